@@ -1,0 +1,177 @@
+/*
+ * context.h - the registry that runs operations on named strategies.
+ *
+ * The spec's ProviderContext: register strategies by name, initialize them,
+ * switch the current one at run time, or let a selection policy choose one
+ * per operation under selection criteria. Keeps per-strategy metrics and
+ * cached health.
+ *
+ * Thread safety: every function may be called from any thread at any time.
+ * execute takes a short read lock to choose a strategy and take a reference
+ * on it, then calls the strategy with no lock held; register, unregister,
+ * switch and policy changes take the write lock for a few instructions. A
+ * strategy unregistered during a call is destroyed when the call returns.
+ */
+#ifndef PROVISIO_CONTEXT_H
+#define PROVISIO_CONTEXT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <jansson.h>
+#include "capabilities.h"
+#include "clock.h"
+#include "metrics.h"
+#include "operation.h"
+#include "result.h"
+#include "strategy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pv_context pv_context;
+
+/* Selection policies (the spec's SelectionPolicy). */
+typedef enum pv_policy {
+	PV_POLICY_NONE = 0,          /* use the current strategy */
+	PV_POLICY_FIRST_AVAILABLE,   /* first eligible in registration order */
+	PV_POLICY_ROUND_ROBIN,
+	PV_POLICY_WEIGHTED_ROUND_ROBIN, /* smooth (nginx) over weights */
+	PV_POLICY_LEAST_CONNECTIONS, /* fewest in-flight operations */
+	PV_POLICY_FASTEST_RESPONSE,  /* lowest EWMA latency; unmeasured first */
+	PV_POLICY_HIGHEST_SUCCESS_RATE, /* highest rate; unmeasured first */
+	PV_POLICY_CAPABILITY_BASED,  /* the most capable eligible strategy */
+	PV_POLICY_HEALTH_BASED,      /* healthy first, then unknown */
+	PV_POLICY_RANDOM,
+	PV_POLICY_PERFORMANCE_BASED, /* best score, see docs/kernel.md */
+	PV_POLICY_CUSTOM,            /* the callback of pv_context_set_custom_policy */
+	PV_POLICY_COUNT
+} pv_policy;
+
+/* "round_robin", ...; static. */
+const char *pv_policy_name(pv_policy p);
+/* Accepts the names above in any case, and the spec's alias
+ * "least_response_time" for fastest_response. 0 or PV_EINVAL listing the
+ * valid names. */
+int pv_policy_parse(const char *name, pv_policy *out);
+
+/* Selection criteria: filters applied before the policy chooses. */
+typedef struct pv_criteria {
+	pv_op_set required_operations;   /* 0 = only the operation's own type */
+	const json_t *required_features; /* array of names or NULL; copied */
+	double min_success_rate;         /* percent; 0 = no minimum */
+	double max_response_time_ms;     /* EWMA; 0 = no maximum */
+	unsigned min_samples;            /* rate/time apply after this many ops; 0 = 10 */
+	bool require_healthy;            /* skip strategies known unhealthy */
+	const char *const *exclude;      /* names never chosen; copied */
+	size_t n_exclude;
+	const char *const *prefer;       /* chosen first when eligible; copied */
+	size_t n_prefer;
+} pv_criteria;
+
+/* What a custom policy sees of each eligible strategy. */
+typedef struct pv_candidate {
+	const char *name;
+	const char *type;
+	double weight;
+	int health;               /* 1 healthy, 0 unhealthy, -1 unknown */
+	const pv_metrics_recorder *metrics;
+	const pv_capabilities *capabilities;
+} pv_candidate;
+
+/* Returns the index of the chosen candidate, or -1 for none. Runs under the
+ * context's read lock: it must not call back into the context. */
+typedef int (*pv_select_fn)(void *user, const pv_candidate *cands, size_t n,
+			    const pv_operation *op);
+
+typedef struct pv_context_options {
+	const pv_clock *clock;          /* NULL = system */
+	double health_interval_seconds; /* health cache lifetime; 0 = 30 */
+	uint64_t rng_seed;              /* random policy; 0 = from time */
+} pv_context_options;
+
+/* New empty context. `opts` may be NULL. Free with pv_context_free. */
+int pv_context_new(pv_context **out, const pv_context_options *opts);
+/* Stops the health monitor, drops every strategy. NULL is fine. */
+void pv_context_free(pv_context *ctx);
+
+/*
+ * Registers `s` under its name, taking a new reference (the caller keeps
+ * its own). Returns 0, or 1 when it replaced a strategy of the same name
+ * (the message of pv_error_last says so), or PV_E*. The first strategy
+ * registered becomes the current one. `weight` (> 0) is for
+ * weighted_round_robin; pv_context_register uses 1.
+ */
+int pv_context_register(pv_context *ctx, pv_strategy *s);
+int pv_context_register_weighted(pv_context *ctx, pv_strategy *s, double weight);
+/* 0 or PV_ENOTFOUND. If it was current, no strategy is current. */
+int pv_context_unregister(pv_context *ctx, const char *name);
+/* 0, PV_ENOTFOUND or PV_EINVAL (weight <= 0 or not finite). */
+int pv_context_set_weight(pv_context *ctx, const char *name, double weight);
+
+/*
+ * Initializes every registered strategy not yet initialized. Returns 0 when
+ * at least one strategy is usable, else PV_ESTATE. `report` (may be NULL)
+ * receives a new object {name: {"initialized": bool, "error": "..."}}.
+ */
+int pv_context_initialize(pv_context *ctx, json_t **report);
+
+/* Makes `name` current. PV_ENOTFOUND for an unknown name, PV_ESTATE when
+ * its initialization failed. */
+int pv_context_set_strategy(pv_context *ctx, const char *name);
+/* Copies the current strategy's name into buf (""when none). 0, or
+ * PV_ENOTFOUND when none is current. */
+int pv_context_current(pv_context *ctx, char *buf, size_t size);
+/* Registered names in registration order, new JSON array. */
+json_t *pv_context_names(pv_context *ctx);
+size_t pv_context_count(pv_context *ctx);
+
+/* Runtime policy and criteria. set_criteria(NULL) clears them. */
+int pv_context_set_policy(pv_context *ctx, pv_policy policy);
+pv_policy pv_context_policy(pv_context *ctx);
+int pv_context_set_criteria(pv_context *ctx, const pv_criteria *criteria);
+int pv_context_set_custom_policy(pv_context *ctx, pv_select_fn fn, void *user);
+
+/*
+ * Runs `op` on the current strategy or, when a policy is set, on the one it
+ * selects. Always fills `out`: NO_STRATEGY_AVAILABLE when none fits,
+ * NOT_INITIALIZED, OPERATION_NOT_SUPPORTED (counted as a failure of that
+ * strategy), TIMEOUT when the deadline has already passed, or the
+ * strategy's own answer. out->provider names the strategy that answered.
+ */
+void pv_context_execute(pv_context *ctx, const pv_operation *op, pv_result *out);
+/* Runs on the named strategy, bypassing selection (STRATEGY_NOT_FOUND). */
+void pv_context_execute_on(pv_context *ctx, const char *name,
+			   const pv_operation *op, pv_result *out);
+
+/* The name selection would choose for `op` now (for tests and `explain`).
+ * 0 and the name in buf, or PV_ENOTFOUND when none fits. */
+int pv_context_select(pv_context *ctx, const pv_operation *op, char *buf, size_t size);
+
+/* Metrics of one strategy (PV_ENOTFOUND) or all as JSON {name: {...}}. */
+int pv_context_metrics(pv_context *ctx, const char *name, pv_metrics *out);
+json_t *pv_context_metrics_json(pv_context *ctx);
+
+/* Capabilities as cached at registration/initialization. */
+int pv_context_capabilities(pv_context *ctx, const char *name, pv_capabilities *out);
+
+/*
+ * Health of one strategy: the cached answer when younger than the health
+ * interval, else a fresh check (made with no lock held). 0 or PV_ENOTFOUND.
+ */
+int pv_context_check_health(pv_context *ctx, const char *name, pv_health *out);
+/* Re-checks every strategy whose cached health is stale (or all, when
+ * `force`). Returns how many were checked. */
+int pv_context_refresh_health(pv_context *ctx, bool force);
+/* A background thread that refreshes stale health every interval. */
+int pv_context_start_health_monitor(pv_context *ctx);
+void pv_context_stop_health_monitor(pv_context *ctx);
+
+/* Everything as JSON: current, policy, and per strategy type, weight,
+ * initialized, health, metrics, stats. New reference. */
+json_t *pv_context_to_json(pv_context *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
