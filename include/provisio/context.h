@@ -104,7 +104,8 @@ void pv_context_free(pv_context *ctx);
  */
 int pv_context_register(pv_context *ctx, pv_strategy *s);
 int pv_context_register_weighted(pv_context *ctx, pv_strategy *s, double weight);
-/* 0 or PV_ENOTFOUND. If it was current, no strategy is current. */
+/* 0 or PV_ENOTFOUND. If it was current, the first remaining strategy whose
+ * initialization did not fail becomes current (none when there is none). */
 int pv_context_unregister(pv_context *ctx, const char *name);
 /* 0, PV_ENOTFOUND or PV_EINVAL (weight <= 0 or not finite). */
 int pv_context_set_weight(pv_context *ctx, const char *name, double weight);

@@ -3,6 +3,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 #include "provisio/error.h"
 
 static _Thread_local char last_message[512];
@@ -13,10 +14,14 @@ int pv_error_last_code(void) { return last_code; }
 
 int pv_error_set(int code, const char *fmt, ...)
 {
+	/* Format aside first: callers may pass pv_error_last() as an argument
+	 * to wrap the previous message. */
+	char text[sizeof last_message];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(last_message, sizeof last_message, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	memcpy(last_message, text, sizeof text);
 	last_code = code;
 	return code;
 }
