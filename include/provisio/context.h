@@ -127,6 +127,16 @@ int pv_context_current(pv_context *ctx, char *buf, size_t size);
 json_t *pv_context_names(pv_context *ctx);
 size_t pv_context_count(pv_context *ctx);
 
+/* Whether selection policies may choose `name` (default true). A graph
+ * built from configuration registers every strategy, so execute_on reaches
+ * any of them, but lets policies choose only among its top-level ones.
+ * 0 or PV_ENOTFOUND. */
+int pv_context_set_selectable(pv_context *ctx, const char *name, bool selectable);
+
+/* Metrics collection (default on). Off, execute reads no clock (unless the
+ * operation has a deadline) and records nothing: results carry no latency. */
+void pv_context_set_metrics_enabled(pv_context *ctx, bool enabled);
+
 /* Runtime policy and criteria. set_criteria(NULL) clears them. */
 int pv_context_set_policy(pv_context *ctx, pv_policy policy);
 pv_policy pv_context_policy(pv_context *ctx);

@@ -11,5 +11,7 @@
 #include "metrics.h"
 #include "context.h"
 #include "sim.h"
+#include "chaos.h"
+#include "config.h"
 #define PROVISIO_VERSION "0.1.0"
 #endif

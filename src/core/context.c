@@ -67,6 +67,7 @@ static int entry_new(entry **out, pv_strategy *s, double weight)
 	e->s = pv_strategy_ref(s);
 	atomic_init(&e->refs, 1);
 	e->registered = true;
+	e->selectable = true;
 	e->weight = weight;
 	e->capability_score = capability_score(&e->caps);
 	atomic_init(&e->init_state, pv_strategy_is_initialized(s) ? INIT_OK : INIT_PENDING);
@@ -245,6 +246,24 @@ int pv_context_unregister(pv_context *ctx, const char *name)
 	pthread_rwlock_unlock(&ctx->lock);
 	entry_release(e); /* destroyed now, or when its last call returns */
 	return rc;
+}
+
+int pv_context_set_selectable(pv_context *ctx, const char *name, bool selectable)
+{
+	int rc = 0;
+	pthread_rwlock_wrlock(&ctx->lock);
+	long i = find_index(ctx, name);
+	if (i >= 0)
+		ctx->entries[i]->selectable = selectable;
+	else
+		rc = pv_error_set(PV_ENOTFOUND, "strategy '%s' is not registered", name ? name : "(null)");
+	pthread_rwlock_unlock(&ctx->lock);
+	return rc;
+}
+
+void pv_context_set_metrics_enabled(pv_context *ctx, bool enabled)
+{
+	atomic_store(&ctx->metrics_off, !enabled);
 }
 
 int pv_context_set_weight(pv_context *ctx, const char *name, double weight)
@@ -442,7 +461,8 @@ static inline uint64_t ctx_now(const pv_context *ctx)
 static void run_entry(pv_context *ctx, entry *e, const pv_operation *op, pv_result *out)
 {
 	pv_strategy *s = e->s;
-	uint64_t start = ctx_now(ctx);
+	bool timed = !atomic_load_explicit(&ctx->metrics_off, memory_order_relaxed);
+	uint64_t start = timed || op->deadline_ns ? ctx_now(ctx) : 0;
 	if (__builtin_expect(atomic_load_explicit(&e->init_state, memory_order_acquire) != INIT_OK, 0))
 		pv_result_fail(out, PV_ERR_NOT_INITIALIZED, PV_CLASS_PERMANENT,
 			       "strategy '%s' is not initialized", s->name);
@@ -455,11 +475,13 @@ static void run_entry(pv_context *ctx, entry *e, const pv_operation *op, pv_resu
 	else if (s->methods->execute(s, op, out) < 0)
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL,
 			       "strategy '%s' failed internally: %s", s->name, pv_error_last());
-	uint64_t end = ctx_now(ctx);
 	if (!out->provider[0])
 		pv_result_set_provider(out, s->name);
 	if (!out->attempts)
 		out->attempts = 1;
+	if (!timed)
+		return;
+	uint64_t end = ctx_now(ctx);
 	out->latency_ns = end - start;
 	pv_metrics_record(&e->metrics, out, end - start, ctx->clock ? pv_now_ns() : end);
 }

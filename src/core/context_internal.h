@@ -17,6 +17,7 @@ typedef struct entry {
 	pv_strategy *s;
 	atomic_uint_fast64_t refs;
 	bool registered;          /* under the context's write lock */
+	bool selectable;          /* under the context's lock */
 	double weight;            /* under the context's lock */
 	pv_capabilities caps;     /* replaced under the write lock */
 	unsigned capability_score;
@@ -58,6 +59,7 @@ struct pv_context {
 	uint32_t *wrr;   /* smooth weighted round-robin schedule: entry indexes */
 	size_t wrr_len;
 	atomic_uint_fast64_t cursor; /* round robin, rotation of ties, random */
+	atomic_bool metrics_off;
 	uint64_t seed;
 
 	const pv_clock *clock;

@@ -135,7 +135,8 @@ static bool name_in(char **names, size_t n, const char *name)
 /* Whether `e` may serve `op` at all, before any policy. */
 static bool eligible(const pv_context *ctx, const entry *e, const pv_operation *op)
 {
-	if (atomic_load_explicit(&e->init_state, memory_order_relaxed) != INIT_OK)
+	if (!e->selectable ||
+	    atomic_load_explicit(&e->init_state, memory_order_relaxed) != INIT_OK)
 		return false;
 	if (!(e->caps.operations & PV_OP_BIT(op->type)))
 		return false;

@@ -1,0 +1,90 @@
+/*
+ * cmd_config.c - `provisio config validate|show`.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+
+static void help(FILE *f)
+{
+	fprintf(f,
+		"usage: provisio config validate [FILE]\n"
+		"       provisio config show\n"
+		"\n"
+		"validate  loads the file (with the --env overlay and ${VAR} expansion), checks every\n"
+		"          block and builds every strategy without contacting any provider; prints\n"
+		"          {\"valid\", \"errors\", \"warnings\", \"diagnostics\"}; exits 1 when invalid.\n"
+		"show      prints the effective configuration and the strategy graph built from it,\n"
+		"          with secrets (api_key, secret_access_key, password, token, ...) redacted.\n"
+		"\n"
+		"examples:\n"
+		"  provisio config validate config/provisio.json\n"
+		"  provisio --env production config show\n"
+		"  PROVIDER1_API_KEY=... provisio --strict config validate\n");
+}
+
+static int validate(const pv_cli *cli, const char *file)
+{
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = file ? file : cli->config_path, .env_name = cli->env_name,
+			       .strict = cli->strict};
+	char *path = pv_config_find(o.path);
+	pv_context *ctx = NULL;
+	int rc = path ? pv_config_open(&o, &ctx, NULL, &d) : PV_ENOTFOUND;
+	if (rc < 0 && !d.errors)
+		pv_diags_add(&d, PV_DIAG_ERROR, "", "%s", pv_error_last());
+	pv_context_free(ctx);
+	pv_cli_print_diags(&d);
+	pv_cli_print(json_pack("{s:b, s:s?, s:I, s:I, s:o}", "valid", rc == 0, "file", path,
+			       "errors", (json_int_t)d.errors, "warnings", (json_int_t)(d.n - d.errors),
+			       "diagnostics", pv_diags_to_json(&d)));
+	free(path);
+	pv_diags_clear(&d);
+	return rc == 0 ? PV_EXIT_OK : PV_EXIT_FAIL;
+}
+
+static int show(const pv_cli *cli)
+{
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = cli->config_path, .env_name = cli->env_name, .strict = cli->strict};
+	json_t *doc = NULL;
+	int rc = pv_config_load_file(&o, &doc, &d);
+	json_t *graph = doc ? pv_config_normalize(doc, cli->strict, &d) : NULL;
+	pv_cli_print_diags(&d);
+	if (!doc) {
+		pv_cli_error("%s", pv_error_last());
+	} else {
+		char *path = pv_config_find(o.path);
+		json_t *out = json_object();
+		json_object_set_new(out, "file", path ? json_string(path) : json_null());
+		const char *env = cli->env_name ? cli->env_name : getenv("PROVISIO_ENV");
+		json_object_set_new(out, "env", env && *env ? json_string(env) : json_null());
+		json_object_set_new(out, "config", pv_config_redact(doc));
+		json_object_set_new(out, "graph", graph ? pv_config_redact(graph) : json_null());
+		pv_cli_print(out);
+		free(path);
+	}
+	bool bad = rc < 0 || d.errors;
+	json_decref(doc);
+	json_decref(graph);
+	pv_diags_clear(&d);
+	return bad ? PV_EXIT_FAIL : PV_EXIT_OK;
+}
+
+int cmd_config(const pv_cli *cli, int argc, char **argv)
+{
+	if (argc < 2 || pv_cli_wants_help(argc, argv)) {
+		help(argc < 2 ? stderr : stdout);
+		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
+	}
+	if (strcmp(argv[1], "validate") == 0 && argc <= 3)
+		return validate(cli, argc == 3 ? argv[2] : NULL);
+	if (strcmp(argv[1], "show") == 0 && argc == 2)
+		return show(cli);
+	pv_cli_error("config: unknown or malformed subcommand '%s' (see 'provisio config --help')", argv[1]);
+	return PV_EXIT_USAGE;
+}

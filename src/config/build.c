@@ -1,0 +1,294 @@
+/*
+ * build.c - a normalised graph turned into strategies in a context.
+ *
+ * Providers come from their type's factory; wrappers (fallback, balancer,
+ * composite, chaos) from the kind table below, children first. Every
+ * strategy is registered in the context by name (so execute_on reaches any
+ * of them); selection policies choose only among the top-level ones unless
+ * an item says "selectable". The default strategy becomes current.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "provisio/chaos.h"
+#include "provisio/config.h"
+#include "provisio/error.h"
+
+typedef int (*kind_builder)(pv_strategy **out, const char *name, pv_strategy *const *children,
+			    const double *weights, size_t n, const json_t *config,
+			    const pv_clock *clock);
+
+static int build_chaos(pv_strategy **out, const char *name, pv_strategy *const *children,
+		       const double *weights, size_t n, const json_t *config, const pv_clock *clock)
+{
+	(void)weights;
+	if (n != 1)
+		return pv_error_set(PV_EINVAL, "chaos '%s' wraps exactly one strategy", name);
+	return pv_chaos_new(out, name, children[0], config, clock);
+}
+
+static const struct {
+	const char *kind;
+	kind_builder build;
+} kinds[] = {
+	{"chaos", build_chaos},
+};
+
+static kind_builder find_kind(const char *kind)
+{
+	for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
+		if (strcmp(kinds[i].kind, kind) == 0)
+			return kinds[i].build;
+	return NULL;
+}
+
+typedef struct built {
+	const char *name;
+	pv_strategy *s; /* NULL: not built (disabled, failed) */
+	double weight;
+	bool is_strategy;
+	bool child; /* used by some wrapper */
+	int state;  /* 0 new, 1 building, 2 done */
+	const json_t *item;
+	size_t index;
+} built;
+
+typedef struct builder {
+	built *items;
+	size_t n;
+	const pv_clock *clock;
+	pv_diags *diags;
+} builder;
+
+static built *find(builder *b, const char *name)
+{
+	for (size_t i = 0; name && i < b->n; i++)
+		if (strcmp(b->items[i].name, name) == 0)
+			return &b->items[i];
+	return NULL;
+}
+
+static json_t *child_names(const json_t *item)
+{
+	json_t *out = json_array();
+	const char *kind = json_string_value(json_object_get(item, "kind"));
+	if (strcmp(kind, "fallback") == 0) {
+		json_array_append(out, json_object_get(item, "primary"));
+		if (json_object_get(item, "fallbacks"))
+			json_array_extend(out, json_object_get(item, "fallbacks"));
+	} else if (strcmp(kind, "chaos") == 0) {
+		json_array_append(out, json_object_get(item, "child"));
+	} else {
+		json_array_extend(out, json_object_get(item, "children"));
+	}
+	return out;
+}
+
+static void build_one(builder *b, built *it)
+{
+	if (it->state == 2 || !it->is_strategy)
+		return;
+	char path[64];
+	snprintf(path, sizeof path, "strategies[%zu]", it->index);
+	if (it->state == 1) {
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "cycle through '%s'", it->name);
+		return;
+	}
+	it->state = 1;
+	const char *kind = json_string_value(json_object_get(it->item, "kind"));
+	json_t *names = child_names(it->item);
+	size_t n = json_array_size(names), k = 0;
+	pv_strategy **kids = calloc(n ? n : 1, sizeof *kids);
+	double *weights = calloc(n ? n : 1, sizeof *weights);
+	bool primary_missing = false;
+	for (size_t i = 0; kids && weights && i < n; i++) {
+		built *c = find(b, json_string_value(json_array_get(names, i)));
+		if (c) {
+			c->child = true;
+			build_one(b, c);
+		}
+		if (c && c->s) {
+			kids[k] = c->s;
+			weights[k++] = c->weight;
+		} else if (i == 0 && strcmp(kind, "fallback") == 0) {
+			primary_missing = true;
+		}
+	}
+	kind_builder fn = find_kind(kind);
+	if (!kids || !weights)
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "out of memory");
+	else if (!fn)
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
+			     "kind '%s' is not available in this build of provisio", kind);
+	else if (primary_missing)
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "the primary of '%s' is disabled or failed to build",
+			     it->name);
+	else if (k == 0)
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "'%s' has no usable child", it->name);
+	else if (fn(&it->s, it->name, kids, weights, k, json_object_get(it->item, "config"), b->clock) < 0)
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+	free(kids);
+	free(weights);
+	json_decref(names);
+	it->state = 2;
+}
+
+static void load_plugins(const json_t *graph, pv_diags *diags)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(graph, "plugins"), i, p) {
+		char path[32];
+		snprintf(path, sizeof path, "plugins[%zu]", i);
+		if (pv_plugin_load(json_string_value(p)) < 0)
+			pv_diags_add(diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+	}
+}
+
+static void build_providers(builder *b, const json_t *graph)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(graph, "providers"), i, p) {
+		built *it = &b->items[b->n++];
+		it->name = json_string_value(json_object_get(p, "name"));
+		it->item = p;
+		it->index = i;
+		it->state = 2;
+		json_t *w = json_object_get(p, "weight");
+		it->weight = w ? json_number_value(w) : 1.0;
+		if (json_is_false(json_object_get(p, "enabled")))
+			continue;
+		pv_provider_factory f = pv_provider_factory_find(json_string_value(json_object_get(p, "type")));
+		char path[64];
+		snprintf(path, sizeof path, "providers[%zu].config", i);
+		if (!f)
+			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "no factory for type '%s'",
+				     json_string_value(json_object_get(p, "type")));
+		else if (f(&it->s, it->name, json_object_get(p, "config"), b->clock) < 0)
+			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+	}
+}
+
+static int apply_context(pv_context *ctx, const json_t *c)
+{
+	json_t *v;
+	if (!c)
+		return 0;
+	if ((v = json_object_get(c, "metrics_collection_enabled")))
+		pv_context_set_metrics_enabled(ctx, !json_is_false(v));
+	pv_policy policy;
+	if ((v = json_object_get(c, "selection_policy")) &&
+	    pv_policy_parse(json_string_value(v), &policy) == 0 && policy != PV_POLICY_CUSTOM)
+		pv_context_set_policy(ctx, policy);
+	json_t *crit = json_object_get(c, "selection_criteria");
+	if (!json_is_object(crit))
+		return 0;
+	pv_criteria pc = {0};
+	const char *ex[64], *pr[64];
+	size_t i;
+	json_t *x;
+	pc.min_success_rate = json_number_value(json_object_get(crit, "min_success_rate"));
+	pc.max_response_time_ms = json_number_value(json_object_get(crit, "max_response_time_ms"));
+	pc.min_samples = (unsigned)json_integer_value(json_object_get(crit, "min_samples"));
+	pc.require_healthy = json_is_true(json_object_get(crit, "require_healthy"));
+	pc.required_features = json_object_get(crit, "required_features");
+	json_array_foreach(json_object_get(crit, "required_operations"), i, x) {
+		pv_op_type t;
+		if (pv_op_parse(json_string_value(x), &t) == 0)
+			pc.required_operations |= PV_OP_BIT(t);
+	}
+	json_array_foreach(json_object_get(crit, "exclude"), i, x) if (pc.n_exclude < 64)
+		ex[pc.n_exclude++] = json_string_value(x);
+	json_array_foreach(json_object_get(crit, "prefer"), i, x) if (pc.n_prefer < 64)
+		pr[pc.n_prefer++] = json_string_value(x);
+	pc.exclude = ex;
+	pc.prefer = pr;
+	return pv_context_set_criteria(ctx, &pc);
+}
+
+int pv_config_build(const json_t *graph, const pv_clock *clock, pv_context **out, pv_diags *diags)
+{
+	*out = NULL;
+	load_plugins(graph, diags);
+	size_t np = json_array_size(json_object_get(graph, "providers"));
+	size_t ns = json_array_size(json_object_get(graph, "strategies"));
+	builder b = {calloc(np + ns + 1, sizeof(built)), 0, clock, diags};
+	if (!b.items)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	build_providers(&b, graph);
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(graph, "strategies"), i, s) {
+		built *it = &b.items[b.n++];
+		it->name = json_string_value(json_object_get(s, "name"));
+		it->item = s;
+		it->index = i;
+		it->is_strategy = true;
+		it->weight = 1.0;
+	}
+	for (i = 0; i < b.n; i++)
+		build_one(&b, &b.items[i]);
+
+	pv_context *ctx = NULL;
+	json_t *c = json_object_get(graph, "context");
+	json_t *iv = json_object_get(c, "health_check_interval_seconds");
+	pv_context_options opts = {.clock = clock, .health_interval_seconds = iv ? json_number_value(iv) : 0};
+	int rc = diags->errors ? PV_EINVAL : pv_context_new(&ctx, &opts);
+	for (i = 0; rc == 0 && i < b.n; i++) {
+		built *it = &b.items[i];
+		if (!it->s)
+			continue;
+		rc = pv_context_register_weighted(ctx, it->s, it->weight);
+		if (rc >= 0) {
+			json_t *sel = json_object_get(it->item, "selectable");
+			rc = pv_context_set_selectable(ctx, it->name, sel ? json_is_true(sel) : !it->child);
+		}
+	}
+	const char *deflt = json_string_value(json_object_get(graph, "default_strategy"));
+	for (i = 0; !deflt && i < b.n; i++) /* else the first top-level strategy, then provider */
+		if (b.items[i].s && b.items[i].is_strategy && !b.items[i].child)
+			deflt = b.items[i].name;
+	for (i = 0; !deflt && i < b.n; i++)
+		if (b.items[i].s && !b.items[i].child)
+			deflt = b.items[i].name;
+	if (rc == 0 && deflt && pv_context_set_strategy(ctx, deflt) < 0)
+		pv_diags_add(diags, PV_DIAG_ERROR, "default_strategy", "%s", pv_error_last());
+	if (rc == 0 && apply_context(ctx, c) < 0)
+		pv_diags_add(diags, PV_DIAG_ERROR, "context.selection_criteria", "%s", pv_error_last());
+	for (i = 0; i < b.n; i++)
+		pv_strategy_unref(b.items[i].s); /* the context holds its own references */
+	free(b.items);
+	if (rc == 0 && diags->errors)
+		rc = PV_EINVAL;
+	if (rc < 0) {
+		pv_context_free(ctx);
+		return rc == PV_EINVAL ? pv_error_set(PV_EINVAL, "%zu configuration error(s)", diags->errors)
+				       : rc;
+	}
+	*out = ctx;
+	return 0;
+}
+
+int pv_config_open(const pv_config_options *opts, pv_context **ctx, json_t **graph_out, pv_diags *diags)
+{
+	*ctx = NULL;
+	if (graph_out)
+		*graph_out = NULL;
+	json_t *doc = NULL;
+	int rc = pv_config_load_file(opts, &doc, diags);
+	json_t *graph = NULL;
+	if (doc && rc != PV_EIO && rc != PV_ENOTFOUND) {
+		graph = pv_config_normalize(doc, opts && opts->strict, diags);
+		if (graph && !diags->errors)
+			rc = pv_config_build(graph, opts ? opts->clock : NULL, ctx, diags);
+		else
+			rc = pv_error_set(PV_EINVAL, "%zu configuration error(s)", diags->errors);
+	}
+	json_decref(doc);
+	if (graph_out)
+		*graph_out = graph;
+	else
+		json_decref(graph);
+	return rc;
+}

@@ -1,0 +1,369 @@
+/*
+ * test_config.c - configuration loading: variable expansion, overlays,
+ * search order, redaction, validation messages with JSON paths, the three
+ * formats, graph building, plugins.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "provisio/provisio.h"
+
+static char dir[64];
+
+static void write_file(const char *name, const char *text, mode_t mode)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+	chmod(path, mode);
+}
+
+static char *path_of(const char *name)
+{
+	static char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	return path;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	strcpy(dir, "/tmp/pv-config-XXXXXX");
+	if (!mkdtemp(dir))
+		return -1;
+	pv_log_set_level(PV_LOG_OFF);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[128];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+/* The diagnostic at `path` whose message contains `text`, or NULL. */
+static const pv_diag *find_diag(const pv_diags *d, const char *path, const char *text)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (strcmp(d->items[i].path, path) == 0 && strstr(d->items[i].message, text))
+			return &d->items[i];
+	return NULL;
+}
+
+static void test_expansion_of_set_defaulted_and_missing_variables(void **state)
+{
+	(void)state;
+	setenv("PV_TEST_REGION", "eu-west-1", 1);
+	unsetenv("PV_TEST_MISSING");
+	json_t *doc = json_loads("{\"a\": \"${PV_TEST_REGION}\", \"b\": [\"x-${PV_TEST_MISSING:-dflt}-y\"],"
+				 " \"c\": {\"api_key\": \"${PV_TEST_MISSING}\"}, \"d\": \"cost $$5\"}", 0, NULL);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_expand(doc, &d);
+	assert_string_equal(json_string_value(json_object_get(doc, "a")), "eu-west-1");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(doc, "b"), 0)), "x-dflt-y");
+	assert_string_equal(json_string_value(json_object_get(doc, "d")), "cost $5");
+	/* the literal reference never survives as a key */
+	assert_true(json_is_null(json_object_get(json_object_get(doc, "c"), "api_key")));
+	assert_int_equal(d.errors, 1);
+	assert_non_null(find_diag(&d, "c.api_key", "PV_TEST_MISSING is not set"));
+	pv_diags_clear(&d);
+	json_decref(doc);
+}
+
+static void test_merge_replaces_arrays_and_merges_objects(void **state)
+{
+	(void)state;
+	json_t *base = json_loads("{\"a\": {\"x\": 1, \"y\": 2}, \"l\": [1, 2, 3]}", 0, NULL);
+	json_t *over = json_loads("{\"a\": {\"y\": 5, \"z\": 6}, \"l\": [9]}", 0, NULL);
+	pv_config_merge(base, over);
+	json_t *want = json_loads("{\"a\": {\"x\": 1, \"y\": 5, \"z\": 6}, \"l\": [9]}", 0, NULL);
+	assert_true(json_equal(base, want));
+	json_decref(base);
+	json_decref(over);
+	json_decref(want);
+}
+
+static void test_redaction_hides_secrets_not_settings(void **state)
+{
+	(void)state;
+	json_t *doc = json_loads("{\"p\": {\"api_key\": \"k1\", \"secret_access_key\": \"s\", \"password\": \"p\","
+				 " \"session_token\": \"t\", \"tokens\": [\"a\", \"b\"], \"region\": \"r\","
+				 " \"token_bucket\": {\"capacity\": 5}}}", 0, NULL);
+	json_t *red = pv_config_redact(doc);
+	char *text = json_dumps(red, JSON_COMPACT);
+	assert_null(strstr(text, "k1"));
+	assert_null(strstr(text, "\"s\""));
+	assert_null(strstr(text, "\"t\""));
+	assert_null(strstr(text, "\"a\""));
+	assert_non_null(strstr(text, "\"region\":\"r\""));
+	assert_non_null(strstr(text, "\"capacity\":5"));
+	free(text);
+	json_decref(red);
+	json_decref(doc);
+}
+
+static void test_search_order_explicit_env_hfconfdir_local(void **state)
+{
+	(void)state;
+	write_file("provisio.json", "{}", 0600);
+	unsetenv("PROVISIO_CONFIG");
+	setenv("HF_PROVIDER_CONFDIR", dir, 1);
+	char *p = pv_config_find(NULL);
+	assert_string_equal(p, path_of("provisio.json"));
+	free(p);
+	setenv("PROVISIO_CONFIG", "/elsewhere/x.json", 1);
+	p = pv_config_find(NULL);
+	assert_string_equal(p, "/elsewhere/x.json");
+	free(p);
+	p = pv_config_find("/explicit.json");
+	assert_string_equal(p, "/explicit.json");
+	free(p);
+	unsetenv("PROVISIO_CONFIG");
+	setenv("HF_PROVIDER_CONFDIR", "/nonexistent-dir", 1);
+	char cwd[512];
+	assert_non_null(getcwd(cwd, sizeof cwd));
+	assert_int_equal(chdir(dir), 0); /* no ./config/provisio.json here */
+	assert_null(pv_config_find(NULL));
+	assert_non_null(strstr(pv_error_last(), "--config"));
+	assert_int_equal(chdir(cwd), 0);
+	unsetenv("HF_PROVIDER_CONFDIR");
+}
+
+static const char *graph_json =
+	"{\"providers\": ["
+	"  {\"name\": \"a\", \"type\": \"sim\", \"weight\": 3, \"config\": {\"seed\": 1}},"
+	"  {\"name\": \"b\", \"type\": \"sim\"},"
+	"  {\"name\": \"off\", \"type\": \"sim\", \"enabled\": false}],"
+	" \"strategies\": [{\"name\": \"flaky-a\", \"kind\": \"chaos\", \"child\": \"a\","
+	"                   \"config\": {\"failure_rate\": 0.5, \"seed\": 3}}],"
+	" \"default_strategy\": \"flaky-a\","
+	" \"context\": {\"selection_policy\": \"ROUND_ROBIN\", \"health_check_interval_seconds\": 10}}";
+
+static void test_explicit_graph_builds_context_with_default(void **state)
+{
+	(void)state;
+	write_file("graph.json", graph_json, 0600);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = path_of("graph.json")};
+	pv_context *ctx = NULL;
+	json_t *graph = NULL;
+	assert_int_equal(pv_config_open(&o, &ctx, &graph, &d), 0);
+	assert_int_equal(d.errors, 0);
+	json_t *names = pv_context_names(ctx);
+	assert_int_equal(json_array_size(names), 3); /* a, b, flaky-a; "off" is disabled */
+	json_decref(names);
+	char cur[32];
+	pv_context_current(ctx, cur, sizeof cur);
+	assert_string_equal(cur, "flaky-a");
+	assert_int_equal(pv_context_policy(ctx), PV_POLICY_ROUND_ROBIN);
+	/* a is inside flaky-a: the policy chooses among the top-level b and flaky-a */
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	int seen_a_direct = 0;
+	for (int i = 0; i < 20; i++) {
+		char who[32];
+		pv_context_select(ctx, &op, who, sizeof who);
+		seen_a_direct += strcmp(who, "a") == 0;
+	}
+	assert_int_equal(seen_a_direct, 0);
+	pv_result r;
+	pv_context_execute_on(ctx, "a", &op, &r); /* still reachable by name */
+	assert_true(r.success);
+	pv_result_clear(&r);
+	pv_context_free(ctx);
+	json_decref(graph);
+	pv_diags_clear(&d);
+}
+
+static void expect_invalid(const char *json, const char *path, const char *text, bool strict)
+{
+	json_t *doc = json_loads(json, 0, NULL);
+	assert_non_null(doc);
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *graph = pv_config_normalize(doc, strict, &d);
+	if (!d.errors && graph) {
+		pv_context *ctx = NULL;
+		pv_config_build(graph, NULL, &ctx, &d);
+		pv_context_free(ctx);
+	}
+	const pv_diag *g = find_diag(&d, path, text);
+	if (!g) {
+		char *all = pv_diags_format(&d);
+		print_error("wanted '%s' at '%s', got:\n%s", text, path, all ? all : "");
+		free(all);
+	}
+	assert_non_null(g);
+	assert_int_equal(g->level, PV_DIAG_ERROR);
+	json_decref(graph);
+	json_decref(doc);
+	pv_diags_clear(&d);
+}
+
+static void test_validation_errors_name_path_value_and_allowed(void **state)
+{
+	(void)state;
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"nimbus\"}]}", "providers[0].type",
+		       "'nimbus' is not a known provider type (known: [\"sim\"", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}, {\"name\": \"a\", \"type\": \"sim\"}]}",
+		       "providers[1].name", "used twice", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"s\", \"kind\": \"magic\", \"children\": [\"a\"]}]}",
+		       "strategies[0].kind", "'magic' is not one of fallback, balancer, composite, chaos", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"s\", \"kind\": \"chaos\", \"child\": \"ghost\"}]}",
+		       "strategies[0].child", "'ghost' names no provider or strategy", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"x\", \"kind\": \"chaos\", \"child\": \"y\"},"
+		       "                  {\"name\": \"y\", \"kind\": \"chaos\", \"child\": \"x\"}]}",
+		       "strategies[0]", "cycle in the strategy graph", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}], \"context\": {\"selection_policy\": \"cheapest\"}}",
+		       "context.selection_policy", "unknown selection policy 'cheapest'", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"config\": {\"failure_rate\": 7}}]}",
+		       "providers[0].config", "failure_rate", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"colour\": \"red\"}]}",
+		       "providers[0]", "unknown key 'colour'", true);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"context\": {\"selection_criteria\": {\"min_success_rate\": 150}}}",
+		       "context.selection_criteria.min_success_rate", "percentage from 0 to 100", false);
+}
+
+static void test_every_error_is_reported_at_once(void **state)
+{
+	(void)state;
+	json_t *doc = json_loads("{\"providers\": [{\"name\": \"\", \"type\": \"sim\"}, {\"name\": \"b\"}],"
+				 " \"default_strategy\": \"zzz\", \"context\": {\"selection_policy\": 5}}", 0, NULL);
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *g = pv_config_normalize(doc, false, &d);
+	assert_true(d.errors >= 4);
+	assert_non_null(find_diag(&d, "providers[0].name", "letters"));
+	assert_non_null(find_diag(&d, "providers[1].type", "required"));
+	assert_non_null(find_diag(&d, "default_strategy", "'zzz'"));
+	assert_non_null(find_diag(&d, "context.selection_policy", "policy name"));
+	json_decref(g);
+	json_decref(doc);
+	pv_diags_clear(&d);
+}
+
+static void test_unknown_keys_warn_by_default(void **state)
+{
+	(void)state;
+	json_t *doc = json_loads("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}], \"colour\": 1}", 0, NULL);
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *g = pv_config_normalize(doc, false, &d);
+	assert_int_equal(d.errors, 0);
+	const pv_diag *w = find_diag(&d, "(root)", "unknown key 'colour'");
+	assert_non_null(w);
+	assert_int_equal(w->level, PV_DIAG_WARNING);
+	json_decref(g);
+	json_decref(doc);
+	pv_diags_clear(&d);
+}
+
+static void test_overlay_from_env_name_is_merged(void **state)
+{
+	(void)state;
+	write_file("base.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+				" \"context\": {\"selection_policy\": \"first_available\", \"health_check_interval_seconds\": 60}}", 0600);
+	write_file("production.json", "{\"context\": {\"selection_policy\": \"random\"}}", 0600);
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *doc = NULL;
+	pv_config_options o = {.path = path_of("base.json"), .env_name = "production"};
+	assert_int_equal(pv_config_load_file(&o, &doc, &d), 0);
+	json_t *ctx = json_object_get(doc, "context");
+	assert_string_equal(json_string_value(json_object_get(ctx, "selection_policy")), "random");
+	assert_int_equal(json_integer_value(json_object_get(ctx, "health_check_interval_seconds")), 60);
+	json_decref(doc);
+
+	o.env_name = "staging"; /* no such overlay: an error, not a silent skip */
+	assert_int_equal(pv_config_load_file(&o, &doc, &d), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "staging"));
+	json_decref(doc);
+	pv_diags_clear(&d);
+}
+
+static void test_readable_file_with_literal_secret_warns(void **state)
+{
+	(void)state;
+	write_file("leaky.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"config\": {\"api_key\": \"hunter2\"}}]}", 0644);
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *doc = NULL;
+	pv_config_options o = {.path = path_of("leaky.json")};
+	pv_config_load_file(&o, &doc, &d);
+	assert_non_null(find_diag(&d, "(root)", "literal secret"));
+	char *all = pv_diags_format(&d);
+	assert_null(strstr(all, "hunter2")); /* the warning never quotes it */
+	free(all);
+	json_decref(doc);
+	pv_diags_clear(&d);
+	pv_diags_init(&d);
+	write_file("safe.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"config\": {\"api_key\": \"hunter2\"}}]}", 0600);
+	o.path = path_of("safe.json");
+	pv_config_load_file(&o, &doc, &d);
+	assert_int_equal(d.n, 0);
+	json_decref(doc);
+	pv_diags_clear(&d);
+}
+
+static void test_plugin_provider_loads_and_serves(void **state)
+{
+	(void)state;
+	char json[1024];
+	snprintf(json, sizeof json,
+		 "{\"plugins\": [\"%s\"], \"providers\": [{\"name\": \"e\", \"type\": \"echo\"}]}", PV_TEST_PLUGIN);
+	write_file("plugin.json", json, 0600);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = path_of("plugin.json")};
+	pv_context *ctx = NULL;
+	/* the type is unknown until the plugin loads: normalisation must not reject it first */
+	assert_int_equal(pv_plugin_load(PV_TEST_PLUGIN), 0);
+	assert_int_equal(pv_config_open(&o, &ctx, NULL, &d), 0);
+	json_t *params = json_pack("{s:i}", "n", 7);
+	pv_operation op = {.type = PV_OP_VALIDATE_TEMPLATE, .params = params};
+	pv_result r;
+	pv_context_execute(ctx, &op, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.data, "echo"), "n")), 7);
+	pv_result_clear(&r);
+	json_decref(params);
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	assert_int_equal(pv_plugin_load("/nonexistent/libnope.so"), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "libnope.so"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_expansion_of_set_defaulted_and_missing_variables),
+		cmocka_unit_test(test_merge_replaces_arrays_and_merges_objects),
+		cmocka_unit_test(test_redaction_hides_secrets_not_settings),
+		cmocka_unit_test(test_search_order_explicit_env_hfconfdir_local),
+		cmocka_unit_test(test_explicit_graph_builds_context_with_default),
+		cmocka_unit_test(test_validation_errors_name_path_value_and_allowed),
+		cmocka_unit_test(test_every_error_is_reported_at_once),
+		cmocka_unit_test(test_unknown_keys_warn_by_default),
+		cmocka_unit_test(test_overlay_from_env_name_is_merged),
+		cmocka_unit_test(test_readable_file_with_literal_secret_warns),
+		cmocka_unit_test(test_plugin_provider_loads_and_serves),
+	};
+	return cmocka_run_group_tests_name("config", tests, setup, teardown);
+}
