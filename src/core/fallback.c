@@ -333,6 +333,7 @@ static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 		if (try_child(f, i, op, out, &rs)) {
 			finish_success(f, i, op, out, &rs);
 			json_decref(rs.errors);
+			pv_result_clear(&rs.last);
 			return 0;
 		}
 	}
@@ -509,9 +510,12 @@ static int check_state(fallback *f, const json_t *st)
 		return pv_error_set(PV_EINVAL, "fallback '%s' state: field 'breakers': must be an object",
 				    f->base.name);
 	json_object_foreach(breakers, name, v) {
-		if (child_named(f, name) && pv_breaker_check_state(v) < 0)
+		if (child_named(f, name) && pv_breaker_check_state(v) < 0) {
+			char why[256]; /* pv_error_set must not read its own buffer */
+			snprintf(why, sizeof why, "%s", pv_error_last());
 			return pv_error_set(PV_EINVAL, "fallback '%s' state: breakers.%s: %s",
-					    f->base.name, name, pv_error_last());
+					    f->base.name, name, why);
+		}
 	}
 	json_t *children = json_object_get(st, "children");
 	if (children && !json_is_object(children))
