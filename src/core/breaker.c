@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include "core/breaker.h"
+#include "core/coarse_clock.h"
 #include "provisio/error.h"
 
 #define RELAXED memory_order_relaxed
@@ -258,12 +259,14 @@ static void count_outcome(pv_breaker *b, pv_breaker_outcome o, const pv_result *
 }
 
 void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
-		       uint64_t latency_ns, uint64_t now_ns)
+		       uint64_t latency_ns, const pv_clock *clock)
 {
 	pv_breaker_outcome o = pv_breaker_classify(b, r, latency_ns);
-	count_outcome(b, o, r, now_ns);
+	bool fast = o == PV_OUTCOME_SUCCESS && permit.kind == PV_PERMIT_NORMAL;
+	uint64_t now = fast ? pv_clock_now_coarse(clock) : pv_clock_now(clock);
+	count_outcome(b, o, r, now);
 	if (permit.kind == PV_PERMIT_PROBE) {
-		record_probe(b, permit.generation, o, now_ns);
+		record_probe(b, permit.generation, o, now);
 		return;
 	}
 	uint64_t sg = atomic_load_explicit(&b->state_gen, memory_order_acquire);
@@ -279,7 +282,7 @@ void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result 
 	window_put(b, SLOT_FAILURE);
 	unsigned c = atomic_fetch_add_explicit(&b->consecutive, 1, RELAXED) + 1;
 	if (c >= b->cfg.threshold || rate_tripped(b))
-		trip(b, permit.generation, now_ns);
+		trip(b, permit.generation, now);
 }
 
 /* ---- metrics and persistence -------------------------------------------- */

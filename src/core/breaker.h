@@ -103,10 +103,11 @@ pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock);
 pv_breaker_outcome pv_breaker_classify(const pv_breaker *b, const pv_result *r,
 				       uint64_t latency_ns);
 
-/* Reports the outcome of a call made with `permit` (not a rejected one),
- * which ended at monotonic `now_ns` on the breaker's clock. */
+/* Reports the outcome of a call made with `permit` (not a rejected one)
+ * that just ended. Reads `clock` (NULL = system) precisely only when the
+ * outcome can change the state; a success is stamped with the coarse clock. */
 void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
-		       uint64_t latency_ns, uint64_t now_ns);
+		       uint64_t latency_ns, const pv_clock *clock);
 
 /* circuit_metrics of this breaker at monotonic `now_ns`. New reference. */
 json_t *pv_breaker_metrics(pv_breaker *b, uint64_t now_ns);

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/breaker.h"
+#include "core/coarse_clock.h"
 #include "core/retry.h"
 #include "provisio/error.h"
 #include "provisio/fallback.h"
@@ -67,6 +68,7 @@ static inline void bump(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, R
 
 typedef struct run_state {
 	json_t *errors;   /* array of each failed or skipped strategy, or NULL */
+	bool have_last;   /* `last` is set (it is not even zeroed before) */
 	pv_result last;   /* the last failure, kept for non-degraded answers */
 	unsigned classes; /* bit per pv_error_class seen */
 	uint32_t attempts;
@@ -93,6 +95,9 @@ static void note_failure(run_state *rs, const char *strategy, pv_result *res, ui
 	if (rs->errors && json_array_size(rs->errors))
 		json_object_set_new(json_array_get(rs->errors, json_array_size(rs->errors) - 1),
 				    "provider", json_string(res->provider));
+	if (!rs->have_last)
+		pv_result_init(&rs->last);
+	rs->have_last = true;
 	pv_result_move(&rs->last, res);
 }
 
@@ -103,7 +108,7 @@ static void refresh_health(fallback *f, child *c)
 	pv_health h;
 	int rc = pv_strategy_health(c->s, &h);
 	atomic_store(&c->health, rc == 0 && h.healthy ? 1 : 0);
-	atomic_store(&c->health_at_ns, pv_clock_now(f->clock));
+	atomic_store(&c->health_at_ns, pv_clock_now_coarse(f->clock));
 	pv_health_clear(&h);
 }
 
@@ -112,9 +117,9 @@ static void refresh_health(fallback *f, child *c)
  * counts as healthy: only a check that said no skips a strategy. */
 static bool health_ok(fallback *f, child *c)
 {
-	uint64_t now = pv_clock_now(f->clock);
+	uint64_t now = pv_clock_now_coarse(f->clock);
 	int h = atomic_load(&c->health);
-	if (h < 0 || now - atomic_load(&c->health_at_ns) >= f->health_interval_ns) {
+	if (h < 0 || now >= atomic_load(&c->health_at_ns) + f->health_interval_ns) {
 		if (!atomic_flag_test_and_set(&c->health_refreshing)) {
 			refresh_health(f, c);
 			atomic_flag_clear(&c->health_refreshing);
@@ -180,14 +185,13 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	}
 	bool may_retry = f->cfg.mode == PV_FALLBACK_RETRY_THEN_FALLBACK && i == 0;
 	if (may_retry)
-		pv_retry_budget_deposit(&f->budget, pv_clock_now(f->clock));
+		pv_retry_budget_deposit(&f->budget, pv_clock_now_coarse(f->clock));
 	uint32_t attempts = 0;
 	for (unsigned retry = 0;; retry++) {
 		pv_strategy_execute(c->s, op, out, f->clock);
 		attempts += out->attempts;
 		if (breakers)
-			pv_breaker_record(&c->breaker, permit, out, out->latency_ns,
-					  pv_clock_now(f->clock));
+			pv_breaker_record(&c->breaker, permit, out, out->latency_ns, f->clock);
 		if (out->success || !may_retry || !should_retry(f, op, out, retry, rs))
 			break;
 		pv_result_clear(out);
@@ -300,13 +304,13 @@ static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, 
 	bool degrade = f->cfg.enable_graceful_degradation;
 	if (degrade && op->type == PV_OP_GET_AVAILABLE_TEMPLATES && serve_stale_templates(f, out, rs)) {
 		bump(&f->degraded_answers);
-	} else if (!degrade && rs->last.error_code[0]) {
+	} else if (!degrade && rs->have_last) {
 		pv_result_move(out, &rs->last); /* the last strategy's own error */
 		out->attempts = rs->attempts;
 	} else {
 		pv_result_fail(out, PV_ERR_ALL_STRATEGIES_FAILED, combined_class(rs->classes),
 			       "fallback '%s': all %zu strategies failed (last: %s)", f->base.name, f->n,
-			       rs->last.error_code[0] ? rs->last.error_code : "skipped");
+			       rs->have_last ? rs->last.error_code : "skipped");
 		pv_result_set_provider(out, f->base.name);
 		out->attempts = rs->attempts;
 		if (degrade && op->type == PV_OP_HEALTH_CHECK)
@@ -323,7 +327,14 @@ static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, 
 static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	fallback *f = as_fb(s);
-	run_state rs = {0};
+	/* not `= {0}`: the kept result is large and the fast path never needs it */
+	run_state rs;
+	rs.errors = NULL;
+	rs.have_last = false;
+	rs.classes = 0;
+	rs.attempts = 0;
+	rs.retries = 0;
+	rs.retry_stopped = NULL;
 	for (size_t i = 0; i < f->n; i++) {
 		if (op->deadline_ns && pv_clock_now(f->clock) >= op->deadline_ns) {
 			note(&rs, f->children[i].s->name, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT,
@@ -333,13 +344,15 @@ static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 		if (try_child(f, i, op, out, &rs)) {
 			finish_success(f, i, op, out, &rs);
 			json_decref(rs.errors);
-			pv_result_clear(&rs.last);
+			if (rs.have_last)
+				pv_result_clear(&rs.last);
 			return 0;
 		}
 	}
 	finish_failure(f, op, out, &rs);
 	json_decref(rs.errors);
-	pv_result_clear(&rs.last);
+	if (rs.have_last)
+		pv_result_clear(&rs.last);
 	return 0;
 }
 
@@ -394,7 +407,7 @@ static int fb_health(pv_strategy *s, pv_health *out)
 		pv_breaker_state st = pv_breaker_get_state(&c->breaker);
 		bool up = rc == 0 && h.healthy;
 		atomic_store(&c->health, up ? 1 : 0);
-		atomic_store(&c->health_at_ns, pv_clock_now(f->clock));
+		atomic_store(&c->health_at_ns, pv_clock_now_coarse(f->clock));
 		bool cut = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER && st == PV_BREAKER_OPEN;
 		if (up && !cut && usable++ == 0)
 			first = i;

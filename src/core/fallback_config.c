@@ -237,6 +237,24 @@ static bool is_structural(const char *key)
 	return false;
 }
 
+/* A cap left at its default follows a base set above it (timeout 3600 s
+ * with no max_timeout means "at least an hour", not an error about a field
+ * the user never wrote). Caps given explicitly are validated as given. */
+static void raise_unset_caps(pv_fallback_config *c, const json_t *obj)
+{
+	if (!json_object_get(obj, "retry_max_delay_seconds") &&
+	    c->retry_max_delay_seconds < c->retry_delay_seconds)
+		c->retry_max_delay_seconds = c->retry_delay_seconds;
+	if (!json_object_get(obj, "circuit_breaker_max_timeout_seconds") &&
+	    c->circuit_breaker_max_timeout_seconds < c->circuit_breaker_timeout_seconds) {
+		double cap = c->circuit_breaker_timeout_seconds * 10;
+		c->circuit_breaker_max_timeout_seconds = cap < 604800 ? cap : 604800;
+	}
+	if (!json_object_get(obj, "circuit_breaker_min_calls") &&
+	    c->circuit_breaker_min_calls > c->circuit_breaker_window_size)
+		c->circuit_breaker_min_calls = c->circuit_breaker_window_size;
+}
+
 int pv_fallback_config_from_json(const json_t *obj, pv_fallback_config *cfg)
 {
 	pv_fallback_config c;
@@ -255,6 +273,7 @@ int pv_fallback_config_from_json(const json_t *obj, pv_fallback_config *cfg)
 		if ((rc = set_field(&c, f, v)) < 0)
 			return rc;
 	}
+	raise_unset_caps(&c, obj);
 	if ((rc = pv_fallback_config_validate(&c)) < 0)
 		return rc;
 	*cfg = c;

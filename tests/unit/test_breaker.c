@@ -46,7 +46,7 @@ static void call(pv_breaker *b, const pv_clock *clk, const char *code, pv_error_
 	pv_breaker_permit p = pv_breaker_admit(b, clk);
 	assert_int_not_equal(p.kind, PV_PERMIT_REJECTED);
 	pv_result r = make_result(code, cls);
-	pv_breaker_record(b, p, &r, latency, pv_clock_now(clk));
+	pv_breaker_record(b, p, &r, latency, clk);
 	pv_result_clear(&r);
 }
 
@@ -184,7 +184,7 @@ static void expect_open_for(pv_breaker *b, pv_manual_clock *mc, uint64_t period)
 	assert_int_equal(pv_breaker_get_state(b), PV_BREAKER_HALF_OPEN);
 	/* hand the probe back as inconclusive so the caller decides the next step */
 	pv_result r = make_result("THROTTLED", PV_CLASS_THROTTLED);
-	pv_breaker_record(b, p, &r, 0, pv_clock_now(clk));
+	pv_breaker_record(b, p, &r, 0, clk);
 	pv_result_clear(&r);
 }
 
@@ -278,10 +278,10 @@ static void test_outcome_from_an_older_period_cannot_close_the_breaker(void **st
 	pv_breaker_permit probe = pv_breaker_admit(&b, clk);
 	assert_int_equal(probe.kind, PV_PERMIT_PROBE);
 	pv_result ok = make_result(NULL, PV_CLASS_NONE);
-	pv_breaker_record(&b, early, &ok, 0, pv_clock_now(clk)); /* the slow call ends */
+	pv_breaker_record(&b, early, &ok, 0, clk); /* the slow call ends */
 	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_HALF_OPEN);
 	assert_int_equal(pv_breaker_admit(&b, clk).kind, PV_PERMIT_REJECTED);
-	pv_breaker_record(&b, probe, &ok, 0, pv_clock_now(clk));
+	pv_breaker_record(&b, probe, &ok, 0, clk);
 	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_CLOSED);
 	pv_result_clear(&ok);
 	pv_breaker_destroy(&b);
