@@ -230,7 +230,7 @@ static void annotate(fallback *f, pv_result *out, const char *answered_by, size_
 	json_object_set_new(m, "strategy", json_string(f->base.name));
 	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(f->cfg.mode)));
 	json_object_set_new(m, "answered_by", answered_by ? json_string(answered_by) : json_null());
-	json_object_set_new(m, "fallback_used", json_boolean(index > 0));
+	json_object_set_new(m, "fallback_used", json_boolean(answered_by && index > 0));
 	json_object_set_new(m, "attempts", json_integer(rs->attempts));
 	json_object_set_new(m, "retries", json_integer(rs->retries));
 	if (rs->retry_stopped)

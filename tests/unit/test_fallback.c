@@ -521,6 +521,59 @@ static void test_half_open_admits_exactly_n_probes_while_others_fall_back(void *
 	pv_manual_clock_free(mc);
 }
 
+typedef struct stress {
+	pv_strategy *f;
+	pv_manual_clock *mc;
+	atomic_int failures;
+} stress;
+
+static void *hammer(void *arg)
+{
+	stress *st = arg;
+	for (int i = 0; i < 2000; i++) {
+		pv_result r = PV_RESULT_INIT;
+		run(st->f, PV_OP_HEALTH_CHECK, &r, pv_manual_clock_get(st->mc));
+		if (!r.success)
+			atomic_fetch_add(&st->failures, 1);
+		pv_result_clear(&r);
+		pv_manual_clock_advance(st->mc, 7 * PV_NS_PER_MS);
+	}
+	return NULL;
+}
+
+static void test_concurrent_calls_keep_breaker_accounting_exact(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(S);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_strategy *k[] = {sim("a", "{\"seed\": 3, \"failure_rate\": 0.5}", clk), sim("b", NULL, clk)};
+	pv_strategy *a = pv_strategy_ref(k[0]);
+	pv_strategy *f = fallback("{\"circuit_breaker_threshold\": 3, \"circuit_breaker_timeout_seconds\": 1, "
+				  "\"circuit_breaker_half_open_probes\": 2}",
+				  k, 2, clk);
+	stress st = {.f = f, .mc = mc};
+	pthread_t t[4];
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, hammer, &st);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	assert_int_equal(atomic_load(&st.failures), 0); /* b always answers */
+	json_t *m = pv_fallback_circuit_metrics(f);
+	json_t *ma = json_object_get(json_object_get(m, "strategies"), "a");
+	json_int_t made = json_integer_value(json_object_get(ma, "total_requests"));
+	json_int_t rejected = json_integer_value(json_object_get(ma, "rejected_requests"));
+	assert_int_equal(made, (json_int_t)pv_sim_calls(a, PV_OP_COUNT)); /* every call accounted once */
+	assert_int_equal(made + rejected, 4 * 2000);
+	assert_true(json_integer_value(json_object_get(ma, "times_opened")) > 0);
+	json_decref(m);
+	json_t *stats = pv_strategy_stats(f);
+	assert_int_equal(json_integer_value(json_object_get(stats, "successes")), 4 * 2000);
+	json_decref(stats);
+	pv_strategy_unref(a);
+	pv_strategy_unref(f);
+	pv_manual_clock_free(mc);
+}
+
 /* ---- health_based ---------------------------------------------------------------- */
 
 static void test_health_based_skips_unhealthy_primary_until_recheck(void **state)
@@ -582,6 +635,8 @@ static void test_degraded_health_check_says_unhealthy_and_never_succeeds(void **
 	assert_true(json_is_true(json_object_get(r.data, "degraded")));
 	assert_true(json_is_true(meta(&r, "degraded", NULL)));
 	assert_int_equal(json_array_size(meta(&r, "fallback", "errors")), 2);
+	assert_true(json_is_false(meta(&r, "fallback", "fallback_used")));
+	assert_true(json_is_null(meta(&r, "fallback", "answered_by")));
 	pv_result_clear(&r);
 	pv_strategy_unref(a);
 	pv_strategy_unref(f);
@@ -780,6 +835,21 @@ static void test_config_accepts_the_spec_block(void **state)
 	json_decref(j2);
 }
 
+static void test_config_caps_left_unset_follow_a_larger_base(void **state)
+{
+	(void)state;
+	pv_fallback_config c = config("{\"circuit_breaker_timeout_seconds\": 3600, "
+				      "\"retry_delay_seconds\": 30, \"circuit_breaker_window_size\": 4}");
+	assert_true(c.circuit_breaker_max_timeout_seconds == 36000);
+	assert_true(c.retry_max_delay_seconds == 30);
+	assert_int_equal(c.circuit_breaker_min_calls, 4);
+	json_t *j = json_loads("{\"circuit_breaker_timeout_seconds\": 3600, "
+			       "\"circuit_breaker_max_timeout_seconds\": 600}", 0, NULL);
+	assert_int_equal(pv_fallback_config_from_json(j, &c), PV_EINVAL); /* explicit: checked as given */
+	assert_non_null(strstr(pv_error_last(), "circuit_breaker_max_timeout_seconds"));
+	json_decref(j);
+}
+
 static void test_config_rejects_bad_values_naming_field_and_range(void **state)
 {
 	(void)state;
@@ -888,6 +958,7 @@ int main(void)
 		cmocka_unit_test(test_breaker_reopens_longer_after_failed_probe_and_closes_after_success),
 		cmocka_unit_test(test_throttles_fall_back_but_do_not_trip_the_breaker),
 		cmocka_unit_test(test_half_open_admits_exactly_n_probes_while_others_fall_back),
+		cmocka_unit_test(test_concurrent_calls_keep_breaker_accounting_exact),
 		cmocka_unit_test(test_health_based_skips_unhealthy_primary_until_recheck),
 		cmocka_unit_test(test_degraded_health_check_says_unhealthy_and_never_succeeds),
 		cmocka_unit_test(test_degraded_templates_come_from_cache_marked_stale),
@@ -898,6 +969,7 @@ int main(void)
 		cmocka_unit_test(test_state_restore_keeps_breaker_open_in_the_next_process),
 		cmocka_unit_test(test_state_load_rejects_bad_state_without_changes),
 		cmocka_unit_test(test_config_accepts_the_spec_block),
+		cmocka_unit_test(test_config_caps_left_unset_follow_a_larger_base),
 		cmocka_unit_test(test_config_rejects_bad_values_naming_field_and_range),
 		cmocka_unit_test(test_mode_names_round_trip_and_unknown_lists_valid_values),
 		cmocka_unit_test(test_new_rejects_null_primary_and_duplicate_names),
