@@ -7,7 +7,7 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-sanitize test-valgrind bench clean
+.PHONY: all deps build run test test-sanitize test-valgrind fuzz bench clean
 
 all: build
 
@@ -30,6 +30,7 @@ test: build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-sanitize
 	$(MAKE) --no-print-directory test-valgrind
+	$(MAKE) --no-print-directory fuzz
 
 test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPV_SANITIZE=ON $(CMAKE_ARGS)
@@ -47,8 +48,19 @@ test-valgrind: build
 	  else echo "valgrind FAILED: $$t (see $$t.valgrind)"; cat $$t.valgrind; fail=1; fi; \
 	done; exit $$fail
 
+# The configuration loader under libFuzzer (clang, ASan, UBSan), seeded with
+# the corpus and bounded in time: no crash, no leak.
+BUILD_FUZZ ?= build-fuzz
+FUZZ_SECONDS ?= 45
+fuzz: deps
+	CC=clang cmake -S . -B $(BUILD_FUZZ) -DCMAKE_BUILD_TYPE=Debug -DPV_FUZZ=ON $(CMAKE_ARGS)
+	cmake --build $(BUILD_FUZZ) -j $(JOBS) --target fuzz_config
+	mkdir -p $(BUILD_FUZZ)/corpus && cp tests/fuzz/corpus/config/* tests/data/orb/*.json $(BUILD_FUZZ)/corpus/
+	$(BUILD_FUZZ)/fuzz_config -max_total_time=$(FUZZ_SECONDS) -max_len=4096 -timeout=10 \
+	  -dict=tests/fuzz/config.dict $(BUILD_FUZZ)/corpus
+
 bench: build
 	@for b in $(BUILD)/bench_*; do echo "== $$b"; $$b; done
 
 clean:
-	rm -rf $(BUILD) $(BUILD_SAN)
+	rm -rf $(BUILD) $(BUILD_SAN) $(BUILD_FUZZ)

@@ -12,6 +12,7 @@
 #include "context.h"
 #include "sim.h"
 #include "chaos.h"
+#include "fallback.h"
 #include "config.h"
 #define PROVISIO_VERSION "0.1.0"
 #endif

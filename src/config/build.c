@@ -13,6 +13,7 @@
 #include "provisio/chaos.h"
 #include "provisio/config.h"
 #include "provisio/error.h"
+#include "provisio/fallback.h"
 
 typedef int (*kind_builder)(pv_strategy **out, const char *name, pv_strategy *const *children,
 			    const double *weights, size_t n, const json_t *config,
@@ -27,11 +28,23 @@ static int build_chaos(pv_strategy **out, const char *name, pv_strategy *const *
 	return pv_chaos_new(out, name, children[0], config, clock);
 }
 
+static int build_fallback(pv_strategy **out, const char *name, pv_strategy *const *children,
+			  const double *weights, size_t n, const json_t *config, const pv_clock *clock)
+{
+	(void)weights;
+	pv_fallback_config cfg;
+	pv_fallback_config_default(&cfg);
+	if (config && pv_fallback_config_from_json(config, &cfg) < 0)
+		return PV_EINVAL;
+	return pv_fallback_new(out, name, children[0], children + 1, n - 1, &cfg, clock);
+}
+
 static const struct {
 	const char *kind;
 	kind_builder build;
 } kinds[] = {
 	{"chaos", build_chaos},
+	{"fallback", build_fallback},
 };
 
 static kind_builder find_kind(const char *kind)

@@ -62,33 +62,41 @@ static json_t *read_json(const char *path, int *rc)
 	return doc;
 }
 
-/* True when a string value under a secret key is written literally (not
- * ${VAR}): worth a warning when others can read the file. */
-static bool has_literal_secret(const json_t *node)
+/* The path of the first string under a secret key written literally (not
+ * ${VAR}), or false: worth a warning when others can read the file. */
+static bool find_literal_secret(const json_t *node, char *path, size_t size)
 {
 	const char *key;
 	json_t *v;
-	size_t i;
+	size_t i, len = strlen(path);
 	if (json_is_object(node)) {
 		json_object_foreach((json_t *)node, key, v) {
+			snprintf(path + len, size - len, "%s%s", len ? "." : "", key);
 			if (pv_config_is_secret_key(key) && json_is_string(v) &&
 			    json_string_length(v) > 0 && !strstr(json_string_value(v), "${"))
 				return true;
-			if (has_literal_secret(v))
+			if (find_literal_secret(v, path, size))
 				return true;
 		}
 	} else if (json_is_array(node)) {
-		json_array_foreach(node, i, v) if (has_literal_secret(v)) return true;
+		json_array_foreach(node, i, v) {
+			snprintf(path + len, size - len, "[%zu]", i);
+			if (find_literal_secret(v, path, size))
+				return true;
+		}
 	}
+	path[len] = '\0';
 	return false;
 }
 
 static void check_secret_permissions(const char *path, const json_t *doc, pv_diags *diags)
 {
 	struct stat st;
-	if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) && has_literal_secret(doc))
-		pv_diags_add(diags, PV_DIAG_WARNING, "",
-			     "%s holds a literal secret and is readable by group or others "
+	char where[256] = "";
+	if (stat(path, &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) &&
+	    find_literal_secret(doc, where, sizeof where))
+		pv_diags_add(diags, PV_DIAG_WARNING, where,
+			     "%s holds a literal secret here and is readable by group or others "
 			     "(mode %03o): chmod 600 it, or use ${VAR} references",
 			     path, (unsigned)(st.st_mode & 0777));
 }

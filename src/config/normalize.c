@@ -672,7 +672,21 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 			     "no 'provider' block and no 'providers' list: nothing to configure");
 		return NULL;
 	}
-	unknown_keys(&n, doc, "", top_known);
+	/* Unknown top-level sections are listed in one line: files brought from
+	 * the Python original carry several (storage, server, ...). */
+	char list[512] = "";
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)doc, key, v) {
+		bool known = false;
+		for (const char *const *k = top_known; *k && !known; k++)
+			known = strcmp(*k, key) == 0;
+		if (!known && strlen(list) + strlen(key) + 3 < sizeof list)
+			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "", key);
+	}
+	if (*list)
+		pv_diags_add(diags, strict ? PV_DIAG_ERROR : PV_DIAG_WARNING, "",
+			     "unknown top-level section(s) %s%s", list, strict ? "" : " (ignored)");
 	validate_graph(&n, graph);
 	return graph;
 }
