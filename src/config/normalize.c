@@ -613,7 +613,7 @@ static json_t *from_legacy(norm *n, const json_t *prov)
 		if (json_object_get(cb, "recovery_timeout"))
 			json_object_set(cfg, "circuit_breaker_timeout_seconds", json_object_get(cb, "recovery_timeout"));
 		if (json_object_get(cb, "half_open_max_calls"))
-			json_object_set(cfg, "half_open_max_calls", json_object_get(cb, "half_open_max_calls"));
+			json_object_set(cfg, "circuit_breaker_half_open_probes", json_object_get(cb, "half_open_max_calls"));
 		bool chain_serves = strcmp(lower, "first_available") == 0;
 		json_object_set_new(graph, "strategies",
 				    json_pack("[{s:s, s:s, s:O, s:o, s:o, s:b}]", "name", "failover", "kind",

@@ -350,6 +350,92 @@ static void test_plugin_provider_loads_and_serves(void **state)
 	assert_non_null(strstr(pv_error_last(), "libnope.so"));
 }
 
+/* Provider types the files name but this build may lack: served by sims,
+ * so the graph built from the files can be checked. */
+static int sim_as(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
+{
+	(void)config; /* the real provider's keys are not sim keys */
+	return pv_sim_new(out, name, NULL, clock);
+}
+
+static void stand_in(const char *type)
+{
+	if (!pv_provider_factory_find(type))
+		assert_int_equal(pv_provider_register_type(type, sim_as), 0);
+}
+
+static pv_context *open_file(const char *path, json_t **graph, pv_diags *d)
+{
+	pv_config_options o = {.path = path};
+	pv_context *ctx = NULL;
+	int rc = pv_config_open(&o, &ctx, graph, d);
+	if (rc < 0) {
+		char *all = pv_diags_format(d);
+		print_error("%s: %s\n%s", path, pv_error_last(), all ? all : "");
+		free(all);
+	}
+	assert_int_equal(rc, 0);
+	assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+	return ctx;
+}
+
+static void test_python_original_multi_provider_file_loads(void **state)
+{
+	(void)state;
+	stand_in("aws");
+	pv_diags d;
+	pv_diags_init(&d);
+	json_t *graph = NULL;
+	pv_context *ctx = open_file(PV_SOURCE_DIR "/tests/data/orb/multi-provider.json", &graph, &d);
+	/* WEIGHTED_ROUND_ROBIN 70/30 over the two providers; the circuit breaker
+	 * becomes a failover chain in priority order, reachable by name. */
+	assert_int_equal(pv_context_policy(ctx), PV_POLICY_WEIGHTED_ROUND_ROBIN);
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	int primary = 0;
+	for (int i = 0; i < 100; i++) {
+		pv_result r;
+		pv_context_execute(ctx, &op, &r);
+		assert_true(r.success);
+		primary += strcmp(r.provider, "aws-primary") == 0;
+		pv_result_clear(&r);
+	}
+	assert_int_equal(primary, 70);
+	json_t *failover = json_array_get(json_object_get(graph, "strategies"), 0);
+	assert_string_equal(json_string_value(json_object_get(failover, "primary")), "aws-primary");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(failover, "fallbacks"), 0)), "aws-backup");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(failover, "config"), "circuit_breaker_threshold")), 5);
+	pv_result r;
+	pv_context_execute_on(ctx, "failover", &op, &r);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "aws-primary");
+	pv_result_clear(&r);
+	pv_context_free(ctx);
+	json_decref(graph);
+	pv_diags_clear(&d);
+}
+
+static void test_python_original_single_and_legacy_files_load(void **state)
+{
+	(void)state;
+	stand_in("aws");
+	const char *files[] = {"single-provider.json", "legacy-config.json", "production-config.json"};
+	for (size_t i = 0; i < 3; i++) {
+		char path[512];
+		snprintf(path, sizeof path, PV_SOURCE_DIR "/tests/data/orb/%s", files[i]);
+		pv_diags d;
+		pv_diags_init(&d);
+		pv_context *ctx = open_file(path, NULL, &d);
+		assert_true(pv_context_count(ctx) >= 1);
+		pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+		pv_result r;
+		pv_context_execute(ctx, &op, &r);
+		assert_true(r.success);
+		pv_result_clear(&r);
+		pv_context_free(ctx);
+		pv_diags_clear(&d);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -364,6 +450,8 @@ int main(void)
 		cmocka_unit_test(test_overlay_from_env_name_is_merged),
 		cmocka_unit_test(test_readable_file_with_literal_secret_warns),
 		cmocka_unit_test(test_plugin_provider_loads_and_serves),
+		cmocka_unit_test(test_python_original_multi_provider_file_loads),
+		cmocka_unit_test(test_python_original_single_and_legacy_files_load),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }
