@@ -28,6 +28,9 @@ extern "C" {
 int pv_chaos_new(pv_strategy **out, const char *name, pv_strategy *child, const json_t *config,
 		 const pv_clock *clock);
 
+/* Checks a chaos config alone (what pv_chaos_new would reject). */
+int pv_chaos_config_check(const char *name, const json_t *config);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,6 +18,9 @@
 typedef int (*kind_builder)(pv_strategy **out, const char *name, pv_strategy *const *children,
 			    const double *weights, size_t n, const json_t *config,
 			    const pv_clock *clock);
+/* Checks a kind's config alone, so its errors are reported even when the
+ * strategy cannot be built because a child failed. */
+typedef int (*kind_checker)(const char *name, const json_t *config);
 
 static int build_chaos(pv_strategy **out, const char *name, pv_strategy *const *children,
 		       const double *weights, size_t n, const json_t *config, const pv_clock *clock)
@@ -26,6 +29,19 @@ static int build_chaos(pv_strategy **out, const char *name, pv_strategy *const *
 	if (n != 1)
 		return pv_error_set(PV_EINVAL, "chaos '%s' wraps exactly one strategy", name);
 	return pv_chaos_new(out, name, children[0], config, clock);
+}
+
+static int check_chaos(const char *name, const json_t *config)
+{
+	return pv_chaos_config_check(name, config);
+}
+
+static int check_fallback(const char *name, const json_t *config)
+{
+	(void)name;
+	pv_fallback_config cfg;
+	pv_fallback_config_default(&cfg);
+	return config ? pv_fallback_config_from_json(config, &cfg) : 0;
 }
 
 static int build_fallback(pv_strategy **out, const char *name, pv_strategy *const *children,
@@ -39,20 +55,33 @@ static int build_fallback(pv_strategy **out, const char *name, pv_strategy *cons
 	return pv_fallback_new(out, name, children[0], children + 1, n - 1, &cfg, clock);
 }
 
-static const struct {
+typedef struct kind_ops {
 	const char *kind;
 	kind_builder build;
-} kinds[] = {
-	{"chaos", build_chaos},
-	{"fallback", build_fallback},
+	kind_checker check;
+} kind_ops;
+
+static const kind_ops kinds[] = {
+	{"chaos", build_chaos, check_chaos},
+	{"fallback", build_fallback, check_fallback},
 };
 
-static kind_builder find_kind(const char *kind)
+static const kind_ops *find_kind(const char *kind)
 {
 	for (size_t i = 0; kind && i < sizeof kinds / sizeof kinds[0]; i++)
 		if (strcmp(kinds[i].kind, kind) == 0)
-			return kinds[i].build;
+			return &kinds[i];
 	return NULL;
+}
+
+/* The path of an item (or of its config) in the user's file. */
+static void where(const json_t *item, const char *list, size_t i, bool config, char *out, size_t size)
+{
+	const char *at = json_string_value(json_object_get(item, config ? "_config_at" : "_at"));
+	if (at)
+		snprintf(out, size, "%s", at);
+	else
+		snprintf(out, size, "%s[%zu]%s", list, i, config ? ".config" : "");
 }
 
 typedef struct built {
@@ -101,8 +130,9 @@ static void build_one(builder *b, built *it)
 {
 	if (it->state == 2 || !it->is_strategy)
 		return;
-	char path[64];
-	snprintf(path, sizeof path, "strategies[%zu]", it->index);
+	char path[128], cpath[128];
+	where(it->item, "strategies", it->index, false, path, sizeof path);
+	where(it->item, "strategies", it->index, true, cpath, sizeof cpath);
 	if (it->state == 1) {
 		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "cycle through '%s'", it->name);
 		return;
@@ -127,19 +157,22 @@ static void build_one(builder *b, built *it)
 			primary_missing = true;
 		}
 	}
-	kind_builder fn = find_kind(kind);
-	if (!kids || !weights)
+	const kind_ops *ops = find_kind(kind);
+	const json_t *config = json_object_get(it->item, "config");
+	if (!kids || !weights) {
 		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "out of memory");
-	else if (!fn)
+	} else if (!ops) {
 		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
 			     "kind '%s' is not available in this build of provisio", kind);
-	else if (primary_missing)
-		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "the primary of '%s' is disabled or failed to build",
-			     it->name);
-	else if (k == 0)
-		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "'%s' has no usable child", it->name);
-	else if (fn(&it->s, it->name, kids, weights, k, json_object_get(it->item, "config"), b->clock) < 0)
-		pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+	} else if (primary_missing || k == 0) {
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
+			     primary_missing ? "the primary of '%s' is disabled or failed to build"
+					     : "'%s' has no usable child", it->name);
+		if (ops->check(it->name, config) < 0)
+			pv_diags_add(b->diags, PV_DIAG_ERROR, cpath, "%s", pv_error_last());
+	} else if (ops->build(&it->s, it->name, kids, weights, k, config, b->clock) < 0) {
+		pv_diags_add(b->diags, PV_DIAG_ERROR, cpath, "%s", pv_error_last());
+	}
 	free(kids);
 	free(weights);
 	json_decref(names);
@@ -173,8 +206,8 @@ static void build_providers(builder *b, const json_t *graph)
 		if (json_is_false(json_object_get(p, "enabled")))
 			continue;
 		pv_provider_factory f = pv_provider_factory_find(json_string_value(json_object_get(p, "type")));
-		char path[64];
-		snprintf(path, sizeof path, "providers[%zu].config", i);
+		char path[128];
+		where(p, "providers", i, true, path, sizeof path);
 		if (!f)
 			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "no factory for type '%s'",
 				     json_string_value(json_object_get(p, "type")));

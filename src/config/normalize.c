@@ -53,10 +53,23 @@ static bool is_known_type(const char *type) { return pv_provider_factory_find(ty
 
 /* ---- explicit format: validation of the graph ------------------------------- */
 
+/* Where an item came from in the user's file: items made from the spec or
+ * legacy formats carry "_at"; the explicit format's own path otherwise. */
+static void item_path(const json_t *item, const char *list, size_t i, char *out, size_t size)
+{
+	const char *at = json_string_value(json_object_get(item, "_at"));
+	if (at)
+		snprintf(out, size, "%s", at);
+	else
+		snprintf(out, size, "%s[%zu]", list, i);
+}
+
 static const char *const provider_keys[] = {"name", "type", "enabled", "priority", "weight",
-					    "config", "selectable", "capabilities", NULL};
+					    "config", "selectable", "capabilities", "_at",
+					    "_config_at", NULL};
 static const char *const strategy_keys[] = {"name", "kind", "children", "primary", "fallbacks",
-					    "child", "config", "selectable", NULL};
+					    "child", "config", "selectable", "_at",
+					    "_config_at", NULL};
 static const char *const context_keys[] = {"selection_policy", "selection_criteria",
 					   "health_check_interval_seconds",
 					   "metrics_collection_enabled", "failover_enabled", NULL};
@@ -261,7 +274,7 @@ static void validate_providers(norm *n, const json_t *graph)
 		return;
 	}
 	json_array_foreach(providers, i, p) {
-		snprintf(path, sizeof path, "providers[%zu]", i);
+		item_path(p, "providers", i, path, sizeof path);
 		if (!json_is_object(p)) {
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 			continue;
@@ -315,7 +328,7 @@ static void validate_strategies(norm *n, const json_t *graph)
 		return;
 	}
 	json_array_foreach(strategies, i, s) {
-		snprintf(path, sizeof path, "strategies[%zu]", i);
+		item_path(s, "strategies", i, path, sizeof path);
 		if (!json_is_object(s)) {
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 			continue;
@@ -374,7 +387,7 @@ static void validate_strategies(norm *n, const json_t *graph)
 	for (size_t j = 0; state && j < count; j++) {
 		char trail[512] = "";
 		if (state[j] == 0 && has_cycle(graph, j, state, trail, sizeof trail)) {
-			snprintf(path, sizeof path, "strategies[%zu]", j);
+			item_path(json_array_get(strategies, j), "strategies", j, path, sizeof path);
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "cycle in the strategy graph: %s <- %s",
 				     json_string_value(json_object_get(json_array_get(strategies, j), "name")), trail);
 		}
@@ -464,8 +477,8 @@ static json_t *from_spec(norm *n, const json_t *prov)
 				     "'type' is required: '%s' is not a known provider type", key);
 			continue;
 		}
-		json_t *item = json_pack("{s:s, s:s, s:o}", "name", key, "type", type, "config",
-					 strip_keys(v, meta_keys));
+		json_t *item = json_pack("{s:s, s:s, s:o, s:s, s:s}", "name", key, "type", type, "config",
+					 strip_keys(v, meta_keys), "_at", path, "_config_at", path);
 		const char *copy_keys[] = {"enabled", "weight", "priority"};
 		for (int k = 0; k < 3; k++)
 			if (json_object_get(v, copy_keys[k]))
@@ -499,8 +512,10 @@ static json_t *from_spec(norm *n, const json_t *prov)
 		} else {
 			json_array_extend(kids, names);
 		}
-		json_array_append_new(strategies, json_pack("{s:s, s:s, s:o, s:O}", "name", "load_balancing",
-							     "kind", "balancer", "children", kids, "config", lb));
+		json_array_append_new(strategies, json_pack("{s:s, s:s, s:o, s:O, s:s, s:s}", "name",
+							     "load_balancing", "kind", "balancer", "children", kids,
+							     "config", lb, "_at", "provider.load_balancing",
+							     "_config_at", "provider.load_balancing"));
 		deflt = "load_balancing";
 	} else if (lb && !json_is_object(lb)) {
 		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.load_balancing", "must be an object");
@@ -511,9 +526,10 @@ static json_t *from_spec(norm *n, const json_t *prov)
 		json_t *kids = json_object_get(comp, "strategies");
 		static const char *const comp_struct[] = {"strategies", NULL};
 		json_array_append_new(strategies,
-				      json_pack("{s:s, s:s, s:O, s:o}", "name", "composite", "kind", "composite",
-						"children", json_is_array(kids) ? kids : names, "config",
-						strip_keys(comp, comp_struct)));
+				      json_pack("{s:s, s:s, s:O, s:o, s:s, s:s}", "name", "composite", "kind",
+						"composite", "children", json_is_array(kids) ? kids : names, "config",
+						strip_keys(comp, comp_struct), "_at", "provider.composite",
+						"_config_at", "provider.composite"));
 		deflt = "composite";
 	}
 
@@ -540,8 +556,10 @@ static json_t *from_spec(norm *n, const json_t *prov)
 		}
 		static const char *const fb_struct[] = {"primary", "fallbacks", NULL};
 		json_array_append_new(strategies,
-				      json_pack("{s:s, s:s, s:s, s:o, s:o}", "name", "fallback", "kind", "fallback",
-						"primary", pname, "fallbacks", fbs, "config", strip_keys(fb, fb_struct)));
+				      json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "name", "fallback", "kind",
+						"fallback", "primary", pname, "fallbacks", fbs, "config",
+						strip_keys(fb, fb_struct), "_at", "provider.fallback", "_config_at",
+						"provider.fallback"));
 		deflt = "fallback";
 	} else if (fb && !json_is_object(fb)) {
 		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.fallback", "must be an object");
@@ -579,6 +597,17 @@ static json_t *from_legacy(norm *n, const json_t *prov)
 	unknown_keys(n, prov, "provider", legacy_keys);
 	json_t *graph = json_object(), *providers = json_deep_copy(json_object_get(prov, "providers"));
 	json_object_set_new(graph, "providers", providers);
+	size_t pi;
+	json_t *pitem;
+	json_array_foreach(providers, pi, pitem) {
+		char at[64], cat[80];
+		snprintf(at, sizeof at, "provider.providers[%zu]", pi);
+		snprintf(cat, sizeof cat, "%s.config", at);
+		if (json_is_object(pitem)) {
+			json_object_set_new(pitem, "_at", json_string(at));
+			json_object_set_new(pitem, "_config_at", json_string(cat));
+		}
+	}
 	json_t *ctx = json_object();
 	json_object_set_new(graph, "context", ctx);
 	json_t *policy = json_object_get(prov, "selection_policy");
@@ -616,10 +645,11 @@ static json_t *from_legacy(norm *n, const json_t *prov)
 			json_object_set(cfg, "circuit_breaker_half_open_probes", json_object_get(cb, "half_open_max_calls"));
 		bool chain_serves = strcmp(lower, "first_available") == 0;
 		json_object_set_new(graph, "strategies",
-				    json_pack("[{s:s, s:s, s:O, s:o, s:o, s:b}]", "name", "failover", "kind",
-					      "fallback", "primary",
+				    json_pack("[{s:s, s:s, s:O, s:o, s:o, s:b, s:s, s:s}]", "name", "failover",
+					      "kind", "fallback", "primary",
 					      sorted ? json_object_get(sorted[0], "name") : json_null(),
-					      "fallbacks", fbs, "config", cfg, "selectable", chain_serves));
+					      "fallbacks", fbs, "config", cfg, "selectable", chain_serves, "_at",
+					      "provider.circuit_breaker", "_config_at", "provider.circuit_breaker"));
 		if (chain_serves) {
 			json_object_set_new(graph, "default_strategy", json_string("failover"));
 			json_object_del(ctx, "selection_policy");

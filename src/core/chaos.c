@@ -146,6 +146,12 @@ static int parse(chaos *c, const json_t *cfg)
 	return 0;
 }
 
+int pv_chaos_config_check(const char *name, const json_t *config)
+{
+	chaos probe = {.base = {.name = (char *)(name ? name : "chaos")}};
+	return parse(&probe, config);
+}
+
 int pv_chaos_new(pv_strategy **out, const char *name, pv_strategy *child, const json_t *config,
 		 const pv_clock *clock)
 {

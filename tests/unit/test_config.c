@@ -354,7 +354,7 @@ static void test_plugin_provider_loads_and_serves(void **state)
  * so the graph built from the files can be checked. */
 static int sim_as(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
 {
-	(void)config; /* the real provider's keys are not sim keys */
+	(void)config; /* the real provider's keys (region, profile, ...) are not sim keys */
 	return pv_sim_new(out, name, NULL, clock);
 }
 

@@ -190,6 +190,7 @@ static void test_bad_config_names_the_field(void **state)
 		{"{\"failure_class\": \"sometimes\"}", "failure_class"},
 		{"{\"script\": [\"explode\"]}", "explode"},
 		{"{\"operations\": [\"fly\"]}", "operations"},
+		{"{\"failure_rat\": 0.5}", "unknown field 'failure_rat'"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *cfg = json_loads(bad[i][0], 0, NULL);

@@ -118,6 +118,22 @@ static int parse_config(sim *m, const json_t *cfg)
 	if (!json_is_object(cfg))
 		return pv_error_set(PV_EINVAL, "sim '%s': config must be a JSON object", name);
 
+	static const char *const keys[] = {"seed", "latency", "failure_rate", "failure_code",
+					   "failure_class", "capacity", "boot_delay_ms", "healthy",
+					   "operations", "features", "templates", "script", NULL};
+	const char *key;
+	json_t *val;
+	json_object_foreach((json_t *)cfg, key, val) {
+		bool known = false;
+		for (const char *const *k = keys; *k && !known; k++)
+			known = strcmp(*k, key) == 0;
+		if (!known)
+			return pv_error_set(PV_EINVAL,
+					    "sim '%s': unknown field '%s' (valid: seed, latency, failure_rate, "
+					    "failure_code, failure_class, capacity, boot_delay_ms, healthy, "
+					    "operations, features, templates, script)",
+					    name, key);
+	}
 	json_t *seed = json_object_get(cfg, "seed");
 	if (seed && !json_is_integer(seed))
 		return field_error(name, "seed", "must be an integer");
