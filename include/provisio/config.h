@@ -128,6 +128,17 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags);
 int pv_config_build(const json_t *graph, const pv_clock *clock, pv_context **out,
 		    pv_diags *diags);
 
+/*
+ * Runtime updates of a live graph (the spec's "Runtime Configuration
+ * Updates"), validated like the file before anything changes:
+ *   {"selection_policy": "least_connections",
+ *    "selection_criteria": {"min_success_rate": 99, ...},
+ *    "weights": {"<balancer or composite>": {"<child>": 0.8, ...},
+ *                "context": {"<strategy>": 2.0}}}
+ * Either everything applies or nothing does (PV_EINVAL with diags).
+ */
+int pv_config_update(pv_context *ctx, const json_t *update, pv_diags *diags);
+
 /* Everything in one call: find, load, normalise, validate, build. On
  * failure `diags` says why (every problem found). */
 int pv_config_open(const pv_config_options *opts, pv_context **ctx, json_t **graph,

@@ -159,6 +159,10 @@ void pv_context_execute_on(pv_context *ctx, const char *name,
  * 0 and the name in buf, or PV_ENOTFOUND when none fits. */
 int pv_context_select(pv_context *ctx, const pv_operation *op, char *buf, size_t size);
 
+/* The registered strategy `name` with a new reference (release with
+ * pv_strategy_unref), or NULL. */
+pv_strategy *pv_context_strategy(pv_context *ctx, const char *name);
+
 /* Metrics of one strategy (PV_ENOTFOUND) or all as JSON {name: {...}}. */
 int pv_context_metrics(pv_context *ctx, const char *name, pv_metrics *out);
 json_t *pv_context_metrics_json(pv_context *ctx);

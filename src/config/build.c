@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "config/config_internal.h"
 #include "provisio/chaos.h"
 #include "provisio/config.h"
 #include "provisio/error.h"
@@ -228,29 +229,7 @@ static int apply_context(pv_context *ctx, const json_t *c)
 	    pv_policy_parse(json_string_value(v), &policy) == 0 && policy != PV_POLICY_CUSTOM)
 		pv_context_set_policy(ctx, policy);
 	json_t *crit = json_object_get(c, "selection_criteria");
-	if (!json_is_object(crit))
-		return 0;
-	pv_criteria pc = {0};
-	const char *ex[64], *pr[64];
-	size_t i;
-	json_t *x;
-	pc.min_success_rate = json_number_value(json_object_get(crit, "min_success_rate"));
-	pc.max_response_time_ms = json_number_value(json_object_get(crit, "max_response_time_ms"));
-	pc.min_samples = (unsigned)json_integer_value(json_object_get(crit, "min_samples"));
-	pc.require_healthy = json_is_true(json_object_get(crit, "require_healthy"));
-	pc.required_features = json_object_get(crit, "required_features");
-	json_array_foreach(json_object_get(crit, "required_operations"), i, x) {
-		pv_op_type t;
-		if (pv_op_parse(json_string_value(x), &t) == 0)
-			pc.required_operations |= PV_OP_BIT(t);
-	}
-	json_array_foreach(json_object_get(crit, "exclude"), i, x) if (pc.n_exclude < 64)
-		ex[pc.n_exclude++] = json_string_value(x);
-	json_array_foreach(json_object_get(crit, "prefer"), i, x) if (pc.n_prefer < 64)
-		pr[pc.n_prefer++] = json_string_value(x);
-	pc.exclude = ex;
-	pc.prefer = pr;
-	return pv_context_set_criteria(ctx, &pc);
+	return json_is_object(crit) ? pv_config_apply_criteria(ctx, crit) : 0;
 }
 
 int pv_config_build(const json_t *graph, const pv_clock *clock, pv_context **out, pv_diags *diags)

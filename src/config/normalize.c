@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "config/config_internal.h"
 #include "provisio/config.h"
 #include "provisio/context.h"
 #include "provisio/error.h"
@@ -24,6 +25,8 @@ typedef struct norm {
 	pv_diags *diags;
 	bool strict;
 } norm;
+
+static void validate_context(norm *n, const json_t *ctx);
 
 static void unknown_keys(norm *n, const json_t *obj, const char *path, const char *const *known)
 {
@@ -235,6 +238,12 @@ static void validate_criteria(norm *n, const json_t *c)
 			}
 		}
 	}
+}
+
+void pv_config_check_context(const json_t *ctx, bool strict, pv_diags *diags)
+{
+	norm n = {diags, strict};
+	validate_context(&n, ctx);
 }
 
 static void validate_context(norm *n, const json_t *ctx)

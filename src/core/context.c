@@ -547,6 +547,17 @@ int pv_context_select(pv_context *ctx, const pv_operation *op, char *buf, size_t
 
 /* ---- metrics and capabilities --------------------------------------------------------- */
 
+pv_strategy *pv_context_strategy(pv_context *ctx, const char *name)
+{
+	pthread_rwlock_rdlock(&ctx->lock);
+	long i = find_index(ctx, name);
+	pv_strategy *s = i >= 0 ? pv_strategy_ref(ctx->entries[i]->s) : NULL;
+	pthread_rwlock_unlock(&ctx->lock);
+	if (!s)
+		pv_error_set(PV_ENOTFOUND, "strategy '%s' is not registered", name ? name : "(null)");
+	return s;
+}
+
 static void entry_metrics(entry *e, pv_metrics *out)
 {
 	pv_metrics_snapshot(&e->metrics, out);
