@@ -683,6 +683,40 @@ static void test_pool_survives_one_unreachable_host(void **state)
 	pv_strategy_unref(s);
 }
 
+static uint64_t connect_failures(pv_strategy *s)
+{
+	json_t *st = pv_strategy_stats(s);
+	uint64_t n = (uint64_t)json_integer_value(
+		json_object_get(json_array_get(json_object_get(st, "hosts"), 0), "connect_failures"));
+	json_decref(st);
+	return n;
+}
+
+static void test_dead_host_is_not_redialled_within_reconnect_interval(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(PV_NS_PER_S);
+	json_t *cfg = json_pack("{s:s, s:i}", "uri", REFUSED_URI, "reconnect_interval_ms", 2000);
+	pv_strategy *s = NULL;
+	assert_int_equal(pv_libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
+	json_decref(cfg);
+	assert_int_equal(pv_strategy_initialize(s), 0);
+	assert_int_equal(connect_failures(s), 1);
+	pv_result r = PV_RESULT_INIT;
+	create(s, 1, "req-i", &r);
+	assert_string_equal(r.error_code, "CONNECTION_ERROR"); /* the remembered error */
+	assert_non_null(strstr(r.message, "Connection refused"));
+	pv_result_clear(&r);
+	assert_int_equal(connect_failures(s), 1);
+	pv_manual_clock_advance(mc, 2 * PV_NS_PER_S);
+	create(s, 1, "req-i", &r);
+	assert_string_equal(r.error_code, "CONNECTION_ERROR");
+	pv_result_clear(&r);
+	assert_int_equal(connect_failures(s), 2); /* interval over: tried again */
+	pv_strategy_unref(s);
+	pv_manual_clock_free(mc);
+}
+
 static void test_libvirt_errors_never_reach_stderr(void **state)
 {
 	(void)state;
@@ -930,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_pack_placement_fills_hosts_in_order),
 		cmocka_unit_test(test_unreachable_host_is_a_transient_connection_error),
 		cmocka_unit_test(test_pool_survives_one_unreachable_host),
+		cmocka_unit_test(test_dead_host_is_not_redialled_within_reconnect_interval),
 		cmocka_unit_test(test_libvirt_errors_never_reach_stderr),
 		cmocka_unit_test(test_validate_template_renders_and_parses_without_a_host),
 		cmocka_unit_test(test_available_templates_come_from_config),

@@ -347,6 +347,7 @@ int lv_config_parse(lv_config *c, const char *name, const json_t *cfg)
 	c->memory_mb = 1024;
 	c->vcpus = 1;
 	c->max_per_request = 100;
+	c->reconnect_interval_ms = 5000;
 	int rc = parse_hosts(c, cfg, name);
 	if (!rc)
 		rc = get_enum(cfg, "placement", parse_placement, &c->placement, name, "placement");
@@ -367,6 +368,9 @@ int lv_config_parse(lv_config *c, const char *name, const json_t *cfg)
 	if (!rc)
 		rc = get_int(cfg, "max_instances_per_request", 1, 10000, &c->max_per_request, name,
 			     "max_instances_per_request");
+	if (!rc)
+		rc = get_int(cfg, "reconnect_interval_ms", 0, 3600 * 1000, &c->reconnect_interval_ms, name,
+			     "reconnect_interval_ms");
 	if (!rc)
 		rc = parse_storage(c, cfg, name);
 	if (!rc)

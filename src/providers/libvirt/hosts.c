@@ -54,21 +54,28 @@ static void detect_domain_type(virConnectPtr c, const char *cfg, char *buf, size
 	buf[i] = '\0';
 }
 
-virConnectPtr lv_host_connect(lv_host *h, const char *domain_type_cfg, lv_err *err)
+virConnectPtr lv_host_connect(lv_host *h, const lv_connect_policy *pol, bool force, lv_err *err)
 {
 	pthread_mutex_lock(&h->lock);
 	if (!h->conn) {
+		uint64_t now = pv_clock_now(pol->clock);
+		if (!force && h->last_err.set && now < h->retry_at_ns) {
+			*err = h->last_err;
+			pthread_mutex_unlock(&h->lock);
+			return NULL;
+		}
 		virConnectPtr c = virConnectOpen(h->cfg->uri);
 		if (!c) {
 			lv_err_capture_open(err, h->cfg->uri);
-			snprintf(h->last_error, sizeof h->last_error, "%s", err->message);
+			h->last_err = *err;
+			h->retry_at_ns = now + pol->retry_interval_ns;
 			atomic_fetch_add(&h->connect_failures, 1);
 			pthread_mutex_unlock(&h->lock);
 			return NULL;
 		}
-		detect_domain_type(c, domain_type_cfg, h->domain_type, sizeof h->domain_type);
+		detect_domain_type(c, pol->domain_type_cfg, h->domain_type, sizeof h->domain_type);
 		h->conn = c;
-		h->last_error[0] = '\0';
+		h->last_err.set = false;
 		atomic_fetch_add(&h->connects, 1);
 	}
 	virConnectPtr c = h->conn;
@@ -86,7 +93,8 @@ void lv_host_drop(lv_host *h, virConnectPtr conn, const lv_err *err)
 		atomic_fetch_add(&h->drops, 1);
 	}
 	if (err)
-		snprintf(h->last_error, sizeof h->last_error, "%s", err->message);
+		h->last_err = *err;
+	h->retry_at_ns = 0; /* a dropped connection may reopen at once */
 	pthread_mutex_unlock(&h->lock);
 }
 
@@ -146,12 +154,12 @@ void lv_host_release(lv_host *h, int64_t n)
 
 /* ---- the connections of one operation ----------------------------------- */
 
-int lv_conns_init(lv_conns *cs, lv_host *hosts, size_t n, const char *domain_type_cfg)
+int lv_conns_init(lv_conns *cs, lv_host *hosts, size_t n, const lv_connect_policy *pol)
 {
 	memset(cs, 0, sizeof *cs);
 	cs->hosts = hosts;
 	cs->n = n;
-	cs->domain_type_cfg = domain_type_cfg;
+	cs->pol = pol;
 	cs->conn = calloc(n, sizeof *cs->conn);
 	cs->err = calloc(n, sizeof *cs->err);
 	cs->tried = calloc(n, sizeof *cs->tried);
@@ -166,7 +174,7 @@ virConnectPtr lv_conns_get(lv_conns *cs, size_t i)
 {
 	if (!cs->tried[i]) {
 		cs->tried[i] = true;
-		cs->conn[i] = lv_host_connect(&cs->hosts[i], cs->domain_type_cfg, &cs->err[i]);
+		cs->conn[i] = lv_host_connect(&cs->hosts[i], cs->pol, false, &cs->err[i]);
 	}
 	return cs->conn[i];
 }

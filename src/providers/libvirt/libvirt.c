@@ -329,7 +329,7 @@ static void op_create(lv_provider *p, const pv_operation *op, pv_result *out)
 	create_run r = {.p = p, .op = op, .rq = &rq, .count = count, .remaining = count,
 			.instances = json_array(), .ids = json_array(), .errors = json_array(),
 			.notes = json_array(), .done = calloc((size_t)count, sizeof(bool))};
-	if (!r.done || lv_conns_init(&r.cs, p->hosts, p->cfg.n_hosts, p->cfg.domain_type) < 0)
+	if (!r.done || lv_conns_init(&r.cs, p->hosts, p->cfg.n_hosts, &p->policy) < 0)
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 	else {
 		reuse_existing(&r);
@@ -419,7 +419,7 @@ static void op_status(lv_provider *p, const pv_operation *op, pv_result *out, bo
 		return;
 	json_t *jr = describe ? json_object_get(op->params, "request_id") : NULL;
 	lv_conns cs;
-	if (lv_conns_init(&cs, p->hosts, p->cfg.n_hosts, p->cfg.domain_type) < 0) {
+	if (lv_conns_init(&cs, p->hosts, p->cfg.n_hosts, &p->policy) < 0) {
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 		return;
 	}
@@ -500,7 +500,7 @@ static void op_terminate(lv_provider *p, const pv_operation *op, pv_result *out)
 	if (!get_ids(op, &ids, out, true))
 		return;
 	lv_conns cs;
-	if (lv_conns_init(&cs, p->hosts, p->cfg.n_hosts, p->cfg.domain_type) < 0) {
+	if (lv_conns_init(&cs, p->hosts, p->cfg.n_hosts, &p->policy) < 0) {
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 		return;
 	}
@@ -584,7 +584,7 @@ static size_t check_hosts(lv_provider *p, json_t *hosts)
 		virNodeInfo info;
 		json_t *j = json_pack("{s:s, s:s, s:I}", "name", h->cfg->name, "uri", h->cfg->uri,
 				      "capacity", (json_int_t)h->cfg->capacity);
-		virConnectPtr c = lv_host_connect(h, p->cfg.domain_type, &e);
+		virConnectPtr c = lv_host_connect(h, &p->policy, true, &e);
 		int64_t ours = c ? lv_host_count_ours(c, p->cfg.name_prefix, &e) : -1;
 		if (c && ours >= 0 && virNodeGetInfo(c, &info) == 0) {
 			ok++;
@@ -661,7 +661,7 @@ static int lv_init(pv_strategy *s)
 	lv_provider *p = as_lv(s);
 	for (size_t i = 0; i < p->cfg.n_hosts; i++) {
 		lv_err e = {0};
-		virConnectPtr c = lv_host_connect(&p->hosts[i], p->cfg.domain_type, &e);
+		virConnectPtr c = lv_host_connect(&p->hosts[i], &p->policy, true, &e);
 		if (c)
 			virConnectClose(c);
 		else
@@ -719,7 +719,7 @@ static json_t *lv_stats(pv_strategy *s)
 		lv_host *h = &p->hosts[i];
 		pthread_mutex_lock(&h->lock);
 		bool connected = h->conn != NULL;
-		json_t *err = h->last_error[0] ? json_string(h->last_error) : json_null();
+		json_t *err = h->last_err.set ? json_string(h->last_err.message) : json_null();
 		pthread_mutex_unlock(&h->lock);
 		json_array_append_new(hosts, json_pack("{s:s, s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:o}",
 			"name", h->cfg->name, "uri", h->cfg->uri, "capacity", (json_int_t)h->cfg->capacity,
@@ -781,6 +781,8 @@ int pv_libvirt_new(pv_strategy **out, const char *name, const json_t *config, co
 	}
 	for (size_t i = 0; i < p->cfg.n_hosts; i++)
 		lv_host_init(&p->hosts[i], &p->cfg.hosts[i]);
+	p->policy = (lv_connect_policy){.domain_type_cfg = p->cfg.domain_type, .clock = clock,
+					.retry_interval_ns = (uint64_t)p->cfg.reconnect_interval_ms * PV_NS_PER_MS};
 	*out = &p->base;
 	return 0;
 }

@@ -70,6 +70,7 @@ typedef struct lv_config {
 	lv_ip_source ip_sources[LV_IP_COUNT];
 	size_t n_ip_sources;
 	int64_t max_per_request;
+	int64_t reconnect_interval_ms;
 	json_t *templates; /* array, owned */
 } lv_config;
 
@@ -171,10 +172,11 @@ int lv_meta_parse(const char *xml, lv_meta *out);
 
 typedef struct lv_host {
 	const lv_host_config *cfg;
-	pthread_mutex_t lock; /* conn, domain_type, last_error */
+	pthread_mutex_t lock; /* conn, domain_type, last_err, retry_at_ns */
 	virConnectPtr conn;
 	char domain_type[32];
-	char last_error[256];
+	lv_err last_err;      /* why the host was last unreachable */
+	uint64_t retry_at_ns; /* no reconnect before this (clock time) */
 	atomic_int_fast64_t inflight; /* reserved, not yet defined */
 	atomic_uint_fast64_t connects, connect_failures, drops;
 } lv_host;
@@ -182,9 +184,20 @@ typedef struct lv_host {
 void lv_host_init(lv_host *h, const lv_host_config *cfg);
 void lv_host_fini(lv_host *h);
 
+/* How connections are opened: the driver's domain type setting and how long
+ * a host that failed to connect is left alone (so operations on a pool with
+ * a dead host do not each wait for it to time out again). */
+typedef struct lv_connect_policy {
+	const char *domain_type_cfg;
+	const pv_clock *clock;
+	uint64_t retry_interval_ns;
+} lv_connect_policy;
+
 /* A connection with its own reference (release with virConnectClose), opened
- * if needed; NULL with `err` filled when the host cannot be reached. */
-virConnectPtr lv_host_connect(lv_host *h, const char *domain_type_cfg, lv_err *err);
+ * if needed; NULL with `err` filled when the host cannot be reached. Within
+ * the retry interval after a failed open, fails at once with that error
+ * unless `force` (health checks always try). */
+virConnectPtr lv_host_connect(lv_host *h, const lv_connect_policy *pol, bool force, lv_err *err);
 /* Forgets `conn` after a connection error, so the next call reopens. */
 void lv_host_drop(lv_host *h, virConnectPtr conn, const lv_err *err);
 /* The domain type for templates on this host (copied into buf). */
@@ -208,13 +221,13 @@ void lv_host_release(lv_host *h, int64_t n);
 typedef struct lv_conns {
 	lv_host *hosts;
 	size_t n;
-	const char *domain_type_cfg;
+	const lv_connect_policy *pol;
 	virConnectPtr *conn;
 	lv_err *err; /* why a host could not be reached */
 	bool *tried;
 } lv_conns;
 
-int lv_conns_init(lv_conns *cs, lv_host *hosts, size_t n, const char *domain_type_cfg);
+int lv_conns_init(lv_conns *cs, lv_host *hosts, size_t n, const lv_connect_policy *pol);
 /* The connection of host i for this operation, or NULL (see cs->err[i]). */
 virConnectPtr lv_conns_get(lv_conns *cs, size_t i);
 /* Records a failed call on host i; drops the connection when it is broken. */
@@ -227,6 +240,7 @@ typedef struct lv_provider {
 	pv_strategy base;
 	const pv_clock *clock;
 	lv_config cfg;
+	lv_connect_policy policy;
 	lv_host *hosts;
 	atomic_uint_fast64_t next_start; /* spread placement */
 	atomic_uint_fast64_t auto_ids;   /* request ids when none is given */
