@@ -507,6 +507,28 @@ static void test_overlay_skipped_with_note_when_host_has_no_pool(void **state)
 	pv_strategy_unref(s);
 }
 
+static void test_required_overlay_moves_to_a_host_that_has_the_pool(void **state)
+{
+	(void)state;
+	char a[160], b[160], cfg[640];
+	snprintf(cfg, sizeof cfg, "{\"hosts\": [{\"uri\": \"%s\", \"name\": \"bare\"}, "
+		 "{\"uri\": \"%s\", \"name\": \"stocked\"}], \"placement\": \"pack\", "
+		 "\"storage\": {\"pool\": \"images\", \"base_image\": \"base.qcow2\", \"overlay\": \"required\"}}",
+		 host_uri("bare", false, a, sizeof a), host_uri("stocked", true, b, sizeof b));
+	pv_strategy *s = lv_from(cfg);
+	pv_result r = PV_RESULT_INIT;
+	create(s, 2, "req-h", &r);
+	assert_true(r.success);
+	assert_int_equal(data_int(&r, "count"), 2);
+	assert_string_equal(inst_str(&r, 0, "host"), "stocked");
+	assert_string_equal(inst_str(&r, 1, "host"), "stocked");
+	json_t *err = json_array_get(json_object_get(r.data, "errors"), 0);
+	assert_string_equal(json_string_value(json_object_get(err, "host")), "bare");
+	assert_string_equal(json_string_value(json_object_get(err, "code")), "INVALID_PARAMETERS");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+}
+
 static void test_terminate_never_touches_domains_it_did_not_create(void **state)
 {
 	(void)state;
@@ -958,6 +980,7 @@ int main(void)
 		cmocka_unit_test(test_overlay_is_created_and_terminate_removes_everything),
 		cmocka_unit_test(test_overlay_of_pool_volume_on_custom_host),
 		cmocka_unit_test(test_overlay_skipped_with_note_when_host_has_no_pool),
+		cmocka_unit_test(test_required_overlay_moves_to_a_host_that_has_the_pool),
 		cmocka_unit_test(test_terminate_never_touches_domains_it_did_not_create),
 		cmocka_unit_test(test_terminate_mixed_ids_and_dry_run),
 		cmocka_unit_test(test_capacity_spreads_then_partial_then_capacity_error),

@@ -233,8 +233,10 @@ virDomainPtr lv_domain_create(lv_provider *p, lv_host *h, virConnectPtr conn,
 	lv_host_domain_type(h, dtype, sizeof dtype);
 	disk_plan d;
 	note[0] = '\0';
-	if (plan_disk(p, h, conn, rq->base_image, name, &d, note, note_len, err) < 0)
+	if (plan_disk(p, h, conn, rq->base_image, name, &d, note, note_len, err) < 0) {
+		err->host_scoped = true;
 		return NULL;
+	}
 	lv_spec spec = {.name = name, .request_id = rq->request_id, .template_id = rq->template_id,
 			.index = i, .memory_mb = rq->memory_mb, .vcpus = rq->vcpus,
 			.network = rq->network, .domain_type = dtype,
@@ -251,6 +253,7 @@ virDomainPtr lv_domain_create(lv_provider *p, lv_host *h, virConnectPtr conn,
 		lv_err_capture(err, "cannot define domain '%s' on host '%s'", name, h->cfg->name);
 	} else if (virDomainCreate(dom) < 0) {
 		lv_err_capture(err, "cannot start domain '%s' on host '%s'", name, h->cfg->name);
+		err->host_scoped = true;
 		undefine(dom);
 		virDomainFree(dom);
 		dom = NULL;

@@ -124,6 +124,7 @@ static void capture(lv_err *e, bool open_failure, const char *fmt, va_list ap)
 	vsnprintf(what, sizeof what, fmt, ap);
 	virErrorPtr ve = virGetLastError();
 	e->set = true;
+	e->host_scoped = false;
 	e->vir_code = ve ? ve->code : 0;
 	e->vir_domain = ve ? ve->domain : 0;
 	snprintf(e->message, sizeof e->message, "%s: %s", what,
@@ -167,6 +168,7 @@ void lv_err_set(lv_err *e, const char *code, pv_error_class cls, const char *fmt
 	vsnprintf(e->message, sizeof e->message, fmt, ap);
 	va_end(ap);
 	e->set = true;
+	e->host_scoped = false;
 	e->vir_code = 0;
 	e->vir_domain = 0;
 	snprintf(e->code, sizeof e->code, "%s", code);

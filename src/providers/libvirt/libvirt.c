@@ -203,9 +203,10 @@ static void create_on_host(create_run *r, size_t hi, virConnectPtr c, int64_t gr
 		if (!dom) {
 			add_error(r, &e, h->cfg->name);
 			atomic_fetch_add(&r->p->failed, 1);
-			/* Bad input fails everywhere: stop. Anything else is this
-			 * host's problem: move on to the next one. */
-			if (e.cls == PV_CLASS_PERMANENT && strcmp(e.code, PV_ERR_INVALID_PARAMETERS) == 0)
+			/* Bad input (the XML) fails everywhere: stop. A host's
+			 * pool, network or start is its own problem: next host. */
+			if (e.cls == PV_CLASS_PERMANENT && !e.host_scoped &&
+			    strcmp(e.code, PV_ERR_INVALID_PARAMETERS) == 0)
 				r->stop = true;
 			lv_conns_fail(&r->cs, hi, &e);
 			r->last_host = e;

@@ -93,6 +93,7 @@ typedef struct lv_err {
 	int vir_domain; /* virErrorDomain */
 	char code[PV_RESULT_CODE_MAX];
 	pv_error_class cls;
+	bool host_scoped; /* about one host (its pool, its start): others may work */
 	char message[512];
 } lv_err;
 
