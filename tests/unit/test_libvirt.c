@@ -237,7 +237,7 @@ static void test_create_without_request_id_says_it_is_not_idempotent(void **stat
 	pv_strategy_unref(s);
 }
 
-static void test_long_request_ids_give_distinct_bounded_names(void **state)
+static void test_request_ids_map_to_distinct_bounded_names(void **state)
 {
 	(void)state;
 	pv_strategy *s = lv_from("{\"uri\": \"test:///default\"}");
@@ -253,6 +253,16 @@ static void test_long_request_ids_give_distinct_bounded_names(void **state)
 	assert_true(r2.success);
 	assert_string_not_equal(inst_str(&r1, 0, "instance_id"), inst_str(&r2, 0, "instance_id"));
 	assert_true(strlen(inst_str(&r1, 0, "instance_id")) < 80);
+	pv_result_clear(&r1);
+	pv_result_clear(&r2);
+
+	/* Ids that differ only in characters a name cannot carry stay apart. */
+	create(s, 1, "req-1", &r1);
+	create(s, 1, "req/1", &r2);
+	assert_int_equal(data_int(&r2, "created"), 1);
+	assert_int_equal(data_int(&r2, "reused"), 0);
+	assert_string_equal(inst_str(&r1, 0, "instance_id"), "pv-lv1-req-1-0");
+	assert_string_not_equal(inst_str(&r2, 0, "instance_id"), "pv-lv1-req-1-0");
 	pv_result_clear(&r1);
 	pv_result_clear(&r2);
 	pv_strategy_unref(s);
@@ -969,7 +979,7 @@ int main(void)
 		cmocka_unit_test(test_create_defines_and_starts_domains_named_from_request),
 		cmocka_unit_test(test_retried_create_reuses_domains_instead_of_defining_twice),
 		cmocka_unit_test(test_create_without_request_id_says_it_is_not_idempotent),
-		cmocka_unit_test(test_long_request_ids_give_distinct_bounded_names),
+		cmocka_unit_test(test_request_ids_map_to_distinct_bounded_names),
 		cmocka_unit_test(test_template_attributes_set_vcpus_and_memory),
 		cmocka_unit_test(test_bad_template_xml_is_permanent_and_defines_nothing),
 		cmocka_unit_test(test_xml_libvirt_rejects_is_permanent),

@@ -30,22 +30,33 @@ static bool name_char(char ch)
 	       ch == '-' || ch == '_' || ch == '.';
 }
 
+void lv_domain_stem(const lv_provider *p, const char *request_id, char *buf, size_t len)
+{
+	size_t n = strlen(request_id);
+	bool clean = n <= 48;
+	for (size_t k = 0; clean && k < n; k++)
+		clean = name_char(request_id[k]);
+	if (clean) {
+		snprintf(buf, len, "%s%s-", p->cfg.name_prefix, request_id);
+		return;
+	}
+	/* Long ids, or ids with characters a domain name should not carry,
+	 * keep a readable head and a hash of the whole: "req/1" and "req-1"
+	 * must not share machines. */
+	char head[32];
+	size_t k = 0;
+	for (; k < n && k < sizeof head - 1; k++)
+		head[k] = name_char(request_id[k]) ? request_id[k] : '-';
+	head[k] = '\0';
+	snprintf(buf, len, "%s%s-%016" PRIx64 "-", p->cfg.name_prefix, head,
+		 pv_fnv1a64(PV_FNV64_OFFSET, request_id, n));
+}
+
 void lv_domain_name(const lv_provider *p, const char *request_id, int64_t i, char *buf, size_t len)
 {
-	char req[64];
-	size_t n = strlen(request_id);
-	if (n <= 48) {
-		for (size_t k = 0; k <= n; k++)
-			req[k] = request_id[k] && !name_char(request_id[k]) ? '-' : request_id[k];
-	} else {
-		/* Long ids keep a readable head and a hash of the whole, so two
-		 * ids that share the head still get different names. */
-		uint64_t h = pv_fnv1a64(PV_FNV64_OFFSET, request_id, n);
-		for (size_t k = 0; k < 31; k++)
-			req[k] = name_char(request_id[k]) ? request_id[k] : '-';
-		snprintf(req + 31, sizeof req - 31, "-%016" PRIx64, h);
-	}
-	snprintf(buf, len, "%s%s-%" PRId64, p->cfg.name_prefix, req, i);
+	char stem[160];
+	lv_domain_stem(p, request_id, stem, sizeof stem);
+	snprintf(buf, len, "%s%" PRId64, stem, i);
 }
 
 /* ---- overlays ----------------------------------------------------------- */

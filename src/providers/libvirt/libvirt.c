@@ -128,8 +128,8 @@ typedef struct create_run {
 	const pv_operation *op;
 	const lv_request *rq;
 	lv_conns cs;
-	json_t *instances, *ids, *errors, *notes;
-	bool *done;
+	json_t *errors, *notes;
+	json_t **slots; /* the view of index i once it exists, in request order */
 	int64_t count, remaining, created, reused, full_hosts;
 	lv_err first_permanent, last_host;
 	bool stop, timed_out;
@@ -142,9 +142,7 @@ static void add_instance(create_run *r, lv_host *h, virDomainPtr dom, int64_t i)
 	if (!v) /* made but not readable: report what we know */
 		v = json_pack("{s:s, s:s, s:s, s:s}", "instance_id", virDomainGetName(dom), "provider",
 			      r->p->base.name, "state", "pending", "host", h->cfg->name);
-	json_array_append(r->ids, json_object_get(v, "instance_id"));
-	json_array_append_new(r->instances, v);
-	r->done[i] = true;
+	r->slots[i] = v;
 	r->remaining--;
 }
 
@@ -158,27 +156,48 @@ static void add_error(create_run *r, const lv_err *e, const char *host)
 		r->first_permanent = *e;
 }
 
-/* A retried request finds what its first attempt made. */
+/* The index encoded after the stem, or -1 when the rest is not a number. */
+static int64_t index_after_stem(const char *name, const char *stem, size_t stem_len)
+{
+	if (strncmp(name, stem, stem_len) != 0 || !name[stem_len])
+		return -1;
+	int64_t i = 0;
+	for (const char *c = name + stem_len; *c; c++) {
+		if (*c < '0' || *c > '9' || i > 100000000)
+			return -1;
+		i = i * 10 + (*c - '0');
+	}
+	return i;
+}
+
+/* A retried request finds what its first attempt made: one listing a host,
+ * whatever the count. */
 static void reuse_existing(create_run *r)
 {
-	for (int64_t i = 0; i < r->count; i++) {
-		if (deadline_passed(r->p, r->op)) {
-			r->timed_out = r->stop = true;
-			return;
+	char stem[160];
+	lv_domain_stem(r->p, r->rq->request_id, stem, sizeof stem);
+	size_t stem_len = strlen(stem);
+	for (size_t hi = 0; hi < r->cs.n; hi++) {
+		virConnectPtr c = lv_conns_get(&r->cs, hi);
+		virDomainPtr *doms = NULL;
+		int n = c ? virConnectListAllDomains(c, &doms, 0) : -1;
+		if (c && n < 0) {
+			lv_err e = {0};
+			lv_err_capture(&e, "cannot list domains on '%s'", r->p->hosts[hi].cfg->name);
+			lv_conns_fail(&r->cs, hi, &e);
 		}
-		char name[256];
-		size_t hi = 0;
-		bool unreachable = false;
-		lv_domain_name(r->p, r->rq->request_id, i, name, sizeof name);
-		virDomainPtr dom = lv_domain_find(&r->cs, name, &hi, &unreachable);
-		if (!dom)
-			continue;
-		lv_err e = {0};
-		if (lv_domain_ensure_running(dom, &e) < 0)
-			add_error(r, &e, r->p->hosts[hi].cfg->name);
-		add_instance(r, &r->p->hosts[hi], dom, i);
-		r->reused++;
-		virDomainFree(dom);
+		for (int k = 0; k < n; k++) {
+			int64_t i = index_after_stem(virDomainGetName(doms[k]), stem, stem_len);
+			if (i >= 0 && i < r->count && !r->slots[i]) {
+				lv_err e = {0};
+				if (lv_domain_ensure_running(doms[k], &e) < 0)
+					add_error(r, &e, r->p->hosts[hi].cfg->name);
+				add_instance(r, &r->p->hosts[hi], doms[k], i);
+				r->reused++;
+			}
+			virDomainFree(doms[k]);
+		}
+		free(doms);
 	}
 }
 
@@ -187,7 +206,7 @@ static void create_on_host(create_run *r, size_t hi, virConnectPtr c, int64_t gr
 {
 	lv_host *h = &r->p->hosts[hi];
 	for (int64_t i = 0; i < r->count && granted > 0 && !r->stop; i++) {
-		if (r->done[i])
+		if (r->slots[i])
 			continue;
 		if (deadline_passed(r->p, r->op)) {
 			r->timed_out = r->stop = true;
@@ -270,8 +289,15 @@ static void create_finish(create_run *r, pv_result *out)
 			pv_result_meta_set(out, "errors", json_incref(r->errors));
 		return;
 	}
-	json_t *data = json_pack("{s:O, s:O, s:I, s:I, s:b, s:I, s:I, s:s}", "instances", r->instances,
-				 "instance_ids", r->ids, "count", (json_int_t)made, "requested",
+	json_t *instances = json_array(), *ids = json_array();
+	for (int64_t i = 0; i < r->count; i++) {
+		if (r->slots[i]) {
+			json_array_append(ids, json_object_get(r->slots[i], "instance_id"));
+			json_array_append(instances, r->slots[i]);
+		}
+	}
+	json_t *data = json_pack("{s:o, s:o, s:I, s:I, s:b, s:I, s:I, s:s}", "instances", instances,
+				 "instance_ids", ids, "count", (json_int_t)made, "requested",
 				 (json_int_t)r->count, "partial", made < r->count, "created",
 				 (json_int_t)r->created, "reused", (json_int_t)r->reused,
 				 "request_id", r->rq->request_id);
@@ -328,9 +354,9 @@ static void op_create(lv_provider *p, const pv_operation *op, pv_result *out)
 		return;
 	}
 	create_run r = {.p = p, .op = op, .rq = &rq, .count = count, .remaining = count,
-			.instances = json_array(), .ids = json_array(), .errors = json_array(),
-			.notes = json_array(), .done = calloc((size_t)count, sizeof(bool))};
-	if (!r.done || lv_conns_init(&r.cs, p->hosts, p->cfg.n_hosts, &p->policy) < 0)
+			.errors = json_array(), .notes = json_array(),
+			.slots = calloc((size_t)count, sizeof(json_t *))};
+	if (!r.slots || lv_conns_init(&r.cs, p->hosts, p->cfg.n_hosts, &p->policy) < 0)
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 	else {
 		reuse_existing(&r);
@@ -340,9 +366,9 @@ static void op_create(lv_provider *p, const pv_operation *op, pv_result *out)
 		create_finish(&r, out);
 	}
 	lv_conns_fini(&r.cs);
-	free(r.done);
-	json_decref(r.instances);
-	json_decref(r.ids);
+	for (int64_t i = 0; r.slots && i < count; i++)
+		json_decref(r.slots[i]);
+	free(r.slots);
 	json_decref(r.errors);
 	json_decref(r.notes);
 }

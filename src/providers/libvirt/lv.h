@@ -261,6 +261,8 @@ typedef struct lv_request {
 	bool auto_request_id; /* no request id was given: not idempotent */
 } lv_request;
 
+/* The part of a request's domain names before the index, ending in '-'. */
+void lv_domain_stem(const lv_provider *p, const char *request_id, char *buf, size_t len);
 /* The domain name of index `i` of a request (deterministic). */
 void lv_domain_name(const lv_provider *p, const char *request_id, int64_t i, char *buf,
 		    size_t len);
