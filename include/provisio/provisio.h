@@ -13,6 +13,7 @@
 #include "sim.h"
 #include "chaos.h"
 #include "fallback.h"
+#include "libvirt.h"
 #include "config.h"
 #define PROVISIO_VERSION "0.1.0"
 #endif

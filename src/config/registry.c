@@ -8,6 +8,7 @@
 #include <string.h>
 #include "provisio/config.h"
 #include "provisio/error.h"
+#include "provisio/libvirt.h"
 #include "provisio/sim.h"
 
 typedef struct factory {
@@ -26,6 +27,7 @@ static const struct {
 	pv_provider_factory fn;
 } builtins[] = {
 	{"sim", pv_sim_new},
+	{"libvirt", pv_libvirt_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
