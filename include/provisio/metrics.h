@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "operation.h"
 #include "result.h"
 
 #ifdef __cplusplus
@@ -50,11 +51,17 @@ typedef struct pv_metrics {
 	uint64_t health_checks;
 	double health_check_total_ms;
 	int64_t last_health_check_ms; /* wall clock; 0 = never */
+	/* [type][0] failures, [type][1] successes; the last row counts
+	 * operations recorded without a type. */
+	uint64_t by_op[PV_OP_COUNT + 1][2];
+	/* Histogram bucket counts (pv_hist_bucket_upper gives the bounds). */
+	uint64_t hist[PV_HIST_BUCKETS];
 } pv_metrics;
 
 typedef struct pv_metrics_recorder {
-	atomic_uint_fast64_t successes;
-	atomic_uint_fast64_t failures;
+	/* Outcomes by operation type ([type][success]); totals are their sums,
+	 * so counting by type costs nothing extra on the hot path. */
+	atomic_uint_fast64_t outcomes[PV_OP_COUNT + 1][2];
 	atomic_uint_fast64_t latency_sum_ns;
 	atomic_uint_fast64_t ewma_ns;       /* 0 = no sample yet */
 	atomic_int_fast64_t in_flight;
@@ -82,6 +89,9 @@ uint64_t pv_hist_bucket_upper(unsigned bucket);
  * Lock-free on success. */
 void pv_metrics_record(pv_metrics_recorder *m, const pv_result *r, uint64_t latency_ns,
 		       uint64_t end_ns);
+/* The same, counted under operation `type`. */
+void pv_metrics_record_op(pv_metrics_recorder *m, pv_op_type type, const pv_result *r,
+			  uint64_t latency_ns, uint64_t end_ns);
 
 /* Call-in-flight bookkeeping (for least-connections and the snapshot). */
 static inline void pv_metrics_begin(pv_metrics_recorder *m)

@@ -483,7 +483,7 @@ static void run_entry(pv_context *ctx, entry *e, const pv_operation *op, pv_resu
 		return;
 	uint64_t end = ctx_now(ctx);
 	out->latency_ns = end - start;
-	pv_metrics_record(&e->metrics, out, end - start, ctx->clock ? pv_now_ns() : end);
+	pv_metrics_record_op(&e->metrics, op->type, out, end - start, ctx->clock ? pv_now_ns() : end);
 }
 
 static bool op_valid(const pv_operation *op, pv_result *out)

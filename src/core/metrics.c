@@ -55,12 +55,18 @@ static void copy_text(char *dst, size_t size, const char *src)
 void pv_metrics_record(pv_metrics_recorder *m, const pv_result *r, uint64_t latency_ns,
 		       uint64_t end_ns)
 {
+	pv_metrics_record_op(m, PV_OP_COUNT, r, latency_ns, end_ns);
+}
+
+void pv_metrics_record_op(pv_metrics_recorder *m, pv_op_type type, const pv_result *r,
+			  uint64_t latency_ns, uint64_t end_ns)
+{
+	unsigned row = (unsigned)type < PV_OP_COUNT ? (unsigned)type : PV_OP_COUNT;
+	atomic_fetch_add_explicit(&m->outcomes[row][r->success ? 1 : 0], 1, RELAXED);
 	if (r->success) {
-		atomic_fetch_add_explicit(&m->successes, 1, RELAXED);
 		if (atomic_load_explicit(&m->consecutive_failures, RELAXED))
 			atomic_store_explicit(&m->consecutive_failures, 0, RELAXED);
 	} else {
-		atomic_fetch_add_explicit(&m->failures, 1, RELAXED);
 		atomic_fetch_add_explicit(&m->consecutive_failures, 1, RELAXED);
 		while (atomic_flag_test_and_set_explicit(&m->error_lock, memory_order_acquire))
 			;
@@ -86,16 +92,23 @@ void pv_metrics_record_health(pv_metrics_recorder *m, uint64_t ns)
 	atomic_store_explicit(&m->last_health_ms, pv_wall_ms(), RELAXED);
 }
 
+static uint64_t outcome_sum(const pv_metrics_recorder *m, int success)
+{
+	uint64_t n = 0;
+	for (unsigned t = 0; t <= PV_OP_COUNT; t++)
+		n += atomic_load_explicit(&m->outcomes[t][success], RELAXED);
+	return n;
+}
+
 uint64_t pv_metrics_total(const pv_metrics_recorder *m)
 {
-	return atomic_load_explicit(&m->successes, RELAXED) +
-	       atomic_load_explicit(&m->failures, RELAXED);
+	return outcome_sum(m, 0) + outcome_sum(m, 1);
 }
 
 double pv_metrics_success_rate(const pv_metrics_recorder *m)
 {
-	uint64_t ok = atomic_load_explicit(&m->successes, RELAXED);
-	uint64_t total = ok + atomic_load_explicit(&m->failures, RELAXED);
+	uint64_t ok = outcome_sum(m, 1);
+	uint64_t total = ok + outcome_sum(m, 0);
 	return total ? 100.0 * (double)ok / (double)total : NAN;
 }
 
@@ -128,12 +141,16 @@ static double percentile_ms(const uint64_t *counts, uint64_t total, double q)
 void pv_metrics_snapshot(const pv_metrics_recorder *m, pv_metrics *out)
 {
 	memset(out, 0, sizeof *out);
-	out->successes = atomic_load_explicit(&m->successes, RELAXED);
-	out->failures = atomic_load_explicit(&m->failures, RELAXED);
+	for (unsigned t = 0; t <= PV_OP_COUNT; t++) {
+		for (int ok = 0; ok < 2; ok++)
+			out->by_op[t][ok] = atomic_load_explicit(&m->outcomes[t][ok], RELAXED);
+		out->failures += out->by_op[t][0];
+		out->successes += out->by_op[t][1];
+	}
 	out->total = out->successes + out->failures;
 	out->success_rate = out->total ? 100.0 * (double)out->successes / (double)out->total : NAN;
 
-	uint64_t counts[PV_HIST_BUCKETS], samples = 0;
+	uint64_t *counts = out->hist, samples = 0;
 	for (unsigned b = 0; b < PV_HIST_BUCKETS; b++) {
 		counts[b] = atomic_load_explicit(&m->hist[b], RELAXED);
 		samples += counts[b];
@@ -188,5 +205,12 @@ json_t *pv_metrics_to_json(const pv_metrics *s)
 	json_object_set_new(j, "health_checks", json_integer((json_int_t)s->health_checks));
 	json_object_set_new(j, "health_check_total_ms", json_real(s->health_check_total_ms));
 	json_object_set_new(j, "last_health_check_ms", s->last_health_check_ms ? json_integer(s->last_health_check_ms) : json_null());
+	json_t *by = json_object();
+	for (unsigned t = 0; t < PV_OP_COUNT; t++)
+		if (s->by_op[t][0] || s->by_op[t][1])
+			json_object_set_new(by, pv_op_name((pv_op_type)t),
+					    json_pack("{s:I, s:I}", "success", (json_int_t)s->by_op[t][1],
+						      "failure", (json_int_t)s->by_op[t][0]));
+	json_object_set_new(j, "operations_by_type", by);
 	return j;
 }

@@ -116,6 +116,9 @@ static void test_spec_metrics_and_health(void **state)
 	assert_true(fabs(m.mean_latency_ms - 20.0) < 1e-9);
 	assert_true(m.p50_ms >= 20.0 && m.p50_ms <= 20.0 * 1.0625 + 1e-9);
 	assert_int_equal(m.consecutive_failures, 1);
+	assert_int_equal(m.by_op[PV_OP_HEALTH_CHECK][1], 3); /* counted by operation type too */
+	assert_int_equal(m.by_op[PV_OP_HEALTH_CHECK][0], 1);
+	assert_int_equal(m.by_op[PV_OP_CREATE_INSTANCES][1], 0);
 	assert_string_equal(m.last_error_code, "THROTTLED");
 	assert_true(m.last_used_ms > 0);
 	assert_int_equal(m.in_flight, 0);
