@@ -141,10 +141,11 @@ static int check_config(const pv_composite_config *cfg)
 static int read_enum(const json_t *v, const char *field, int (*parse)(const char *, int *),
 		     int *out)
 {
-	if (!json_is_string(v) || parse(json_string_value(v), out) < 0)
-		return pv_error_set(PV_EINVAL, "composite config: field '%s': %s", field,
-				    json_is_string(v) ? pv_error_last() : "must be a string");
-	return 0;
+	if (json_is_string(v) && parse(json_string_value(v), out) == 0)
+		return 0;
+	char why[256]; /* the parser's message, copied: pv_error_set overwrites it */
+	snprintf(why, sizeof why, "%s", json_is_string(v) ? pv_error_last() : "must be a string");
+	return pv_error_set(PV_EINVAL, "composite config: field '%s': %s", field, why);
 }
 
 static int parse_mode(const char *s, int *out)
