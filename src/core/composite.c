@@ -343,24 +343,44 @@ static composite *as_composite(pv_strategy *s) { return (composite *)s; }
 
 #define STACK_CHILDREN 16
 
-static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t n, pv_result *out)
+/* Stop at the first successes only when the gate cannot need the rest. */
+static bool may_stop_early(const pv_composite_config *cfg)
+{
+	return cfg->aggregation_policy == PV_AGG_FIRST_SUCCESS && !cfg->require_all_success &&
+	       cfg->failure_threshold >= 1.0;
+}
+
+/*
+ * Runs a read on `mem`. `first`, when not NULL, is mem[0]'s answer already
+ * obtained by the sequential fast path; it is taken over.
+ */
+static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t n,
+		     pv_result *first, pv_result *out)
 {
 	child_job jstack[STACK_CHILDREN];
 	child_outcome ostack[STACK_CHILDREN];
 	child_job *jobs = n <= STACK_CHILDREN ? jstack : malloc(n * sizeof *jobs);
 	child_outcome *o = n <= STACK_CHILDREN ? ostack : malloc(n * sizeof *o);
 	if (!jobs || !o) {
+		pv_result_clear(first ? first : out);
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 		goto done;
 	}
-	for (size_t i = 0; i < n; i++)
+	size_t done = first ? 1 : 0;
+	for (size_t i = done; i < n; i++)
 		jobs[i] = (child_job){mem[i], json_incref(op->params), 0};
 	const pv_composite_config *cfg = &c->cfg;
-	/* Stop at the first successes only when the gate cannot need the rest. */
-	bool early = cfg->aggregation_policy == PV_AGG_FIRST_SUCCESS && !cfg->require_all_success &&
-		     cfg->failure_threshold >= 1.0;
-	pv_composite_run(c, op, jobs, n, cfg->mode != PV_COMPOSITE_SEQUENTIAL,
-			 early ? cfg->min_success_count : 0, o);
+	size_t stop = may_stop_early(cfg) ? cfg->min_success_count : 0;
+	if (first) {
+		o[0] = (child_outcome){.m = mem[0], .res = *first, .seq = 1};
+		memset(first, 0, sizeof *first);
+		stop = stop ? stop - o[0].res.success : 0; /* o[0] failed here: stays >= 1 */
+	}
+	if (n > done)
+		pv_composite_run(c, op, jobs + done, n - done, cfg->mode != PV_COMPOSITE_SEQUENTIAL,
+				 stop, o + done);
+	for (size_t i = done; i < n; i++)
+		o[i].seq += o[i].seq ? done : 0;
 	pv_composite_aggregate(c, op, o, n, out);
 	child_outcomes_clear(o, n);
 done:
@@ -368,6 +388,26 @@ done:
 		free(jobs);
 	if (o != ostack)
 		free(o);
+}
+
+/*
+ * The hot path of sequential first_success: the first capable child
+ * answers straight into `out`; no job list, no aggregation, no metadata.
+ * Returns false (with that child's failure in `first`) when the general
+ * path must go on with the other children.
+ */
+static bool sequential_first(composite *c, const pv_operation *op, cmember *m, pv_result *first,
+			     pv_result *out)
+{
+	pv_strategy_execute(m->s, op, out, c->clock);
+	pv_composite_count_member(m, out);
+	if (out->success) {
+		out->latency_ns = 0; /* the caller measures the composite's own */
+		return true;
+	}
+	*first = *out;
+	memset(out, 0, sizeof *out);
+	return false;
 }
 
 static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
@@ -393,10 +433,15 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 	} else {
 		pv_operation cop = *op;
 		cop.deadline_ns = pv_composite_deadline(c, op);
+		const pv_composite_config *cfg = &c->cfg;
+		pv_result first;
 		if (op->type == PV_OP_CREATE_INSTANCES)
 			pv_composite_create(c, &cop, mem, n, out);
-		else
-			run_read(c, &cop, mem, n, out);
+		else if (cfg->mode != PV_COMPOSITE_SEQUENTIAL || !may_stop_early(cfg) ||
+			 cfg->min_success_count != 1)
+			run_read(c, &cop, mem, n, NULL, out);
+		else if (!sequential_first(c, &cop, mem[0], &first, out))
+			run_read(c, &cop, mem, n, &first, out);
 	}
 done:
 	atomic_fetch_add_explicit(out->success ? &c->successes : &c->failures, 1,

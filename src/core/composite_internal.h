@@ -91,6 +91,9 @@ void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, siz
 
 void child_outcomes_clear(child_outcome *o, size_t n);
 
+/* Counts one finished child call in the member's counters. */
+void pv_composite_count_member(cmember *m, const pv_result *r);
+
 /* The deadline of one composite call: the op's, capped by timeout_seconds. */
 uint64_t pv_composite_deadline(const composite *c, const pv_operation *op);
 

@@ -56,6 +56,7 @@ struct call {
 /* How long the caller polls before sleeping: fast children answer in a few
  * microseconds, and a sleep plus wake-up costs more than that. */
 #define SPIN_NS (20 * 1000ull)
+#define PAUSE_NS (5 * 1000ull)
 
 static bool is_abstention(pv_op_type type, const pv_result *r)
 {
@@ -63,7 +64,7 @@ static bool is_abstention(pv_op_type type, const pv_result *r)
 	       (type == PV_OP_TERMINATE_INSTANCES || type == PV_OP_GET_INSTANCE_STATUS);
 }
 
-static void count_member(cmember *m, const pv_result *r)
+void pv_composite_count_member(cmember *m, const pv_result *r)
 {
 	atomic_fetch_add_explicit(r->success ? &m->successes : &m->failures, 1, memory_order_relaxed);
 	if (!r->success && strcmp(r->error_code, PV_ERR_TIMEOUT) == 0)
@@ -99,7 +100,7 @@ static void run_sequential(composite *c, const pv_operation *op, child_job *jobs
 		pv_operation child_op = *op;
 		child_op.params = jobs[i].params;
 		pv_strategy_execute(jobs[i].m->s, &child_op, &out[i].res, c->clock);
-		count_member(jobs[i].m, &out[i].res);
+		pv_composite_count_member(jobs[i].m, &out[i].res);
 		out[i].seq = i + 1;
 		out[i].abstained = is_abstention(op->type, &out[i].res);
 		successes += out[i].res.success;
@@ -162,7 +163,7 @@ static void slot_run(pv_pool_task *task)
 	pv_result res;
 	pv_operation op = {cl->type, sl->params, cl->context, cl->deadline_ns};
 	pv_strategy_execute(sl->m->s, &op, &res, cl->c->clock);
-	count_member(sl->m, &res);
+	pv_composite_count_member(sl->m, &res);
 
 	pthread_mutex_lock(&cl->lock);
 	bool late = cl->abandoned;
@@ -284,18 +285,23 @@ static void collect(call *cl, const pv_operation *op, bool stopped_early, child_
 
 /* Polls (unlocked, yielding the CPU) for a short while before the caller
  * goes to sleep on the condition variable. */
+typedef struct spin_arg {
+	call *cl;
+	size_t stop_after;
+} spin_arg;
+
+static bool answered(void *arg)
+{
+	spin_arg *a = arg;
+	return atomic_load_explicit(&a->cl->finished_seen, memory_order_acquire) >= a->cl->n ||
+	       (a->stop_after &&
+		atomic_load_explicit(&a->cl->successes_seen, memory_order_relaxed) >= a->stop_after);
+}
+
 static void spin_wait(call *cl, size_t stop_after)
 {
-	uint64_t until = pv_now_ns() + SPIN_NS;
-	for (unsigned i = 1;; i++) {
-		if (atomic_load_explicit(&cl->finished_seen, memory_order_acquire) >= cl->n ||
-		    (stop_after &&
-		     atomic_load_explicit(&cl->successes_seen, memory_order_relaxed) >= stop_after))
-			break;
-		if ((i & 63) == 0 && pv_now_ns() >= until)
-			break;
-		sched_yield();
-	}
+	spin_arg a = {cl, stop_after};
+	pv_spin_until(answered, &a, PAUSE_NS, SPIN_NS);
 }
 
 static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, size_t n,

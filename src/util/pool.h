@@ -14,7 +14,9 @@
 #ifndef PV_UTIL_POOL_H
 #define PV_UTIL_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct pv_pool pv_pool;
 typedef struct pv_pool_task pv_pool_task;
@@ -40,6 +42,14 @@ void pv_pool_free(pv_pool *p);
 
 /* Threads started so far (for stats and tests). */
 unsigned pv_pool_threads(pv_pool *p);
+/*
+ * Busy-waits for ready(arg): first with a CPU pause for `pause_ns` (cheap,
+ * no system call: the answer usually comes within microseconds), then with
+ * sched_yield for `yield_ns` more (steps aside for the thread it waits for
+ * on a busy machine). Returns ready(arg) at the end. Never sleeps.
+ */
+bool pv_spin_until(bool (*ready)(void *), void *arg, uint64_t pause_ns, uint64_t yield_ns);
+
 /* The bound given at creation. */
 unsigned pv_pool_max_threads(const pv_pool *p);
 
