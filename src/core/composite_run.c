@@ -15,6 +15,11 @@
  * so a late finisher neither writes into freed memory nor leaks. Its result
  * is discarded, except that machines a late create made are terminated
  * through the child that made them, because nobody else knows they exist.
+ *
+ * Results travel without locks: a task writes its slot and publishes it
+ * with one compare-and-swap, the caller polls a counter for a few
+ * microseconds and only then sleeps on a condition variable, which a task
+ * signals only when the caller said it sleeps.
  */
 #include <sched.h>
 #include <stdio.h>
@@ -27,6 +32,15 @@
 
 typedef struct call call;
 
+enum { SLOT_PENDING = 0, SLOT_DONE, SLOT_GIVEN_UP };
+
+/*
+ * A slot's result is written by its task and published by one CAS of
+ * `state` from PENDING to DONE; the caller, when it stops waiting, CASes
+ * every slot from PENDING to GIVEN_UP. Exactly one of the two wins, so the
+ * result is read either by the caller (DONE) or by the late task itself
+ * (GIVEN_UP), never by both, and no lock is taken on the way.
+ */
 typedef struct slot {
 	pv_pool_task task; /* first: the pool hands it back */
 	call *call;
@@ -34,17 +48,18 @@ typedef struct slot {
 	json_t *params;
 	int64_t requested;
 	pv_result res;
-	uint64_t seq; /* 0 until it finished in time */
-	bool queued;
+	uint64_t seq; /* completion order, set before DONE is published */
+	atomic_int state;
 } slot;
 
 struct call {
-	atomic_uint refs;
-	pthread_mutex_t lock;
+	atomic_uint refs;           /* the caller + one per queued task */
+	atomic_bool given_up;       /* tasks not started yet do not start */
+	atomic_size_t finished, successes, next_seq;
+	atomic_int sleeping;        /* the caller sleeps (or is about to) on `done` */
+	pthread_mutex_t lock;       /* only for sleeping and waking the caller */
 	pthread_cond_t done;
-	bool abandoned; /* the caller stopped waiting */
-	size_t n, finished, successes;
-	atomic_size_t finished_seen, successes_seen; /* copies the caller spins on */
+	size_t n;
 	composite *c;
 	pv_op_type type;
 	json_t *context;
@@ -149,38 +164,41 @@ static void reap_late_create(call *cl, slot *sl, pv_result *res)
 	json_decref(op.params);
 }
 
+/* Publishes a finished slot, or returns false when the caller gave up. */
+static bool publish(call *cl, slot *sl)
+{
+	sl->seq = atomic_fetch_add(&cl->next_seq, 1) + 1;
+	int expect = SLOT_PENDING;
+	if (!atomic_compare_exchange_strong(&sl->state, &expect, SLOT_DONE))
+		return false;
+	if (sl->res.success)
+		atomic_fetch_add(&cl->successes, 1);
+	atomic_fetch_add(&cl->finished, 1);
+	/* Dekker with the caller: it sets `sleeping` then re-reads `finished`. */
+	if (atomic_load(&cl->sleeping)) {
+		pthread_mutex_lock(&cl->lock);
+		pthread_cond_broadcast(&cl->done);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	return true;
+}
+
 static void slot_run(pv_pool_task *task)
 {
 	slot *sl = (slot *)task;
 	call *cl = sl->call;
-	pthread_mutex_lock(&cl->lock);
-	bool skip = cl->abandoned;
-	pthread_mutex_unlock(&cl->lock);
-	if (skip) { /* nobody waits: do not start work (above all, machines) */
+	if (atomic_load(&cl->given_up)) { /* nobody waits: start nothing (above all, machines) */
 		call_unref(cl);
 		return;
 	}
-	pv_result res;
 	pv_operation op = {cl->type, sl->params, cl->context, cl->deadline_ns};
-	pv_strategy_execute(sl->m->s, &op, &res, cl->c->clock);
-	pv_composite_count_member(sl->m, &res);
-
-	pthread_mutex_lock(&cl->lock);
-	bool late = cl->abandoned;
-	if (!late) {
-		pv_result_move(&sl->res, &res);
-		sl->seq = ++cl->finished;
-		cl->successes += sl->res.success;
-		atomic_store_explicit(&cl->successes_seen, cl->successes, memory_order_relaxed);
-		atomic_store_explicit(&cl->finished_seen, cl->finished, memory_order_release);
-		pthread_cond_signal(&cl->done);
-	}
-	pthread_mutex_unlock(&cl->lock);
-	if (late) {
+	pv_strategy_execute(sl->m->s, &op, &sl->res, cl->c->clock);
+	pv_composite_count_member(sl->m, &sl->res);
+	if (!publish(cl, sl)) { /* late: the result is ours to drop */
 		atomic_fetch_add_explicit(&cl->c->late_results, 1, memory_order_relaxed);
 		if (cl->type == PV_OP_CREATE_INSTANCES)
-			reap_late_create(cl, sl, &res);
-		pv_result_clear(&res);
+			reap_late_create(cl, sl, &sl->res);
+		pv_result_clear(&sl->res);
 	}
 	call_unref(cl);
 }
@@ -216,33 +234,55 @@ static call *call_new(composite *c, const pv_operation *op, child_job *jobs, siz
 
 static void submit_all(composite *c, call *cl)
 {
-	for (size_t i = 0; i < cl->n; i++) {
+	pv_pool_task *stack[16];
+	pv_pool_task **tasks = cl->n <= 16 ? stack : malloc(cl->n * sizeof *tasks);
+	size_t queued = 0;
+	if (tasks) {
+		for (size_t i = 0; i < cl->n; i++)
+			tasks[i] = &cl->slots[i].task;
+		atomic_fetch_add_explicit(&cl->refs, (unsigned)cl->n, memory_order_relaxed);
+		queued = pv_pool_submit_many(c->pool, tasks, cl->n);
+		atomic_fetch_sub_explicit(&cl->refs, (unsigned)(cl->n - queued), memory_order_relaxed);
+		if (tasks != stack)
+			free(tasks);
+	}
+	for (size_t i = queued; i < cl->n; i++) { /* could not be queued: say so */
 		slot *sl = &cl->slots[i];
-		atomic_fetch_add_explicit(&cl->refs, 1, memory_order_relaxed);
-		if (pv_pool_submit(c->pool, &sl->task) == 0) {
-			sl->queued = true;
-			continue;
-		}
-		atomic_fetch_sub_explicit(&cl->refs, 1, memory_order_relaxed);
-		pthread_mutex_lock(&cl->lock);
 		pv_result_fail(&sl->res, PV_ERR_INTERNAL, PV_CLASS_INTERNAL,
-			       "composite '%s': cannot queue child '%s': %s", c->base.name,
-			       sl->m->s->name, pv_error_last());
+			       "composite '%s': cannot queue child '%s'", c->base.name,
+			       sl->m->s->name);
 		pv_result_set_provider(&sl->res, sl->m->s->name);
 		sl->res.attempts = 1;
-		sl->seq = ++cl->finished;
-		atomic_store_explicit(&cl->finished_seen, cl->finished, memory_order_release);
-		pthread_mutex_unlock(&cl->lock);
+		publish(cl, sl);
 	}
 }
 
-/* Waits (lock held) until done, enough successes, or the deadline on the
- * composite's clock. Sliced so that a manual clock moved by another thread
- * is noticed. */
+typedef struct wait_arg {
+	call *cl;
+	size_t stop_after;
+} wait_arg;
+
+static bool answered(void *arg)
+{
+	wait_arg *a = arg;
+	return atomic_load(&a->cl->finished) >= a->cl->n ||
+	       (a->stop_after && atomic_load(&a->cl->successes) >= a->stop_after);
+}
+
+/* Waits until done, enough successes, or the deadline on the composite's
+ * clock: first polling briefly, then asleep in slices so that a manual
+ * clock moved by another thread is noticed. */
 static void wait_for(call *cl, size_t stop_after)
 {
+	wait_arg a = {cl, stop_after};
+	if (pv_spin_until(answered, &a, PAUSE_NS, SPIN_NS))
+		return;
 	const pv_clock *clock = cl->c->clock;
-	while (cl->finished < cl->n && !(stop_after && cl->successes >= stop_after)) {
+	pthread_mutex_lock(&cl->lock);
+	for (;;) {
+		atomic_store(&cl->sleeping, 1);
+		if (answered(&a))
+			break;
 		uint64_t now = pv_clock_now(clock);
 		if (now >= cl->deadline_ns)
 			break;
@@ -256,21 +296,27 @@ static void wait_for(call *cl, size_t stop_after)
 		ts.tv_nsec = (long)(abs_ns % PV_NS_PER_S);
 		pthread_cond_timedwait(&cl->done, &cl->lock, &ts);
 	}
+	atomic_store(&cl->sleeping, 0);
+	pthread_mutex_unlock(&cl->lock);
 }
 
-/* Moves what finished into `out`; the rest timed out or was not needed. */
-static void collect(call *cl, const pv_operation *op, bool stopped_early, child_outcome *out)
+/* Takes what finished into `out`; the rest timed out or was not needed. */
+static void collect(call *cl, const pv_operation *op, size_t stop_after, child_outcome *out)
 {
+	atomic_store(&cl->given_up, true);
+	bool enough = stop_after && atomic_load(&cl->successes) >= stop_after;
 	for (size_t i = 0; i < cl->n; i++) {
 		slot *sl = &cl->slots[i];
 		child_outcome *o = &out[i];
 		o->m = sl->m;
 		o->requested = sl->requested;
-		o->seq = sl->seq;
-		if (sl->seq) {
-			pv_result_move(&o->res, &sl->res);
+		int expect = SLOT_PENDING;
+		if (!atomic_compare_exchange_strong(&sl->state, &expect, SLOT_GIVEN_UP)) {
+			o->seq = sl->seq; /* DONE: the task is finished with the slot */
+			o->res = sl->res;
+			memset(&sl->res, 0, sizeof sl->res);
 			o->abstained = is_abstention(op->type, &o->res);
-		} else if (stopped_early) {
+		} else if (enough) {
 			o->cancelled = true;
 		} else {
 			pv_result_fail(&o->res, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT,
@@ -281,27 +327,6 @@ static void collect(call *cl, const pv_operation *op, bool stopped_early, child_
 			atomic_fetch_add_explicit(&sl->m->timeouts, 1, memory_order_relaxed);
 		}
 	}
-}
-
-/* Polls (unlocked, yielding the CPU) for a short while before the caller
- * goes to sleep on the condition variable. */
-typedef struct spin_arg {
-	call *cl;
-	size_t stop_after;
-} spin_arg;
-
-static bool answered(void *arg)
-{
-	spin_arg *a = arg;
-	return atomic_load_explicit(&a->cl->finished_seen, memory_order_acquire) >= a->cl->n ||
-	       (a->stop_after &&
-		atomic_load_explicit(&a->cl->successes_seen, memory_order_relaxed) >= a->stop_after);
-}
-
-static void spin_wait(call *cl, size_t stop_after)
-{
-	spin_arg a = {cl, stop_after};
-	pv_spin_until(answered, &a, PAUSE_NS, SPIN_NS);
 }
 
 static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, size_t n,
@@ -317,13 +342,8 @@ static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, 
 		return;
 	}
 	submit_all(c, cl);
-	spin_wait(cl, stop_after);
-	pthread_mutex_lock(&cl->lock);
 	wait_for(cl, stop_after);
-	bool stopped_early = cl->finished < cl->n && stop_after && cl->successes >= stop_after;
-	cl->abandoned = true;
-	collect(cl, op, stopped_early, out);
-	pthread_mutex_unlock(&cl->lock);
+	collect(cl, op, stop_after, out);
 	call_unref(cl);
 }
 

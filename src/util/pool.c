@@ -98,34 +98,35 @@ static pv_pool_task *pop(pv_pool *p)
 	return t;
 }
 
+/* Takes the next task, or NULL when the queue is empty (lock held). */
+static pv_pool_task *take(pv_pool *p)
+{
+	return p->head ? pop(p) : NULL;
+}
+
 static void *worker(void *arg)
 {
 	pv_pool *p = arg;
-	bool spun = false;
-	pthread_mutex_lock(&p->lock);
 	for (;;) {
-		if (p->head) {
-			pv_pool_task *t = pop(p);
-			pthread_mutex_unlock(&p->lock);
-			t->run(t); /* may free t */
-			pthread_mutex_lock(&p->lock);
-			spun = false;
-			continue;
-		}
-		if (atomic_load(&p->closing))
-			break; /* closing and drained */
-		if (!spun) {
-			pthread_mutex_unlock(&p->lock);
+		/* Look before locking: threads that find nothing stay off the lock. */
+		if (!atomic_load_explicit(&p->queued, memory_order_acquire))
 			spin_for_work(p);
-			pthread_mutex_lock(&p->lock);
-			spun = true; /* next time round: sleep */
-			continue;
+		pthread_mutex_lock(&p->lock);
+		pv_pool_task *t = take(p);
+		if (!t && atomic_load(&p->closing)) {
+			pthread_mutex_unlock(&p->lock);
+			break; /* closing and drained */
 		}
-		p->idle++;
-		pthread_cond_wait(&p->work, &p->lock);
-		p->idle--;
+		if (!t) {
+			p->idle++;
+			pthread_cond_wait(&p->work, &p->lock);
+			p->idle--;
+			t = take(p);
+		}
+		pthread_mutex_unlock(&p->lock);
+		if (t)
+			t->run(t); /* may free t */
 	}
-	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
@@ -139,7 +140,13 @@ int pv_pool_new(pv_pool **out, unsigned max_threads)
 		free(p);
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	}
-	pthread_mutex_init(&p->lock, NULL);
+	/* Adaptive: a thread that finds the lock taken spins a little before
+	 * sleeping, since it is only ever held for a few instructions. */
+	pthread_mutexattr_t attr;
+	pthread_mutexattr_init(&attr);
+	pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ADAPTIVE_NP);
+	pthread_mutex_init(&p->lock, &attr);
+	pthread_mutexattr_destroy(&attr);
 	pthread_cond_init(&p->work, NULL);
 	p->max_threads = max_threads;
 	*out = p;
@@ -161,29 +168,45 @@ static int maybe_grow(pv_pool *p)
 	return 0;
 }
 
+/* Queues one task (lock held). */
+static int push(pv_pool *p, pv_pool_task *task)
+{
+	int rc = maybe_grow(p);
+	if (rc < 0)
+		return rc;
+	task->next = NULL;
+	if (p->tail)
+		p->tail->next = task;
+	else
+		p->head = task;
+	p->tail = task;
+	atomic_fetch_add_explicit(&p->queued, 1, memory_order_release);
+	return 0;
+}
+
+size_t pv_pool_submit_many(pv_pool *p, pv_pool_task *const *tasks, size_t n)
+{
+	size_t done = 0;
+	pthread_mutex_lock(&p->lock);
+	bool was_empty = !p->head;
+	if (atomic_load(&p->closing))
+		pv_error_set(PV_ESTATE, "pool: shutting down");
+	else
+		while (done < n && push(p, tasks[done]) == 0)
+			done++;
+	/* One wake-up; the woken thread cascades if more is queued. */
+	if (done && was_empty && p->idle > 0 &&
+	    !atomic_load_explicit(&p->spinning, memory_order_relaxed))
+		pthread_cond_signal(&p->work);
+	pthread_mutex_unlock(&p->lock);
+	return done;
+}
+
 int pv_pool_submit(pv_pool *p, pv_pool_task *task)
 {
-	pthread_mutex_lock(&p->lock);
-	if (atomic_load(&p->closing)) {
-		pthread_mutex_unlock(&p->lock);
-		return pv_error_set(PV_ESTATE, "pool: shutting down");
-	}
-	int rc = maybe_grow(p);
-	if (rc == 0) {
-		bool was_empty = !p->head;
-		task->next = NULL;
-		if (p->tail)
-			p->tail->next = task;
-		else
-			p->head = task;
-		p->tail = task;
-		atomic_fetch_add_explicit(&p->queued, 1, memory_order_release);
-		if (was_empty && p->idle > 0 &&
-		    !atomic_load_explicit(&p->spinning, memory_order_relaxed))
-			pthread_cond_signal(&p->work);
-	}
-	pthread_mutex_unlock(&p->lock);
-	return rc;
+	if (pv_pool_submit_many(p, &task, 1) == 1)
+		return 0;
+	return pv_error_last_code() ? pv_error_last_code() : PV_ERROR;
 }
 
 void pv_pool_free(pv_pool *p)

@@ -36,6 +36,13 @@ int pv_pool_new(pv_pool **out, unsigned max_threads);
  */
 int pv_pool_submit(pv_pool *p, pv_pool_task *task);
 
+/*
+ * Queues tasks[0..n) under one lock with at most one wake-up. Returns how
+ * many were queued (all but on failure: the rest, in order, were not; the
+ * reason is in pv_error_last).
+ */
+size_t pv_pool_submit_many(pv_pool *p, pv_pool_task *const *tasks, size_t n);
+
 /* Runs every task already queued, then joins the threads and frees the
  * pool. Must not be called from a pool thread. NULL is fine. */
 void pv_pool_free(pv_pool *p);

@@ -408,6 +408,43 @@ static void test_machines_of_a_late_create_are_terminated(void **state)
 	pv_strategy_unref(backing);
 }
 
+/* Answers racing the deadline, many times: every child ends up either in
+ * the result or recorded as TIMEOUT, never both, never lost (the sanitizer
+ * and valgrind runs check that nothing leaks or is touched after free). */
+static void test_results_racing_the_deadline_are_kept_or_timed_out(void **state)
+{
+	(void)state;
+	stub *late = stub_new("late", "{\"v\": 1}");
+	late->sleep_ms = 2; /* ignores the deadline */
+	pv_strategy *kids[3] = {
+		sim("a", "{\"seed\": 3, \"latency\": {\"distribution\": \"normal\", \"mean_ms\": 2, \"stddev_ms\": 1}}"),
+		sim("b", "{\"seed\": 4, \"latency\": {\"distribution\": \"normal\", \"mean_ms\": 2, \"stddev_ms\": 1}}"),
+		&late->base};
+	pv_strategy *c = composite_of(kids, NULL, 3, "{\"timeout_seconds\": 0.002}");
+	int answered = 0, timed_out = 0;
+	for (int i = 0; i < 150; i++) {
+		pv_result r;
+		pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
+		pv_strategy_execute(c, &op, &r, NULL);
+		json_t *by = r.success ? json_object_get(r.data, "by_child") : NULL;
+		json_t *ch = json_object_get(r.metadata, "children");
+		size_t k;
+		json_t *e;
+		json_array_foreach(ch, k, e) {
+			const char *name = json_string_value(json_object_get(e, "child"));
+			bool ok = json_is_true(json_object_get(e, "success"));
+			assert_int_equal(ok, json_object_get(by, name) != NULL);
+			answered += ok;
+			timed_out += !ok;
+		}
+		pv_result_clear(&r);
+	}
+	assert_true(answered > 0);
+	assert_true(timed_out > 0);
+	pv_strategy_unref(c);
+	unref_all(kids, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -425,6 +462,7 @@ int main(void)
 		cmocka_unit_test(test_late_finisher_is_discarded_safely),
 		cmocka_unit_test(test_composite_freed_while_a_child_is_still_running),
 		cmocka_unit_test(test_machines_of_a_late_create_are_terminated),
+		cmocka_unit_test(test_results_racing_the_deadline_are_kept_or_timed_out),
 	};
 	return cmocka_run_group_tests_name("composite_create", tests, NULL, NULL);
 }
