@@ -71,7 +71,7 @@ struct call {
 /* How long the caller polls before sleeping: fast children answer in a few
  * microseconds, and a sleep plus wake-up costs more than that. */
 #define SPIN_NS (20 * 1000ull)
-#define PAUSE_NS (5 * 1000ull)
+#define PAUSE_NS (1 * 1000ull)
 
 static bool is_abstention(pv_op_type type, const pv_result *r)
 {

@@ -11,9 +11,9 @@
  * ("cascade"), so a burst of three tasks costs the caller one wake-up and
  * a fast first worker may drain the queue before anyone else is woken.
  * And a thread whose queue ran dry polls for a while before sleeping, so
- * back-to-back calls find it awake: a few microseconds with a CPU pause
- * (PV_POOL_PAUSE_NS), then with sched_yield (PV_POOL_SPIN_NS). Pausing
- * alone was measured 3x slower on two busy cores, because a pausing
+ * back-to-back calls find it awake: a microsecond with a CPU pause
+ * (PV_POOL_PAUSE_NS), then with sched_yield (PV_POOL_SPIN_NS). Longer
+ * pausing was measured 2-5x slower on two busy cores, because a pausing
  * spinner keeps the very thread it waits for off the CPU; a yielding one
  * steps aside.
  *
@@ -30,7 +30,7 @@
 #include "util/pool.h"
 
 #define PV_POOL_SPIN_NS (50 * 1000ull)
-#define PV_POOL_PAUSE_NS (5 * 1000ull)
+#define PV_POOL_PAUSE_NS (1 * 1000ull)
 
 struct pv_pool {
 	pthread_mutex_t lock;
