@@ -246,7 +246,7 @@ static void merge_all(const composite *c, child_outcome *o, size_t n, const tall
 		pv_result *r = &o[i].res;
 		if (o[i].cancelled || !r->success)
 			continue;
-		only = only < 0 ? (long)i : -2;
+		only = only == -1 ? (long)i : -2;
 		json_array_append_new(providers, json_string(r->provider));
 		json_object_set(by_child, o[i].m->s->name, r->data ? r->data : json_null());
 		const char *key;

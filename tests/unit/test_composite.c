@@ -379,6 +379,41 @@ static void test_majority_tie_is_no_majority(void **state)
 	pv_strategy_unref(c);
 }
 
+/* ---- every mode with every policy -------------------------------------------------- */
+
+static const char *const modes[] = {"parallel", "sequential", "redundant"};
+static const char *const policies[] = {"merge_all", "first_success", "best_performance",
+				       "majority_wins"};
+
+static void test_every_mode_and_policy_answers_a_read(void **state)
+{
+	(void)state;
+	for (size_t m = 0; m < 3; m++) {
+		for (size_t p = 0; p < 4; p++) {
+			pv_strategy *kids[3] = {sim("a", NULL), sim("b", NULL), sim("c", NULL)};
+			char cfg[160];
+			snprintf(cfg, sizeof cfg, "{\"mode\": \"%s\", \"aggregation_policy\": \"%s\"}",
+				 modes[m], policies[p]);
+			pv_strategy *c = composite_of(kids, 3, cfg);
+			pv_result r;
+			run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+			assert_true(r.success);
+			size_t templates = json_array_size(json_object_get(r.data, "templates"));
+			if (p == 0) { /* merge_all: every child's template, kept per child */
+				assert_int_equal(templates, 3);
+				assert_int_equal(json_object_size(json_object_get(r.data, "by_child")), 3);
+				assert_string_equal(r.provider, "comp");
+			} else { /* one child's answer, from a leaf */
+				assert_int_equal(templates, 1);
+				assert_non_null(strchr("abc", r.provider[0]));
+				assert_int_equal(r.provider[1], '\0');
+			}
+			pv_result_clear(&r);
+			pv_strategy_unref(c);
+		}
+	}
+}
+
 /* ---- the gate ---------------------------------------------------------------------- */
 
 /* Runs health_check over `n` sims of which the first `failing` fail. */
@@ -700,6 +735,7 @@ int main(void)
 		cmocka_unit_test(test_majority_agrees_ignoring_volatile_fields_and_key_order),
 		cmocka_unit_test(test_majority_disagreement_is_no_majority_with_every_answer),
 		cmocka_unit_test(test_majority_tie_is_no_majority),
+		cmocka_unit_test(test_every_mode_and_policy_answers_a_read),
 		cmocka_unit_test(test_gate_failure_threshold_at_and_around_boundary),
 		cmocka_unit_test(test_gate_min_success_count_at_and_around_boundary),
 		cmocka_unit_test(test_gate_require_all_success),

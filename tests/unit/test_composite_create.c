@@ -74,6 +74,39 @@ static void unref_all(pv_strategy **s, size_t n)
 		pv_strategy_unref(s[i]);
 }
 
+/* ---- every mode with every policy ------------------------------------------------ */
+
+static void test_every_mode_and_policy_creates_exactly_the_count(void **state)
+{
+	(void)state;
+	static const char *const modes[] = {"parallel", "sequential", "redundant"};
+	static const char *const policies[] = {"merge_all", "first_success", "best_performance",
+					       "majority_wins"};
+	for (size_t m = 0; m < 3; m++) {
+		for (size_t p = 0; p < 4; p++) {
+			pv_strategy *kids[3] = {sim("a", "{\"capacity\": 4}"), sim("b", NULL), sim("c", NULL)};
+			char cfg[160];
+			snprintf(cfg, sizeof cfg, "{\"mode\": \"%s\", \"aggregation_policy\": \"%s\"}",
+				 modes[m], policies[p]);
+			pv_strategy *c = composite_of(kids, NULL, 3, cfg);
+			pv_result r;
+			create(c, 7, &r);
+			assert_true(r.success);
+			assert_int_equal(ival(r.data, "count"), 7);
+			assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 7);
+			int64_t live = pv_sim_live_instances(kids[0]) + pv_sim_live_instances(kids[1]) +
+				       pv_sim_live_instances(kids[2]);
+			assert_int_equal(live, 7); /* never multiplied */
+			assert_int_equal(attributed_to(&r, "a") + attributed_to(&r, "b") +
+						 attributed_to(&r, "c"),
+					 7);
+			pv_result_clear(&r);
+			pv_strategy_unref(c);
+			unref_all(kids, 3);
+		}
+	}
+}
+
 /* ---- split ------------------------------------------------------------------- */
 
 static void test_parallel_create_splits_count_by_weight(void **state)
@@ -448,6 +481,7 @@ static void test_results_racing_the_deadline_are_kept_or_timed_out(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_every_mode_and_policy_creates_exactly_the_count),
 		cmocka_unit_test(test_parallel_create_splits_count_by_weight),
 		cmocka_unit_test(test_parallel_create_never_multiplies_the_count),
 		cmocka_unit_test(test_parallel_create_split_respects_reported_capacity),
