@@ -8,6 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
+#include <pthread.h>
 #include <string.h>
 #include <cmocka.h>
 #include "provisio/composite.h"
@@ -441,6 +442,93 @@ static void test_machines_of_a_late_create_are_terminated(void **state)
 	pv_strategy_unref(backing);
 }
 
+static void test_sequential_never_waits_past_the_operation_deadline(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(1000);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_strategy *slow = NULL, *next = NULL;
+	json_t *cfg = json_pack("{s:{s:i}}", "latency", "mean_ms", 20);
+	assert_int_equal(pv_sim_new(&slow, "slow", cfg, clk), 0);
+	assert_int_equal(pv_sim_new(&next, "next", NULL, clk), 0);
+	json_decref(cfg);
+	pv_strategy *kids[2] = {slow, next};
+	pv_composite_config cc;
+	pv_composite_config_default(&cc);
+	cc.mode = PV_COMPOSITE_SEQUENTIAL;
+	cc.aggregation_policy = PV_AGG_FIRST_SUCCESS;
+	pv_strategy *c = NULL;
+	assert_int_equal(pv_composite_new(&c, "comp", kids, NULL, 2, &cc, clk), 0);
+	assert_int_equal(pv_strategy_initialize(c), 0);
+	pv_result r;
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK, .deadline_ns = 1000 + 10 * PV_NS_PER_MS};
+	pv_strategy_execute(c, &op, &r, clk);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, PV_ERR_ALL_STRATEGIES_FAILED);
+	assert_int_equal(pv_clock_now(clk), op.deadline_ns); /* waited until, not past */
+	assert_int_equal(pv_sim_calls(next, PV_OP_COUNT), 0); /* no time left: not called */
+	json_t *ch = json_object_get(r.metadata, "children");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 0), "error_code")), "TIMEOUT");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 1), "error_code")), "TIMEOUT");
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+	unref_all(kids, 2);
+	pv_manual_clock_free(mc);
+}
+
+typedef struct advance_arg {
+	pv_manual_clock *mc;
+	atomic_int *start, *stop;
+} advance_arg;
+
+/* Once `start` is set, moves the manual clock a second at a time until
+ * told to stop (bounded loops). */
+static void *advance_clock(void *p)
+{
+	advance_arg *a = p;
+	for (int i = 0; i < 5000 && !atomic_load(a->start); i++)
+		stub_sleep_ms(1);
+	for (int i = 0; i < 5000 && !atomic_load(a->stop); i++) {
+		stub_sleep_ms(1);
+		pv_manual_clock_advance(a->mc, PV_NS_PER_S);
+	}
+	return NULL;
+}
+
+static void test_parallel_timeout_follows_the_composites_clock(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(1000);
+	atomic_int release = 0, quick_done = 0;
+	stub *stuck = stub_new("stuck", "{\"v\": 1}");
+	stuck->wait_for = &release; /* answers only when the test says so */
+	stub *quick = stub_new("quick", "{\"v\": 2}");
+	quick->signal = &quick_done; /* time moves only once quick has answered */
+	pv_strategy *kids[2] = {&quick->base, &stuck->base};
+	pv_composite_config cc;
+	pv_composite_config_default(&cc);
+	cc.timeout_seconds = 5; /* five seconds of manual time */
+	pv_strategy *c = NULL;
+	assert_int_equal(pv_composite_new(&c, "comp", kids, NULL, 2, &cc, pv_manual_clock_get(mc)), 0);
+	assert_int_equal(pv_strategy_initialize(c), 0);
+	pthread_t t;
+	advance_arg a = {mc, &quick_done, &release};
+	pthread_create(&t, NULL, advance_clock, &a);
+	pv_result r;
+	pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
+	pv_strategy_execute(c, &op, &r, pv_manual_clock_get(mc));
+	atomic_store(&release, 1);
+	pthread_join(t, NULL);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "quick");
+	json_t *ch = json_object_get(r.metadata, "children");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 1), "error_code")), "TIMEOUT");
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+	unref_all(kids, 2);
+	pv_manual_clock_free(mc);
+}
+
 /* Answers racing the deadline, many times: every child ends up either in
  * the result or recorded as TIMEOUT, never both, never lost (the sanitizer
  * and valgrind runs check that nothing leaks or is touched after free). */
@@ -497,6 +585,8 @@ int main(void)
 		cmocka_unit_test(test_composite_freed_while_a_child_is_still_running),
 		cmocka_unit_test(test_machines_of_a_late_create_are_terminated),
 		cmocka_unit_test(test_results_racing_the_deadline_are_kept_or_timed_out),
+		cmocka_unit_test(test_sequential_never_waits_past_the_operation_deadline),
+		cmocka_unit_test(test_parallel_timeout_follows_the_composites_clock),
 	};
 	return cmocka_run_group_tests_name("composite_create", tests, NULL, NULL);
 }
