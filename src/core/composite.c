@@ -626,12 +626,15 @@ static int fill_roster(composite *c, pv_strategy *const *children, const double 
 		       size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
+		if (!children[i])
+			return pv_error_set(PV_EINVAL, "composite '%s': child %zu is NULL",
+					    c->base.name, i);
 		double w = child_weight(c, weights, i, children[i]);
-		if (!children[i] || !valid_weight(w))
+		if (!valid_weight(w))
 			return pv_error_set(PV_EINVAL,
-					    "composite '%s': child %zu: %s", c->base.name, i,
-					    children[i] ? "weight must be a finite number > 0"
-							: "is NULL");
+					    "composite '%s': child '%s': weight must be a finite "
+					    "number > 0, got %g",
+					    c->base.name, children[i]->name, w);
 		if (roster_find(c->roster, children[i]->name) >= 0)
 			return pv_error_set(PV_EEXISTS, "composite '%s': child name '%s' used twice",
 					    c->base.name, children[i]->name);

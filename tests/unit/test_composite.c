@@ -165,6 +165,9 @@ static void test_new_rejects_bad_weight_duplicate_child_and_bad_config(void **st
 	double w[1] = {-1};
 	assert_int_equal(pv_composite_new(&c, "comp", kids, w, 1, NULL, NULL), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "weight"));
+	pv_strategy *holes[1] = {NULL};
+	assert_int_equal(pv_composite_new(&c, "comp", holes, NULL, 1, NULL, NULL), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "NULL"));
 	pv_composite_config cfg;
 	pv_composite_config_default(&cfg);
 	cfg.failure_threshold = 2;

@@ -144,6 +144,23 @@ static void test_parallel_create_splits_count_by_weight(void **state)
 	unref_all(kids, 3);
 }
 
+static void test_split_weights_can_come_from_the_config_by_name(void **state)
+{
+	(void)state;
+	pv_strategy *kids[2] = {sim("a", NULL), sim("b", NULL)};
+	pv_strategy *c = composite_of(kids, NULL, 2, "{\"weights\": {\"a\": 3, \"b\": 1}}");
+	pv_result r;
+	create(c, 8, &r);
+	assert_int_equal(made_by(&r, "a"), 6);
+	assert_int_equal(made_by(&r, "b"), 2);
+	pv_result_clear(&r);
+	json_t *list = pv_composite_children(c);
+	assert_true(json_real_value(json_object_get(json_array_get(list, 0), "weight")) == 3.0);
+	json_decref(list);
+	pv_strategy_unref(c);
+	unref_all(kids, 2);
+}
+
 static void test_parallel_create_never_multiplies_the_count(void **state)
 {
 	(void)state;
@@ -571,6 +588,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_mode_and_policy_creates_exactly_the_count),
 		cmocka_unit_test(test_parallel_create_splits_count_by_weight),
+		cmocka_unit_test(test_split_weights_can_come_from_the_config_by_name),
 		cmocka_unit_test(test_parallel_create_never_multiplies_the_count),
 		cmocka_unit_test(test_parallel_create_split_respects_reported_capacity),
 		cmocka_unit_test(test_parallel_create_respreads_the_shortfall_of_a_full_child),
