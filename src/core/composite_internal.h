@@ -1,7 +1,8 @@
 /*
  * composite_internal.h - what the files of the composite strategy share.
  *
- * composite.c         the strategy object, config, children, health, stats
+ * composite.c         the strategy object, children, health, stats
+ * composite_config.c  the config: defaults, JSON, mode and policy names
  * composite_run.c     running a set of child calls in order or on the pool,
  *                     with the deadline, the timeout and late finishers
  * composite_agg.c     the gate and the four aggregation policies
@@ -15,6 +16,7 @@
 #ifndef PV_CORE_COMPOSITE_INTERNAL_H
 #define PV_CORE_COMPOSITE_INTERNAL_H
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -51,6 +53,11 @@ typedef struct composite {
 } composite;
 
 void pv_croster_unref(croster *r);
+
+/* Config checks shared with composite.c (composite_config.c). */
+int pv_composite_config_check(const pv_composite_config *cfg);
+int pv_composite_config_copy(pv_composite_config *dst, const pv_composite_config *src);
+static inline bool pv_composite_valid_weight(double w) { return isfinite(w) && w > 0; }
 void pv_cmember_unref(cmember *m);
 static inline cmember *pv_cmember_ref(cmember *m)
 {
