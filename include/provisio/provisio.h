@@ -12,6 +12,7 @@
 #include "context.h"
 #include "sim.h"
 #include "chaos.h"
+#include "composite.h"
 #include "fallback.h"
 #include "libvirt.h"
 #include "config.h"
