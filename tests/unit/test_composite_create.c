@@ -204,18 +204,36 @@ static void test_parallel_create_split_respects_reported_capacity(void **state)
 static void test_parallel_create_respreads_the_shortfall_of_a_full_child(void **state)
 {
 	(void)state;
-	pv_strategy *kids[3] = {sim("busy", "{\"capacity\": 10}"), sim("b", NULL), sim("c", NULL)};
+	/* busy says nothing of its room (unlimited capacity) but refuses with CAPACITY */
+	pv_strategy *kids[3] = {sim("busy", "{\"script\": [\"fail:CAPACITY:capacity\"]}"), sim("b", NULL),
+				sim("c", NULL)};
 	pv_result r;
-	create(kids[0], 8, &r); /* busy now has room for 2, but reports capacity 10 */
-	pv_result_clear(&r);
 	pv_strategy *c = composite_of(kids, NULL, 3, NULL);
 	create(c, 9, &r);
 	assert_true(r.success);
 	assert_int_equal(ival(r.data, "count"), 9);
+	assert_int_equal(made_by(&r, "busy"), 0);
+	assert_int_equal(made_by(&r, "b") + made_by(&r, "c"), 9);
+	/* Round 1 asks 3 + 3 + 3 and busy makes none; round 2 spreads its 3 over b and c. */
+	assert_true(json_array_size(json_object_get(r.metadata, "children")) >= 4);
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+	unref_all(kids, 3);
+}
+
+static void test_parallel_create_uses_the_room_a_child_reports(void **state)
+{
+	(void)state;
+	pv_strategy *kids[3] = {sim("busy", "{\"capacity\": 10}"), sim("b", NULL), sim("c", NULL)};
+	pv_result r;
+	create(kids[0], 8, &r); /* busy now reports room for 2 */
+	pv_result_clear(&r);
+	pv_strategy *c = composite_of(kids, NULL, 3, NULL);
+	create(c, 9, &r);
+	assert_true(r.success);
 	assert_int_equal(made_by(&r, "busy"), 2);
 	assert_int_equal(made_by(&r, "b") + made_by(&r, "c"), 7);
-	/* Round 1 asks 3 + 3 + 3, busy makes 2; round 2 asks b for the 1 left. */
-	assert_int_equal(json_array_size(json_object_get(r.metadata, "children")), 4);
+	assert_int_equal(json_array_size(json_object_get(r.metadata, "children")), 3); /* one round */
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 	unref_all(kids, 3);
@@ -592,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_parallel_create_never_multiplies_the_count),
 		cmocka_unit_test(test_parallel_create_split_respects_reported_capacity),
 		cmocka_unit_test(test_parallel_create_respreads_the_shortfall_of_a_full_child),
+		cmocka_unit_test(test_parallel_create_uses_the_room_a_child_reports),
 		cmocka_unit_test(test_sequential_create_spills_over_3_5_then_12),
 		cmocka_unit_test(test_sequential_create_stops_when_fulfilled),
 		cmocka_unit_test(test_sequential_create_is_partial_when_capacity_is_short),
