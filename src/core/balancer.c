@@ -261,7 +261,9 @@ static int lb_capabilities(pv_strategy *s, pv_capabilities *out)
 		pv_capabilities_clear(&c);
 	}
 	snapshot_free(ms, n);
-	merge_features(&out->features, json_pack("{s:b}", "load_balancing", 1));
+	json_t *own = json_pack("{s:b}", "load_balancing", 1);
+	merge_features(&out->features, own);
+	json_decref(own);
 	json_t *lim = json_pack("{s:I}", "max_connections_per_strategy",
 				(json_int_t)b->cfg.max_connections_per_strategy);
 	out->limitations = lim;

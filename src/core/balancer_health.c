@@ -188,7 +188,7 @@ static void *health_main(void *arg)
 	lb_balancer *b = arg;
 	bool system = !b->clock || b->clock == pv_clock_system();
 	pthread_mutex_lock(&b->thr_lock);
-	uint64_t next = pv_clock_now(b->clock) + b->interval_ns;
+	uint64_t next = b->thr_first;
 	while (!b->thr_stop) {
 		uint64_t now = pv_clock_now(b->clock);
 		if (now >= next) {
@@ -214,6 +214,9 @@ int lb_health_thread_start(lb_balancer *b)
 	pthread_condattr_destroy(&ca);
 	pthread_mutex_init(&b->thr_lock, NULL);
 	b->thr_stop = false;
+	/* Read here, not in the thread: the first round is one interval after
+	 * creation, however late the thread gets scheduled. */
+	b->thr_first = pv_clock_now(b->clock) + b->interval_ns;
 	int err = pthread_create(&b->thread, NULL, health_main, b);
 	if (err) {
 		pthread_cond_destroy(&b->thr_cond);

@@ -103,6 +103,7 @@ typedef struct lb_balancer {
 	pthread_mutex_t thr_lock;
 	pthread_cond_t thr_cond;
 	bool thr_started, thr_stop;
+	uint64_t thr_first; /* clock time of the first round */
 	pthread_t thread;
 } lb_balancer;
 

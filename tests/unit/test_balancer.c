@@ -15,6 +15,7 @@
 #include "test_balancer_support.h"
 
 static const char *const ABC[] = {"a", "b", "c"};
+static char self_path[4096]; /* this program, resolved at start (valgrind-safe) */
 
 static pv_strategy *three_sims(const pv_balancer_config *cfg, const double *w, const pv_clock *clk)
 {
@@ -260,7 +261,7 @@ static pv_strategy *hash_balancer(size_t n)
 	pv_strategy *kids[HASH_KIDS];
 	char name[16];
 	for (size_t i = 0; i < n; i++) {
-		snprintf(name, sizeof name, "node-%zu", i);
+		snprintf(name, sizeof name, "node-%u", (unsigned)i);
 		kids[i] = t_sim(name, NULL, NULL);
 	}
 	pv_balancer_config c = t_cfg(PV_LB_HASH_BASED);
@@ -314,7 +315,7 @@ static int hash_child_main(void)
 	pv_strategy *kids[HASH_KIDS];
 	char name[16], who[64];
 	for (size_t i = 0; i < HASH_KIDS; i++) {
-		snprintf(name, sizeof name, "node-%zu", i);
+		snprintf(name, sizeof name, "node-%u", (unsigned)i);
 		pv_sim_new(&kids[i], name, NULL, NULL);
 	}
 	pv_balancer_config c;
@@ -345,7 +346,7 @@ static void test_hash_routes_keys_identically_in_another_process(void **state)
 		dup2(fd[1], 1);
 		close(fd[0]);
 		close(fd[1]);
-		execl("/proc/self/exe", "test_balancer", "--hash-child", (char *)NULL);
+		execl(self_path, "test_balancer", "--hash-child", (char *)NULL);
 		_exit(127);
 	}
 	close(fd[1]);
@@ -616,6 +617,8 @@ int main(int argc, char **argv)
 {
 	if (argc > 1 && strcmp(argv[1], "--hash-child") == 0)
 		return hash_child_main();
+	ssize_t len = readlink("/proc/self/exe", self_path, sizeof self_path - 1);
+	self_path[len > 0 ? len : 0] = '\0';
 	pv_log_set_level(PV_LOG_OFF);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_from_json_reads_every_field),
