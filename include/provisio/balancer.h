@@ -25,6 +25,7 @@
 #ifndef PROVISIO_BALANCER_H
 #define PROVISIO_BALANCER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <jansson.h>
@@ -80,6 +81,7 @@ typedef struct pv_balancer_config {
 	unsigned unhealthy_threshold;          /* 3; 1..1000 consecutive failures */
 	unsigned recovery_threshold;           /* 2; 1..1000 consecutive successes */
 	uint64_t seed;                         /* 0 = per-thread generators seeded from time */
+	bool result_metadata; /* true: results carry "balancer" metadata (costs an allocation) */
 	json_t *weights; /* owned object {name: weight >= 0} or NULL; see config_clear */
 } pv_balancer_config;
 
@@ -90,7 +92,7 @@ void pv_balancer_config_default(pv_balancer_config *cfg);
  * Reads the spec's "load_balancing" block: algorithm, health_check_mode,
  * max_connections_per_strategy, weight_adjustment_factor,
  * health_check_interval_seconds, unhealthy_threshold, recovery_threshold,
- * weights {name: w}, seed. Missing keys keep their defaults; unknown keys
+ * weights {name: w}, seed, result_metadata. Missing keys keep their defaults; unknown keys
  * and bad values are PV_EINVAL with a message naming the field and the
  * valid range. On success cfg->weights holds a new reference (free it with
  * pv_balancer_config_clear); on failure cfg owns nothing.

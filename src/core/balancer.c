@@ -174,6 +174,79 @@ static void record(lb_balancer *b, lb_member *m, const pv_result *out)
 	}
 }
 
+/*
+ * Result metadata without allocating. Building {"balancer": {...}} costs
+ * about 100 ns of jansson allocations per operation, more than the rest of
+ * the balancer. So each thread keeps a few such objects and hands one to a
+ * result with an extra reference of its own. When the result is cleared,
+ * the refcount drops back to 1: nobody else can reach the object, so the
+ * next operation on this thread reuses it (only the value is swapped).
+ * While a caller still holds it (refcount > 1) it is never touched, and an
+ * object a caller changed (more keys) is dropped, not reused: the caller
+ * always owns an ordinary object it may read or modify.
+ */
+#define META_POOL 4
+
+static pthread_key_t meta_key;
+static pthread_once_t meta_once = PTHREAD_ONCE_INIT;
+
+typedef struct meta_pool {
+	json_t *obj[META_POOL];
+	unsigned next;
+} meta_pool;
+
+static void meta_pool_free(void *p)
+{
+	meta_pool *pool = p;
+	for (unsigned i = 0; i < META_POOL; i++)
+		json_decref(pool->obj[i]);
+	free(pool);
+}
+
+static void meta_key_create(void) { pthread_key_create(&meta_key, meta_pool_free); }
+
+static meta_pool *meta_pool_get(void)
+{
+	pthread_once(&meta_once, meta_key_create);
+	meta_pool *pool = pthread_getspecific(meta_key);
+	if (!pool && (pool = calloc(1, sizeof *pool)) && pthread_setspecific(meta_key, pool)) {
+		free(pool);
+		pool = NULL;
+	}
+	return pool;
+}
+
+/* True when only the pool holds `o` and it is still {"balancer": ...}. */
+static bool meta_reusable(json_t *o)
+{
+	if (!o || __atomic_load_n(&o->refcount, __ATOMIC_ACQUIRE) != 1)
+		return false;
+	void *it = json_object_iter(o);
+	return json_object_size(o) == 1 && strcmp(json_object_iter_key(it), "balancer") == 0;
+}
+
+static void attach_meta(pv_result *out, json_t *meta)
+{
+	meta_pool *pool;
+	if (out->metadata || !(pool = meta_pool_get())) { /* add to what the child said */
+		pv_result_meta_set(out, "balancer", json_incref(meta));
+		return;
+	}
+	for (unsigned k = 0; k < META_POOL; k++) {
+		json_t *o = pool->obj[(pool->next + k) % META_POOL];
+		if (meta_reusable(o)) {
+			json_object_iter_set(o, json_object_iter(o), meta);
+			out->metadata = json_incref(o);
+			return;
+		}
+	}
+	unsigned slot = pool->next++ % META_POOL;
+	json_t *o = json_pack("{s:O}", "balancer", meta);
+	json_decref(pool->obj[slot]); /* the caller holding it keeps it alive */
+	pool->obj[slot] = o;
+	out->metadata = json_incref(o);
+}
+
 static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	lb_balancer *b = (lb_balancer *)s;
@@ -188,7 +261,8 @@ static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	pv_strategy_execute(p.m->child, op, out, b->clock);
 	record(b, p.m, out);
 	lb_health_on_result(b, p.m, out, p.probe);
-	pv_result_meta_set(out, "balancer", json_incref(p.m->meta));
+	if (b->cfg.result_metadata)
+		attach_meta(out, p.m->meta);
 	if (p.panic)
 		pv_result_meta_set(out, "balancer_panic", json_true());
 	if (p.probe)

@@ -69,6 +69,7 @@ void pv_balancer_config_default(pv_balancer_config *cfg)
 	cfg->health_check_interval_seconds = 30;
 	cfg->unhealthy_threshold = 3;
 	cfg->recovery_threshold = 2;
+	cfg->result_metadata = true;
 }
 
 void pv_balancer_config_clear(pv_balancer_config *cfg)
@@ -149,6 +150,12 @@ static int set_field(pv_balancer_config *c, const char *key, const json_t *v)
 		c->seed = (uint64_t)json_integer_value(v);
 		return 0;
 	}
+	if (strcmp(key, "result_metadata") == 0) {
+		if (!json_is_boolean(v))
+			return bad(key, "must be true or false");
+		c->result_metadata = json_is_true(v);
+		return 0;
+	}
 	if (strcmp(key, "weights") == 0) {
 		json_decref(c->weights);
 		c->weights = NULL;
@@ -158,7 +165,7 @@ static int set_field(pv_balancer_config *c, const char *key, const json_t *v)
 			    "load_balancing: unknown field '%s': valid fields are algorithm, "
 			    "health_check_mode, max_connections_per_strategy, weight_adjustment_factor, "
 			    "health_check_interval_seconds, unhealthy_threshold, recovery_threshold, "
-			    "weights, seed",
+			    "weights, seed, result_metadata",
 			    key);
 }
 
@@ -183,7 +190,7 @@ int pv_balancer_config_from_json(const json_t *json, pv_balancer_config *cfg)
 
 json_t *pv_balancer_config_to_json(const pv_balancer_config *cfg)
 {
-	json_t *j = json_pack("{s:s, s:s, s:I, s:f, s:f, s:I, s:I, s:I}", "algorithm",
+	json_t *j = json_pack("{s:s, s:s, s:I, s:f, s:f, s:I, s:I, s:I, s:b}", "algorithm",
 			      pv_lb_algorithm_name(cfg->algorithm), "health_check_mode",
 			      pv_lb_health_mode_name(cfg->health_check_mode),
 			      "max_connections_per_strategy",
@@ -192,7 +199,7 @@ json_t *pv_balancer_config_to_json(const pv_balancer_config *cfg)
 			      "health_check_interval_seconds", cfg->health_check_interval_seconds,
 			      "unhealthy_threshold", (json_int_t)cfg->unhealthy_threshold,
 			      "recovery_threshold", (json_int_t)cfg->recovery_threshold, "seed",
-			      (json_int_t)cfg->seed);
+			      (json_int_t)cfg->seed, "result_metadata", cfg->result_metadata);
 	if (j && cfg->weights)
 		json_object_set_new(j, "weights", json_deep_copy(cfg->weights));
 	return j;

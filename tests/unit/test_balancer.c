@@ -590,6 +590,48 @@ static void test_result_metadata_names_algorithm_and_chosen_strategy(void **stat
 	pv_strategy_unref(lb);
 }
 
+static const char *meta_strategy(const pv_result *r)
+{
+	return json_string_value(json_object_get(json_object_get(r->metadata, "balancer"), "strategy"));
+}
+
+static void test_metadata_of_live_results_is_never_shared_or_changed(void **state)
+{
+	(void)state;
+	pv_balancer_config c = t_cfg(PV_LB_ROUND_ROBIN);
+	pv_strategy *lb = three_sims(&c, NULL, NULL);
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	pv_result r[3] = {PV_RESULT_INIT, PV_RESULT_INIT, PV_RESULT_INIT};
+	for (int i = 0; i < 3; i++) /* all three held at once */
+		pv_strategy_execute(lb, &op, &r[i], NULL);
+	assert_ptr_not_equal(r[0].metadata, r[1].metadata);
+	assert_ptr_not_equal(r[1].metadata, r[2].metadata);
+	for (int i = 0; i < 3; i++)
+		assert_string_equal(meta_strategy(&r[i]), ABC[i]);
+	/* A caller that changes its metadata keeps its change... */
+	pv_result_meta_set(&r[0], "mine", json_true());
+	pv_strategy_execute(lb, &op, &r[1], NULL); /* clears r[1] first, then runs on a */
+	assert_true(json_is_true(json_object_get(r[0].metadata, "mine")));
+	assert_string_equal(meta_strategy(&r[0]), "a");
+	assert_string_equal(meta_strategy(&r[1]), "a");
+	/* ...and a released object comes back clean. */
+	for (int i = 0; i < 3; i++)
+		pv_result_clear(&r[i]);
+	for (int i = 0; i < 8; i++) {
+		pv_strategy_execute(lb, &op, &r[0], NULL);
+		assert_int_equal(json_object_size(r[0].metadata), 1);
+		assert_string_equal(meta_strategy(&r[0]), ABC[(i + 1) % 3]);
+		pv_result_clear(&r[0]);
+	}
+	c.result_metadata = false;
+	pv_strategy *bare = three_sims(&c, NULL, NULL);
+	pv_strategy_execute(bare, &op, &r[0], NULL);
+	assert_null(r[0].metadata);
+	pv_result_clear(&r[0]);
+	pv_strategy_unref(bare);
+	pv_strategy_unref(lb);
+}
+
 static void test_capabilities_and_health_cover_the_children(void **state)
 {
 	(void)state;
@@ -641,6 +683,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_strategy_stats_report_the_spec_fields),
 		cmocka_unit_test(test_state_restores_rotation_and_ejections_in_a_new_instance),
 		cmocka_unit_test(test_result_metadata_names_algorithm_and_chosen_strategy),
+		cmocka_unit_test(test_metadata_of_live_results_is_never_shared_or_changed),
 		cmocka_unit_test(test_capabilities_and_health_cover_the_children),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
