@@ -127,8 +127,10 @@ int pv_balancer_is(const pv_strategy *s);
  * (not a balancer, weight < 0 or not finite) or PV_ENOTFOUND. */
 int pv_balancer_set_weight(pv_strategy *s, const char *child, double weight);
 
-/* Adds a child (reference taken) with `weight`. 0, PV_EINVAL, PV_EEXISTS
- * (name taken), PV_ESTATE (PV_BALANCER_MAX_STRATEGIES reached), PV_ENOMEM. */
+/* Adds a child (reference taken) with `weight`. When the balancer is
+ * already initialized the child is initialized first (its error is
+ * returned and it is not added). 0, PV_EINVAL, PV_EEXISTS (name taken),
+ * PV_ESTATE (PV_BALANCER_MAX_STRATEGIES reached), PV_ENOMEM. */
 int pv_balancer_add(pv_strategy *s, pv_strategy *child, double weight);
 
 /* Removes a child by name. Operations already running on it finish; its

@@ -6,14 +6,16 @@
  * core/balancer_internal.h; the algorithms are in balancer_pick.c and
  * health in balancer_health.c.
  *
- * The execute path: pick a member (read lock for the pick only), run the
- * child with no lock held, then record the outcome in lock-free counters.
+ * The execute path: pick a member (inside a non-blocking read section, see
+ * balancer_internal.h), run the child with no lock held, then record the
+ * outcome in lock-free counters.
  * The result keeps the leaf provider the child reported; the balancer adds
  * one metadata key, "balancer": {"name", "algorithm", "strategy"}, whose
  * value is an immutable object made once per member and shared by
  * reference, so the fast path makes no string copies.
  */
 #include <math.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,16 +121,45 @@ static lb_roster *roster_build(lb_balancer *b, lb_member **members, size_t n)
 
 static lb_members *members_of(lb_balancer *b) { return &b->members; }
 
+unsigned lb_stripe_index(void)
+{
+	static atomic_uint next_stripe;
+	static _Thread_local unsigned mine; /* stripe + 1; 0 = not assigned yet */
+	if (!mine)
+		mine = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) % LB_STRIPES + 1;
+	return mine - 1;
+}
+
+static void wait_empty(lb_balancer *b, unsigned row)
+{
+	for (unsigned i = 0; i < LB_STRIPES; i++)
+		while (atomic_load_explicit(&b->readers[row][i].n, memory_order_seq_cst) != 0)
+			sched_yield();
+}
+
+/*
+ * Returns once no read section that could have seen the previous roster is
+ * still running (admin held). A reader increments its stripe before loading
+ * the roster, so one that loaded the old pointer is counted in the row it
+ * chose; both rows are drained, flipping the epoch before each wait so that
+ * readers arriving meanwhile use the other row and cannot starve the wait.
+ */
+static void wait_for_readers(lb_balancer *b)
+{
+	for (int k = 0; k < 2; k++) {
+		unsigned e = atomic_fetch_add_explicit(&b->epoch, 1, memory_order_seq_cst);
+		wait_empty(b, e & 1u);
+	}
+}
+
 static int swap_roster(lb_balancer *b)
 {
 	lb_members *ms = members_of(b);
 	lb_roster *r = roster_build(b, ms->m, ms->n);
 	if (!r)
 		return pv_error_set(PV_ENOMEM, "balancer '%s': out of memory rebuilding", b->base.name);
-	pthread_rwlock_wrlock(&b->lock);
-	lb_roster *old = b->roster;
-	b->roster = r;
-	pthread_rwlock_unlock(&b->lock);
+	lb_roster *old = atomic_exchange_explicit(&b->roster, r, memory_order_seq_cst);
+	wait_for_readers(b);
 	roster_free(old);
 	atomic_fetch_add(&b->rebuilds, 1);
 	return 0;
@@ -272,20 +303,21 @@ static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 }
 
 /* A referenced copy of the current members, for calls made with no lock. */
-static lb_member **snapshot(lb_balancer *b, size_t *n)
+lb_member **lb_snapshot(lb_balancer *b, size_t *n)
 {
-	pthread_rwlock_rdlock(&b->lock);
-	*n = b->roster->n;
+	atomic_long *slot;
+	const lb_roster *r = lb_read_begin(b, &slot);
+	*n = r->n;
 	lb_member **ms = malloc((*n ? *n : 1) * sizeof *ms);
 	for (size_t i = 0; ms && i < *n; i++) {
-		ms[i] = b->roster->all[i];
+		ms[i] = r->all[i];
 		atomic_fetch_add(&ms[i]->refs, 1);
 	}
-	pthread_rwlock_unlock(&b->lock);
+	lb_read_end(slot);
 	return ms;
 }
 
-static void snapshot_free(lb_member **ms, size_t n)
+void lb_snapshot_free(lb_member **ms, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
 		lb_member_unref(ms[i]);
@@ -296,13 +328,13 @@ static int lb_init(pv_strategy *s)
 {
 	lb_balancer *b = (lb_balancer *)s;
 	size_t n, ok = 0;
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
 		if (pv_strategy_initialize(ms[i]->child) == 0)
 			ok++;
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	if (n && !ok)
 		return pv_error_set(PV_ESTATE, "balancer '%s': none of its %zu strategies initialized",
 				    s->name, n);
@@ -322,7 +354,7 @@ static int lb_capabilities(pv_strategy *s, pv_capabilities *out)
 {
 	lb_balancer *b = (lb_balancer *)s;
 	size_t n;
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	snprintf(out->type, sizeof out->type, "%s", PV_BALANCER_TYPE);
@@ -334,7 +366,7 @@ static int lb_capabilities(pv_strategy *s, pv_capabilities *out)
 		}
 		pv_capabilities_clear(&c);
 	}
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	json_t *own = json_pack("{s:b}", "load_balancing", 1);
 	merge_features(&out->features, own);
 	json_decref(own);
@@ -349,7 +381,7 @@ static int lb_health(pv_strategy *s, pv_health *out)
 	lb_balancer *b = (lb_balancer *)s;
 	size_t n, healthy = 0;
 	uint64_t t0 = pv_clock_now(b->clock);
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	json_t *details = json_object();
@@ -362,7 +394,7 @@ static int lb_health(pv_strategy *s, pv_health *out)
 					      atomic_load(&ms[i]->state) == LB_EJECTED));
 		pv_health_clear(&h);
 	}
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	pv_health_set(out, healthy > 0, "balancer '%s': %zu of %zu strategies healthy", s->name,
 		      healthy, n);
 	out->details = details;
@@ -411,23 +443,24 @@ json_t *pv_balancer_strategy_stats(pv_strategy *s)
 	if (!b)
 		return NULL;
 	size_t n;
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return NULL;
 	json_t *j = json_object();
 	for (size_t i = 0; i < n; i++)
 		json_object_set_new(j, member_name(ms[i]), member_stats(ms[i]));
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	return j;
 }
 
 static json_t *lb_stats(pv_strategy *s)
 {
 	lb_balancer *b = (lb_balancer *)s;
-	pthread_rwlock_rdlock(&b->lock);
-	bool panic = b->roster->n && b->roster->healthy.n == 0;
-	json_int_t ejected = (json_int_t)b->roster->n_ejected;
-	pthread_rwlock_unlock(&b->lock);
+	atomic_long *slot;
+	const lb_roster *r = lb_read_begin(b, &slot);
+	bool panic = r->n && r->healthy.n == 0;
+	json_int_t ejected = (json_int_t)r->n_ejected;
+	lb_read_end(slot);
 	return json_pack("{s:s, s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "algorithm",
 			 pv_lb_algorithm_name(b->cfg.algorithm), "health_check_mode",
 			 pv_lb_health_mode_name(b->cfg.health_check_mode), "strategies",
@@ -463,14 +496,14 @@ static json_t *lb_state_save(pv_strategy *s)
 {
 	lb_balancer *b = (lb_balancer *)s;
 	size_t n;
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return NULL;
 	uint64_t now = pv_clock_now(b->clock);
 	json_t *members = json_object();
 	for (size_t i = 0; i < n; i++)
 		json_object_set_new(members, member_name(ms[i]), member_state(b, ms[i], now));
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	return json_pack("{s:i, s:s, s:I, s:o}", "version", 1, "algorithm",
 			 pv_lb_algorithm_name(b->cfg.algorithm), "position",
 			 (json_int_t)atomic_load(&b->position), "strategies", members);
@@ -522,7 +555,7 @@ static int lb_state_load(pv_strategy *s, const json_t *state)
 				    "\"strategies\": {name: {...}}",
 				    s->name);
 	size_t n;
-	lb_member **ms = snapshot(b, &n);
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	uint64_t now = pv_clock_now(b->clock);
@@ -531,7 +564,7 @@ static int lb_state_load(pv_strategy *s, const json_t *state)
 		if (json_is_object(st))
 			member_load(b, ms[i], st, now);
 	}
-	snapshot_free(ms, n);
+	lb_snapshot_free(ms, n);
 	atomic_store(&b->position, state_u64(state, "position"));
 	return lb_rebuild(b);
 }
@@ -540,12 +573,11 @@ static void lb_destroy(pv_strategy *s)
 {
 	lb_balancer *b = (lb_balancer *)s;
 	lb_health_thread_stop(b);
-	roster_free(b->roster);
+	roster_free(atomic_load(&b->roster));
 	lb_members *ms = members_of(b);
 	for (size_t i = 0; i < ms->n; i++)
 		lb_member_unref(ms->m[i]);
 	free(ms->m);
-	pthread_rwlock_destroy(&b->lock);
 	pthread_mutex_destroy(&b->admin);
 }
 
@@ -616,8 +648,13 @@ int pv_balancer_add(pv_strategy *s, pv_strategy *child, double weight)
 	lb_balancer *b = lb_of(s);
 	if (!b)
 		return pv_error_set(PV_EINVAL, "pv_balancer_add: not a balancer");
+	/* A child joining a running balancer must be ready for traffic, or its
+	 * first results (NOT_INITIALIZED) would eject it at once. */
+	int rc = child && pv_strategy_is_initialized(s) ? pv_strategy_initialize(child) : 0;
+	if (rc < 0)
+		return rc;
 	pthread_mutex_lock(&b->admin);
-	int rc = append_locked(b, child, weight);
+	rc = append_locked(b, child, weight);
 	if (rc == 0 && (rc = swap_roster(b)) < 0) {
 		lb_members *ms = members_of(b);
 		lb_member_unref(ms->m[--ms->n]);
@@ -680,9 +717,9 @@ size_t pv_balancer_count(pv_strategy *s)
 	lb_balancer *b = lb_of(s);
 	if (!b)
 		return 0;
-	pthread_rwlock_rdlock(&b->lock);
-	size_t n = b->roster->n;
-	pthread_rwlock_unlock(&b->lock);
+	atomic_long *slot;
+	size_t n = lb_read_begin(b, &slot)->n;
+	lb_read_end(slot);
 	return n;
 }
 
@@ -782,12 +819,6 @@ int pv_balancer_new(pv_strategy **out, const char *name, pv_strategy *const *chi
 	b->cfg.weights = NULL;
 	b->clock = clock;
 	b->interval_ns = (uint64_t)(cfg->health_check_interval_seconds * 1e9);
-	pthread_rwlockattr_t ra;
-	pthread_rwlockattr_init(&ra);
-	/* Writers are rare and brief; do not let a stream of picks starve them. */
-	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
-	pthread_rwlock_init(&b->lock, &ra);
-	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&b->admin, NULL);
 	atomic_flag_clear(&b->adapting);
 	rc = populate(b, children, weights, n, cfg->weights);

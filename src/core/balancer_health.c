@@ -139,14 +139,8 @@ int pv_balancer_check_health(pv_strategy *s)
 	lb_balancer *b = lb_of(s);
 	if (!b)
 		return pv_error_set(PV_EINVAL, "pv_balancer_check_health: not a balancer");
-	pthread_rwlock_rdlock(&b->lock);
-	size_t n = b->roster->n;
-	lb_member **ms = malloc((n ? n : 1) * sizeof *ms);
-	for (size_t i = 0; ms && i < n; i++) {
-		ms[i] = b->roster->all[i];
-		atomic_fetch_add(&ms[i]->refs, 1);
-	}
-	pthread_rwlock_unlock(&b->lock);
+	size_t n;
+	lb_member **ms = lb_snapshot(b, &n);
 	if (!ms)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	bool changed = false;
@@ -157,9 +151,8 @@ int pv_balancer_check_health(pv_strategy *s)
 		pv_metrics_record_health(&ms[i]->metrics, pv_clock_now(b->clock) - t0);
 		changed |= apply_check(b, ms[i], rc == 0 && h.healthy);
 		pv_health_clear(&h);
-		lb_member_unref(ms[i]);
 	}
-	free(ms);
+	lb_snapshot_free(ms, n);
 	if (changed)
 		lb_rebuild(b);
 	atomic_fetch_add(&b->health_rounds, 1);

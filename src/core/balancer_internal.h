@@ -12,10 +12,17 @@
  *  - Everything derived from the membership (the healthy subset, the smooth
  *    WRR schedule, cumulative weights, the Maglev table) lives in an
  *    immutable `lb_roster`. Changes (add, remove, set_weight, a health
- *    transition) build a new roster under `admin` and swap the pointer
- *    under the write side of `lock`; pickers hold the read side only for
- *    the few nanoseconds of a pick. So the hot path is: read lock, pick,
- *    two atomic increments, unlock, run the child with no lock held.
+ *    transition) build a new roster under `admin` and swap the pointer.
+ *  - Readers never block and never share a cache line with each other: a
+ *    pick enters a read section by incrementing its thread's stripe counter
+ *    (SRCU-style, two epochs), loads the roster pointer, picks, takes a
+ *    member reference and a connection, and leaves. A writer that swapped
+ *    the pointer frees the old roster only after every stripe of both
+ *    epochs has been seen empty (it flips the epoch between the two waits
+ *    so new readers cannot keep it waiting). Read sections last tens of
+ *    nanoseconds and never run a child, so the wait is short. So the hot
+ *    path is: one uncontended increment, pick, two atomic increments, one
+ *    decrement, run the child with no lock held.
  *  - Positions (round robin) live in the balancer, not the roster, so a
  *    rebuild does not restart the rotation.
  */
@@ -74,6 +81,13 @@ typedef struct lb_roster {
 	lb_view every;   /* all members (panic mode) */
 } lb_roster;
 
+/* Read-section counters, one cache line each so threads do not contend. */
+#define LB_STRIPES 16
+typedef struct lb_stripe {
+	atomic_long n;
+	char pad[64 - sizeof(atomic_long)];
+} lb_stripe;
+
 /* The authoritative member list, changed only with `admin` held. */
 typedef struct lb_members {
 	lb_member **m; /* references */
@@ -86,8 +100,9 @@ typedef struct lb_balancer {
 	const pv_clock *clock;
 	uint64_t interval_ns;
 
-	pthread_rwlock_t lock; /* guards the roster pointer */
-	lb_roster *roster;
+	_Atomic(lb_roster *) roster;
+	atomic_uint epoch;                           /* parity selects readers[] row */
+	lb_stripe readers[2][LB_STRIPES];            /* read sections in progress */
 	pthread_mutex_t admin; /* serializes membership changes and rebuilds */
 	lb_members members;
 
@@ -107,9 +122,32 @@ typedef struct lb_balancer {
 	pthread_t thread;
 } lb_balancer;
 
+/* ---- read sections -------------------------------------------------------- */
+
+/* This thread's stripe (threads are spread over stripes round robin). */
+unsigned lb_stripe_index(void);
+
+/* Enters a read section and returns the current roster, valid until
+ * lb_read_end(*slot). Never blocks. */
+static inline const lb_roster *lb_read_begin(lb_balancer *b, atomic_long **slot)
+{
+	unsigned e = atomic_load_explicit(&b->epoch, memory_order_relaxed) & 1u;
+	*slot = &b->readers[e][lb_stripe_index()].n;
+	atomic_fetch_add_explicit(*slot, 1, memory_order_seq_cst);
+	return atomic_load_explicit(&b->roster, memory_order_seq_cst);
+}
+
+static inline void lb_read_end(atomic_long *slot)
+{
+	atomic_fetch_sub_explicit(slot, 1, memory_order_release);
+}
+
 /* ---- balancer.c -------------------------------------------------------- */
 lb_balancer *lb_of(pv_strategy *s); /* NULL when not a balancer */
 void lb_member_unref(lb_member *m);
+/* A referenced copy of the current members (free with lb_snapshot_free). */
+lb_member **lb_snapshot(lb_balancer *b, size_t *n);
+void lb_snapshot_free(lb_member **ms, size_t n);
 /* Rebuilds the roster from the current members' states (takes admin). */
 int lb_rebuild(lb_balancer *b);
 

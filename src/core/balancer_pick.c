@@ -426,17 +426,17 @@ static void take(lb_pick *out, lb_member *m)
 lb_pick_status lb_pick_member(lb_balancer *b, const pv_operation *op, lb_pick *out)
 {
 	memset(out, 0, sizeof *out);
-	/* Hashing may serialise parameters: do it before taking the lock. */
+	/* Hashing may serialise parameters: do it before the read section. */
 	uint64_t hash = b->cfg.algorithm == PV_LB_HASH_BASED ? pv_operation_routing_hash(op) : 0;
 	lb_pick_status st = LB_PICK_NONE;
-	pthread_rwlock_rdlock(&b->lock);
-	const lb_roster *r = b->roster;
+	atomic_long *slot;
+	const lb_roster *r = lb_read_begin(b, &slot);
 	if (r->n_ejected && b->cfg.health_check_mode == PV_LB_HEALTH_PASSIVE) {
 		lb_member *p = lb_probe_due(b, r);
 		if (p && try_acquire(b, p)) {
 			take(out, p);
 			out->probe = true;
-			pthread_rwlock_unlock(&b->lock);
+			lb_read_end(slot);
 			return LB_PICK_OK;
 		}
 	}
@@ -457,6 +457,6 @@ lb_pick_status lb_pick_member(lb_balancer *b, const pv_operation *op, lb_pick *o
 		any_ex = true;
 		st = LB_PICK_AT_CAP;
 	}
-	pthread_rwlock_unlock(&b->lock);
+	lb_read_end(slot);
 	return st;
 }
