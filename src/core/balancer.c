@@ -216,15 +216,19 @@ static void record(lb_balancer *b, lb_member *m, const pv_result *out)
  * object a caller changed (more keys) is dropped, not reused: the caller
  * always owns an ordinary object it may read or modify.
  */
-#define META_POOL 4
+#define META_POOL 8
 
 static pthread_key_t meta_key;
 static pthread_once_t meta_once = PTHREAD_ONCE_INIT;
 
 typedef struct meta_pool {
 	json_t *obj[META_POOL];
-	unsigned next;
+	json_t *val[META_POOL]; /* the member meta obj[k] was last given */
 } meta_pool;
+
+/* The fast path reads the thread-local pointer; the key exists only so the
+ * pool is freed when the thread exits. */
+static _Thread_local meta_pool *tls_pool;
 
 static void meta_pool_free(void *p)
 {
@@ -232,28 +236,35 @@ static void meta_pool_free(void *p)
 	for (unsigned i = 0; i < META_POOL; i++)
 		json_decref(pool->obj[i]);
 	free(pool);
+	tls_pool = NULL;
 }
 
 static void meta_key_create(void) { pthread_key_create(&meta_key, meta_pool_free); }
 
 static meta_pool *meta_pool_get(void)
 {
+	if (tls_pool)
+		return tls_pool;
 	pthread_once(&meta_once, meta_key_create);
-	meta_pool *pool = pthread_getspecific(meta_key);
-	if (!pool && (pool = calloc(1, sizeof *pool)) && pthread_setspecific(meta_key, pool)) {
+	meta_pool *pool = calloc(1, sizeof *pool);
+	if (pool && pthread_setspecific(meta_key, pool)) {
 		free(pool);
 		pool = NULL;
 	}
-	return pool;
+	return tls_pool = pool;
 }
 
-/* True when only the pool holds `o` and it is still {"balancer": ...}. */
-static bool meta_reusable(json_t *o)
+/* Only the pool holds `o` (the result that had it was cleared). */
+static inline bool meta_free(const json_t *o)
 {
-	if (!o || __atomic_load_n(&o->refcount, __ATOMIC_ACQUIRE) != 1)
-		return false;
-	void *it = json_object_iter(o);
-	return json_object_size(o) == 1 && strcmp(json_object_iter_key(it), "balancer") == 0;
+	return o && __atomic_load_n(&o->refcount, __ATOMIC_ACQUIRE) == 1;
+}
+
+/* ...and no caller changed it: still exactly {"balancer": ...}. */
+static bool meta_intact(json_t *o)
+{
+	return json_object_size(o) == 1 &&
+	       strcmp(json_object_iter_key(json_object_iter(o)), "balancer") == 0;
 }
 
 static void attach_meta(pv_result *out, json_t *meta)
@@ -263,18 +274,27 @@ static void attach_meta(pv_result *out, json_t *meta)
 		pv_result_meta_set(out, "balancer", json_incref(meta));
 		return;
 	}
+	/* Direct-mapped by member: from the member's home slot, the first slot
+	 * that is empty or free. A free object that still reads {"balancer": ..}
+	 * is reused (its value swapped if it named another member); anything
+	 * else is let go and a new object made. */
+	unsigned home = (unsigned)(((uintptr_t)meta >> 6) % META_POOL), slot = home;
 	for (unsigned k = 0; k < META_POOL; k++) {
-		json_t *o = pool->obj[(pool->next + k) % META_POOL];
-		if (meta_reusable(o)) {
-			json_object_iter_set(o, json_object_iter(o), meta);
-			out->metadata = json_incref(o);
-			return;
+		unsigned i = (home + k) % META_POOL;
+		if (!pool->obj[i] || meta_free(pool->obj[i])) {
+			slot = i;
+			break;
 		}
 	}
-	unsigned slot = pool->next++ % META_POOL;
-	json_t *o = json_pack("{s:O}", "balancer", meta);
-	json_decref(pool->obj[slot]); /* the caller holding it keeps it alive */
-	pool->obj[slot] = o;
+	json_t *o = pool->obj[slot];
+	if (o && meta_free(o) && meta_intact(o)) {
+		if (pool->val[slot] != meta)
+			json_object_iter_set(o, json_object_iter(o), meta);
+	} else {
+		json_decref(o); /* a caller still holding it keeps it alive */
+		o = pool->obj[slot] = json_pack("{s:O}", "balancer", meta);
+	}
+	pool->val[slot] = meta;
 	out->metadata = json_incref(o);
 }
 

@@ -281,7 +281,7 @@ static long pick_least_connections(lb_balancer *b, const lb_view *v, const uint6
 	for (size_t i = 0; i < v->n; i++) {
 		if (ex_has(ex, i))
 			continue;
-		int64_t c = pv_metrics_in_flight(&v->m[i]->metrics);
+		int64_t c = atomic_load_explicit(&v->m[i]->metrics.in_flight, RELAXED);
 		if (c < best) {
 			best = c;
 			nt = 0;
@@ -300,7 +300,8 @@ static long pick_least_response_time(lb_balancer *b, const lb_view *v, const uin
 	for (size_t i = 0; i < v->n; i++) {
 		if (ex_has(ex, i))
 			continue;
-		uint64_t e = pv_metrics_ewma_ns(&v->m[i]->metrics); /* 0 = unmeasured: first */
+		/* 0 = unmeasured: first */
+		uint64_t e = atomic_load_explicit(&v->m[i]->metrics.ewma_ns, RELAXED);
 		if (e < best) {
 			best = e;
 			nt = 0;
