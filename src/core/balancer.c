@@ -1,18 +1,16 @@
 /*
  * balancer.c - the load-balancing strategy: creation, the execute path,
- * run-time membership and weights, stats, and state save/restore.
+ * run-time membership and weights, and the rosters they publish.
  *
  * The data structures and why they are shaped so are described in
- * core/balancer_internal.h; the algorithms are in balancer_pick.c and
- * health in balancer_health.c.
+ * core/balancer_internal.h; the algorithms are in balancer_pick.c, health
+ * in balancer_health.c, stats and state in balancer_stats.c, result
+ * metadata in balancer_meta.c.
  *
  * The execute path: pick a member (inside a non-blocking read section, see
- * balancer_internal.h), run the child with no lock held, then record the
- * outcome in lock-free counters.
- * The result keeps the leaf provider the child reported; the balancer adds
- * one metadata key, "balancer": {"name", "algorithm", "strategy"}, whose
- * value is an immutable object made once per member and shared by
- * reference, so the fast path makes no string copies.
+ * balancer_internal.h), run the child with no lock held, record the outcome
+ * in lock-free counters, and add the "balancer" metadata key. The result
+ * keeps the leaf provider the child reported.
  */
 #include <math.h>
 #include <sched.h>
@@ -205,99 +203,6 @@ static void record(lb_balancer *b, lb_member *m, const pv_result *out)
 	}
 }
 
-/*
- * Result metadata without allocating. Building {"balancer": {...}} costs
- * about 100 ns of jansson allocations per operation, more than the rest of
- * the balancer. So each thread keeps a few such objects and hands one to a
- * result with an extra reference of its own. When the result is cleared,
- * the refcount drops back to 1: nobody else can reach the object, so the
- * next operation on this thread reuses it (only the value is swapped).
- * While a caller still holds it (refcount > 1) it is never touched, and an
- * object a caller changed (more keys) is dropped, not reused: the caller
- * always owns an ordinary object it may read or modify.
- */
-#define META_POOL 8
-
-static pthread_key_t meta_key;
-static pthread_once_t meta_once = PTHREAD_ONCE_INIT;
-
-typedef struct meta_pool {
-	json_t *obj[META_POOL];
-	json_t *val[META_POOL]; /* the member meta obj[k] was last given */
-} meta_pool;
-
-/* The fast path reads the thread-local pointer; the key exists only so the
- * pool is freed when the thread exits. */
-static _Thread_local meta_pool *tls_pool;
-
-static void meta_pool_free(void *p)
-{
-	meta_pool *pool = p;
-	for (unsigned i = 0; i < META_POOL; i++)
-		json_decref(pool->obj[i]);
-	free(pool);
-	tls_pool = NULL;
-}
-
-static void meta_key_create(void) { pthread_key_create(&meta_key, meta_pool_free); }
-
-static meta_pool *meta_pool_get(void)
-{
-	if (tls_pool)
-		return tls_pool;
-	pthread_once(&meta_once, meta_key_create);
-	meta_pool *pool = calloc(1, sizeof *pool);
-	if (pool && pthread_setspecific(meta_key, pool)) {
-		free(pool);
-		pool = NULL;
-	}
-	return tls_pool = pool;
-}
-
-/* Only the pool holds `o` (the result that had it was cleared). */
-static inline bool meta_free(const json_t *o)
-{
-	return o && __atomic_load_n(&o->refcount, __ATOMIC_ACQUIRE) == 1;
-}
-
-/* ...and no caller changed it: still exactly {"balancer": ...}. */
-static bool meta_intact(json_t *o)
-{
-	return json_object_size(o) == 1 &&
-	       strcmp(json_object_iter_key(json_object_iter(o)), "balancer") == 0;
-}
-
-static void attach_meta(pv_result *out, json_t *meta)
-{
-	meta_pool *pool;
-	if (out->metadata || !(pool = meta_pool_get())) { /* add to what the child said */
-		pv_result_meta_set(out, "balancer", json_incref(meta));
-		return;
-	}
-	/* Direct-mapped by member: from the member's home slot, the first slot
-	 * that is empty or free. A free object that still reads {"balancer": ..}
-	 * is reused (its value swapped if it named another member); anything
-	 * else is let go and a new object made. */
-	unsigned home = (unsigned)(((uintptr_t)meta >> 6) % META_POOL), slot = home;
-	for (unsigned k = 0; k < META_POOL; k++) {
-		unsigned i = (home + k) % META_POOL;
-		if (!pool->obj[i] || meta_free(pool->obj[i])) {
-			slot = i;
-			break;
-		}
-	}
-	json_t *o = pool->obj[slot];
-	if (o && meta_free(o) && meta_intact(o)) {
-		if (pool->val[slot] != meta)
-			json_object_iter_set(o, json_object_iter(o), meta);
-	} else {
-		json_decref(o); /* a caller still holding it keeps it alive */
-		o = pool->obj[slot] = json_pack("{s:O}", "balancer", meta);
-	}
-	pool->val[slot] = meta;
-	out->metadata = json_incref(o);
-}
-
 static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	lb_balancer *b = (lb_balancer *)s;
@@ -313,7 +218,7 @@ static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	record(b, p.m, out);
 	lb_health_on_result(b, p.m, out, p.probe);
 	if (b->cfg.result_metadata)
-		attach_meta(out, p.m->meta);
+		lb_attach_meta(out, p.m->meta);
 	if (p.panic)
 		pv_result_meta_set(out, "balancer_panic", json_true());
 	if (p.probe)
@@ -421,172 +326,6 @@ static int lb_health(pv_strategy *s, pv_health *out)
 	out->checked_at_ms = pv_wall_ms();
 	out->response_ns = pv_clock_now(b->clock) - t0;
 	return 0;
-}
-
-/* ---- stats -------------------------------------------------------------- */
-
-static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
-
-static json_t *member_stats(const lb_member *m)
-{
-	pv_metrics s;
-	pv_metrics_snapshot(&m->metrics, &s);
-	double w = atomic_load(&((lb_member *)m)->weight);
-	double a = atomic_load(&((lb_member *)m)->adaptive);
-	bool ejected = atomic_load(&((lb_member *)m)->state) == LB_EJECTED;
-	json_t *j = json_object();
-	json_object_set_new(j, "active_connections", json_integer((json_int_t)s.in_flight));
-	json_object_set_new(j, "success_rate", num_or_null(s.success_rate));
-	json_object_set_new(j, "average_response_time", num_or_null(s.mean_latency_ms));
-	json_object_set_new(j, "ewma_response_time", num_or_null(s.ewma_latency_ms));
-	json_object_set_new(j, "requests", json_integer((json_int_t)s.total));
-	json_object_set_new(j, "successes", json_integer((json_int_t)s.successes));
-	json_object_set_new(j, "failures", json_integer((json_int_t)s.failures));
-	json_object_set_new(j, "healthy", json_boolean(!ejected));
-	json_object_set_new(j, "state", json_string(ejected ? "ejected" : "healthy"));
-	json_object_set_new(j, "weight", json_real(w));
-	json_object_set_new(j, "current_weight", json_real(w * a));
-	json_object_set_new(j, "adaptive_factor", json_real(a));
-	json_object_set_new(j, "consecutive_failures",
-			    json_integer(atomic_load(&((lb_member *)m)->fail_streak)));
-	json_object_set_new(j, "ejections", json_integer((json_int_t)atomic_load(&m->ejections)));
-	json_object_set_new(j, "probes", json_integer((json_int_t)atomic_load(&m->probes)));
-	json_object_set_new(j, "health_checks", json_integer((json_int_t)s.health_checks));
-	json_object_set_new(j, "health_checks_failed",
-			    json_integer((json_int_t)atomic_load(&m->checks_failed)));
-	return j;
-}
-
-json_t *pv_balancer_strategy_stats(pv_strategy *s)
-{
-	lb_balancer *b = lb_of(s);
-	if (!b)
-		return NULL;
-	size_t n;
-	lb_member **ms = lb_snapshot(b, &n);
-	if (!ms)
-		return NULL;
-	json_t *j = json_object();
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(j, member_name(ms[i]), member_stats(ms[i]));
-	lb_snapshot_free(ms, n);
-	return j;
-}
-
-static json_t *lb_stats(pv_strategy *s)
-{
-	lb_balancer *b = (lb_balancer *)s;
-	atomic_long *slot;
-	const lb_roster *r = lb_read_begin(b, &slot);
-	bool panic = r->n && r->healthy.n == 0;
-	json_int_t ejected = (json_int_t)r->n_ejected;
-	lb_read_end(slot);
-	return json_pack("{s:s, s:s, s:o, s:b, s:I, s:I, s:I, s:I, s:I, s:I}", "algorithm",
-			 pv_lb_algorithm_name(b->cfg.algorithm), "health_check_mode",
-			 pv_lb_health_mode_name(b->cfg.health_check_mode), "strategies",
-			 pv_balancer_strategy_stats(s), "panic", panic, "ejected", ejected,
-			 "panic_picks", (json_int_t)atomic_load(&b->panic_picks), "throttled",
-			 (json_int_t)atomic_load(&b->throttled), "unavailable",
-			 (json_int_t)atomic_load(&b->unavailable), "health_check_rounds",
-			 (json_int_t)atomic_load(&b->health_rounds), "rebuilds",
-			 (json_int_t)atomic_load(&b->rebuilds));
-}
-
-/* ---- state -------------------------------------------------------------- */
-
-static json_t *member_state(lb_balancer *b, lb_member *m, uint64_t now)
-{
-	bool ejected = atomic_load(&m->state) == LB_EJECTED;
-	uint64_t due = atomic_load(&m->next_probe_ns);
-	json_t *j = json_pack(
-		"{s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}", "ejected", ejected,
-		"probe_in_ms", (json_int_t)(ejected && due > now ? (due - now) / PV_NS_PER_MS : 0),
-		"fail_streak", (json_int_t)atomic_load(&m->fail_streak), "ok_streak",
-		(json_int_t)atomic_load(&m->ok_streak), "ejections",
-		(json_int_t)atomic_load(&m->ejections), "adaptive", atomic_load(&m->adaptive),
-		"success_ewma", atomic_load(&m->success_ewma), "successes",
-		(json_int_t)atomic_load(&m->metrics.successes), "failures",
-		(json_int_t)atomic_load(&m->metrics.failures), "ewma_ns",
-		(json_int_t)atomic_load(&m->metrics.ewma_ns));
-	(void)b;
-	return j;
-}
-
-static json_t *lb_state_save(pv_strategy *s)
-{
-	lb_balancer *b = (lb_balancer *)s;
-	size_t n;
-	lb_member **ms = lb_snapshot(b, &n);
-	if (!ms)
-		return NULL;
-	uint64_t now = pv_clock_now(b->clock);
-	json_t *members = json_object();
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(members, member_name(ms[i]), member_state(b, ms[i], now));
-	lb_snapshot_free(ms, n);
-	return json_pack("{s:i, s:s, s:I, s:o}", "version", 1, "algorithm",
-			 pv_lb_algorithm_name(b->cfg.algorithm), "position",
-			 (json_int_t)atomic_load(&b->position), "strategies", members);
-}
-
-static uint64_t state_u64(const json_t *o, const char *k)
-{
-	json_int_t v = json_integer_value(json_object_get(o, k));
-	return v > 0 ? (uint64_t)v : 0;
-}
-
-static double state_real(const json_t *o, const char *k, double dflt, double lo, double hi)
-{
-	json_t *v = json_object_get(o, k);
-	double d = json_is_number(v) ? json_number_value(v) : dflt;
-	return isfinite(d) ? fmin(hi, fmax(lo, d)) : dflt;
-}
-
-static void member_load(lb_balancer *b, lb_member *m, const json_t *st, uint64_t now)
-{
-	bool ejected = json_is_true(json_object_get(st, "ejected"));
-	atomic_store(&m->state, ejected ? LB_EJECTED : LB_HEALTHY);
-	atomic_store(&m->next_probe_ns, ejected ? now + state_u64(st, "probe_in_ms") * PV_NS_PER_MS : 0);
-	atomic_store(&m->fail_streak, (unsigned)state_u64(st, "fail_streak"));
-	atomic_store(&m->ok_streak, (unsigned)state_u64(st, "ok_streak"));
-	atomic_store(&m->ejections, state_u64(st, "ejections"));
-	atomic_store(&m->adaptive, state_real(st, "adaptive", 1, LB_ADAPTIVE_MIN, LB_ADAPTIVE_MAX));
-	atomic_store(&m->success_ewma, state_real(st, "success_ewma", 1, 0, 1));
-	atomic_store(&m->metrics.successes, state_u64(st, "successes"));
-	atomic_store(&m->metrics.failures, state_u64(st, "failures"));
-	atomic_store(&m->metrics.ewma_ns, state_u64(st, "ewma_ns"));
-	(void)b;
-}
-
-/*
- * Restores what a previous process saved: the rotation position, and per
- * child (matched by name; unknown names are ignored because the set of
- * children may have changed) ejection, streaks, adaptive factors, counts
- * and EWMA latency. Weights come from the configuration, not the state.
- */
-static int lb_state_load(pv_strategy *s, const json_t *state)
-{
-	lb_balancer *b = (lb_balancer *)s;
-	json_t *members = json_object_get(state, "strategies");
-	if (!json_is_object(state) || json_integer_value(json_object_get(state, "version")) != 1 ||
-	    !json_is_object(members))
-		return pv_error_set(PV_EINVAL,
-				    "balancer '%s': state must be an object with \"version\": 1 and "
-				    "\"strategies\": {name: {...}}",
-				    s->name);
-	size_t n;
-	lb_member **ms = lb_snapshot(b, &n);
-	if (!ms)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	uint64_t now = pv_clock_now(b->clock);
-	for (size_t i = 0; i < n; i++) {
-		json_t *st = json_object_get(members, member_name(ms[i]));
-		if (json_is_object(st))
-			member_load(b, ms[i], st, now);
-	}
-	lb_snapshot_free(ms, n);
-	atomic_store(&b->position, state_u64(state, "position"));
-	return lb_rebuild(b);
 }
 
 static void lb_destroy(pv_strategy *s)

@@ -1,8 +1,9 @@
 /*
  * balancer_internal.h - the balancer's data structures, shared by its files:
- * balancer.c (the strategy, membership, stats and state), balancer_pick.c
- * (the algorithms), balancer_health.c (ejection, probes, the health thread),
- * balancer_config.c (names and JSON config).
+ * balancer.c (the strategy, membership, rosters), balancer_pick.c (the
+ * algorithms), balancer_health.c (ejection, probes, the health thread),
+ * balancer_stats.c (stats and state), balancer_meta.c (result metadata),
+ * balancer_config.c (names and JSON config), maglev.c (consistent hashing).
  *
  * Concurrency design (why it is shaped this way):
  *  - A child is a `lb_member`: reference counted, holding the child, its
@@ -42,7 +43,7 @@ enum { LB_HEALTHY = 0, LB_EJECTED = 1 };
  * (so it is measured and can recover) and never exceeds its weight. */
 #define LB_ADAPTIVE_MIN 0.05
 #define LB_ADAPTIVE_MAX 1.0
-/* Adaptive weights are recomputed every this many picks. */
+/* Adaptive weights are recomputed every this many picks of a thread. */
 #define LB_ADAPTIVE_PERIOD 32
 /* The longest smooth WRR cycle kept as a schedule. */
 #define LB_WRR_MAX 65536
@@ -151,6 +152,15 @@ void lb_snapshot_free(lb_member **ms, size_t n);
 /* Rebuilds the roster from the current members' states (takes admin). */
 int lb_rebuild(lb_balancer *b);
 
+/* ---- balancer_stats.c -------------------------------------------------- */
+json_t *lb_stats(pv_strategy *s);
+json_t *lb_state_save(pv_strategy *s);
+int lb_state_load(pv_strategy *s, const json_t *state);
+
+/* ---- balancer_meta.c --------------------------------------------------- */
+/* Gives `out` the metadata {"balancer": meta} (meta: a member's object). */
+void lb_attach_meta(pv_result *out, json_t *meta);
+
 /* ---- balancer_pick.c --------------------------------------------------- */
 /* Builds a view's tables for `alg`. 0 or PV_ENOMEM. */
 int lb_view_build(lb_view *v, pv_lb_algorithm alg);
@@ -176,7 +186,5 @@ lb_member *lb_probe_due(lb_balancer *b, const lb_roster *r);
 int lb_health_thread_start(lb_balancer *b);
 void lb_health_thread_stop(lb_balancer *b);
 bool lb_failure_counts(const pv_result *r);
-
-/* ---- maglev.c (see core/maglev.h) -------------------------------------- */
 
 #endif

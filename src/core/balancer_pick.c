@@ -258,6 +258,12 @@ static long pick_random(lb_balancer *b, const lb_view *v, const uint64_t *ex)
 	return next_free(ex, v->n, below(lb_random(b), v->n));
 }
 
+static inline uint64_t served(const lb_member *m)
+{
+	return atomic_load_explicit(&m->metrics.successes, RELAXED) +
+	       atomic_load_explicit(&m->metrics.failures, RELAXED);
+}
+
 /* Among tied candidates, two random choices; the one that has served fewer
  * operations wins, so ties do not always fall on the same member. */
 static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, size_t nt)
@@ -268,8 +274,7 @@ static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, 
 	size_t x = below(r, nt), y = below(pv_mix64(r), nt - 1);
 	if (y >= x)
 		y++;
-	uint64_t tx = pv_metrics_total(&v->m[tied[x]]->metrics);
-	uint64_t ty = pv_metrics_total(&v->m[tied[y]]->metrics);
+	uint64_t tx = served(v->m[tied[x]]), ty = served(v->m[tied[y]]);
 	return ty < tx ? tied[y] : tied[x];
 }
 
@@ -328,8 +333,10 @@ static long pick_hash(const lb_view *v, const uint64_t *ex, uint64_t hash)
 static long pick_adaptive(lb_balancer *b, const lb_roster *r, const lb_view *v,
 			  const uint64_t *ex)
 {
-	uint64_t pos = atomic_fetch_add_explicit(&b->position, 1, RELAXED);
-	if (pos % LB_ADAPTIVE_PERIOD == LB_ADAPTIVE_PERIOD - 1)
+	/* The period is counted per thread: a shared counter would be one more
+	 * contended cache line per pick, for a schedule that need not be exact. */
+	static _Thread_local unsigned tick;
+	if (++tick % LB_ADAPTIVE_PERIOD == 0)
 		lb_adapt(b, r);
 	double w[PV_BALANCER_MAX_STRATEGIES], sum = 0;
 	for (size_t i = 0; i < v->n; i++) {
