@@ -126,6 +126,25 @@ static void test_new_rejects_bad_weights_duplicates_and_unknown_weight_names(voi
 	pv_strategy_unref(a2);
 }
 
+static void test_config_weights_apply_by_name(void **state)
+{
+	(void)state;
+	json_t *j = json_loads("{\"algorithm\": \"weighted_round_robin\","
+			       " \"weights\": {\"a\": 0.6, \"c\": 0.1}}", 0, NULL);
+	pv_balancer_config c;
+	assert_int_equal(pv_balancer_config_from_json(j, &c), 0);
+	json_decref(j);
+	double w[3] = {1, 0.3, 1}; /* b keeps its array weight; a and c are overridden */
+	pv_strategy *lb = three_sims(&c, w, NULL);
+	pv_balancer_config_clear(&c);
+	long counts[3];
+	t_count(lb, ABC, 3, 1000, counts);
+	assert_int_equal(counts[0], 600);
+	assert_int_equal(counts[1], 300);
+	assert_int_equal(counts[2], 100);
+	pv_strategy_unref(lb);
+}
+
 /* ---- algorithms ------------------------------------------------------- */
 
 static void test_round_robin_visits_children_in_order(void **state)
@@ -478,6 +497,25 @@ static void test_set_weight_add_and_remove_change_the_rotation(void **state)
 	pv_strategy_unref(lb);
 }
 
+static void test_children_added_to_a_running_balancer_are_initialized(void **state)
+{
+	(void)state;
+	pv_strategy *lb = t_lb(NULL, NULL, 0, NULL, NULL); /* initialized */
+	pv_strategy *ok = t_gate_new_initable("ok", 0), *bad = t_gate_new_initable("bad", 1);
+	t_gate_open(ok);
+	assert_false(pv_strategy_is_initialized(ok));
+	assert_int_equal(pv_balancer_add(lb, ok, 1), 0);
+	assert_true(pv_strategy_is_initialized(ok));
+	assert_int_equal(pv_balancer_add(lb, bad, 1), PV_ESTATE);
+	assert_int_equal(pv_balancer_count(lb), 1);
+	char who[64];
+	assert_true(t_run(lb, who, sizeof who));
+	assert_string_equal(who, "ok");
+	pv_strategy_unref(ok);
+	pv_strategy_unref(bad);
+	pv_strategy_unref(lb);
+}
+
 static void test_no_children_answers_no_strategy_available(void **state)
 {
 	(void)state;
@@ -667,6 +705,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_config_rejects_unknown_keys_and_bad_values_naming_the_field),
 		cmocka_unit_test(test_enum_names_round_trip_and_unknown_lists_valid_values),
 		cmocka_unit_test(test_new_rejects_bad_weights_duplicates_and_unknown_weight_names),
+		cmocka_unit_test(test_config_weights_apply_by_name),
 		cmocka_unit_test(test_round_robin_visits_children_in_order),
 		cmocka_unit_test(test_weighted_round_robin_matches_weights_exactly_every_cycle),
 		cmocka_unit_test(test_weighted_random_is_within_one_percent_over_100k_picks),
@@ -679,6 +718,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_adaptive_shifts_traffic_from_a_slow_strategy_and_back),
 		cmocka_unit_test(test_adaptive_sends_less_to_a_failing_strategy),
 		cmocka_unit_test(test_set_weight_add_and_remove_change_the_rotation),
+		cmocka_unit_test(test_children_added_to_a_running_balancer_are_initialized),
 		cmocka_unit_test(test_no_children_answers_no_strategy_available),
 		cmocka_unit_test(test_strategy_stats_report_the_spec_fields),
 		cmocka_unit_test(test_state_restores_rotation_and_ejections_in_a_new_instance),

@@ -91,6 +91,7 @@ typedef struct t_gate {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int arrived, open;
+	int refuse_init; /* for the initable variant */
 } t_gate;
 
 static inline int gate_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
@@ -140,14 +141,41 @@ static const pv_strategy_methods gate_methods = {
 	.destroy = gate_destroy,
 };
 
-static inline pv_strategy *t_gate_new(const char *name)
+static inline int gate_init(pv_strategy *s)
+{
+	return ((t_gate *)s)->refuse_init ? pv_error_set(PV_ESTATE, "gate refuses to start") : 0;
+}
+
+static const pv_strategy_methods gate_init_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION,
+	.init = gate_init,
+	.execute = gate_execute,
+	.capabilities = gate_caps,
+	.health = gate_health,
+	.destroy = gate_destroy,
+};
+
+static inline pv_strategy *t_gate_make(const char *name, const pv_strategy_methods *methods)
 {
 	t_gate *g = calloc(1, sizeof *g);
 	assert_non_null(g);
-	assert_int_equal(pv_strategy_setup(&g->base, &gate_methods, name, "gate"), 0);
+	assert_int_equal(pv_strategy_setup(&g->base, methods, name, "gate"), 0);
 	pthread_mutex_init(&g->mu, NULL);
 	pthread_cond_init(&g->cv, NULL);
 	return &g->base;
+}
+
+/* A gate with an init method that succeeds unless `refuse`. */
+static inline pv_strategy *t_gate_new_initable(const char *name, int refuse)
+{
+	pv_strategy *s = t_gate_make(name, &gate_init_methods);
+	((t_gate *)s)->refuse_init = refuse;
+	return s;
+}
+
+static inline pv_strategy *t_gate_new(const char *name)
+{
+	return t_gate_make(name, &gate_methods);
 }
 
 /* Waits (bounded) until `n` operations in total have arrived at the gates. */
