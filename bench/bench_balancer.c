@@ -6,7 +6,7 @@
  * way callers run any strategy) and prints the CPU time per operation. The
  * baseline ("base") is the same call made directly on one zero-latency sim,
  * measured in slices interleaved with the balancer's so both see the same
- * background load; each figure is the best of 5 slices. The overhead is the
+ * background load; each figure is the best of 7 slices. The overhead is the
  * difference: what the balancer adds (pick, connection accounting, metrics,
  * health bookkeeping, result metadata, and the two clock reads
  * pv_strategy_execute makes around the child). "overhead-nometa" is the same
@@ -81,16 +81,18 @@ static double measure_once(pv_strategy *s, const pv_operation *op, int threads, 
 	return (double)cpu / (double)ops;
 }
 
-/* Best of `reps` slices for each of `n` strategies, the slices interleaved
+#define SLICES 7
+
+/* Best of SLICES slices for each of `n` strategies, the slices interleaved
  * so that all of them see the same background load. */
 static void measure(pv_strategy **s, size_t n, const pv_operation *op, int threads,
 		    unsigned ms, double *best)
 {
 	for (size_t k = 0; k < n; k++)
 		best[k] = 1e30;
-	for (int rep = 0; rep < 5; rep++) {
+	for (int rep = 0; rep < SLICES; rep++) {
 		for (size_t k = 0; k < n; k++) {
-			double ns = measure_once(s[k], op, threads, ms / 5 ? ms / 5 : 1);
+			double ns = measure_once(s[k], op, threads, ms / SLICES ? ms / SLICES : 1);
 			best[k] = ns < best[k] ? ns : best[k];
 		}
 	}
@@ -120,7 +122,7 @@ static pv_strategy *make_balancer(pv_lb_algorithm alg, size_t n, bool metadata)
 
 int main(int argc, char **argv)
 {
-	unsigned ms = argc > 1 ? (unsigned)atoi(argv[1]) : 50;
+	unsigned ms = argc > 1 ? (unsigned)atoi(argv[1]) : 56;
 	json_t *ctx = json_pack("{s:s}", "routing_key", "user-42");
 	pv_operation op = {.type = PV_OP_HEALTH_CHECK, .context = ctx};
 
