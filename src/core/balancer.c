@@ -45,6 +45,8 @@ static lb_member *member_new(lb_balancer *b, pv_strategy *child, double weight)
 		free(m);
 		return NULL;
 	}
+	static atomic_uint next_home;
+	m->meta_home = atomic_fetch_add_explicit(&next_home, 1, RELAXED) % LB_META_POOL;
 	atomic_init(&m->refs, 1);
 	m->child = pv_strategy_ref(child);
 	atomic_init(&m->weight, weight);
@@ -218,7 +220,7 @@ static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	record(b, p.m, out);
 	lb_health_on_result(b, p.m, out, p.probe);
 	if (b->cfg.result_metadata)
-		lb_attach_meta(out, p.m->meta);
+		lb_attach_meta(out, p.m->meta, p.m->meta_home);
 	if (p.panic)
 		pv_result_meta_set(out, "balancer_panic", json_true());
 	if (p.probe)

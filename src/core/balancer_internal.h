@@ -45,22 +45,27 @@ enum { LB_HEALTHY = 0, LB_EJECTED = 1 };
 #define LB_ADAPTIVE_MAX 1.0
 /* Adaptive weights are recomputed every this many picks of a thread. */
 #define LB_ADAPTIVE_PERIOD 32
+/* Metadata objects kept per thread (see balancer_meta.c): members get
+ * consecutive home slots, so up to this many children never collide. */
+#define LB_META_POOL 32
 /* The longest smooth WRR cycle kept as a schedule. */
 #define LB_WRR_MAX 65536
 
 typedef struct lb_member {
+	/* What picks read sits first, so one cache line serves a whole scan. */
 	atomic_uint refs;
-	pv_strategy *child; /* reference */
 	_Atomic double weight;
+	_Atomic double adaptive;     /* factor in [LB_ADAPTIVE_MIN, 1] */
+	pv_strategy *child;          /* reference */
 	pv_metrics_recorder metrics; /* in_flight = active connections */
 	atomic_int state;            /* LB_HEALTHY / LB_EJECTED */
 	atomic_uint fail_streak, ok_streak;             /* results (passive) */
 	atomic_uint check_fail_streak, check_ok_streak; /* health checks (active) */
 	atomic_uint_fast64_t next_probe_ns; /* passive: when an ejected child is probed */
 	atomic_uint_fast64_t ejections, probes, checks_failed;
-	_Atomic double adaptive;     /* factor in [LB_ADAPTIVE_MIN, 1] */
 	_Atomic double success_ewma; /* 0..1, recent success rate */
 	json_t *meta;                /* immutable {"name","algorithm","strategy"} */
+	unsigned meta_home;          /* its slot in the per-thread metadata pool */
 } lb_member;
 
 /* One set of candidates and what the algorithms precompute over it. */
@@ -158,8 +163,9 @@ json_t *lb_state_save(pv_strategy *s);
 int lb_state_load(pv_strategy *s, const json_t *state);
 
 /* ---- balancer_meta.c --------------------------------------------------- */
-/* Gives `out` the metadata {"balancer": meta} (meta: a member's object). */
-void lb_attach_meta(pv_result *out, json_t *meta);
+/* Gives `out` the metadata {"balancer": meta} (meta: a member's object;
+ * home: the member's slot in the per-thread pool). */
+void lb_attach_meta(pv_result *out, json_t *meta, unsigned home);
 
 /* ---- balancer_pick.c --------------------------------------------------- */
 /* Builds a view's tables for `alg`. 0 or PV_ENOMEM. */

@@ -18,7 +18,7 @@
 #include <string.h>
 #include "core/balancer_internal.h"
 
-#define META_POOL 8
+#define META_POOL LB_META_POOL
 
 static pthread_key_t meta_key;
 static pthread_once_t meta_once = PTHREAD_ONCE_INIT;
@@ -69,7 +69,7 @@ static bool meta_intact(json_t *o)
 	       strcmp(json_object_iter_key(json_object_iter(o)), "balancer") == 0;
 }
 
-void lb_attach_meta(pv_result *out, json_t *meta)
+void lb_attach_meta(pv_result *out, json_t *meta, unsigned home)
 {
 	meta_pool *pool;
 	if (out->metadata || !(pool = meta_pool_get())) { /* add to what the child said */
@@ -80,7 +80,8 @@ void lb_attach_meta(pv_result *out, json_t *meta)
 	 * that is empty or free. A free object that still reads {"balancer": ..}
 	 * is reused (its value swapped if it named another member); anything
 	 * else is let go and a new object made. */
-	unsigned home = (unsigned)(((uintptr_t)meta >> 6) % META_POOL), slot = home;
+	home %= META_POOL;
+	unsigned slot = home;
 	for (unsigned k = 0; k < META_POOL; k++) {
 		unsigned i = (home + k) % META_POOL;
 		if (!pool->obj[i] || meta_free(pool->obj[i])) {
