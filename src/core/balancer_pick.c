@@ -258,11 +258,7 @@ static long pick_random(lb_balancer *b, const lb_view *v, const uint64_t *ex)
 	return next_free(ex, v->n, below(lb_random(b), v->n));
 }
 
-static inline uint64_t served(const lb_member *m)
-{
-	return atomic_load_explicit(&m->metrics.successes, RELAXED) +
-	       atomic_load_explicit(&m->metrics.failures, RELAXED);
-}
+static inline uint64_t served(const lb_member *m) { return pv_metrics_total(&m->metrics); }
 
 /* Among tied candidates, two random choices; the one that has served fewer
  * operations wins, so ties do not always fall on the same member. */

@@ -87,14 +87,12 @@ static json_t *member_state(lb_member *m, uint64_t now)
 	bool ejected = atomic_load(&m->state) == LB_EJECTED;
 	uint64_t due = atomic_load(&m->next_probe_ns);
 	json_t *j = json_pack(
-		"{s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:I, s:I}", "ejected", ejected,
+		"{s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:I}", "ejected", ejected,
 		"probe_in_ms", (json_int_t)(ejected && due > now ? (due - now) / PV_NS_PER_MS : 0),
 		"fail_streak", (json_int_t)atomic_load(&m->fail_streak), "ok_streak",
 		(json_int_t)atomic_load(&m->ok_streak), "ejections",
 		(json_int_t)atomic_load(&m->ejections), "adaptive", atomic_load(&m->adaptive),
-		"success_ewma", atomic_load(&m->success_ewma), "successes",
-		(json_int_t)atomic_load(&m->metrics.successes), "failures",
-		(json_int_t)atomic_load(&m->metrics.failures), "ewma_ns",
+		"success_ewma", atomic_load(&m->success_ewma), "ewma_ns",
 		(json_int_t)atomic_load(&m->metrics.ewma_ns));
 	return j;
 }
@@ -139,16 +137,15 @@ static void member_load(lb_member *m, const json_t *st, uint64_t now)
 	atomic_store(&m->ejections, state_u64(st, "ejections"));
 	atomic_store(&m->adaptive, state_real(st, "adaptive", 1, LB_ADAPTIVE_MIN, LB_ADAPTIVE_MAX));
 	atomic_store(&m->success_ewma, state_real(st, "success_ewma", 1, 0, 1));
-	atomic_store(&m->metrics.successes, state_u64(st, "successes"));
-	atomic_store(&m->metrics.failures, state_u64(st, "failures"));
 	atomic_store(&m->metrics.ewma_ns, state_u64(st, "ewma_ns"));
 }
 
 /*
  * Restores what a previous process saved: the rotation position, and per
  * child (matched by name; unknown names are ignored because the set of
- * children may have changed) ejection, streaks, adaptive factors, counts
- * and EWMA latency. Weights come from the configuration, not the state.
+ * children may have changed) ejection, streaks, adaptive factors and EWMA
+ * latency (what the algorithms decide with; outcome counts are statistics
+ * of this process and start at zero). Weights come from the configuration, not the state.
  */
 int lb_state_load(pv_strategy *s, const json_t *state)
 {
