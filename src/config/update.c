@@ -7,6 +7,7 @@
 #include <string.h>
 #include "provisio/config.h"
 #include "config/config_internal.h"
+#include "provisio/balancer.h"
 #include "provisio/composite.h"
 #include "provisio/error.h"
 
@@ -18,6 +19,7 @@ static const struct {
 	weight_setter set;
 } weighted_kinds[] = {
 	{"composite", pv_composite_set_weight},
+	{"balancer", pv_balancer_set_weight},
 };
 
 static weight_setter setter_for(const pv_strategy *s)

@@ -193,10 +193,10 @@ static void fail_no_pick(lb_balancer *b, lb_pick_status st, pv_result *out)
 				     pv_lb_algorithm_name(b->cfg.algorithm), "strategy"));
 }
 
-static void record(lb_balancer *b, lb_member *m, const pv_result *out)
+static void record(lb_balancer *b, lb_member *m, pv_op_type type, const pv_result *out)
 {
 	pv_metrics_end(&m->metrics);
-	pv_metrics_record(&m->metrics, out, out->latency_ns, 0);
+	pv_metrics_record_op(&m->metrics, type, out, out->latency_ns, 0);
 	if (b->cfg.algorithm == PV_LB_ADAPTIVE) {
 		/* Racy load/store like the latency EWMA: a lost sample is harmless. */
 		double s = atomic_load_explicit(&m->success_ewma, RELAXED);
@@ -217,7 +217,7 @@ static int lb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	if (p.panic)
 		atomic_fetch_add_explicit(&b->panic_picks, 1, RELAXED);
 	pv_strategy_execute(p.m->child, op, out, b->clock);
-	record(b, p.m, out);
+	record(b, p.m, op->type, out);
 	lb_health_on_result(b, p.m, out, p.probe);
 	if (b->cfg.result_metadata)
 		lb_attach_meta(out, p.m->meta, p.m->meta_home);
