@@ -55,12 +55,22 @@ typedef struct server {
 	json_t *calls;       /* action -> count */
 	json_t *faults;      /* kind -> count */
 	uint64_t requests, auth_failures, throttled;
+	uint64_t fault_rng;
 	char imds_token[64];
 } server;
 
 /* ---- helpers --------------------------------------------------------------------- */
 
-static double dice(server *s) { return (double)(emu_rand(&s->e) >> 11) / 9007199254740992.0; }
+/* Fault dice have their own stream, so the faults a seed gives do not
+ * shift with how many ids the actions drew. */
+static double dice(server *s)
+{
+	uint64_t x = (s->fault_rng += 0x9e3779b97f4a7c15ull); /* splitmix64 */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return (double)(x >> 11) / 9007199254740992.0;
+}
 
 static void bump(json_t *obj, const char *key)
 {
@@ -533,7 +543,7 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 		else if (strcmp(a, "--shutdown-ms") == 0)
 			s->e.shutdown_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--seed") == 0)
-			s->e.rng = (uint64_t)atoll(v) | 1;
+			s->e.rng = s->fault_rng = (uint64_t)atoll(v) | 1;
 		else
 			return usage();
 	}
@@ -556,6 +566,7 @@ int main(int argc, char **argv)
 	s.calls = json_object();
 	s.faults = json_object();
 	s.max_skew_s = 900;
+	s.fault_rng = 42;
 	s.throttle = true;
 	s.e.boot_ms = 0;
 	int port = 0;

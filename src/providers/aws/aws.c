@@ -84,10 +84,16 @@ static int parse_throttle(aws *a, const json_t *t)
 	double cfg[BK_COUNT][2];
 	memcpy(cfg, bucket_defaults, sizeof cfg);
 	bool enabled = true;
+	double margin = 0.1;
 	if (t && !json_is_object(t))
 		return field_error(a->base.name, "throttle", "must be an object");
 	if (t && get_bool(a, t, "enabled", &enabled) < 0)
 		return field_error(a->base.name, "throttle.enabled", "must be true or false");
+	json_t *m = t ? json_object_get(t, "safety_margin") : NULL;
+	if (m && !(json_is_number(m) && json_number_value(m) >= 0 && json_number_value(m) <= 0.9))
+		return field_error(a->base.name, "throttle.safety_margin", "must be a number from 0 to 0.9");
+	if (m)
+		margin = json_number_value(m);
 	for (int k = 0; t && k < BK_COUNT; k++) {
 		json_t *b = json_object_get(t, bucket_keys[k]);
 		if (!b)
@@ -106,8 +112,10 @@ static int parse_throttle(aws *a, const json_t *t)
 			cfg[k][1] = json_number_value(rate);
 	}
 	uint64_t now = pv_clock_now(a->clock);
+	/* Refill a little slower than EC2 does: our bucket and EC2's cannot be
+	 * in step (network jitter), and a token early is a RequestLimitExceeded. */
 	for (int k = 0; k < BK_COUNT; k++) {
-		aws_bucket_init(&a->buckets[k], cfg[k][0], cfg[k][1], now);
+		aws_bucket_init(&a->buckets[k], cfg[k][0], cfg[k][1] * (1.0 - margin), now);
 		a->buckets[k].enabled = enabled;
 	}
 	a->buckets_ready = true;
@@ -370,8 +378,10 @@ static void attempt_once(aws *a, aws_action act, const char *form, uint64_t dead
 		return;
 	}
 	classify(c);
-	if (c->cls == PV_CLASS_THROTTLED)
+	if (c->cls == PV_CLASS_THROTTLED) {
 		atomic_fetch_add_explicit(&a->throttled_received, 1, memory_order_relaxed);
+		aws_bucket_drain(&a->buckets[action_bucket[act]], pv_clock_now(a->clock));
+	}
 }
 
 /* What the last call says about the endpoint: reachable and accepting our

@@ -40,6 +40,9 @@ void aws_bucket_destroy(aws_bucket *b);
 /* Takes one token if there is one (returns 0), else returns how many ns to
  * wait before one is there (nothing taken). A disabled bucket always gives. */
 uint64_t aws_bucket_try_take(aws_bucket *b, uint64_t now_ns);
+/* Empties the bucket: EC2 said RequestLimitExceeded, so its bucket is
+ * empty whatever ours thought. */
+void aws_bucket_drain(aws_bucket *b, uint64_t now_ns);
 /* Takes one token, sleeping on `clock` as needed. PV_ESTATE (no token
  * taken) when the wait would end after `deadline_ns` (0 = none). `waited_ns`
  * (may be NULL) receives the time slept. */

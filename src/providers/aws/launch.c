@@ -436,18 +436,37 @@ static void roll_back(aws *a, const pv_operation *op, json_t *instances)
 	json_decref(params);
 }
 
+/* Capacity units the instances stand for: CreateFleet counts weighted
+ * capacity (an instance of weight 2 is two units), RunInstances one each. */
+static int64_t units_of(const launch *l, json_t *instances, bool fleet)
+{
+	if (!fleet)
+		return (int64_t)json_array_size(instances);
+	int64_t units = 0;
+	size_t i, k;
+	json_t *in, *ty;
+	json_array_foreach(instances, i, in) {
+		int64_t w = 1;
+		const char *type = json_string_value(json_object_get(in, "instance_type"));
+		json_array_foreach(l->types, k, ty)
+			if (type && strcmp(type, json_string_value(json_object_get(ty, "type"))) == 0)
+				w = json_integer_value(json_object_get(ty, "weight"));
+		units += w > 0 ? w : 1;
+	}
+	return units;
+}
+
 static void finish_create(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
 			  json_t *data, pv_result *out)
 {
-	int64_t n = (int64_t)json_array_size(acc->instances);
+	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
+	int64_t n = units_of(l, acc->instances, fleet);
 	aws_annotate(a, acc->instances);
 	if (n == 0 || (l->all_or_nothing && n < l->count)) {
 		if (n > 0)
 			roll_back(a, op, acc->instances);
 		if (acc->have_fail)
-			aws_call_fail(a, strcmp(l->api ? l->api : "", "EC2Fleet") == 0 ? ACT_CREATE_FLEET
-											: ACT_RUN_INSTANCES,
-				      &acc->last, out);
+			aws_call_fail(a, fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES, &acc->last, out);
 		else
 			pv_result_fail(out, PV_ERR_CAPACITY, PV_CLASS_CAPACITY,
 				       "aws '%s': launched %lld of %lld instances (all or nothing)",
@@ -463,7 +482,8 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 	json_array_foreach(acc->instances, i, v) json_array_append(ids, json_object_get(v, "instance_id"));
 	json_object_set(data, "instances", acc->instances);
 	json_object_set_new(data, "instance_ids", ids);
-	json_object_set_new(data, "count", json_integer(n));
+	json_object_set_new(data, "count", json_integer((json_int_t)json_array_size(acc->instances)));
+	json_object_set_new(data, "fulfilled_capacity", json_integer(n));
 	json_object_set_new(data, "requested", json_integer(l->count));
 	json_object_set_new(data, "partial", json_boolean(n < l->count));
 	json_object_set(data, "errors", acc->errors);

@@ -71,3 +71,13 @@ int aws_bucket_take(aws_bucket *b, const pv_clock *clock, uint64_t deadline_ns, 
 		*waited_ns = waited;
 	return 0;
 }
+
+void aws_bucket_drain(aws_bucket *b, uint64_t now_ns)
+{
+	if (!b->enabled)
+		return;
+	pthread_mutex_lock(&b->lock);
+	refill(b, now_ns);
+	b->tokens = 0;
+	pthread_mutex_unlock(&b->lock);
+}
