@@ -366,7 +366,7 @@ static void attempt_once(aws *a, aws_action act, const char *form, uint64_t dead
 			   call_timeout_ms(a, deadline_ns), a->verify_tls};
 	c->attempts++;
 	atomic_fetch_add_explicit(&a->calls[act], 1, memory_order_relaxed);
-	int rc = aws_http_post(&o, &cr, form, &c->reply);
+	int rc = aws_http_post(&a->pool, &o, &cr, form, &c->reply);
 	aws_creds_wipe(&cr);
 	if (rc < 0) {
 		atomic_fetch_add_explicit(&a->transport_errors, 1, memory_order_relaxed);
@@ -559,6 +559,7 @@ static void aws_destroy(pv_strategy *s)
 	json_decref(a->templates);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
+	aws_http_pool_destroy(&a->pool);
 	pthread_mutex_destroy(&a->lock);
 }
 
@@ -593,6 +594,7 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 		return rc;
 	}
 	pthread_mutex_init(&a->lock, NULL);
+	aws_http_pool_init(&a->pool);
 	a->clock = clock;
 	a->connect_timeout_ms = 3000;
 	a->timeout_ms = 30000;

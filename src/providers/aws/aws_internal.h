@@ -173,11 +173,25 @@ typedef struct aws_http_reply {
 } aws_http_reply;
 
 int aws_http_global_init(void);
-/* POSTs the form, signed with SigV4 (libcurl's CURLOPT_AWS_SIGV4). Always
- * fills `r` (free with aws_http_reply_free); returns 0 when an HTTP answer
- * came, PV_EIO when the transport failed. */
-int aws_http_post(const aws_http_opts *o, const aws_creds *c, const char *form,
-		  aws_http_reply *r);
+
+/* Idle libcurl easy handles kept for reuse: each keeps its connection
+ * cache, so the next call to the same endpoint skips the TCP (and TLS)
+ * handshake. Thread-safe; a handle is used by one call at a time. */
+#define AWS_HTTP_POOL_MAX 16
+typedef struct aws_http_pool {
+	pthread_mutex_t lock;
+	void *idle[AWS_HTTP_POOL_MAX];
+	int n;
+} aws_http_pool;
+void aws_http_pool_init(aws_http_pool *p);
+void aws_http_pool_destroy(aws_http_pool *p);
+
+/* POSTs the form, signed with SigV4 (libcurl's CURLOPT_AWS_SIGV4), on a
+ * handle from `pool` (NULL = a fresh one). Always fills `r` (free with
+ * aws_http_reply_free); returns 0 when an HTTP answer came, PV_EIO when the
+ * transport failed. */
+int aws_http_post(aws_http_pool *pool, const aws_http_opts *o, const aws_creds *c,
+		  const char *form, aws_http_reply *r);
 /* A GET or PUT without signing (IMDS). */
 int aws_http_plain(const char *method, const char *url, const char *header1,
 		   long timeout_ms, aws_http_reply *r);

@@ -36,6 +36,7 @@ typedef struct aws {
 	aws_bucket buckets[BK_COUNT];
 	bool buckets_ready;
 
+	aws_http_pool pool;
 	pthread_mutex_t lock; /* creds, rng */
 	aws_creds creds;
 	pv_rng rng;

@@ -55,12 +55,56 @@ static int finish(CURL *h, CURLcode rc, aws_http_reply *r, const char *errbuf)
 	return 0;
 }
 
-int aws_http_post(const aws_http_opts *o, const aws_creds *c, const char *form, aws_http_reply *r)
+void aws_http_pool_init(aws_http_pool *p)
+{
+	pthread_mutex_init(&p->lock, NULL);
+	p->n = 0;
+}
+
+void aws_http_pool_destroy(aws_http_pool *p)
+{
+	for (int i = 0; i < p->n; i++)
+		curl_easy_cleanup(p->idle[i]);
+	p->n = 0;
+	pthread_mutex_destroy(&p->lock);
+}
+
+static CURL *pool_get(aws_http_pool *p)
+{
+	CURL *h = NULL;
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		if (p->n > 0)
+			h = p->idle[--p->n];
+		pthread_mutex_unlock(&p->lock);
+	}
+	return h ? h : curl_easy_init();
+}
+
+/* Back to the pool with its options (credentials included) reset; the
+ * connection cache survives curl_easy_reset. */
+static void pool_put(aws_http_pool *p, CURL *h)
+{
+	curl_easy_reset(h);
+	if (p) {
+		pthread_mutex_lock(&p->lock);
+		if (p->n < AWS_HTTP_POOL_MAX) {
+			p->idle[p->n++] = h;
+			h = NULL;
+		}
+		pthread_mutex_unlock(&p->lock);
+	}
+	if (h)
+		curl_easy_cleanup(h);
+}
+
+int aws_http_post(aws_http_pool *pool, const aws_http_opts *o, const aws_creds *c, const char *form,
+		  aws_http_reply *r)
 {
 	memset(r, 0, sizeof *r);
 	if (aws_http_global_init() < 0)
 		return PV_EIO;
-	CURL *h = curl_easy_init();
+	CURL *h = pool_get(pool);
 	if (!h) {
 		snprintf(r->error, sizeof r->error, "curl_easy_init failed");
 		return PV_EIO;
@@ -99,7 +143,11 @@ int aws_http_post(const aws_http_opts *o, const aws_creds *c, const char *form, 
 	CURLcode rc = curl_easy_perform(h);
 	int ret = finish(h, rc, r, errbuf);
 	curl_slist_free_all(hdr);
-	curl_easy_cleanup(h);
+	/* A failed transfer may leave a broken connection: do not keep it. */
+	if (rc == CURLE_OK)
+		pool_put(pool, h);
+	else
+		curl_easy_cleanup(h);
 	return ret;
 }
 
