@@ -12,6 +12,7 @@
 #include <setjmp.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 #include "provisio/provisio.h"
@@ -494,6 +495,50 @@ static void test_without_client_buckets_emulator_throttles_and_provider_retries(
 	emu_stop(&e);
 }
 
+typedef struct worker {
+	pv_strategy *s;
+	int id, ok;
+} worker;
+
+static void *create_many(void *arg)
+{
+	worker *w = arg;
+	for (int i = 0; i < 5; i++) {
+		char rid[48];
+		snprintf(rid, sizeof rid, "req-thread-%d-%d", w->id, i);
+		pv_result r = PV_RESULT_INIT;
+		json_t *p = json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(), "request_id", rid);
+		pv_operation op = {.type = PV_OP_CREATE_INSTANCES, .params = p};
+		pv_strategy_execute(w->s, &op, &r, NULL);
+		w->ok += r.success && json_integer_value(json_object_get(r.data, "count")) == 2;
+		pv_result_clear(&r);
+		json_decref(p);
+	}
+	return NULL;
+}
+
+static void test_one_provider_serves_threads_concurrently(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", "--latency-ms", "20", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"throttle\": {\"enabled\": false}}");
+	pthread_t th[4];
+	worker w[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (worker){s, i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, create_many, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].ok, 5);
+	}
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4 * 5 * 2);
+	assert_int_equal(pv_aws_calls(s, "RunInstances"), 20);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- captured requests replayed raw ------------------------------------------------- */
 
 static int send_raw(int port, const char *path)
@@ -573,6 +618,7 @@ int main(void)
 		cmocka_unit_test(test_imds_v2_credentials),
 		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),
 		cmocka_unit_test(test_without_client_buckets_emulator_throttles_and_provider_retries),
+		cmocka_unit_test(test_one_provider_serves_threads_concurrently),
 		cmocka_unit_test(test_captured_client_requests_are_accepted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

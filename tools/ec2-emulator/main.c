@@ -56,6 +56,7 @@ typedef struct server {
 	json_t *faults;      /* kind -> count */
 	uint64_t requests, auth_failures, throttled;
 	uint64_t fault_rng;
+	struct pending *delayed; /* answers waiting for their latency timer */
 	char imds_token[64];
 } server;
 
@@ -172,6 +173,7 @@ static void parse_form(const char *s, size_t n, json_t *out)
 /* ---- replying (possibly later) ----------------------------------------------------- */
 
 typedef struct pending {
+	struct pending *prev, *next; /* the server's list of delayed answers */
 	struct evhttp_request *req;
 	int status;
 	char rid[40];
@@ -196,8 +198,19 @@ static const char *reason(int status)
 	}
 }
 
+static void unlink_pending(pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else if (p->s->delayed == p)
+		p->s->delayed = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+}
+
 static void send_now(pending *p)
 {
+	unlink_pending(p);
 	if (p->drop) {
 		/* A connection reset after the action ran: the client cannot know
 		 * whether it worked, which is what ClientToken is for. */
@@ -243,6 +256,10 @@ static void reply(server *s, struct evhttp_request *req, int status, const char 
 		send_now(p);
 		return;
 	}
+	p->next = s->delayed;
+	if (s->delayed)
+		s->delayed->prev = p;
+	s->delayed = p;
 	p->ev = evtimer_new(s->base, on_timer, p);
 	struct timeval tv = {(time_t)(s->latency_ms / 1000), (suseconds_t)fmod(s->latency_ms, 1000) * 1000};
 	evtimer_add(p->ev, &tv);
@@ -609,6 +626,14 @@ int main(int argc, char **argv)
 	event_add(sigint, NULL);
 	event_add(sigterm, NULL);
 	event_base_dispatch(s.base);
+	/* Answers still waiting for their timer at shutdown: drop them. */
+	while (s.delayed) {
+		pending *p = s.delayed;
+		s.delayed = p->next;
+		evbuffer_free(p->body);
+		event_free(p->ev);
+		free(p);
+	}
 	event_free(sigint);
 	event_free(sigterm);
 	evhttp_free(http);

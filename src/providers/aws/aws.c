@@ -178,8 +178,7 @@ static int parse_numbers(aws *a, const json_t *cfg)
 	if ((rc = get_long(a, cfg, "max_instances_per_call", 1, 1000, &v)) < 0)
 		return rc;
 	a->max_per_call = (int)v;
-	v = 0;
-	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &v)) < 0)
+	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0)
 		return rc;
 	json_t *seed = json_object_get(cfg, "seed");
 	if (seed && !json_is_integer(seed))
@@ -252,7 +251,7 @@ static int resolve_creds(aws *a)
 	aws_creds_opts o = {
 		.access_key_id = a->cfg_access_key, .secret_access_key = a->cfg_secret,
 		.session_token = a->cfg_token, .profile = a->profile,
-		.imds_endpoint = a->imds_endpoint, .imds_timeout_ms = 1000,
+		.imds_endpoint = a->imds_endpoint, .imds_timeout_ms = a->imds_timeout_ms,
 		.imds_enabled = a->imds_enabled,
 	};
 	aws_creds c;
@@ -597,6 +596,7 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	aws_http_pool_init(&a->pool);
 	a->clock = clock;
 	a->connect_timeout_ms = 3000;
+	a->imds_timeout_ms = 1000;
 	a->timeout_ms = 30000;
 	a->verify_tls = true;
 	a->imds_enabled = true;

@@ -27,7 +27,7 @@ typedef struct aws {
 	char region[64];
 	char *endpoint_url, *proxy, *profile, *imds_endpoint;
 	char *cfg_access_key, *cfg_secret, *cfg_token; /* explicit; wiped on destroy */
-	long connect_timeout_ms, timeout_ms;
+	long connect_timeout_ms, timeout_ms, imds_timeout_ms;
 	bool verify_tls, imds_enabled;
 	int max_retries;
 	uint64_t retry_base_ns, retry_max_ns;
