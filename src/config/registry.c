@@ -8,6 +8,7 @@
 #include <string.h>
 #include "provisio/config.h"
 #include "provisio/error.h"
+#include "provisio/aws.h"
 #include "provisio/libvirt.h"
 #include "provisio/sim.h"
 
@@ -28,6 +29,7 @@ static const struct {
 } builtins[] = {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
+	{"aws", pv_aws_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
