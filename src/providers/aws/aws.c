@@ -159,6 +159,11 @@ static int parse_numbers(aws *a, const json_t *cfg)
 {
 	long v;
 	int rc = 0;
+	/* "timeout" in seconds is the spec's and the Python original's name. */
+	v = a->timeout_ms / 1000;
+	if ((rc = get_long(a, cfg, "timeout", 1, 3600, &v)) < 0)
+		return rc;
+	a->timeout_ms = v * 1000;
 	if ((rc = get_long(a, cfg, "connect_timeout_ms", 1, 600000, &a->connect_timeout_ms)) < 0 ||
 	    (rc = get_long(a, cfg, "timeout_ms", 1, 3600000, &a->timeout_ms)) < 0)
 		return rc;
@@ -189,7 +194,7 @@ static int parse_numbers(aws *a, const json_t *cfg)
 
 static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
-	"session_token", "proxy", "connect_timeout_ms", "timeout_ms", "verify_tls", "max_retries",
+	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
 	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "imds", "imds_endpoint",
 	"imds_timeout_ms", "seed", "throttle", "templates", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
@@ -203,6 +208,10 @@ static int check_keys(aws *a, const json_t *cfg)
 		bool ok = false;
 		for (size_t i = 0; i < sizeof known_keys / sizeof known_keys[0] && !ok; i++)
 			ok = strcmp(key, known_keys[i]) == 0;
+		if (!ok && strcmp(key, "role_arn") == 0)
+			return field_error(a->base.name, key,
+					   "assuming a role (STS AssumeRole) is not supported: name a "
+					   "profile whose credentials already carry the role");
 		if (!ok)
 			return field_error(a->base.name, key,
 					   "is not a field of the aws provider (see docs/aws.md)");
