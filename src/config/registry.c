@@ -9,6 +9,7 @@
 #include "provisio/config.h"
 #include "provisio/error.h"
 #include "provisio/sim.h"
+#include "provisio/local.h" /* broker branch: the local provider */
 
 typedef struct factory {
 	char *type;
@@ -26,6 +27,7 @@ static const struct {
 	pv_provider_factory fn;
 } builtins[] = {
 	{"sim", pv_sim_new},
+	{"local", pv_local_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
