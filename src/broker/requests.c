@@ -555,7 +555,19 @@ static bool owner_alive(const pv_request_rec *r)
 		return false;
 	if (r->owner_pid == getpid())
 		return true;
-	return kill((pid_t)r->owner_pid, 0) == 0 || errno == EPERM;
+	if (kill((pid_t)r->owner_pid, 0) < 0 && errno != EPERM)
+		return false;
+	/* a killed process its parent has not reaped yet is a zombie: dead */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)r->owner_pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* no /proc: trust kill() */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* Takes over a stale request (so one process recovers it). false when

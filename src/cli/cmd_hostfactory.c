@@ -86,7 +86,10 @@ static json_t *read_input(const char *file, const char *data, char *err, size_t 
 	json_t *in = NULL;
 	if (data)
 		in = json_loads(data, 0, &e);
-	else if (file && strcmp(file, "-") != 0)
+	else if (file && strcmp(file, "-") != 0 && access(file, R_OK) < 0) {
+		snprintf(err, size, "cannot read input file %s: %s", file, strerror(errno));
+		return NULL;
+	} else if (file && strcmp(file, "-") != 0)
 		in = json_load_file(file, 0, &e);
 	else
 		in = json_loadf(stdin, 0, &e);
