@@ -338,9 +338,15 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	pv_machine_list ms = {0};
 	provision(b, &r, tmpl, &ms, r.message, sizeof r.message);
 	r.refreshed_ms = pv_broker_now_ms();
-	r.state = ms.n ? derive(&r, &ms, r.message, sizeof r.message) : PV_REQ_FAILED;
-	if (r.state == PV_REQ_COMPLETE)
+	r.state = ms.n ? derive(&r, &ms, NULL, 0) : PV_REQ_FAILED;
+	if (r.state == PV_REQ_COMPLETE) {
 		r.message[0] = '\0';
+	} else if ((int64_t)ms.n < r.requested && ms.n) {
+		char why[sizeof r.message];
+		memcpy(why, r.message, sizeof why);
+		snprintf(r.message, sizeof r.message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
+			 (long long)r.requested, why[0] ? ": " : "", why);
+	}
 	rc = write_outcome(b, &r, &ms);
 	pv_machine_list_clear(&ms);
 	if (rc < 0)

@@ -318,6 +318,7 @@ static void read_machine(sqlite3_stmt *q, pv_machine_rec *m)
 		{m->instance_type, sizeof m->instance_type}, {m->price_type, sizeof m->price_type},
 		{m->message, sizeof m->message},
 	};
+	memset(m, 0, sizeof *m);
 	for (int i = 0; i < 13; i++)
 		col_text(q, i, cols[i].buf, cols[i].size);
 	m->launch_time = sqlite3_column_int64(q, 13);
