@@ -70,15 +70,19 @@ int pv_local_spawn(const char *command, long grace_ms, pid_t *out)
 		return -1;
 	}
 	if (a == 0) {
+		/* detach before the supervisor exists, so it never holds the caller's
+		 * stdio, the store or Host Factory's pipes, even for an instant */
 		setsid();
+		int null = open("/dev/null", O_RDWR);
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		for (int fd = 3; fd < 4096; fd++)
+			if (fd != fds[1])
+				close(fd);
 		pid_t s = fork();
 		if (s == 0) {
-			int null = open("/dev/null", O_RDWR);
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
-			for (int fd = 3; fd < 4096; fd++)
-				close(fd); /* the store, Host Factory's pipes: nothing stays open */
+			close(fds[1]);
 			supervise(command, grace_ms);
 		}
 		ssize_t w = write(fds[1], &s, sizeof s);
