@@ -519,7 +519,33 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 
 static bool reclaimed(const pv_machine_rec *m)
 {
-	return !m->return_id[0] && strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0;
+	/* machines the broker released itself were never Host Factory's to drain */
+	return !m->return_id[0] && strcmp(m->result, "fail") != 0 && strcmp(m->status, "running") != 0 &&
+	       strcmp(m->status, "pending") != 0;
+}
+
+/* Machines on their way out that no request will look at again (released
+ * by recovery or a pending timeout): Host Factory's periodic
+ * getReturnRequests is where their end gets recorded. */
+static int add_leaving(pv_broker *b, pv_machine_list *ms)
+{
+	pv_machine_list alive = {0};
+	int rc = pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &alive);
+	for (size_t i = 0; rc == 0 && i < alive.n; i++) {
+		const pv_machine_rec *m = &alive.items[i];
+		bool leaving = strcmp(m->result, "fail") == 0 && !m->return_id[0] &&
+			       strcmp(m->status, "terminated") != 0;
+		if (leaving && !listed(ms, m))
+			rc = pv_machine_list_push(ms, m);
+	}
+	pv_machine_list_clear(&alive);
+	return rc;
+}
+
+static bool pick_unsettled(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->status, "terminated") != 0;
 }
 
 int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out)
@@ -529,6 +555,8 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	if (rc < 0)
 		return rc;
 	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	if (rc == 0)
+		rc = add_leaving(b, &ms);
 	pv_store_commit(b->store);
 	/* only machines nobody returned; returned ones are the return's business */
 	size_t k = 0;
@@ -537,7 +565,7 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 			ms.items[k++] = ms.items[i];
 	ms.n = k;
 	if (rc == 0 && ms.n) {
-		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_not_gone, apply_status, NULL);
+		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
 			rc = pv_store_machine_put(b->store, &ms.items[i]);

@@ -100,7 +100,8 @@ static const char *const sql[Q_COUNT] = {
 	[Q_M_ALIVE] = "SELECT " MACHINE_COLS " FROM machines WHERE status <> 'terminated' "
 		      "ORDER BY machine_id",
 	[Q_M_ALL] = "SELECT " MACHINE_COLS " FROM machines ORDER BY machine_id",
-	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated'",
+	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated' "
+		       "AND result <> 'fail'",
 	[Q_IN_USE_R] = "SELECT COALESCE(SUM(requested), 0) FROM requests "
 		       "WHERE template_id = ? AND state = 'creating' AND kind = 'acquire'",
 	[Q_KV_GET] = "SELECT value FROM kv WHERE key = ?",
