@@ -151,13 +151,14 @@ int cmd_hostfactory(const pv_cli *cli, int argc, char **argv)
 		return fail("%s", err);
 	}
 	pv_diags_clear(&d);
-	json_t *out = NULL;
-	rc = pv_hf_run(b, cmd, in, &out);
+	static char buf[1 << 16];
+	setvbuf(stdout, buf, _IOFBF, sizeof buf);
+	rc = pv_hf_write(b, cmd, in, stdout);
+	fflush(stdout);
 	if (rc < 0)
-		pv_log(PV_LOG_ERROR, "%s failed: %s", argv[1], json_string_value(json_object_get(out, "message")));
+		pv_log(PV_LOG_ERROR, "%s failed: %s", argv[1], pv_error_last());
 	pv_broker_close(b);
 	json_decref(in);
-	answer(out);
 	if (log_file) {
 		pv_log_set_sink(NULL, NULL);
 		fclose(log_file);

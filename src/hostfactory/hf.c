@@ -126,47 +126,173 @@ json_t *pv_hf_machine_json(const pv_machine_rec *m)
 	return j;
 }
 
-static int request_status(pv_broker *b, const json_t *in, json_t **out)
+/* What getRequestStatus answers, before it is written either way. */
+typedef struct status_set {
+	pv_request_rec *reqs;
+	pv_machine_list *machines;
+	size_t n;
+} status_set;
+
+static void status_set_clear(status_set *s)
 {
+	for (size_t i = 0; i < s->n; i++)
+		pv_machine_list_clear(&s->machines[i]);
+	free(s->reqs);
+	free(s->machines);
+	memset(s, 0, sizeof *s);
+}
+
+/* Validates the input and reads (refreshing) every request asked for. On
+ * failure *err receives the {"message"} answer. */
+static int collect_status(pv_broker *b, const json_t *in, status_set *s, json_t **err)
+{
+	memset(s, 0, sizeof *s);
 	json_t *reqs = json_object_get(in, "requests");
 	json_t *one = json_is_object(reqs) ? reqs : NULL;
 	size_t n = one ? 1 : json_array_size(reqs);
 	if ((!one && !json_is_array(reqs)) || n == 0) {
-		*out = message("input needs \"requests\": [{\"requestId\": \"req-...\"}, ...]");
+		*err = message("input needs \"requests\": [{\"requestId\": \"req-...\"}, ...]");
 		return PV_EINVAL;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const json_t *r = one ? one : json_array_get(reqs, i);
-		const char *id = json_string_value(json_object_get(r, "requestId"));
+		const char *id = json_string_value(json_object_get(one ? one : json_array_get(reqs, i), "requestId"));
 		if (!id || !*id) {
 			char text[96];
 			snprintf(text, sizeof text, "requests[%zu].requestId must be a non-empty string", i);
-			*out = message(text);
+			*err = message(text);
 			return PV_EINVAL;
 		}
 	}
-	json_t *list = json_array();
+	s->reqs = calloc(n, sizeof *s->reqs);
+	s->machines = calloc(n, sizeof *s->machines);
+	if (!s->reqs || !s->machines) {
+		status_set_clear(s);
+		*err = message("out of memory");
+		return PV_ENOMEM;
+	}
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_object_get(one ? one : json_array_get(reqs, i), "requestId"));
-		pv_request_rec req;
-		pv_machine_list ms = {0};
-		int rc = pv_broker_request_status(b, id, &req, &ms);
+		s->n = i + 1;
+		int rc = pv_broker_request_status(b, id, &s->reqs[i], &s->machines[i]);
 		if (rc < 0) {
-			pv_machine_list_clear(&ms);
-			json_decref(list);
-			*out = message(pv_error_last());
+			*err = message(pv_error_last());
+			status_set_clear(s);
 			return rc;
 		}
-		json_t *machines = json_array();
-		for (size_t k = 0; k < ms.n; k++)
-			json_array_append_new(machines, pv_hf_machine_json(&ms.items[k]));
-		pv_machine_list_clear(&ms);
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "requestId", req.id, "status",
-						      pv_broker_hf_status(req.state), "message",
-						      req.message, "machines", machines));
 	}
+	return 0;
+}
+
+static int request_status(pv_broker *b, const json_t *in, json_t **out)
+{
+	status_set s;
+	int rc = collect_status(b, in, &s, out);
+	if (rc < 0)
+		return rc;
+	json_t *list = json_array();
+	for (size_t i = 0; i < s.n; i++) {
+		json_t *machines = json_array();
+		for (size_t k = 0; k < s.machines[i].n; k++)
+			json_array_append_new(machines, pv_hf_machine_json(&s.machines[i].items[k]));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "requestId", s.reqs[i].id,
+						      "status", pv_broker_hf_status(s.reqs[i].state),
+						      "message", s.reqs[i].message, "machines", machines));
+	}
+	status_set_clear(&s);
 	*out = json_pack("{s:o}", "requests", list);
 	return 0;
+}
+
+/* ---- streaming getRequestStatus ---------------------------------------------------- */
+
+/* A JSON string (quotes included), escaped as jansson escapes it. Runs
+ * of plain bytes go out in one write, and stdio's per-call locking is
+ * skipped (one thread writes): this is the hot loop of a 1,000-machine
+ * status. */
+static void put_str(FILE *f, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s;
+	fputc_unlocked('"', f);
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		fwrite_unlocked(run, 1, (size_t)(p - run), f);
+		run = p + 1;
+		char esc[7] = {'\\', 0};
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+		}
+		fputs_unlocked(esc, f);
+	}
+	fputs_unlocked(run, f);
+	fputc_unlocked('"', f);
+}
+
+static void put_field(FILE *f, const char *indent, const char *key, const char *value, bool last)
+{
+	fputs_unlocked(indent, f);
+	fputc_unlocked('"', f);
+	fputs_unlocked(key, f);
+	fputs_unlocked("\": ", f);
+	put_str(f, value);
+	fputs_unlocked(last ? "\n" : ",\n", f);
+}
+
+/* Exactly the layout (and key order) json_dumpf gives pv_hf_machine_json
+ * with JSON_INDENT(2), written without building the tree. */
+static void put_machine(FILE *f, const pv_machine_rec *m, bool last)
+{
+	const char *in = "          ";
+	fputs_unlocked("        {\n", f);
+	put_field(f, in, "machineId", m->machine_id, false);
+	put_field(f, in, "name", m->name, false);
+	put_field(f, in, "result", m->result, false);
+	put_field(f, in, "status", m->status, false);
+	put_field(f, in, "privateIpAddress", m->private_ip, false);
+	if (m->public_ip[0])
+		put_field(f, in, "publicIpAddress", m->public_ip, false);
+	fprintf(f, "%s\"launchtime\": %lld,\n", in, (long long)m->launch_time); /* once a machine */
+	bool more = m->instance_type[0] || m->price_type[0];
+	put_field(f, in, "message", m->message, !more);
+	if (m->instance_type[0])
+		put_field(f, in, "instanceType", m->instance_type, !m->price_type[0]);
+	if (m->price_type[0])
+		put_field(f, in, "priceType", m->price_type, true);
+	fputs_unlocked(last ? "        }\n" : "        },\n", f);
+}
+
+static void put_status(FILE *f, const status_set *s)
+{
+	fputs_unlocked("{\n  \"requests\": [\n", f);
+	for (size_t i = 0; i < s->n; i++) {
+		const pv_request_rec *r = &s->reqs[i];
+		fputs_unlocked("    {\n", f);
+		put_field(f, "      ", "requestId", r->id, false);
+		put_field(f, "      ", "status", pv_broker_hf_status(r->state), false);
+		put_field(f, "      ", "message", r->message, false);
+		if (s->machines[i].n == 0) {
+			fputs_unlocked("      \"machines\": []\n", f);
+		} else {
+			fputs_unlocked("      \"machines\": [\n", f);
+			for (size_t k = 0; k < s->machines[i].n; k++)
+				put_machine(f, &s->machines[i].items[k], k + 1 == s->machines[i].n);
+			fputs_unlocked("      ]\n", f);
+		}
+		fputs_unlocked(i + 1 == s->n ? "    }\n" : "    },\n", f);
+	}
+	fputs_unlocked("  ]\n}\n", f);
 }
 
 /* ---- requestReturnMachines / getReturnRequests ------------------------------------------------- */
@@ -252,6 +378,27 @@ static int return_requests(pv_broker *b, const json_t *in, json_t **out)
 	pv_machine_list_clear(&ms);
 	*out = json_pack("{s:s, s:s, s:o}", "status", "complete", "message", text, "requests", list);
 	return 0;
+}
+
+int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
+{
+	json_t *out = NULL;
+	int rc;
+	if (cmd == PV_HF_GET_REQUEST_STATUS && json_is_object(in)) {
+		status_set s;
+		rc = collect_status(b, in, &s, &out);
+		if (rc == 0) {
+			put_status(f, &s);
+			status_set_clear(&s);
+			return 0;
+		}
+	} else {
+		rc = pv_hf_run(b, cmd, in, &out);
+	}
+	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', f);
+	json_decref(out);
+	return rc;
 }
 
 int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)

@@ -410,6 +410,61 @@ static void test_request_of_1000_machines_reports_all(void **state)
 	destroy(f);
 }
 
+static char *write_to_string(fx *f, pv_hf_command c, const char *input, int *rc)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	json_t *in = json_loads(input, 0, NULL);
+	*rc = pv_hf_write(f->b, c, in, mem);
+	json_decref(in);
+	fclose(mem);
+	return buf;
+}
+
+static void test_streamed_status_is_the_json_dump_byte_for_byte(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 3);
+	/* awkward text in every optional field */
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_store_machine_list(f->st, PV_MF_REQUEST, id, &ms), 0);
+	snprintf(ms.items[0].message, sizeof ms.items[0].message, "quote \" back \\ nl \n tab \t ctl \x01 utf8 \xc3\xa9");
+	snprintf(ms.items[0].public_ip, sizeof ms.items[0].public_ip, "1.2.3.4");
+	snprintf(ms.items[1].instance_type, sizeof ms.items[1].instance_type, "m5.large");
+	snprintf(ms.items[2].price_type, sizeof ms.items[2].price_type, "spot");
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	for (size_t i = 0; i < ms.n; i++)
+		assert_int_equal(pv_store_machine_put(f->st, &ms.items[i]), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	pv_machine_list_clear(&ms);
+	char *empty = request(f, "OnDemand-Minimal", 1);
+	char input[512];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}, {\"requestId\": \"%s\"}]}", id, empty);
+	json_t *tree;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &tree), 0);
+	char *want = json_dumps(tree, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(tree);
+	int rc;
+	char *got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, input, &rc);
+	assert_int_equal(rc, 0);
+	size_t n = strlen(got);
+	assert_true(n > 0 && got[n - 1] == '\n');
+	got[n - 1] = '\0';
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	/* errors are written as {"message"} */
+	got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": \"req-x\"}]}", &rc);
+	assert_int_equal(rc, PV_ENOTFOUND);
+	assert_non_null(strstr(got, "\"message\": \"unknown request id 'req-x'\""));
+	free(got);
+	free(id);
+	free(empty);
+	destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -423,6 +478,7 @@ int main(void)
 		cmocka_unit_test(test_bad_inputs_answer_message_and_write_nothing),
 		cmocka_unit_test(test_original_templates_file_and_inputs_work_unchanged),
 		cmocka_unit_test(test_request_of_1000_machines_reports_all),
+		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
