@@ -40,6 +40,7 @@ void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *para
 	pv_operation op = {.type = type, .params = params};
 	op.deadline_ns = pv_clock_now(b->clock) + b->set.call_timeout_ms * PV_NS_PER_MS;
 	pv_context_execute_on(b->ctx, name, &op, out);
+	json_decref(params);
 }
 
 const char *pv_broker_hf_status(pv_request_state s)

@@ -300,7 +300,6 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 					   "template", tmpl);
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
-		json_decref(params);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
 		if (!res.success)
 			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
@@ -629,7 +628,6 @@ static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, b->providers[p], PV_OP_DESCRIBE_RESOURCE_INSTANCES,
 			      json_pack("{s:s}", "request_id", r->id), &res);
-		json_decref(NULL);
 		size_t i;
 		json_t *inst;
 		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
