@@ -240,6 +240,23 @@ if [ $rc = 0 ] && [ "$on_small" = 2 ] && [ "$on_sim" = 2 ] && grep -q '"state": 
 	ok "spill-over: 2 on the full local provider, 2 on sim"
 else fail "spill-over: rc=$rc small=$on_small sim=$on_sim"; fi
 
+# ---- the commands for people ------------------------------------------------------------------------
+if "$BIN" machines request OnDemand-Minimal 2 --wait > "$T/wait" 2>/dev/null &&
+   grep -q '"status": "complete"' "$T/wait" && [ "$(grep -c '"result": "succeed"' "$T/wait")" = 2 ]; then
+	ok "machines request --wait"
+else fail "machines request --wait: $(cat "$T/wait")"; fi
+mids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/\1/p' "$T/wait")
+# shellcheck disable=SC2086
+if "$BIN" machines return $mids --wait > "$T/wait" 2>/dev/null &&
+   [ "$(grep -c '"status": "terminated"' "$T/wait")" = 2 ]; then ok "machines return --wait"
+else fail "machines return --wait: $(cat "$T/wait")"; fi
+"$BIN" templates list > "$T/tl" 2>&1 && grep -q "^tight .* 5 " "$T/tl" && ok "templates list" || fail "templates list: $(cat "$T/tl")"
+"$BIN" templates show spill > "$T/ts" 2>&1 && grep -q '"provider": "small-then-sim"' "$T/ts" && ok "templates show" || fail "templates show"
+"$BIN" requests status "$sp" > "$T/rs" 2>&1 && grep -q "complete" "$T/rs" && ok "requests status" || fail "requests status: $(cat "$T/rs")"
+for c in hostfactory templates machines requests; do
+	"$BIN" $c --help | grep -q "example" || fail "$c --help has no examples"
+done
+
 # ---- logs, and nothing but JSON on stdout -------------------------------------------------------------
 if [ -s "$HF_PROVIDER_LOGDIR/provisio.log" ] && grep -q "requestMachines" "$HF_PROVIDER_LOGDIR/provisio.log"; then
 	ok "log file under HF_PROVIDER_LOGDIR"
