@@ -27,6 +27,7 @@ struct pv_broker {
 	size_t n_providers;
 	pv_broker_settings set;
 	const pv_clock *clock;
+	unsigned long calls; /* provider calls made by this broker */
 };
 
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */

@@ -443,6 +443,12 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	if (rc == 0 && req->state != PV_REQ_CREATING && (moving || !pv_request_state_final(req->state)) &&
 	    stale(b, req))
 		rc = refresh(b, req, &ms);
+	if (rc == 0 && machines->n == 0) {
+		/* hand the list over: a thousand records are not copied twice */
+		pv_machine_list_clear(machines);
+		*machines = ms;
+		return 0;
+	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++)
 		rc = pv_machine_list_push(machines, &ms.items[i]);
 	pv_machine_list_clear(&ms);
