@@ -534,16 +534,12 @@ static bool reclaimed(const pv_machine_rec *m)
  * getReturnRequests is where their end gets recorded. */
 static int add_leaving(pv_broker *b, pv_machine_list *ms)
 {
-	pv_machine_list alive = {0};
-	int rc = pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &alive);
-	for (size_t i = 0; rc == 0 && i < alive.n; i++) {
-		const pv_machine_rec *m = &alive.items[i];
-		bool leaving = strcmp(m->result, "fail") == 0 && !m->return_id[0] &&
-			       strcmp(m->status, "terminated") != 0;
-		if (leaving && !listed(ms, m))
-			rc = pv_machine_list_push(ms, m);
-	}
-	pv_machine_list_clear(&alive);
+	pv_machine_list leaving = {0};
+	int rc = pv_store_machine_list(b->store, PV_MF_LEAVING, NULL, &leaving);
+	for (size_t i = 0; rc == 0 && i < leaving.n; i++)
+		if (!listed(ms, &leaving.items[i]))
+			rc = pv_machine_list_push(ms, &leaving.items[i]);
+	pv_machine_list_clear(&leaving);
 	return rc;
 }
 

@@ -179,6 +179,8 @@ static void test_machine_filters_and_lookup_by_name(void **state)
 	pv_machine_rec a = machine("i-1", "req-1", "t1", "running");
 	pv_machine_rec b = machine("i-2", "req-1", "t1", "terminated");
 	pv_machine_rec c = machine("i-3", "req-2", "t2", "pending");
+	memset(c.result, 0, sizeof c.result);
+	snprintf(c.result, sizeof c.result, "fail"); /* being released */
 	snprintf(b.return_id, sizeof b.return_id, "ret-1");
 	assert_int_equal(pv_store_machine_put(st, &a), 0);
 	assert_int_equal(pv_store_machine_put(st, &b), 0);
@@ -189,7 +191,8 @@ static void test_machine_filters_and_lookup_by_name(void **state)
 		const char *key;
 		size_t n;
 	} cases[] = {{PV_MF_REQUEST, "req-1", 2}, {PV_MF_RETURN, "ret-1", 1}, {PV_MF_TEMPLATE, "t1", 1},
-		     {PV_MF_ALIVE, NULL, 2},     {PV_MF_ALL, NULL, 3},      {PV_MF_REQUEST, "zzz", 0}};
+		     {PV_MF_ALIVE, NULL, 2},     {PV_MF_ALL, NULL, 3},      {PV_MF_REQUEST, "zzz", 0},
+		     {PV_MF_LEAVING, NULL, 1}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		pv_machine_list l = {0};
 		assert_int_equal(pv_store_machine_list(st, cases[i].f, cases[i].key, &l), 0);
