@@ -255,6 +255,16 @@ static int reserve(pv_broker *b, pv_request_rec *r, int64_t count)
 	return rc;
 }
 
+/* Whether `m` is among the first `upto` machines of `ms`. */
+static bool listed_in(const pv_machine_list *ms, size_t upto, const pv_machine_rec *m)
+{
+	for (size_t i = 0; i < upto && i < ms->n; i++)
+		if (strcmp(ms->items[i].machine_id, m->machine_id) == 0 &&
+		    strcmp(ms->items[i].provider, m->provider) == 0)
+			return true;
+	return false;
+}
+
 static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 {
 	for (size_t i = 0; i < ms->n; i++)
@@ -267,13 +277,15 @@ static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 /* Adds the instances of one create answer; returns how many were new. */
 static size_t take_instances(pv_machine_list *ms, const pv_request_rec *r, const pv_result *res)
 {
-	size_t i, added = 0;
+	size_t i, added = 0, before = ms->n;
 	json_t *inst;
 	json_array_foreach(json_object_get(res->data, "instances"), i, inst) {
 		pv_machine_rec m = {0};
 		pv_machine_from_instance(&m, inst, res->provider);
-		if (!m.machine_id[0] || listed(ms, &m))
-			continue; /* a retried round answered with what it already made */
+		/* a replayed round answers with what earlier rounds made; one
+		 * answer never lists a machine twice, so only those are compared */
+		if (!m.machine_id[0] || listed_in(ms, before, &m))
+			continue;
 		set_msg(m.request_id, sizeof m.request_id, r->id);
 		set_msg(m.template_id, sizeof m.template_id, r->template_id);
 		m.updated_ms = pv_broker_now_ms();
