@@ -18,19 +18,27 @@ mkdir -p "$HF_PROVIDER_CONFDIR" "$HF_PROVIDER_WORKDIR" "$HF_PROVIDER_LOGDIR"
 fails=0
 HF=$SRC/scripts/hostfactory
 
+# the pid of a machine record, only while that process is still the one the
+# record names (same start time): a reused pid is never signalled
+live_pid() {
+	local pid st
+	pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1")
+	st=$(sed -n 's/.*"start_time": *\([0-9]*\).*/\1/p' "$1")
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+}
+
 cleanup() {
 	# stop every machine of every local provider, then wait until gone (bounded)
 	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 		[ -f "$rec" ] || continue
-		pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		pid=$(live_pid "$rec") && kill -TERM "$pid" 2>/dev/null
 	done
 	for _ in $(seq 100); do
 		alive=0
 		for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 			[ -f "$rec" ] || continue
-			pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-			[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+			live_pid "$rec" >/dev/null && alive=1
 		done
 		[ $alive = 0 ] && break
 		sleep 0.1
@@ -131,7 +139,7 @@ else fail "getReturnRequests: $(cat "$T/out")"; fi
 # a machine stopped outside Host Factory is reported with a grace period
 victim=$(echo "$names" | head -n 1)
 rec=$(grep -l "\"name\": *\"$victim\"" "$HF_PROVIDER_WORKDIR"/local/machines/*.json)
-kill -TERM "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")"
+kill -TERM "$(live_pid "$rec")"
 for _ in $(seq 50); do
 	hf getReturnRequests "{\"machines\": [$ids]}"
 	grep -q "\"machine\": \"$victim\"" "$T/out" && break
@@ -219,8 +227,7 @@ live=0
 for _ in $(seq 100); do
 	live=0
 	for rec in "$HF_PROVIDER_WORKDIR"/slow/machines/*.json; do
-		pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-		kill -0 "$pid" 2>/dev/null && live=$((live + 1))
+		live_pid "$rec" >/dev/null && live=$((live + 1))
 	done
 	[ $live = 3 ] && break
 	sleep 0.1
