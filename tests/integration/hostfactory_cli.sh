@@ -156,6 +156,11 @@ if [ $rc = 0 ] && [[ $ret == ret-* ]] && wait_status "$ret" complete &&
 	ok "requestReturnMachines $ret: terminated"
 else fail "return cycle: $(cat "$T/out")"; fi
 
+# input on stdin, as some wrappers pass it
+if echo '{}' | "$BIN" hostfactory getAvailableTemplates > "$T/out" 2>/dev/null && grep -q '"templates"' "$T/out"; then
+	ok "input on stdin"
+else fail "input on stdin: $(cat "$T/out")"; fi
+
 # ---- bad input -----------------------------------------------------------------------
 before=$(nrequests)
 check_bad() { # check_bad SCRIPT INPUT WORD
