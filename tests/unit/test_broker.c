@@ -665,6 +665,7 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	pv_store_close(st);
 	pv_context_free(ctx);
 	pv_strategy_unref(fb);
+	pv_strategy_unref(&l->base);
 }
 
 static void test_templates_are_validated(void **state)
