@@ -15,6 +15,11 @@ static const struct {
 } commands[] = {
 	{"config", cmd_config, "validate or show the configuration"},
 	{"providers", cmd_providers, "list, check, measure and exercise the strategy graph"},
+	/* broker branch */
+	{"hostfactory", cmd_hostfactory, "the five Host Factory provider calls (JSON in, JSON out)"},
+	{"templates", cmd_templates, "list and show the machine templates"},
+	{"machines", cmd_machines, "request, list and return machines"},
+	{"requests", cmd_requests, "list requests, show one, follow its status"},
 };
 
 static void usage(FILE *f)

@@ -11,6 +11,7 @@
 #include "provisio/aws.h"
 #include "provisio/libvirt.h"
 #include "provisio/sim.h"
+#include "provisio/local.h" /* broker branch: the local provider */
 
 typedef struct factory {
 	char *type;
@@ -30,6 +31,7 @@ static const struct {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
 	{"aws", pv_aws_new},
+	{"local", pv_local_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
