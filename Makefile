@@ -27,13 +27,14 @@ build: deps $(BUILD)/CMakeCache.txt
 run: build
 	scripts/demo-hostfactory.sh $(BUILD)/provisio
 
-# Every test; then every test again under AddressSanitizer + UBSan, and
-# under valgrind.
+# Every test under AddressSanitizer + UBSan and under valgrind, the loader
+# under libFuzzer, then every test of the optimised build (its ctest summary
+# is the last line).
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-sanitize
 	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory fuzz
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPV_SANITIZE=ON $(CMAKE_ARGS)
