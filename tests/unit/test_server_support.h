@@ -38,7 +38,7 @@ typedef struct ts_resp {
 	char headers[4096];
 } ts_resp;
 
-static size_t ts_write(char *p, size_t s, size_t n, void *u)
+static inline size_t ts_write(char *p, size_t s, size_t n, void *u)
 {
 	ts_resp *r = u;
 	char *grown = realloc(r->raw, r->raw_len + s * n + 1);
@@ -51,7 +51,7 @@ static size_t ts_write(char *p, size_t s, size_t n, void *u)
 	return s * n;
 }
 
-static size_t ts_header(char *p, size_t s, size_t n, void *u)
+static inline size_t ts_header(char *p, size_t s, size_t n, void *u)
 {
 	ts_resp *r = u;
 	size_t have = strlen(r->headers);
@@ -62,7 +62,7 @@ static size_t ts_header(char *p, size_t s, size_t n, void *u)
 	return s * n;
 }
 
-static void ts_resp_clear(ts_resp *r)
+static inline void ts_resp_clear(ts_resp *r)
 {
 	json_decref(r->body);
 	free(r->raw);
@@ -70,7 +70,7 @@ static void ts_resp_clear(ts_resp *r)
 }
 
 /* One HTTP call. `extra` is one more header line or NULL. */
-static ts_resp ts_call(const ts_env *e, const char *method, const char *path, const char *token,
+static inline ts_resp ts_call(const ts_env *e, const char *method, const char *path, const char *token,
 		       const char *body, const char *extra)
 {
 	ts_resp r = {0};
@@ -109,7 +109,7 @@ static ts_resp ts_call(const ts_env *e, const char *method, const char *path, co
 	return r;
 }
 
-static void ts_write_file(const char *path, const char *text)
+static inline void ts_write_file(const char *path, const char *text)
 {
 	FILE *f = fopen(path, "w");
 	fputs(text, f);
@@ -118,7 +118,7 @@ static void ts_write_file(const char *path, const char *text)
 
 /* Writes the configuration; `server_extra` and `sim_extra` are spliced
  * into the "server" block and simA's config (start with a comma). */
-static void ts_config(ts_env *e, const char *server_extra, const char *sim_extra, const char *broker_extra)
+static inline void ts_config(ts_env *e, const char *server_extra, const char *sim_extra, const char *broker_extra)
 {
 	char rh[65], ah[65], text[8192];
 	pv_server_hash_token(READ_TOKEN, rh);
@@ -141,7 +141,7 @@ static void ts_config(ts_env *e, const char *server_extra, const char *sim_extra
 	ts_write_file(e->config, text);
 }
 
-static void ts_env_init(ts_env *e)
+static inline void ts_env_init(ts_env *e)
 {
 	memset(e, 0, sizeof *e);
 	snprintf(e->dir, sizeof e->dir, "/tmp/pv_srv_XXXXXX");
@@ -155,7 +155,7 @@ static void ts_env_init(ts_env *e)
 				    " {\"templateId\": \"small\", \"maxNumber\": 2}]}");
 }
 
-static void *ts_run(void *arg)
+static inline void *ts_run(void *arg)
 {
 	ts_env *e = arg;
 	pv_server_run(e->srv, false);
@@ -163,7 +163,7 @@ static void *ts_run(void *arg)
 }
 
 /* Opens and starts the server; 0 or the PV_E* of pv_server_new. */
-static int ts_start(ts_env *e)
+static inline int ts_start(ts_env *e)
 {
 	pv_server_options o = {0};
 	o.open.config.path = e->config;
@@ -184,7 +184,7 @@ static int ts_start(ts_env *e)
 	return 0;
 }
 
-static void ts_stop(ts_env *e)
+static inline void ts_stop(ts_env *e)
 {
 	if (e->running) {
 		pv_server_stop(e->srv);
@@ -198,7 +198,7 @@ static void ts_stop(ts_env *e)
 	e->log = NULL;
 }
 
-static void ts_env_clear(ts_env *e)
+static inline void ts_env_clear(ts_env *e)
 {
 	ts_stop(e);
 	char cmd[300];
