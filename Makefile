@@ -20,9 +20,12 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: for now the kernel benchmark on the embedded defaults.
+# The main job: the Host Factory cycle on the embedded defaults
+# (config/provisio.json: the local provider behind a fallback to sim,
+# SQLite under ./var): templates, request 3 machines, status until
+# complete, return them, status until terminated.
 run: build
-	$(BUILD)/bench_kernel
+	scripts/demo-hostfactory.sh $(BUILD)/provisio
 
 # Every test; then every test again under AddressSanitizer + UBSan, and
 # under valgrind.

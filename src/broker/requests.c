@@ -338,9 +338,15 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	pv_machine_list ms = {0};
 	provision(b, &r, tmpl, &ms, r.message, sizeof r.message);
 	r.refreshed_ms = pv_broker_now_ms();
-	r.state = ms.n ? derive(&r, &ms, r.message, sizeof r.message) : PV_REQ_FAILED;
-	if (r.state == PV_REQ_COMPLETE)
+	r.state = ms.n ? derive(&r, &ms, NULL, 0) : PV_REQ_FAILED;
+	if (r.state == PV_REQ_COMPLETE) {
 		r.message[0] = '\0';
+	} else if ((int64_t)ms.n < r.requested && ms.n) {
+		char why[sizeof r.message];
+		memcpy(why, r.message, sizeof why);
+		snprintf(r.message, sizeof r.message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
+			 (long long)r.requested, why[0] ? ": " : "", why);
+	}
 	rc = write_outcome(b, &r, &ms);
 	pv_machine_list_clear(&ms);
 	if (rc < 0)
@@ -513,7 +519,33 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 
 static bool reclaimed(const pv_machine_rec *m)
 {
-	return !m->return_id[0] && strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0;
+	/* machines the broker released itself were never Host Factory's to drain */
+	return !m->return_id[0] && strcmp(m->result, "fail") != 0 && strcmp(m->status, "running") != 0 &&
+	       strcmp(m->status, "pending") != 0;
+}
+
+/* Machines on their way out that no request will look at again (released
+ * by recovery or a pending timeout): Host Factory's periodic
+ * getReturnRequests is where their end gets recorded. */
+static int add_leaving(pv_broker *b, pv_machine_list *ms)
+{
+	pv_machine_list alive = {0};
+	int rc = pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &alive);
+	for (size_t i = 0; rc == 0 && i < alive.n; i++) {
+		const pv_machine_rec *m = &alive.items[i];
+		bool leaving = strcmp(m->result, "fail") == 0 && !m->return_id[0] &&
+			       strcmp(m->status, "terminated") != 0;
+		if (leaving && !listed(ms, m))
+			rc = pv_machine_list_push(ms, m);
+	}
+	pv_machine_list_clear(&alive);
+	return rc;
+}
+
+static bool pick_unsettled(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->status, "terminated") != 0;
 }
 
 int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out)
@@ -523,6 +555,8 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	if (rc < 0)
 		return rc;
 	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	if (rc == 0)
+		rc = add_leaving(b, &ms);
 	pv_store_commit(b->store);
 	/* only machines nobody returned; returned ones are the return's business */
 	size_t k = 0;
@@ -531,7 +565,7 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 			ms.items[k++] = ms.items[i];
 	ms.n = k;
 	if (rc == 0 && ms.n) {
-		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_not_gone, apply_status, NULL);
+		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
 			rc = pv_store_machine_put(b->store, &ms.items[i]);
@@ -555,7 +589,19 @@ static bool owner_alive(const pv_request_rec *r)
 		return false;
 	if (r->owner_pid == getpid())
 		return true;
-	return kill((pid_t)r->owner_pid, 0) == 0 || errno == EPERM;
+	if (kill((pid_t)r->owner_pid, 0) < 0 && errno != EPERM)
+		return false;
+	/* a killed process its parent has not reaped yet is a zombie: dead */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)r->owner_pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* no /proc: trust kill() */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* Takes over a stale request (so one process recovers it). false when

@@ -10,6 +10,7 @@
 #include "provisio/error.h"
 #include "provisio/libvirt.h"
 #include "provisio/sim.h"
+#include "provisio/local.h" /* broker branch: the local provider */
 
 typedef struct factory {
 	char *type;
@@ -28,6 +29,7 @@ static const struct {
 } builtins[] = {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
+	{"local", pv_local_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
