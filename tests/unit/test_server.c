@@ -693,6 +693,27 @@ static void reload_applies_good_config_and_keeps_old_on_bad(void **state)
 	ts_resp_clear(&r);
 }
 
+static void top_prints_strategies_and_requests(void **state)
+{
+	ts_env *e = *state;
+	create(e, 1);
+	char cmd[600], out[8192];
+	snprintf(cmd, sizeof cmd, "%s top --once --url %s --token %s 2>&1", PV_CLI_BIN, e->url, READ_TOKEN);
+	FILE *p = popen(cmd, "r");
+	size_t n = fread(out, 1, sizeof out - 1, p);
+	out[n] = '\0';
+	assert_int_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "STRATEGIES  current: main"));
+	assert_non_null(strstr(out, "simA:closed simB:closed"));
+	assert_non_null(strstr(out, "ACTIVE REQUESTS"));
+	snprintf(cmd, sizeof cmd, "%s top --once --url %s --token wrong 2>&1", PV_CLI_BIN, e->url);
+	p = popen(cmd, "r");
+	n = fread(out, 1, sizeof out - 1, p);
+	out[n] = '\0';
+	assert_int_not_equal(pclose(p), 0);
+	assert_non_null(strstr(out, "401"));
+}
+
 static void hash_token_is_sha256_hex(void **state)
 {
 	(void)state;
@@ -740,6 +761,7 @@ int main(void)
 		cmocka_unit_test(reconciler_enforces_pending_timeout),
 		cmocka_unit_test(alert_fires_and_resolves_once_per_transition),
 		T(reload_applies_good_config_and_keeps_old_on_bad),
+		T(top_prints_strategies_and_requests),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
