@@ -71,3 +71,16 @@ else
 		printf '| %-36s | %10.2f |\n' "${names[$i]}" "$(echo "($end - $start) / 40000000" | bc -l)"
 	done
 fi
+
+# CPU time per call (user + system), less sensitive to other processes on a
+# busy machine than wall time.
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+	echo
+	printf '| %-36s | %12s |\n' command "CPU ms/call"
+	printf '|:---|---:|\n'
+	for i in "${!cmds[@]}"; do
+		# shellcheck disable=SC2086
+		ms=$(perf stat -r 30 -x, -e task-clock ${cmds[$i]} 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}')
+		printf '| %-36s | %12.2f |\n' "${names[$i]}" "$ms"
+	done
+fi

@@ -106,6 +106,8 @@ typedef enum pv_machine_filter {
 	PV_MF_TEMPLATE,    /* key = template id, not terminated */
 	PV_MF_ALIVE,       /* key ignored: every machine not terminated */
 	PV_MF_ALL,         /* key ignored */
+	PV_MF_LEAVING,     /* key ignored: failed, not returned, not yet terminated
+			      (machines the broker is releasing itself) */
 } pv_machine_filter;
 
 typedef struct pv_store pv_store;

@@ -255,6 +255,16 @@ static int reserve(pv_broker *b, pv_request_rec *r, int64_t count)
 	return rc;
 }
 
+/* Whether `m` is among the first `upto` machines of `ms`. */
+static bool listed_in(const pv_machine_list *ms, size_t upto, const pv_machine_rec *m)
+{
+	for (size_t i = 0; i < upto && i < ms->n; i++)
+		if (strcmp(ms->items[i].machine_id, m->machine_id) == 0 &&
+		    strcmp(ms->items[i].provider, m->provider) == 0)
+			return true;
+	return false;
+}
+
 static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 {
 	for (size_t i = 0; i < ms->n; i++)
@@ -267,13 +277,15 @@ static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 /* Adds the instances of one create answer; returns how many were new. */
 static size_t take_instances(pv_machine_list *ms, const pv_request_rec *r, const pv_result *res)
 {
-	size_t i, added = 0;
+	size_t i, added = 0, before = ms->n;
 	json_t *inst;
 	json_array_foreach(json_object_get(res->data, "instances"), i, inst) {
 		pv_machine_rec m = {0};
 		pv_machine_from_instance(&m, inst, res->provider);
-		if (!m.machine_id[0] || listed(ms, &m))
-			continue; /* a retried round answered with what it already made */
+		/* a replayed round answers with what earlier rounds made; one
+		 * answer never lists a machine twice, so only those are compared */
+		if (!m.machine_id[0] || listed_in(ms, before, &m))
+			continue;
 		set_msg(m.request_id, sizeof m.request_id, r->id);
 		set_msg(m.template_id, sizeof m.template_id, r->template_id);
 		m.updated_ms = pv_broker_now_ms();
@@ -300,7 +312,6 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 					   "template", tmpl);
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
-		json_decref(params);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
 		if (!res.success)
 			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
@@ -444,6 +455,12 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	if (rc == 0 && req->state != PV_REQ_CREATING && (moving || !pv_request_state_final(req->state)) &&
 	    stale(b, req))
 		rc = refresh(b, req, &ms);
+	if (rc == 0 && machines->n == 0) {
+		/* hand the list over: a thousand records are not copied twice */
+		pv_machine_list_clear(machines);
+		*machines = ms;
+		return 0;
+	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++)
 		rc = pv_machine_list_push(machines, &ms.items[i]);
 	pv_machine_list_clear(&ms);
@@ -529,16 +546,12 @@ static bool reclaimed(const pv_machine_rec *m)
  * getReturnRequests is where their end gets recorded. */
 static int add_leaving(pv_broker *b, pv_machine_list *ms)
 {
-	pv_machine_list alive = {0};
-	int rc = pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &alive);
-	for (size_t i = 0; rc == 0 && i < alive.n; i++) {
-		const pv_machine_rec *m = &alive.items[i];
-		bool leaving = strcmp(m->result, "fail") == 0 && !m->return_id[0] &&
-			       strcmp(m->status, "terminated") != 0;
-		if (leaving && !listed(ms, m))
-			rc = pv_machine_list_push(ms, m);
-	}
-	pv_machine_list_clear(&alive);
+	pv_machine_list leaving = {0};
+	int rc = pv_store_machine_list(b->store, PV_MF_LEAVING, NULL, &leaving);
+	for (size_t i = 0; rc == 0 && i < leaving.n; i++)
+		if (!listed(ms, &leaving.items[i]))
+			rc = pv_machine_list_push(ms, &leaving.items[i]);
+	pv_machine_list_clear(&leaving);
 	return rc;
 }
 
@@ -629,7 +642,6 @@ static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, b->providers[p], PV_OP_DESCRIBE_RESOURCE_INSTANCES,
 			      json_pack("{s:s}", "request_id", r->id), &res);
-		json_decref(NULL);
 		size_t i;
 		json_t *inst;
 		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {

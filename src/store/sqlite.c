@@ -51,6 +51,8 @@ static const char *const migrations[] = {
 	"DROP INDEX machines_return;"
 	"CREATE INDEX machines_request ON machines(request_id, machine_id);"
 	"CREATE INDEX machines_return ON machines(return_id, machine_id);",
+	/* 2 -> 3: machines being released are found without a scan */
+	"CREATE INDEX machines_result ON machines(result, status);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -67,7 +69,7 @@ enum {
 	Q_BEGIN_R, Q_BEGIN_W, Q_COMMIT, Q_ROLLBACK,
 	Q_REQ_PUT, Q_REQ_GET, Q_REQ_LIST, Q_REQ_LIST_STATE,
 	Q_M_PUT, Q_M_GET_ID, Q_M_GET_NAME,
-	Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL,
+	Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL, Q_M_LEAVING,
 	Q_IN_USE_M, Q_IN_USE_R, Q_KV_GET, Q_KV_PUT,
 	Q_COUNT
 };
@@ -106,6 +108,8 @@ static const char *const sql[Q_COUNT] = {
 	[Q_M_ALIVE] = "SELECT " MACHINE_COLS " FROM machines WHERE status <> 'terminated' "
 		      "ORDER BY machine_id",
 	[Q_M_ALL] = "SELECT " MACHINE_COLS " FROM machines ORDER BY machine_id",
+	[Q_M_LEAVING] = "SELECT " MACHINE_COLS " FROM machines WHERE result = 'fail' AND return_id = '' "
+			"AND status <> 'terminated' ORDER BY machine_id",
 	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated' "
 		       "AND result <> 'fail'",
 	[Q_IN_USE_R] = "SELECT COALESCE(SUM(requested), 0) FROM requests "
@@ -357,9 +361,10 @@ static int sq_machine_get(pv_store *st, const char *id, const char *name, pv_mac
 
 static int sq_machine_list(pv_store *st, pv_machine_filter f, const char *key, pv_machine_list *out)
 {
-	static const int by_filter[] = {Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL};
+	static const int by_filter[] = {Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL,
+					Q_M_LEAVING};
 	sqlite_store *s = as_sq(st);
-	if ((unsigned)f > PV_MF_ALL)
+	if ((unsigned)f > PV_MF_LEAVING)
 		return pv_error_set(PV_EINVAL, "machine filter %d is not valid", (int)f);
 	sqlite3_stmt *q = stmt(s, by_filter[f]);
 	if (!q)

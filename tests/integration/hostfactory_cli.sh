@@ -18,19 +18,27 @@ mkdir -p "$HF_PROVIDER_CONFDIR" "$HF_PROVIDER_WORKDIR" "$HF_PROVIDER_LOGDIR"
 fails=0
 HF=$SRC/scripts/hostfactory
 
+# the pid of a machine record, only while that process is still the one the
+# record names (same start time): a reused pid is never signalled
+live_pid() {
+	local pid st
+	pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1")
+	st=$(sed -n 's/.*"start_time": *\([0-9]*\).*/\1/p' "$1")
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+}
+
 cleanup() {
 	# stop every machine of every local provider, then wait until gone (bounded)
 	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 		[ -f "$rec" ] || continue
-		pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-		[ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null
+		pid=$(live_pid "$rec") && kill -TERM "$pid" 2>/dev/null
 	done
 	for _ in $(seq 100); do
 		alive=0
 		for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 			[ -f "$rec" ] || continue
-			pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-			[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && alive=1
+			live_pid "$rec" >/dev/null && alive=1
 		done
 		[ $alive = 0 ] && break
 		sleep 0.1
@@ -131,7 +139,7 @@ else fail "getReturnRequests: $(cat "$T/out")"; fi
 # a machine stopped outside Host Factory is reported with a grace period
 victim=$(echo "$names" | head -n 1)
 rec=$(grep -l "\"name\": *\"$victim\"" "$HF_PROVIDER_WORKDIR"/local/machines/*.json)
-kill -TERM "$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")"
+kill -TERM "$(live_pid "$rec")"
 for _ in $(seq 50); do
 	hf getReturnRequests "{\"machines\": [$ids]}"
 	grep -q "\"machine\": \"$victim\"" "$T/out" && break
@@ -219,8 +227,7 @@ live=0
 for _ in $(seq 100); do
 	live=0
 	for rec in "$HF_PROVIDER_WORKDIR"/slow/machines/*.json; do
-		pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$rec")
-		kill -0 "$pid" 2>/dev/null && live=$((live + 1))
+		live_pid "$rec" >/dev/null && live=$((live + 1))
 	done
 	[ $live = 3 ] && break
 	sleep 0.1
@@ -239,6 +246,23 @@ on_sim=$("$BIN" machines list 2>/dev/null | awk '$5 == "sim" && $6 == "spill"' |
 if [ $rc = 0 ] && [ "$on_small" = 2 ] && [ "$on_sim" = 2 ] && grep -q '"state": "complete"' "$T/spill"; then
 	ok "spill-over: 2 on the full local provider, 2 on sim"
 else fail "spill-over: rc=$rc small=$on_small sim=$on_sim"; fi
+
+# ---- the commands for people ------------------------------------------------------------------------
+if "$BIN" machines request OnDemand-Minimal 2 --wait > "$T/wait" 2>/dev/null &&
+   grep -q '"status": "complete"' "$T/wait" && [ "$(grep -c '"result": "succeed"' "$T/wait")" = 2 ]; then
+	ok "machines request --wait"
+else fail "machines request --wait: $(cat "$T/wait")"; fi
+mids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/\1/p' "$T/wait")
+# shellcheck disable=SC2086
+if "$BIN" machines return $mids --wait > "$T/wait" 2>/dev/null &&
+   [ "$(grep -c '"status": "terminated"' "$T/wait")" = 2 ]; then ok "machines return --wait"
+else fail "machines return --wait: $(cat "$T/wait")"; fi
+"$BIN" templates list > "$T/tl" 2>&1 && grep -q "^tight .* 5 " "$T/tl" && ok "templates list" || fail "templates list: $(cat "$T/tl")"
+"$BIN" templates show spill > "$T/ts" 2>&1 && grep -q '"provider": "small-then-sim"' "$T/ts" && ok "templates show" || fail "templates show"
+"$BIN" requests status "$sp" > "$T/rs" 2>&1 && grep -q "complete" "$T/rs" && ok "requests status" || fail "requests status: $(cat "$T/rs")"
+for c in hostfactory templates machines requests; do
+	"$BIN" $c --help | grep -q "example" || fail "$c --help has no examples"
+done
 
 # ---- logs, and nothing but JSON on stdout -------------------------------------------------------------
 if [ -s "$HF_PROVIDER_LOGDIR/provisio.log" ] && grep -q "requestMachines" "$HF_PROVIDER_LOGDIR/provisio.log"; then

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 #include "provisio/error.h"
 #include "provisio/store.h"
 
@@ -178,6 +179,8 @@ static void test_machine_filters_and_lookup_by_name(void **state)
 	pv_machine_rec a = machine("i-1", "req-1", "t1", "running");
 	pv_machine_rec b = machine("i-2", "req-1", "t1", "terminated");
 	pv_machine_rec c = machine("i-3", "req-2", "t2", "pending");
+	memset(c.result, 0, sizeof c.result);
+	snprintf(c.result, sizeof c.result, "fail"); /* being released */
 	snprintf(b.return_id, sizeof b.return_id, "ret-1");
 	assert_int_equal(pv_store_machine_put(st, &a), 0);
 	assert_int_equal(pv_store_machine_put(st, &b), 0);
@@ -188,7 +191,8 @@ static void test_machine_filters_and_lookup_by_name(void **state)
 		const char *key;
 		size_t n;
 	} cases[] = {{PV_MF_REQUEST, "req-1", 2}, {PV_MF_RETURN, "ret-1", 1}, {PV_MF_TEMPLATE, "t1", 1},
-		     {PV_MF_ALIVE, NULL, 2},     {PV_MF_ALL, NULL, 3},      {PV_MF_REQUEST, "zzz", 0}};
+		     {PV_MF_ALIVE, NULL, 2},     {PV_MF_ALL, NULL, 3},      {PV_MF_REQUEST, "zzz", 0},
+		     {PV_MF_LEAVING, NULL, 1}};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		pv_machine_list l = {0};
 		assert_int_equal(pv_store_machine_list(st, cases[i].f, cases[i].key, &l), 0);
@@ -254,17 +258,66 @@ static void test_reopen_keeps_data_and_schema_version(void **state)
 	assert_true(pv_store_schema_version() >= 1);
 }
 
+/* A file written by schema version 1 (as a release with only that version
+ * left it) is migrated in place and keeps its rows. */
+static void test_version_1_file_is_migrated_keeping_rows(void **state)
+{
+	(void)state;
+	char path[400];
+	snprintf(path, sizeof path, "%s/v1.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	const char *v1 =
+		"CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);"
+		"CREATE TABLE requests (id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,"
+		" template_id TEXT NOT NULL DEFAULT '', strategy TEXT NOT NULL DEFAULT '',"
+		" requested BIGINT NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',"
+		" owner_pid BIGINT NOT NULL DEFAULT 0, created_ms BIGINT NOT NULL,"
+		" updated_ms BIGINT NOT NULL, refreshed_ms BIGINT NOT NULL DEFAULT 0);"
+		"CREATE INDEX requests_state ON requests(state, template_id);"
+		"CREATE TABLE machines (machine_id TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
+		" return_id TEXT NOT NULL DEFAULT '', template_id TEXT NOT NULL, provider TEXT NOT NULL,"
+		" name TEXT NOT NULL, private_ip TEXT NOT NULL DEFAULT '', public_ip TEXT NOT NULL DEFAULT '',"
+		" status TEXT NOT NULL, result TEXT NOT NULL, instance_type TEXT NOT NULL DEFAULT '',"
+		" price_type TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',"
+		" launch_time BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL);"
+		"CREATE INDEX machines_request ON machines(request_id);"
+		"CREATE INDEX machines_return ON machines(return_id);"
+		"CREATE INDEX machines_template ON machines(template_id, status);"
+		"CREATE INDEX machines_name ON machines(name);"
+		"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms BIGINT NOT NULL);"
+		"INSERT INTO machines (machine_id, request_id, template_id, provider, name, status, result,"
+		" updated_ms) VALUES ('i-old', 'req-old', 't', 'sim', 'old-host', 'running', 'succeed', 1);";
+	assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	pv_machine_list l = {0};
+	assert_int_equal(pv_store_machine_list(st, PV_MF_REQUEST, "req-old", &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].name, "old-host");
+	pv_machine_list_clear(&l);
+	pv_store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), pv_store_schema_version());
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 static void test_newer_schema_is_refused(void **state)
 {
 	(void)state;
 	pv_store *st = open_store("new.db");
 	pv_store_close(st);
-	char cmd[600];
-	snprintf(cmd, sizeof cmd, "sqlite3 %s/new.db 'UPDATE schema_version SET version = 99'", dir);
-	if (system(cmd) != 0)
-		skip();
 	char path[400];
 	snprintf(path, sizeof path, "%s/new.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
 	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), PV_EIO);
 	assert_non_null(strstr(pv_error_last(), "newer"));
 }
@@ -334,6 +387,7 @@ int main(void)
 		cmocka_unit_test(test_in_use_counts_live_machines_and_creating_reservations),
 		cmocka_unit_test(test_kv_put_get_replace),
 		cmocka_unit_test(test_reopen_keeps_data_and_schema_version),
+		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
 		cmocka_unit_test(test_newer_schema_is_refused),
 		cmocka_unit_test(test_bad_path_is_an_error),
 		cmocka_unit_test(test_concurrent_writers_lose_nothing),

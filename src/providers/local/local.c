@@ -92,7 +92,7 @@ static json_t *records_all(const local *l)
 	for (int i = 0; i < n; i++) {
 		size_t len = strlen(list[i]->d_name);
 		if (len > 5 && strcmp(list[i]->d_name + len - 5, ".json") == 0) {
-			char path[PATH_MAX];
+			char path[PATH_MAX + 260];
 			snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
 			json_t *rec = json_load_file(path, 0, NULL);
 			if (rec)
