@@ -9,6 +9,7 @@
  */
 #include <math.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -17,24 +18,40 @@
 #include <event2/http.h>
 #include "server/server_internal.h"
 
-/* Runs the command detached (double fork: no zombie, no wait on it). */
+extern char **environ;
+
+/* Runs the command detached: `sh -c '(cmd) &'` returns at once, so waiting
+ * for it leaves no zombie and never blocks on the command. posix_spawn,
+ * not fork: nothing of this process runs in the child. */
 static void run_command(const char *cmd, const srv_alert_rule *ru, const srv_alert_state *st)
 {
-	pid_t pid = fork();
-	if (pid < 0)
+	size_t n = 0;
+	while (environ[n])
+		n++;
+	char **envp = calloc(n + 5, sizeof *envp);
+	char *mine[4] = {0};
+	if (!envp)
 		return;
-	if (pid == 0) {
-		if (fork() == 0) {
-			setenv("PROVISIO_ALERT_NAME", ru->name, 1);
-			setenv("PROVISIO_ALERT_KIND", srv_alert_kind_name(ru->kind), 1);
-			setenv("PROVISIO_ALERT_STATE", st->firing ? "firing" : "resolved", 1);
-			setenv("PROVISIO_ALERT_REASON", st->reason, 1);
-			execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
-			_exit(127);
-		}
-		_exit(0);
-	}
-	waitpid(pid, NULL, 0);
+	memcpy(envp, environ, n * sizeof *envp);
+	if (asprintf(&mine[0], "PROVISIO_ALERT_NAME=%s", ru->name) < 0 ||
+	    asprintf(&mine[1], "PROVISIO_ALERT_KIND=%s", srv_alert_kind_name(ru->kind)) < 0 ||
+	    asprintf(&mine[2], "PROVISIO_ALERT_STATE=%s", st->firing ? "firing" : "resolved") < 0 ||
+	    asprintf(&mine[3], "PROVISIO_ALERT_REASON=%s", st->reason) < 0)
+		goto out;
+	for (int i = 0; i < 4; i++)
+		envp[n + (size_t)i] = mine[i];
+	char *script = NULL;
+	if (asprintf(&script, "(%s) </dev/null &", cmd) < 0)
+		goto out;
+	char *argv[] = {"sh", "-c", script, NULL};
+	pid_t pid;
+	if (posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, envp) == 0)
+		waitpid(pid, NULL, 0);
+	free(script);
+out:
+	for (int i = 0; i < 4; i++)
+		free(mine[i]);
+	free(envp);
 }
 
 static void webhook_done(struct evhttp_request *req, void *arg)
