@@ -7,15 +7,23 @@
  * CRYPTO_memcmp, without stopping at a match, so the time taken says
  * nothing about which token (or how much of one) matched.
  */
+#include <pthread.h>
 #include <string.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include "server/server_internal.h"
 
+/* Fetched once: OpenSSL 3 otherwise looks the algorithm up (under a global
+ * lock) on every digest, which every loop thread would queue on. */
+static EVP_MD *sha256;
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+static void fetch_sha256(void) { sha256 = EVP_MD_fetch(NULL, "SHA256", NULL); }
+
 void srv_token_hash_raw(const char *token, unsigned char out[32])
 {
 	unsigned int n = 32;
-	if (EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL) != 1)
+	pthread_once(&sha_once, fetch_sha256);
+	if (!sha256 || EVP_Digest(token, strlen(token), out, &n, sha256, NULL) != 1)
 		memset(out, 0, 32); /* never equal to a configured hash of a real token */
 }
 

@@ -249,9 +249,10 @@ static void finish(srv_req *r, int status, struct evbuffer *body)
 	pv_server *srv = r->t->srv;
 	uint64_t ns = pv_now_ns() - r->start_ns;
 	unsigned cls = status >= 100 && status < 600 ? (unsigned)status / 100 - 1 : 5;
-	atomic_fetch_add_explicit(&srv->http.by_class[cls], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&srv->http.duration_ns_sum, ns, memory_order_relaxed);
-	srv_hist_observe(srv->http.hist, srv_http_bounds_s, 12, (double)ns / 1e9);
+	srv_http_stats *st = &r->t->stats;
+	atomic_fetch_add_explicit(&st->by_class[cls], 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&st->duration_ns_sum, ns, memory_order_relaxed);
+	srv_hist_observe(st->hist, srv_http_bounds_s, 12, (double)ns / 1e9);
 	if (r->w && r->w->set.access_log && component_level("http") <= PV_LOG_INFO) {
 		json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "level", "info",
 					 "component", "http", "msg", "request", "method",
@@ -286,6 +287,15 @@ void srv_reply_json(srv_req *r, int status, json_t *body)
 		}
 		json_decref(body);
 	}
+	finish(r, status, buf);
+	evbuffer_free(buf);
+}
+
+void srv_reply_owned(srv_req *r, int status, char *text, size_t len)
+{
+	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type", "application/json");
+	struct evbuffer *buf = evbuffer_new();
+	evbuffer_add_reference(buf, text, len, free_ref, NULL);
 	finish(r, status, buf);
 	evbuffer_free(buf);
 }
@@ -389,6 +399,34 @@ static bool id_ok(const char *s, size_t max)
 	return true;
 }
 
+/* "<start time hex>-<loop>-<sequence hex>": unique in the process and
+ * across restarts; formatted by hand, it is on every request's path. */
+static void format_id(srv_req *r)
+{
+	static const char hex[] = "0123456789abcdef";
+	char *p = r->request_id;
+	uint32_t start = (uint32_t)r->t->srv->started_ns;
+	for (int i = 28; i >= 0; i -= 4)
+		*p++ = hex[(start >> i) & 15];
+	*p++ = '-';
+	unsigned idx = r->t->index;
+	char tmp[24];
+	int n = 0;
+	do
+		tmp[n++] = hex[idx & 15];
+	while ((idx >>= 4) && n < 8);
+	while (n)
+		*p++ = tmp[--n];
+	*p++ = '-';
+	uint64_t seq = ++r->t->seq;
+	do
+		tmp[n++] = hex[seq & 15];
+	while ((seq >>= 4) && n < 16);
+	while (n)
+		*p++ = tmp[--n];
+	*p = '\0';
+}
+
 /* A client's X-Request-Id when it is sane, else the thread and a counter;
  * the trace id from traceparent (W3C), X-Trace-Id, or the request id. */
 void srv_req_ids(srv_req *r);
@@ -398,9 +436,7 @@ void srv_req_ids(srv_req *r)
 	if (id_ok(given, sizeof r->request_id))
 		snprintf(r->request_id, sizeof r->request_id, "%s", given);
 	else
-		snprintf(r->request_id, sizeof r->request_id, "%llx-%u-%llu",
-			 (unsigned long long)(r->t->srv->started_ns & 0xffffffffull), r->t->index,
-			 (unsigned long long)++r->t->seq);
+		format_id(r);
 	const char *tp = srv_header(r, "traceparent"), *xt = srv_header(r, "X-Trace-Id");
 	if (tp && strlen(tp) >= 55 && tp[2] == '-' && id_ok(tp, 80)) {
 		memcpy(r->trace_id, tp + 3, 32);

@@ -74,33 +74,33 @@ static void histogram(FILE *f, const char *name, const char *labels, const atomi
 
 static void http_metrics(FILE *f, pv_server *srv)
 {
+	uint64_t by[SRV_CODE_BUCKETS] = {0}, hist[12] = {0}, sum_ns = 0, total = 0;
+	for (unsigned t = 0; t < srv->n_threads; t++) {
+		const srv_http_stats *st = &srv->threads[t].stats;
+		for (int i = 0; i < SRV_CODE_BUCKETS; i++)
+			by[i] += atomic_load_explicit(&st->by_class[i], memory_order_relaxed);
+		for (int i = 0; i < 12; i++)
+			hist[i] += atomic_load_explicit(&st->hist[i], memory_order_relaxed);
+		sum_ns += atomic_load_explicit(&st->duration_ns_sum, memory_order_relaxed);
+	}
 	head(f, "provisio_http_requests_total", "counter", "HTTP answers by status class.");
 	static const char *const cls[] = {"1xx", "2xx", "3xx", "4xx", "5xx", "other"};
-	for (int i = 0; i < SRV_CODE_BUCKETS; i++)
-		fprintf(f, "provisio_http_requests_total{code=\"%s\"} %llu\n", cls[i],
-			(unsigned long long)atomic_load(&srv->http.by_class[i]));
-	head(f, "provisio_http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
-	/* answers slower than the last bound are counted only in +Inf: add them */
-	atomic_uint_fast64_t h[12];
-	uint64_t in = 0, total = 0;
-	for (int i = 0; i < 12; i++) {
-		atomic_init(&h[i], atomic_load(&srv->http.hist[i]));
-		in += atomic_load(&h[i]);
+	for (int i = 0; i < SRV_CODE_BUCKETS; i++) {
+		fprintf(f, "provisio_http_requests_total{code=\"%s\"} %llu\n", cls[i], (unsigned long long)by[i]);
+		total += by[i];
 	}
-	for (int i = 0; i < SRV_CODE_BUCKETS; i++)
-		total += atomic_load(&srv->http.by_class[i]);
+	head(f, "provisio_http_request_duration_seconds", "histogram", "Time to answer an HTTP request.");
 	uint64_t cum = 0;
 	for (int i = 0; i < 12; i++) {
-		cum += atomic_load(&h[i]);
+		cum += hist[i];
 		fprintf(f, "provisio_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", srv_http_bounds_s[i],
 			(unsigned long long)cum);
 	}
-	fprintf(f, "provisio_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n",
-		(unsigned long long)(total > in ? total : in));
-	fprintf(f, "provisio_http_request_duration_seconds_sum %.6f\n",
-		(double)atomic_load(&srv->http.duration_ns_sum) / 1e9);
-	fprintf(f, "provisio_http_request_duration_seconds_count %llu\n",
-		(unsigned long long)(total > in ? total : in));
+	/* answers slower than the last bound are only in +Inf */
+	uint64_t all = total > cum ? total : cum;
+	fprintf(f, "provisio_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)all);
+	fprintf(f, "provisio_http_request_duration_seconds_sum %.6f\n", (double)sum_ns / 1e9);
+	fprintf(f, "provisio_http_request_duration_seconds_count %llu\n", (unsigned long long)all);
 }
 
 static void op_histogram(FILE *f, const char *name, const pv_metrics *m)

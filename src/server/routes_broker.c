@@ -13,6 +13,7 @@
 #include <string.h>
 #include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
+#include "server/jsonw.h"
 #include "server/server_internal.h"
 
 #define IDEM_TTL_MS (24LL * 3600 * 1000)
@@ -40,6 +41,55 @@ json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms)
 			 (json_int_t)q->requested, "status", pv_broker_hf_status(q->state), "state",
 			 pv_request_state_name(q->state), "message", q->message, "created_at",
 			 (json_int_t)(q->created_ms / 1000), "machines", list);
+}
+
+/* The same shapes written directly (the hot path: no JSON tree). */
+static void write_machine(jsonw *w, const pv_machine_rec *m)
+{
+	jw_open(w, '{');
+	jw_str(w, "machine_id", m->machine_id);
+	jw_str(w, "name", m->name);
+	jw_str(w, "provider", m->provider);
+	jw_str(w, "template_id", m->template_id);
+	jw_str(w, "request_id", m->request_id);
+	jw_str(w, "state", m->status);
+	jw_str(w, "result", m->result);
+	jw_str(w, "private_ip", m->private_ip);
+	jw_str_or_null(w, "public_ip", m->public_ip);
+	jw_int(w, "launch_time", m->launch_time);
+	jw_str(w, "message", m->message);
+	jw_close(w, '}');
+}
+
+static void write_request(jsonw *w, const pv_request_rec *q, const pv_machine_list *ms)
+{
+	jw_open(w, '{');
+	jw_str(w, "request_id", q->id);
+	jw_str(w, "kind", pv_request_kind_name(q->kind));
+	jw_str(w, "template_id", q->template_id);
+	jw_int(w, "count", q->requested);
+	jw_str(w, "status", pv_broker_hf_status(q->state));
+	jw_str(w, "state", pv_request_state_name(q->state));
+	jw_str(w, "message", q->message);
+	jw_int(w, "created_at", q->created_ms / 1000);
+	jw_key(w, "machines");
+	jw_open(w, '[');
+	for (size_t i = 0; ms && i < ms->n; i++)
+		write_machine(w, &ms->items[i]);
+	jw_close(w, ']');
+	jw_close(w, '}');
+}
+
+static void reply_written(srv_req *r, int status, jsonw *w)
+{
+	jw_raw(w, "\n", 1);
+	size_t len = 0;
+	char *text = jw_take(w, &len);
+	if (!text) {
+		srv_reply_error(r, 500, "INTERNAL_ERROR", NULL, "out of memory");
+		return;
+	}
+	srv_reply_owned(r, status, text, len);
 }
 
 static int check_query(srv_req *r, const char *const *allowed)
@@ -110,9 +160,10 @@ static void reply_request(srv_req *r, int status, const char *id)
 		pv_machine_list_clear(&ms);
 		return;
 	}
-	json_t *j = srv_request_json(&q, &ms);
+	jsonw w = {0};
+	write_request(&w, &q, &ms);
 	pv_machine_list_clear(&ms);
-	srv_reply_json(r, status, j);
+	reply_written(r, status, &w);
 }
 
 void srv_get_request(srv_req *r, const char *id) { reply_request(r, 200, id); }
@@ -304,23 +355,30 @@ void srv_get_requests(srv_req *r)
 	pv_store *st = pv_broker_store(r->t->b);
 	pv_request_rec *qs = NULL;
 	size_t n = 0;
-	json_t *list = json_array();
+	jsonw w = {0};
+	size_t shown = 0;
+	jw_open(&w, '{');
+	jw_key(&w, "requests");
+	jw_open(&w, '[');
 	if (pv_store_begin(st, false) == 0) {
 		/* filtered after reading: HF's "running" spans two stored states */
 		if (pv_store_request_list(st, -1, status ? 0 : (size_t)limit, &qs, &n) == 0)
-			for (size_t i = 0; i < n && json_array_size(list) < (size_t)limit; i++) {
+			for (size_t i = 0; i < n && shown < (size_t)limit; i++) {
 				if (!status_matches(&qs[i], status))
 					continue;
 				pv_machine_list ms = {0};
 				pv_store_machine_list(st, qs[i].kind == PV_REQ_ACQUIRE ? PV_MF_REQUEST : PV_MF_RETURN,
 						      qs[i].id, &ms);
-				json_array_append_new(list, srv_request_json(&qs[i], &ms));
+				write_request(&w, &qs[i], &ms);
+				shown++;
 				pv_machine_list_clear(&ms);
 			}
 		pv_store_commit(st);
 	}
 	free(qs);
-	srv_reply_json(r, 200, json_pack("{s:o}", "requests", list));
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+	reply_written(r, 200, &w);
 }
 
 /* ---- returns ----------------------------------------------------------------------------------- */
@@ -478,13 +536,18 @@ void srv_get_machines(srv_req *r)
 			pv_store_commit(st);
 		}
 	}
-	json_t *list = json_array();
+	jsonw w = {0};
+	jw_open(&w, '{');
+	jw_key(&w, "machines");
+	jw_open(&w, '[');
 	for (size_t i = 0; i < ms.n; i++) {
 		const pv_machine_rec *m = &ms.items[i];
 		if ((state && strcmp(m->status, state) != 0) || (req && ids && strcmp(m->request_id, req) != 0))
 			continue;
-		json_array_append_new(list, srv_machine_json(m));
+		write_machine(&w, m);
 	}
 	pv_machine_list_clear(&ms);
-	srv_reply_json(r, 200, json_pack("{s:o}", "machines", list));
+	jw_close(&w, ']');
+	jw_close(&w, '}');
+	reply_written(r, 200, &w);
 }

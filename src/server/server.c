@@ -417,9 +417,12 @@ static int server_setup(pv_server *srv, pv_diags *diags)
 		return rc;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	srv->n_threads = s->threads ? s->threads : (unsigned)(cores > 0 ? cores : 1);
-	srv->threads = calloc(srv->n_threads, sizeof *srv->threads);
+	/* aligned: each loop's counters sit on their own cache lines */
+	size_t bytes = srv->n_threads * sizeof *srv->threads;
+	srv->threads = aligned_alloc(_Alignof(srv_thread), (bytes + 63) / 64 * 64);
 	if (!srv->threads)
 		return pv_error_set(PV_ENOMEM, "out of memory");
+	memset(srv->threads, 0, bytes);
 	for (unsigned i = 0; i < srv->n_threads; i++) {
 		srv->threads[i].index = i;
 		if ((rc = thread_setup(srv, &srv->threads[i], s)) < 0)

@@ -99,6 +99,15 @@ void srv_world_release(srv_world *w);
 
 /* ---- the loops ---------------------------------------------------------------- */
 
+/* Counters of the HTTP layer, for /metrics. */
+enum { SRV_CODE_BUCKETS = 6 }; /* 1xx..5xx and other */
+typedef struct srv_http_stats {
+	atomic_uint_fast64_t by_class[SRV_CODE_BUCKETS];
+	atomic_uint_fast64_t duration_ns_sum;
+	atomic_uint_fast64_t hist[12]; /* srv_http_bounds_s */
+} srv_http_stats;
+extern const double srv_http_bounds_s[12];
+
 typedef struct srv_thread {
 	pv_server *srv;
 	unsigned index;
@@ -111,6 +120,9 @@ typedef struct srv_thread {
 	struct event *drain;
 	uint64_t drain_deadline_ns;
 	atomic_int pending_writes;
+	/* this loop's HTTP counters (summed by /metrics; per thread so two
+	 * loops never write one cache line) */
+	_Alignas(64) srv_http_stats stats;
 	/* the broker of this thread over its own store connection */
 	srv_world *w;
 	pv_broker *b;
@@ -118,14 +130,6 @@ typedef struct srv_thread {
 	uint64_t seq;
 } srv_thread;
 
-/* Counters of the HTTP layer, for /metrics. */
-enum { SRV_CODE_BUCKETS = 6 }; /* 1xx..5xx and other */
-typedef struct srv_http_stats {
-	atomic_uint_fast64_t by_class[SRV_CODE_BUCKETS];
-	atomic_uint_fast64_t duration_ns_sum;
-	atomic_uint_fast64_t hist[12]; /* srv_http_bounds_s */
-} srv_http_stats;
-extern const double srv_http_bounds_s[12];
 
 /* Broker gauges the reconciler refreshes and /metrics shows. */
 typedef struct srv_broker_gauges {
@@ -162,7 +166,6 @@ struct pv_server {
 	atomic_bool stopping;
 	int64_t started_ms;
 	uint64_t started_ns;
-	srv_http_stats http;
 	srv_broker_gauges gauges;
 	atomic_uint_fast64_t orphans_found, reclaimed_found, reloads, reload_failures;
 	atomic_int last_orphans; /* orphans known after the last pass */
@@ -207,6 +210,8 @@ void srv_reply_json(srv_req *r, int status, json_t *body);
 /* Answers {"error": {"code", "message", "field"}}; field may be NULL. */
 void srv_reply_error(srv_req *r, int status, const char *code, const char *field,
 		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* Answers with JSON text already written (taken; freed when sent). */
+void srv_reply_owned(srv_req *r, int status, char *text, size_t len);
 /* Answers with a text body (/metrics). */
 void srv_reply_text(srv_req *r, int status, const char *content_type, const char *text, size_t len);
 
