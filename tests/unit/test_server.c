@@ -714,6 +714,82 @@ static void top_prints_strategies_and_requests(void **state)
 	assert_non_null(strstr(out, "401"));
 }
 
+static bool log_has(const ts_env *e, const char *needle)
+{
+	char path[320], buf[65536];
+	snprintf(path, sizeof path, "%s/server.log", e->dir);
+	fflush(e->log);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return strstr(buf, needle) != NULL;
+}
+
+static void debug_exec_logs_its_path_under_the_trace_id(void **state)
+{
+	ts_env *e = *state;
+	ts_resp r = ts_call(e, "PUT", "/api/v1/log-levels", ADMIN_TOKEN, "{\"trace\": \"info\"}", NULL);
+	ts_resp_clear(&r);
+	r = ts_call(e, "POST", "/api/v1/providers/main/exec", ADMIN_TOKEN,
+		    "{\"operation\": \"health_check\", \"context\": {\"debug\": true}}",
+		    "traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+	assert_int_equal(r.status, 200);
+	ts_resp_clear(&r);
+	assert_true(log_has(e, "\"trace_id\":\"4bf92f3577b34da6a3ce929d0e0e4736\""));
+	assert_true(log_has(e, "health_check on 'main' answered by"));
+	/* without debug: nothing on the trace component */
+	r = ts_call(e, "POST", "/api/v1/providers/simB/exec", ADMIN_TOKEN, "{\"operation\": \"health_check\"}", NULL);
+	ts_resp_clear(&r);
+	assert_false(log_has(e, "health_check on 'simB'"));
+}
+
+static void tls_serves_https_with_the_configured_certificate(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	char cmd[1024], extra[800];
+	snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=localhost "
+		 "-keyout %s/key.pem -out %s/cert.pem >/dev/null 2>&1", e.dir, e.dir);
+	if (system(cmd) != 0) {
+		ts_env_clear(&e);
+		skip();
+	}
+	snprintf(extra, sizeof extra, ", \"tls\": {\"cert_file\": \"%s/cert.pem\", \"key_file\": \"%s/key.pem\"}",
+		 e.dir, e.dir);
+	ts_config(&e, extra, NULL, NULL);
+	assert_int_equal(ts_start(&e), 0);
+	assert_int_equal(strncmp(e.url, "https://", 8), 0);
+	ts_resp r = ts_call(&e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(json_array_size(json_object_get(r.body, "templates")), 2);
+	ts_resp_clear(&r);
+	/* plain HTTP on the TLS port gets no answer */
+	char plain[300];
+	snprintf(plain, sizeof plain, "http://%s", e.url + 8);
+	ts_env copy = e;
+	snprintf(copy.url, sizeof copy.url, "%s", plain);
+	r = ts_call(&copy, "GET", "/health", NULL, NULL, NULL);
+	assert_int_not_equal(r.status, 200);
+	ts_resp_clear(&r);
+	ts_env_clear(&e);
+}
+
+static void bad_tls_files_are_refused_at_start(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	ts_config(&e, ", \"tls\": {\"cert_file\": \"/nonexistent/cert.pem\", \"key_file\": \"/nonexistent/key.pem\"}",
+		  NULL, NULL);
+	assert_int_equal(ts_start(&e), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "server.tls"));
+	ts_env_clear(&e);
+}
+
 static void hash_token_is_sha256_hex(void **state)
 {
 	(void)state;
@@ -762,6 +838,9 @@ int main(void)
 		cmocka_unit_test(alert_fires_and_resolves_once_per_transition),
 		T(reload_applies_good_config_and_keeps_old_on_bad),
 		T(top_prints_strategies_and_requests),
+		T(debug_exec_logs_its_path_under_the_trace_id),
+		cmocka_unit_test(tls_serves_https_with_the_configured_certificate),
+		cmocka_unit_test(bad_tls_files_are_refused_at_start),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();

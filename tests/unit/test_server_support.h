@@ -167,7 +167,9 @@ static inline int ts_start(ts_env *e)
 {
 	pv_server_options o = {0};
 	o.open.config.path = e->config;
-	e->log = fopen("/dev/null", "w");
+	char logpath[320];
+	snprintf(logpath, sizeof logpath, "%s/server.log", e->dir);
+	e->log = fopen(logpath, "a");
 	o.log = e->log;
 	pv_diags d;
 	pv_diags_init(&d);
