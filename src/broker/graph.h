@@ -4,11 +4,8 @@
  * The broker needs more than a context: the strategy objects themselves, to
  * load and save each one's kernel state (breakers) around every Host
  * Factory process, and the list of leaf providers, to find machines by
- * request id after a crash. The context API offers neither (no getter by
- * name), so this file builds the normalised graph itself, the way
- * src/config/build.c does, keeping every object. When the context grows a
- * pv_context_get and build.c knows every wrapper kind, this shrinks to
- * pv_config_build plus lookups.
+ * request id after a crash. The configuration builds the graph; this keeps
+ * a reference on every object it built.
  */
 #ifndef PV_BROKER_GRAPH_H
 #define PV_BROKER_GRAPH_H

@@ -47,8 +47,6 @@ static json_t *template_view(pv_broker *b, const json_t *t)
 	int rc = pv_broker_available(b, id, &avail);
 	const char *key;
 	json_t *val;
-	if (!json_object_get(t, "maxNumber"))
-		json_object_set_new(v, "maxNumber", json_integer(-1));
 	json_object_foreach((json_t *)t, key, val) {
 		if (strcmp(key, "provider") == 0)
 			continue;

@@ -74,6 +74,25 @@ int pv_request_kind_parse(const char *name, pv_request_kind *out)
 			    name ? name : "(null)");
 }
 
+static const char *const filter_names[PV_MF_COUNT] = {"request", "return", "template",
+							"alive",   "all",    "leaving"};
+
+const char *pv_machine_filter_name(pv_machine_filter f)
+{
+	return (unsigned)f < PV_MF_COUNT ? filter_names[f] : "unknown";
+}
+
+int pv_machine_filter_parse(const char *name, pv_machine_filter *out)
+{
+	for (int i = 0; name && i < PV_MF_COUNT; i++)
+		if (strcasecmp(name, filter_names[i]) == 0) {
+			*out = (pv_machine_filter)i;
+			return 0;
+		}
+	return pv_error_set(PV_EINVAL, "machine filter '%s' is not one of request, return, template, "
+				       "alive, all, leaving", name ? name : "(null)");
+}
+
 int pv_machine_list_push(pv_machine_list *l, const pv_machine_rec *m)
 {
 	if (l->n == l->cap) {

@@ -62,10 +62,17 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
     {"name": "slow", "type": "local",
      "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/slow", "capacity": 10,
                 "command": "sleep 300", "grace_period_ms": 300, "answer_delay_ms": 1500}},
-    {"name": "sim", "type": "sim", "config": {"capacity": 100}}
+    {"name": "sim", "type": "sim", "config": {"capacity": 100}},
+    {"name": "broken", "type": "sim", "config": {"failure_rate": 1.0}},
+    {"name": "backup", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/backup", "capacity": 10,
+                "command": "sleep 300", "grace_period_ms": 300}}
   ],
   "strategies": [
-    {"name": "small-then-sim", "kind": "fallback", "primary": "small", "fallbacks": ["sim"]}
+    {"name": "small-then-sim", "kind": "fallback", "primary": "small", "fallbacks": ["sim"]},
+    {"name": "guarded", "kind": "fallback", "primary": "broken", "fallbacks": ["backup"],
+     "config": {"mode": "circuit_breaker", "circuit_breaker_threshold": 2,
+                "circuit_breaker_timeout_seconds": 600}}
   ],
   "default_strategy": "local",
   "broker": {"status_max_age_seconds": 0.2}
@@ -79,7 +86,8 @@ cat > "$HF_PROVIDER_CONFDIR/mycluster_templates.json" <<'JSON'
   {"templateId": "conc", "maxNumber": 40, "provider": "local"},
   {"templateId": "tight", "maxNumber": 5, "provider": "local"},
   {"templateId": "spill", "maxNumber": 10, "provider": "small-then-sim"},
-  {"templateId": "slow", "maxNumber": 3, "provider": "slow"}
+  {"templateId": "slow", "maxNumber": 3, "provider": "slow"},
+  {"templateId": "guarded", "maxNumber": 10, "provider": "guarded"}
 ]}
 JSON
 
@@ -155,6 +163,11 @@ if [ $rc = 0 ] && [[ $ret == ret-* ]] && wait_status "$ret" complete &&
    [ "$(grep -c '"status": "terminated"' "$T/out")" = 2 ]; then
 	ok "requestReturnMachines $ret: terminated"
 else fail "return cycle: $(cat "$T/out")"; fi
+
+# input on stdin, as some wrappers pass it
+if echo '{}' | "$BIN" hostfactory getAvailableTemplates > "$T/out" 2>/dev/null && grep -q '"templates"' "$T/out"; then
+	ok "input on stdin"
+else fail "input on stdin: $(cat "$T/out")"; fi
 
 # ---- bad input -----------------------------------------------------------------------
 before=$(nrequests)
@@ -246,6 +259,18 @@ on_sim=$("$BIN" machines list 2>/dev/null | awk '$5 == "sim" && $6 == "spill"' |
 if [ $rc = 0 ] && [ "$on_small" = 2 ] && [ "$on_sim" = 2 ] && grep -q '"state": "complete"' "$T/spill"; then
 	ok "spill-over: 2 on the full local provider, 2 on sim"
 else fail "spill-over: rc=$rc small=$on_small sim=$on_sim"; fi
+
+# ---- a circuit breaker trips across Host Factory calls -------------------------------------------------
+for i in 1 2 3; do
+	hf requestMachines '{"template": {"templateId": "guarded", "machineCount": 1}}'
+	[ $rc = 0 ] || fail "guarded request $i: $(cat "$T/out")"
+done
+if command -v sqlite3 >/dev/null; then
+	st=$(sqlite3 "$HF_PROVIDER_WORKDIR/provisio.db" "SELECT value FROM kv WHERE key = 'state/guarded'")
+	if echo "$st" | grep -q '"broken":{[^}]*"state":"open"' && echo "$st" | grep -q '"broken":{[^}]*"rejected_requests":1'; then
+		ok "breaker opened by two processes rejected the third process's call"
+	else fail "breaker state across processes: $st"; fi
+fi
 
 # ---- the commands for people ------------------------------------------------------------------------
 if "$BIN" machines request OnDemand-Minimal 2 --wait > "$T/wait" 2>/dev/null &&

@@ -18,6 +18,7 @@
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/fallback.h"
+#include "provisio/local.h"
 
 static char dir[256];
 static int db_seq;
@@ -560,6 +561,113 @@ static void test_breaker_state_outlives_the_broker(void **state)
 	destroy(f);
 }
 
+/* ---- idempotency ---------------------------------------------------------------------- */
+
+/* A wrapper that loses the first answer of its child (the call happened,
+ * the caller saw a timeout): what a network drop after a cloud created the
+ * machines looks like. */
+typedef struct lossy {
+	pv_strategy base;
+	pv_strategy *child;
+	int lose;
+} lossy;
+
+static int lossy_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+{
+	lossy *l = (lossy *)s;
+	pv_strategy_execute(l->child, op, out, NULL);
+	if (op->type == PV_OP_CREATE_INSTANCES && l->lose > 0) {
+		l->lose--;
+		pv_result_fail(out, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT, "answer lost");
+	}
+	return 0;
+}
+
+static int lossy_caps(pv_strategy *s, pv_capabilities *out)
+{
+	return pv_strategy_capabilities(((lossy *)s)->child, out);
+}
+
+static int lossy_health(pv_strategy *s, pv_health *out)
+{
+	return pv_strategy_health(((lossy *)s)->child, out);
+}
+
+static void lossy_destroy(pv_strategy *s) { pv_strategy_unref(((lossy *)s)->child); }
+
+static const pv_strategy_methods lossy_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION, .execute = lossy_execute,
+	.capabilities = lossy_caps, .health = lossy_health, .destroy = lossy_destroy};
+
+static void test_retried_create_after_lost_answer_makes_no_duplicates(void **state)
+{
+	(void)state;
+	char cfg[512];
+	snprintf(cfg, sizeof cfg, "{\"workdir\": \"%s/idem\", \"command\": \"sleep 60\", \"grace_period_ms\": 100}", dir);
+	json_t *c = json_loads(cfg, 0, NULL);
+	pv_strategy *loc = NULL;
+	assert_int_equal(pv_local_new(&loc, "loc", c, NULL), 0);
+	json_decref(c);
+	lossy *l = calloc(1, sizeof *l);
+	assert_int_equal(pv_strategy_setup(&l->base, &lossy_methods, "lossy", "lossy"), 0);
+	l->child = loc; /* takes the creation reference */
+	l->lose = 1;
+	pv_fallback_config fc;
+	pv_fallback_config_default(&fc);
+	fc.mode = PV_FALLBACK_RETRY_THEN_FALLBACK;
+	fc.max_retries = 2;
+	fc.retry_delay_seconds = 0.001;
+	fc.retry_max_delay_seconds = 0.001;
+	pv_strategy *fb = NULL;
+	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->base, NULL, 0, &fc, NULL), 0);
+	pv_context *ctx;
+	assert_int_equal(pv_context_new(&ctx, NULL), 0);
+	assert_int_equal(pv_context_register(ctx, fb), 0);
+	assert_int_equal(pv_context_register(ctx, loc), 0);
+	assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+	char path[400];
+	snprintf(path, sizeof path, "%s/idem.db", dir);
+	pv_store *st;
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": 5, \"provider\": \"retrying\"}]}", 0, NULL);
+	const char *leaves[] = {"loc"};
+	pv_broker_setup setup = {.ctx = ctx, .providers = leaves, .n_providers = 1, .store = st, .templates = t};
+	pv_broker *b;
+	assert_int_equal(pv_broker_new(&b, &setup), 0);
+	json_decref(t);
+
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b, "t", 2, id), 0);
+	assert_int_equal(l->lose, 0); /* the first answer was lost, the call retried */
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_broker_request_status(b, id, &r, &ms), 0);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	assert_int_equal(ms.n, 2);
+	pv_operation op = {.type = PV_OP_DESCRIBE_RESOURCE_INSTANCES};
+	pv_result res = PV_RESULT_INIT;
+	pv_strategy_execute(loc, &op, &res, NULL);
+	assert_int_equal(json_array_size(json_object_get(res.data, "instances")), 2); /* not 4 */
+	pv_result_clear(&res);
+
+	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {ms.items[1].machine_id, NULL}};
+	assert_int_equal(pv_broker_return_machines(b, refs, 2, ret), 0);
+	for (int i = 0; i < 200; i++) { /* bounded wait for the real processes to end */
+		pv_machine_list_clear(&ms);
+		assert_int_equal(pv_broker_request_status(b, ret, &r, &ms), 0);
+		if (r.state == PV_REQ_COMPLETE)
+			break;
+		usleep(50 * 1000);
+	}
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	pv_machine_list_clear(&ms);
+	pv_broker_close(b);
+	pv_store_close(st);
+	pv_context_free(ctx);
+	pv_strategy_unref(fb);
+	pv_strategy_unref(&l->base);
+}
+
 static void test_templates_are_validated(void **state)
 {
 	(void)state;
@@ -604,6 +712,7 @@ int main(void)
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
 		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
+		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
 		cmocka_unit_test(test_templates_are_validated),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -149,6 +149,25 @@ static void test_get_available_templates_matches_contract_example(void **state)
 	destroy(f);
 }
 
+static void test_unlimited_template_shows_max_minus_one_and_no_available(void **state)
+{
+	(void)state;
+	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"any\", \"attributes\": {}}]}", 0, NULL);
+	fx *f = make(t, NULL);
+	json_decref(t);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
+	json_t *v = json_array_get(json_object_get(out, "templates"), 0);
+	static const char *const k[] = {"templateId", "maxNumber", "attributes", NULL};
+	keys_are(v, k);
+	assert_int_equal(json_integer_value(json_object_get(v, "maxNumber")), -1);
+	void *it = json_object_iter(v);
+	assert_string_equal(json_object_iter_key(it), "templateId");
+	assert_string_equal(json_object_iter_key(json_object_iter_next(v, it)), "maxNumber");
+	json_decref(out);
+	destroy(f);
+}
+
 static void test_request_machines_answers_request_id_and_message(void **state)
 {
 	(void)state;
@@ -470,6 +489,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_command_names_round_trip),
 		cmocka_unit_test(test_get_available_templates_matches_contract_example),
+		cmocka_unit_test(test_unlimited_template_shows_max_minus_one_and_no_available),
 		cmocka_unit_test(test_request_machines_answers_request_id_and_message),
 		cmocka_unit_test(test_get_request_status_machine_fields),
 		cmocka_unit_test(test_status_of_several_requests_in_order),

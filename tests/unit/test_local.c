@@ -330,6 +330,23 @@ static void test_describe_filters_by_request_and_status_reports_unknown(void **s
 	terminate_all(s);
 }
 
+static void test_lost_counter_never_reuses_an_id(void **state)
+{
+	(void)state;
+	pv_strategy *s = make(NULL);
+	pv_result a = PV_RESULT_INIT, b = PV_RESULT_INIT;
+	create(s, 2, "t1", &a);
+	char path[400];
+	snprintf(path, sizeof path, "%s/w%d/next", dir, seq);
+	assert_int_equal(unlink(path), 0); /* as if a crash lost it */
+	create(s, 1, "t2", &b);
+	const char *id = json_string_value(json_object_get(json_array_get(json_object_get(b.data, "instances"), 0), "instance_id"));
+	assert_string_equal(id, "local-3");
+	pv_result_clear(&a);
+	pv_result_clear(&b);
+	terminate_all(s);
+}
+
 static void test_config_errors_name_the_field(void **state)
 {
 	(void)state;
@@ -360,6 +377,7 @@ int main(void)
 		cmocka_unit_test(test_machine_that_exits_is_terminated),
 		cmocka_unit_test(test_template_command_wins_over_default),
 		cmocka_unit_test(test_describe_filters_by_request_and_status_reports_unknown),
+		cmocka_unit_test(test_lost_counter_never_reuses_an_id),
 		cmocka_unit_test(test_config_errors_name_the_field),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -86,6 +86,14 @@ static void test_state_names_round_trip_and_unknown_lists_valid(void **state)
 	pv_request_state s;
 	assert_int_equal(pv_request_state_parse("done", &s), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "complete_with_error"));
+	for (int i = 0; i < PV_MF_COUNT; i++) {
+		pv_machine_filter f;
+		assert_int_equal(pv_machine_filter_parse(pv_machine_filter_name((pv_machine_filter)i), &f), 0);
+		assert_int_equal(f, i);
+	}
+	pv_machine_filter f;
+	assert_int_equal(pv_machine_filter_parse("dead", &f), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "leaving"));
 	pv_request_kind k;
 	assert_int_equal(pv_request_kind_parse("return", &k), 0);
 	assert_int_equal(k, PV_REQ_RETURN);

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "provisio/error.h"
 #include "provisio/local.h"
@@ -137,9 +138,12 @@ static int lock_workdir(const local *l)
 	return fd;
 }
 
+/* The next machine number (lock held). Written by rename, and never a
+ * number whose record exists: a counter lost to a crash cannot make two
+ * machines share an id. */
 static int64_t next_number(const local *l)
 {
-	char path[PATH_MAX];
+	char path[PATH_MAX], tmp[PATH_MAX + 16], rec[PATH_MAX + 64];
 	snprintf(path, sizeof path, "%s/next", l->workdir);
 	long long n = 0;
 	FILE *f = fopen(path, "r");
@@ -148,13 +152,40 @@ static int64_t next_number(const local *l)
 			n = 0;
 		fclose(f);
 	}
-	n++;
-	f = fopen(path, "w");
+	do {
+		n++;
+		char id[96];
+		snprintf(id, sizeof id, "%s-%lld", l->base.name, n);
+		record_path(l, id, rec, sizeof rec);
+	} while (access(rec, F_OK) == 0);
+	snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+	f = fopen(tmp, "w");
 	if (f) {
 		fprintf(f, "%lld\n", n);
-		fclose(f);
+		if (fclose(f) != 0 || rename(tmp, path) != 0)
+			unlink(tmp);
 	}
 	return n;
+}
+
+/* Forgets machines gone for more than an hour (lock held), so the work
+ * directory, scanned on every create, does not grow without end. The
+ * broker has long recorded their end; a later status answers not_found,
+ * which it reads as gone too. */
+static void prune(const local *l, const json_t *all)
+{
+	size_t i;
+	json_t *rec;
+	time_t now = time(NULL);
+	json_array_foreach(all, i, rec) {
+		if (rec_alive(rec))
+			continue;
+		char path[PATH_MAX];
+		struct stat st;
+		record_path(l, json_string_value(json_object_get(rec, "instance_id")), path, sizeof path);
+		if (stat(path, &st) == 0 && now - st.st_mtime > 3600)
+			unlink(path);
+	}
 }
 
 /* ---- operations ---------------------------------------------------------------- */
@@ -205,6 +236,7 @@ static void op_create(local *l, const pv_operation *op, pv_result *out)
 		return;
 	}
 	json_t *all = records_all(l), *made = json_array(), *rec;
+	prune(l, all);
 	int64_t live = 0;
 	size_t i;
 	json_array_foreach(all, i, rec) {

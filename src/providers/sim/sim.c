@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 #include "provisio/error.h"
 #include "provisio/sim.h"
 #include "util/rng.h"
@@ -52,6 +53,7 @@ typedef struct sim {
 
 	json_t *instances; /* object: id -> instance */
 	uint64_t next_id;
+	uint32_t nonce; /* in every id: short-lived processes never reuse one */
 	atomic_int_fast64_t live;
 	atomic_uint_fast64_t calls[PV_OP_COUNT];
 } sim;
@@ -419,7 +421,8 @@ static void op_create(sim *m, const pv_operation *op, pv_result *out)
 	for (int64_t i = 0; i < n; i++) {
 		char id[96];
 		uint64_t seq = ++m->next_id;
-		snprintf(id, sizeof id, "%s-i-%06llu", m->base.name, (unsigned long long)seq);
+		snprintf(id, sizeof id, "%s-i-%08x-%06llu", m->base.name, m->nonce,
+			 (unsigned long long)seq);
 		char ip[32];
 		snprintf(ip, sizeof ip, "10.%u.%u.%u", (unsigned)(seq >> 16) & 255,
 			 (unsigned)(seq >> 8) & 255, (unsigned)seq & 255);
@@ -637,7 +640,10 @@ static int sim_capabilities(pv_strategy *s, pv_capabilities *out)
 	snprintf(out->type, sizeof out->type, "sim");
 	out->operations = m->operations;
 	out->features = json_deep_copy(m->features);
-	out->limitations = json_pack("{s:I}", "capacity", (json_int_t)m->capacity);
+	int64_t live = atomic_load(&m->live);
+	int64_t room = m->capacity < 0 ? -1 : (m->capacity > live ? m->capacity - live : 0);
+	out->limitations = json_pack("{s:I, s:I}", "capacity", (json_int_t)m->capacity,
+				     "available_capacity", (json_int_t)room);
 	return 0;
 }
 
@@ -707,6 +713,7 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 				 "maxNumber", -1, "attributes", "type", "String", "X86_64", "ncpus",
 				 "Numeric", "2", "nram", "Numeric", "4096");
 	m->instances = json_object();
+	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
 	if (!m->features || !m->templates || !m->instances)
 		rc = pv_error_set(PV_ENOMEM, "out of memory");
