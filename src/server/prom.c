@@ -157,15 +157,20 @@ static void stats_metrics(FILE *brk, FILE *wts, const char *name, const json_t *
 		label(brk, child);
 		fprintf(brk, "} %d\n", st);
 	}
-	json_t *w = json_object_get(stats, "weights");
-	json_object_foreach(w, child, v) {
-		if (!json_is_number(v))
+	/* a balancer: {"algorithm", "strategies": {child: {"weight", "current_weight", ...}}} */
+	if (!json_object_get(stats, "algorithm"))
+		return;
+	json_object_foreach(json_object_get(stats, "strategies"), child, v) {
+		json_t *w = json_object_get(v, "current_weight");
+		if (!json_is_number(w))
+			w = json_object_get(v, "weight");
+		if (!json_is_number(w))
 			continue;
 		fputs("provisio_balancer_weight{strategy=", wts);
 		label(wts, name);
 		fputs(",child=", wts);
 		label(wts, child);
-		fprintf(wts, "} %g\n", json_number_value(v));
+		fprintf(wts, "} %g\n", json_number_value(w));
 	}
 }
 
@@ -234,7 +239,7 @@ static void strategy_metrics(FILE *f, pv_context *ctx)
 		{"provisio_strategy_weight", "gauge", "Weight for weighted selection."},
 		{"provisio_strategy_current", "gauge", "1 for the current strategy."},
 		{"provisio_breaker_state", "gauge", "Circuit breaker of a child: 0 closed, 1 half-open, 2 open."},
-		{"provisio_balancer_weight", "gauge", "Weight of a balancer's child."},
+		{"provisio_balancer_weight", "gauge", "Effective weight of a balancer's child (configured x adaptive)."},
 	};
 	for (int i = 0; i < 9; i++) {
 		fclose(*fs[i]);

@@ -481,6 +481,31 @@ static void metrics_move_as_operations_run(void **state)
 	ts_resp_clear(&b);
 }
 
+static void balancer_weights_are_exported(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	char text[2048];
+	snprintf(text, sizeof text,
+		 "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"weight\": 3},"
+		 " {\"name\": \"b\", \"type\": \"sim\", \"weight\": 1}],"
+		 " \"strategies\": [{\"name\": \"lb\", \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
+		 "   \"config\": {\"algorithm\": \"weighted_round_robin\"}}],"
+		 " \"default_strategy\": \"lb\", \"store\": {\"path\": \"%s\"},"
+		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
+		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
+		 " \"auth\": {\"enabled\": false}}}", e.store, e.templates);
+	ts_write_file(e.config, text);
+	assert_int_equal(ts_start(&e), 0);
+	ts_resp r = ts_call(&e, "GET", "/metrics", NULL, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	assert_true(sample(r.raw, "provisio_balancer_weight{strategy=\"lb\",child=\"a\"}") == 3);
+	assert_true(sample(r.raw, "provisio_balancer_weight{strategy=\"lb\",child=\"b\"}") == 1);
+	ts_resp_clear(&r);
+	ts_env_clear(&e);
+}
+
 static void log_levels_change_at_run_time(void **state)
 {
 	ts_env *e = *state;
@@ -831,6 +856,7 @@ int main(void)
 		T(exec_runs_one_operation),
 		T(metrics_move_as_operations_run),
 		T(log_levels_change_at_run_time),
+		cmocka_unit_test(balancer_weights_are_exported),
 		T(reconciler_reports_reclaimed_machine),
 		T(reconciler_finds_orphans_on_the_second_pass),
 		cmocka_unit_test(reconciler_terminates_orphans_when_configured),
