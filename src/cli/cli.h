@@ -28,6 +28,10 @@ typedef int (*pv_cli_command)(const pv_cli *cli, int argc, char **argv);
 
 int cmd_config(const pv_cli *cli, int argc, char **argv);
 int cmd_providers(const pv_cli *cli, int argc, char **argv);
+/* --- server --- */
+int cmd_serve(const pv_cli *cli, int argc, char **argv);
+int cmd_top(const pv_cli *cli, int argc, char **argv);
+/* --- end server --- */
 /* broker branch */
 int cmd_hostfactory(const pv_cli *cli, int argc, char **argv);
 int cmd_templates(const pv_cli *cli, int argc, char **argv);
