@@ -9,6 +9,7 @@
 #include "provisio/config.h"
 #include "provisio/error.h"
 #include "provisio/libvirt.h"
+#include "provisio/rest.h"
 #include "provisio/sim.h"
 
 typedef struct factory {
@@ -28,6 +29,9 @@ static const struct {
 } builtins[] = {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
+	{"rest", pv_rest_new},
+	{"provider1", pv_rest_new},
+	{"provider2", pv_rest_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)
