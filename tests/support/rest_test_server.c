@@ -176,10 +176,12 @@ static bool read_req(int fd, char *buf, size_t cap, size_t *len, http_req *r)
 	if (sscanf(buf, "%7s %6199s", r->method, target) != 2)
 		return false;
 	char *q = strchr(target, '?');
-	snprintf(r->query, sizeof r->query, "%s", q ? q + 1 : "");
 	if (q)
-		*q = '\0';
-	snprintf(r->path, sizeof r->path, "%s", target);
+		*q++ = '\0';
+	if (strlen(target) >= sizeof r->path || (q && strlen(q) >= sizeof r->query))
+		return false;
+	strcpy(r->path, target);
+	strcpy(r->query, q ? q : "");
 	r->headers = json_object();
 	size_t content_length = 0;
 	for (char *line = strstr(buf, "\r\n") + 2; line < end; line = strstr(line, "\r\n") + 2) {
