@@ -107,9 +107,10 @@ int pv_strategy_initialize(pv_strategy *s);
  * `out`, checks that the strategy is initialized (NOT_INITIALIZED) and that
  * the deadline has not passed (TIMEOUT), calls execute, turns a negative
  * return into INTERNAL_ERROR, and fills provider (if the strategy left it
- * empty), attempts (>= 1) and latency_ns (the duration of this call, measured
- * on `clock`, NULL = system). Always returns with `out` describing the
- * outcome.
+ * empty), attempts (>= 1) and latency_ns (when the strategy left it 0: the
+ * duration of this call, measured on `clock`, NULL = system). Always returns
+ * with `out` describing the outcome. (The context always records the
+ * duration it measured itself.)
  */
 void pv_strategy_execute(pv_strategy *s, const pv_operation *op,
 			 pv_result *out, const struct pv_clock *clock);

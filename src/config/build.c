@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config_internal.h"
+#include "provisio/balancer.h"
 #include "provisio/chaos.h"
+#include "provisio/composite.h"
 #include "provisio/config.h"
 #include "provisio/error.h"
 #include "provisio/fallback.h"
@@ -56,6 +58,51 @@ static int build_fallback(pv_strategy **out, const char *name, pv_strategy *cons
 	return pv_fallback_new(out, name, children[0], children + 1, n - 1, &cfg, clock);
 }
 
+static int check_composite(const char *name, const json_t *config)
+{
+	(void)name;
+	pv_composite_config cfg;
+	int rc = pv_composite_config_from_json(config, &cfg);
+	pv_composite_config_clear(&cfg);
+	return rc;
+}
+
+static int build_composite(pv_strategy **out, const char *name, pv_strategy *const *children,
+			   const double *weights, size_t n, const json_t *config, const pv_clock *clock)
+{
+	pv_composite_config cfg;
+	pv_composite_config_default(&cfg);
+	if (config && pv_composite_config_from_json(config, &cfg) < 0)
+		return PV_EINVAL;
+	/* Weights in the block win; else each provider's own weight. */
+	int rc = pv_composite_new(out, name, children, cfg.weights ? NULL : weights, n, &cfg, clock);
+	pv_composite_config_clear(&cfg);
+	return rc;
+}
+
+static int check_balancer(const char *name, const json_t *config)
+{
+	(void)name;
+	pv_balancer_config cfg;
+	pv_balancer_config_default(&cfg);
+	int rc = config ? pv_balancer_config_from_json(config, &cfg) : 0;
+	pv_balancer_config_clear(&cfg);
+	return rc;
+}
+
+static int build_balancer(pv_strategy **out, const char *name, pv_strategy *const *children,
+			  const double *weights, size_t n, const json_t *config, const pv_clock *clock)
+{
+	pv_balancer_config cfg;
+	pv_balancer_config_default(&cfg);
+	if (config && pv_balancer_config_from_json(config, &cfg) < 0)
+		return PV_EINVAL;
+	/* The block's "weights" override these (the providers' own) by name. */
+	int rc = pv_balancer_new(out, name, children, weights, n, &cfg, clock);
+	pv_balancer_config_clear(&cfg);
+	return rc;
+}
+
 typedef struct kind_ops {
 	const char *kind;
 	kind_builder build;
@@ -65,6 +112,8 @@ typedef struct kind_ops {
 static const kind_ops kinds[] = {
 	{"chaos", build_chaos, check_chaos},
 	{"fallback", build_fallback, check_fallback},
+	{"composite", build_composite, check_composite},
+	{"balancer", build_balancer, check_balancer},
 };
 
 static const kind_ops *find_kind(const char *kind)

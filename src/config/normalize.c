@@ -272,6 +272,18 @@ static void validate_context(norm *n, const json_t *ctx)
 		validate_criteria(n, v);
 }
 
+/* A provider's or strategy's name: well formed and unique in the graph. */
+static void check_name(norm *n, const json_t *graph, const char *name, const char *item)
+{
+	char path[192];
+	snprintf(path, sizeof path, "%s.name", item);
+	if (!valid_name(name))
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path,
+			     "must be 1-63 characters of letters, digits, '_', '.', '-'");
+	else if (count_name(graph, name) > 1)
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'%s' is used twice: names must be unique", name);
+}
+
 static void validate_providers(norm *n, const json_t *graph)
 {
 	json_t *providers = json_object_get(graph, "providers");
@@ -292,12 +304,7 @@ static void validate_providers(norm *n, const json_t *graph)
 		const char *name = json_string_value(json_object_get(p, "name"));
 		const char *type = json_string_value(json_object_get(p, "type"));
 		char sub[160];
-		snprintf(sub, sizeof sub, "%s.name", path);
-		if (!valid_name(name))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, sub,
-				     "must be 1-63 characters of letters, digits, '_', '.', '-'");
-		else if (count_name(graph, name) > 1)
-			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "'%s' is used twice: names must be unique", name);
+		check_name(n, graph, name, path);
 		snprintf(sub, sizeof sub, "%s.type", path);
 		if (!type)
 			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "is required (a provider type)");
@@ -345,12 +352,7 @@ static void validate_strategies(norm *n, const json_t *graph)
 		unknown_keys(n, s, path, strategy_keys);
 		const char *name = json_string_value(json_object_get(s, "name"));
 		const char *kind = json_string_value(json_object_get(s, "kind"));
-		snprintf(sub, sizeof sub, "%s.name", path);
-		if (!valid_name(name))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, sub,
-				     "must be 1-63 characters of letters, digits, '_', '.', '-'");
-		else if (count_name(graph, name) > 1)
-			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "'%s' is used twice: names must be unique", name);
+		check_name(n, graph, name, path);
 		snprintf(sub, sizeof sub, "%s.kind", path);
 		if (!kind || (strcmp(kind, "fallback") && strcmp(kind, "balancer") &&
 			      strcmp(kind, "composite") && strcmp(kind, "chaos"))) {

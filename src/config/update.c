@@ -7,6 +7,8 @@
 #include <string.h>
 #include "provisio/config.h"
 #include "config/config_internal.h"
+#include "provisio/balancer.h"
+#include "provisio/composite.h"
 #include "provisio/error.h"
 
 /* A wrapper that takes child weights at run time (balancer, composite). */
@@ -16,7 +18,8 @@ static const struct {
 	const char *type;
 	weight_setter set;
 } weighted_kinds[] = {
-	{"", NULL}, /* each wrapper that supports weights adds its line */
+	{"composite", pv_composite_set_weight},
+	{"balancer", pv_balancer_set_weight},
 };
 
 static weight_setter setter_for(const pv_strategy *s)

@@ -83,7 +83,8 @@ void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
 		pv_result_set_provider(out, s->name);
 	if (out->attempts == 0)
 		out->attempts = 1;
-	out->latency_ns = pv_clock_now(clock) - start;
+	if (out->latency_ns == 0) /* a strategy may report its own (a wrapper: its leaf's) */
+		out->latency_ns = pv_clock_now(clock) - start;
 }
 
 int pv_strategy_capabilities(pv_strategy *s, pv_capabilities *out)

@@ -436,6 +436,114 @@ static void test_python_original_single_and_legacy_files_load(void **state)
 	}
 }
 
+/* The spec's full example: providers aws, provider1, provider2, a balancer
+ * over all three, a fallback aws -> provider1 -> provider2. Real provider
+ * types are replaced by sims so nothing leaves the machine. */
+static void test_spec_full_example_builds_the_documented_graph(void **state)
+{
+	(void)state;
+	const char *types[] = {"aws", "provider1", "provider2"};
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(pv_provider_register_type(types[i], sim_as), 0);
+	setenv("PROVIDER1_API_KEY", "k1", 1);
+	setenv("PROVIDER2_API_KEY", "k2", 1);
+	const char *envs[] = {NULL, "production", "development"};
+	for (int e = 0; e < 3; e++) {
+		char cmd[512];
+		snprintf(cmd, sizeof cmd, "cp %s/config/examples/*.json %s/", PV_SOURCE_DIR, dir);
+		assert_int_equal(system(cmd), 0);
+		pv_diags d;
+		pv_diags_init(&d);
+		pv_config_options o = {.path = path_of("spec-full.json"), .env_name = envs[e]};
+		pv_context *ctx = NULL;
+		json_t *graph = NULL;
+		int rc = pv_config_open(&o, &ctx, &graph, &d);
+		if (rc) {
+			char *all = pv_diags_format(&d);
+			print_error("%s\n", all);
+			free(all);
+		}
+		assert_int_equal(rc, 0);
+		assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+		char cur[32];
+		pv_context_current(ctx, cur, sizeof cur);
+		assert_string_equal(cur, "fallback"); /* the outermost wrapper serves */
+		json_t *st = json_object_get(graph, "strategies");
+		assert_int_equal(json_array_size(st), 2);
+		json_t *lb = json_array_get(st, 0), *fb = json_array_get(st, 1);
+		assert_string_equal(json_string_value(json_object_get(lb, "kind")), "balancer");
+		assert_int_equal(json_array_size(json_object_get(lb, "children")), 3);
+		assert_string_equal(json_string_value(json_object_get(fb, "primary")), "aws");
+		assert_int_equal(json_array_size(json_object_get(fb, "fallbacks")), 2);
+		pv_policy want = e == 2 ? PV_POLICY_FIRST_AVAILABLE : PV_POLICY_PERFORMANCE_BASED;
+		assert_int_equal(pv_context_policy(ctx), want);
+		/* the policy chooses among the top-level strategies only */
+		pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+		for (int i = 0; i < 10; i++) {
+			pv_result r;
+			pv_context_execute(ctx, &op, &r);
+			assert_true(r.success);
+			json_t *meta = pv_result_metadata(&r);
+			assert_true(json_object_get(meta, "balancer") || json_object_get(meta, "strategy") ||
+				    strcmp(r.provider, "aws") == 0);
+			json_decref(meta);
+			pv_result_clear(&r);
+		}
+		pv_strategy *fallback = pv_context_strategy(ctx, "fallback");
+		json_t *cm = pv_fallback_circuit_metrics(fallback);
+		assert_non_null(cm);
+		json_decref(cm);
+		pv_strategy_unref(fallback);
+		pv_context_free(ctx);
+		json_decref(graph);
+		pv_diags_clear(&d);
+	}
+}
+
+static void test_runtime_update_is_validated_then_applied(void **state)
+{
+	(void)state;
+	write_file("upd.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}, {\"name\": \"b\", \"type\": \"sim\"}],"
+			       " \"strategies\": [{\"name\": \"lb\", \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
+			       " \"config\": {\"algorithm\": \"weighted_round_robin\"}}]}", 0600);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = path_of("upd.json")};
+	pv_context *ctx = NULL;
+	assert_int_equal(pv_config_open(&o, &ctx, NULL, &d), 0);
+	pv_context_initialize(ctx, NULL);
+
+	json_t *bad = json_loads("{\"selection_policy\": \"cheapest\", \"weights\": {\"lb\": {\"a\": -1, \"zz\": 1}}}", 0, NULL);
+	assert_int_equal(pv_config_update(ctx, bad, &d), PV_EINVAL);
+	assert_non_null(find_diag(&d, "selection_policy", "cheapest"));
+	assert_non_null(find_diag(&d, "weights.lb.a", "> 0"));
+	assert_non_null(find_diag(&d, "weights.lb.zz", "not a strategy"));
+	assert_int_equal(pv_context_policy(ctx), PV_POLICY_NONE); /* nothing changed */
+	json_decref(bad);
+	pv_diags_clear(&d);
+	pv_diags_init(&d);
+
+	json_t *good = json_loads("{\"selection_policy\": \"least_connections\","
+				  " \"selection_criteria\": {\"min_success_rate\": 99},"
+				  " \"weights\": {\"lb\": {\"a\": 4, \"b\": 1}}}", 0, NULL);
+	assert_int_equal(pv_config_update(ctx, good, &d), 0);
+	assert_int_equal(pv_context_policy(ctx), PV_POLICY_LEAST_CONNECTIONS);
+	pv_context_set_policy(ctx, PV_POLICY_NONE);
+	pv_context_set_strategy(ctx, "lb");
+	int a = 0;
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	for (int i = 0; i < 50; i++) {
+		pv_result r;
+		pv_context_execute(ctx, &op, &r);
+		a += strcmp(r.provider, "a") == 0;
+		pv_result_clear(&r);
+	}
+	assert_int_equal(a, 40); /* 4:1 */
+	json_decref(good);
+	pv_diags_clear(&d);
+	pv_context_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -452,6 +560,8 @@ int main(void)
 		cmocka_unit_test(test_plugin_provider_loads_and_serves),
 		cmocka_unit_test(test_python_original_multi_provider_file_loads),
 		cmocka_unit_test(test_python_original_single_and_legacy_files_load),
+		cmocka_unit_test(test_spec_full_example_builds_the_documented_graph),
+		cmocka_unit_test(test_runtime_update_is_validated_then_applied),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

@@ -637,7 +637,10 @@ static int sim_capabilities(pv_strategy *s, pv_capabilities *out)
 	snprintf(out->type, sizeof out->type, "sim");
 	out->operations = m->operations;
 	out->features = json_deep_copy(m->features);
-	out->limitations = json_pack("{s:I}", "capacity", (json_int_t)m->capacity);
+	int64_t live = atomic_load(&m->live);
+	int64_t room = m->capacity < 0 ? -1 : (m->capacity > live ? m->capacity - live : 0);
+	out->limitations = json_pack("{s:I, s:I}", "capacity", (json_int_t)m->capacity,
+				     "available_capacity", (json_int_t)room);
 	return 0;
 }
 

@@ -1,0 +1,466 @@
+/*
+ * balancer_pick.c - the eight load-balancing algorithms.
+ *
+ * Each algorithm chooses an index in a view (the healthy members, or every
+ * member in panic mode) that is not in the `ex` set. The caller then tries
+ * to take a connection on it; a member at max_connections_per_strategy is
+ * added to `ex` and the algorithm asked again, so every algorithm honours
+ * the cap the same way and "all at cap" is known exactly.
+ *
+ * The tables the algorithms need (the smooth WRR schedule, cumulative
+ * weights, the Maglev table) are built once per roster, off the hot path;
+ * a pick is a few loads, one shared counter and at most one random number.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "core/balancer_internal.h"
+#include "core/maglev.h"
+#include "provisio/error.h"
+#include "util/rng.h"
+
+#define RELAXED memory_order_relaxed
+#define EX_WORDS ((PV_BALANCER_MAX_STRATEGIES + 63) / 64)
+
+static inline bool ex_has(const uint64_t *ex, size_t i) { return (ex[i >> 6] >> (i & 63)) & 1u; }
+static inline void ex_add(uint64_t *ex, size_t i) { ex[i >> 6] |= 1ull << (i & 63); }
+
+static inline double weight_of(const lb_member *m)
+{
+	return atomic_load_explicit(&((lb_member *)m)->weight, RELAXED);
+}
+
+/* ---- building ----------------------------------------------------------- */
+
+static uint64_t gcd64(uint64_t a, uint64_t b)
+{
+	while (b) {
+		uint64_t t = a % b;
+		a = b;
+		b = t;
+	}
+	return a;
+}
+
+/*
+ * Integer weights for smooth WRR: weights rounded to 1/1000, reduced by
+ * their gcd, and scaled down only if the cycle would exceed LB_WRR_MAX. So
+ * 0.5/0.3/0.2 becomes 5/3/2 and the schedule repeats every 10 picks with
+ * exactly those counts. All-zero weights mean equal shares.
+ */
+static uint64_t integer_weights(const lb_view *v, uint64_t *w)
+{
+	uint64_t sum = 0, g = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		w[i] = (uint64_t)llround(weight_of(v->m[i]) * 1000.0);
+		sum += w[i];
+	}
+	if (sum == 0) {
+		for (size_t i = 0; i < v->n; i++)
+			w[i] = 1;
+		sum = v->n;
+	}
+	if (sum > LB_WRR_MAX) {
+		double scale = (double)LB_WRR_MAX / (double)sum;
+		for (size_t i = 0; i < v->n; i++)
+			if (w[i])
+				w[i] = w[i] * scale < 1 ? 1 : (uint64_t)(w[i] * scale);
+	}
+	for (size_t i = 0; i < v->n; i++)
+		g = gcd64(g, w[i]);
+	sum = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		w[i] /= g;
+		sum += w[i];
+	}
+	return sum;
+}
+
+/* nginx's smooth weighted round robin, unrolled into a schedule. */
+static int build_wrr(lb_view *v)
+{
+	uint64_t *w = malloc(v->n * sizeof *w);
+	int64_t *cur = calloc(v->n, sizeof *cur);
+	if (!w || !cur)
+		goto oom;
+	uint64_t total = integer_weights(v, w);
+	v->wrr = malloc(total * sizeof *v->wrr);
+	if (!v->wrr)
+		goto oom;
+	for (uint64_t k = 0; k < total; k++) {
+		size_t best = 0;
+		for (size_t i = 0; i < v->n; i++) {
+			cur[i] += (int64_t)w[i];
+			if (cur[i] > cur[best])
+				best = i;
+		}
+		cur[best] -= (int64_t)total;
+		v->wrr[k] = (uint16_t)best;
+	}
+	v->wrr_len = total;
+	free(w);
+	free(cur);
+	return 0;
+oom:
+	free(w);
+	free(cur);
+	return pv_error_set(PV_ENOMEM, "out of memory");
+}
+
+static int build_cum(lb_view *v)
+{
+	v->cum = malloc(v->n * sizeof *v->cum);
+	if (!v->cum)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	double sum = 0;
+	for (size_t i = 0; i < v->n; i++)
+		v->cum[i] = (sum += weight_of(v->m[i]));
+	if (sum <= 0) /* all zero: equal shares */
+		for (size_t i = 0; i < v->n; i++)
+			v->cum[i] = (double)(i + 1);
+	return 0;
+}
+
+static int build_maglev(lb_view *v)
+{
+	const char **names = malloc(v->n * sizeof *names);
+	v->maglev_len = pv_maglev_size(v->n);
+	v->maglev = malloc(v->maglev_len * sizeof *v->maglev);
+	if (!names || !v->maglev) {
+		free(names);
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
+	for (size_t i = 0; i < v->n; i++)
+		names[i] = pv_strategy_name(v->m[i]->child);
+	int rc = pv_maglev_build(v->maglev, v->maglev_len, names, v->n);
+	free(names);
+	return rc;
+}
+
+int lb_view_build(lb_view *v, pv_lb_algorithm alg)
+{
+	if (v->n == 0)
+		return 0;
+	switch (alg) {
+	case PV_LB_WEIGHTED_ROUND_ROBIN:
+		return build_wrr(v);
+	case PV_LB_WEIGHTED_RANDOM:
+		return build_cum(v);
+	case PV_LB_HASH_BASED:
+		return build_maglev(v);
+	default:
+		return 0;
+	}
+}
+
+void lb_view_free(lb_view *v)
+{
+	free(v->m);
+	free(v->wrr);
+	free(v->cum);
+	free(v->maglev);
+	memset(v, 0, sizeof *v);
+}
+
+/* ---- randomness --------------------------------------------------------- */
+
+uint64_t lb_random(lb_balancer *b)
+{
+	if (b->cfg.seed) {
+		/* splitmix64 over a shared counter: exact in single-threaded tests. */
+		uint64_t k = atomic_fetch_add_explicit(&b->rng_counter, 1, RELAXED);
+		return pv_mix64(b->cfg.seed + k * 0x9e3779b97f4a7c15ull);
+	}
+	return pv_rng_next(pv_rng_thread());
+}
+
+static inline size_t below(uint64_t r, size_t n)
+{
+	return (size_t)(((unsigned __int128)r * n) >> 64);
+}
+
+static inline double unit(uint64_t r) { return (double)(r >> 11) * 0x1.0p-53; }
+
+/* First index at or after `i` (cyclically) not in ex, or -1. */
+static long next_free(const uint64_t *ex, size_t n, size_t i)
+{
+	for (size_t k = 0; k < n; k++) {
+		size_t j = (i + k) % n;
+		if (!ex_has(ex, j))
+			return (long)j;
+	}
+	return -1;
+}
+
+/* ---- the algorithms ----------------------------------------------------- */
+
+static long pick_round_robin(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+{
+	uint64_t pos = atomic_fetch_add_explicit(&b->position, 1, RELAXED);
+	return next_free(ex, v->n, (size_t)(pos % v->n));
+}
+
+static long pick_wrr(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+{
+	uint64_t pos = atomic_fetch_add_explicit(&b->position, 1, RELAXED);
+	for (size_t k = 0; k < v->wrr_len; k++) {
+		size_t i = v->wrr[(pos + k) % v->wrr_len];
+		if (!ex_has(ex, i))
+			return (long)i;
+	}
+	return -1;
+}
+
+/* Weighted choice over `w` (0 for excluded entries) by a linear scan. */
+static long weighted_scan(lb_balancer *b, const double *w, size_t n, double sum)
+{
+	if (sum <= 0)
+		return -1;
+	double x = unit(lb_random(b)) * sum;
+	long last = -1;
+	for (size_t i = 0; i < n; i++) {
+		if (w[i] <= 0)
+			continue;
+		last = (long)i;
+		if (x < w[i])
+			return (long)i;
+		x -= w[i];
+	}
+	return last; /* rounding at the top end */
+}
+
+static long pick_weighted_random(lb_balancer *b, const lb_view *v, const uint64_t *ex,
+				 bool any_ex)
+{
+	if (!any_ex) {
+		double x = unit(lb_random(b)) * v->cum[v->n - 1];
+		size_t lo = 0, hi = v->n - 1;
+		while (lo < hi) {
+			size_t mid = (lo + hi) / 2;
+			if (x < v->cum[mid])
+				hi = mid;
+			else
+				lo = mid + 1;
+		}
+		return (long)lo;
+	}
+	double w[PV_BALANCER_MAX_STRATEGIES], sum = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		double prev = i ? v->cum[i - 1] : 0;
+		w[i] = ex_has(ex, i) ? 0 : v->cum[i] - prev;
+		sum += w[i];
+	}
+	return weighted_scan(b, w, v->n, sum);
+}
+
+static long pick_random(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+{
+	return next_free(ex, v->n, below(lb_random(b), v->n));
+}
+
+static inline uint64_t served(const lb_member *m) { return pv_metrics_total(&m->metrics); }
+
+/* Among tied candidates, two random choices; the one that has served fewer
+ * operations wins, so ties do not always fall on the same member. */
+static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, size_t nt)
+{
+	if (nt == 1)
+		return tied[0];
+	uint64_t r = lb_random(b);
+	size_t x = below(r, nt), y = below(pv_mix64(r), nt - 1);
+	if (y >= x)
+		y++;
+	uint64_t tx = served(v->m[tied[x]]), ty = served(v->m[tied[y]]);
+	return ty < tx ? tied[y] : tied[x];
+}
+
+static long pick_least_connections(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+{
+	uint16_t tied[PV_BALANCER_MAX_STRATEGIES];
+	size_t nt = 0;
+	int64_t best = INT64_MAX;
+	for (size_t i = 0; i < v->n; i++) {
+		if (ex_has(ex, i))
+			continue;
+		int64_t c = atomic_load_explicit(&v->m[i]->metrics.in_flight, RELAXED);
+		if (c < best) {
+			best = c;
+			nt = 0;
+		}
+		if (c == best)
+			tied[nt++] = (uint16_t)i;
+	}
+	return nt ? two_choices(b, v, tied, nt) : -1;
+}
+
+static long pick_least_response_time(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+{
+	uint16_t tied[PV_BALANCER_MAX_STRATEGIES];
+	size_t nt = 0;
+	uint64_t best = UINT64_MAX;
+	for (size_t i = 0; i < v->n; i++) {
+		if (ex_has(ex, i))
+			continue;
+		/* 0 = unmeasured: first */
+		uint64_t e = atomic_load_explicit(&v->m[i]->metrics.ewma_ns, RELAXED);
+		if (e < best) {
+			best = e;
+			nt = 0;
+		}
+		if (e == best)
+			tied[nt++] = (uint16_t)i;
+	}
+	if (!nt)
+		return -1;
+	return nt == 1 ? tied[0] : tied[below(lb_random(b), nt)];
+}
+
+static long pick_hash(const lb_view *v, const uint64_t *ex, uint64_t hash)
+{
+	size_t slot = pv_maglev_slot(hash, v->maglev_len);
+	for (size_t k = 0; k < v->maglev_len; k++) {
+		size_t i = v->maglev[(slot + k) % v->maglev_len];
+		if (!ex_has(ex, i))
+			return (long)i;
+	}
+	return -1;
+}
+
+static long pick_adaptive(lb_balancer *b, const lb_roster *r, const lb_view *v,
+			  const uint64_t *ex)
+{
+	/* The period is counted per thread: a shared counter would be one more
+	 * contended cache line per pick, for a schedule that need not be exact. */
+	static _Thread_local unsigned tick;
+	if (++tick % LB_ADAPTIVE_PERIOD == 0)
+		lb_adapt(b, r);
+	double w[PV_BALANCER_MAX_STRATEGIES], sum = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		w[i] = ex_has(ex, i) ? 0
+				     : weight_of(v->m[i]) *
+						atomic_load_explicit(&v->m[i]->adaptive, RELAXED);
+		sum += w[i];
+	}
+	if (sum <= 0) { /* all weights zero: equal shares */
+		for (size_t i = 0; i < v->n; i++)
+			sum += w[i] = ex_has(ex, i) ? 0 : 1;
+	}
+	return weighted_scan(b, w, v->n, sum);
+}
+
+/*
+ * Adaptive factors move by weight_adjustment_factor toward a target:
+ * (fastest EWMA / own EWMA) * (recent success rate)^2, within
+ * [LB_ADAPTIVE_MIN, 1]. Unmeasured members target 1. Only one thread
+ * adapts at a time; the others just pick with the current factors.
+ */
+void lb_adapt(lb_balancer *b, const lb_roster *r)
+{
+	if (atomic_flag_test_and_set_explicit(&b->adapting, memory_order_acquire))
+		return;
+	uint64_t fastest = UINT64_MAX;
+	for (size_t i = 0; i < r->n; i++) {
+		uint64_t e = pv_metrics_ewma_ns(&r->all[i]->metrics);
+		if (e && e < fastest)
+			fastest = e;
+	}
+	double f = b->cfg.weight_adjustment_factor;
+	for (size_t i = 0; i < r->n; i++) {
+		lb_member *m = r->all[i];
+		uint64_t e = pv_metrics_ewma_ns(&m->metrics);
+		double s = atomic_load_explicit(&m->success_ewma, RELAXED);
+		double target = (e ? (double)fastest / (double)e : 1.0) * s * s;
+		target = fmin(LB_ADAPTIVE_MAX, fmax(LB_ADAPTIVE_MIN, target));
+		double a = atomic_load_explicit(&m->adaptive, RELAXED);
+		a += f * (target - a);
+		atomic_store_explicit(&m->adaptive, fmin(LB_ADAPTIVE_MAX, fmax(LB_ADAPTIVE_MIN, a)),
+				      RELAXED);
+	}
+	atomic_flag_clear_explicit(&b->adapting, memory_order_release);
+}
+
+static long choose(lb_balancer *b, const lb_roster *r, const lb_view *v, const uint64_t *ex,
+		   bool any_ex, uint64_t hash)
+{
+	switch (b->cfg.algorithm) {
+	case PV_LB_ROUND_ROBIN:
+		return pick_round_robin(b, v, ex);
+	case PV_LB_WEIGHTED_ROUND_ROBIN:
+		return pick_wrr(b, v, ex);
+	case PV_LB_LEAST_CONNECTIONS:
+		return pick_least_connections(b, v, ex);
+	case PV_LB_LEAST_RESPONSE_TIME:
+		return pick_least_response_time(b, v, ex);
+	case PV_LB_RANDOM:
+		return pick_random(b, v, ex);
+	case PV_LB_WEIGHTED_RANDOM:
+		return pick_weighted_random(b, v, ex, any_ex);
+	case PV_LB_HASH_BASED:
+		return pick_hash(v, ex, hash);
+	case PV_LB_ADAPTIVE:
+		return pick_adaptive(b, r, v, ex);
+	default:
+		return -1;
+	}
+}
+
+/* Takes a connection unless the member is at the cap. */
+static bool try_acquire(const lb_balancer *b, lb_member *m)
+{
+	unsigned cap = b->cfg.max_connections_per_strategy;
+	if (!cap) {
+		pv_metrics_begin(&m->metrics);
+		return true;
+	}
+	int_fast64_t cur = atomic_load_explicit(&m->metrics.in_flight, RELAXED);
+	while (cur < (int_fast64_t)cap) {
+		if (atomic_compare_exchange_weak_explicit(&m->metrics.in_flight, &cur, cur + 1,
+							  RELAXED, RELAXED))
+			return true;
+	}
+	return false;
+}
+
+static void take(lb_pick *out, lb_member *m)
+{
+	atomic_fetch_add_explicit(&m->refs, 1, RELAXED);
+	out->m = m;
+}
+
+lb_pick_status lb_pick_member(lb_balancer *b, const pv_operation *op, lb_pick *out)
+{
+	memset(out, 0, sizeof *out);
+	/* Hashing may serialise parameters: do it before the read section. */
+	uint64_t hash = b->cfg.algorithm == PV_LB_HASH_BASED ? pv_operation_routing_hash(op) : 0;
+	lb_pick_status st = LB_PICK_NONE;
+	atomic_long *slot;
+	const lb_roster *r = lb_read_begin(b, &slot);
+	if (r->n_ejected && b->cfg.health_check_mode == PV_LB_HEALTH_PASSIVE) {
+		lb_member *p = lb_probe_due(b, r);
+		if (p && try_acquire(b, p)) {
+			take(out, p);
+			out->probe = true;
+			lb_read_end(slot);
+			return LB_PICK_OK;
+		}
+	}
+	const lb_view *v = r->healthy.n ? &r->healthy : &r->every;
+	out->panic = r->healthy.n == 0;
+	uint64_t ex[EX_WORDS] = {0};
+	bool any_ex = false;
+	for (size_t tries = 0; tries < v->n; tries++) {
+		long i = choose(b, r, v, ex, any_ex, hash);
+		if (i < 0)
+			break;
+		if (try_acquire(b, v->m[i])) {
+			take(out, v->m[i]);
+			st = LB_PICK_OK;
+			break;
+		}
+		ex_add(ex, (size_t)i);
+		any_ex = true;
+		st = LB_PICK_AT_CAP;
+	}
+	lb_read_end(slot);
+	return st;
+}

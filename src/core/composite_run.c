@@ -1,0 +1,358 @@
+/*
+ * composite_run.c - running one composite call's child operations.
+ *
+ * Sequential runs are a plain loop in the caller's thread. Parallel runs put
+ * one task per child on the composite's persistent pool and wait, on the
+ * composite's clock, until every child answered, enough succeeded, or the
+ * deadline passed.
+ *
+ * A child that has not answered by the deadline cannot be stopped (it is a
+ * blocking call on another thread), so the call's state must outlive the
+ * caller. Everything a task touches - the operation, the parameters, the
+ * member (and through it the child strategy), the slot for its result -
+ * lives in one "call" block with a reference count: one reference for the
+ * caller and one per queued task. Whoever drops the last reference frees it,
+ * so a late finisher neither writes into freed memory nor leaks. Its result
+ * is discarded, except that machines a late create made are terminated
+ * through the child that made them, because nobody else knows they exist.
+ *
+ * Results travel without locks: a task writes its slot and publishes it
+ * with one compare-and-swap, the caller polls a counter for a few
+ * microseconds and only then sleeps on a condition variable, which a task
+ * signals only when the caller said it sleeps.
+ */
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "core/composite_internal.h"
+#include "provisio/error.h"
+#include "provisio/log.h"
+
+typedef struct call call;
+
+enum { SLOT_PENDING = 0, SLOT_DONE, SLOT_GIVEN_UP };
+
+/*
+ * A slot's result is written by its task and published by one CAS of
+ * `state` from PENDING to DONE; the caller, when it stops waiting, CASes
+ * every slot from PENDING to GIVEN_UP. Exactly one of the two wins, so the
+ * result is read either by the caller (DONE) or by the late task itself
+ * (GIVEN_UP), never by both, and no lock is taken on the way.
+ */
+typedef struct slot {
+	pv_pool_task task; /* first: the pool hands it back */
+	call *call;
+	cmember *m; /* one reference */
+	json_t *params;
+	int64_t requested;
+	pv_result res;
+	uint64_t seq; /* completion order, set before DONE is published */
+	atomic_int state;
+} slot;
+
+struct call {
+	atomic_uint refs;           /* the caller + one per queued task */
+	atomic_bool given_up;       /* tasks not started yet do not start */
+	atomic_size_t finished, successes, next_seq;
+	atomic_int sleeping;        /* the caller sleeps (or is about to) on `done` */
+	pthread_mutex_t lock;       /* only for sleeping and waking the caller */
+	pthread_cond_t done;
+	size_t n;
+	composite *c;
+	pv_op_type type;
+	json_t *context;
+	uint64_t deadline_ns;
+	slot slots[];
+};
+
+#define WAIT_SLICE_NS (20 * PV_NS_PER_MS)
+/* How long the caller polls before sleeping: fast children answer in a few
+ * microseconds, and a sleep plus wake-up costs more than that. */
+#define SPIN_NS (20 * 1000ull)
+#define PAUSE_NS (1 * 1000ull)
+
+static bool is_abstention(pv_op_type type, const pv_result *r)
+{
+	return !r->success && strcmp(r->error_code, PV_ERR_NOT_FOUND) == 0 &&
+	       (type == PV_OP_TERMINATE_INSTANCES || type == PV_OP_GET_INSTANCE_STATUS);
+}
+
+void pv_composite_count_member(cmember *m, const pv_result *r)
+{
+	atomic_fetch_add_explicit(r->success ? &m->successes : &m->failures, 1, memory_order_relaxed);
+	if (!r->success && strcmp(r->error_code, PV_ERR_TIMEOUT) == 0)
+		atomic_fetch_add_explicit(&m->timeouts, 1, memory_order_relaxed);
+}
+
+void child_outcomes_clear(child_outcome *o, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (o[i].res.data || o[i].res.message || o[i].res.metadata)
+			pv_result_clear(&o[i].res);
+}
+
+uint64_t pv_composite_deadline(const composite *c, const pv_operation *op)
+{
+	uint64_t limit = pv_clock_now(c->clock) + (uint64_t)(c->cfg.timeout_seconds * 1e9);
+	return op->deadline_ns && op->deadline_ns < limit ? op->deadline_ns : limit;
+}
+
+/* ---- sequential --------------------------------------------------------- */
+
+static void run_sequential(composite *c, const pv_operation *op, child_job *jobs, size_t n,
+			   size_t stop_after, child_outcome *out)
+{
+	size_t successes = 0;
+	for (size_t i = 0; i < n; i++) {
+		out[i].m = jobs[i].m;
+		out[i].requested = jobs[i].requested;
+		if (stop_after && successes >= stop_after) {
+			out[i].cancelled = true;
+			continue;
+		}
+		pv_operation child_op = *op;
+		child_op.params = jobs[i].params;
+		pv_strategy_execute(jobs[i].m->s, &child_op, &out[i].res, c->clock);
+		pv_composite_count_member(jobs[i].m, &out[i].res);
+		out[i].seq = i + 1;
+		out[i].abstained = is_abstention(op->type, &out[i].res);
+		successes += out[i].res.success;
+	}
+	for (size_t i = 0; i < n; i++)
+		json_decref(jobs[i].params);
+}
+
+/* ---- parallel ----------------------------------------------------------- */
+
+static void call_unref(call *cl)
+{
+	if (atomic_fetch_sub_explicit(&cl->refs, 1, memory_order_acq_rel) != 1)
+		return;
+	for (size_t i = 0; i < cl->n; i++) {
+		pv_result_clear(&cl->slots[i].res);
+		json_decref(cl->slots[i].params);
+		pv_cmember_unref(cl->slots[i].m);
+	}
+	json_decref(cl->context);
+	pthread_cond_destroy(&cl->done);
+	pthread_mutex_destroy(&cl->lock);
+	free(cl);
+}
+
+/* Machines made by a create nobody waits for any more: terminate them
+ * through the child that made them (pool thread, no lock held). */
+static void reap_late_create(call *cl, slot *sl, pv_result *res)
+{
+	json_t *ids = res->data ? json_object_get(res->data, "instance_ids") : NULL;
+	if (!res->success || !json_array_size(ids))
+		return;
+	pv_operation op = {.type = PV_OP_TERMINATE_INSTANCES,
+			   .params = json_pack("{s:O}", "instance_ids", ids),
+			   .context = cl->context,
+			   .deadline_ns = pv_composite_deadline(cl->c, &(pv_operation){0})};
+	pv_result tr;
+	pv_strategy_execute(sl->m->s, &op, &tr, cl->c->clock);
+	atomic_fetch_add_explicit(&cl->c->late_reaped, json_array_size(ids), memory_order_relaxed);
+	pv_log(tr.success ? PV_LOG_WARN : PV_LOG_ERROR,
+	       "composite '%s': child '%s' created %zu machine(s) after the call timed out; "
+	       "terminating them %s%s",
+	       cl->c->base.name, sl->m->s->name, json_array_size(ids),
+	       tr.success ? "succeeded" : "FAILED: ", tr.success ? "" : tr.error_code);
+	pv_result_clear(&tr);
+	json_decref(op.params);
+}
+
+/* Publishes a finished slot, or returns false when the caller gave up. */
+static bool publish(call *cl, slot *sl)
+{
+	sl->seq = atomic_fetch_add(&cl->next_seq, 1) + 1;
+	int expect = SLOT_PENDING;
+	if (!atomic_compare_exchange_strong(&sl->state, &expect, SLOT_DONE))
+		return false;
+	if (sl->res.success)
+		atomic_fetch_add(&cl->successes, 1);
+	atomic_fetch_add(&cl->finished, 1);
+	/* Dekker with the caller: it sets `sleeping` then re-reads `finished`. */
+	if (atomic_load(&cl->sleeping)) {
+		pthread_mutex_lock(&cl->lock);
+		pthread_cond_broadcast(&cl->done);
+		pthread_mutex_unlock(&cl->lock);
+	}
+	return true;
+}
+
+static void slot_run(pv_pool_task *task)
+{
+	slot *sl = (slot *)task;
+	call *cl = sl->call;
+	if (atomic_load(&cl->given_up)) { /* nobody waits: start nothing (above all, machines) */
+		call_unref(cl);
+		return;
+	}
+	pv_operation op = {cl->type, sl->params, cl->context, cl->deadline_ns};
+	pv_strategy_execute(sl->m->s, &op, &sl->res, cl->c->clock);
+	pv_composite_count_member(sl->m, &sl->res);
+	if (!publish(cl, sl)) { /* late: the result is ours to drop */
+		atomic_fetch_add_explicit(&cl->c->late_results, 1, memory_order_relaxed);
+		if (cl->type == PV_OP_CREATE_INSTANCES)
+			reap_late_create(cl, sl, &sl->res);
+		pv_result_clear(&sl->res);
+	}
+	call_unref(cl);
+}
+
+static call *call_new(composite *c, const pv_operation *op, child_job *jobs, size_t n)
+{
+	call *cl = calloc(1, sizeof *cl + n * sizeof cl->slots[0]);
+	if (!cl)
+		return NULL;
+	atomic_init(&cl->refs, 1);
+	pthread_mutex_init(&cl->lock, NULL);
+	pthread_condattr_t attr;
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&cl->done, &attr);
+	pthread_condattr_destroy(&attr);
+	cl->n = n;
+	cl->c = c;
+	cl->type = op->type;
+	cl->context = json_incref(op->context);
+	cl->deadline_ns = op->deadline_ns;
+	for (size_t i = 0; i < n; i++) {
+		slot *sl = &cl->slots[i];
+		sl->task.run = slot_run;
+		sl->call = cl;
+		sl->m = pv_cmember_ref(jobs[i].m);
+		sl->params = jobs[i].params; /* taken over */
+		sl->requested = jobs[i].requested;
+		jobs[i].params = NULL;
+	}
+	return cl;
+}
+
+static void submit_all(composite *c, call *cl)
+{
+	pv_pool_task *stack[16];
+	pv_pool_task **tasks = cl->n <= 16 ? stack : malloc(cl->n * sizeof *tasks);
+	size_t queued = 0;
+	if (tasks) {
+		for (size_t i = 0; i < cl->n; i++)
+			tasks[i] = &cl->slots[i].task;
+		atomic_fetch_add_explicit(&cl->refs, (unsigned)cl->n, memory_order_relaxed);
+		queued = pv_pool_submit_many(c->pool, tasks, cl->n);
+		atomic_fetch_sub_explicit(&cl->refs, (unsigned)(cl->n - queued), memory_order_relaxed);
+		if (tasks != stack)
+			free(tasks);
+	}
+	for (size_t i = queued; i < cl->n; i++) { /* could not be queued: say so */
+		slot *sl = &cl->slots[i];
+		pv_result_fail(&sl->res, PV_ERR_INTERNAL, PV_CLASS_INTERNAL,
+			       "composite '%s': cannot queue child '%s'", c->base.name,
+			       sl->m->s->name);
+		pv_result_set_provider(&sl->res, sl->m->s->name);
+		sl->res.attempts = 1;
+		publish(cl, sl);
+	}
+}
+
+typedef struct wait_arg {
+	call *cl;
+	size_t stop_after;
+} wait_arg;
+
+static bool answered(void *arg)
+{
+	wait_arg *a = arg;
+	return atomic_load(&a->cl->finished) >= a->cl->n ||
+	       (a->stop_after && atomic_load(&a->cl->successes) >= a->stop_after);
+}
+
+/* Waits until done, enough successes, or the deadline on the composite's
+ * clock: first polling briefly, then asleep in slices so that a manual
+ * clock moved by another thread is noticed. */
+static void wait_for(call *cl, size_t stop_after)
+{
+	wait_arg a = {cl, stop_after};
+	if (pv_spin_until(answered, &a, PAUSE_NS, SPIN_NS))
+		return;
+	const pv_clock *clock = cl->c->clock;
+	pthread_mutex_lock(&cl->lock);
+	for (;;) {
+		atomic_store(&cl->sleeping, 1);
+		if (answered(&a))
+			break;
+		uint64_t now = pv_clock_now(clock);
+		if (now >= cl->deadline_ns)
+			break;
+		uint64_t wait = cl->deadline_ns - now;
+		if (wait > WAIT_SLICE_NS)
+			wait = WAIT_SLICE_NS;
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		uint64_t abs_ns = (uint64_t)ts.tv_sec * PV_NS_PER_S + (uint64_t)ts.tv_nsec + wait;
+		ts.tv_sec = (time_t)(abs_ns / PV_NS_PER_S);
+		ts.tv_nsec = (long)(abs_ns % PV_NS_PER_S);
+		pthread_cond_timedwait(&cl->done, &cl->lock, &ts);
+	}
+	atomic_store(&cl->sleeping, 0);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+/* Takes what finished into `out`; the rest timed out or was not needed. */
+static void collect(call *cl, const pv_operation *op, size_t stop_after, child_outcome *out)
+{
+	atomic_store(&cl->given_up, true);
+	bool enough = stop_after && atomic_load(&cl->successes) >= stop_after;
+	for (size_t i = 0; i < cl->n; i++) {
+		slot *sl = &cl->slots[i];
+		child_outcome *o = &out[i];
+		o->m = sl->m;
+		o->requested = sl->requested;
+		int expect = SLOT_PENDING;
+		if (!atomic_compare_exchange_strong(&sl->state, &expect, SLOT_GIVEN_UP)) {
+			o->seq = sl->seq; /* DONE: the task is finished with the slot */
+			o->res = sl->res;
+			memset(&sl->res, 0, sizeof sl->res);
+			o->abstained = is_abstention(op->type, &o->res);
+		} else if (enough) {
+			o->cancelled = true;
+		} else {
+			pv_result_fail(&o->res, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT,
+				       "composite '%s': child '%s' did not answer in time",
+				       cl->c->base.name, sl->m->s->name);
+			pv_result_set_provider(&o->res, sl->m->s->name);
+			o->res.attempts = 1;
+			atomic_fetch_add_explicit(&sl->m->timeouts, 1, memory_order_relaxed);
+		}
+	}
+}
+
+static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, size_t n,
+			 size_t stop_after, child_outcome *out)
+{
+	call *cl = call_new(c, op, jobs, n);
+	if (!cl) {
+		for (size_t i = 0; i < n; i++) {
+			out[i].m = jobs[i].m;
+			pv_result_fail(&out[i].res, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
+			json_decref(jobs[i].params);
+		}
+		return;
+	}
+	submit_all(c, cl);
+	wait_for(cl, stop_after);
+	collect(cl, op, stop_after, out);
+	call_unref(cl);
+}
+
+void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
+		      bool parallel, size_t stop_after, child_outcome *out)
+{
+	memset(out, 0, n * sizeof *out);
+	if (parallel)
+		run_parallel(c, op, jobs, n, stop_after, out);
+	else
+		run_sequential(c, op, jobs, n, stop_after, out);
+}

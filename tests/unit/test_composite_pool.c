@@ -1,0 +1,108 @@
+/*
+ * test_composite_pool.c - the bounded thread pool the composite runs
+ * children on (src/util/pool.c): the bound holds, queued work is never
+ * dropped, batches are queued in order.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <time.h>
+#include <cmocka.h>
+#include "provisio/error.h"
+#include "util/pool.h"
+
+typedef struct job {
+	pv_pool_task task; /* first */
+	atomic_int *running, *max_running, *done;
+	unsigned sleep_us;
+} job;
+
+static void job_run(pv_pool_task *t)
+{
+	job *j = (job *)t;
+	int now = atomic_fetch_add(j->running, 1) + 1;
+	int seen = atomic_load(j->max_running);
+	while (now > seen && !atomic_compare_exchange_weak(j->max_running, &seen, now))
+		;
+	struct timespec ts = {0, (long)j->sleep_us * 1000L};
+	nanosleep(&ts, NULL);
+	atomic_fetch_sub(j->running, 1);
+	atomic_fetch_add(j->done, 1);
+}
+
+static void run_jobs(unsigned threads, size_t n, unsigned sleep_us, bool batch, int *max_out,
+		     unsigned *threads_out)
+{
+	atomic_int running = 0, max_running = 0, done = 0;
+	job *jobs = calloc(n, sizeof *jobs);
+	pv_pool_task **tasks = calloc(n, sizeof *tasks);
+	pv_pool *p = NULL;
+	assert_int_equal(pv_pool_new(&p, threads), 0);
+	for (size_t i = 0; i < n; i++) {
+		jobs[i] = (job){{job_run, NULL}, &running, &max_running, &done, sleep_us};
+		tasks[i] = &jobs[i].task;
+	}
+	if (batch)
+		assert_int_equal(pv_pool_submit_many(p, tasks, n), n);
+	else
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(pv_pool_submit(p, tasks[i]), 0);
+	*threads_out = pv_pool_threads(p);
+	pv_pool_free(p); /* drains the queue before joining */
+	assert_int_equal(atomic_load(&done), (int)n);
+	*max_out = atomic_load(&max_running);
+	free(tasks);
+	free(jobs);
+}
+
+static void test_pool_never_runs_more_than_its_bound(void **state)
+{
+	(void)state;
+	int max;
+	unsigned threads;
+	run_jobs(3, 40, 1000, true, &max, &threads);
+	assert_in_range(max, 1, 3);
+	assert_in_range(threads, 1, 3);
+}
+
+static void test_pool_runs_work_in_parallel_up_to_its_bound(void **state)
+{
+	(void)state;
+	int max;
+	unsigned threads;
+	run_jobs(4, 8, 20000, false, &max, &threads); /* 20 ms each: they overlap */
+	assert_int_equal(threads, 4);
+	assert_true(max >= 2);
+}
+
+static void test_pool_free_runs_every_queued_task(void **state)
+{
+	(void)state;
+	int max;
+	unsigned threads;
+	run_jobs(1, 200, 0, true, &max, &threads); /* freed at once: the queue is full */
+	assert_int_equal(max, 1);
+}
+
+static void test_pool_rejects_a_bad_bound(void **state)
+{
+	(void)state;
+	pv_pool *p = (pv_pool *)1;
+	assert_int_equal(pv_pool_new(&p, 0), PV_EINVAL);
+	assert_null(p);
+	assert_int_equal(pv_pool_new(&p, 5000), PV_EINVAL);
+	pv_pool_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_never_runs_more_than_its_bound),
+		cmocka_unit_test(test_pool_runs_work_in_parallel_up_to_its_bound),
+		cmocka_unit_test(test_pool_free_runs_every_queued_task),
+		cmocka_unit_test(test_pool_rejects_a_bad_bound),
+	};
+	return cmocka_run_group_tests_name("composite_pool", tests, NULL, NULL);
+}
