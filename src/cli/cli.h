@@ -26,6 +26,10 @@ typedef int (*pv_cli_command)(const pv_cli *cli, int argc, char **argv);
 
 int cmd_config(const pv_cli *cli, int argc, char **argv);
 int cmd_providers(const pv_cli *cli, int argc, char **argv);
+/* --- server --- */
+int cmd_serve(const pv_cli *cli, int argc, char **argv);
+int cmd_top(const pv_cli *cli, int argc, char **argv);
+/* --- end server --- */
 
 /* Prints `j` (indented) on stdout and a newline; takes the reference. */
 void pv_cli_print(json_t *j);

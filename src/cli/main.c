@@ -15,6 +15,10 @@ static const struct {
 } commands[] = {
 	{"config", cmd_config, "validate or show the configuration"},
 	{"providers", cmd_providers, "list, check, measure and exercise the strategy graph"},
+	/* --- server --- */
+	{"serve", cmd_serve, "run the REST API, /metrics, the reconciler and alerts (daemon)"},
+	{"top", cmd_top, "live table of strategies and requests from a running server"},
+	/* --- end server --- */
 };
 
 static void usage(FILE *f)

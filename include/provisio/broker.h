@@ -1,0 +1,162 @@
+/*
+ * broker.h - templates, requests and machines: the application service
+ * Host Factory drives (the spec's StrategyIntegratedApplicationService).
+ *
+ * A broker joins three things: the strategy graph (who provisions), the
+ * store (what was asked and what exists, shared by every process) and the
+ * templates (what may be asked for). Each Host Factory call is one short
+ * process: open a broker, do one thing, close it. Opening loads every
+ * strategy's kernel state (circuit breakers) from the store; closing saves
+ * it, so a breaker that tripped in one call is still open in the next.
+ *
+ * Machines remember the leaf provider that created them; status and
+ * termination always go back to that provider, whatever strategy (a
+ * fallback, a balancer) chose it.
+ */
+#ifndef PROVISIO_BROKER_H
+#define PROVISIO_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include "clock.h"
+#include "config.h"
+#include "context.h"
+#include "store.h"
+#include "strategy.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct pv_broker pv_broker;
+
+/* Behaviour; every field has a default when 0 (docs/broker.md). */
+typedef struct pv_broker_settings {
+	double status_max_age_seconds;   /* refresh stored status older than this; 0 = 2; < 0 = always */
+	double pending_timeout_seconds;  /* a machine pending longer fails; 0 = 600 */
+	double creating_timeout_seconds; /* a "creating" request older than this is recovered even
+					    if its process looks alive; 0 = 300 */
+	int64_t grace_period_seconds;    /* gracePeriod of reclaimed machines; 0 = 120 (-1 = 0) */
+	unsigned max_create_rounds;      /* create calls per request (spill-over); 0 = 8 */
+	uint64_t call_timeout_ms;        /* deadline of each provider call; 0 = 60000 */
+} pv_broker_settings;
+
+/* What tests and embedders hand to pv_broker_new. */
+typedef struct pv_broker_setup {
+	pv_context *ctx;                 /* borrowed; must outlive the broker */
+	pv_strategy *const *strategies;  /* every strategy whose state persists (refs taken) */
+	size_t n_strategies;
+	const char *const *providers;    /* leaf provider names (crash recovery asks them) */
+	size_t n_providers;
+	pv_store *store;                 /* borrowed; must outlive the broker */
+	const json_t *templates;         /* {"templates": [...]} or the array; copied */
+	pv_broker_settings settings;
+	const pv_clock *clock;           /* NULL = system (monotonic; wall time is the system's) */
+} pv_broker_setup;
+
+/* A broker over objects the caller owns. Loads kernel state from the store.
+ * 0, PV_EINVAL (templates malformed; message names the field) or PV_ENOMEM.
+ * Free with pv_broker_close. */
+int pv_broker_new(pv_broker **out, const pv_broker_setup *setup);
+
+/* Where things are when opened from files. NULL = found as below. */
+typedef struct pv_broker_open_options {
+	pv_config_options config;        /* provisio.json (pv_config_find's search) */
+	const char *templates_path;      /* else broker.templates_file, $PROVISIO_TEMPLATES,
+					    $HF_PROVIDER_CONFDIR/{provisio_templates,templates,
+					    *_templates}.json, ./config/templates.json */
+	const char *store_path;          /* else store.path, $HF_PROVIDER_WORKDIR/provisio.db,
+					    ./var/provisio.db */
+} pv_broker_open_options;
+
+/*
+ * Everything from files: the configuration (its "broker" and "store"
+ * blocks too), the strategy graph, the templates, the store. `diags`
+ * collects configuration problems. 0 or PV_E*. The broker owns all of it.
+ */
+int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags *diags);
+
+/* Saves kernel state (only what changed), frees. NULL is fine. */
+void pv_broker_close(pv_broker *b);
+
+pv_context *pv_broker_context(pv_broker *b);
+pv_store *pv_broker_store(pv_broker *b);
+/* Path of the templates file used ("" when given in memory). Borrowed. */
+const char *pv_broker_templates_path(pv_broker *b);
+
+/* ---- templates ------------------------------------------------------------ */
+
+/* The templates as configured (array, borrowed, valid while b lives). */
+const json_t *pv_broker_templates(pv_broker *b);
+/* One template by id (borrowed) or NULL. */
+const json_t *pv_broker_template(pv_broker *b, const char *template_id);
+/* The strategy serving a template: its "provider" field, else the
+ * context's current strategy. Copied into buf; 0 or PV_ENOTFOUND. */
+int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size);
+/* How many more machines of the template may be requested now (INT64_MAX
+ * when unlimited). */
+int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out);
+
+/* ---- requests ------------------------------------------------------------- */
+
+/*
+ * Provisions `count` machines of a template: validates (unknown template,
+ * count <= 0 or over the available number: PV_EINVAL, nothing written),
+ * records the request, asks the template's strategy (again for the rest
+ * when a provider delivers part, so a fallback spills over), records the
+ * machines. 0 and the id in id_out (req-<uuid>) when at least one machine
+ * was created; PV_ERROR with the providers' message when none was (the
+ * request is kept as "failed").
+ */
+int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t count,
+			       char id_out[PV_STORE_SHORT_MAX]);
+
+/*
+ * The request and its machines, refreshed from the providers first when
+ * the stored status is older than status_max_age_seconds (one batched
+ * get_instance_status per provider). `machines` is appended to (the caller
+ * clears it). 0 or PV_ENOTFOUND.
+ */
+int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
+			     pv_machine_list *machines);
+
+/* A machine named by id, or by host name when id is NULL or empty. */
+typedef struct pv_machine_ref {
+	const char *machine_id;
+	const char *name;
+} pv_machine_ref;
+
+/*
+ * Returns machines: records a return request, terminates the machines
+ * grouped by owning provider, tracks them until gone. Machines unknown to
+ * the store are PV_EINVAL (nothing written). 0 and ret-<uuid> in id_out.
+ */
+int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n,
+			      char id_out[PV_STORE_SHORT_MAX]);
+
+/*
+ * Reconciliation: of the machines given (NULL/0 = every live machine in
+ * the store), those their provider is taking back or has already removed
+ * (terminated, stopping, unknown to it) without a return request. Appends
+ * them to `out`, with the store updated.
+ */
+int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out);
+
+/* Finishes requests left in "creating" by a process that died: finds the
+ * machines their providers made (describe by request id), releases them
+ * and marks the request failed. Returns how many were recovered (>= 0). */
+int pv_broker_recover(pv_broker *b);
+
+/* The Host Factory view of a request's state: running, complete,
+ * complete_with_error. Static. */
+const char *pv_broker_hf_status(pv_request_state s);
+
+/* Settings in effect (defaults applied). */
+const pv_broker_settings *pv_broker_get_settings(pv_broker *b);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

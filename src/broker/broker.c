@@ -1,0 +1,470 @@
+/*
+ * broker.c - the broker object: opening (from objects or from files), the
+ * templates, kernel state persisted around each process, and small helpers
+ * the request code shares.
+ */
+#include <dirent.h>
+#include <fnmatch.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+#include "broker/broker_internal.h"
+#include "provisio/error.h"
+#include "provisio/log.h"
+
+int64_t pv_broker_now_ms(void) { return pv_wall_ms(); }
+
+void pv_broker_new_id(const char *prefix, char *buf, size_t size)
+{
+	unsigned char u[16];
+	if (getrandom(u, sizeof u, 0) != (ssize_t)sizeof u) {
+		/* no entropy source: time and pid still make collisions unlikely */
+		uint64_t t = pv_now_ns() ^ ((uint64_t)getpid() << 32), w = (uint64_t)pv_wall_ms();
+		memcpy(u, &t, 8);
+		memcpy(u + 8, &w, 8);
+	}
+	u[6] = (unsigned char)((u[6] & 0x0f) | 0x40); /* version 4 */
+	u[8] = (unsigned char)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+	snprintf(buf, size,
+		 "%s-%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", prefix,
+		 u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11], u[12],
+		 u[13], u[14], u[15]);
+}
+
+void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out)
+{
+	pv_operation op = {.type = type, .params = params};
+	op.deadline_ns = pv_clock_now(b->clock) + b->set.call_timeout_ms * PV_NS_PER_MS;
+	pv_context_execute_on(b->ctx, name, &op, out);
+}
+
+const char *pv_broker_hf_status(pv_request_state s)
+{
+	switch (s) {
+	case PV_REQ_COMPLETE:
+		return "complete";
+	case PV_REQ_COMPLETE_WITH_ERROR:
+	case PV_REQ_FAILED:
+		return "complete_with_error";
+	default:
+		return "running";
+	}
+}
+
+/* ---- settings ------------------------------------------------------------- */
+
+static void apply_defaults(pv_broker_settings *s)
+{
+	if (s->status_max_age_seconds == 0)
+		s->status_max_age_seconds = 2;
+	if (s->pending_timeout_seconds <= 0)
+		s->pending_timeout_seconds = 600;
+	if (s->creating_timeout_seconds <= 0)
+		s->creating_timeout_seconds = 300;
+	if (s->grace_period_seconds == 0)
+		s->grace_period_seconds = 120;
+	else if (s->grace_period_seconds < 0)
+		s->grace_period_seconds = 0;
+	if (s->max_create_rounds == 0)
+		s->max_create_rounds = 8;
+	if (s->call_timeout_ms == 0)
+		s->call_timeout_ms = 60000;
+}
+
+const pv_broker_settings *pv_broker_get_settings(pv_broker *b) { return &b->set; }
+
+/* ---- templates ------------------------------------------------------------ */
+
+static int set_templates(pv_broker *b, const json_t *doc)
+{
+	const json_t *list = json_is_array(doc) ? doc : json_object_get(doc, "templates");
+	if (!json_is_array(list))
+		return pv_error_set(PV_EINVAL, "templates: expected {\"templates\": [...]}");
+	size_t i, j;
+	json_t *t, *u;
+	json_array_foreach(list, i, t) {
+		const char *id = json_string_value(json_object_get(t, "templateId"));
+		json_t *max = json_object_get(t, "maxNumber");
+		json_t *prov = json_object_get(t, "provider");
+		if (!json_is_object(t) || !id || !*id)
+			return pv_error_set(PV_EINVAL, "templates[%zu].templateId: must be a non-empty string", i);
+		if (max && (!json_is_integer(max) || json_integer_value(max) < -1))
+			return pv_error_set(PV_EINVAL, "templates[%zu].maxNumber: must be an integer >= 0, "
+						       "or -1 for unlimited", i);
+		if (prov && !json_is_string(prov))
+			return pv_error_set(PV_EINVAL, "templates[%zu].provider: must be a strategy name", i);
+		json_array_foreach(list, j, u) if (j < i && strcmp(id, json_string_value(json_object_get(u, "templateId"))) == 0)
+			return pv_error_set(PV_EINVAL, "templates[%zu].templateId: '%s' is defined twice", i, id);
+	}
+	b->templates = json_deep_copy(list);
+	return b->templates ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
+}
+
+const json_t *pv_broker_templates(pv_broker *b) { return b->templates; }
+const char *pv_broker_templates_path(pv_broker *b) { return b->templates_path ? b->templates_path : ""; }
+pv_context *pv_broker_context(pv_broker *b) { return b->ctx; }
+pv_store *pv_broker_store(pv_broker *b) { return b->store; }
+
+const json_t *pv_broker_template(pv_broker *b, const char *template_id)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(b->templates, i, t) {
+		const char *id = json_string_value(json_object_get(t, "templateId"));
+		if (id && template_id && strcmp(id, template_id) == 0)
+			return t;
+	}
+	return NULL;
+}
+
+int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size)
+{
+	const char *p = json_string_value(json_object_get(tmpl, "provider"));
+	if (p && *p) {
+		snprintf(buf, size, "%s", p);
+		return 0;
+	}
+	return pv_context_current(b->ctx, buf, size);
+}
+
+int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out)
+{
+	const json_t *t = pv_broker_template(b, template_id);
+	if (!t)
+		return pv_error_set(PV_ENOTFOUND, "no template '%s'", template_id);
+	json_t *max = json_object_get(t, "maxNumber");
+	int64_t m = max ? json_integer_value(max) : -1;
+	if (m < 0) {
+		*out = INT64_MAX;
+		return 0;
+	}
+	int64_t used = 0;
+	int rc = pv_store_template_in_use(b->store, template_id, &used);
+	*out = used >= m ? 0 : m - used;
+	return rc;
+}
+
+/* ---- kernel state ----------------------------------------------------------- */
+
+static void state_key(const pv_strategy *s, char *buf, size_t size)
+{
+	snprintf(buf, size, "state/%s", pv_strategy_name(s));
+}
+
+/* Reads every strategy's saved state in one read transaction. A state the
+ * strategy refuses is logged and ignored: a stale breaker is not worth
+ * failing a Host Factory call for. */
+static int load_state(pv_broker *b)
+{
+	if (!b->n_state)
+		return 0;
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < b->n_state; i++) {
+		char key[128], *text = NULL;
+		state_key(b->state[i].s, key, sizeof key);
+		if (pv_store_kv_get(b->store, key, &text) < 0)
+			continue;
+		json_t *j = json_loads(text, 0, NULL);
+		if (j && pv_strategy_state_load(b->state[i].s, j) < 0)
+			pv_log(PV_LOG_WARN, "broker: state of '%s' not loaded: %s",
+			       pv_strategy_name(b->state[i].s), pv_error_last());
+		json_decref(j);
+		b->state[i].loaded = text;
+	}
+	pv_store_commit(b->store);
+	return 0;
+}
+
+/* Writes the states that changed since loading, in one transaction. */
+static void save_state(pv_broker *b)
+{
+	char *texts[64] = {0};
+	size_t n = b->n_state < 64 ? b->n_state : 64, changed = 0;
+	for (size_t i = 0; i < n; i++) {
+		json_t *j = pv_strategy_state_save(b->state[i].s);
+		texts[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		json_decref(j);
+		if (texts[i] && b->state[i].loaded && strcmp(texts[i], b->state[i].loaded) == 0) {
+			free(texts[i]);
+			texts[i] = NULL;
+		}
+		changed += texts[i] != NULL;
+	}
+	if (changed && pv_store_begin(b->store, true) == 0) {
+		int rc = 0;
+		for (size_t i = 0; i < n && rc == 0; i++) {
+			char key[128];
+			state_key(b->state[i].s, key, sizeof key);
+			if (texts[i])
+				rc = pv_store_kv_put(b->store, key, texts[i]);
+		}
+		if (rc == 0)
+			rc = pv_store_commit(b->store);
+		if (rc < 0) {
+			pv_store_rollback(b->store);
+			pv_log(PV_LOG_WARN, "broker: kernel state not saved: %s", pv_error_last());
+		}
+	}
+	for (size_t i = 0; i < n; i++)
+		free(texts[i]);
+}
+
+/* ---- life ------------------------------------------------------------------- */
+
+static int copy_names(pv_broker *b, const char *const *names, size_t n)
+{
+	b->providers = calloc(n + 1, sizeof *b->providers);
+	if (!b->providers)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	for (size_t i = 0; i < n; i++)
+		if (!(b->providers[b->n_providers++] = strdup(names[i])))
+			return pv_error_set(PV_ENOMEM, "out of memory");
+	return 0;
+}
+
+int pv_broker_new(pv_broker **out, const pv_broker_setup *setup)
+{
+	*out = NULL;
+	if (!setup || !setup->ctx || !setup->store || !setup->templates)
+		return pv_error_set(PV_EINVAL, "broker: ctx, store and templates are required");
+	pv_broker *b = calloc(1, sizeof *b);
+	if (!b)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	b->ctx = setup->ctx;
+	b->store = setup->store;
+	b->clock = setup->clock;
+	b->set = setup->settings;
+	apply_defaults(&b->set);
+	int rc = set_templates(b, setup->templates);
+	if (rc == 0)
+		rc = copy_names(b, setup->providers, setup->n_providers);
+	if (rc == 0 && setup->n_strategies &&
+	    !(b->state = calloc(setup->n_strategies, sizeof *b->state)))
+		rc = pv_error_set(PV_ENOMEM, "out of memory");
+	for (size_t i = 0; rc == 0 && i < setup->n_strategies; i++)
+		b->state[b->n_state++].s = pv_strategy_ref(setup->strategies[i]);
+	if (rc == 0)
+		rc = load_state(b);
+	if (rc < 0) {
+		pv_broker_close(b);
+		return rc;
+	}
+	*out = b;
+	return 0;
+}
+
+void pv_broker_close(pv_broker *b)
+{
+	if (!b)
+		return;
+	if (b->store && b->n_state)
+		save_state(b);
+	for (size_t i = 0; i < b->n_state; i++) {
+		pv_strategy_unref(b->state[i].s);
+		free(b->state[i].loaded);
+	}
+	free(b->state);
+	for (size_t i = 0; i < b->n_providers; i++)
+		free(b->providers[i]);
+	free(b->providers);
+	json_decref(b->templates);
+	free(b->templates_path);
+	if (b->owns_store)
+		pv_store_close(b->store);
+	pv_graph_free(b->graph);
+	free(b);
+}
+
+/* ---- opening from files -------------------------------------------------------- */
+
+static char *existing(const char *path)
+{
+	return path && access(path, R_OK) == 0 ? strdup(path) : NULL;
+}
+
+/* The first *_templates.json in dir (sorted by name, so the choice is stable). */
+static char *glob_templates(const char *dir)
+{
+	struct dirent **list = NULL;
+	int n = scandir(dir, &list, NULL, alphasort);
+	char *found = NULL;
+	for (int i = 0; i < n; i++) {
+		if (!found && fnmatch("*_templates.json", list[i]->d_name, 0) == 0) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
+			found = existing(path);
+		}
+		free(list[i]);
+	}
+	free(list);
+	return found;
+}
+
+static char *find_templates(const char *explicit_path, const json_t *broker_cfg)
+{
+	if (explicit_path)
+		return strdup(explicit_path);
+	const char *cfg = json_string_value(json_object_get(broker_cfg, "templates_file"));
+	if (cfg)
+		return strdup(cfg);
+	if (getenv("PROVISIO_TEMPLATES"))
+		return strdup(getenv("PROVISIO_TEMPLATES"));
+	const char *dir = getenv("HF_PROVIDER_CONFDIR");
+	if (dir && *dir) {
+		static const char *const names[] = {"provisio_templates.json", "templates.json"};
+		for (size_t i = 0; i < 2; i++) {
+			char path[PATH_MAX];
+			snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+			char *p = existing(path);
+			if (p)
+				return p;
+		}
+		char *p = glob_templates(dir);
+		if (p)
+			return p;
+	}
+	return strdup("config/templates.json");
+}
+
+static char *find_store(const char *explicit_path, const json_t *store_cfg)
+{
+	if (explicit_path)
+		return strdup(explicit_path);
+	const char *p = json_string_value(json_object_get(store_cfg, "path"));
+	if (p)
+		return strdup(p);
+	const char *dir = getenv("HF_PROVIDER_WORKDIR");
+	char path[PATH_MAX];
+	snprintf(path, sizeof path, "%s/provisio.db", dir && *dir ? dir : "./var");
+	return strdup(path);
+}
+
+static double num(const json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+	return json_is_number(v) ? json_number_value(v) : 0;
+}
+
+static int read_settings(const json_t *cfg, pv_broker_settings *s)
+{
+	static const char *const keys[] = {"status_max_age_seconds", "pending_timeout_seconds",
+					   "creating_timeout_seconds", "grace_period_seconds",
+					   "max_create_rounds", "call_timeout_ms", "templates_file", NULL};
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)cfg, key, v) {
+		bool known = false;
+		for (const char *const *k = keys; *k; k++)
+			known |= strcmp(*k, key) == 0;
+		if (!known)
+			return pv_error_set(PV_EINVAL, "broker.%s: unknown key (valid: status_max_age_seconds, "
+						       "pending_timeout_seconds, creating_timeout_seconds, "
+						       "grace_period_seconds, max_create_rounds, call_timeout_ms, "
+						       "templates_file)", key);
+		if (strcmp(key, "templates_file") && !json_is_number(v))
+			return pv_error_set(PV_EINVAL, "broker.%s: must be a number", key);
+	}
+	s->status_max_age_seconds = num(cfg, "status_max_age_seconds");
+	s->pending_timeout_seconds = num(cfg, "pending_timeout_seconds");
+	s->creating_timeout_seconds = num(cfg, "creating_timeout_seconds");
+	s->grace_period_seconds = (int64_t)num(cfg, "grace_period_seconds");
+	double rounds = num(cfg, "max_create_rounds"), timeout = num(cfg, "call_timeout_ms");
+	if (rounds < 0 || rounds > 1000)
+		return pv_error_set(PV_EINVAL, "broker.max_create_rounds: must be 1..1000");
+	if (timeout < 0)
+		return pv_error_set(PV_EINVAL, "broker.call_timeout_ms: must be >= 0");
+	s->max_create_rounds = (unsigned)rounds;
+	s->call_timeout_ms = (uint64_t)timeout;
+	return 0;
+}
+
+static int load_json_file(const char *path, const char *what, json_t **out)
+{
+	json_error_t err;
+	*out = json_load_file(path, 0, &err);
+	if (!*out)
+		return pv_error_set(PV_EIO, "%s %s: %s (line %d)", what, path, err.text, err.line);
+	return 0;
+}
+
+/* Builds a broker from the opened graph, store and templates (taking them). */
+static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *templates,
+		    const pv_broker_settings *set, const pv_clock *clock)
+{
+	pv_strategy *all[256];
+	const char *leaves[256];
+	size_t n = 0, nl = 0;
+	for (size_t i = 0; i < g->n && n < 256; i++) {
+		all[n++] = g->items[i].s;
+		if (g->items[i].provider)
+			leaves[nl++] = g->items[i].name;
+	}
+	pv_broker_setup setup = {.ctx = g->ctx, .strategies = all, .n_strategies = n,
+				 .providers = leaves, .n_providers = nl, .store = st,
+				 .templates = templates, .settings = *set, .clock = clock};
+	int rc = pv_broker_new(out, &setup);
+	json_decref(templates);
+	if (rc < 0) {
+		pv_store_close(st);
+		pv_graph_free(g);
+		return rc;
+	}
+	(*out)->graph = g;
+	(*out)->owns_store = true;
+	return 0;
+}
+
+int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags *diags)
+{
+	*out = NULL;
+	pv_broker_open_options none = {0};
+	if (!opts)
+		opts = &none;
+	json_t *doc = NULL, *graph = NULL, *templates = NULL;
+	pv_graph *g = NULL;
+	pv_store *st = NULL;
+	char *tpath = NULL, *spath = NULL;
+	pv_broker_settings set = {0};
+	int rc = pv_config_load_file(&opts->config, &doc, diags);
+	if (rc == 0) {
+		graph = pv_config_normalize(doc, opts->config.strict, diags);
+		rc = graph && !diags->errors ? 0 : pv_error_set(PV_EINVAL, "%zu configuration error(s)",
+								diags->errors);
+	}
+	if (rc == 0)
+		rc = read_settings(json_object_get(doc, "broker"), &set);
+	if (rc == 0)
+		rc = pv_graph_build(graph, opts->config.clock, &g, diags);
+	if (rc == 0) {
+		tpath = find_templates(opts->templates_path, json_object_get(doc, "broker"));
+		spath = find_store(opts->store_path, json_object_get(doc, "store"));
+		rc = tpath && spath ? load_json_file(tpath, "templates file", &templates)
+				    : pv_error_set(PV_ENOMEM, "out of memory");
+	}
+	if (rc == 0) {
+		json_t *bt = json_object_get(json_object_get(doc, "store"), "busy_timeout_ms");
+		pv_store_options so = {.busy_timeout_ms = (int)json_integer_value(bt)};
+		rc = pv_store_open_sqlite(&st, spath, &so);
+	}
+	json_decref(doc);
+	json_decref(graph);
+	free(spath);
+	if (rc < 0) {
+		json_decref(templates);
+		pv_graph_free(g);
+		free(tpath);
+		return rc;
+	}
+	rc = assemble(out, g, st, templates, &set, opts->config.clock);
+	if (rc == 0)
+		(*out)->templates_path = tpath;
+	else
+		free(tpath);
+	return rc;
+}

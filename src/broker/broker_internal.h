@@ -1,0 +1,46 @@
+/*
+ * broker_internal.h - what broker.c (object, templates, kernel state,
+ * opening from files), requests.c (acquire, status, return) and
+ * machines.c (instance JSON to machine records) share.
+ */
+#ifndef PV_BROKER_INTERNAL_H
+#define PV_BROKER_INTERNAL_H
+
+#include "broker/graph.h"
+#include "provisio/broker.h"
+
+typedef struct persisted {
+	pv_strategy *s; /* referenced */
+	char *loaded;   /* state as loaded (serialised), NULL when none */
+} persisted;
+
+struct pv_broker {
+	pv_context *ctx;
+	pv_store *store;
+	pv_graph *graph;  /* owned when opened from files */
+	bool owns_store;
+	json_t *templates; /* array, owned */
+	char *templates_path;
+	persisted *state;
+	size_t n_state;
+	char **providers;
+	size_t n_providers;
+	pv_broker_settings set;
+	const pv_clock *clock;
+};
+
+/* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
+void pv_broker_new_id(const char *prefix, char *buf, size_t size);
+
+/* Fills `m` from one instance of a provider answer. `provider` is the
+ * answering leaf (used when the instance does not name its own). */
+void pv_machine_from_instance(pv_machine_rec *m, const json_t *inst, const char *provider);
+/* Host Factory status string from a provider's instance state. */
+const char *pv_machine_status_from_state(const char *state);
+
+/* Runs `op` on the named strategy with the broker's deadline. */
+void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out);
+
+int64_t pv_broker_now_ms(void);
+
+#endif

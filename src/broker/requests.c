@@ -1,0 +1,648 @@
+/*
+ * requests.c - acquire and return requests: their state machine, the calls
+ * to providers, status refresh, reconciliation and crash recovery.
+ *
+ * The rule that keeps many short processes safe: never hold a store
+ * transaction while a provider runs. A request is written first ("creating",
+ * with the owner's pid), providers are called, then the outcome is written
+ * in one transaction. A process killed in between leaves a "creating"
+ * request that pv_broker_recover finishes: it asks every provider for the
+ * machines made under that request id (creation is idempotent per request
+ * id and round, so nothing is made twice) and releases them, because Host
+ * Factory never received the id.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "broker/broker_internal.h"
+#include "provisio/error.h"
+#include "provisio/log.h"
+
+/* ---- derivation ------------------------------------------------------------- */
+
+static void set_msg(char *buf, size_t size, const char *text)
+{
+	snprintf(buf, size, "%s", text ? text : "");
+}
+
+/* The result of a machine of an acquire request, from its status. */
+static void acquire_result(pv_machine_rec *m)
+{
+	if (strcmp(m->result, "succeed") == 0 || strcmp(m->result, "fail") == 0)
+		return; /* decided once: a later death is reconciliation's business */
+	if (strcmp(m->status, "running") == 0) {
+		set_msg(m->result, sizeof m->result, "succeed");
+	} else if (strcmp(m->status, "pending") == 0) {
+		set_msg(m->result, sizeof m->result, "executing");
+	} else {
+		set_msg(m->result, sizeof m->result, "fail");
+		if (!m->message[0])
+			snprintf(m->message, sizeof m->message, "machine is %s before it became ready",
+				 m->status);
+	}
+}
+
+static void return_result(pv_machine_rec *m)
+{
+	if (strcmp(m->status, "terminated") == 0)
+		set_msg(m->result, sizeof m->result, "succeed");
+	else if (strcmp(m->result, "fail") != 0)
+		set_msg(m->result, sizeof m->result, "executing");
+}
+
+static pv_request_state derive(const pv_request_rec *r, const pv_machine_list *ms, char *msg,
+			       size_t size)
+{
+	size_t executing = 0, ok = 0, failed = 0;
+	for (size_t i = 0; i < ms->n; i++) {
+		const char *res = ms->items[i].result;
+		executing += strcmp(res, "executing") == 0;
+		ok += strcmp(res, "succeed") == 0;
+		failed += strcmp(res, "fail") == 0;
+	}
+	if (executing)
+		return PV_REQ_RUNNING;
+	if (r->kind == PV_REQ_ACQUIRE && (int64_t)ok >= r->requested)
+		return PV_REQ_COMPLETE;
+	if (r->kind == PV_REQ_RETURN && !failed)
+		return PV_REQ_COMPLETE;
+	if (msg && !msg[0])
+		snprintf(msg, size, "%zu of %lld machine(s) %s", ok, (long long)r->requested,
+			 r->kind == PV_REQ_ACQUIRE ? "provisioned" : "terminated");
+	return PV_REQ_COMPLETE_WITH_ERROR;
+}
+
+/* ---- grouping by provider ----------------------------------------------------- */
+
+/* Runs `type` once per owning provider over the machines picked by `want`,
+ * with params {"instance_ids": [...]}; calls `apply` with each answer. */
+typedef bool (*pick_fn)(const pv_machine_rec *m, void *user);
+typedef void (*apply_fn)(pv_broker *b, pv_machine_list *ms, const char *provider,
+			 const pv_result *res, void *user);
+
+static void per_provider(pv_broker *b, pv_machine_list *ms, pv_op_type type, pick_fn want,
+			 apply_fn apply, void *user)
+{
+	bool *done = calloc(ms->n + 1, sizeof *done);
+	if (!done)
+		return;
+	for (size_t i = 0; i < ms->n; i++) {
+		if (done[i] || !want(&ms->items[i], user))
+			continue;
+		const char *prov = ms->items[i].provider;
+		json_t *ids = json_array();
+		for (size_t j = i; j < ms->n; j++)
+			if (!done[j] && strcmp(ms->items[j].provider, prov) == 0 && want(&ms->items[j], user)) {
+				done[j] = true;
+				json_array_append_new(ids, json_string(ms->items[j].machine_id));
+			}
+		pv_result res = PV_RESULT_INIT;
+		pv_broker_run(b, prov, type, json_pack("{s:o}", "instance_ids", ids), &res);
+		if (!res.success)
+			pv_log(PV_LOG_WARN, "broker: %s on '%s' failed: %s: %s", pv_op_name(type), prov,
+			       res.error_code, res.message ? res.message : "");
+		apply(b, ms, prov, &res, user);
+		pv_result_clear(&res);
+	}
+	free(done);
+}
+
+static pv_machine_rec *find_machine(pv_machine_list *ms, const char *provider, const char *id)
+{
+	for (size_t i = 0; id && i < ms->n; i++)
+		if (strcmp(ms->items[i].machine_id, id) == 0 && strcmp(ms->items[i].provider, provider) == 0)
+			return &ms->items[i];
+	return NULL;
+}
+
+/* Status answers: new state (and addresses, now that they may be known). */
+static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider,
+			 const pv_result *res, void *user)
+{
+	(void)b;
+	(void)user;
+	if (!res->success)
+		return;
+	size_t i;
+	json_t *inst, *id;
+	json_array_foreach(json_object_get(res->data, "instances"), i, inst) {
+		pv_machine_rec *m = find_machine(ms, provider, json_string_value(json_object_get(inst, "instance_id")));
+		if (!m)
+			continue;
+		pv_machine_rec fresh = *m;
+		pv_machine_from_instance(&fresh, inst, provider);
+		set_msg(m->status, sizeof m->status, fresh.status);
+		if (fresh.private_ip[0])
+			set_msg(m->private_ip, sizeof m->private_ip, fresh.private_ip);
+		if (fresh.public_ip[0])
+			set_msg(m->public_ip, sizeof m->public_ip, fresh.public_ip);
+		m->updated_ms = pv_broker_now_ms();
+	}
+	/* The provider no longer knows it: it is gone. */
+	json_array_foreach(json_object_get(res->data, "not_found"), i, id) {
+		pv_machine_rec *m = find_machine(ms, provider, json_string_value(id));
+		if (!m)
+			continue;
+		set_msg(m->status, sizeof m->status, "terminated");
+		if (!m->message[0])
+			set_msg(m->message, sizeof m->message, "the provider no longer knows this machine");
+		m->updated_ms = pv_broker_now_ms();
+	}
+}
+
+/* Terminate answers: accepted machines are shutting down (or already gone). */
+static void apply_terminate(pv_broker *b, pv_machine_list *ms, const char *provider,
+			    const pv_result *res, void *user)
+{
+	(void)b;
+	(void)user;
+	size_t i;
+	json_t *id;
+	if (!res->success) {
+		/* NOT_FOUND for all: nothing left to terminate */
+		bool gone = strcmp(res->error_code, PV_ERR_NOT_FOUND) == 0;
+		for (size_t k = 0; k < ms->n; k++) {
+			pv_machine_rec *m = &ms->items[k];
+			if (strcmp(m->provider, provider) != 0 || strcmp(m->status, "terminated") == 0)
+				continue;
+			if (gone)
+				set_msg(m->status, sizeof m->status, "terminated");
+			else
+				snprintf(m->message, sizeof m->message, "terminate failed: %s: %s",
+					 res->error_code, res->message ? res->message : "");
+		}
+		return;
+	}
+	json_array_foreach(json_object_get(res->data, "terminated"), i, id) {
+		pv_machine_rec *m = find_machine(ms, provider, json_string_value(id));
+		if (m && strcmp(m->status, "terminated") != 0)
+			set_msg(m->status, sizeof m->status, "shutting-down");
+	}
+	json_array_foreach(json_object_get(res->data, "not_found"), i, id) {
+		pv_machine_rec *m = find_machine(ms, provider, json_string_value(id));
+		if (m)
+			set_msg(m->status, sizeof m->status, "terminated");
+	}
+}
+
+static bool pick_not_gone(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->status, "terminated") != 0 && strcmp(m->status, "shutting-down") != 0;
+}
+
+static bool pick_all(const pv_machine_rec *m, void *user)
+{
+	(void)m;
+	(void)user;
+	return true;
+}
+
+static bool pick_transitional(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->status, "terminated") != 0 && strcmp(m->status, "running") != 0 &&
+	       strcmp(m->status, "stopped") != 0;
+}
+
+/* Writes machines and (when it may move) the request, in one transaction. */
+static int write_outcome(pv_broker *b, pv_request_rec *r, const pv_machine_list *ms)
+{
+	int rc = pv_store_begin(b->store, true);
+	if (rc < 0)
+		return rc;
+	pv_request_rec stored;
+	if (pv_store_request_get(b->store, r->id, &stored) == 0 &&
+	    !pv_request_state_can_move(stored.state, r->state)) {
+		/* another process finished it first; keep its verdict */
+		r->state = stored.state;
+		set_msg(r->message, sizeof r->message, stored.message);
+	}
+	for (size_t i = 0; rc == 0 && i < ms->n; i++)
+		rc = pv_store_machine_put(b->store, &ms->items[i]);
+	r->updated_ms = pv_broker_now_ms();
+	if (rc == 0)
+		rc = pv_store_request_put(b->store, r);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	if (rc < 0)
+		pv_store_rollback(b->store);
+	return rc;
+}
+
+/* ---- acquire ------------------------------------------------------------------- */
+
+static int reserve(pv_broker *b, pv_request_rec *r, int64_t count)
+{
+	int rc = pv_store_begin(b->store, true);
+	if (rc < 0)
+		return rc;
+	int64_t avail = 0;
+	rc = pv_broker_available(b, r->template_id, &avail);
+	if (rc == 0 && count > avail)
+		rc = pv_error_set(PV_EINVAL, "machineCount %lld is over the available number %lld of "
+					     "template '%s'", (long long)count, (long long)avail,
+				  r->template_id);
+	if (rc == 0)
+		rc = pv_store_request_put(b->store, r);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	if (rc < 0)
+		pv_store_rollback(b->store);
+	return rc;
+}
+
+static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
+{
+	for (size_t i = 0; i < ms->n; i++)
+		if (strcmp(ms->items[i].machine_id, m->machine_id) == 0 &&
+		    strcmp(ms->items[i].provider, m->provider) == 0)
+			return true;
+	return false;
+}
+
+/* Adds the instances of one create answer; returns how many were new. */
+static size_t take_instances(pv_machine_list *ms, const pv_request_rec *r, const pv_result *res)
+{
+	size_t i, added = 0;
+	json_t *inst;
+	json_array_foreach(json_object_get(res->data, "instances"), i, inst) {
+		pv_machine_rec m = {0};
+		pv_machine_from_instance(&m, inst, res->provider);
+		if (!m.machine_id[0] || listed(ms, &m))
+			continue; /* a retried round answered with what it already made */
+		set_msg(m.request_id, sizeof m.request_id, r->id);
+		set_msg(m.template_id, sizeof m.template_id, r->template_id);
+		m.updated_ms = pv_broker_now_ms();
+		acquire_result(&m);
+		if (pv_machine_list_push(ms, &m) == 0)
+			added++;
+	}
+	return added;
+}
+
+/* Asks the template's strategy until it has all machines or stops making
+ * progress: a provider that delivers part leaves the rest to the next
+ * round, where a full provider fails with CAPACITY and a fallback moves on. */
+static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
+		      pv_machine_list *ms, char *msg, size_t size)
+{
+	for (unsigned round = 0; round < b->set.max_create_rounds && (int64_t)ms->n < r->requested;
+	     round++) {
+		char token[PV_STORE_SHORT_MAX + 16];
+		snprintf(token, sizeof token, "%s-%u", r->id, round);
+		json_t *params = json_pack("{s:I, s:s, s:s, s:s, s:O}", "count",
+					   (json_int_t)(r->requested - (int64_t)ms->n), "template_id",
+					   r->template_id, "request_id", r->id, "client_token", token,
+					   "template", tmpl);
+		pv_result res = PV_RESULT_INIT;
+		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
+		json_decref(params);
+		size_t added = res.success ? take_instances(ms, r, &res) : 0;
+		if (!res.success)
+			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
+		pv_log(PV_LOG_INFO, "broker: %s round %u: %s via '%s': %zu machine(s)", r->id, round,
+		       res.success ? "ok" : res.error_code, res.provider, added);
+		pv_result_clear(&res);
+		if (added == 0)
+			break;
+	}
+}
+
+int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t count,
+			       char id_out[PV_STORE_SHORT_MAX])
+{
+	id_out[0] = '\0';
+	const json_t *tmpl = pv_broker_template(b, template_id);
+	if (!tmpl)
+		return pv_error_set(PV_EINVAL, "unknown template '%s'", template_id ? template_id : "");
+	if (count <= 0)
+		return pv_error_set(PV_EINVAL, "machineCount must be an integer >= 1 (got %lld)",
+				    (long long)count);
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = count,
+			    .owner_pid = getpid(), .created_ms = pv_broker_now_ms()};
+	r.updated_ms = r.created_ms;
+	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
+		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
+					       "is configured", template_id);
+	set_msg(r.template_id, sizeof r.template_id, template_id);
+	pv_broker_new_id("req", r.id, sizeof r.id);
+	pv_broker_recover(b); /* dead processes' reservations count against maxNumber */
+	int rc = reserve(b, &r, count);
+	if (rc < 0)
+		return rc;
+
+	pv_machine_list ms = {0};
+	provision(b, &r, tmpl, &ms, r.message, sizeof r.message);
+	r.refreshed_ms = pv_broker_now_ms();
+	r.state = ms.n ? derive(&r, &ms, r.message, sizeof r.message) : PV_REQ_FAILED;
+	if (r.state == PV_REQ_COMPLETE)
+		r.message[0] = '\0';
+	rc = write_outcome(b, &r, &ms);
+	pv_machine_list_clear(&ms);
+	if (rc < 0)
+		return rc; /* still "creating": recovery releases what was made */
+	if (r.state == PV_REQ_FAILED)
+		return pv_error_set(PV_ERROR, "no machine of template '%s' could be provisioned: %s",
+				    template_id, r.message);
+	snprintf(id_out, PV_STORE_SHORT_MAX, "%s", r.id);
+	return 0;
+}
+
+/* ---- status ---------------------------------------------------------------------- */
+
+static void expire_pending(pv_broker *b, pv_machine_list *ms)
+{
+	int64_t now_s = pv_broker_now_ms() / 1000;
+	bool any = false;
+	for (size_t i = 0; i < ms->n; i++) {
+		pv_machine_rec *m = &ms->items[i];
+		if (strcmp(m->status, "pending") != 0 ||
+		    (double)(now_s - m->launch_time) < b->set.pending_timeout_seconds)
+			continue;
+		set_msg(m->result, sizeof m->result, "fail");
+		snprintf(m->message, sizeof m->message, "still pending after %.0f s (pending timeout)",
+			 b->set.pending_timeout_seconds);
+		any = true;
+	}
+	if (any)
+		per_provider(b, ms, PV_OP_TERMINATE_INSTANCES, pick_transitional, apply_terminate, NULL);
+}
+
+static bool stale(const pv_broker *b, const pv_request_rec *r)
+{
+	double age = (double)(pv_broker_now_ms() - r->refreshed_ms) / 1000.0;
+	return b->set.status_max_age_seconds < 0 || age >= b->set.status_max_age_seconds;
+}
+
+static int refresh(pv_broker *b, pv_request_rec *r, pv_machine_list *ms)
+{
+	per_provider(b, ms, PV_OP_GET_INSTANCE_STATUS, pick_transitional, apply_status, NULL);
+	if (r->kind == PV_REQ_ACQUIRE) {
+		expire_pending(b, ms);
+		for (size_t i = 0; i < ms->n; i++)
+			acquire_result(&ms->items[i]);
+	} else {
+		/* a return is not done until the machines are gone: ask again */
+		per_provider(b, ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
+		bool late = (double)(pv_broker_now_ms() - r->created_ms) / 1000.0 >= b->set.pending_timeout_seconds;
+		for (size_t i = 0; i < ms->n; i++) {
+			pv_machine_rec *m = &ms->items[i];
+			return_result(m);
+			if (late && strcmp(m->result, "executing") == 0) {
+				set_msg(m->result, sizeof m->result, "fail");
+				if (!m->message[0])
+					set_msg(m->message, sizeof m->message, "not terminated in time");
+			}
+		}
+	}
+	r->refreshed_ms = pv_broker_now_ms();
+	if (!pv_request_state_final(r->state) && r->state != PV_REQ_CREATING)
+		r->state = derive(r, ms, r->message, sizeof r->message);
+	return write_outcome(b, r, ms);
+}
+
+static int read_request(pv_broker *b, const char *id, pv_request_rec *r, pv_machine_list *ms)
+{
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	rc = pv_store_request_get(b->store, id, r);
+	if (rc == 0)
+		rc = pv_store_machine_list(b->store, r->kind == PV_REQ_ACQUIRE ? PV_MF_REQUEST : PV_MF_RETURN,
+					   id, ms);
+	pv_store_commit(b->store);
+	return rc;
+}
+
+int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
+			     pv_machine_list *machines)
+{
+	if (!id || !*id)
+		return pv_error_set(PV_EINVAL, "requestId must be a non-empty string");
+	pv_machine_list ms = {0};
+	int rc = read_request(b, id, req, &ms);
+	if (rc == PV_ENOTFOUND)
+		rc = pv_error_set(PV_ENOTFOUND, "unknown request id '%s'", id);
+	if (rc == 0 && req->state == PV_REQ_CREATING && pv_broker_recover(b) > 0) {
+		pv_machine_list_clear(&ms);
+		rc = read_request(b, id, req, &ms);
+	}
+	bool moving = false;
+	for (size_t i = 0; rc == 0 && i < ms.n; i++)
+		moving |= pick_transitional(&ms.items[i], NULL) ||
+			  (req->kind == PV_REQ_RETURN && strcmp(ms.items[i].result, "executing") == 0);
+	if (rc == 0 && req->state != PV_REQ_CREATING && (moving || !pv_request_state_final(req->state)) &&
+	    stale(b, req))
+		rc = refresh(b, req, &ms);
+	for (size_t i = 0; rc == 0 && i < ms.n; i++)
+		rc = pv_machine_list_push(machines, &ms.items[i]);
+	pv_machine_list_clear(&ms);
+	return rc;
+}
+
+/* ---- return ---------------------------------------------------------------------- */
+
+static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *ms,
+		   bool skip_unknown)
+{
+	for (size_t i = 0; i < n; i++) {
+		pv_machine_rec m;
+		const char *id = refs[i].machine_id && *refs[i].machine_id ? refs[i].machine_id : NULL;
+		int rc = pv_store_machine_get(b->store, id, id ? NULL : refs[i].name, &m);
+		if (rc == PV_ENOTFOUND && skip_unknown)
+			continue;
+		if (rc == PV_ENOTFOUND)
+			return pv_error_set(PV_EINVAL, "unknown machine '%s'", id ? id : refs[i].name ? refs[i].name : "");
+		if (rc < 0)
+			return rc;
+		if (!listed(ms, &m) && (rc = pv_machine_list_push(ms, &m)) < 0)
+			return rc;
+	}
+	return 0;
+}
+
+int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n,
+			      char id_out[PV_STORE_SHORT_MAX])
+{
+	id_out[0] = '\0';
+	if (!n)
+		return pv_error_set(PV_EINVAL, "machines must list at least one machine");
+	pv_request_rec r = {.kind = PV_REQ_RETURN, .state = PV_REQ_CREATING, .requested = (int64_t)n,
+			    .owner_pid = getpid(), .created_ms = pv_broker_now_ms()};
+	r.updated_ms = r.created_ms;
+	pv_broker_new_id("ret", r.id, sizeof r.id);
+	pv_machine_list ms = {0};
+	int rc = pv_store_begin(b->store, true);
+	if (rc == 0)
+		rc = resolve(b, refs, n, &ms, false);
+	r.requested = (int64_t)ms.n;
+	for (size_t i = 0; rc == 0 && i < ms.n; i++) {
+		pv_machine_rec *m = &ms.items[i];
+		set_msg(m->return_id, sizeof m->return_id, r.id);
+		m->message[0] = '\0';
+		set_msg(m->result, sizeof m->result, "executing");
+		return_result(m);
+		rc = pv_store_machine_put(b->store, m);
+	}
+	if (rc == 0)
+		rc = pv_store_request_put(b->store, &r);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	if (rc < 0) {
+		pv_store_rollback(b->store);
+		pv_machine_list_clear(&ms);
+		return rc;
+	}
+	per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
+	for (size_t i = 0; i < ms.n; i++)
+		return_result(&ms.items[i]);
+	r.refreshed_ms = pv_broker_now_ms();
+	r.state = derive(&r, &ms, r.message, sizeof r.message);
+	rc = write_outcome(b, &r, &ms);
+	pv_machine_list_clear(&ms);
+	if (rc == 0)
+		snprintf(id_out, PV_STORE_SHORT_MAX, "%s", r.id);
+	return rc;
+}
+
+/* ---- reconciliation ----------------------------------------------------------------- */
+
+static bool reclaimed(const pv_machine_rec *m)
+{
+	return !m->return_id[0] && strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0;
+}
+
+int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out)
+{
+	pv_machine_list ms = {0};
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	pv_store_commit(b->store);
+	/* only machines nobody returned; returned ones are the return's business */
+	size_t k = 0;
+	for (size_t i = 0; i < ms.n; i++)
+		if (!ms.items[i].return_id[0])
+			ms.items[k++] = ms.items[i];
+	ms.n = k;
+	if (rc == 0 && ms.n) {
+		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_not_gone, apply_status, NULL);
+		rc = pv_store_begin(b->store, true);
+		for (size_t i = 0; rc == 0 && i < ms.n; i++)
+			rc = pv_store_machine_put(b->store, &ms.items[i]);
+		if (rc == 0)
+			rc = pv_store_commit(b->store);
+		if (rc < 0)
+			pv_store_rollback(b->store);
+	}
+	for (size_t i = 0; rc == 0 && i < ms.n; i++)
+		if (reclaimed(&ms.items[i]))
+			rc = pv_machine_list_push(out, &ms.items[i]);
+	pv_machine_list_clear(&ms);
+	return rc;
+}
+
+/* ---- crash recovery ------------------------------------------------------------------ */
+
+static bool owner_alive(const pv_request_rec *r)
+{
+	if (r->owner_pid <= 0)
+		return false;
+	if (r->owner_pid == getpid())
+		return true;
+	return kill((pid_t)r->owner_pid, 0) == 0 || errno == EPERM;
+}
+
+/* Takes over a stale request (so one process recovers it). false when
+ * someone else finished or claimed it meanwhile. */
+static bool claim(pv_broker *b, pv_request_rec *r)
+{
+	if (pv_store_begin(b->store, true) < 0)
+		return false;
+	pv_request_rec now;
+	bool ok = pv_store_request_get(b->store, r->id, &now) == 0 && now.state == PV_REQ_CREATING &&
+		  now.owner_pid == r->owner_pid && now.updated_ms == r->updated_ms;
+	if (ok) {
+		r->owner_pid = getpid();
+		r->updated_ms = pv_broker_now_ms();
+		ok = pv_store_request_put(b->store, r) == 0 && pv_store_commit(b->store) == 0;
+	}
+	if (!ok)
+		pv_store_rollback(b->store);
+	return ok;
+}
+
+static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
+{
+	for (size_t p = 0; p < b->n_providers; p++) {
+		pv_result res = PV_RESULT_INIT;
+		pv_broker_run(b, b->providers[p], PV_OP_DESCRIBE_RESOURCE_INSTANCES,
+			      json_pack("{s:s}", "request_id", r->id), &res);
+		json_decref(NULL);
+		size_t i;
+		json_t *inst;
+		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
+			const char *rid = json_string_value(json_object_get(inst, "request_id"));
+			if (rid && strcmp(rid, r->id) != 0)
+				continue;
+			pv_machine_rec m = {0};
+			pv_machine_from_instance(&m, inst, b->providers[p]);
+			set_msg(m.request_id, sizeof m.request_id, r->id);
+			set_msg(m.template_id, sizeof m.template_id, r->template_id);
+			set_msg(m.result, sizeof m.result, "fail");
+			set_msg(m.message, sizeof m.message,
+				"released: its request was interrupted before Host Factory got the id");
+			m.updated_ms = pv_broker_now_ms();
+			if (m.machine_id[0] && !listed(ms, &m))
+				pv_machine_list_push(ms, &m);
+		}
+		pv_result_clear(&res);
+	}
+}
+
+int pv_broker_recover(pv_broker *b)
+{
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	if (pv_store_begin(b->store, false) < 0)
+		return 0;
+	int rc = pv_store_request_list(b->store, PV_REQ_CREATING, 0, &list, &n);
+	pv_store_commit(b->store);
+	int recovered = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		pv_request_rec *r = &list[i];
+		double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
+		if ((owner_alive(r) && age < b->set.creating_timeout_seconds) || r->owner_pid == getpid() ||
+		    !claim(b, r))
+			continue;
+		pv_machine_list ms = {0};
+		if (r->kind == PV_REQ_ACQUIRE) {
+			discover(b, r, &ms);
+			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_all, apply_terminate, NULL);
+			r->state = PV_REQ_FAILED;
+			snprintf(r->message, sizeof r->message,
+				 "interrupted before Host Factory got the request id; %zu machine(s) released",
+				 ms.n);
+		} else {
+			/* a return: its machines are recorded; finish terminating them */
+			pv_store_begin(b->store, false);
+			pv_store_machine_list(b->store, PV_MF_RETURN, r->id, &ms);
+			pv_store_commit(b->store);
+			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
+			for (size_t k = 0; k < ms.n; k++)
+				return_result(&ms.items[k]);
+			r->state = derive(r, &ms, r->message, sizeof r->message);
+		}
+		if (write_outcome(b, r, &ms) == 0)
+			recovered++;
+		pv_log(PV_LOG_WARN, "broker: recovered %s (%zu machine(s))", r->id, ms.n);
+		pv_machine_list_clear(&ms);
+	}
+	free(list);
+	return recovered;
+}

@@ -1,0 +1,125 @@
+/*
+ * cmd_serve.c - `provisio serve`: the daemon (REST API, /metrics, probes,
+ * reconciler, alerts) until SIGTERM; SIGHUP reloads. docs/serve.md.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "provisio/server.h"
+
+static void help(FILE *f)
+{
+	fprintf(f,
+		"usage: provisio serve [--listen HOST:PORT] [--threads N] [--templates FILE]\n"
+		"                      [--store FILE] [--url-file FILE]\n"
+		"       provisio serve --hash-token TOKEN\n"
+		"\n"
+		"Serves the REST API (docs/api.md), GET /metrics, /health and /ready, and runs the\n"
+		"reconciler and the alert rules, until SIGTERM or SIGINT (graceful: requests in\n"
+		"progress finish, kernel state is saved). SIGHUP reloads the configuration; a bad\n"
+		"one is rejected with the reason logged and the running one kept. Logs are JSON\n"
+		"lines on stderr.\n"
+		"\n"
+		"  --listen HOST:PORT  overrides server.listen (default 127.0.0.1:8080; port 0 = any)\n"
+		"  --threads N         event loops (default: one a core)\n"
+		"  --templates FILE    templates file (else as for the Host Factory commands)\n"
+		"  --store FILE        SQLite store (else store.path, $HF_PROVIDER_WORKDIR, ./var)\n"
+		"  --url-file FILE     writes the URL there once listening (scripts, tests)\n"
+		"  --hash-token TOKEN  prints the SHA-256 to put in server.auth.tokens[].sha256\n"
+		"\n"
+		"When auth is on and no token is configured, an admin token is generated and\n"
+		"printed once on stdout.\n"
+		"\n"
+		"examples:\n"
+		"  provisio --config config/provisio.json serve --listen 127.0.0.1:8080\n"
+		"  provisio serve --hash-token \"$(openssl rand -hex 24)\"\n");
+}
+
+static void banner(pv_server *srv)
+{
+	const char *url = pv_server_url(srv), *tok = pv_server_generated_token(srv);
+	printf("provisio serve: listening on %s\n", url);
+	if (tok) {
+		printf("admin token (generated; configure server.auth.tokens to choose your own):\n  %s\n", tok);
+		printf("try:\n");
+		printf("  curl -s %s/health\n", url);
+		printf("  curl -s -H 'Authorization: Bearer %s' %s/api/v1/templates\n", tok, url);
+		printf("  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"
+		       "       -d '{\"template_id\": \"<a templateId above>\", \"count\": 1}' %s/api/v1/requests\n",
+		       tok, url);
+	}
+	fflush(stdout);
+}
+
+int cmd_serve(const pv_cli *cli, int argc, char **argv)
+{
+	if (pv_cli_wants_help(argc, argv)) {
+		help(stdout);
+		return PV_EXIT_OK;
+	}
+	static const struct option opts[] = {
+		{"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
+		{"templates", required_argument, NULL, 'T'}, {"store", required_argument, NULL, 's'},
+		{"url-file", required_argument, NULL, 'u'}, {"hash-token", required_argument, NULL, 'H'},
+		{NULL, 0, NULL, 0},
+	};
+	pv_server_options o = {0};
+	o.open.config.path = cli->config_path;
+	o.open.config.env_name = cli->env_name;
+	o.open.config.strict = cli->strict;
+	const char *url_file = NULL;
+	int c;
+	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l': o.listen = optarg; break;
+		case 't': {
+			char *end;
+			long n = strtol(optarg, &end, 10);
+			if (*end || n < 1 || n > 256) {
+				pv_cli_error("--threads: '%s' is not an integer from 1 to 256", optarg);
+				return PV_EXIT_USAGE;
+			}
+			o.threads = (unsigned)n;
+			break;
+		}
+		case 'T': o.open.templates_path = optarg; break;
+		case 's': o.open.store_path = optarg; break;
+		case 'u': url_file = optarg; break;
+		case 'H': {
+			char hex[65];
+			pv_server_hash_token(optarg, hex);
+			printf("%s\n", hex);
+			return PV_EXIT_OK;
+		}
+		default: help(stderr); return PV_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		pv_cli_error("serve: unexpected argument '%s'", argv[optind]);
+		return PV_EXIT_USAGE;
+	}
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_server *srv = NULL;
+	int rc = pv_server_new(&srv, &o, &d);
+	pv_cli_print_diags(&d);
+	pv_diags_clear(&d);
+	if (rc < 0) {
+		pv_cli_error("serve: %s", pv_error_last());
+		return PV_EXIT_FAIL;
+	}
+	banner(srv);
+	if (url_file) {
+		FILE *f = fopen(url_file, "w");
+		if (f) {
+			fprintf(f, "%s\n%s\n", pv_server_url(srv),
+				pv_server_generated_token(srv) ? pv_server_generated_token(srv) : "");
+			fclose(f);
+		}
+	}
+	rc = pv_server_run(srv, true);
+	pv_server_free(srv);
+	return rc < 0 ? PV_EXIT_FAIL : PV_EXIT_OK;
+}

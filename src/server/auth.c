@@ -1,0 +1,67 @@
+/*
+ * auth.c - who is calling: bearer tokens checked against SHA-256 hashes
+ * from the configuration, roles read and admin.
+ *
+ * Only hashes are configured, so the file never holds a usable secret. The
+ * presented token is hashed and compared with every configured hash with
+ * CRYPTO_memcmp, without stopping at a match, so the time taken says
+ * nothing about which token (or how much of one) matched.
+ */
+#include <string.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include "server/server_internal.h"
+
+void srv_token_hash_raw(const char *token, unsigned char out[32])
+{
+	unsigned int n = 32;
+	if (EVP_Digest(token, strlen(token), out, &n, EVP_sha256(), NULL) != 1)
+		memset(out, 0, 32); /* never equal to a configured hash of a real token */
+}
+
+static void deny(srv_req *r, int status, const char *code, const char *why)
+{
+	if (status == 401)
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
+				  "Bearer realm=\"provisio\"");
+	srv_reply_error(r, status, code, NULL, "%s", why);
+}
+
+int srv_auth(srv_req *r, srv_role need)
+{
+	const srv_settings *s = &r->w->set;
+	if (need == SRV_ROLE_NONE)
+		return 0;
+	if (!s->auth_enabled) {
+		r->role = SRV_ROLE_ADMIN;
+		return 0;
+	}
+	const char *h = srv_header(r, "Authorization");
+	if (!h || strncasecmp(h, "Bearer ", 7) != 0 || !h[7]) {
+		deny(r, 401, "UNAUTHENTICATED", "this call needs 'Authorization: Bearer <token>'");
+		return -1;
+	}
+	unsigned char hash[32];
+	srv_token_hash_raw(h + 7, hash);
+	const srv_token *found = NULL;
+	for (size_t i = 0; i < s->n_tokens; i++)
+		if (CRYPTO_memcmp(hash, s->tokens[i].hash, 32) == 0)
+			found = &s->tokens[i];
+	const char *gen = r->t->srv->generated_token;
+	if (!found && !s->n_tokens && gen[0] && strlen(h + 7) == strlen(gen) && CRYPTO_memcmp(h + 7, gen, strlen(gen)) == 0) {
+		r->role = SRV_ROLE_ADMIN;
+		r->token_name = "generated";
+	} else if (found) {
+		r->role = found->role;
+		r->token_name = found->name;
+	} else {
+		deny(r, 401, "UNAUTHENTICATED", "unknown token");
+		return -1;
+	}
+	if (r->role < need) {
+		deny(r, 403, "FORBIDDEN", need == SRV_ROLE_ADMIN ? "this call needs a token with role 'admin'"
+							       : "this call needs role 'read'");
+		return -1;
+	}
+	return 0;
+}

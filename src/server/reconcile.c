@@ -1,0 +1,214 @@
+/*
+ * reconcile.c - the reconciler: what keeps the store true to the providers
+ * while nobody asks.
+ *
+ * One pass: refresh every request not final (batched status calls per
+ * provider, through the broker, which also enforces the pending timeout and
+ * terminates again what failed to terminate), find machines the providers
+ * took back, find orphans, recover requests a crash left in "creating",
+ * and refresh the broker gauges /metrics shows.
+ *
+ * Orphans: a provider lists its managed instances (those carrying
+ * provisio's tag) with describe_resource_instances and no request id. An
+ * instance no machine record knows is a suspect; a create may be in flight
+ * between the provider's answer and the store write, so only an instance
+ * still unknown on the next pass is an orphan (reported once, terminated
+ * when server.terminate_orphans is on).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "server/server_internal.h"
+
+/* The broker's mapping of provider states to Host Factory's (internal to
+ * src/broker; declared here to use the very same one). */
+const char *pv_machine_status_from_state(const char *state);
+
+static int refresh_requests(pv_server *srv, srv_world *w, int64_t *by_state)
+{
+	pv_broker *b = w->main;
+	pv_store *st = pv_broker_store(b);
+	pv_request_rec *qs = NULL;
+	size_t n = 0;
+	int refreshed = 0;
+	if (pv_store_begin(st, false) < 0)
+		return 0;
+	int rc = pv_store_request_list(st, -1, 0, &qs, &n);
+	pv_store_commit(st);
+	if (rc < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		if (!pv_request_state_final(qs[i].state) && qs[i].state != PV_REQ_CREATING) {
+			pv_request_rec q;
+			pv_machine_list ms = {0};
+			if (pv_broker_request_status(b, qs[i].id, &q, &ms) == 0) {
+				refreshed++;
+				if (q.state != qs[i].state)
+					srv_log(srv, PV_LOG_INFO, "reconciler", NULL, "request %s: %s -> %s (%s)", q.id,
+						pv_request_state_name(qs[i].state), pv_request_state_name(q.state),
+						q.message);
+				qs[i].state = q.state;
+			}
+			pv_machine_list_clear(&ms);
+		}
+		if ((unsigned)qs[i].state < PV_REQ_STATE_COUNT)
+			by_state[qs[i].state]++;
+	}
+	free(qs);
+	return refreshed;
+}
+
+static json_t *find_reclaimed(pv_server *srv, srv_world *w)
+{
+	pv_machine_list out = {0};
+	json_t *list = json_array();
+	if (pv_broker_reclaimed(w->main, NULL, 0, &out) == 0)
+		for (size_t i = 0; i < out.n; i++) {
+			srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "machine %s (%s) was taken back by its "
+				"provider: %s", out.items[i].machine_id, out.items[i].provider,
+				out.items[i].message);
+			json_array_append_new(list, srv_machine_json(&out.items[i]));
+		}
+	atomic_fetch_add(&srv->reclaimed_found, out.n);
+	pv_machine_list_clear(&out);
+	return list;
+}
+
+/* Whether the store knows the instance, or a create that may be writing
+ * it is still in progress. */
+static bool known(pv_store *st, const char *id, const char *request_id)
+{
+	pv_machine_rec m;
+	pv_request_rec q;
+	bool k = false;
+	if (pv_store_begin(st, false) < 0)
+		return true; /* cannot tell: never call a machine an orphan on a store error */
+	if (pv_store_machine_get(st, id, NULL, &m) == 0)
+		k = true;
+	else if (request_id && pv_store_request_get(st, request_id, &q) == 0 && q.state == PV_REQ_CREATING)
+		k = true;
+	pv_store_commit(st);
+	return k;
+}
+
+static void terminate(srv_world *w, const char *provider, json_t *ids)
+{
+	pv_operation op = {.type = PV_OP_TERMINATE_INSTANCES,
+			   .params = json_pack("{s:O}", "instance_ids", ids)};
+	op.deadline_ns = pv_now_ns() + pv_broker_get_settings(w->main)->call_timeout_ms * PV_NS_PER_MS;
+	pv_result res = PV_RESULT_INIT;
+	pv_context_execute_on(pv_broker_context(w->main), provider, &op, &res);
+	pv_result_clear(&res);
+	json_decref(op.params);
+}
+
+static void provider_orphans(pv_server *srv, srv_world *w, const char *provider, json_t *next,
+			     json_t *found, int *terminated)
+{
+	pv_operation op = {.type = PV_OP_DESCRIBE_RESOURCE_INSTANCES, .params = json_object()};
+	op.deadline_ns = pv_now_ns() + pv_broker_get_settings(w->main)->call_timeout_ms * PV_NS_PER_MS;
+	pv_result res = PV_RESULT_INIT;
+	pv_context_execute_on(pv_broker_context(w->main), provider, &op, &res);
+	json_decref(op.params);
+	json_t *kill = json_array();
+	size_t i;
+	json_t *inst;
+	json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
+		const char *id = json_string_value(json_object_get(inst, "instance_id"));
+		const char *state = json_string_value(json_object_get(inst, "state"));
+		if (!id || (state && strcmp(pv_machine_status_from_state(state), "terminated") == 0))
+			continue;
+		if (known(pv_broker_store(w->main), id,
+			  json_string_value(json_object_get(inst, "request_id"))))
+			continue;
+		char key[300];
+		snprintf(key, sizeof key, "%s/%s", provider, id);
+		json_t *before = json_object_get(srv->orphan_suspects, key);
+		int seen = before ? (int)json_integer_value(before) : 0;
+		json_object_set_new(next, key, json_integer(seen ? 2 : 1));
+		if (!seen)
+			continue;
+		json_array_append_new(found, json_pack("{s:s, s:s, s:s?}", "provider", provider, "instance_id",
+						       id, "state", state));
+		if (seen == 1) {
+			atomic_fetch_add(&srv->orphans_found, 1);
+			srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "orphan: %s instance %s carries "
+				"provisio's tag but no request knows it%s", provider, id,
+				w->set.terminate_orphans ? "; terminating it" : "");
+		}
+		if (w->set.terminate_orphans)
+			json_array_append_new(kill, json_string(id));
+	}
+	if (json_array_size(kill)) {
+		terminate(w, provider, kill);
+		*terminated += (int)json_array_size(kill);
+	}
+	json_decref(kill);
+	pv_result_clear(&res);
+}
+
+static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated)
+{
+	json_t *next = json_object(), *found = json_array();
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(w->graph, "providers"), i, p) {
+		const char *name = json_string_value(json_object_get(p, "name"));
+		json_t *en = json_object_get(p, "enabled");
+		if (name && !json_is_false(en))
+			provider_orphans(srv, w, name, next, found, terminated);
+	}
+	json_decref(srv->orphan_suspects);
+	srv->orphan_suspects = next;
+	atomic_store(&srv->last_orphans, (int)json_array_size(found));
+	return found;
+}
+
+void srv_gauges_refresh(pv_server *srv, srv_world *w)
+{
+	pv_store *st = pv_broker_store(w->main);
+	pv_machine_list ms = {0};
+	if (pv_store_begin(st, false) < 0)
+		return;
+	pv_store_machine_list(st, PV_MF_ALIVE, NULL, &ms);
+	pv_store_commit(st);
+	json_t *by = json_object();
+	for (size_t i = 0; i < ms.n; i++) {
+		json_t *p = json_object_get(by, ms.items[i].provider);
+		if (!p)
+			json_object_set_new(by, ms.items[i].provider, p = json_object());
+		json_int_t n = json_integer_value(json_object_get(p, ms.items[i].status));
+		json_object_set_new(p, ms.items[i].status, json_integer(n + 1));
+	}
+	pv_machine_list_clear(&ms);
+	pthread_mutex_lock(&srv->gauges.lock);
+	json_decref(srv->gauges.machines);
+	srv->gauges.machines = by;
+	pthread_mutex_unlock(&srv->gauges.lock);
+}
+
+int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
+{
+	int64_t by_state[PV_REQ_STATE_COUNT] = {0};
+	int refreshed = refresh_requests(srv, w, by_state);
+	json_t *reclaimed = find_reclaimed(srv, w);
+	int terminated = 0;
+	json_t *orphans = find_orphans(srv, w, &terminated);
+	int recovered = pv_broker_recover(w->main);
+	if (recovered > 0)
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "recovered %d request(s) left in \"creating\"",
+			recovered);
+	pthread_mutex_lock(&srv->gauges.lock);
+	memcpy(srv->gauges.requests, by_state, sizeof by_state);
+	srv->gauges.valid = true;
+	pthread_mutex_unlock(&srv->gauges.lock);
+	srv_gauges_refresh(srv, w);
+	if (report)
+		*report = json_pack("{s:i, s:o, s:o, s:i, s:i}", "refreshed", refreshed, "reclaimed", reclaimed,
+				    "orphans", orphans, "orphans_terminated", terminated, "recovered",
+				    recovered < 0 ? 0 : recovered);
+	else {
+		json_decref(reclaimed);
+		json_decref(orphans);
+	}
+	return 0;
+}

@@ -1,0 +1,388 @@
+/*
+ * routes.c - the route table and the operator routes: probes, /metrics,
+ * the strategy graph, runtime strategy updates, exec, log levels, alerts,
+ * reload. The broker routes are in routes_broker.c.
+ *
+ * Routing is a short list of (method, pattern) pairs matched segment by
+ * segment: a dozen routes do not need a trie, and a known path with the
+ * wrong method answers 405 with Allow instead of 404.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <event2/keyvalq_struct.h>
+#include "server/server_internal.h"
+
+void srv_req_ids(srv_req *r);
+void srv_req_done(srv_req *r);
+
+typedef void (*h0)(srv_req *r);
+typedef void (*h1)(srv_req *r, const char *arg);
+
+typedef struct route {
+	enum evhttp_cmd_type method;
+	const char *pattern; /* "*" matches one segment, passed to h1 */
+	srv_role role;
+	h0 fn0;
+	h1 fn1;
+} route;
+
+static void post_reload(srv_req *r);
+
+static const route routes[] = {
+	{EVHTTP_REQ_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
+	{EVHTTP_REQ_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL},
+	{EVHTTP_REQ_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template},
+	{EVHTTP_REQ_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request},
+	{EVHTTP_REQ_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/providers", SRV_ROLE_READ, srv_get_providers, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health},
+	{EVHTTP_REQ_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec},
+	{EVHTTP_REQ_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/log-levels", SRV_ROLE_READ, srv_get_log_levels, NULL},
+	{EVHTTP_REQ_PUT, "/api/v1/log-levels", SRV_ROLE_ADMIN, srv_put_log_levels, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/alerts", SRV_ROLE_READ, srv_get_alerts, NULL},
+	{EVHTTP_REQ_POST, "/api/v1/reload", SRV_ROLE_ADMIN, post_reload, NULL},
+};
+
+/* Whether `path` matches `pattern`; the "*" segment is copied to arg. */
+static bool match(const char *pattern, const char *path, char *arg, size_t size)
+{
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			const char *end = strchr(path, '/');
+			size_t n = end ? (size_t)(end - path) : strlen(path);
+			if (n == 0 || n >= size)
+				return false;
+			memcpy(arg, path, n);
+			arg[n] = '\0';
+			path += n;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	return !*pattern && !*path;
+}
+
+static const char *method_str(enum evhttp_cmd_type m)
+{
+	return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : m == EVHTTP_REQ_PUT ? "PUT" : "DELETE";
+}
+
+static void dispatch(srv_req *r)
+{
+	char arg[256], allow[64] = "";
+	size_t plen = strlen(r->path);
+	char path[1024];
+	/* one trailing slash is forgiven */
+	snprintf(path, sizeof path, "%.*s", (int)(plen > 1 && r->path[plen - 1] == '/' ? plen - 1 : plen),
+		 r->path);
+	enum evhttp_cmd_type m = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const route *rt = &routes[i];
+		if (!match(rt->pattern, path, arg, sizeof arg))
+			continue;
+		if (rt->method != m) {
+			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
+				 method_str(rt->method));
+			continue;
+		}
+		if (srv_auth(r, rt->role) < 0)
+			return;
+		if (rt->fn0)
+			rt->fn0(r);
+		else
+			rt->fn1(r, arg);
+		return;
+	}
+	if (allow[0]) {
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+		srv_reply_error(r, 405, "METHOD_NOT_ALLOWED", NULL, "%s %s: allowed: %s", method_str(r->method),
+				path, allow);
+		return;
+	}
+	srv_reply_error(r, 404, "NOT_FOUND", NULL, "no route %s (see docs/api.md)", path);
+}
+
+void srv_route(srv_req *r)
+{
+	srv_req_ids(r);
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
+	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
+	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+	char *decoded = NULL;
+	if (raw && strchr(raw, '%'))
+		raw = decoded = evhttp_uridecode(raw, 0, NULL);
+	r->path = raw && *raw ? raw : "/";
+	if (q && *q) {
+		TAILQ_INIT(&r->query);
+		r->has_query = evhttp_parse_query_str(q, &r->query) == 0;
+		if (!r->has_query)
+			evhttp_clear_headers(&r->query);
+	}
+	if (!srv_thread_broker(r->t)) {
+		srv_reply_error(r, 503, "UNAVAILABLE", NULL, "the store cannot be opened: %s", pv_error_last());
+	} else {
+		r->w = r->t->w;
+		if (r->has_query || (q && *q)) {
+			if (!r->has_query)
+				srv_reply_error(r, 400, "INVALID_QUERY", NULL, "malformed query string");
+			else
+				dispatch(r);
+		} else
+			dispatch(r);
+	}
+	srv_req_done(r);
+	free(decoded);
+}
+
+/* ---- probes ---------------------------------------------------------------------- */
+
+void srv_get_health(srv_req *r)
+{
+	double up = (double)(pv_now_ns() - r->t->srv->started_ns) / 1e9;
+	srv_reply_json(r, 200, json_pack("{s:s, s:s, s:f}", "status", "ok", "version", PROVISIO_VERSION,
+					 "uptime_seconds", up));
+}
+
+void srv_get_ready(srv_req *r)
+{
+	pv_store *st = pv_broker_store(r->t->b);
+	bool store_ok = pv_store_begin(st, false) == 0;
+	if (store_ok)
+		store_ok = pv_store_commit(st) == 0;
+	else
+		pv_store_rollback(st);
+	pv_context *ctx = pv_broker_context(r->w->main);
+	json_t *names = pv_context_names(ctx);
+	size_t i, healthy = 0;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		pv_health h = {0};
+		if (pv_context_check_health(ctx, json_string_value(n), &h) == 0 && h.healthy)
+			healthy++;
+		pv_health_clear(&h);
+	}
+	json_decref(names);
+	bool ready = store_ok && healthy > 0;
+	srv_reply_json(r, ready ? 200 : 503,
+		       json_pack("{s:b, s:s, s:I}", "ready", ready, "store", store_ok ? "ok" : "unreachable",
+				 "healthy_providers", (json_int_t)healthy));
+}
+
+void srv_get_metrics(srv_req *r)
+{
+	size_t len = 0;
+	char *text = srv_prom_render(r->t->srv, r->w, &len);
+	if (!text) {
+		srv_reply_error(r, 500, "INTERNAL_ERROR", NULL, "metrics could not be rendered");
+		return;
+	}
+	srv_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+	free(text);
+}
+
+/* ---- the strategy graph ------------------------------------------------------------- */
+
+static json_t *graph_children(const json_t *item)
+{
+	json_t *kids = json_array();
+	if (json_object_get(item, "primary"))
+		json_array_append(kids, json_object_get(item, "primary"));
+	static const char *const keys[] = {"fallbacks", "children"};
+	for (int k = 0; k < 2; k++)
+		if (json_is_array(json_object_get(item, keys[k])))
+			json_array_extend(kids, json_object_get(item, keys[k]));
+	if (json_is_string(json_object_get(item, "child")))
+		json_array_append(kids, json_object_get(item, "child"));
+	return kids;
+}
+
+static json_t *providers_view(srv_world *w)
+{
+	json_t *all = pv_context_to_json(pv_broker_context(w->main));
+	json_t *strategies = json_object_get(all, "strategies");
+	static const char *const lists[] = {"providers", "strategies"};
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		json_t *item;
+		json_array_foreach(json_object_get(w->graph, lists[l]), i, item) {
+			json_t *s = json_object_get(strategies, json_string_value(json_object_get(item, "name")));
+			if (!s)
+				continue;
+			json_object_set_new(s, "kind", l == 0 ? json_string("provider")
+							      : json_incref(json_object_get(item, "kind")));
+			json_object_set_new(s, "children", l == 0 ? json_array() : graph_children(item));
+		}
+	}
+	return all;
+}
+
+void srv_get_providers(srv_req *r) { srv_reply_json(r, 200, providers_view(r->w)); }
+
+void srv_get_provider_health(srv_req *r, const char *name)
+{
+	pv_health h = {0};
+	if (pv_context_check_health(pv_broker_context(r->w->main), name, &h) < 0) {
+		srv_reply_error(r, 404, "STRATEGY_NOT_FOUND", NULL, "no strategy or provider '%s'", name);
+		return;
+	}
+	json_t *j = pv_health_to_json(&h);
+	json_object_set_new(j, "name", json_string(name));
+	pv_health_clear(&h);
+	srv_reply_json(r, 200, j);
+}
+
+void srv_put_strategy(srv_req *r)
+{
+	json_t *body = srv_body_object(r);
+	if (!body)
+		return;
+	static const char *const allowed[] = {"selection_policy", "selection_criteria", "weights", NULL};
+	if (srv_check_fields(r, body, allowed) < 0) {
+		json_decref(body);
+		return;
+	}
+	pv_diags d;
+	pv_diags_init(&d);
+	int rc = pv_config_update(pv_broker_context(r->w->main), body, &d);
+	json_decref(body);
+	if (rc < 0) {
+		const pv_diag *first = NULL;
+		for (size_t i = 0; i < d.n && !first; i++)
+			if (d.items[i].level == PV_DIAG_ERROR)
+				first = &d.items[i];
+		json_t *e = json_pack("{s:s, s:s, s:o}", "code", "INVALID_UPDATE", "message",
+				      first ? first->message : pv_error_last(), "problems", pv_diags_to_json(&d));
+		if (first && first->path)
+			json_object_set_new(e, "field", json_string(first->path));
+		pv_diags_clear(&d);
+		srv_reply_json(r, 400, json_pack("{s:o}", "error", e));
+		return;
+	}
+	pv_diags_clear(&d);
+	srv_log(r->t->srv, PV_LOG_INFO, "server", r, "strategy updated by %s",
+		r->token_name ? r->token_name : "(auth off)");
+	srv_reply_json(r, 200, providers_view(r->w));
+}
+
+/* ---- exec ------------------------------------------------------------------------------ */
+
+static int exec_parse(srv_req *r, json_t *body, pv_operation *op)
+{
+	static const char *const allowed[] = {"operation", "params", "context", "deadline_ms", NULL};
+	if (srv_check_fields(r, body, allowed) < 0)
+		return -1;
+	json_t *o = json_object_get(body, "operation"), *p = json_object_get(body, "params");
+	json_t *c = json_object_get(body, "context"), *d = json_object_get(body, "deadline_ms");
+	if (!json_is_string(o) || pv_op_parse(json_string_value(o), &op->type) < 0) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "operation", "operation: %s",
+				json_is_string(o) ? pv_error_last() : "must be an operation name string");
+		return -1;
+	}
+	if (p && !json_is_object(p)) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "params", "params: must be an object");
+		return -1;
+	}
+	if (c && !json_is_object(c)) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "context", "context: must be an object");
+		return -1;
+	}
+	if (d && (!json_is_integer(d) || json_integer_value(d) < 1 || json_integer_value(d) > 86400000)) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "deadline_ms", "deadline_ms: must be an integer "
+				"from 1 to 86400000");
+		return -1;
+	}
+	op->params = p;
+	op->context = c;
+	if (d)
+		op->deadline_ns = pv_now_ns() + (uint64_t)json_integer_value(d) * PV_NS_PER_MS;
+	return 0;
+}
+
+void srv_post_exec(srv_req *r, const char *name)
+{
+	pv_context *ctx = pv_broker_context(r->w->main);
+	pv_strategy *s = pv_context_strategy(ctx, name);
+	if (!s) {
+		srv_reply_error(r, 404, "STRATEGY_NOT_FOUND", NULL, "no strategy or provider '%s'", name);
+		return;
+	}
+	pv_strategy_unref(s);
+	json_t *body = srv_body_object(r);
+	if (!body)
+		return;
+	pv_operation op = {0};
+	if (exec_parse(r, body, &op) < 0) {
+		json_decref(body);
+		return;
+	}
+	/* the operation runs under the request's trace id unless it has one */
+	json_t *ctxj = op.context ? json_incref(op.context) : json_object();
+	if (!json_object_get(ctxj, "trace_id"))
+		json_object_set_new(ctxj, "trace_id", json_string(r->trace_id));
+	op.context = ctxj;
+	bool debug = json_is_true(json_object_get(ctxj, "debug"));
+	if (debug)
+		srv_log(r->t->srv, PV_LOG_INFO, "trace", r, "%s on '%s' starts", pv_op_name(op.type), name);
+	pv_result res = PV_RESULT_INIT;
+	pv_context_execute_on(ctx, name, &op, &res);
+	json_t *out = pv_result_to_json(&res);
+	if (debug) {
+		char *meta = json_dumps(json_object_get(out, "metadata"), JSON_COMPACT | JSON_SORT_KEYS);
+		srv_log(r->t->srv, PV_LOG_INFO, "trace", r, "%s on '%s' answered by '%s' after %u attempt(s): "
+			"%s; path %s", pv_op_name(op.type), name, res.provider, res.attempts,
+			res.success ? "success" : res.error_code, meta ? meta : "{}");
+		free(meta);
+	}
+	pv_result_clear(&res);
+	json_decref(ctxj);
+	json_decref(body);
+	srv_reply_json(r, 200, out);
+}
+
+/* ---- log levels, alerts, reload ---------------------------------------------------------- */
+
+void srv_get_log_levels(srv_req *r) { srv_reply_json(r, 200, srv_log_levels()); }
+
+void srv_put_log_levels(srv_req *r)
+{
+	json_t *body = srv_body_object(r);
+	if (!body)
+		return;
+	const char *k;
+	json_t *v;
+	json_object_foreach(body, k, v) {
+		if (!json_is_string(v) || srv_log_set_component(k, json_string_value(v)) < 0) {
+			srv_reply_error(r, 400, "INVALID_FIELD", k, "%s: %s", k,
+					json_is_string(v) ? pv_error_last() : "must be a level string");
+			json_decref(body);
+			return;
+		}
+	}
+	json_decref(body);
+	srv_reply_json(r, 200, srv_log_levels());
+}
+
+void srv_get_alerts(srv_req *r) { srv_reply_json(r, 200, srv_alerts_json(r->t->srv, r->w)); }
+
+static void post_reload(srv_req *r)
+{
+	pv_diags d;
+	pv_diags_init(&d);
+	int rc = pv_server_reload(r->t->srv, &d);
+	if (rc < 0) {
+		json_t *e = json_pack("{s:s, s:s, s:o}", "code", "INVALID_CONFIGURATION", "message",
+				      pv_error_last(), "problems", pv_diags_to_json(&d));
+		srv_reply_json(r, 400, json_pack("{s:o}", "error", e));
+	} else
+		srv_reply_json(r, 200, json_pack("{s:b, s:I}", "reloaded", 1, "generation",
+						 (json_int_t)atomic_load(&r->t->srv->gen)));
+	pv_diags_clear(&d);
+}

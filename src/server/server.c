@@ -1,0 +1,646 @@
+/*
+ * server.c - the life of `provisio serve`: worlds (what one configuration
+ * built) and their swap on reload, the listening sockets, one evhttp loop a
+ * thread, the main loop with signals and timers, and the graceful stop.
+ *
+ * Why loops a thread with SO_REUSEPORT: the kernel balances new connections
+ * across the sockets, no lock is shared on accept, and each loop's requests
+ * stay on one core with one store connection (SQLite connections are not to
+ * be shared between threads mid-transaction).
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/thread.h>
+#include <openssl/err.h>
+#include "server/server_internal.h"
+
+int srv_parse_listen(const char *text, char *host, size_t hsize, int *port);
+
+/* ---- worlds -------------------------------------------------------------------- */
+
+void srv_world_release(srv_world *w)
+{
+	if (!w || atomic_fetch_sub(&w->refs, 1) != 1)
+		return;
+	pv_broker_close(w->main);
+	json_decref(w->graph);
+	srv_settings_clear(&w->set);
+	free(w);
+}
+
+srv_world *srv_world_get(pv_server *srv)
+{
+	pthread_mutex_lock(&srv->world_lock);
+	srv_world *w = srv->world;
+	if (w)
+		atomic_fetch_add(&w->refs, 1);
+	pthread_mutex_unlock(&srv->world_lock);
+	return w;
+}
+
+static void resolve_store(const pv_server *srv, const json_t *doc, char *out, size_t size)
+{
+	const char *p = srv->store_path;
+	if (!p)
+		p = json_string_value(json_object_get(json_object_get(doc, "store"), "path"));
+	if (p) {
+		snprintf(out, size, "%s", p);
+		return;
+	}
+	const char *dir = getenv("HF_PROVIDER_WORKDIR");
+	snprintf(out, size, "%s/provisio.db", dir && *dir ? dir : "./var");
+}
+
+static void copy_diags(pv_diags *to, const pv_diags *from)
+{
+	for (size_t i = 0; to && i < from->n; i++)
+		pv_diags_add(to, from->items[i].level, from->items[i].path, "%s", from->items[i].message);
+}
+
+/* The listener as configured, overridden by --listen; auth may be off only
+ * on loopback. */
+static int check_listener(pv_server *srv, srv_settings *s, pv_diags *diags)
+{
+	if (srv->listen && srv_parse_listen(srv->listen, s->host, sizeof s->host, &s->port) < 0) {
+		pv_diags_add(diags, PV_DIAG_ERROR, "--listen", "%s", pv_error_last());
+		return PV_EINVAL;
+	}
+	if (!s->auth_enabled && !srv_host_is_loopback(s->host)) {
+		pv_diags_add(diags, PV_DIAG_ERROR, "server.auth.enabled",
+			     "auth may be disabled only on a loopback listener (127.0.0.1, ::1, "
+			     "localhost); %s is not one", s->host);
+		return PV_EINVAL;
+	}
+	if (srv->opts.threads)
+		s->threads = srv->opts.threads;
+	return 0;
+}
+
+static int load_world(pv_server *srv, unsigned gen, srv_world **out, pv_diags *diags)
+{
+	pv_diags scratch;
+	pv_diags_init(&scratch);
+	json_t *doc = NULL;
+	srv_world *w = calloc(1, sizeof *w);
+	if (!w)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	atomic_init(&w->refs, 1);
+	w->gen = gen;
+	pv_broker_open_options o = srv->opts.open;
+	int rc = pv_config_load_file(&o.config, &doc, &scratch);
+	if (rc < 0)
+		copy_diags(diags, &scratch);
+	pv_diags_clear(&scratch);
+	if (rc == 0) {
+		pv_diags_init(&scratch);
+		rc = srv_settings_read(json_object_get(doc, "server"), &w->set, &scratch);
+		if (rc == 0)
+			rc = check_listener(srv, &w->set, &scratch);
+		copy_diags(diags, &scratch);
+		if (rc < 0)
+			pv_error_set(PV_EINVAL, "%s: %s", scratch.items[0].path, scratch.items[0].message);
+		pv_diags_clear(&scratch);
+	}
+	if (rc == 0) {
+		pv_diags_init(&scratch);
+		w->graph = pv_config_normalize(doc, o.config.strict, &scratch);
+		pv_diags_clear(&scratch);
+		resolve_store(srv, doc, w->store_path, sizeof w->store_path);
+		o.store_path = w->store_path;
+		pv_diags local;
+		pv_diags_init(&local);
+		rc = pv_broker_open(&w->main, &o, &local);
+		copy_diags(diags, &local);
+		if (rc < 0 && local.errors)
+			pv_error_set(rc, "%s: %s", local.items[local.n - 1].path, local.items[local.n - 1].message);
+		pv_diags_clear(&local);
+	}
+	json_decref(doc);
+	if (rc < 0) {
+		srv_world_release(w);
+		return rc;
+	}
+	*out = w;
+	return 0;
+}
+
+pv_broker *srv_thread_broker(srv_thread *t)
+{
+	pv_server *srv = t->srv;
+	unsigned gen = atomic_load_explicit(&srv->gen, memory_order_acquire);
+	if (t->b && t->w->gen == gen)
+		return t->b;
+	srv_world *w = srv_world_get(srv);
+	if (!w) {
+		pv_error_set(PV_ESTATE, "server is stopping");
+		return NULL;
+	}
+	pv_broker_close(t->b);
+	t->b = NULL;
+	if (t->w && strcmp(t->w->store_path, w->store_path) != 0) {
+		pv_store_close(t->st);
+		t->st = NULL;
+	}
+	srv_world_release(t->w);
+	t->w = w;
+	if (!t->st && pv_store_open_sqlite(&t->st, w->store_path, NULL) < 0)
+		return NULL;
+	pv_broker_setup setup = {.ctx = pv_broker_context(w->main), .store = t->st,
+				 .templates = pv_broker_templates(w->main),
+				 .settings = *pv_broker_get_settings(w->main)};
+	if (pv_broker_new(&t->b, &setup) < 0)
+		t->b = NULL;
+	return t->b;
+}
+
+static void thread_drop_broker(srv_thread *t)
+{
+	pv_broker_close(t->b);
+	t->b = NULL;
+	pv_store_close(t->st);
+	t->st = NULL;
+	srv_world_release(t->w);
+	t->w = NULL;
+}
+
+/* ---- sockets ------------------------------------------------------------------- */
+
+static evutil_socket_t listen_socket(const char *host, int port, int *bound_port)
+{
+	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
+	char ps[16];
+	snprintf(ps, sizeof ps, "%d", port);
+	int g = getaddrinfo(host, ps, &hints, &ai);
+	if (g != 0) {
+		pv_error_set(PV_EIO, "listen %s:%d: %s", host, port, gai_strerror(g));
+		return -1;
+	}
+	evutil_socket_t fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+	int one = 1;
+	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
+	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
+	    evutil_make_socket_nonblocking(fd) < 0) {
+		pv_error_set(PV_EIO, "listen %s:%d: %s", host, port, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		freeaddrinfo(ai);
+		return -1;
+	}
+	freeaddrinfo(ai);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname(fd, (struct sockaddr *)&ss, &sl);
+	*bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						     : ((struct sockaddr_in *)&ss)->sin_port);
+	return fd;
+}
+
+static struct bufferevent *tls_bev(struct event_base *base, void *arg)
+{
+	pv_server *srv = arg;
+	SSL *ssl = SSL_new(srv->ssl);
+	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
+					      BEV_OPT_CLOSE_ON_FREE);
+}
+
+static int tls_setup(pv_server *srv, const srv_settings *s)
+{
+	if (!s->tls_cert[0])
+		return 0;
+	srv->ssl = SSL_CTX_new(TLS_server_method());
+	if (!srv->ssl || SSL_CTX_use_certificate_chain_file(srv->ssl, s->tls_cert) != 1 ||
+	    SSL_CTX_use_PrivateKey_file(srv->ssl, s->tls_key, SSL_FILETYPE_PEM) != 1 ||
+	    SSL_CTX_check_private_key(srv->ssl) != 1) {
+		char buf[256];
+		ERR_error_string_n(ERR_get_error(), buf, sizeof buf);
+		return pv_error_set(PV_EIO, "server.tls: cannot use %s / %s: %s", s->tls_cert, s->tls_key,
+				    buf);
+	}
+	SSL_CTX_set_min_proto_version(srv->ssl, TLS1_2_VERSION);
+	return 0;
+}
+
+static void on_request(struct evhttp_request *req, void *arg);
+
+static int thread_setup(pv_server *srv, srv_thread *t, const srv_settings *s)
+{
+	t->srv = srv;
+	t->fd = -1;
+	/* with evthread_use_pthreads the base has a lock: the main loop may
+	 * post the stop to it (event_base_once) */
+	t->base = event_base_new();
+	t->http = t->base ? evhttp_new(t->base) : NULL;
+	if (!t->http)
+		return pv_error_set(PV_ENOMEM, "cannot create an event loop");
+	/* libevent's own limit is a memory ceiling; the configured limit is
+	 * checked by the route so the 413 is JSON like every other answer */
+	evhttp_set_max_body_size(t->http, (ev_ssize_t)(s->max_body_bytes * 4 + 4096));
+	evhttp_set_max_headers_size(t->http, 64 * 1024);
+	evhttp_set_timeout(t->http, 60);
+	evhttp_set_allowed_methods(t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
+						    EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
+	evhttp_set_default_content_type(t->http, "application/json");
+	evhttp_set_gencb(t->http, on_request, t);
+	if (srv->ssl)
+		evhttp_set_bevcb(t->http, tls_bev, srv);
+	int port = srv->port ? srv->port : s->port;
+	t->fd = listen_socket(s->host, port, &srv->port);
+	if (t->fd < 0)
+		return PV_EIO;
+	t->bound = evhttp_accept_socket_with_handle(t->http, t->fd);
+	if (!t->bound)
+		return pv_error_set(PV_EIO, "cannot accept on %s:%d", s->host, srv->port);
+	return 0;
+}
+
+/* ---- one request ------------------------------------------------------------------ */
+
+static void on_complete(struct evhttp_request *req, void *arg)
+{
+	(void)req;
+	srv_thread *t = arg;
+	atomic_fetch_sub_explicit(&t->pending_writes, 1, memory_order_relaxed);
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	srv_thread *t = arg;
+	srv_req r = {.t = t, .req = req, .method = evhttp_request_get_command(req),
+		     .start_ns = pv_now_ns()};
+	atomic_fetch_add_explicit(&t->pending_writes, 1, memory_order_relaxed);
+	evhttp_request_set_on_complete_cb(req, on_complete, t);
+	if (atomic_load_explicit(&t->srv->stopping, memory_order_relaxed))
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
+	srv_route(&r);
+}
+
+static void *thread_main(void *arg)
+{
+	srv_thread *t = arg;
+	event_base_dispatch(t->base);
+	thread_drop_broker(t);
+	return NULL;
+}
+
+static void drain_check(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	srv_thread *t = arg;
+	if (atomic_load(&t->pending_writes) <= 0 || pv_now_ns() >= t->drain_deadline_ns)
+		event_base_loopexit(t->base, NULL);
+}
+
+static void thread_stop(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	srv_thread *t = arg;
+	if (t->bound) {
+		evhttp_del_accept_socket(t->http, t->bound); /* closes the socket */
+		t->bound = NULL;
+		t->fd = -1;
+	}
+	srv_world *w = t->w ? t->w : t->srv->world;
+	double limit = w ? w->set.shutdown_timeout_s : 30;
+	t->drain_deadline_ns = pv_now_ns() + (uint64_t)(limit * 1e9);
+	struct timeval tv = {0, 10000};
+	t->drain = event_new(t->base, -1, EV_PERSIST, drain_check, t);
+	event_add(t->drain, &tv);
+	drain_check(-1, 0, t);
+}
+
+/* ---- the main loop ---------------------------------------------------------------------- */
+
+static void stop_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pv_server *srv = arg;
+	atomic_store(&srv->stopping, true);
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "stopping: no new connections; waiting for requests "
+		"in progress");
+	struct timeval now = {0, 0};
+	for (unsigned i = 0; i < srv->n_threads; i++)
+		if (srv->threads[i].started)
+			event_base_once(srv->threads[i].base, -1, EV_TIMEOUT, thread_stop, &srv->threads[i], &now);
+	for (unsigned i = 0; i < srv->n_threads; i++)
+		if (srv->threads[i].started) {
+			pthread_join(srv->threads[i].th, NULL);
+			srv->threads[i].started = false;
+		}
+	event_base_loopbreak(srv->base);
+}
+
+static void signal_cb(evutil_socket_t sig, short what, void *arg)
+{
+	(void)what;
+	pv_server *srv = arg;
+	if (sig == SIGHUP) {
+		srv_log(srv, PV_LOG_INFO, "server", NULL, "SIGHUP: reloading the configuration");
+		pv_server_reload(srv, NULL);
+		return;
+	}
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+	pv_server_stop(srv);
+}
+
+static void reconcile_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pv_server_reconcile(arg, NULL);
+}
+
+static void alert_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pv_server_evaluate_alerts(arg);
+}
+
+static void arm_timers(pv_server *srv, const srv_settings *s)
+{
+	struct timeval rv = {(time_t)s->reconcile_interval_s,
+			     (suseconds_t)((s->reconcile_interval_s - (time_t)s->reconcile_interval_s) * 1e6)};
+	struct timeval av = {(time_t)s->alert_interval_s,
+			     (suseconds_t)((s->alert_interval_s - (time_t)s->alert_interval_s) * 1e6)};
+	event_add(srv->reconcile_ev, &rv);
+	event_add(srv->alert_ev, &av);
+}
+
+/* ---- public --------------------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static void make_token(pv_server *srv)
+{
+	unsigned char raw[24];
+	if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+		for (size_t i = 0; i < sizeof raw; i++)
+			raw[i] = (unsigned char)(pv_now_ns() >> (i % 8));
+	char *p = srv->generated_token;
+	p += sprintf(p, "pv_");
+	for (size_t i = 0; i < sizeof raw; i++)
+		p += sprintf(p, "%02x", raw[i]);
+}
+
+static void use_pthreads(void) { evthread_use_pthreads(); }
+
+static int server_setup(pv_server *srv, pv_diags *diags)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, use_pthreads);
+	int rc = load_world(srv, 1, &srv->world, diags);
+	if (rc < 0)
+		return rc;
+	atomic_store(&srv->gen, 1);
+	srv_settings *s = &srv->world->set;
+	srv_log_install(srv, s);
+	if (s->auth_enabled && !s->n_tokens)
+		make_token(srv);
+	if ((rc = tls_setup(srv, s)) < 0)
+		return rc;
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+	srv->n_threads = s->threads ? s->threads : (unsigned)(cores > 0 ? cores : 1);
+	srv->threads = calloc(srv->n_threads, sizeof *srv->threads);
+	if (!srv->threads)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	for (unsigned i = 0; i < srv->n_threads; i++) {
+		srv->threads[i].index = i;
+		if ((rc = thread_setup(srv, &srv->threads[i], s)) < 0)
+			return rc;
+	}
+	const char *h = s->host;
+	bool v6 = strchr(h, ':') != NULL;
+	snprintf(srv->url, sizeof srv->url, "%s://%s%s%s:%d", srv->ssl ? "https" : "http", v6 ? "[" : "",
+		 h, v6 ? "]" : "", srv->port);
+	srv->base = event_base_new();
+	if (!srv->base)
+		return pv_error_set(PV_ENOMEM, "cannot create the main loop");
+	srv->stop_ev = event_new(srv->base, -1, 0, stop_cb, srv);
+	srv->reconcile_ev = event_new(srv->base, -1, EV_PERSIST, reconcile_cb, srv);
+	srv->alert_ev = event_new(srv->base, -1, EV_PERSIST, alert_cb, srv);
+	return 0;
+}
+
+int pv_server_new(pv_server **out, const pv_server_options *opts, pv_diags *diags)
+{
+	*out = NULL;
+	pv_server *srv = calloc(1, sizeof *srv);
+	if (!srv)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	pv_server_options none = {0};
+	srv->opts = opts ? *opts : none;
+	srv->config_path = dup_or_null(srv->opts.open.config.path);
+	srv->templates_path = dup_or_null(srv->opts.open.templates_path);
+	srv->store_path = dup_or_null(srv->opts.open.store_path);
+	srv->listen = dup_or_null(srv->opts.listen);
+	srv->opts.open.config.path = srv->config_path;
+	srv->opts.open.templates_path = srv->templates_path;
+	srv->opts.open.store_path = srv->store_path;
+	srv->opts.open.config.env_name = NULL;
+	if (opts && opts->open.config.env_name)
+		setenv("PROVISIO_ENV", opts->open.config.env_name, 0);
+	srv->log = srv->opts.log ? srv->opts.log : stderr;
+	pthread_mutex_init(&srv->log_lock, NULL);
+	pthread_mutex_init(&srv->world_lock, NULL);
+	pthread_mutex_init(&srv->alert_lock, NULL);
+	pthread_mutex_init(&srv->reconcile_lock, NULL);
+	pthread_mutex_init(&srv->gauges.lock, NULL);
+	srv->orphan_suspects = json_object();
+	srv->breaker_open_since = json_object();
+	srv->started_ms = pv_wall_ms();
+	srv->started_ns = pv_now_ns();
+	int rc = server_setup(srv, diags);
+	if (rc < 0) {
+		char msg[512];
+		snprintf(msg, sizeof msg, "%s", pv_error_last());
+		pv_server_free(srv);
+		return pv_error_set(rc, "%s", msg);
+	}
+	*out = srv;
+	return 0;
+}
+
+int pv_server_port(const pv_server *srv) { return srv->port; }
+const char *pv_server_url(const pv_server *srv) { return srv->url; }
+const char *pv_server_generated_token(const pv_server *srv)
+{
+	return srv->generated_token[0] ? srv->generated_token : NULL;
+}
+
+int pv_server_run(pv_server *srv, bool handle_signals)
+{
+	if (handle_signals) {
+		srv->sig_term = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
+		srv->sig_int = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+		srv->sig_hup = evsignal_new(srv->base, SIGHUP, signal_cb, srv);
+		evsignal_add(srv->sig_term, NULL);
+		evsignal_add(srv->sig_int, NULL);
+		evsignal_add(srv->sig_hup, NULL);
+	}
+	srv_world *w = srv_world_get(srv);
+	int recovered = pv_broker_recover(w->main);
+	if (recovered > 0)
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "recovered %d request(s) left by a crash",
+			recovered);
+	arm_timers(srv, &w->set);
+	srv_world_release(w);
+	/* the workers must not take the signals the main loop handles */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	int rc = 0;
+	for (unsigned i = 0; i < srv->n_threads && rc == 0; i++) {
+		srv_thread *t = &srv->threads[i];
+		if (pthread_create(&t->th, NULL, thread_main, t) == 0)
+			t->started = true;
+		else
+			rc = pv_error_set(PV_ERROR, "cannot start loop thread %u", i);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "listening on %s with %u loop(s)", srv->url,
+		srv->n_threads);
+	if (rc < 0)
+		pv_server_stop(srv);
+	event_base_dispatch(srv->base);
+	if (srv->stop_ev && !atomic_load(&srv->stopping))
+		stop_cb(-1, 0, srv);
+	event_del(srv->reconcile_ev);
+	event_del(srv->alert_ev);
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "stopped");
+	return rc;
+}
+
+void pv_server_stop(pv_server *srv)
+{
+	if (srv && srv->stop_ev)
+		event_active(srv->stop_ev, EV_TIMEOUT, 0);
+}
+
+int pv_server_reload(pv_server *srv, pv_diags *diags)
+{
+	pv_diags local;
+	pv_diags_init(&local);
+	srv_world *w = NULL;
+	unsigned gen = atomic_load(&srv->gen) + 1;
+	int rc = load_world(srv, gen, &w, &local);
+	if (rc == 0 && !!w->set.tls_cert[0] != !!srv->ssl)
+		rc = pv_error_set(PV_EINVAL, "server.tls: turning TLS on or off needs a restart");
+	if (rc < 0) {
+		char *text = pv_diags_format(&local);
+		char first[512];
+		snprintf(first, sizeof first, "%s", pv_error_last());
+		srv_log(srv, PV_LOG_ERROR, "server", NULL, "reload rejected, the running configuration is "
+			"kept: %s%s%s", first, text && *text ? "\n" : "", text ? text : "");
+		free(text);
+		copy_diags(diags, &local);
+		pv_diags_clear(&local);
+		atomic_fetch_add(&srv->reload_failures, 1);
+		srv_world_release(w);
+		return pv_error_set(rc < 0 ? rc : PV_EINVAL, "%s", first);
+	}
+	copy_diags(diags, &local);
+	pv_diags_clear(&local);
+	srv_world *old_w = srv->world;
+	if (strcmp(old_w->set.host, w->set.host) || (old_w->set.port != w->set.port && w->set.port))
+		srv_log(srv, PV_LOG_WARN, "server", NULL, "server.listen changed: it applies at the next "
+			"restart");
+	pthread_mutex_lock(&srv->world_lock);
+	srv->world = w;
+	atomic_store_explicit(&srv->gen, gen, memory_order_release);
+	pthread_mutex_unlock(&srv->world_lock);
+	srv_log_install(srv, &w->set);
+	if (srv->base && event_pending(srv->reconcile_ev, EV_TIMEOUT, NULL))
+		arm_timers(srv, &w->set);
+	atomic_fetch_add(&srv->reloads, 1);
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "configuration reloaded (generation %u)", gen);
+	srv_world_release(old_w);
+	return 0;
+}
+
+int pv_server_reconcile(pv_server *srv, json_t **report)
+{
+	srv_world *w = srv_world_get(srv);
+	if (!w)
+		return pv_error_set(PV_ESTATE, "server has no configuration");
+	pthread_mutex_lock(&srv->reconcile_lock);
+	int rc = srv_reconcile(srv, w, report);
+	pthread_mutex_unlock(&srv->reconcile_lock);
+	srv_world_release(w);
+	return rc;
+}
+
+int pv_server_evaluate_alerts(pv_server *srv)
+{
+	srv_world *w = srv_world_get(srv);
+	if (!w)
+		return 0;
+	int n = srv_alerts_evaluate(srv, w);
+	srv_world_release(w);
+	return n;
+}
+
+void pv_server_free(pv_server *srv)
+{
+	if (!srv)
+		return;
+	for (unsigned i = 0; srv->threads && i < srv->n_threads; i++) {
+		srv_thread *t = &srv->threads[i];
+		thread_drop_broker(t);
+		if (t->drain)
+			event_free(t->drain);
+		if (t->http)
+			evhttp_free(t->http);
+		else if (t->fd >= 0)
+			close(t->fd);
+		if (t->base)
+			event_base_free(t->base);
+	}
+	free(srv->threads);
+	struct event *evs[] = {srv->sig_term, srv->sig_int, srv->sig_hup, srv->stop_ev, srv->reconcile_ev,
+			       srv->alert_ev};
+	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+		if (evs[i])
+			event_free(evs[i]);
+	if (srv->base)
+		event_base_free(srv->base);
+	if (srv->ssl)
+		SSL_CTX_free(srv->ssl);
+	srv_log_uninstall();
+	srv_world_release(srv->world);
+	json_decref(srv->gauges.machines);
+	json_decref(srv->orphan_suspects);
+	json_decref(srv->breaker_open_since);
+	free(srv->alerts);
+	free(srv->config_path);
+	free(srv->templates_path);
+	free(srv->store_path);
+	free(srv->listen);
+	pthread_mutex_destroy(&srv->log_lock);
+	pthread_mutex_destroy(&srv->world_lock);
+	pthread_mutex_destroy(&srv->alert_lock);
+	pthread_mutex_destroy(&srv->reconcile_lock);
+	pthread_mutex_destroy(&srv->gauges.lock);
+	free(srv);
+}
+
+void pv_server_hash_token(const char *token, char hex[65])
+{
+	unsigned char h[32];
+	srv_token_hash_raw(token, h);
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", h[i]);
+	hex[64] = '\0';
+}
