@@ -305,6 +305,15 @@ static void do_create(rts_server *s, const http_req *rq, http_resp *r)
 		s->live++;
 	}
 	bool none = json_array_size(list) == 0;
+	if (none) {
+		/* What provisio serve answers when no provider made anything. */
+		json_decref(list);
+		error_resp(r, 502, "PROVISIONING_FAILED",
+			   "no machine of template 't-small' could be provisioned: CAPACITY: no room", NULL);
+		free(canon);
+		json_decref(body);
+		return;
+	}
 	json_t *R = json_pack("{s:s, s:s, s:O, s:O, s:s, s:s, s:s, s:i, s:o}", "request_id", rid, "kind",
 			      "acquire", "template_id", tid, "count", cnt, "status",
 			      none ? "complete_with_error" : "complete", "state", none ? "failed" : "complete",

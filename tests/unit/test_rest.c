@@ -291,6 +291,8 @@ static void test_create_partial_when_remote_nearly_full(void **state)
 	pv_result_clear(&r);
 	create(f, 1, "req-q", &r);
 	assert_failed(&r, "CAPACITY", PV_CLASS_CAPACITY);
+	assert_int_equal(r.attempts, 1); /* full is not retried */
+	assert_string_equal(json_string_value(json_object_get(r.metadata, "remote_code")), "PROVISIONING_FAILED");
 	pv_result_clear(&r);
 }
 

@@ -101,6 +101,35 @@ static void status_class(long st, const char **code, pv_error_class *cls, bool *
 	}
 }
 
+/* The code a provisio broker puts in the message of a failed request
+ * ("... could be provisioned: CAPACITY: no room"); per thread. */
+static _Thread_local char embedded[PV_RESULT_CODE_MAX];
+
+static const char *embedded_code(const char *msg)
+{
+	const char *p = msg ? strstr(msg, "provisioned: ") : NULL;
+	if (!p)
+		return NULL;
+	p += strlen("provisioned: ");
+	size_t n = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_");
+	if (n < 3 || n >= sizeof embedded || p[n] != ':')
+		return NULL;
+	memcpy(embedded, p, n);
+	embedded[n] = '\0';
+	return embedded;
+}
+
+/* The class of a code another provisio reported. */
+static pv_error_class remote_class(const char *code)
+{
+	static const char *const transient[] = {RS_ERR_CONNECTION, RS_ERR_UNHEALTHY, RS_ERR_SERVER,
+						"CIRCUIT_OPEN", PV_ERR_EXECUTION_ERROR, NULL};
+	for (const char *const *t = transient; *t; t++)
+		if (strcmp(code, *t) == 0)
+			return PV_CLASS_TRANSIENT;
+	return pv_error_code_class(code);
+}
+
 void rs_err_from_reply(rs_err *e, const rs_reply *rep, const json_t *json, const char *what)
 {
 	memset(e, 0, sizeof *e);
@@ -120,12 +149,15 @@ void rs_err_from_reply(rs_err *e, const rs_reply *rep, const json_t *json, const
 		snprintf(e->remote_code, sizeof e->remote_code, "%s", rcode);
 	if (field)
 		snprintf(e->field, sizeof e->field, "%s", field);
-	/* The remote's own verdict that it is full is worth keeping: a
-	 * fallback moves on instead of retrying. */
-	if (rcode && strcmp(rcode, PV_ERR_CAPACITY) == 0 && rep->status >= 400) {
-		code = PV_ERR_CAPACITY;
-		cls = PV_CLASS_CAPACITY;
-		e->retryable = false;
+	/* The remote's own verdict on why its providers failed is worth
+	 * keeping: "full" sends a fallback elsewhere instead of retrying. */
+	const char *inner = rcode && strcmp(rcode, "PROVISIONING_FAILED") == 0 ? embedded_code(rmsg) : NULL;
+	if (rcode && strcmp(rcode, PV_ERR_CAPACITY) == 0 && rep->status >= 400)
+		inner = PV_ERR_CAPACITY;
+	if (inner) {
+		code = inner;
+		cls = remote_class(inner);
+		e->retryable = cls == PV_CLASS_TRANSIENT || cls == PV_CLASS_THROTTLED;
 	}
 	if (rep->status >= 200 && rep->status < 300)
 		rs_err_set(e, code, cls, "%s: HTTP %ld with a body that is not the expected JSON "
