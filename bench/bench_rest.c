@@ -11,6 +11,10 @@
  * handle pool off (max_connections 0: a new curl handle, so a new TCP
  * connection, every call) show what the pool buys.
  *
+ * With PV_BENCH_SERVE_URL and PV_BENCH_SERVE_TOKEN set, two more rows run
+ * against a real `provisio serve` (sim provider, SQLite store, template
+ * t-small), started by hand as docs/rest.md shows.
+ *
  * Not a test: it asserts nothing. Usage: bench_rest [seconds-per-row] (0.6)
  */
 #include <pthread.h>
@@ -95,11 +99,11 @@ static double row(const char *label, pv_strategy *s, int callers, double baselin
 	return ns;
 }
 
-static pv_strategy *rest(const char *url, int pool)
+static pv_strategy *rest(const char *url, const char *key, int pool)
 {
-	char cfg[256];
-	snprintf(cfg, sizeof cfg, "{\"endpoint_url\": \"%s\", \"api_key\": \"bench\", \"max_connections\": %d}",
-		 url, pool);
+	char cfg[512];
+	snprintf(cfg, sizeof cfg, "{\"endpoint_url\": \"%s\", \"api_key\": \"%s\", \"max_connections\": %d}",
+		 url, key, pool);
 	json_t *j = json_loads(cfg, 0, NULL);
 	pv_strategy *s = NULL;
 	if (pv_rest_new(&s, "remote", j, NULL) < 0 || pv_strategy_initialize(s) < 0) {
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
 	pv_sim_new(&sim, "sim", simcfg, NULL);
 	json_decref(simcfg);
 	pv_strategy_initialize(sim);
-	pv_strategy *pooled = rest(rts_url(srv), 16), *fresh = rest(rts_url(srv), 0);
+	pv_strategy *pooled = rest(rts_url(srv), "bench", 16), *fresh = rest(rts_url(srv), "bench", 0);
 
 	printf("create+status round trip                     callers    ns/op(1)      ops/s  overhead ns\n");
 	double base = row("sim, direct call (baseline)", sim, 1, 0);
@@ -134,6 +138,15 @@ int main(int argc, char **argv)
 	row("rest -> local server, pooled handles", pooled, 16, base);
 	row("rest -> local server, new handle per call", fresh, 1, base);
 	row("rest -> local server, new handle per call", fresh, 16, base);
+	/* A real provisio serve (sim behind it, SQLite store): started by
+	 * hand, e.g. as docs/rest.md shows; its template must be t-small. */
+	const char *serve_url = getenv("PV_BENCH_SERVE_URL"), *serve_key = getenv("PV_BENCH_SERVE_TOKEN");
+	if (serve_url && serve_key) {
+		pv_strategy *real = rest(serve_url, serve_key, 16);
+		row("rest -> provisio serve, pooled handles", real, 1, base);
+		row("rest -> provisio serve, pooled handles", real, 16, base);
+		pv_strategy_unref(real);
+	}
 	printf("(ns/op(1) = wall time one caller waits per round trip; ops/s = all callers together)\n");
 
 	pv_strategy_unref(sim);
