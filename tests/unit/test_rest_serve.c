@@ -8,8 +8,10 @@
  * site side is built from configuration the way a user writes it (api_key
  * from ${PV_TEST_CENTRAL_TOKEN}), and driven through the kernel: every
  * operation; a fallback rest -> libvirt (libvirt's test:///default driver)
- * when the central server is unreachable; and a balancer over rest +
- * libvirt + sim driven by `provisio providers exec --repeat`.
+ * when the central server is unreachable; a balancer over rest + libvirt +
+ * sim driven by `provisio providers exec --repeat`; and TLS verification
+ * against a second instance serving HTTPS with a self-signed certificate
+ * (made with the openssl command at setup).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -29,8 +31,8 @@
 #define TOKEN "site-broker-token-0123456789"
 
 static char dir[64];
-static char url[128];
-static pid_t serve_pid = -1;
+static char url[128], tls_url[128];
+static pid_t serve_pid = -1, tls_pid = -1;
 
 static void write_file(const char *name, const char *text)
 {
@@ -42,17 +44,48 @@ static void write_file(const char *name, const char *text)
 	fclose(f);
 }
 
-static bool read_url(void)
+static bool read_url(const char *file, char *buf, size_t len, const char *scheme)
 {
 	char path[160];
-	snprintf(path, sizeof path, "%s/url", dir);
+	snprintf(path, sizeof path, "%s/%s", dir, file);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return false;
-	bool ok = fgets(url, sizeof url, f) != NULL;
+	bool ok = fgets(buf, (int)len, f) != NULL;
 	fclose(f);
-	url[strcspn(url, "\r\n")] = '\0';
-	return ok && strncmp(url, "http://127.0.0.1:", 17) == 0;
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return ok && strncmp(buf, scheme, strlen(scheme)) == 0;
+}
+
+/* Starts `provisio --config <dir>/<config> serve` and waits for its URL. */
+static pid_t spawn_serve(const char *config, const char *name, char *url_out, size_t len,
+			 const char *scheme)
+{
+	char a[5][200];
+	snprintf(a[0], sizeof a[0], "%s/%s", dir, config);
+	snprintf(a[1], sizeof a[1], "%s/templates.json", dir);
+	snprintf(a[2], sizeof a[2], "%s/%s.db", dir, name);
+	snprintf(a[3], sizeof a[3], "%s/%s.url", dir, name);
+	snprintf(a[4], sizeof a[4], "%s/%s.log", dir, name);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (!freopen(a[4], "w", stderr) || !freopen("/dev/null", "w", stdout))
+			_exit(127);
+		execl(PV_CLI_BIN, "provisio", "--config", a[0], "serve", "--templates", a[1], "--store", a[2],
+		      "--url-file", a[3], (char *)NULL);
+		_exit(127);
+	}
+	if (pid < 0)
+		return -1;
+	char file[64];
+	snprintf(file, sizeof file, "%s.url", name);
+	for (int i = 0; i < 1500 && !read_url(file, url_out, len, scheme); i++) { /* up to 15 s */
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+	}
+	return url_out[0] ? pid : -1;
 }
 
 static int start_serve(void **state)
@@ -61,62 +94,59 @@ static int start_serve(void **state)
 	snprintf(dir, sizeof dir, "/tmp/pv-test-rest-serve-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	char hash[65], cfg[1024];
+	char hash[65], cfg[1024], cmd[512];
 	pv_server_hash_token(TOKEN, hash);
-	snprintf(cfg, sizeof cfg,
-		 "{\"providers\": [{\"name\": \"sim-central\", \"type\": \"sim\","
-		 "  \"config\": {\"seed\": 1, \"capacity\": 200}}],"
-		 " \"default_strategy\": \"sim-central\","
-		 " \"server\": {\"listen\": \"127.0.0.1:0\", \"threads\": 1,"
-		 "  \"auth\": {\"tokens\": [{\"name\": \"site\", \"sha256\": \"%s\", \"role\": \"admin\"}]}}}",
-		 hash);
+	static const char shape[] =
+		"{\"providers\": [{\"name\": \"sim-central\", \"type\": \"sim\","
+		"  \"config\": {\"seed\": 1, \"capacity\": 200}}],"
+		" \"default_strategy\": \"sim-central\","
+		" \"server\": {\"listen\": \"127.0.0.1:0\", \"threads\": 1,%s"
+		"  \"auth\": {\"tokens\": [{\"name\": \"site\", \"sha256\": \"%s\", \"role\": \"admin\"}]}}}";
+	snprintf(cfg, sizeof cfg, shape, "", hash);
 	write_file("central.json", cfg);
+	/* The same server over TLS, with a self-signed certificate for
+	 * 127.0.0.1: what verify_tls and ca_file are for. */
+	snprintf(cmd, sizeof cmd,
+		 "openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -days 1"
+		 " -addext subjectAltName=IP:127.0.0.1 -keyout %s/key.pem -out %s/cert.pem"
+		 " >/dev/null 2>&1", dir, dir);
+	if (system(cmd) != 0)
+		return -1;
+	char tls[300];
+	snprintf(tls, sizeof tls, " \"tls\": {\"cert_file\": \"%s/cert.pem\", \"key_file\": \"%s/key.pem\"},",
+		 dir, dir);
+	snprintf(cfg, sizeof cfg, shape, tls, hash);
+	write_file("central-tls.json", cfg);
 	write_file("templates.json",
 		   "{\"templates\": [{\"templateId\": \"t-small\", \"maxNumber\": 500, \"attributes\":"
 		   " {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"],"
 		   " \"nram\": [\"Numeric\", \"1024\"]}, \"provider\": \"sim-central\"}]}");
-	serve_pid = fork();
-	if (serve_pid == 0) {
-		char a[5][200];
-		snprintf(a[0], sizeof a[0], "%s/central.json", dir);
-		snprintf(a[1], sizeof a[1], "%s/templates.json", dir);
-		snprintf(a[2], sizeof a[2], "%s/central.db", dir);
-		snprintf(a[3], sizeof a[3], "%s/url", dir);
-		snprintf(a[4], sizeof a[4], "%s/serve.log", dir);
-		if (!freopen(a[4], "w", stderr) || !freopen("/dev/null", "w", stdout))
-			_exit(127);
-		execl(PV_CLI_BIN, "provisio", "--config", a[0], "serve", "--templates", a[1], "--store", a[2],
-		      "--url-file", a[3], (char *)NULL);
-		_exit(127);
-	}
-	if (serve_pid < 0)
-		return -1;
-	for (int i = 0; i < 1500 && !read_url(); i++) { /* up to 15 s on a loaded machine */
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (waitpid(serve_pid, NULL, WNOHANG) == serve_pid) {
-			serve_pid = -1;
-			return -1;
-		}
-	}
+	serve_pid = spawn_serve("central.json", "central", url, sizeof url, "http://127.0.0.1:");
+	tls_pid = spawn_serve("central-tls.json", "central-tls", tls_url, sizeof tls_url, "https://127.0.0.1:");
 	setenv("PV_TEST_CENTRAL_TOKEN", TOKEN, 1);
-	return url[0] ? 0 : -1;
+	return serve_pid > 0 && tls_pid > 0 ? 0 : -1;
+}
+
+static void end_serve(pid_t pid, const char *name)
+{
+	if (pid > 0 && waitpid(pid, NULL, WNOHANG) == pid) {
+		/* It died under the tests: say why. */
+		char cmd[160];
+		snprintf(cmd, sizeof cmd, "tail -c 4000 '%s/%s.log'", dir, name);
+		print_message("provisio serve (%s) exited early; its log ends:\n", name);
+		if (system(cmd) != 0)
+			print_message("(no log)\n");
+	} else if (pid > 0) {
+		kill(pid, SIGTERM);
+		waitpid(pid, NULL, 0);
+	}
 }
 
 static int stop_serve(void **state)
 {
 	(void)state;
-	if (serve_pid > 0 && waitpid(serve_pid, NULL, WNOHANG) == serve_pid) {
-		/* It died under the tests: say why. */
-		char cmd[160];
-		snprintf(cmd, sizeof cmd, "tail -c 4000 '%s/serve.log'", dir);
-		print_message("provisio serve exited early; its log ends:\n");
-		if (system(cmd) != 0)
-			print_message("(no log)\n");
-	} else if (serve_pid > 0) {
-		kill(serve_pid, SIGTERM);
-		waitpid(serve_pid, NULL, 0);
-	}
+	end_serve(serve_pid, "central");
+	end_serve(tls_pid, "central-tls");
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
 	return system(cmd) == 0 ? 0 : -1;
@@ -349,6 +379,43 @@ static void test_balancer_over_rest_libvirt_sim_with_cli(void **state)
 	cli_free(&run);
 }
 
+static void tls_health(const char *extra, pv_result *r)
+{
+	char cfg[768];
+	snprintf(cfg, sizeof cfg,
+		 "{\"providers\": [{\"name\": \"central\", \"type\": \"rest\", \"config\":"
+		 " {\"endpoint_url\": \"%s\", \"api_key\": \"${PV_TEST_CENTRAL_TOKEN}\"%s}}]}",
+		 tls_url, extra);
+	pv_context *ctx = context_from(cfg);
+	exec_on(ctx, "central", PV_OP_GET_AVAILABLE_TEMPLATES, NULL, r);
+	pv_context_free(ctx);
+}
+
+/* A certificate nobody vouches for is refused (permanent: asking again
+ * cannot change who answers); the site's CA file or verify_tls off let the
+ * same server through. */
+static void test_tls_is_verified_by_default(void **state)
+{
+	(void)state;
+	pv_result r;
+	tls_health("", &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "TLS_ERROR");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_int_equal(r.attempts, 1);
+	pv_result_clear(&r);
+
+	char extra[256];
+	snprintf(extra, sizeof extra, ", \"ca_file\": \"%s/cert.pem\"", dir);
+	tls_health(extra, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+
+	tls_health(", \"verify_tls\": false", &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -356,6 +423,7 @@ int main(void)
 		cmocka_unit_test(test_failures_map_to_classes),
 		cmocka_unit_test(test_fallback_rest_to_libvirt),
 		cmocka_unit_test(test_balancer_over_rest_libvirt_sim_with_cli),
+		cmocka_unit_test(test_tls_is_verified_by_default),
 	};
 	return cmocka_run_group_tests(tests, start_serve, stop_serve);
 }

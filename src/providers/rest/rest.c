@@ -193,8 +193,8 @@ static void fail_from_request(rs_provider *p, const json_t *r, pv_result *out)
 		       p->base.name, status ? status : "?", msg && *msg ? msg : "no message");
 }
 
-static void create_answer(rs_provider *p, const pv_operation *op, rs_call *c, int64_t count,
-			  const char *request_id, pv_result *out)
+static void create_answer(rs_provider *p, rs_call *c, int64_t count, const char *request_id,
+			  pv_result *out)
 {
 	const json_t *r = c->json;
 	const json_t *machines = json_object_get(r, "machines");
@@ -229,7 +229,6 @@ static void create_answer(rs_provider *p, const pv_operation *op, rs_call *c, in
 	}
 	if (remote_id)
 		pv_result_meta_set(out, "remote_request_id", json_string(remote_id));
-	(void)op;
 }
 
 static void op_validate(rs_provider *p, const pv_operation *op, pv_result *out);
@@ -273,7 +272,7 @@ static void op_create(rs_provider *p, const pv_operation *op, pv_result *out)
 				 " (the idempotency key was used before with another body)");
 		call_failed(&c, out);
 	} else {
-		create_answer(p, op, &c, count, request_id, out);
+		create_answer(p, &c, count, request_id, out);
 		rs_call_annotate(&c, out);
 	}
 	json_decref(c.json);
