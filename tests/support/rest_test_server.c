@@ -29,6 +29,7 @@ typedef enum fault_kind { FK_OK, FK_STATUS, FK_SLOW, FK_MALFORMED, FK_HTML, FK_W
 typedef struct fault {
 	fault_kind kind;
 	int status, retry_after, slow_ms;
+	bool retry_after_date; /* send Retry-After as an HTTP date */
 	unsigned times;
 } fault;
 
@@ -77,6 +78,7 @@ typedef struct http_resp {
 	const char *content_type;
 	char *body; /* owned */
 	int retry_after;
+	bool retry_after_date;
 	bool www_auth;
 } http_resp;
 
@@ -115,8 +117,14 @@ static bool send_resp(int fd, const http_resp *r)
 {
 	size_t blen = r->body ? strlen(r->body) : 0;
 	char head[512], ra[48] = "";
-	if (r->retry_after >= 0)
+	if (r->retry_after >= 0 && r->retry_after_date) {
+		time_t at = time(NULL) + r->retry_after;
+		struct tm tm;
+		gmtime_r(&at, &tm);
+		strftime(ra, sizeof ra, "Retry-After: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+	} else if (r->retry_after >= 0) {
 		snprintf(ra, sizeof ra, "Retry-After: %d\r\n", r->retry_after);
+	}
 	int n = snprintf(head, sizeof head,
 			 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
 			 r->status, reason(r->status), r->content_type ? r->content_type : "application/json",
@@ -450,7 +458,9 @@ int rts_script(rts_server *s, const char *entry)
 	sscanf(entry, "%31[a-z]", kind);
 	if (strcmp(kind, "status") == 0) {
 		f.kind = FK_STATUS;
-		if (sscanf(entry, "status:%d:%d", &f.status, &f.retry_after) < 1)
+		if (sscanf(entry, "status:%d:@%d", &f.status, &f.retry_after) == 2)
+			f.retry_after_date = true;
+		else if (sscanf(entry, "status:%d:%d", &f.status, &f.retry_after) < 1)
 			return -1;
 	} else if (strcmp(kind, "slow") == 0) {
 		f.kind = FK_SLOW;
@@ -518,6 +528,7 @@ static bool serve_one(rts_server *s, int fd, http_req *rq)
 	case FK_STATUS:
 		error_resp(&r, f.status, f.status == 429 ? "THROTTLED" : "FAULT", "scripted fault", NULL);
 		r.retry_after = f.retry_after;
+		r.retry_after_date = f.retry_after_date;
 		break;
 	case FK_MALFORMED:
 		r.status = 200;

@@ -36,7 +36,9 @@ void rts_set_capacity(rts_server *s, int capacity);
 /*
  * Queues faults for the next requests, in order, one entry a request
  * ("*N" repeats an entry N times):
- *   "status:CODE[:RETRY_AFTER]"  an error body with that status
+ *   "status:CODE[:RETRY_AFTER]"  an error body with that status (and
+ *                                Retry-After in seconds; ":@S" sends it as
+ *                                the HTTP date S seconds from now)
  *   "slow:MS"                    waits MS, then answers normally
  *   "malformed"                  200, application/json, truncated JSON
  *   "html"                       200, text/html page

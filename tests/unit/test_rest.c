@@ -562,6 +562,20 @@ static void test_429_storm_past_retries_is_throttled(void **state)
 	pv_result_clear(&r);
 }
 
+static void test_retry_after_as_an_http_date_is_honoured(void **state)
+{
+	fx *f = *state;
+	make(f, NULL);
+	rts_script(f->srv, "status:503:@3");
+	pv_result r = PV_RESULT_INIT;
+	run(f, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	assert_true(r.success);
+	assert_int_equal(r.attempts, 2);
+	/* A date has whole seconds: between 2 and 3 s from when it was read. */
+	assert_true(slept_ms(f) >= 1900 && slept_ms(f) <= 3000);
+	pv_result_clear(&r);
+}
+
 static void test_retry_after_past_the_deadline_returns_at_once(void **state)
 {
 	fx *f = *state;
@@ -790,6 +804,7 @@ int main(void)
 		T(test_unauthorized_is_permanent_and_not_retried),
 		T(test_429_storm_honours_retry_after),
 		T(test_429_storm_past_retries_is_throttled),
+		T(test_retry_after_as_an_http_date_is_honoured),
 		T(test_retry_after_past_the_deadline_returns_at_once),
 		T(test_retry_after_over_the_cap_is_not_waited_for),
 		T(test_5xx_backoff_is_full_jitter_and_seeded),
