@@ -11,6 +11,7 @@
 #include "metrics.h"
 #include "context.h"
 #include "sim.h"
+#include "aws.h"
 #include "balancer.h"
 #include "chaos.h"
 #include "composite.h"

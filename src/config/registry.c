@@ -8,6 +8,7 @@
 #include <string.h>
 #include "provisio/config.h"
 #include "provisio/error.h"
+#include "provisio/aws.h"
 #include "provisio/libvirt.h"
 #include "provisio/rest.h"
 #include "provisio/sim.h"
@@ -29,6 +30,7 @@ static const struct {
 } builtins[] = {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
+	{"aws", pv_aws_new},
 	{"rest", pv_rest_new},
 	{"provider1", pv_rest_new},
 	{"provider2", pv_rest_new},

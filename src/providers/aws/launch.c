@@ -1,0 +1,573 @@
+/*
+ * launch.c - create_instances and validate_template for the AWS provider.
+ *
+ * Two EC2 APIs, chosen by the template's providerApi:
+ *  - RunInstances: one call per batch of at most max_instances_per_call
+ *    (MaxCount = batch, MinCount = 1, or the whole batch when all-or-nothing),
+ *    falling over to the template's next instance type on a capacity error;
+ *  - CreateFleet type instant: one call with every (instance type x subnet)
+ *    override, weights, on-demand / spot / mixed capacity and allocation
+ *    strategies; per-override errors come back with a partial fleet.
+ * Every launch call carries a ClientToken derived from (request id,
+ * provider, attempt group) and tags the instances at launch, so a retry
+ * never launches twice and every instance can be found by its request.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "provisio/error.h"
+#include "providers/aws/aws_strategy.h"
+
+#define TAG_MANAGED "provisio:managed"
+#define TAG_REQUEST "provisio:request-id"
+#define TAG_TEMPLATE "provisio:template-id"
+#define TAG_PROVIDER "provisio:provider"
+
+/* What a launch needs, read from the template and the parameters. All
+ * strings borrowed from the operation's JSON. */
+typedef struct launch {
+	const json_t *tmpl;
+	const char *template_id, *request_id;
+	const char *image_id, *key_name, *user_data, *api, *price_type;
+	const char *lt_id, *lt_version, *max_price;
+	json_t *types;   /* owned: [{"type":..,"weight":..}] in preference order */
+	json_t *subnets; /* owned: array of subnet ids */
+	json_t *tags;    /* owned: object */
+	int64_t count;
+	bool all_or_nothing;
+	char nonce[40]; /* stands for the request id when the caller gave none */
+} launch;
+
+static const char *tstr(const json_t *t, const char *key)
+{
+	return json_string_value(json_object_get(t, key));
+}
+
+static void launch_free(launch *l)
+{
+	json_decref(l->types);
+	json_decref(l->subnets);
+	json_decref(l->tags);
+}
+
+static int bad(pv_result *out, const char *fmt, const char *field)
+{
+	pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT, fmt, field);
+	return -1;
+}
+
+/* vmTypes (object type -> weight, or array) else vmType. */
+static int read_types(launch *l, pv_result *out)
+{
+	l->types = json_array();
+	json_t *vt = json_object_get(l->tmpl, "vmTypes");
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (json_is_object(vt)) {
+		json_object_foreach(vt, k, v)
+			json_array_append_new(l->types, json_pack("{s:s, s:I}", "type", k, "weight",
+								  json_is_integer(v) ? json_integer_value(v) : 1));
+	} else if (json_is_array(vt)) {
+		json_array_foreach(vt, i, v)
+			if (json_is_string(v))
+				json_array_append_new(l->types, json_pack("{s:s, s:i}", "type",
+									  json_string_value(v), "weight", 1));
+	}
+	const char *one = tstr(l->tmpl, "vmType");
+	if (one && json_array_size(l->types) == 0)
+		json_array_append_new(l->types, json_pack("{s:s, s:i}", "type", one, "weight", 1));
+	if (json_array_size(l->types) == 0)
+		return bad(out, "template field '%s' (or vmTypes) is required", "vmType");
+	return 0;
+}
+
+/* subnetId: a string (comma separated list allowed) or an array. */
+static void read_subnets(launch *l)
+{
+	l->subnets = json_array();
+	json_t *s = json_object_get(l->tmpl, "subnetId");
+	if (!s)
+		s = json_object_get(l->tmpl, "subnetIds");
+	size_t i;
+	json_t *v;
+	if (json_is_array(s)) {
+		json_array_foreach(s, i, v) if (json_is_string(v)) json_array_append(l->subnets, v);
+	} else if (json_is_string(s)) {
+		char buf[1024];
+		snprintf(buf, sizeof buf, "%s", json_string_value(s));
+		char *save = NULL;
+		for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
+			json_array_append_new(l->subnets, json_string(t));
+	}
+}
+
+/* The template's instanceTags ("k=v;k2=v2") plus provisio's own. */
+static int read_tags(aws *a, launch *l, pv_result *out)
+{
+	l->tags = json_object();
+	const char *it = tstr(l->tmpl, "instanceTags");
+	if (it) {
+		char *buf = strdup(it), *save = NULL;
+		for (char *t = strtok_r(buf, ";", &save); t; t = strtok_r(NULL, ";", &save)) {
+			char *eq = strchr(t, '=');
+			if (!eq || eq == t) {
+				free(buf);
+				return bad(out, "template field '%s' must look like k=v;k2=v2", "instanceTags");
+			}
+			*eq = '\0';
+			json_object_set_new(l->tags, t, json_string(eq + 1));
+		}
+		free(buf);
+	}
+	json_object_set_new(l->tags, TAG_MANAGED, json_string("true"));
+	json_object_set_new(l->tags, TAG_PROVIDER, json_string(a->base.name));
+	if (l->request_id)
+		json_object_set_new(l->tags, TAG_REQUEST, json_string(l->request_id));
+	if (l->template_id)
+		json_object_set_new(l->tags, TAG_TEMPLATE, json_string(l->template_id));
+	return 0;
+}
+
+static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out)
+{
+	memset(l, 0, sizeof *l);
+	json_t *p = op->params;
+	json_t *jc = json_object_get(p, "count");
+	if (jc && (!json_is_integer(jc) || json_integer_value(jc) < 1 || json_integer_value(jc) > 100000))
+		return bad(out, "parameter '%s' must be an integer from 1 to 100000", "count");
+	l->count = jc ? json_integer_value(jc) : 1;
+	l->all_or_nothing = json_is_true(json_object_get(p, "all_or_nothing"));
+	l->tmpl = aws_template(a, op, out);
+	if (!l->tmpl)
+		return -1;
+	l->template_id = json_string_value(json_object_get(p, "template_id"));
+	if (!l->template_id)
+		l->template_id = tstr(l->tmpl, "templateId");
+	l->request_id = json_string_value(json_object_get(p, "request_id"));
+	if (!l->request_id) {
+		/* Without a request id there is no cross-call idempotency, but
+		 * retries of this call still share one token. */
+		pthread_mutex_lock(&a->lock);
+		uint64_t r1 = pv_rng_next(&a->rng), r2 = pv_rng_next(&a->rng);
+		pthread_mutex_unlock(&a->lock);
+		snprintf(l->nonce, sizeof l->nonce, "op-%016llx%016llx", (unsigned long long)r1,
+			 (unsigned long long)r2);
+	}
+	l->image_id = tstr(l->tmpl, "imageId");
+	l->key_name = tstr(l->tmpl, "keyName");
+	l->user_data = tstr(l->tmpl, "userData");
+	l->api = tstr(l->tmpl, "providerApi");
+	l->price_type = tstr(l->tmpl, "priceType");
+	l->lt_id = tstr(l->tmpl, "launchTemplateId");
+	l->lt_version = tstr(l->tmpl, "launchTemplateVersion");
+	l->max_price = tstr(l->tmpl, "maxSpotPrice");
+	if (l->api && strcmp(l->api, "RunInstances") != 0 && strcmp(l->api, "EC2Fleet") != 0)
+		return bad(out, "template field '%s' must be RunInstances or EC2Fleet "
+				"(SpotFleet and ASG are not supported by the aws provider)", "providerApi");
+	if (l->price_type && strcmp(l->price_type, "ondemand") != 0 && strcmp(l->price_type, "spot") != 0 &&
+	    strcmp(l->price_type, "heterogeneous") != 0)
+		return bad(out, "template field '%s' must be ondemand, spot or heterogeneous", "priceType");
+	if (read_types(l, out) < 0)
+		return -1;
+	read_subnets(l);
+	if (read_tags(a, l, out) < 0)
+		return -1;
+	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
+	if (fleet && !l->lt_id)
+		return bad(out, "template field '%s' is required for providerApi EC2Fleet", "launchTemplateId");
+	if (!fleet && !l->image_id && !l->lt_id)
+		return bad(out, "template field '%s' is required for RunInstances", "imageId");
+	return 0;
+}
+
+static void add_tags(aws_form *f, const char *prefix, const json_t *tags)
+{
+	const char *k;
+	json_t *v;
+	int n = 0;
+	aws_form_addf(f, "instance", "%s.ResourceType", prefix);
+	json_object_foreach((json_t *)tags, k, v) {
+		n++;
+		aws_form_addf(f, k, "%s.Tag.%d.Key", prefix, n);
+		aws_form_addf(f, json_string_value(v), "%s.Tag.%d.Value", prefix, n);
+	}
+}
+
+static void add_user_data(aws_form *f, const char *ud)
+{
+	if (!ud)
+		return;
+	char *b = aws_base64((const unsigned char *)ud, strlen(ud));
+	aws_form_add(f, "UserData", b);
+	free(b);
+}
+
+/* The RunInstances body of one batch. */
+static void run_form(aws *a, const launch *l, aws_form *f, const char *type, int64_t n,
+		     const char *token, bool dry_run)
+{
+	char num[24];
+	(void)a;
+	aws_form_init(f, "RunInstances");
+	if (l->image_id)
+		aws_form_add(f, "ImageId", l->image_id);
+	if (l->lt_id) {
+		aws_form_add(f, "LaunchTemplate.LaunchTemplateId", l->lt_id);
+		aws_form_add(f, "LaunchTemplate.Version", l->lt_version ? l->lt_version : "$Default");
+	}
+	aws_form_add(f, "InstanceType", type);
+	snprintf(num, sizeof num, "%lld", (long long)(l->all_or_nothing ? n : 1));
+	aws_form_add(f, "MinCount", num);
+	snprintf(num, sizeof num, "%lld", (long long)n);
+	aws_form_add(f, "MaxCount", num);
+	if (token)
+		aws_form_add(f, "ClientToken", token);
+	if (l->key_name)
+		aws_form_add(f, "KeyName", l->key_name);
+	if (json_array_size(l->subnets))
+		aws_form_add(f, "SubnetId", json_string_value(json_array_get(l->subnets, 0)));
+	size_t i;
+	json_t *v;
+	json_array_foreach(json_object_get(l->tmpl, "securityGroupIds"), i, v)
+		aws_form_addf(f, json_string_value(v), "SecurityGroupId.%zu", i + 1);
+	add_user_data(f, l->user_data);
+	if (l->price_type && strcmp(l->price_type, "spot") == 0) {
+		aws_form_add(f, "InstanceMarketOptions.MarketType", "spot");
+		if (l->max_price)
+			aws_form_add(f, "InstanceMarketOptions.SpotOptions.MaxPrice", l->max_price);
+	}
+	add_tags(f, "TagSpecification.1", l->tags);
+	if (dry_run)
+		aws_form_add(f, "DryRun", "true");
+}
+
+typedef struct launch_acc {
+	json_t *instances; /* array */
+	json_t *errors;    /* array of {code, message, instance_type} */
+	aws_call last;     /* the last failed call */
+	bool have_fail;
+	unsigned calls;
+} launch_acc;
+
+static void record_failure(launch_acc *acc, aws_call *c, const char *type)
+{
+	json_array_append_new(acc->errors, json_pack("{s:s, s:s, s:s?}", "code",
+						     c->ec2_code[0] ? c->ec2_code : "TransportError",
+						     "message", c->ec2_message ? c->ec2_message : c->reply.error,
+						     "instance_type", type));
+	if (acc->have_fail)
+		aws_call_free(&acc->last);
+	acc->last = *c;
+	acc->have_fail = true;
+	memset(c, 0, sizeof *c);
+}
+
+/* One RunInstances call; returns instances launched (>0), 0 on failure. */
+static int64_t run_batch(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
+			 const char *type, int64_t n, int batch)
+{
+	char group[160], token[AWS_CLIENT_TOKEN_MAX + 1];
+	snprintf(group, sizeof group, "run:%d:%s:%lld", batch, type, (long long)n);
+	aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, group);
+	aws_form f;
+	run_form(a, l, &f, type, n, token, false);
+	aws_call c;
+	if (f.oom) {
+		aws_form_free(&f);
+		return 0;
+	}
+	bool ok = aws_do(a, ACT_RUN_INSTANCES, f.buf, op->deadline_ns, &c);
+	aws_form_free(&f);
+	acc->calls += c.attempts;
+	if (!ok) {
+		record_failure(acc, &c, type);
+		return 0;
+	}
+	json_t *got = aws_xml_instances(c.reply.body, c.reply.len, NULL);
+	int64_t k = got ? (int64_t)json_array_size(got) : 0;
+	if (got)
+		json_array_extend(acc->instances, got);
+	json_decref(got);
+	aws_call_free(&c);
+	return k;
+}
+
+/* Batches through RunInstances; on a capacity error moves on to the next
+ * instance type of the template. */
+static void create_run(aws *a, const launch *l, const pv_operation *op, launch_acc *acc)
+{
+	int64_t left = l->count;
+	size_t t = 0;
+	int batch = 0;
+	while (left > 0 && t < json_array_size(l->types)) {
+		const char *type = json_string_value(json_object_get(json_array_get(l->types, t), "type"));
+		int64_t n = left < a->max_per_call ? left : a->max_per_call;
+		int64_t got = run_batch(a, l, op, acc, type, n, batch);
+		if (got == 0) {
+			if (acc->last.cls != PV_CLASS_CAPACITY || acc->last.deadline_hit)
+				break;
+			t++; /* capacity: try the next type */
+			continue;
+		}
+		left -= got;
+		batch++;
+		if (got < n)
+			t++; /* EC2 gave what it had of this type */
+	}
+}
+
+static const char *spot_strategy(const char *s)
+{
+	if (!s)
+		return "price-capacity-optimized";
+	if (strcmp(s, "lowestPrice") == 0)
+		return "lowest-price";
+	if (strcmp(s, "capacityOptimized") == 0)
+		return "capacity-optimized";
+	if (strcmp(s, "priceCapacityOptimized") == 0)
+		return "price-capacity-optimized";
+	return s; /* already in EC2's spelling (diversified, ...) */
+}
+
+static void fleet_form(aws *a, const launch *l, aws_form *f, const char *token, bool dry_run)
+{
+	char num[32];
+	aws_form_init(f, "CreateFleet");
+	aws_form_add(f, "Type", "instant");
+	if (token)
+		aws_form_add(f, "ClientToken", token);
+	const char *lt = "LaunchTemplateConfigs.1";
+	aws_form_addf(f, l->lt_id, "%s.LaunchTemplateSpecification.LaunchTemplateId", lt);
+	aws_form_addf(f, l->lt_version ? l->lt_version : "$Default",
+		      "%s.LaunchTemplateSpecification.Version", lt);
+	int k = 0;
+	size_t nsub = json_array_size(l->subnets), i;
+	json_t *ty;
+	json_array_foreach(l->types, i, ty) {
+		for (size_t s = 0; s < (nsub ? nsub : 1); s++) {
+			k++;
+			aws_form_addf(f, json_string_value(json_object_get(ty, "type")),
+				      "%s.Overrides.%d.InstanceType", lt, k);
+			snprintf(num, sizeof num, "%lld", (long long)json_integer_value(json_object_get(ty, "weight")));
+			aws_form_addf(f, num, "%s.Overrides.%d.WeightedCapacity", lt, k);
+			if (nsub)
+				aws_form_addf(f, json_string_value(json_array_get(l->subnets, s)),
+					      "%s.Overrides.%d.SubnetId", lt, k);
+			if (l->max_price)
+				aws_form_addf(f, l->max_price, "%s.Overrides.%d.MaxPrice", lt, k);
+		}
+	}
+	const char *pt = l->price_type ? l->price_type : "ondemand";
+	snprintf(num, sizeof num, "%lld", (long long)l->count);
+	aws_form_add(f, "TargetCapacitySpecification.TotalTargetCapacity", num);
+	if (strcmp(pt, "heterogeneous") == 0) {
+		json_t *pct = json_object_get(l->tmpl, "percentOnDemand");
+		int64_t od = l->count * (json_is_integer(pct) ? json_integer_value(pct) : 0) / 100;
+		snprintf(num, sizeof num, "%lld", (long long)od);
+		aws_form_add(f, "TargetCapacitySpecification.OnDemandTargetCapacity", num);
+		snprintf(num, sizeof num, "%lld", (long long)(l->count - od));
+		aws_form_add(f, "TargetCapacitySpecification.SpotTargetCapacity", num);
+	}
+	aws_form_add(f, "TargetCapacitySpecification.DefaultTargetCapacityType",
+		     strcmp(pt, "ondemand") == 0 ? "on-demand" : "spot");
+	if (strcmp(pt, "ondemand") != 0)
+		aws_form_add(f, "SpotOptions.AllocationStrategy",
+			     spot_strategy(tstr(l->tmpl, "allocationStrategy")));
+	const char *ods = tstr(l->tmpl, "allocationStrategyOnDemand");
+	aws_form_add(f, "OnDemandOptions.AllocationStrategy",
+		     ods && strcmp(ods, "prioritized") == 0 ? "prioritized" : "lowest-price");
+	add_tags(f, "TagSpecification.1", l->tags);
+	if (dry_run)
+		aws_form_add(f, "DryRun", "true");
+	(void)a;
+}
+
+static void create_fleet(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
+			 json_t *data)
+{
+	char token[AWS_CLIENT_TOKEN_MAX + 1];
+	aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, "fleet:0");
+	aws_form f;
+	fleet_form(a, l, &f, token, false);
+	aws_call c;
+	bool ok = !f.oom && aws_do(a, ACT_CREATE_FLEET, f.buf, op->deadline_ns, &c);
+	aws_form_free(&f);
+	acc->calls += c.attempts;
+	if (!ok) {
+		record_failure(acc, &c, NULL);
+		return;
+	}
+	json_t *fl = aws_xml_fleet(c.reply.body, c.reply.len);
+	if (fl) {
+		json_array_extend(acc->instances, json_object_get(fl, "instances"));
+		json_array_extend(acc->errors, json_object_get(fl, "errors"));
+		json_object_set(data, "fleet_id", json_object_get(fl, "fleet_id"));
+		/* Keep the first per-override error as the call's verdict when
+		 * nothing launched. */
+		json_t *e0 = json_array_get(json_object_get(fl, "errors"), 0);
+		if (e0 && json_array_size(acc->instances) == 0) {
+			snprintf(c.ec2_code, sizeof c.ec2_code, "%s", tstr(e0, "code") ? tstr(e0, "code") : "");
+			free(c.ec2_message);
+			c.ec2_message = tstr(e0, "message") ? strdup(tstr(e0, "message")) : NULL;
+			c.cls = aws_error_class(c.ec2_code, 400);
+			c.ok = false;
+			acc->last = c;
+			acc->have_fail = true;
+			memset(&c, 0, sizeof c);
+		}
+	}
+	json_decref(fl);
+	aws_call_free(&c);
+}
+
+/* Terminates what an all-or-nothing request launched before it failed. */
+static void roll_back(aws *a, const pv_operation *op, json_t *instances)
+{
+	json_t *ids = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(instances, i, v) json_array_append(ids, json_object_get(v, "instance_id"));
+	json_t *params = json_pack("{s:o}", "instance_ids", ids);
+	pv_operation t = {.type = PV_OP_TERMINATE_INSTANCES, .params = params, .deadline_ns = op->deadline_ns};
+	pv_result r = PV_RESULT_INIT;
+	aws_op_terminate(a, &t, &r);
+	pv_result_clear(&r);
+	json_decref(params);
+}
+
+/* Capacity units the instances stand for: CreateFleet counts weighted
+ * capacity (an instance of weight 2 is two units), RunInstances one each. */
+static int64_t units_of(const launch *l, json_t *instances, bool fleet)
+{
+	if (!fleet)
+		return (int64_t)json_array_size(instances);
+	int64_t units = 0;
+	size_t i, k;
+	json_t *in, *ty;
+	json_array_foreach(instances, i, in) {
+		int64_t w = 1;
+		const char *type = json_string_value(json_object_get(in, "instance_type"));
+		json_array_foreach(l->types, k, ty)
+			if (type && strcmp(type, json_string_value(json_object_get(ty, "type"))) == 0)
+				w = json_integer_value(json_object_get(ty, "weight"));
+		units += w > 0 ? w : 1;
+	}
+	return units;
+}
+
+static void finish_create(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
+			  json_t *data, pv_result *out)
+{
+	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
+	int64_t n = units_of(l, acc->instances, fleet);
+	aws_annotate(a, acc->instances);
+	if (n == 0 || (l->all_or_nothing && n < l->count)) {
+		if (n > 0)
+			roll_back(a, op, acc->instances);
+		if (acc->have_fail)
+			aws_call_fail(a, fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES, &acc->last, out);
+		else
+			pv_result_fail(out, PV_ERR_CAPACITY, PV_CLASS_CAPACITY,
+				       "aws '%s': launched %lld of %lld instances (all or nothing)",
+				       a->base.name, (long long)n, (long long)l->count);
+		pv_result_meta_set(out, "errors", json_incref(acc->errors));
+		pv_result_meta_set(out, "requested", json_integer(l->count));
+		json_decref(data);
+		return;
+	}
+	json_t *ids = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(acc->instances, i, v) json_array_append(ids, json_object_get(v, "instance_id"));
+	json_object_set(data, "instances", acc->instances);
+	json_object_set_new(data, "instance_ids", ids);
+	json_object_set_new(data, "count", json_integer((json_int_t)json_array_size(acc->instances)));
+	json_object_set_new(data, "fulfilled_capacity", json_integer(n));
+	json_object_set_new(data, "requested", json_integer(l->count));
+	json_object_set_new(data, "partial", json_boolean(n < l->count));
+	json_object_set(data, "errors", acc->errors);
+	pv_result_ok(out, data);
+	pv_result_meta_set(out, "api_calls", json_integer(acc->calls));
+}
+
+static void dry_run_create(aws *a, const launch *l, const pv_operation *op, pv_result *out);
+
+void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
+{
+	launch l;
+	if (read_launch(a, op, &l, out) < 0) {
+		launch_free(&l);
+		return;
+	}
+	if (pv_operation_dry_run(op)) {
+		dry_run_create(a, &l, op, out);
+		launch_free(&l);
+		return;
+	}
+	launch_acc acc = {.instances = json_array(), .errors = json_array()};
+	json_t *data = json_object();
+	bool fleet = l.api && strcmp(l.api, "EC2Fleet") == 0;
+	json_object_set_new(data, "api", json_string(fleet ? "EC2Fleet" : "RunInstances"));
+	if (fleet)
+		create_fleet(a, &l, op, &acc, data);
+	else
+		create_run(a, &l, op, &acc);
+	finish_create(a, &l, op, &acc, data, out);
+	json_decref(acc.instances);
+	json_decref(acc.errors);
+	if (acc.have_fail)
+		aws_call_free(&acc.last);
+	launch_free(&l);
+}
+
+/* ---- DryRun ------------------------------------------------------------------ */
+
+/* Asks EC2 whether the launch would be allowed: DryRunOperation = yes. */
+static bool dry_run_call(aws *a, const launch *l, const pv_operation *op, pv_result *out)
+{
+	aws_form f;
+	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
+	const char *type = json_string_value(json_object_get(json_array_get(l->types, 0), "type"));
+	if (fleet)
+		fleet_form(a, l, &f, NULL, true);
+	else
+		run_form(a, l, &f, type, 1, NULL, true);
+	aws_call c;
+	aws_action act = fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES;
+	bool ok = !f.oom && aws_do(a, act, f.buf, op->deadline_ns, &c);
+	aws_form_free(&f);
+	bool valid = !ok && strcmp(c.ec2_code, "DryRunOperation") == 0;
+	if (!valid) {
+		if (ok)
+			pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL,
+				       "aws '%s': a DryRun call launched instead of answering DryRunOperation",
+				       a->base.name);
+		else
+			aws_call_fail(a, act, &c, out);
+	}
+	aws_call_free(&c);
+	return valid;
+}
+
+static void dry_run_create(aws *a, const launch *l, const pv_operation *op, pv_result *out)
+{
+	if (dry_run_call(a, l, op, out))
+		pv_result_ok(out, json_pack("{s:b, s:I, s:I}", "dry_run", 1, "would_create",
+					    (json_int_t)l->count, "requested", (json_int_t)l->count));
+}
+
+void aws_op_validate(aws *a, const pv_operation *op, pv_result *out)
+{
+	launch l;
+	if (read_launch(a, op, &l, out) < 0) {
+		launch_free(&l);
+		return;
+	}
+	if (dry_run_call(a, &l, op, out))
+		pv_result_ok(out, json_pack("{s:b, s:s?}", "valid", 1, "template_id", l.template_id));
+	else if (strcmp(out->error_code, PV_ERR_EXECUTION_ERROR) == 0 &&
+		 out->error_class == PV_CLASS_PERMANENT)
+		snprintf(out->error_code, sizeof out->error_code, "%s", PV_ERR_INVALID_PARAMETERS);
+	launch_free(&l);
+}

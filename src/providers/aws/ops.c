@@ -1,0 +1,255 @@
+/*
+ * ops.c - terminate_instances, get_instance_status,
+ * describe_resource_instances and health_check for the AWS provider.
+ *
+ * TerminateInstances takes at most 1000 ids a call; DescribeInstances is
+ * asked by ids in batches of 200 (EC2's filter value limit, and ids cannot
+ * be combined with MaxResults) or by a tag / reservation / fleet filter,
+ * following NextToken until the last page.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "provisio/error.h"
+#include "providers/aws/aws_strategy.h"
+
+#define TERMINATE_BATCH 1000
+#define DESCRIBE_ID_BATCH 200
+
+const json_t *aws_template(aws *a, const pv_operation *op, pv_result *out)
+{
+	json_t *p = op->params;
+	json_t *t = json_object_get(p, "template");
+	if (t) {
+		if (json_is_object(t))
+			return t;
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			       "parameter 'template' must be an object");
+		return NULL;
+	}
+	const char *id = json_string_value(json_object_get(p, "template_id"));
+	if (!id) {
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			       "give parameter 'template' (object) or 'template_id' (string)");
+		return NULL;
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(a->templates, i, v) {
+		const char *tid = json_string_value(json_object_get(v, "templateId"));
+		if (tid && strcmp(tid, id) == 0)
+			return v;
+	}
+	pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+		       "template '%s' is not assigned to aws provider '%s'", id, a->base.name);
+	return NULL;
+}
+
+void aws_annotate(aws *a, json_t *instances)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(instances, i, v) {
+		json_object_set_new(v, "provider", json_string(a->base.name));
+		json_t *tags = json_object_get(v, "tags");
+		json_t *req = json_object_get(tags, "provisio:request-id");
+		json_t *tmpl = json_object_get(tags, "provisio:template-id");
+		if (req)
+			json_object_set(v, "request_id", req);
+		if (tmpl)
+			json_object_set(v, "template_id", tmpl);
+		json_object_del(v, "client_token");
+	}
+}
+
+/* The instance_ids parameter: a non-empty array of strings, or NULL. */
+static json_t *get_ids(const pv_operation *op, pv_result *out, bool required)
+{
+	json_t *ids = json_object_get(op->params, "instance_ids");
+	if (!ids && !required)
+		return NULL;
+	size_t i;
+	json_t *v;
+	bool ok = json_is_array(ids) && json_array_size(ids) > 0;
+	json_array_foreach(ids, i, v) ok = ok && json_is_string(v) && json_string_length(v) > 0;
+	if (!ok)
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			       "parameter 'instance_ids' must be a non-empty array of instance id strings");
+	return ok ? ids : NULL;
+}
+
+/* ---- terminate --------------------------------------------------------------- */
+
+void aws_op_terminate(aws *a, const pv_operation *op, pv_result *out)
+{
+	json_t *ids = get_ids(op, out, true);
+	if (!ids)
+		return;
+	json_t *done = json_array();
+	unsigned calls = 0;
+	bool dry = pv_operation_dry_run(op);
+	for (size_t start = 0; start < json_array_size(ids); start += TERMINATE_BATCH) {
+		aws_form f;
+		aws_form_init(&f, "TerminateInstances");
+		for (size_t i = start; i < json_array_size(ids) && i < start + TERMINATE_BATCH; i++)
+			aws_form_addf(&f, json_string_value(json_array_get(ids, i)), "InstanceId.%zu",
+				      i - start + 1);
+		if (dry)
+			aws_form_add(&f, "DryRun", "true");
+		aws_call c;
+		bool ok = !f.oom && aws_do(a, ACT_TERMINATE_INSTANCES, f.buf, op->deadline_ns, &c);
+		aws_form_free(&f);
+		calls += c.attempts;
+		if (dry && !ok && strcmp(c.ec2_code, "DryRunOperation") == 0) {
+			aws_call_free(&c);
+			continue;
+		}
+		if (!ok) {
+			aws_call_fail(a, ACT_TERMINATE_INSTANCES, &c, out);
+			pv_result_meta_set(out, "terminated", done);
+			aws_call_free(&c);
+			return;
+		}
+		json_t *got = aws_xml_terminated(c.reply.body, c.reply.len);
+		if (got) {
+			json_array_extend(done, got);
+			json_decref(got);
+		}
+		aws_call_free(&c);
+	}
+	json_t *data = json_pack("{s:o, s:b}", "instances", done, "dry_run", dry);
+	json_t *tids = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(done, i, v) json_array_append(tids, json_object_get(v, "instance_id"));
+	json_object_set_new(data, "terminated", tids);
+	pv_result_ok(out, data);
+	pv_result_meta_set(out, "api_calls", json_integer(calls));
+}
+
+/* ---- describe ---------------------------------------------------------------- */
+
+/* Pages through one DescribeInstances query (`base` holds its selectors),
+ * appending instances to `list`. false with `out` failed. */
+static bool describe_pages(aws *a, const pv_operation *op, const aws_form *base, bool paged,
+			   json_t *list, unsigned *calls, pv_result *out)
+{
+	char *next = NULL;
+	do {
+		aws_form f;
+		aws_form_init(&f, "DescribeInstances");
+		aws_form_append(&f, base);
+		if (paged)
+			aws_form_add(&f, "MaxResults", "1000");
+		if (next)
+			aws_form_add(&f, "NextToken", next);
+		free(next);
+		next = NULL;
+		aws_call c;
+		bool ok = !f.oom && aws_do(a, ACT_DESCRIBE_INSTANCES, f.buf, op->deadline_ns, &c);
+		aws_form_free(&f);
+		*calls += c.attempts;
+		if (!ok) {
+			aws_call_fail(a, ACT_DESCRIBE_INSTANCES, &c, out);
+			aws_call_free(&c);
+			return false;
+		}
+		json_t *got = aws_xml_instances(c.reply.body, c.reply.len, &next);
+		if (got) {
+			json_array_extend(list, got);
+			json_decref(got);
+		}
+		aws_call_free(&c);
+	} while (next);
+	return true;
+}
+
+/* A selector-only form (no Action/Version): the raw encoded pairs. */
+static void selector_init(aws_form *f) { memset(f, 0, sizeof *f); }
+
+static bool describe_ids(aws *a, const pv_operation *op, json_t *ids, json_t *list,
+			 unsigned *calls, pv_result *out)
+{
+	for (size_t start = 0; start < json_array_size(ids); start += DESCRIBE_ID_BATCH) {
+		aws_form sel;
+		selector_init(&sel);
+		for (size_t i = start; i < json_array_size(ids) && i < start + DESCRIBE_ID_BATCH; i++)
+			aws_form_addf(&sel, json_string_value(json_array_get(ids, i)), "InstanceId.%zu",
+				      i - start + 1);
+		bool ok = describe_pages(a, op, &sel, false, list, calls, out);
+		aws_form_free(&sel);
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static bool describe_filter(aws *a, const pv_operation *op, const char *name, const char *value,
+			    json_t *list, unsigned *calls, pv_result *out)
+{
+	aws_form sel;
+	selector_init(&sel);
+	aws_form_add(&sel, "Filter.1.Name", name);
+	aws_form_add(&sel, "Filter.1.Value.1", value);
+	bool ok = describe_pages(a, op, &sel, true, list, calls, out);
+	aws_form_free(&sel);
+	return ok;
+}
+
+void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resource)
+{
+	json_t *p = op->params;
+	json_t *ids = by_resource ? NULL : get_ids(op, out, false);
+	if (!ids && out->error_code[0])
+		return;
+	const char *req = json_string_value(json_object_get(p, "request_id"));
+	const char *res = json_string_value(json_object_get(p, "resource_id"));
+	json_t *list = json_array();
+	unsigned calls = 0;
+	bool ok;
+	if (ids)
+		ok = describe_ids(a, op, ids, list, &calls, out);
+	else if (res && strncmp(res, "r-", 2) == 0)
+		ok = describe_filter(a, op, "reservation-id", res, list, &calls, out);
+	else if (res && strncmp(res, "fleet-", 6) == 0)
+		ok = describe_filter(a, op, "tag:aws:ec2:fleet-id", res, list, &calls, out);
+	else if (res || req)
+		ok = describe_filter(a, op, "tag:provisio:request-id", res ? res : req, list, &calls, out);
+	else {
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			       by_resource ? "give parameter 'resource_id' (fleet-, r- or a request id) or 'request_id'"
+					   : "give parameter 'instance_ids' (array) or 'request_id' (string)");
+		ok = false;
+	}
+	if (!ok) {
+		json_decref(list);
+		return;
+	}
+	aws_annotate(a, list);
+	pv_result_ok(out, json_pack("{s:o, s:I}", "instances", list, "count", (json_int_t)json_array_size(list)));
+	pv_result_meta_set(out, "api_calls", json_integer(calls));
+}
+
+/* ---- health ------------------------------------------------------------------ */
+
+void aws_op_health(aws *a, const pv_operation *op, pv_result *out)
+{
+	aws_form f;
+	aws_form_init(&f, "DescribeRegions");
+	aws_call c;
+	uint64_t t0 = pv_clock_now(a->clock);
+	bool ok = !f.oom && aws_do(a, ACT_DESCRIBE_REGIONS, f.buf, op->deadline_ns, &c);
+	uint64_t dt = pv_clock_now(a->clock) - t0;
+	aws_form_free(&f);
+	if (!ok) {
+		aws_call_fail(a, ACT_DESCRIBE_REGIONS, &c, out);
+		aws_call_free(&c);
+		return;
+	}
+	json_t *regions = aws_xml_regions(c.reply.body, c.reply.len);
+	pv_result_ok(out, json_pack("{s:b, s:f, s:I, s:s}", "healthy", 1, "latency_ms",
+				    (double)dt / 1e6, "regions", (json_int_t)json_array_size(regions),
+				    "region", a->region));
+	json_decref(regions);
+	aws_call_free(&c);
+}

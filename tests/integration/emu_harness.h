@@ -1,0 +1,121 @@
+/*
+ * emu_harness.h - starts and stops the EC2 emulator for tests and the
+ * benchmark: fork/exec on an ephemeral loopback port (read back from a
+ * port file), admin calls over libcurl. Header-only so a test and the
+ * benchmark can each include it without a shared library.
+ */
+#ifndef PV_TEST_EMU_HARNESS_H
+#define PV_TEST_EMU_HARNESS_H
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <jansson.h>
+
+typedef struct emu_proc {
+	pid_t pid;
+	int port;
+	char url[64];
+	char dir[64];
+} emu_proc;
+
+/* Starts the emulator with extra arguments (NULL-terminated list). 0 or -1. */
+static inline int emu_start(emu_proc *e, const char *binary, const char *const *args)
+{
+	memset(e, 0, sizeof *e);
+	snprintf(e->dir, sizeof e->dir, "/tmp/pv-emu-XXXXXX");
+	if (!mkdtemp(e->dir))
+		return -1;
+	char port_file[128];
+	snprintf(port_file, sizeof port_file, "%s/port", e->dir);
+	const char *argv[64] = {binary, "--port", "0", "--port-file", port_file};
+	int n = 5;
+	for (int i = 0; args && args[i] && n < 62; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	e->pid = fork();
+	if (e->pid == 0) {
+		if (!freopen("/dev/null", "w", stdout))
+			_exit(126);
+		execv(binary, (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 500; i++) { /* up to 5 s */
+		FILE *f = fopen(port_file, "r");
+		if (f) {
+			int ok = fscanf(f, "%d", &e->port) == 1;
+			fclose(f);
+			if (ok) {
+				snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d/", e->port);
+				return 0;
+			}
+		}
+		struct timespec ts = {0, 10 * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static inline void emu_stop(emu_proc *e)
+{
+	if (e->pid > 0) {
+		kill(e->pid, SIGTERM);
+		waitpid(e->pid, NULL, 0);
+	}
+	char path[128];
+	snprintf(path, sizeof path, "%s/port", e->dir);
+	unlink(path);
+	rmdir(e->dir);
+	e->pid = 0;
+}
+
+static inline size_t emu_collect(char *d, size_t s, size_t n, void *u)
+{
+	char **buf = u;
+	size_t old = *buf ? strlen(*buf) : 0;
+	char *g = realloc(*buf, old + s * n + 1);
+	if (!g)
+		return 0;
+	memcpy(g + old, d, s * n);
+	g[old + s * n] = '\0';
+	*buf = g;
+	return s * n;
+}
+
+/* Calls an admin path (GET when body is NULL); the JSON answer, owned. */
+static inline json_t *emu_admin(const emu_proc *e, const char *path, const char *body)
+{
+	char url[256], *out = NULL;
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", e->port, path);
+	CURL *h = curl_easy_init();
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_PROXY, "");
+	if (body)
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, emu_collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, &out);
+	CURLcode rc = curl_easy_perform(h);
+	curl_easy_cleanup(h);
+	json_t *j = rc == CURLE_OK && out ? json_loads(out, 0, NULL) : NULL;
+	free(out);
+	return j;
+}
+
+/* stats.path.to.integer, 0 when absent. */
+static inline long long emu_stat(const emu_proc *e, const char *a, const char *b)
+{
+	json_t *s = emu_admin(e, "/_emu/stats", NULL);
+	json_t *v = json_object_get(s, a);
+	if (b)
+		v = json_object_get(v, b);
+	long long n = json_integer_value(v);
+	json_decref(s);
+	return n;
+}
+
+#endif

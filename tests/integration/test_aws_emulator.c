@@ -1,0 +1,625 @@
+/*
+ * test_aws_emulator.c - the AWS provider against the EC2 emulator, both
+ * real programs talking HTTP on loopback: launch / describe / terminate
+ * through RunInstances and CreateFleet, partial capacity, type fail-over,
+ * injected throttling, 5xx and dropped connections (no duplicate
+ * instances), wrong credentials, deadlines, DryRun validation, health,
+ * IMDSv2 credentials, client-side buckets, and the raw requests captured
+ * from real EC2 clients replayed against the emulator's verifier.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <cmocka.h>
+#include "provisio/provisio.h"
+#include "provisio/aws.h"
+#include "emu_harness.h"
+
+#ifndef PV_EC2_EMULATOR
+#define PV_EC2_EMULATOR "ec2-emulator"
+#endif
+#ifndef PV_TEST_DATA_DIR
+#define PV_TEST_DATA_DIR "tests/data"
+#endif
+
+#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+static emu_proc start(const char *const *args)
+{
+	emu_proc e;
+	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, args), 0);
+	return e;
+}
+
+/* A provider aimed at the emulator; `extra` is merged into its config. */
+static pv_strategy *provider(const emu_proc *e, const char *extra)
+{
+	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i}", "region", "us-east-1", "endpoint_url",
+				e->url, "access_key_id", "AKIDEXAMPLE", "secret_access_key", SECRET,
+				"imds", 0, "seed", 7, "retry_base_ms", 5);
+	if (extra) {
+		json_t *x = json_loads(extra, 0, NULL);
+		assert_non_null(x);
+		json_object_update(cfg, x);
+		json_decref(x);
+	}
+	pv_strategy *s = NULL;
+	if (pv_aws_new(&s, "aws-test", cfg, NULL) != 0)
+		fail_msg("pv_aws_new: %s", pv_error_last());
+	json_decref(cfg);
+	if (pv_strategy_initialize(s) != 0)
+		fail_msg("init: %s", pv_error_last());
+	return s;
+}
+
+static void run(pv_strategy *s, pv_op_type type, json_t *params, uint64_t timeout_ms, pv_result *r)
+{
+	pv_operation op = {.type = type, .params = params,
+			   .deadline_ns = timeout_ms ? pv_now_ns() + timeout_ms * PV_NS_PER_MS : 0};
+	pv_strategy_execute(s, &op, r, NULL);
+	json_decref(params);
+}
+
+static json_t *tmpl_run(void)
+{
+	return json_pack("{s:s, s:s, s:s, s:s, s:s}", "templateId", "t-run", "imageId", "ami-12345678",
+			 "vmType", "t3.micro", "instanceTags", "team=blue;env=test", "providerApi",
+			 "RunInstances");
+}
+
+static void test_run_instances_create_describe_terminate(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s}", "count", 3, "template", tmpl_run(), "request_id", "req-1"), 0, &r);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "aws-test");
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 3);
+	assert_false(json_is_true(json_object_get(r.data, "partial")));
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "provider")), "aws-test");
+	assert_string_equal(json_string_value(json_object_get(in0, "request_id")), "req-1");
+	assert_string_equal(json_string_value(json_object_get(in0, "template_id")), "t-run");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(in0, "tags"), "team")), "blue");
+	assert_string_equal(json_string_value(json_object_get(in0, "lifecycle")), "on-demand");
+	assert_non_null(json_object_get(in0, "private_ip"));
+	json_t *ids = json_incref(json_object_get(r.data, "instance_ids"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
+
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 3);
+	pv_result_clear(&r);
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-1"), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 3);
+	pv_result_clear(&r);
+
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:O}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "terminated")), 3);
+	pv_result_clear(&r);
+	/* Terminating again is still success: EC2 keeps terminated instances. */
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:O}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_unknown_instance_is_not_found(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:[s]}", "instance_ids", "i-0123456789abcdef0"), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "NOT_FOUND");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(r.message, "InvalidInstanceID.NotFound"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_states_move_from_pending_to_running(void **state)
+{
+	(void)state;
+	const char *args[] = {"--boot-ms", "150", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(),
+						 "request_id", "req-boot"), 0, &r);
+	assert_true(r.success);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "state")), "pending");
+	pv_result_clear(&r);
+	pv_clock_sleep(NULL, 300 * PV_NS_PER_MS);
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-boot"), 0, &r);
+	in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "state")), "running");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_create_fleet_weights_and_per_override_errors(void **state)
+{
+	(void)state;
+	const char *args[] = {"--ice-types", "t3.micro", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s}", "templateId", "t-fleet", "providerApi",
+			      "EC2Fleet", "launchTemplateId", "lt-0123456789abcdef0", "vmTypes", "t3.micro", 1,
+			      "t3.small", 2, "subnetId", "subnet-1", "priceType", "ondemand");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 4, "template", t, "request_id", "req-f"),
+	    0, &r);
+	assert_true(r.success);
+	assert_string_equal(json_string_value(json_object_get(r.data, "api")), "EC2Fleet");
+	assert_non_null(json_object_get(r.data, "fleet_id"));
+	/* t3.micro has no capacity: two t3.small of weight 2 make 4 units. */
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "fulfilled_capacity")), 4);
+	assert_false(json_is_true(json_object_get(r.data, "partial")));
+	json_t *err0 = json_array_get(json_object_get(r.data, "errors"), 0);
+	assert_string_equal(json_string_value(json_object_get(err0, "code")), "InsufficientInstanceCapacity");
+	assert_string_equal(json_string_value(json_object_get(err0, "instance_type")), "t3.micro");
+	json_t *ids = json_incref(json_object_get(r.data, "instance_ids"));
+	pv_result_clear(&r);
+	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:s}", "resource_id", "req-f"), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "instance_type")), "t3.small");
+	pv_result_clear(&r);
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateFleet"), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_spot_fleet_instances_are_spot(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:[s], s:s, s:s}", "templateId", "t-spot", "providerApi", "EC2Fleet",
+			      "launchTemplateId", "lt-1", "vmTypes", "m5.large", "priceType", "spot",
+			      "allocationStrategy", "capacityOptimized");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-s"),
+	    0, &r);
+	assert_true(r.success);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "lifecycle")), "spot");
+	pv_result_clear(&r);
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-s"), 0, &r);
+	in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "lifecycle")), "spot");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_partial_capacity_and_all_or_nothing(void **state)
+{
+	(void)state;
+	const char *args[] = {"--capacity", "5", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:b}", "count", 8, "template", tmpl_run(), "request_id", "req-aon",
+		      "all_or_nothing", 1), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "CAPACITY");
+	assert_int_equal(r.error_class, PV_CLASS_CAPACITY);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s}", "count", 8, "template", tmpl_run(), "request_id", "req-part"), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 5);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "requested")), 8);
+	assert_true(json_is_true(json_object_get(r.data, "partial")));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_run_instances_fails_over_to_next_type_on_capacity(void **state)
+{
+	(void)state;
+	const char *args[] = {"--ice-types", "t3.micro", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	json_t *t = tmpl_run();
+	json_object_set_new(t, "vmTypes", json_pack("[s, s]", "t3.micro", "t3.small"));
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-fo"),
+	    0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "instance_type")), "t3.small");
+	json_t *err0 = json_array_get(json_object_get(r.data, "errors"), 0);
+	assert_string_equal(json_string_value(json_object_get(err0, "code")), "InsufficientInstanceCapacity");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_only_capacity_errors_everywhere_is_capacity_class(void **state)
+{
+	(void)state;
+	const char *args[] = {"--ice-types", "t3.micro", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
+						 "request_id", "req-ice"), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "CAPACITY");
+	assert_int_equal(r.error_class, PV_CLASS_CAPACITY);
+	/* Capacity is not retried by the provider: one call. */
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_injected_faults_at_30_percent_leave_no_duplicates(void **state)
+{
+	(void)state;
+	const char *args[] = {"--throttle-rate", "0.1", "--error-rate", "0.1", "--drop-rate", "0.1",
+			      "--seed", "99", "--no-throttle", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"max_retries\": 12, \"retry_base_ms\": 1, \"retry_max_ms\": 20,"
+				      " \"max_instances_per_call\": 5, \"throttle\": {\"enabled\": false}}");
+	int requests = 20, per = 7;
+	for (int i = 0; i < requests; i++) {
+		char rid[32];
+		snprintf(rid, sizeof rid, "req-chaos-%d", i);
+		pv_result r = PV_RESULT_INIT;
+		run(s, PV_OP_CREATE_INSTANCES,
+		    json_pack("{s:i, s:o, s:s}", "count", per, "template", tmpl_run(), "request_id", rid), 0, &r);
+		if (!r.success)
+			fail_msg("request %d failed: %s", i, r.message);
+		assert_int_equal(json_integer_value(json_object_get(r.data, "count")), per);
+		pv_result_clear(&r);
+	}
+	/* Exactly what was asked, although retries resent launches. */
+	assert_int_equal(emu_stat(&e, "instances", "total"), requests * per);
+	json_t *st = emu_admin(&e, "/_emu/stats", NULL);
+	json_t *faults = json_object_get(st, "faults");
+	if (json_integer_value(json_object_get(faults, "drop")) == 0) {
+		char *t = json_dumps(st, 0);
+		fail_msg("no drop injected: %s", t);
+	}
+	assert_true(json_integer_value(json_object_get(faults, "5xx")) > 0);
+	assert_true(json_integer_value(json_object_get(faults, "throttle")) > 0);
+	const char *tok;
+	json_t *n;
+	json_object_foreach(json_object_get(json_object_get(st, "instances"), "by_client_token"), tok, n)
+		assert_true(json_integer_value(n) <= 5);
+	json_decref(st);
+	json_t *ps = pv_strategy_stats(s);
+	assert_true(json_integer_value(json_object_get(ps, "retries")) > 0);
+	json_decref(ps);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_wrong_credentials_fail_permanently_without_retries(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, "{\"secret_access_key\": \"not-the-secret-xyz\"}");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(),
+						 "request_id", "req-auth"), 0, &r);
+	assert_false(r.success);
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_string_equal(r.error_code, "AUTH_FAILURE");
+	assert_null(strstr(r.message, "not-the-secret-xyz"));
+	char *all = json_dumps(r.metadata, 0);
+	assert_null(strstr(all ? all : "", "not-the-secret-xyz"));
+	free(all);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "auth_failures", NULL), 1);
+	json_t *ps = pv_strategy_stats(s);
+	char *text = json_dumps(ps, 0);
+	assert_null(strstr(text, "not-the-secret-xyz"));
+	assert_string_equal(json_string_value(json_object_get(ps, "health")), "unhealthy");
+	free(text);
+	json_decref(ps);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_deadline_is_respected(void **state)
+{
+	(void)state;
+	const char *args[] = {"--latency-ms", "3000", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	uint64_t t0 = pv_now_ns();
+	run(s, PV_OP_HEALTH_CHECK, NULL, 200, &r);
+	uint64_t took = pv_now_ns() - t0;
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "TIMEOUT");
+	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
+	/* It gave up at the deadline instead of waiting for the 3 s answer. */
+	assert_true(took < 2000 * PV_NS_PER_MS);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_validate_template_uses_dry_run(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", tmpl_run()), 0, &r);
+	assert_true(r.success);
+	assert_true(json_is_true(json_object_get(r.data, "valid")));
+	pv_result_clear(&r);
+	json_t *bad = tmpl_run();
+	json_object_set_new(bad, "imageId", json_string("not-an-ami"));
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(r.message, "InvalidAMIID.Malformed"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_health_is_unknown_until_a_call_then_healthy(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	json_t *st = pv_strategy_stats(s);
+	assert_string_equal(json_string_value(json_object_get(st, "health")), "unknown");
+	json_decref(st);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_HEALTH_CHECK, NULL, 5000, &r);
+	assert_true(r.success);
+	assert_true(json_integer_value(json_object_get(r.data, "regions")) >= 1);
+	pv_result_clear(&r);
+	pv_health h = {0};
+	assert_int_equal(pv_strategy_health(s, &h), 0);
+	assert_true(h.healthy);
+	pv_health_clear(&h);
+	st = pv_strategy_stats(s);
+	assert_string_equal(json_string_value(json_object_get(st, "health")), "healthy");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(st, "calls"), "DescribeRegions")), 2);
+	json_decref(st);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_imds_v2_credentials(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials", 1);
+	unsetenv("AWS_ACCESS_KEY_ID");
+	unsetenv("AWS_SECRET_ACCESS_KEY");
+	unsetenv("AWS_EC2_METADATA_DISABLED");
+	char imds[80];
+	snprintf(imds, sizeof imds, "http://127.0.0.1:%d", e.port);
+	json_t *cfg = json_pack("{s:s, s:s, s:s}", "region", "us-east-1", "endpoint_url", e.url, "imds_endpoint", imds);
+	pv_strategy *s = NULL;
+	assert_int_equal(pv_aws_new(&s, "aws-imds", cfg, NULL), 0);
+	json_decref(cfg);
+	if (pv_strategy_initialize(s) != 0)
+		fail_msg("init: %s", pv_error_last());
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_HEALTH_CHECK, NULL, 5000, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	json_t *st = pv_strategy_stats(s);
+	assert_string_equal(json_string_value(json_object_get(st, "credentials_source")), "imds");
+	json_decref(st);
+	pv_strategy_unref(s);
+	unsetenv("AWS_SHARED_CREDENTIALS_FILE");
+	emu_stop(&e);
+}
+
+static void test_client_buckets_keep_emulator_from_throttling(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL); /* EC2's buckets on: RunInstances 5, 2/s */
+	pv_strategy *s = provider(&e, NULL);
+	for (int i = 0; i < 8; i++) {
+		char rid[32];
+		snprintf(rid, sizeof rid, "req-bucket-%d", i);
+		pv_result r = PV_RESULT_INIT;
+		run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(),
+							 "request_id", rid), 0, &r);
+		assert_true(r.success);
+		pv_result_clear(&r);
+	}
+	assert_int_equal(emu_stat(&e, "throttled", NULL), 0);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 8);
+	json_t *st = pv_strategy_stats(s);
+	assert_true(json_integer_value(json_object_get(st, "throttle_wait_ms")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(st, "throttled_received")), 0);
+	json_decref(st);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_without_client_buckets_emulator_throttles_and_provider_retries(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, "{\"throttle\": {\"enabled\": false}, \"max_retries\": 10}");
+	for (int i = 0; i < 8; i++) {
+		char rid[32];
+		snprintf(rid, sizeof rid, "req-nobucket-%d", i);
+		pv_result r = PV_RESULT_INIT;
+		run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(),
+							 "request_id", rid), 0, &r);
+		assert_true(r.success);
+		pv_result_clear(&r);
+	}
+	assert_true(emu_stat(&e, "throttled", NULL) > 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 8);
+	json_t *st = pv_strategy_stats(s);
+	assert_true(json_integer_value(json_object_get(st, "throttled_received")) > 0);
+	json_decref(st);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+typedef struct worker {
+	pv_strategy *s;
+	int id, ok;
+} worker;
+
+static void *create_many(void *arg)
+{
+	worker *w = arg;
+	for (int i = 0; i < 5; i++) {
+		char rid[48];
+		snprintf(rid, sizeof rid, "req-thread-%d-%d", w->id, i);
+		pv_result r = PV_RESULT_INIT;
+		json_t *p = json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(), "request_id", rid);
+		pv_operation op = {.type = PV_OP_CREATE_INSTANCES, .params = p};
+		pv_strategy_execute(w->s, &op, &r, NULL);
+		w->ok += r.success && json_integer_value(json_object_get(r.data, "count")) == 2;
+		pv_result_clear(&r);
+		json_decref(p);
+	}
+	return NULL;
+}
+
+static void test_one_provider_serves_threads_concurrently(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", "--latency-ms", "20", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"throttle\": {\"enabled\": false}}");
+	pthread_t th[4];
+	worker w[4];
+	for (int i = 0; i < 4; i++) {
+		w[i] = (worker){s, i, 0};
+		assert_int_equal(pthread_create(&th[i], NULL, create_many, &w[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(th[i], NULL);
+		assert_int_equal(w[i].ok, 5);
+	}
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4 * 5 * 2);
+	assert_int_equal(pv_aws_calls(s, "RunInstances"), 20);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* ---- captured requests replayed raw ------------------------------------------------- */
+
+static int send_raw(int port, const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	assert_non_null(f);
+	char buf[8192];
+	size_t n = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(write(fd, buf, n), (ssize_t)n);
+	char resp[256] = "";
+	ssize_t got = read(fd, resp, sizeof resp - 1);
+	close(fd);
+	int status = 0;
+	if (got > 12)
+		sscanf(resp, "HTTP/1.1 %d", &status);
+	return status;
+}
+
+static void test_captured_client_requests_are_accepted(void **state)
+{
+	(void)state;
+	const char *args[] = {"--max-skew-s", "-1", "--credentials", "AKIDEXAMPLE:" SECRET, "--credentials",
+			      "AKIDEXAMPLE:secret", "--no-throttle", NULL};
+	emu_proc e = start(args);
+	const char *files[] = {
+		"describe-regions.http", "run-instances.http", "create-fleet.http",
+		"describe-instances.http", "terminate-instances.http",
+		"awscli-2.9.19-extra/run-instances-auto-clienttoken-tags-userdata.http",
+		"awscli-2.9.19-extra/describe-instances-filters-maxresults.http",
+		"awscli-2.9.19-extra/terminate-instances-dry-run.http",
+		"awscli-1.45.11/describe-regions.http", "aws-sdk-client-ec2-3.1169.0/describe-regions.http",
+		"aws-sdk-client-ec2-3.1169.0/run-instances.http", "aws-sdk-client-ec2-3.1169.0/create-fleet.http",
+		"libcurl-7.88.1/post-describe-regions.http", "libcurl-7.88.1/get-describe-regions-sorted-query.http",
+	};
+	/* run-instances.http and the SDK's use the same ClientToken "abc" with
+	 * the same parameters: the second is answered from the first. */
+	/* describe/terminate name i-1 and i-2, which this emulator never made:
+	 * InvalidInstanceID.NotFound (400) is checked before DryRun. */
+	const int want[] = {200, 200, 200, 400, 400, 200, 200, 400, 200, 200, 200, 200, 200, 200};
+	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+		char path[512];
+		snprintf(path, sizeof path, "%s/ec2-requests/%s", PV_TEST_DATA_DIR, files[i]);
+		int st = send_raw(e.port, path);
+		if (st != want[i])
+			fail_msg("%s: HTTP %d, want %d", files[i], st, want[i]);
+	}
+	assert_int_equal(send_raw(e.port, PV_TEST_DATA_DIR "/ec2-requests/libcurl-7.88.1/"
+					  "get-describe-regions-unsorted-query-NONCANONICAL.http"), 403);
+	assert_int_equal(emu_stat(&e, "auth_failures", NULL), 1);
+	/* run-instances.http asked for 2 with token abc; the SDK's identical
+	 * request replays it; the tagged one adds 1; create-fleet 2 + 2. */
+	assert_int_equal(emu_stat(&e, "instances", "total"), 2 + 1 + 2 + 2);
+	emu_stop(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_run_instances_create_describe_terminate),
+		cmocka_unit_test(test_unknown_instance_is_not_found),
+		cmocka_unit_test(test_states_move_from_pending_to_running),
+		cmocka_unit_test(test_create_fleet_weights_and_per_override_errors),
+		cmocka_unit_test(test_spot_fleet_instances_are_spot),
+		cmocka_unit_test(test_partial_capacity_and_all_or_nothing),
+		cmocka_unit_test(test_run_instances_fails_over_to_next_type_on_capacity),
+		cmocka_unit_test(test_only_capacity_errors_everywhere_is_capacity_class),
+		cmocka_unit_test(test_injected_faults_at_30_percent_leave_no_duplicates),
+		cmocka_unit_test(test_wrong_credentials_fail_permanently_without_retries),
+		cmocka_unit_test(test_deadline_is_respected),
+		cmocka_unit_test(test_validate_template_uses_dry_run),
+		cmocka_unit_test(test_health_is_unknown_until_a_call_then_healthy),
+		cmocka_unit_test(test_imds_v2_credentials),
+		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),
+		cmocka_unit_test(test_without_client_buckets_emulator_throttles_and_provider_retries),
+		cmocka_unit_test(test_one_provider_serves_threads_concurrently),
+		cmocka_unit_test(test_captured_client_requests_are_accepted),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,792 @@
+/*
+ * emu.c - the EC2 actions of the emulator and their XML answers.
+ *
+ * RunInstances, CreateFleet (type instant), DescribeInstances,
+ * TerminateInstances, DescribeRegions, DescribeAvailabilityZones, with
+ * EC2's rules where a client can notice them: ClientToken idempotency
+ * (same token and parameters -> the first answer; other parameters ->
+ * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
+ * capacity, InsufficientInstanceCapacity for chosen types / AZs, tags and
+ * tag filters, NextToken pagination, and states that move with time
+ * (pending -> running, shutting-down -> terminated). Response shapes follow
+ * the EC2 service model (namespace 2016-11-15, lists as <xSet><item>).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include "emu.h"
+
+/* ---- buffer ---------------------------------------------------------------- */
+
+static void eb_grow(emu_buf *b, size_t n)
+{
+	if (b->len + n + 1 <= b->cap)
+		return;
+	size_t cap = b->cap ? b->cap : 1024;
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	char *g = realloc(b->s, cap);
+	if (!g)
+		abort(); /* a test tool: running out of memory is fatal */
+	b->s = g;
+	b->cap = cap;
+}
+
+void eb_add(emu_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	eb_grow(b, n);
+	memcpy(b->s + b->len, s, n + 1);
+	b->len += n;
+}
+
+void eb_printf(emu_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	eb_grow(b, (size_t)n);
+	va_start(ap, fmt);
+	vsnprintf(b->s + b->len, (size_t)n + 1, fmt, ap);
+	va_end(ap);
+	b->len += (size_t)n;
+}
+
+void eb_elem(emu_buf *b, const char *name, const char *text)
+{
+	if (!text || !*text) {
+		eb_printf(b, "<%s/>", name);
+		return;
+	}
+	eb_printf(b, "<%s>", name);
+	for (const char *p = text; *p; p++) {
+		switch (*p) {
+		case '<': eb_add(b, "&lt;"); break;
+		case '>': eb_add(b, "&gt;"); break;
+		case '&': eb_add(b, "&amp;"); break;
+		case '"': eb_add(b, "&quot;"); break;
+		default: {
+			char c[2] = {*p, 0};
+			eb_add(b, c);
+		}
+		}
+	}
+	eb_printf(b, "</%s>", name);
+}
+
+void eb_free(emu_buf *b)
+{
+	free(b->s);
+	memset(b, 0, sizeof *b);
+}
+
+/* ---- state --------------------------------------------------------------------- */
+
+uint64_t emu_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+uint64_t emu_rand(emu *e)
+{
+	/* xorshift64*: enough for ids and fault dice. */
+	e->rng ^= e->rng >> 12;
+	e->rng ^= e->rng << 25;
+	e->rng ^= e->rng >> 27;
+	return e->rng * 0x2545F4914F6CDD1Dull;
+}
+
+void emu_init(emu *e, const char *region, uint64_t seed)
+{
+	memset(e, 0, sizeof *e);
+	snprintf(e->region, sizeof e->region, "%s", region);
+	e->capacity = -1;
+	e->ice_types = json_array();
+	e->ice_azs = json_array();
+	e->instances = json_array();
+	e->tokens = json_object();
+	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+}
+
+void emu_reset(emu *e)
+{
+	json_array_clear(e->instances);
+	json_object_clear(e->tokens);
+}
+
+void emu_free(emu *e)
+{
+	json_decref(e->ice_types);
+	json_decref(e->ice_azs);
+	json_decref(e->instances);
+	json_decref(e->tokens);
+}
+
+void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
+{
+	r->status = status;
+	snprintf(r->code, sizeof r->code, "%s", code);
+	eb_free(&r->body);
+	eb_add(&r->body, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>");
+	eb_elem(&r->body, "Code", code);
+	eb_elem(&r->body, "Message", message);
+	eb_add(&r->body, "</Error></Errors>");
+	eb_elem(&r->body, "RequestID", request_id);
+	eb_add(&r->body, "</Response>");
+}
+
+static const char *param(json_t *p, const char *key) { return json_string_value(json_object_get(p, key)); }
+
+static const char *paramf(json_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static const char *paramf(json_t *p, const char *fmt, ...)
+{
+	char key[256];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(key, sizeof key, fmt, ap);
+	va_end(ap);
+	return param(p, key);
+}
+
+static bool in_list(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v) if (s && strcmp(json_string_value(v), s) == 0) return true;
+	return false;
+}
+
+/* Current state of an instance from its timestamps. */
+static const char *state_of(emu *e, json_t *in, int *code)
+{
+	uint64_t now = emu_now_ms();
+	json_t *term = json_object_get(in, "terminate_ms");
+	if (term) {
+		bool done = now >= (uint64_t)json_integer_value(term) + e->shutdown_ms;
+		*code = done ? 48 : 32;
+		return done ? "terminated" : "shutting-down";
+	}
+	bool up = now >= (uint64_t)json_integer_value(json_object_get(in, "launch_ms")) + e->boot_ms;
+	*code = up ? 16 : 0;
+	return up ? "running" : "pending";
+}
+
+static int64_t live_count(emu *e)
+{
+	int64_t n = 0;
+	size_t i;
+	json_t *in;
+	json_array_foreach(e->instances, i, in) if (!json_object_get(in, "terminate_ms")) n++;
+	return n;
+}
+
+/* ---- instance XML ------------------------------------------------------------- */
+
+static void state_xml(emu_buf *b, const char *elem, const char *name, int code)
+{
+	eb_printf(b, "<%s><code>%d</code><name>%s</name></%s>", elem, code, name, elem);
+}
+
+static void instance_xml(emu *e, emu_buf *b, json_t *in)
+{
+	int code;
+	const char *st = state_of(e, in, &code);
+	eb_add(b, "<item>");
+	eb_elem(b, "instanceId", param(in, "id"));
+	eb_elem(b, "imageId", param(in, "image"));
+	state_xml(b, "instanceState", st, code);
+	bool gone = strcmp(st, "terminated") == 0;
+	eb_elem(b, "privateDnsName", gone ? NULL : param(in, "dns"));
+	eb_elem(b, "dnsName", NULL);
+	if (param(in, "key"))
+		eb_elem(b, "keyName", param(in, "key"));
+	eb_printf(b, "<amiLaunchIndex>%lld</amiLaunchIndex>",
+		  (long long)json_integer_value(json_object_get(in, "index")));
+	eb_elem(b, "instanceType", param(in, "type"));
+	eb_elem(b, "launchTime", param(in, "launch_time"));
+	eb_add(b, "<placement>");
+	eb_elem(b, "availabilityZone", param(in, "az"));
+	eb_add(b, "<tenancy>default</tenancy></placement><monitoring><state>disabled</state></monitoring>");
+	if (param(in, "subnet"))
+		eb_elem(b, "subnetId", param(in, "subnet"));
+	if (!gone) {
+		eb_elem(b, "privateIpAddress", param(in, "ip"));
+		eb_elem(b, "ipAddress", param(in, "public_ip"));
+	}
+	if (param(in, "lifecycle") && strcmp(param(in, "lifecycle"), "spot") == 0)
+		eb_elem(b, "instanceLifecycle", "spot");
+	if (param(in, "token"))
+		eb_elem(b, "clientToken", param(in, "token"));
+	json_t *tags = json_object_get(in, "tags");
+	if (json_object_size(tags)) {
+		const char *k;
+		json_t *v;
+		eb_add(b, "<tagSet>");
+		json_object_foreach(tags, k, v) {
+			eb_add(b, "<item>");
+			eb_elem(b, "key", k);
+			eb_elem(b, "value", json_string_value(v));
+			eb_add(b, "</item>");
+		}
+		eb_add(b, "</tagSet>");
+	}
+	eb_add(b, "</item>");
+}
+
+static void head(emu_buf *b, const char *action, const char *request_id)
+{
+	eb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%sResponse xmlns=\"" EMU_NS "\">", action);
+	eb_elem(b, "requestId", request_id);
+}
+
+/* ---- launching ------------------------------------------------------------------ */
+
+/* Tags from TagSpecification.N (ResourceType instance). */
+static json_t *read_tags(json_t *p)
+{
+	json_t *tags = json_object();
+	for (int s = 1; s < 10; s++) {
+		const char *rt = paramf(p, "TagSpecification.%d.ResourceType", s);
+		if (!rt)
+			break;
+		if (strcmp(rt, "instance") != 0)
+			continue;
+		for (int t = 1;; t++) {
+			const char *k = paramf(p, "TagSpecification.%d.Tag.%d.Key", s, t);
+			if (!k)
+				break;
+			const char *v = paramf(p, "TagSpecification.%d.Tag.%d.Value", s, t);
+			json_object_set_new(tags, k, json_string(v ? v : ""));
+		}
+	}
+	return tags;
+}
+
+static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
+{
+	/* A subnet lives in one AZ: pick it from the subnet id, stably. */
+	unsigned h = 0;
+	for (const char *p = subnet ? subnet : ""; *p; p++)
+		h = h * 31 + (unsigned char)*p;
+	snprintf(buf, size, "%s%c", e->region, subnet ? 'a' + (char)(h % 3) : 'a');
+	return buf;
+}
+
+static json_t *launch_one(emu *e, const char *image, const char *type, const char *subnet,
+			  const char *key, const char *token, const char *lifecycle, json_t *tags,
+			  const char *reservation, int index)
+{
+	uint64_t n = ++e->next_id;
+	char id[32], ip[32], dns[64], pub[32], az[48], when[32];
+	snprintf(id, sizeof id, "i-%017llx", (unsigned long long)(0x0e00000000000000ull + n));
+	snprintf(ip, sizeof ip, "10.0.%u.%u", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
+	snprintf(dns, sizeof dns, "ip-10-0-%u-%u.ec2.internal", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
+	snprintf(pub, sizeof pub, "54.%u.%u.%u", (unsigned)(n >> 16) & 255, (unsigned)(n >> 8) & 255,
+		 (unsigned)n & 255);
+	time_t now = time(NULL);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}",
+			       "id", id, "image", image, "type", type, "subnet", subnet, "key", key,
+			       "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip", pub,
+			       "az", az_of(e, subnet, az, sizeof az), "launch_time", when, "launch_ms",
+			       (json_int_t)emu_now_ms(), "index", index, "tags", tags);
+	if (!in)
+		abort(); /* a bug in the format above */
+	json_object_set_new(in, "reservation", json_string(reservation));
+	json_array_append_new(e->instances, in);
+	return in;
+}
+
+static long int_param(json_t *p, const char *key, long dflt)
+{
+	const char *v = param(p, key);
+	if (!v)
+		return dflt;
+	char *end;
+	long n = strtol(v, &end, 10);
+	return *end || end == v ? -1 : n;
+}
+
+static bool is_true(json_t *p, const char *key)
+{
+	const char *v = param(p, key);
+	return v && strcmp(v, "true") == 0;
+}
+
+/* The canonical form of the parameters for ClientToken comparison. */
+static char *params_hash(json_t *p)
+{
+	json_t *copy = json_deep_copy(p);
+	json_object_del(copy, "DryRun");
+	char *s = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT);
+	json_decref(copy);
+	return s;
+}
+
+/* A replay of a ClientToken: true when handled (original body or
+ * IdempotentParameterMismatch). */
+static bool idempotent_replay(emu *e, const char *action, json_t *p, const char *rid, emu_reply *r)
+{
+	const char *token = param(p, "ClientToken");
+	json_t *seen = token ? json_object_get(e->tokens, token) : NULL;
+	if (!seen)
+		return false;
+	char *h = params_hash(p);
+	bool same = strcmp(h, param(seen, "hash")) == 0 && strcmp(action, param(seen, "action")) == 0;
+	free(h);
+	if (!same) {
+		emu_error(r, 400, "IdempotentParameterMismatch",
+			  "Client token is already used with different parameters", rid);
+		return true;
+	}
+	r->status = 200;
+	eb_add(&r->body, param(seen, "body"));
+	return true;
+}
+
+static void remember(emu *e, const char *action, json_t *p, emu_reply *r)
+{
+	const char *token = param(p, "ClientToken");
+	if (!token)
+		return;
+	char *h = params_hash(p);
+	json_object_set_new(e->tokens, token, json_pack("{s:s, s:s, s:s}", "action", action, "hash", h,
+							 "body", r->body.s));
+	free(h);
+}
+
+static void dry_run_ok(emu_reply *r, const char *rid)
+{
+	emu_error(r, 412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", rid);
+}
+
+static bool ice(emu *e, const char *type, const char *az)
+{
+	return in_list(e->ice_types, type) || in_list(e->ice_azs, az);
+}
+
+static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	const char *image = param(p, "ImageId"), *lt = param(p, "LaunchTemplate.LaunchTemplateId");
+	const char *type = param(p, "InstanceType") ? param(p, "InstanceType") : "m1.small";
+	long minc = int_param(p, "MinCount", 0), maxc = int_param(p, "MaxCount", 0);
+	if (!image && !lt)
+		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
+	if (image && strncmp(image, "ami-", 4) != 0)
+		return emu_error(r, 400, "InvalidAMIID.Malformed", "Invalid id (expecting \"ami-...\")", rid);
+	if (minc < 1 || maxc < 1 || minc > maxc)
+		return emu_error(r, 400, "InvalidParameterValue",
+				 "MinCount and MaxCount must be integers >= 1 with MinCount <= MaxCount", rid);
+	if (is_true(p, "DryRun"))
+		return dry_run_ok(r, rid);
+	if (idempotent_replay(e, "RunInstances", p, rid, r))
+		return;
+	const char *subnet = param(p, "SubnetId");
+	char az[48];
+	if (ice(e, type, az_of(e, subnet, az, sizeof az)))
+		return emu_error(r, 500, "InsufficientInstanceCapacity",
+				 "We currently do not have sufficient capacity in the Availability Zone you requested", rid);
+	int64_t room = e->capacity < 0 ? maxc : e->capacity - live_count(e);
+	if (room < minc)
+		return emu_error(r, 500, "InsufficientInstanceCapacity",
+				 "There is not enough capacity to fulfill your request (MinCount)", rid);
+	long n = maxc < room ? maxc : (long)room;
+	char res[32];
+	snprintf(res, sizeof res, "r-%017llx", (unsigned long long)emu_rand(e) >> 4);
+	const char *market = param(p, "InstanceMarketOptions.MarketType");
+	json_t *tags = read_tags(p);
+	head(&r->body, "RunInstances", rid);
+	eb_elem(&r->body, "reservationId", res);
+	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+	for (long i = 0; i < n; i++) {
+		json_t *in = launch_one(e, image, type, subnet, param(p, "KeyName"), param(p, "ClientToken"),
+					market && strcmp(market, "spot") == 0 ? "spot" : NULL, tags, res, (int)i);
+		instance_xml(e, &r->body, in);
+	}
+	json_decref(tags);
+	eb_add(&r->body, "</instancesSet></RunInstancesResponse>");
+	r->status = 200;
+	remember(e, "RunInstances", p, r);
+}
+
+/* ---- CreateFleet (instant) --------------------------------------------------------- */
+
+typedef struct fleet_override {
+	const char *type, *subnet;
+	long weight;
+} fleet_override;
+
+static void fleet_error_xml(emu_buf *b, const char *lt, const fleet_override *o, const char *lifecycle,
+			    const char *code, const char *msg, const char *az)
+{
+	eb_add(b, "<item><launchTemplateAndOverrides><launchTemplateSpecification>");
+	eb_elem(b, "launchTemplateId", lt);
+	eb_add(b, "<version>1</version></launchTemplateSpecification><overrides>");
+	eb_elem(b, "instanceType", o->type);
+	if (o->subnet)
+		eb_elem(b, "subnetId", o->subnet);
+	eb_elem(b, "availabilityZone", az);
+	eb_add(b, "</overrides></launchTemplateAndOverrides>");
+	eb_elem(b, "lifecycle", lifecycle);
+	eb_elem(b, "errorCode", code);
+	eb_elem(b, "errorMessage", msg);
+	eb_add(b, "</item>");
+}
+
+/* Launches `target` units over the overrides in order; writes errorSet
+ * items into `errs` and fleetInstanceSet items into `insts`. */
+static void fleet_fill(emu *e, json_t *p, const char *lt, fleet_override *ov, int nov, long target,
+		       const char *lifecycle, const char *fleet_id, emu_buf *errs, emu_buf *insts)
+{
+	json_t *tags = read_tags(p);
+	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
+	for (int k = 0; k < nov && target > 0; k++) {
+		char az[48];
+		az_of(e, ov[k].subnet, az, sizeof az);
+		int64_t room = e->capacity < 0 ? INT64_MAX : e->capacity - live_count(e);
+		if (ice(e, ov[k].type, az) || room <= 0) {
+			fleet_error_xml(errs, lt, &ov[k], lifecycle, "InsufficientInstanceCapacity",
+					"We currently do not have sufficient capacity in the Availability Zone you requested",
+					az);
+			continue;
+		}
+		long w = ov[k].weight > 0 ? ov[k].weight : 1;
+		long n = (target + w - 1) / w;
+		if (n > room)
+			n = (long)room;
+		char res[32];
+		snprintf(res, sizeof res, "r-%017llx", (unsigned long long)emu_rand(e) >> 4);
+		eb_add(insts, "<item><launchTemplateAndOverrides><launchTemplateSpecification>");
+		eb_elem(insts, "launchTemplateId", lt);
+		eb_add(insts, "<version>1</version></launchTemplateSpecification><overrides>");
+		eb_elem(insts, "instanceType", ov[k].type);
+		if (ov[k].subnet)
+			eb_elem(insts, "subnetId", ov[k].subnet);
+		eb_elem(insts, "availabilityZone", az);
+		eb_add(insts, "</overrides></launchTemplateAndOverrides>");
+		eb_elem(insts, "lifecycle", lifecycle);
+		eb_add(insts, "<instanceIds>");
+		for (long i = 0; i < n; i++) {
+			json_t *in = launch_one(e, "ami-fromtemplate", ov[k].type, ov[k].subnet, NULL,
+						param(p, "ClientToken"), lifecycle, tags, res, (int)i);
+			eb_elem(insts, "item", param(in, "id"));
+		}
+		eb_add(insts, "</instanceIds>");
+		eb_elem(insts, "instanceType", ov[k].type);
+		eb_add(insts, "</item>");
+		target -= n * w;
+	}
+	json_decref(tags);
+}
+
+static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	const char *type = param(p, "Type");
+	const char *lt = param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId");
+	long total = int_param(p, "TargetCapacitySpecification.TotalTargetCapacity", 0);
+	if (!type || strcmp(type, "instant") != 0)
+		return emu_error(r, 400, "InvalidParameterValue", "this emulator supports Type=instant only", rid);
+	if (!lt)
+		return emu_error(r, 400, "MissingParameter",
+				 "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId is required", rid);
+	if (total < 1)
+		return emu_error(r, 400, "InvalidTargetCapacitySpecification",
+				 "TotalTargetCapacity must be an integer >= 1", rid);
+	if (is_true(p, "DryRun"))
+		return dry_run_ok(r, rid);
+	if (idempotent_replay(e, "CreateFleet", p, rid, r))
+		return;
+	fleet_override ov[64];
+	int nov = 0;
+	for (int k = 1; nov < 64; k++) {
+		const char *t = paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.InstanceType", k);
+		if (!t)
+			break;
+		const char *w = paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.WeightedCapacity", k);
+		ov[nov++] = (fleet_override){t, paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.SubnetId", k),
+					     w ? (long)atof(w) : 1};
+	}
+	if (nov == 0)
+		ov[nov++] = (fleet_override){"m5.large", NULL, 1};
+	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
+	long od = int_param(p, "TargetCapacitySpecification.OnDemandTargetCapacity", -1);
+	long spot = int_param(p, "TargetCapacitySpecification.SpotTargetCapacity", -1);
+	bool dflt_spot = dflt && strcmp(dflt, "spot") == 0;
+	if (od < 0 && spot < 0) {
+		od = dflt_spot ? 0 : total;
+		spot = total - od;
+	} else if (od < 0) {
+		od = total - spot;
+	} else {
+		spot = total - od;
+	}
+	char fleet_id[64];
+	uint64_t x = emu_rand(e);
+	snprintf(fleet_id, sizeof fleet_id, "fleet-%08llx-%04llx-%04llx-%04llx-%012llx",
+		 (unsigned long long)(x >> 32), (unsigned long long)(x >> 16) & 0xffff,
+		 (unsigned long long)x & 0xffff, (unsigned long long)(x >> 48),
+		 (unsigned long long)(emu_rand(e) >> 16));
+	emu_buf errs = {0}, insts = {0};
+	eb_add(&errs, "");
+	eb_add(&insts, "");
+	if (od > 0)
+		fleet_fill(e, p, lt, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
+	if (spot > 0)
+		fleet_fill(e, p, lt, ov, nov, spot, "spot", fleet_id, &errs, &insts);
+	head(&r->body, "CreateFleet", rid);
+	eb_elem(&r->body, "fleetId", fleet_id);
+	eb_printf(&r->body, "<errorSet>%s</errorSet><fleetInstanceSet>%s</fleetInstanceSet>", errs.s, insts.s);
+	eb_add(&r->body, "</CreateFleetResponse>");
+	eb_free(&errs);
+	eb_free(&insts);
+	r->status = 200;
+	remember(e, "CreateFleet", p, r);
+}
+
+/* ---- describe / terminate ------------------------------------------------------------- */
+
+static json_t *find(emu *e, const char *id)
+{
+	size_t i;
+	json_t *in;
+	json_array_foreach(e->instances, i, in) if (strcmp(param(in, "id"), id) == 0) return in;
+	return NULL;
+}
+
+/* Collects InstanceId.N; on an unknown id fills r with NotFound. */
+static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	json_t *list = json_array();
+	emu_buf missing = {0};
+	for (int k = 1;; k++) {
+		const char *id = paramf(p, "InstanceId.%d", k);
+		if (!id)
+			break;
+		json_t *in = find(e, id);
+		if (in) {
+			json_array_append(list, in);
+		} else {
+			if (missing.len)
+				eb_add(&missing, ", ");
+			eb_printf(&missing, "'%s'", id);
+		}
+	}
+	if (missing.len) {
+		char msg[600];
+		snprintf(msg, sizeof msg, "The instance ID%s %.500s do%s not exist",
+			 strchr(missing.s, ',') ? "s" : "", missing.s, strchr(missing.s, ',') ? "" : "es");
+		emu_error(r, 400, "InvalidInstanceID.NotFound", msg, rid);
+		eb_free(&missing);
+		json_decref(list);
+		return NULL;
+	}
+	return list;
+}
+
+static bool filter_match(emu *e, json_t *in, const char *name, json_t *values)
+{
+	const char *have = NULL;
+	int code;
+	if (strcmp(name, "instance-state-name") == 0)
+		have = state_of(e, in, &code);
+	else if (strcmp(name, "instance-type") == 0)
+		have = param(in, "type");
+	else if (strcmp(name, "reservation-id") == 0)
+		have = param(in, "reservation");
+	else if (strcmp(name, "client-token") == 0)
+		have = param(in, "token");
+	else if (strcmp(name, "availability-zone") == 0)
+		have = param(in, "az");
+	else if (strncmp(name, "tag:", 4) == 0)
+		have = json_string_value(json_object_get(json_object_get(in, "tags"), name + 4));
+	else if (strcmp(name, "tag-key") == 0) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(values, i, v)
+			if (json_object_get(json_object_get(in, "tags"), json_string_value(v)))
+				return true;
+		return false;
+	}
+	return have && in_list(values, have);
+}
+
+static bool matches_filters(emu *e, json_t *in, json_t *p)
+{
+	for (int f = 1;; f++) {
+		const char *name = paramf(p, "Filter.%d.Name", f);
+		if (!name)
+			return true;
+		json_t *values = json_array();
+		for (int v = 1;; v++) {
+			const char *val = paramf(p, "Filter.%d.Value.%d", f, v);
+			if (!val)
+				break;
+			json_array_append_new(values, json_string(val));
+		}
+		bool ok = filter_match(e, in, name, values);
+		json_decref(values);
+		if (!ok)
+			return false;
+	}
+}
+
+static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	long max = int_param(p, "MaxResults", 0);
+	if (param(p, "MaxResults") && param(p, "InstanceId.1"))
+		return emu_error(r, 400, "InvalidParameterCombination",
+				 "The parameter instancesSet cannot be used with the parameter maxResults", rid);
+	if (param(p, "MaxResults") && (max < 5 || max > 1000))
+		return emu_error(r, 400, "InvalidParameterValue", "MaxResults must be from 5 to 1000", rid);
+	json_t *pool = param(p, "InstanceId.1") ? ids_param(e, p, rid, r) : json_incref(e->instances);
+	if (!pool)
+		return;
+	long start = param(p, "NextToken") ? atol(param(p, "NextToken")) : 0, shown = 0, i = 0;
+	head(&r->body, "DescribeInstances", rid);
+	eb_add(&r->body, "<reservationSet>");
+	const char *open_res = NULL;
+	size_t k;
+	json_t *in;
+	long next = -1;
+	json_array_foreach(pool, k, in) {
+		if (!matches_filters(e, in, p))
+			continue;
+		if (i++ < start)
+			continue;
+		if (max && shown == max) {
+			next = i - 1;
+			break;
+		}
+		const char *res = param(in, "reservation");
+		if (!open_res || strcmp(open_res, res) != 0) {
+			if (open_res)
+				eb_add(&r->body, "</instancesSet></item>");
+			eb_add(&r->body, "<item>");
+			eb_elem(&r->body, "reservationId", res);
+			eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+			open_res = res;
+		}
+		instance_xml(e, &r->body, in);
+		shown++;
+	}
+	if (open_res)
+		eb_add(&r->body, "</instancesSet></item>");
+	eb_add(&r->body, "</reservationSet>");
+	if (next >= 0)
+		eb_printf(&r->body, "<nextToken>%ld</nextToken>", next);
+	eb_add(&r->body, "</DescribeInstancesResponse>");
+	json_decref(pool);
+	r->status = 200;
+}
+
+static void terminate_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	if (!param(p, "InstanceId.1"))
+		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter InstanceId", rid);
+	json_t *list = ids_param(e, p, rid, r);
+	if (!list)
+		return;
+	if (is_true(p, "DryRun")) {
+		json_decref(list);
+		return dry_run_ok(r, rid);
+	}
+	head(&r->body, "TerminateInstances", rid);
+	eb_add(&r->body, "<instancesSet>");
+	size_t i;
+	json_t *in;
+	json_array_foreach(list, i, in) {
+		int before, after;
+		const char *prev = state_of(e, in, &before);
+		if (!json_object_get(in, "terminate_ms"))
+			json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
+		const char *cur = state_of(e, in, &after);
+		eb_add(&r->body, "<item>");
+		eb_elem(&r->body, "instanceId", param(in, "id"));
+		state_xml(&r->body, "currentState", cur, after);
+		state_xml(&r->body, "previousState", prev, before);
+		eb_add(&r->body, "</item>");
+	}
+	eb_add(&r->body, "</instancesSet></TerminateInstancesResponse>");
+	json_decref(list);
+	r->status = 200;
+}
+
+static void describe_regions(emu *e, const char *rid, emu_reply *r)
+{
+	const char *regions[] = {"us-east-1", "us-east-2", "us-west-2", "eu-west-1", e->region};
+	head(&r->body, "DescribeRegions", rid);
+	eb_add(&r->body, "<regionInfo>");
+	for (int i = 0; i < 5; i++) {
+		if (i == 4 && (strcmp(e->region, "us-east-1") == 0 || strcmp(e->region, "us-east-2") == 0 ||
+			       strcmp(e->region, "us-west-2") == 0 || strcmp(e->region, "eu-west-1") == 0))
+			break;
+		eb_add(&r->body, "<item>");
+		eb_elem(&r->body, "regionName", regions[i]);
+		eb_printf(&r->body, "<regionEndpoint>ec2.%s.amazonaws.com</regionEndpoint>", regions[i]);
+		eb_add(&r->body, "<optInStatus>opt-in-not-required</optInStatus></item>");
+	}
+	eb_add(&r->body, "</regionInfo></DescribeRegionsResponse>");
+	r->status = 200;
+}
+
+static void describe_azs(emu *e, const char *rid, emu_reply *r)
+{
+	head(&r->body, "DescribeAvailabilityZones", rid);
+	eb_add(&r->body, "<availabilityZoneInfo>");
+	for (char c = 'a'; c <= 'c'; c++) {
+		char az[48];
+		snprintf(az, sizeof az, "%s%c", e->region, c);
+		eb_add(&r->body, "<item>");
+		eb_elem(&r->body, "zoneName", az);
+		eb_add(&r->body, "<zoneState>available</zoneState>");
+		eb_elem(&r->body, "regionName", e->region);
+		eb_add(&r->body, "</item>");
+	}
+	eb_add(&r->body, "</availabilityZoneInfo></DescribeAvailabilityZonesResponse>");
+	r->status = 200;
+}
+
+void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, emu_reply *r)
+{
+	const char *version = param(params, "Version");
+	if (!action)
+		return emu_error(r, 400, "MissingAction", "The request must contain the parameter Action", rid);
+	if (!version)
+		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter Version", rid);
+	if (strcmp(action, "RunInstances") == 0)
+		run_instances(e, params, rid, r);
+	else if (strcmp(action, "CreateFleet") == 0)
+		create_fleet(e, params, rid, r);
+	else if (strcmp(action, "DescribeInstances") == 0)
+		describe_instances(e, params, rid, r);
+	else if (strcmp(action, "TerminateInstances") == 0)
+		terminate_instances(e, params, rid, r);
+	else if (strcmp(action, "DescribeRegions") == 0)
+		describe_regions(e, rid, r);
+	else if (strcmp(action, "DescribeAvailabilityZones") == 0)
+		describe_azs(e, rid, r);
+	else
+		emu_error(r, 400, "InvalidAction", "The action is not valid for this web service", rid);
+}
+
+json_t *emu_instance_stats(emu *e)
+{
+	json_t *by_token = json_object(), *by_state = json_object();
+	size_t i;
+	json_t *in;
+	json_array_foreach(e->instances, i, in) {
+		int code;
+		const char *st = state_of(e, in, &code);
+		json_object_set_new(by_state, st, json_integer(json_integer_value(json_object_get(by_state, st)) + 1));
+		const char *t = param(in, "token");
+		if (t)
+			json_object_set_new(by_token, t, json_integer(json_integer_value(json_object_get(by_token, t)) + 1));
+	}
+	return json_pack("{s:I, s:I, s:o, s:o}", "total", (json_int_t)json_array_size(e->instances), "live",
+			 (json_int_t)live_count(e), "by_state", by_state, "by_client_token", by_token);
+}

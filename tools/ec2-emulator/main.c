@@ -1,0 +1,646 @@
+/*
+ * main.c - ec2-emulator: an EC2 Query API server for tests, on libevent's
+ * evhttp, bound to loopback only.
+ *
+ * Each request: admin (/_emu/...) and IMDS (/latest/...) paths first;
+ * otherwise verify SigV4, decode the form body and query, count the call,
+ * apply EC2's token-bucket throttling and the injected faults, run the
+ * action (emu.c) and answer, after the injected latency, from a timer so
+ * slow answers do not serialise the event loop.
+ *
+ *   ec2-emulator [--port N] [--port-file PATH] [--region R]
+ *                [--credentials AK:SECRET]... [--max-skew-s S (-1 = off)]
+ *                [--latency-ms MS] [--throttle-rate P] [--error-rate P]
+ *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
+ *                [--capacity N] [--no-throttle] [--boot-ms MS]
+ *                [--shutdown-ms MS] [--seed N]
+ *
+ * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
+ * underscores), POST /_emu/reset.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include "emu.h"
+#include "sigv4.h"
+
+/* EC2's documented buckets: RunInstances, mutating, describe, terminate. */
+enum { B_RUN, B_MUTATE, B_DESCRIBE, B_TERMINATE, B_COUNT };
+
+typedef struct bucket {
+	double capacity, rate, tokens;
+	uint64_t last_ms;
+} bucket;
+
+typedef struct server {
+	struct event_base *base;
+	emu e;
+	json_t *creds;       /* array of [ak, secret] */
+	long max_skew_s;
+	double latency_ms, throttle_rate, error_rate, drop_rate;
+	bool throttle;
+	bucket buckets[B_COUNT];
+	json_t *calls;       /* action -> count */
+	json_t *faults;      /* kind -> count */
+	uint64_t requests, auth_failures, throttled;
+	uint64_t fault_rng;
+	struct pending *delayed; /* answers waiting for their latency timer */
+	char imds_token[64];
+} server;
+
+/* ---- helpers --------------------------------------------------------------------- */
+
+/* Fault dice have their own stream, so the faults a seed gives do not
+ * shift with how many ids the actions drew. */
+static double dice(server *s)
+{
+	uint64_t x = (s->fault_rng += 0x9e3779b97f4a7c15ull); /* splitmix64 */
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	return (double)(x >> 11) / 9007199254740992.0;
+}
+
+static void bump(json_t *obj, const char *key)
+{
+	json_object_set_new(obj, key, json_integer(json_integer_value(json_object_get(obj, key)) + 1));
+}
+
+static int bucket_of(const char *action)
+{
+	if (strcmp(action, "RunInstances") == 0)
+		return B_RUN;
+	if (strcmp(action, "TerminateInstances") == 0)
+		return B_TERMINATE;
+	if (strncmp(action, "Describe", 8) == 0)
+		return B_DESCRIBE;
+	return B_MUTATE;
+}
+
+static bool bucket_take(bucket *b)
+{
+	uint64_t now = emu_now_ms();
+	b->tokens += (double)(now - b->last_ms) * b->rate / 1000.0;
+	if (b->tokens > b->capacity)
+		b->tokens = b->capacity;
+	b->last_ms = now;
+	if (b->tokens < 1.0)
+		return false;
+	b->tokens -= 1.0;
+	return true;
+}
+
+static void buckets_init(server *s)
+{
+	static const double def[B_COUNT][2] = {{5, 2}, {50, 5}, {100, 20}, {100, 5}};
+	for (int i = 0; i < B_COUNT; i++)
+		s->buckets[i] = (bucket){def[i][0], def[i][1], def[i][0], emu_now_ms()};
+}
+
+static const char *secret_of(void *user, const char *ak, int index)
+{
+	server *s = user;
+	size_t i;
+	json_t *c;
+	int seen = 0;
+	json_array_foreach(s->creds, i, c) {
+		if (strcmp(json_string_value(json_array_get(c, 0)), ak) == 0 && seen++ == index)
+			return json_string_value(json_array_get(c, 1));
+	}
+	return NULL;
+}
+
+static int hexv(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Decodes application/x-www-form-urlencoded pairs into `out`. */
+static void parse_form(const char *s, size_t n, json_t *out)
+{
+	char *key = malloc(n + 1), *val = malloc(n + 1);
+	size_t i = 0;
+	while (i < n) {
+		char *dst = key;
+		size_t k = 0;
+		bool in_val = false;
+		for (; i < n && s[i] != '&'; i++) {
+			char c = s[i];
+			if (c == '=' && !in_val) {
+				dst[k] = '\0';
+				dst = val;
+				k = 0;
+				in_val = true;
+				continue;
+			}
+			if (c == '+')
+				c = ' ';
+			else if (c == '%' && i + 2 < n && hexv(s[i + 1]) >= 0 && hexv(s[i + 2]) >= 0) {
+				c = (char)(hexv(s[i + 1]) * 16 + hexv(s[i + 2]));
+				i += 2;
+			}
+			dst[k++] = c;
+		}
+		dst[k] = '\0';
+		if (!in_val)
+			val[0] = '\0';
+		if (key[0])
+			json_object_set_new(out, key, json_string(val));
+		i++;
+	}
+	free(key);
+	free(val);
+}
+
+/* ---- replying (possibly later) ----------------------------------------------------- */
+
+typedef struct pending {
+	struct pending *prev, *next; /* the server's list of delayed answers */
+	struct evhttp_request *req;
+	int status;
+	char rid[40];
+	struct evbuffer *body;
+	struct event *ev;
+	bool drop;
+	server *s;
+} pending;
+
+static const char *reason(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 412: return "Precondition Failed";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	default: return "Error";
+	}
+}
+
+static void unlink_pending(pending *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else if (p->s->delayed == p)
+		p->s->delayed = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+}
+
+static void send_now(pending *p)
+{
+	unlink_pending(p);
+	if (p->drop) {
+		/* A connection reset after the action ran: the client cannot know
+		 * whether it worked, which is what ClientToken is for. */
+		struct evhttp_connection *conn = evhttp_request_get_connection(p->req);
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(conn);
+		int fd = (int)bufferevent_getfd(bev);
+		struct linger lg = {1, 0};
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		shutdown(fd, SHUT_RDWR);
+		evhttp_send_reply(p->req, 500, "Dropped", NULL);
+	} else {
+		struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
+		evhttp_add_header(h, "Content-Type", "text/xml;charset=UTF-8");
+		evhttp_add_header(h, "x-amzn-RequestId", p->rid);
+		evhttp_add_header(h, "Server", "AmazonEC2");
+		evhttp_send_reply(p->req, p->status, reason(p->status), p->body);
+	}
+	evbuffer_free(p->body);
+	if (p->ev)
+		event_free(p->ev);
+	free(p);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	send_now(arg);
+}
+
+static void reply(server *s, struct evhttp_request *req, int status, const char *rid, const char *body,
+		  size_t len, bool drop)
+{
+	pending *p = calloc(1, sizeof *p);
+	p->req = req;
+	p->status = status;
+	p->s = s;
+	p->drop = drop;
+	snprintf(p->rid, sizeof p->rid, "%s", rid);
+	p->body = evbuffer_new();
+	evbuffer_add(p->body, body, len);
+	if (s->latency_ms <= 0) {
+		send_now(p);
+		return;
+	}
+	p->next = s->delayed;
+	if (s->delayed)
+		s->delayed->prev = p;
+	s->delayed = p;
+	p->ev = evtimer_new(s->base, on_timer, p);
+	struct timeval tv = {(time_t)(s->latency_ms / 1000), (suseconds_t)fmod(s->latency_ms, 1000) * 1000};
+	evtimer_add(p->ev, &tv);
+}
+
+static void reply_error(server *s, struct evhttp_request *req, int status, const char *code, const char *msg,
+			const char *rid)
+{
+	emu_reply r = {0};
+	emu_error(&r, status, code, msg, rid);
+	reply(s, req, status, rid, r.body.s, r.body.len, false);
+	eb_free(&r.body);
+}
+
+/* ---- admin and IMDS -------------------------------------------------------------------- */
+
+static void send_json(struct evhttp_request *req, int status, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+	struct evbuffer *b = evbuffer_new();
+	evbuffer_add(b, text, strlen(text));
+	evhttp_add_header(evhttp_request_get_output_headers(req), "Content-Type", "application/json");
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Bad Request", b);
+	evbuffer_free(b);
+	free(text);
+	json_decref(j);
+}
+
+static json_t *stats(server *s)
+{
+	return json_pack("{s:O, s:O, s:I, s:I, s:I, s:o}", "calls", s->calls, "faults", s->faults,
+			 "requests", (json_int_t)s->requests, "auth_failures", (json_int_t)s->auth_failures,
+			 "throttled", (json_int_t)s->throttled, "instances", emu_instance_stats(&s->e));
+}
+
+static void set_list(json_t **dst, json_t *v)
+{
+	if (!json_is_array(v))
+		return;
+	json_decref(*dst);
+	*dst = json_deep_copy(v);
+}
+
+static void apply_config(server *s, json_t *c)
+{
+	json_t *v;
+	if ((v = json_object_get(c, "latency_ms")))
+		s->latency_ms = json_number_value(v);
+	if ((v = json_object_get(c, "throttle_rate")))
+		s->throttle_rate = json_number_value(v);
+	if ((v = json_object_get(c, "error_rate")))
+		s->error_rate = json_number_value(v);
+	if ((v = json_object_get(c, "drop_rate")))
+		s->drop_rate = json_number_value(v);
+	if ((v = json_object_get(c, "throttle")))
+		s->throttle = json_is_true(v);
+	if ((v = json_object_get(c, "capacity")))
+		s->e.capacity = json_integer_value(v);
+	if ((v = json_object_get(c, "boot_ms")))
+		s->e.boot_ms = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(c, "shutdown_ms")))
+		s->e.shutdown_ms = (uint64_t)json_integer_value(v);
+	set_list(&s->e.ice_types, json_object_get(c, "ice_types"));
+	set_list(&s->e.ice_azs, json_object_get(c, "ice_azs"));
+}
+
+static void admin(server *s, struct evhttp_request *req, const char *path, const char *body, size_t len)
+{
+	if (strcmp(path, "/_emu/stats") == 0)
+		return send_json(req, 200, stats(s));
+	if (strcmp(path, "/_emu/reset") == 0) {
+		emu_reset(&s->e);
+		json_object_clear(s->calls);
+		json_object_clear(s->faults);
+		s->requests = s->auth_failures = s->throttled = 0;
+		buckets_init(s);
+		return send_json(req, 200, json_pack("{s:b}", "reset", 1));
+	}
+	if (strcmp(path, "/_emu/config") == 0) {
+		json_t *c = json_loadb(body ? body : "", len, 0, NULL);
+		if (!json_is_object(c)) {
+			json_decref(c);
+			return send_json(req, 400, json_pack("{s:s}", "error", "body must be a JSON object"));
+		}
+		apply_config(s, c);
+		json_decref(c);
+		return send_json(req, 200, json_pack("{s:b}", "ok", 1));
+	}
+	send_json(req, 404, json_pack("{s:s}", "error", "unknown admin path"));
+}
+
+/* IMDSv2: a session token from PUT /latest/api/token, required on GETs. */
+static void imds(server *s, struct evhttp_request *req, const char *path)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	struct evbuffer *b = evbuffer_new();
+	int status = 200;
+	if (strcmp(path, "/latest/api/token") == 0 && evhttp_request_get_command(req) == EVHTTP_REQ_PUT &&
+	    evhttp_find_header(in, "X-aws-ec2-metadata-token-ttl-seconds")) {
+		snprintf(s->imds_token, sizeof s->imds_token, "emu-imds-%016llx",
+			 (unsigned long long)emu_rand(&s->e));
+		evbuffer_add_printf(b, "%s", s->imds_token);
+	} else if (!s->imds_token[0] || !evhttp_find_header(in, "X-aws-ec2-metadata-token") ||
+		   strcmp(evhttp_find_header(in, "X-aws-ec2-metadata-token"), s->imds_token) != 0) {
+		status = 401;
+	} else if (strcmp(path, "/latest/meta-data/iam/security-credentials/") == 0) {
+		evbuffer_add_printf(b, "emu-role");
+	} else if (strcmp(path, "/latest/meta-data/iam/security-credentials/emu-role") == 0) {
+		json_t *c = json_array_get(s->creds, 0);
+		time_t exp = time(NULL) + 6 * 3600;
+		char when[32];
+		strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&exp));
+		evbuffer_add_printf(b, "{\"Code\":\"Success\",\"Type\":\"AWS-HMAC\",\"AccessKeyId\":\"%s\","
+				       "\"SecretAccessKey\":\"%s\",\"Token\":\"emu-session-token\",\"Expiration\":\"%s\"}",
+				    json_string_value(json_array_get(c, 0)), json_string_value(json_array_get(c, 1)),
+				    when);
+	} else {
+		status = 404;
+	}
+	evhttp_send_reply(req, status, status == 200 ? "OK" : "Error", b);
+	evbuffer_free(b);
+}
+
+/* ---- EC2 requests ---------------------------------------------------------------------- */
+
+static const char *method_name(enum evhttp_cmd_type c)
+{
+	switch (c) {
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_PUT: return "PUT";
+	default: return "OTHER";
+	}
+}
+
+/* SigV4 over what evhttp parsed. 0 when valid, else replied. */
+static int authenticate(server *s, struct evhttp_request *req, const char *body, size_t len, const char *rid)
+{
+	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+	sigv4_header hdrs[64];
+	size_t n = 0;
+	for (struct evkeyval *kv = in->tqh_first; kv && n < 64; kv = kv->next.tqe_next)
+		hdrs[n++] = (sigv4_header){kv->key, kv->value};
+	sigv4_request q = {method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req), hdrs, n,
+			   (const unsigned char *)body, len};
+	sigv4_verdict v;
+	if (sigv4_verify(&q, secret_of, s, s->e.region, "ec2", time(NULL), s->max_skew_s, true, &v) == 0)
+		return 0;
+	s->auth_failures++;
+	reply_error(s, req, v.http_status, v.code, v.message, rid);
+	return -1;
+}
+
+/* Injected faults and throttling before the action; true when replied. */
+static bool refuse(server *s, struct evhttp_request *req, const char *action, const char *rid)
+{
+	if (s->throttle && !bucket_take(&s->buckets[bucket_of(action)])) {
+		s->throttled++;
+		bump(s->faults, "bucket_throttle");
+		reply_error(s, req, 503, "RequestLimitExceeded", "Request limit exceeded.", rid);
+		return true;
+	}
+	if (s->throttle_rate > 0 && dice(s) < s->throttle_rate) {
+		s->throttled++;
+		bump(s->faults, "throttle");
+		reply_error(s, req, 503, "RequestLimitExceeded", "Request limit exceeded.", rid);
+		return true;
+	}
+	if (s->error_rate > 0 && dice(s) < s->error_rate) {
+		bump(s->faults, "5xx");
+		bool unavailable = dice(s) < 0.5;
+		reply_error(s, req, unavailable ? 503 : 500, unavailable ? "Unavailable" : "InternalError",
+			    unavailable ? "The server is overloaded and cannot handle the request"
+					: "An internal error has occurred",
+			    rid);
+		return true;
+	}
+	return false;
+}
+
+static void on_request(struct evhttp_request *req, void *arg)
+{
+	server *s = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	const char *path = evhttp_uri_get_path(uri);
+	path = path && *path ? path : "/";
+	struct evbuffer *inb = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(inb);
+	char *body = malloc(len + 1);
+	evbuffer_copyout(inb, body, len);
+	body[len] = '\0';
+	if (strncmp(path, "/_emu/", 6) == 0) {
+		admin(s, req, path, body, len);
+		free(body);
+		return;
+	}
+	if (strncmp(path, "/latest/", 8) == 0) {
+		imds(s, req, path);
+		free(body);
+		return;
+	}
+	s->requests++;
+	char rid[40];
+	uint64_t a = emu_rand(&s->e), b = emu_rand(&s->e);
+	snprintf(rid, sizeof rid, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(a >> 32),
+		 (unsigned long long)(a >> 16) & 0xffff, (unsigned long long)a & 0xffff,
+		 (unsigned long long)(b >> 48), (unsigned long long)b & 0xffffffffffffull);
+	if (authenticate(s, req, body, len, rid) < 0) {
+		free(body);
+		return;
+	}
+	json_t *params = json_object();
+	const char *query = evhttp_uri_get_query(uri);
+	if (query)
+		parse_form(query, strlen(query), params);
+	parse_form(body, len, params);
+	free(body);
+	const char *action = json_string_value(json_object_get(params, "Action"));
+	bump(s->calls, action ? action : "(none)");
+	if (action && refuse(s, req, action, rid)) {
+		json_decref(params);
+		return;
+	}
+	emu_reply r = {0};
+	emu_dispatch(&s->e, action, params, rid, &r);
+	bool drop = s->drop_rate > 0 && dice(s) < s->drop_rate;
+	if (drop)
+		bump(s->faults, "drop");
+	reply(s, req, r.status, rid, r.body.s, r.body.len, drop);
+	eb_free(&r.body);
+	json_decref(params);
+}
+
+/* ---- command line ----------------------------------------------------------------------- */
+
+static json_t *csv(const char *s)
+{
+	json_t *a = json_array();
+	char *buf = strdup(s), *save = NULL;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save))
+		json_array_append_new(a, json_string(t));
+	free(buf);
+	return a;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: ec2-emulator [--port N] [--port-file PATH] [--region R] "
+			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
+			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
+			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
+			"[--shutdown-ms MS] [--seed N]\n");
+	return 2;
+}
+
+static int parse_args(server *s, int argc, char **argv, int *port, const char **port_file)
+{
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+		if (strcmp(a, "--no-throttle") == 0) {
+			s->throttle = false;
+			continue;
+		}
+		if (!v)
+			return usage();
+		i++;
+		if (strcmp(a, "--port") == 0)
+			*port = atoi(v);
+		else if (strcmp(a, "--port-file") == 0)
+			*port_file = v;
+		else if (strcmp(a, "--region") == 0)
+			snprintf(s->e.region, sizeof s->e.region, "%s", v);
+		else if (strcmp(a, "--credentials") == 0 && strchr(v, ':')) {
+			const char *colon = strchr(v, ':');
+			json_array_append_new(s->creds, json_pack("[s%, s]", v, (size_t)(colon - v), colon + 1));
+		} else if (strcmp(a, "--max-skew-s") == 0)
+			s->max_skew_s = atol(v);
+		else if (strcmp(a, "--latency-ms") == 0)
+			s->latency_ms = atof(v);
+		else if (strcmp(a, "--throttle-rate") == 0)
+			s->throttle_rate = atof(v);
+		else if (strcmp(a, "--error-rate") == 0)
+			s->error_rate = atof(v);
+		else if (strcmp(a, "--drop-rate") == 0)
+			s->drop_rate = atof(v);
+		else if (strcmp(a, "--ice-types") == 0) {
+			json_t *l = csv(v);
+			set_list(&s->e.ice_types, l);
+			json_decref(l);
+		} else if (strcmp(a, "--ice-azs") == 0) {
+			json_t *l = csv(v);
+			set_list(&s->e.ice_azs, l);
+			json_decref(l);
+		} else if (strcmp(a, "--capacity") == 0)
+			s->e.capacity = atoll(v);
+		else if (strcmp(a, "--boot-ms") == 0)
+			s->e.boot_ms = (uint64_t)atoll(v);
+		else if (strcmp(a, "--shutdown-ms") == 0)
+			s->e.shutdown_ms = (uint64_t)atoll(v);
+		else if (strcmp(a, "--seed") == 0)
+			s->e.rng = s->fault_rng = (uint64_t)atoll(v) | 1;
+		else
+			return usage();
+	}
+	return 0;
+}
+
+static void on_signal(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	event_base_loopexit(arg, NULL);
+}
+
+int main(int argc, char **argv)
+{
+	server s;
+	memset(&s, 0, sizeof s);
+	emu_init(&s.e, "us-east-1", 42);
+	s.creds = json_array();
+	s.calls = json_object();
+	s.faults = json_object();
+	s.max_skew_s = 900;
+	s.fault_rng = 42;
+	s.throttle = true;
+	s.e.boot_ms = 0;
+	int port = 0;
+	const char *port_file = NULL;
+	int rc = parse_args(&s, argc, argv, &port, &port_file);
+	if (rc)
+		return rc;
+	if (json_array_size(s.creds) == 0)
+		json_array_append_new(s.creds, json_pack("[s, s]", "AKIDEXAMPLE",
+							 "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"));
+	buckets_init(&s);
+	signal(SIGPIPE, SIG_IGN);
+	s.base = event_base_new();
+	struct evhttp *http = evhttp_new(s.base);
+	evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT);
+	evhttp_set_gencb(http, on_request, &s);
+	struct evhttp_bound_socket *bound = evhttp_bind_socket_with_handle(http, "127.0.0.1", (ev_uint16_t)port);
+	if (!bound) {
+		fprintf(stderr, "ec2-emulator: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+		return 1;
+	}
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	getsockname((int)evhttp_bound_socket_get_fd(bound), (struct sockaddr *)&ss, &sl);
+	port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (port_file) {
+		char tmp[1024];
+		snprintf(tmp, sizeof tmp, "%s.tmp", port_file);
+		FILE *f = fopen(tmp, "w");
+		if (f) {
+			fprintf(f, "%d\n", port);
+			fclose(f);
+			rename(tmp, port_file);
+		}
+	}
+	printf("ec2-emulator listening on 127.0.0.1:%d\n", port);
+	fflush(stdout);
+	struct event *sigint = evsignal_new(s.base, SIGINT, on_signal, s.base);
+	struct event *sigterm = evsignal_new(s.base, SIGTERM, on_signal, s.base);
+	event_add(sigint, NULL);
+	event_add(sigterm, NULL);
+	event_base_dispatch(s.base);
+	/* Answers still waiting for their timer at shutdown: drop them. */
+	while (s.delayed) {
+		pending *p = s.delayed;
+		s.delayed = p->next;
+		evbuffer_free(p->body);
+		event_free(p->ev);
+		free(p);
+	}
+	event_free(sigint);
+	event_free(sigterm);
+	evhttp_free(http);
+	event_base_free(s.base);
+	emu_free(&s.e);
+	json_decref(s.creds);
+	json_decref(s.calls);
+	json_decref(s.faults);
+	return 0;
+}
