@@ -7,7 +7,7 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run test test-sanitize test-valgrind fuzz bench clean
+.PHONY: all deps build run demo test test-sanitize test-valgrind fuzz bench clean
 
 all: build
 
@@ -20,9 +20,20 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: for now the kernel benchmark on the embedded defaults.
+# The main job: the Host Factory cycle on the embedded defaults
+# (config/provisio.json: the local provider behind a fallback to sim,
+# SQLite under ./var): templates, request 3 machines, status until
+# complete, return them, status until terminated.
+# The main job: provisio serve on the embedded defaults (config/provisio.json:
+# SQLite under ./var, the local provider with sim fallback) on 127.0.0.1;
+# prints the URL, an admin token and three curl examples. Ctrl-C stops it.
+PORT ?= 8080
 run: build
-	$(BUILD)/bench_kernel
+	$(BUILD)/provisio --config config/provisio.json serve --listen 127.0.0.1:$(PORT)
+
+# The Host Factory demo (one process per call, as Host Factory runs them).
+demo: build
+	scripts/demo-hostfactory.sh $(BUILD)/provisio
 
 # Every test; then every test again under AddressSanitizer + UBSan, and
 # under valgrind.

@@ -106,6 +106,8 @@ typedef enum pv_machine_filter {
 	PV_MF_TEMPLATE,    /* key = template id, not terminated */
 	PV_MF_ALIVE,       /* key ignored: every machine not terminated */
 	PV_MF_ALL,         /* key ignored */
+	PV_MF_LEAVING,     /* key ignored: failed, not returned, not yet terminated
+			      (machines the broker is releasing itself) */
 } pv_machine_filter;
 
 typedef struct pv_store pv_store;
@@ -134,8 +136,9 @@ typedef struct pv_store_methods {
 	int (*machine_get)(pv_store *st, const char *id, const char *name, pv_machine_rec *out);
 	/* Appends the matching machines to `out` (ordered by machine id). */
 	int (*machine_list)(pv_store *st, pv_machine_filter f, const char *key, pv_machine_list *out);
-	/* Machines of a template not terminated, plus the machines reserved by
-	 * its requests still in "creating". */
+	/* Machines of a template not terminated and not failed (a failed machine
+	 * is being released by the broker, it is no longer Host Factory's), plus
+	 * the machines reserved by its requests still in "creating". */
 	int (*template_in_use)(pv_store *st, const char *template_id, int64_t *out);
 
 	/* Key/value for kernel state. get: 0 and a malloc'd string the caller

@@ -39,7 +39,9 @@ void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *para
 {
 	pv_operation op = {.type = type, .params = params};
 	op.deadline_ns = pv_clock_now(b->clock) + b->set.call_timeout_ms * PV_NS_PER_MS;
+	b->calls++;
 	pv_context_execute_on(b->ctx, name, &op, out);
+	json_decref(params);
 }
 
 const char *pv_broker_hf_status(pv_request_state s)
@@ -181,7 +183,9 @@ static int load_state(pv_broker *b)
 	return 0;
 }
 
-/* Writes the states that changed since loading, in one transaction. */
+/* Writes the states that changed since loading, in one transaction. The
+ * last process to close wins: breakers see every call's outcome within a
+ * process, and the freshest view across processes. */
 static void save_state(pv_broker *b)
 {
 	char *texts[64] = {0};
@@ -263,7 +267,9 @@ void pv_broker_close(pv_broker *b)
 {
 	if (!b)
 		return;
-	if (b->store && b->n_state)
+	/* A process that called no strategy changed no kernel state (only the
+	 * clock moved): a status read stays a read, with no write transaction. */
+	if (b->store && b->n_state && b->calls)
 		save_state(b);
 	for (size_t i = 0; i < b->n_state; i++) {
 		pv_strategy_unref(b->state[i].s);

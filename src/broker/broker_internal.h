@@ -27,6 +27,7 @@ struct pv_broker {
 	size_t n_providers;
 	pv_broker_settings set;
 	const pv_clock *clock;
+	unsigned long calls; /* provider calls made by this broker */
 };
 
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
@@ -38,7 +39,8 @@ void pv_machine_from_instance(pv_machine_rec *m, const json_t *inst, const char 
 /* Host Factory status string from a provider's instance state. */
 const char *pv_machine_status_from_state(const char *state);
 
-/* Runs `op` on the named strategy with the broker's deadline. */
+/* Runs an operation on the named strategy with the broker's deadline.
+ * Takes the reference on `params`. */
 void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out);
 
 int64_t pv_broker_now_ms(void);

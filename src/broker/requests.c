@@ -255,6 +255,16 @@ static int reserve(pv_broker *b, pv_request_rec *r, int64_t count)
 	return rc;
 }
 
+/* Whether `m` is among the first `upto` machines of `ms`. */
+static bool listed_in(const pv_machine_list *ms, size_t upto, const pv_machine_rec *m)
+{
+	for (size_t i = 0; i < upto && i < ms->n; i++)
+		if (strcmp(ms->items[i].machine_id, m->machine_id) == 0 &&
+		    strcmp(ms->items[i].provider, m->provider) == 0)
+			return true;
+	return false;
+}
+
 static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 {
 	for (size_t i = 0; i < ms->n; i++)
@@ -267,13 +277,15 @@ static bool listed(const pv_machine_list *ms, const pv_machine_rec *m)
 /* Adds the instances of one create answer; returns how many were new. */
 static size_t take_instances(pv_machine_list *ms, const pv_request_rec *r, const pv_result *res)
 {
-	size_t i, added = 0;
+	size_t i, added = 0, before = ms->n;
 	json_t *inst;
 	json_array_foreach(json_object_get(res->data, "instances"), i, inst) {
 		pv_machine_rec m = {0};
 		pv_machine_from_instance(&m, inst, res->provider);
-		if (!m.machine_id[0] || listed(ms, &m))
-			continue; /* a retried round answered with what it already made */
+		/* a replayed round answers with what earlier rounds made; one
+		 * answer never lists a machine twice, so only those are compared */
+		if (!m.machine_id[0] || listed_in(ms, before, &m))
+			continue;
 		set_msg(m.request_id, sizeof m.request_id, r->id);
 		set_msg(m.template_id, sizeof m.template_id, r->template_id);
 		m.updated_ms = pv_broker_now_ms();
@@ -300,7 +312,6 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 					   "template", tmpl);
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
-		json_decref(params);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
 		if (!res.success)
 			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
@@ -338,9 +349,15 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	pv_machine_list ms = {0};
 	provision(b, &r, tmpl, &ms, r.message, sizeof r.message);
 	r.refreshed_ms = pv_broker_now_ms();
-	r.state = ms.n ? derive(&r, &ms, r.message, sizeof r.message) : PV_REQ_FAILED;
-	if (r.state == PV_REQ_COMPLETE)
+	r.state = ms.n ? derive(&r, &ms, NULL, 0) : PV_REQ_FAILED;
+	if (r.state == PV_REQ_COMPLETE) {
 		r.message[0] = '\0';
+	} else if ((int64_t)ms.n < r.requested && ms.n) {
+		char why[sizeof r.message];
+		memcpy(why, r.message, sizeof why);
+		snprintf(r.message, sizeof r.message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
+			 (long long)r.requested, why[0] ? ": " : "", why);
+	}
 	rc = write_outcome(b, &r, &ms);
 	pv_machine_list_clear(&ms);
 	if (rc < 0)
@@ -438,6 +455,12 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	if (rc == 0 && req->state != PV_REQ_CREATING && (moving || !pv_request_state_final(req->state)) &&
 	    stale(b, req))
 		rc = refresh(b, req, &ms);
+	if (rc == 0 && machines->n == 0) {
+		/* hand the list over: a thousand records are not copied twice */
+		pv_machine_list_clear(machines);
+		*machines = ms;
+		return 0;
+	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++)
 		rc = pv_machine_list_push(machines, &ms.items[i]);
 	pv_machine_list_clear(&ms);
@@ -513,7 +536,29 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 
 static bool reclaimed(const pv_machine_rec *m)
 {
-	return !m->return_id[0] && strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0;
+	/* machines the broker released itself were never Host Factory's to drain */
+	return !m->return_id[0] && strcmp(m->result, "fail") != 0 && strcmp(m->status, "running") != 0 &&
+	       strcmp(m->status, "pending") != 0;
+}
+
+/* Machines on their way out that no request will look at again (released
+ * by recovery or a pending timeout): Host Factory's periodic
+ * getReturnRequests is where their end gets recorded. */
+static int add_leaving(pv_broker *b, pv_machine_list *ms)
+{
+	pv_machine_list leaving = {0};
+	int rc = pv_store_machine_list(b->store, PV_MF_LEAVING, NULL, &leaving);
+	for (size_t i = 0; rc == 0 && i < leaving.n; i++)
+		if (!listed(ms, &leaving.items[i]))
+			rc = pv_machine_list_push(ms, &leaving.items[i]);
+	pv_machine_list_clear(&leaving);
+	return rc;
+}
+
+static bool pick_unsettled(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->status, "terminated") != 0;
 }
 
 int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out)
@@ -523,6 +568,8 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	if (rc < 0)
 		return rc;
 	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	if (rc == 0)
+		rc = add_leaving(b, &ms);
 	pv_store_commit(b->store);
 	/* only machines nobody returned; returned ones are the return's business */
 	size_t k = 0;
@@ -531,7 +578,7 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 			ms.items[k++] = ms.items[i];
 	ms.n = k;
 	if (rc == 0 && ms.n) {
-		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_not_gone, apply_status, NULL);
+		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
 			rc = pv_store_machine_put(b->store, &ms.items[i]);
@@ -555,7 +602,19 @@ static bool owner_alive(const pv_request_rec *r)
 		return false;
 	if (r->owner_pid == getpid())
 		return true;
-	return kill((pid_t)r->owner_pid, 0) == 0 || errno == EPERM;
+	if (kill((pid_t)r->owner_pid, 0) < 0 && errno != EPERM)
+		return false;
+	/* a killed process its parent has not reaped yet is a zombie: dead */
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)r->owner_pid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return true; /* no /proc: trust kill() */
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	fclose(f);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* Takes over a stale request (so one process recovers it). false when
@@ -583,7 +642,6 @@ static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, b->providers[p], PV_OP_DESCRIBE_RESOURCE_INSTANCES,
 			      json_pack("{s:s}", "request_id", r->id), &res);
-		json_decref(NULL);
 		size_t i;
 		json_t *inst;
 		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {

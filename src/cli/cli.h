@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <jansson.h>
 #include "provisio/provisio.h"
+#include "provisio/broker.h"
+#include "provisio/hostfactory.h"
 
 typedef struct pv_cli {
 	const char *config_path; /* --config */
@@ -30,6 +32,14 @@ int cmd_providers(const pv_cli *cli, int argc, char **argv);
 int cmd_serve(const pv_cli *cli, int argc, char **argv);
 int cmd_top(const pv_cli *cli, int argc, char **argv);
 /* --- end server --- */
+/* broker branch */
+int cmd_hostfactory(const pv_cli *cli, int argc, char **argv);
+int cmd_templates(const pv_cli *cli, int argc, char **argv);
+int cmd_machines(const pv_cli *cli, int argc, char **argv);
+int cmd_requests(const pv_cli *cli, int argc, char **argv);
+/* Opens the broker from the configuration named by the global options;
+ * prints what is wrong on stderr on failure. cmd_templates.c. */
+int pv_cli_open_broker(const pv_cli *cli, pv_broker **out);
 
 /* Prints `j` (indented) on stdout and a newline; takes the reference. */
 void pv_cli_print(json_t *j);

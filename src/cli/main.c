@@ -19,6 +19,11 @@ static const struct {
 	{"serve", cmd_serve, "run the REST API, /metrics, the reconciler and alerts (daemon)"},
 	{"top", cmd_top, "live table of strategies and requests from a running server"},
 	/* --- end server --- */
+	/* broker branch */
+	{"hostfactory", cmd_hostfactory, "the five Host Factory provider calls (JSON in, JSON out)"},
+	{"templates", cmd_templates, "list and show the machine templates"},
+	{"machines", cmd_machines, "request, list and return machines"},
+	{"requests", cmd_requests, "list requests, show one, follow its status"},
 };
 
 static void usage(FILE *f)

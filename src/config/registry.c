@@ -12,6 +12,7 @@
 #include "provisio/libvirt.h"
 #include "provisio/rest.h"
 #include "provisio/sim.h"
+#include "provisio/local.h" /* broker branch: the local provider */
 
 typedef struct factory {
 	char *type;
@@ -34,6 +35,7 @@ static const struct {
 	{"rest", pv_rest_new},
 	{"provider1", pv_rest_new},
 	{"provider2", pv_rest_new},
+	{"local", pv_local_new},
 };
 
 static int add_locked(const char *type, pv_provider_factory fn)

@@ -166,9 +166,16 @@ int srv_alerts_evaluate(pv_server *srv, srv_world *w)
 {
 	int changed = 0;
 	pthread_mutex_lock(&srv->alert_lock);
-	if (srv->alerts_gen != w->gen || srv->n_alerts != w->set.n_rules) {
+	if (srv->alerts_gen != w->gen || !srv->alerts) {
+		srv_alert_state *next = calloc(w->set.n_rules + 1, sizeof *next);
+		for (size_t i = 0; i < w->set.n_rules; i++) {
+			snprintf(next[i].name, sizeof next[i].name, "%s", w->set.rules[i].name);
+			for (size_t j = 0; j < srv->n_alerts; j++)
+				if (strcmp(srv->alerts[j].name, next[i].name) == 0)
+					next[i] = srv->alerts[j];
+		}
 		free(srv->alerts);
-		srv->alerts = calloc(w->set.n_rules + 1, sizeof *srv->alerts);
+		srv->alerts = next;
 		srv->n_alerts = w->set.n_rules;
 		srv->alerts_gen = w->gen;
 	}

@@ -145,11 +145,12 @@ static int idem_claim(srv_req *r, const idem *k)
 		const char *rid = json_string_value(json_object_get(old, "request_id"));
 		snprintf(id, sizeof id, "%s", rid ? rid : "");
 		bool same = hash && strcmp(hash, k->hash) == 0;
+		bool pending = strcmp(state, "pending") == 0;
 		json_decref(old);
 		if (!same)
 			srv_reply_error(r, 409, "IDEMPOTENCY_KEY_REUSED", NULL, "Idempotency-Key was used with a "
 					"different body");
-		else if (strcmp(state, "pending") == 0) {
+		else if (pending) {
 			evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
 			srv_reply_error(r, 503, "IN_PROGRESS", NULL, "a request with this Idempotency-Key is "
 					"being created; retry");

@@ -118,6 +118,10 @@ static int load_world(pv_server *srv, unsigned gen, srv_world **out, pv_diags *d
 		pv_diags local;
 		pv_diags_init(&local);
 		rc = pv_broker_open(&w->main, &o, &local);
+		/* the daemon keeps health fresh on its own (stopped when the
+		 * world's context is freed) */
+		if (rc == 0)
+			pv_context_start_health_monitor(pv_broker_context(w->main));
 		copy_diags(diags, &local);
 		if (rc < 0 && local.errors)
 			pv_error_set(rc, "%s: %s", local.items[local.n - 1].path, local.items[local.n - 1].message);

@@ -136,6 +136,7 @@ typedef struct srv_broker_gauges {
 } srv_broker_gauges;
 
 typedef struct srv_alert_state {
+	char name[64]; /* the rule's: state survives a reload that keeps the rule */
 	bool firing;
 	char reason[256];
 	int64_t since_ms;

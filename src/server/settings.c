@@ -124,7 +124,9 @@ static double get_num(reader *rd, const json_t *o, const char *path, const char 
 		return dflt;
 	double x = json_is_number(v) ? json_number_value(v) : NAN;
 	if (!(x >= lo && x <= hi)) {
-		pv_diags_add(rd->d, PV_DIAG_ERROR, path, "%s: must be a number from %g to %g", key, lo, hi);
+		char full[128];
+		snprintf(full, sizeof full, "%s.%s", path, key);
+		pv_diags_add(rd->d, PV_DIAG_ERROR, full, "must be a number from %g to %g", lo, hi);
 		return dflt;
 	}
 	return x;
@@ -136,7 +138,9 @@ static bool get_bool(reader *rd, const json_t *o, const char *path, const char *
 	if (!v)
 		return dflt;
 	if (!json_is_boolean(v)) {
-		pv_diags_add(rd->d, PV_DIAG_ERROR, path, "%s: must be true or false", key);
+		char full[128];
+		snprintf(full, sizeof full, "%s.%s", path, key);
+		pv_diags_add(rd->d, PV_DIAG_ERROR, full, "must be true or false");
 		return dflt;
 	}
 	return json_is_true(v);
@@ -149,8 +153,9 @@ static void get_str(reader *rd, const json_t *o, const char *path, const char *k
 	if (!v)
 		return;
 	if (!json_is_string(v) || json_string_length(v) >= size) {
-		pv_diags_add(rd->d, PV_DIAG_ERROR, path, "%s: must be a string shorter than %zu bytes", key,
-			     size);
+		char full[128];
+		snprintf(full, sizeof full, "%s.%s", path, key);
+		pv_diags_add(rd->d, PV_DIAG_ERROR, full, "must be a string shorter than %zu bytes", size);
 		return;
 	}
 	snprintf(buf, size, "%s", json_string_value(v));

@@ -45,6 +45,14 @@ static const char *const migrations[] = {
 	"CREATE INDEX machines_template ON machines(template_id, status);"
 	"CREATE INDEX machines_name ON machines(name);"
 	"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms BIGINT NOT NULL);",
+	/* 1 -> 2: machines of a request come out of the index already in
+	 * machine_id order, so a 1,000-machine status needs no sort */
+	"DROP INDEX machines_request;"
+	"DROP INDEX machines_return;"
+	"CREATE INDEX machines_request ON machines(request_id, machine_id);"
+	"CREATE INDEX machines_return ON machines(return_id, machine_id);",
+	/* 2 -> 3: machines being released are found without a scan */
+	"CREATE INDEX machines_result ON machines(result, status);",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
 
@@ -61,7 +69,7 @@ enum {
 	Q_BEGIN_R, Q_BEGIN_W, Q_COMMIT, Q_ROLLBACK,
 	Q_REQ_PUT, Q_REQ_GET, Q_REQ_LIST, Q_REQ_LIST_STATE,
 	Q_M_PUT, Q_M_GET_ID, Q_M_GET_NAME,
-	Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL,
+	Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL, Q_M_LEAVING,
 	Q_IN_USE_M, Q_IN_USE_R, Q_KV_GET, Q_KV_PUT,
 	Q_COUNT
 };
@@ -100,7 +108,10 @@ static const char *const sql[Q_COUNT] = {
 	[Q_M_ALIVE] = "SELECT " MACHINE_COLS " FROM machines WHERE status <> 'terminated' "
 		      "ORDER BY machine_id",
 	[Q_M_ALL] = "SELECT " MACHINE_COLS " FROM machines ORDER BY machine_id",
-	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated'",
+	[Q_M_LEAVING] = "SELECT " MACHINE_COLS " FROM machines WHERE result = 'fail' AND return_id = '' "
+			"AND status <> 'terminated' ORDER BY machine_id",
+	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated' "
+		       "AND result <> 'fail'",
 	[Q_IN_USE_R] = "SELECT COALESCE(SUM(requested), 0) FROM requests "
 		       "WHERE template_id = ? AND state = 'creating' AND kind = 'acquire'",
 	[Q_KV_GET] = "SELECT value FROM kv WHERE key = ?",
@@ -152,10 +163,17 @@ static void bind_text(sqlite3_stmt *q, int i, const char *v)
 	sqlite3_bind_text(q, i, v ? v : "", -1, SQLITE_STATIC);
 }
 
+/* A text column into a fixed buffer, truncated to fit (buffers are zeroed
+ * by the caller). */
 static void col_text(sqlite3_stmt *q, int i, char *buf, size_t size)
 {
 	const unsigned char *t = sqlite3_column_text(q, i);
-	snprintf(buf, size, "%s", t ? (const char *)t : "");
+	size_t n = t ? (size_t)sqlite3_column_bytes(q, i) : 0;
+	if (n >= size)
+		n = size - 1;
+	if (n)
+		memcpy(buf, t, n);
+	buf[n] = '\0';
 }
 
 /* ---- transactions ------------------------------------------------------- */
@@ -318,6 +336,7 @@ static void read_machine(sqlite3_stmt *q, pv_machine_rec *m)
 		{m->instance_type, sizeof m->instance_type}, {m->price_type, sizeof m->price_type},
 		{m->message, sizeof m->message},
 	};
+	memset(m, 0, sizeof *m);
 	for (int i = 0; i < 13; i++)
 		col_text(q, i, cols[i].buf, cols[i].size);
 	m->launch_time = sqlite3_column_int64(q, 13);
@@ -342,9 +361,10 @@ static int sq_machine_get(pv_store *st, const char *id, const char *name, pv_mac
 
 static int sq_machine_list(pv_store *st, pv_machine_filter f, const char *key, pv_machine_list *out)
 {
-	static const int by_filter[] = {Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL};
+	static const int by_filter[] = {Q_M_BY_REQ, Q_M_BY_RET, Q_M_BY_TEMPLATE, Q_M_ALIVE, Q_M_ALL,
+					Q_M_LEAVING};
 	sqlite_store *s = as_sq(st);
-	if ((unsigned)f > PV_MF_ALL)
+	if ((unsigned)f > PV_MF_LEAVING)
 		return pv_error_set(PV_EINVAL, "machine filter %d is not valid", (int)f);
 	sqlite3_stmt *q = stmt(s, by_filter[f]);
 	if (!q)
@@ -556,6 +576,14 @@ int pv_store_open_sqlite(pv_store **out, const char *path, const pv_store_option
 		return rc;
 	}
 	sqlite3_busy_timeout(s->db, timeout);
+	/* Each Host Factory call is one short process, usually the only
+	 * connection: by default its close would checkpoint (three fsyncs),
+	 * truncate and delete the WAL, and the next process would create it
+	 * again. Keep the WAL and leave checkpoints to the automatic ones made
+	 * by commits; the data is as durable either way. */
+	int persist = 1;
+	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	rc = exec_sql(s, "PRAGMA journal_mode = WAL", "set WAL journal");
 	if (rc == 0)
 		rc = exec_sql(s, "PRAGMA synchronous = NORMAL", "set synchronous");

@@ -1,0 +1,86 @@
+#!/bin/bash
+# bench_hostfactory.sh [PROVISIO]: each Host Factory command as a whole
+# process (what Host Factory pays per call), measured with hyperfine
+# (Debian package) or, without it, a plain loop. Includes getRequestStatus
+# of a request of 1,000 machines (sim provider). Target: <= 10 ms a call.
+# The baseline row is `provisio --version`: process start and exit alone.
+# Each sim provider serves one template: a sim numbers its instances from 1
+# in every process, so two processes' machines of one sim would share ids.
+set -eu
+BIN=$(realpath "${1:-build/provisio}")
+T=$(mktemp -d /tmp/pv_bench_hf.XXXXXX)
+trap 'rm -rf "$T"' EXIT
+export HF_PROVIDER_CONFDIR=$T/conf HF_PROVIDER_WORKDIR=$T/work HF_PROVIDER_LOGDIR=$T/log
+unset PROVISIO_CONFIG PROVISIO_TEMPLATES PROVISIO_ENV
+mkdir -p "$HF_PROVIDER_CONFDIR" "$HF_PROVIDER_WORKDIR" "$HF_PROVIDER_LOGDIR"
+cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<'JSON'
+{"providers": [{"name": "sim", "type": "sim", "config": {"capacity": 100000}},
+               {"name": "simsmall", "type": "sim", "config": {"capacity": -1}},
+               {"name": "simreq", "type": "sim", "config": {"capacity": -1}}],
+ "default_strategy": "sim",
+ "broker": {"status_max_age_seconds": 2}}
+JSON
+cat > "$HF_PROVIDER_CONFDIR/provisio_templates.json" <<'JSON'
+{"templates": [
+  {"templateId": "big", "maxNumber": 1010, "provider": "sim",
+   "attributes": {"type": ["String", "X86_64"], "ncpus": ["Numeric", "2"], "nram": ["Numeric", "4096"]}},
+  {"templateId": "small", "maxNumber": 10, "provider": "simsmall"},
+  {"templateId": "bench", "maxNumber": -1, "provider": "simreq"}
+]}
+JSON
+hf() { "$BIN" hostfactory "$@"; }
+big=$(hf requestMachines -d '{"template": {"templateId": "big", "machineCount": 1000}}' |
+      sed -n 's/.*"requestId": "\([^"]*\)".*/\1/p')
+small=$(hf requestMachines -d '{"template": {"templateId": "small", "machineCount": 10}}' |
+      sed -n 's/.*"requestId": "\([^"]*\)".*/\1/p')
+n=$(hf getRequestStatus -d "{\"requests\": [{\"requestId\": \"$big\"}]}" | grep -c '"machineId"')
+echo "setup: $big holds $n machines"
+ten=$(hf getRequestStatus -d "{\"requests\": [{\"requestId\": \"$small\"}]}" |
+      sed -n 's/.*"machineId": "\([^"]*\)".*/{"machineId": "\1"}/p' | paste -sd, -)
+one=$(echo "$ten" | cut -d, -f1)
+
+echo '{}' > "$T/templates.json"
+echo '{"template": {"templateId": "bench", "machineCount": 1}}' > "$T/request.json"
+echo "{\"requests\": [{\"requestId\": \"$small\"}]}" > "$T/status10.json"
+echo "{\"requests\": [{\"requestId\": \"$big\"}]}" > "$T/status1000.json"
+echo "{\"machines\": [$one]}" > "$T/return.json"
+echo "{\"machines\": [$ten]}" > "$T/reclaim.json"
+
+names=("baseline: provisio --version" "getAvailableTemplates" "requestMachines (1 machine)"
+       "getRequestStatus (10 machines)" "getRequestStatus (1000 machines)"
+       "requestReturnMachines (1 machine)" "getReturnRequests (10 machines)")
+cmds=("$BIN --version" "$BIN hostfactory getAvailableTemplates -f $T/templates.json"
+      "$BIN hostfactory requestMachines -f $T/request.json"
+      "$BIN hostfactory getRequestStatus -f $T/status10.json"
+      "$BIN hostfactory getRequestStatus -f $T/status1000.json"
+      "$BIN hostfactory requestReturnMachines -f $T/return.json"
+      "$BIN hostfactory getReturnRequests -f $T/reclaim.json")
+
+if command -v hyperfine >/dev/null; then
+	args=()
+	for i in "${!cmds[@]}"; do args+=(-n "${names[$i]}" "${cmds[$i]}"); done
+	hyperfine -N --warmup 5 --runs 40 --style none --export-markdown "$T/table.md" "${args[@]}" >/dev/null 2>&1 ||
+	hyperfine --warmup 5 --runs 40 --style none --export-markdown "$T/table.md" "${args[@]}" >/dev/null
+	cat "$T/table.md"
+else
+	printf '| %-36s | %10s |\n' command "mean ms"
+	for i in "${!cmds[@]}"; do
+		start=$(date +%s%N)
+		for _ in $(seq 40); do ${cmds[$i]} >/dev/null; done
+		end=$(date +%s%N)
+		printf '| %-36s | %10.2f |\n' "${names[$i]}" "$(echo "($end - $start) / 40000000" | bc -l)"
+	done
+fi
+
+# CPU time per call (user + system), less sensitive to other processes on a
+# busy machine than wall time.
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+	echo
+	printf '| %-36s | %12s |\n' command "CPU ms/call"
+	printf '|:---|---:|\n'
+	for i in "${!cmds[@]}"; do
+		# shellcheck disable=SC2086
+		ms=$(perf stat -r 30 -x, -e task-clock ${cmds[$i]} 2>&1 >/dev/null | awk -F, '/task-clock/ {print $1}')
+		printf '| %-36s | %12.2f |\n' "${names[$i]}" "$ms"
+	done
+fi

@@ -1,0 +1,101 @@
+/*
+ * cmd_templates.c - `provisio templates list|show`: the machine templates
+ * and how many machines of each may still be requested.
+ */
+#include <stdio.h>
+#include <string.h>
+#include "cli/cli.h"
+
+int pv_cli_open_broker(const pv_cli *cli, pv_broker **out)
+{
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker_open_options o = {.config = {.path = cli->config_path, .env_name = cli->env_name,
+					       .strict = cli->strict}};
+	int rc = pv_broker_open(out, &o, &d);
+	pv_cli_print_diags(&d);
+	if (rc < 0 && !d.errors)
+		pv_cli_error("%s", pv_error_last());
+	pv_diags_clear(&d);
+	return rc;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: provisio templates list\n"
+		   "       provisio templates show TEMPLATE_ID\n"
+		   "\n"
+		   "The templates Host Factory sees (from $HF_PROVIDER_CONFDIR or config/templates.json),\n"
+		   "the strategy serving each, and how many machines are still available.\n"
+		   "\n"
+		   "examples:\n"
+		   "  provisio templates list\n"
+		   "  provisio templates show local-small\n");
+}
+
+static const char *attr(const json_t *t, const char *name)
+{
+	const char *v = json_string_value(json_array_get(json_object_get(json_object_get(t, "attributes"), name), 1));
+	return v ? v : "-";
+}
+
+static int list(pv_broker *b)
+{
+	printf("%-24s %-16s %6s %9s %5s %7s\n", "TEMPLATE", "STRATEGY", "MAX", "AVAILABLE", "CPUS", "RAM_MB");
+	size_t i;
+	json_t *t;
+	pv_store_begin(pv_broker_store(b), false);
+	json_array_foreach(pv_broker_templates(b), i, t) {
+		char strategy[64] = "-", avail[24] = "unlimited";
+		int64_t a;
+		const char *id = json_string_value(json_object_get(t, "templateId"));
+		pv_broker_template_strategy(b, t, strategy, sizeof strategy);
+		if (pv_broker_available(b, id, &a) == 0 && a != INT64_MAX)
+			snprintf(avail, sizeof avail, "%lld", (long long)a);
+		json_t *max = json_object_get(t, "maxNumber");
+		printf("%-24s %-16s %6lld %9s %5s %7s\n", id, strategy,
+		       max ? (long long)json_integer_value(max) : -1LL, avail, attr(t, "ncpus"), attr(t, "nram"));
+	}
+	pv_store_commit(pv_broker_store(b));
+	return PV_EXIT_OK;
+}
+
+int cmd_templates(const pv_cli *cli, int argc, char **argv)
+{
+	if (argc < 2 || pv_cli_wants_help(argc, argv)) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
+	}
+	bool show = strcmp(argv[1], "show") == 0;
+	if (!show && strcmp(argv[1], "list") != 0) {
+		pv_cli_error("templates: unknown subcommand '%s' (list, show)", argv[1]);
+		return PV_EXIT_USAGE;
+	}
+	if (show && argc != 3) {
+		usage(stderr);
+		return PV_EXIT_USAGE;
+	}
+	pv_broker *b;
+	if (pv_cli_open_broker(cli, &b) < 0)
+		return PV_EXIT_FAIL;
+	int rc = PV_EXIT_OK;
+	if (!show) {
+		rc = list(b);
+	} else {
+		const json_t *t = pv_broker_template(b, argv[2]);
+		if (!t) {
+			pv_cli_error("no template '%s' in %s", argv[2], pv_broker_templates_path(b));
+			rc = PV_EXIT_FAIL;
+		} else {
+			json_t *v = json_deep_copy(t);
+			int64_t a;
+			pv_store_begin(pv_broker_store(b), false);
+			if (pv_broker_available(b, argv[2], &a) == 0 && a != INT64_MAX)
+				json_object_set_new(v, "availableNumber", json_integer(a));
+			pv_store_commit(pv_broker_store(b));
+			pv_cli_print(v);
+		}
+	}
+	pv_broker_close(b);
+	return rc;
+}

@@ -1,0 +1,485 @@
+/*
+ * hf.c - the five Host Factory commands: input validated and translated to
+ * broker calls, answers shaped exactly as Host Factory reads them.
+ *
+ * Validation happens here, before the broker writes anything, so a bad
+ * input never leaves half a request behind.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include "provisio/error.h"
+#include "provisio/hostfactory.h"
+
+static const char *const names[PV_HF_COMMAND_COUNT] = {
+	"getAvailableTemplates", "requestMachines", "getRequestStatus", "requestReturnMachines",
+	"getReturnRequests"};
+
+const char *pv_hf_command_name(pv_hf_command c)
+{
+	return (unsigned)c < PV_HF_COMMAND_COUNT ? names[c] : "unknown";
+}
+
+int pv_hf_command_parse(const char *name, pv_hf_command *out)
+{
+	for (int i = 0; name && i < PV_HF_COMMAND_COUNT; i++)
+		if (strcasecmp(name, names[i]) == 0) {
+			*out = (pv_hf_command)i;
+			return 0;
+		}
+	return pv_error_set(PV_EINVAL, "command '%s' is not one of getAvailableTemplates, "
+				       "requestMachines, getRequestStatus, requestReturnMachines, "
+				       "getReturnRequests", name ? name : "(null)");
+}
+
+static json_t *message(const char *text) { return json_pack("{s:s}", "message", text ? text : ""); }
+
+/* ---- getAvailableTemplates ------------------------------------------------------ */
+
+/* The template as configured (minus provisio's own "provider"), with
+ * availableNumber right after maxNumber. */
+static json_t *template_view(pv_broker *b, const json_t *t)
+{
+	json_t *v = json_object();
+	const char *id = json_string_value(json_object_get(t, "templateId"));
+	int64_t avail = 0;
+	int rc = pv_broker_available(b, id, &avail);
+	const char *key;
+	json_t *val;
+	if (!json_object_get(t, "maxNumber"))
+		json_object_set_new(v, "maxNumber", json_integer(-1));
+	json_object_foreach((json_t *)t, key, val) {
+		if (strcmp(key, "provider") == 0)
+			continue;
+		json_object_set(v, key, val);
+		if (strcmp(key, "templateId") == 0 && !json_object_get(t, "maxNumber"))
+			json_object_set_new(v, "maxNumber", json_integer(-1));
+	}
+	if (rc == 0 && avail != INT64_MAX)
+		json_object_set_new(v, "availableNumber", json_integer(avail));
+	return v;
+}
+
+static int get_templates(pv_broker *b, json_t **out)
+{
+	json_t *list = json_array();
+	size_t i;
+	json_t *t;
+	int rc = pv_store_begin(pv_broker_store(b), false);
+	if (rc < 0) {
+		json_decref(list);
+		*out = message(pv_error_last());
+		return rc;
+	}
+	json_array_foreach(pv_broker_templates(b), i, t) json_array_append_new(list, template_view(b, t));
+	pv_store_commit(pv_broker_store(b));
+	*out = json_pack("{s:s, s:o}", "message", "Get available templates success.", "templates", list);
+	return 0;
+}
+
+/* ---- requestMachines ------------------------------------------------------------- */
+
+static int request_machines(pv_broker *b, const json_t *in, json_t **out)
+{
+	json_t *t = json_object_get(in, "template");
+	if (json_is_array(t) && json_array_size(t) == 1)
+		t = json_array_get(t, 0); /* some HF versions send a one-element list */
+	if (!json_is_object(t)) {
+		*out = message("input needs \"template\": {\"templateId\": ..., \"machineCount\": N}");
+		return PV_EINVAL;
+	}
+	const char *id = json_string_value(json_object_get(t, "templateId"));
+	json_t *count = json_object_get(t, "machineCount");
+	if (!id || !*id) {
+		*out = message("template.templateId is required and must be a non-empty string");
+		return PV_EINVAL;
+	}
+	if (!json_is_integer(count) || json_integer_value(count) <= 0) {
+		*out = message("template.machineCount is required and must be an integer >= 1");
+		return PV_EINVAL;
+	}
+	char rid[PV_STORE_SHORT_MAX];
+	int rc = pv_broker_request_machines(b, id, json_integer_value(count), rid);
+	if (rc < 0) {
+		*out = message(pv_error_last());
+		return rc;
+	}
+	*out = json_pack("{s:s, s:s}", "requestId", rid, "message", "Request VM success from provisio.");
+	return 0;
+}
+
+/* ---- getRequestStatus ------------------------------------------------------------------ */
+
+json_t *pv_hf_machine_json(const pv_machine_rec *m)
+{
+	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "machineId", m->machine_id, "name", m->name,
+			      "result", m->result, "status", m->status, "privateIpAddress", m->private_ip);
+	if (m->public_ip[0])
+		json_object_set_new(j, "publicIpAddress", json_string(m->public_ip));
+	json_object_set_new(j, "launchtime", json_integer(m->launch_time));
+	json_object_set_new(j, "message", json_string(m->message));
+	if (m->instance_type[0])
+		json_object_set_new(j, "instanceType", json_string(m->instance_type));
+	if (m->price_type[0])
+		json_object_set_new(j, "priceType", json_string(m->price_type));
+	return j;
+}
+
+/* What getRequestStatus answers, before it is written either way. */
+typedef struct status_set {
+	pv_request_rec *reqs;
+	pv_machine_list *machines;
+	size_t n;
+} status_set;
+
+static void status_set_clear(status_set *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		pv_machine_list_clear(&s->machines[i]);
+	free(s->reqs);
+	free(s->machines);
+	memset(s, 0, sizeof *s);
+}
+
+/* Validates the input and reads (refreshing) every request asked for. On
+ * failure *err receives the {"message"} answer. */
+static int collect_status(pv_broker *b, const json_t *in, status_set *s, json_t **err)
+{
+	memset(s, 0, sizeof *s);
+	json_t *reqs = json_object_get(in, "requests");
+	json_t *one = json_is_object(reqs) ? reqs : NULL;
+	size_t n = one ? 1 : json_array_size(reqs);
+	if ((!one && !json_is_array(reqs)) || n == 0) {
+		*err = message("input needs \"requests\": [{\"requestId\": \"req-...\"}, ...]");
+		return PV_EINVAL;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_string_value(json_object_get(one ? one : json_array_get(reqs, i), "requestId"));
+		if (!id || !*id) {
+			char text[96];
+			snprintf(text, sizeof text, "requests[%zu].requestId must be a non-empty string", i);
+			*err = message(text);
+			return PV_EINVAL;
+		}
+	}
+	s->reqs = calloc(n, sizeof *s->reqs);
+	s->machines = calloc(n, sizeof *s->machines);
+	if (!s->reqs || !s->machines) {
+		status_set_clear(s);
+		*err = message("out of memory");
+		return PV_ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *id = json_string_value(json_object_get(one ? one : json_array_get(reqs, i), "requestId"));
+		s->n = i + 1;
+		int rc = pv_broker_request_status(b, id, &s->reqs[i], &s->machines[i]);
+		if (rc < 0) {
+			*err = message(pv_error_last());
+			status_set_clear(s);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+static int request_status(pv_broker *b, const json_t *in, json_t **out)
+{
+	status_set s;
+	int rc = collect_status(b, in, &s, out);
+	if (rc < 0)
+		return rc;
+	json_t *list = json_array();
+	for (size_t i = 0; i < s.n; i++) {
+		json_t *machines = json_array();
+		for (size_t k = 0; k < s.machines[i].n; k++)
+			json_array_append_new(machines, pv_hf_machine_json(&s.machines[i].items[k]));
+		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "requestId", s.reqs[i].id,
+						      "status", pv_broker_hf_status(s.reqs[i].state),
+						      "message", s.reqs[i].message, "machines", machines));
+	}
+	status_set_clear(&s);
+	*out = json_pack("{s:o}", "requests", list);
+	return 0;
+}
+
+/* ---- streaming getRequestStatus ---------------------------------------------------- */
+
+/* The answer is appended to one buffer and written with a single fwrite:
+ * cheaper than stdio call by call, and Host Factory never reads half an
+ * answer from a process that dies while writing. */
+typedef struct outbuf {
+	char *p;
+	size_t n, cap;
+	bool failed;
+} outbuf;
+
+static void put_n(outbuf *o, const char *s, size_t n)
+{
+	if (o->n + n + 1 > o->cap) {
+		size_t cap = o->cap ? o->cap : 4096;
+		while (cap < o->n + n + 1)
+			cap *= 2;
+		char *grown = realloc(o->p, cap);
+		if (!grown) {
+			o->failed = true;
+			return;
+		}
+		o->p = grown;
+		o->cap = cap;
+	}
+	memcpy(o->p + o->n, s, n);
+	o->n += n;
+}
+
+#define PUT_LIT(o, lit) put_n((o), (lit), sizeof(lit) - 1)
+
+/* A JSON string (quotes included), escaped as jansson escapes it; runs of
+ * plain bytes are copied at once. */
+static void put_str(outbuf *o, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	const char *run = s, *p = s;
+	PUT_LIT(o, "\"");
+	for (; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		put_n(o, run, (size_t)(p - run));
+		run = p + 1;
+		char esc[6] = {'\\', 0, 0, 0, 0, 0};
+		size_t len = 2;
+		switch (c) {
+		case '"': esc[1] = '"'; break;
+		case '\\': esc[1] = '\\'; break;
+		case '\n': esc[1] = 'n'; break;
+		case '\t': esc[1] = 't'; break;
+		case '\r': esc[1] = 'r'; break;
+		case '\b': esc[1] = 'b'; break;
+		case '\f': esc[1] = 'f'; break;
+		default:
+			memcpy(esc + 1, "u00", 3);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			len = 6;
+		}
+		put_n(o, esc, len);
+	}
+	put_n(o, run, (size_t)(p - run));
+	PUT_LIT(o, "\"");
+}
+
+/* `prefix` is the indent, the quoted key and ": ". */
+static void put_field(outbuf *o, const char *prefix, const char *value, bool last)
+{
+	put_n(o, prefix, strlen(prefix));
+	put_str(o, value);
+	if (last)
+		PUT_LIT(o, "\n");
+	else
+		PUT_LIT(o, ",\n");
+}
+
+#define M "          \""
+#define R "      \""
+
+/* Exactly the layout (and key order) json_dumpf gives pv_hf_machine_json
+ * with JSON_INDENT(2), written without building the tree. */
+static void put_machine(outbuf *o, const pv_machine_rec *m, bool last)
+{
+	PUT_LIT(o, "        {\n");
+	put_field(o, M "machineId\": ", m->machine_id, false);
+	put_field(o, M "name\": ", m->name, false);
+	put_field(o, M "result\": ", m->result, false);
+	put_field(o, M "status\": ", m->status, false);
+	put_field(o, M "privateIpAddress\": ", m->private_ip, false);
+	if (m->public_ip[0])
+		put_field(o, M "publicIpAddress\": ", m->public_ip, false);
+	char num[64];
+	int len = snprintf(num, sizeof num, M "launchtime\": %lld,\n", (long long)m->launch_time);
+	put_n(o, num, (size_t)len);
+	bool more = m->instance_type[0] || m->price_type[0];
+	put_field(o, M "message\": ", m->message, !more);
+	if (m->instance_type[0])
+		put_field(o, M "instanceType\": ", m->instance_type, !m->price_type[0]);
+	if (m->price_type[0])
+		put_field(o, M "priceType\": ", m->price_type, true);
+	if (last)
+		PUT_LIT(o, "        }\n");
+	else
+		PUT_LIT(o, "        },\n");
+}
+
+static void put_status(outbuf *o, const status_set *s)
+{
+	PUT_LIT(o, "{\n  \"requests\": [\n");
+	for (size_t i = 0; i < s->n; i++) {
+		const pv_request_rec *r = &s->reqs[i];
+		PUT_LIT(o, "    {\n");
+		put_field(o, R "requestId\": ", r->id, false);
+		put_field(o, R "status\": ", pv_broker_hf_status(r->state), false);
+		put_field(o, R "message\": ", r->message, false);
+		if (s->machines[i].n == 0) {
+			PUT_LIT(o, R "machines\": []\n");
+		} else {
+			PUT_LIT(o, R "machines\": [\n");
+			for (size_t k = 0; k < s->machines[i].n; k++)
+				put_machine(o, &s->machines[i].items[k], k + 1 == s->machines[i].n);
+			PUT_LIT(o, "      ]\n");
+		}
+		if (i + 1 == s->n)
+			PUT_LIT(o, "    }\n");
+		else
+			PUT_LIT(o, "    },\n");
+	}
+	PUT_LIT(o, "  ]\n}\n");
+}
+
+#undef M
+#undef R
+
+/* ---- requestReturnMachines / getReturnRequests ------------------------------------------------- */
+
+/* The machine references of "machines": [{"name", "machineId"}]. */
+static int machine_refs(const json_t *in, pv_machine_ref **refs, size_t *n, bool required,
+			json_t **out)
+{
+	json_t *ms = json_object_get(in, "machines");
+	*refs = NULL;
+	*n = 0;
+	if (!ms && !required)
+		return 0;
+	if (!json_is_array(ms) || (required && json_array_size(ms) == 0)) {
+		*out = message("input needs \"machines\": [{\"name\": ..., \"machineId\": ...}, ...]");
+		return PV_EINVAL;
+	}
+	*refs = calloc(json_array_size(ms) + 1, sizeof **refs);
+	if (!*refs) {
+		*out = message("out of memory");
+		return PV_ENOMEM;
+	}
+	size_t i;
+	json_t *m;
+	json_array_foreach(ms, i, m) {
+		const char *id = json_string_value(json_object_get(m, "machineId"));
+		const char *name = json_string_value(json_object_get(m, "name"));
+		if ((!id || !*id) && (!name || !*name)) {
+			char text[96];
+			snprintf(text, sizeof text, "machines[%zu] needs a machineId or a name", i);
+			*out = message(text);
+			free(*refs);
+			*refs = NULL;
+			return PV_EINVAL;
+		}
+		(*refs)[(*n)++] = (pv_machine_ref){id, name};
+	}
+	return 0;
+}
+
+static int return_machines(pv_broker *b, const json_t *in, json_t **out)
+{
+	pv_machine_ref *refs;
+	size_t n;
+	int rc = machine_refs(in, &refs, &n, true, out);
+	if (rc < 0)
+		return rc;
+	char rid[PV_STORE_SHORT_MAX];
+	rc = pv_broker_return_machines(b, refs, n, rid);
+	free(refs);
+	if (rc < 0) {
+		*out = message(pv_error_last());
+		return rc;
+	}
+	*out = json_pack("{s:s, s:s}", "requestId", rid, "message", "Delete VM success.");
+	return 0;
+}
+
+static int return_requests(pv_broker *b, const json_t *in, json_t **out)
+{
+	pv_machine_ref *refs;
+	size_t n;
+	int rc = machine_refs(in, &refs, &n, false, out);
+	if (rc < 0)
+		return rc;
+	pv_machine_list ms = {0};
+	rc = pv_broker_reclaimed(b, refs, n, &ms);
+	free(refs);
+	if (rc < 0) {
+		pv_machine_list_clear(&ms);
+		*out = message(pv_error_last());
+		return rc;
+	}
+	json_t *list = json_array();
+	int64_t grace = pv_broker_get_settings(b)->grace_period_seconds;
+	for (size_t i = 0; i < ms.n; i++) {
+		bool gone = strcmp(ms.items[i].status, "terminated") == 0;
+		json_array_append_new(list, json_pack("{s:s, s:I}", "machine", ms.items[i].name,
+						      "gracePeriod", (json_int_t)(gone ? 0 : grace)));
+	}
+	char text[128];
+	snprintf(text, sizeof text, "%zu machine(s) being reclaimed by their provider.", ms.n);
+	pv_machine_list_clear(&ms);
+	*out = json_pack("{s:s, s:s, s:o}", "status", "complete", "message", text, "requests", list);
+	return 0;
+}
+
+int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
+{
+	json_t *out = NULL;
+	int rc;
+	if (cmd == PV_HF_GET_REQUEST_STATUS && json_is_object(in)) {
+		status_set s;
+		rc = collect_status(b, in, &s, &out);
+		if (rc == 0) {
+			outbuf o = {0};
+			put_status(&o, &s);
+			status_set_clear(&s);
+			if (!o.failed && fwrite(o.p, 1, o.n, f) == o.n) {
+				free(o.p);
+				return 0;
+			}
+			free(o.p);
+			rc = pv_error_set(PV_ENOMEM, "out of memory writing the answer");
+			out = message(pv_error_last());
+		}
+	} else {
+		rc = pv_hf_run(b, cmd, in, &out);
+	}
+	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', f);
+	json_decref(out);
+	return rc;
+}
+
+int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
+{
+	*out = NULL;
+	if (!json_is_object(in)) {
+		*out = message("the input must be a JSON object");
+		return PV_EINVAL;
+	}
+	int rc;
+	switch (cmd) {
+	case PV_HF_GET_AVAILABLE_TEMPLATES:
+		rc = get_templates(b, out);
+		break;
+	case PV_HF_REQUEST_MACHINES:
+		rc = request_machines(b, in, out);
+		break;
+	case PV_HF_GET_REQUEST_STATUS:
+		rc = request_status(b, in, out);
+		break;
+	case PV_HF_REQUEST_RETURN_MACHINES:
+		rc = return_machines(b, in, out);
+		break;
+	case PV_HF_GET_RETURN_REQUESTS:
+		rc = return_requests(b, in, out);
+		break;
+	default:
+		*out = message("unknown command");
+		return PV_EINVAL;
+	}
+	if (!*out)
+		*out = message(rc < 0 ? pv_error_last() : "");
+	return rc;
+}

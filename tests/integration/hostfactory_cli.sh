@@ -1,0 +1,273 @@
+#!/bin/bash
+# hostfactory_cli.sh PROVISIO SOURCE_DIR - the Host Factory commands as Host
+# Factory runs them: one process per call, through scripts/hostfactory/*.sh,
+# with HF_PROVIDER_{CONFDIR,WORKDIR,LOGDIR} set. Checks the contract, bad
+# input (message, non-zero exit, nothing written), 20 processes at once on
+# one SQLite file (and maxNumber under that race), a process killed with
+# SIGKILL during requestMachines (consistent store, no duplicate machines
+# after the next call), spill-over from a full provider, and the return
+# cycle. Every machine process it starts is stopped before it exits.
+set -u
+BIN=$(realpath "$1")
+SRC=$(realpath "${2:-$(dirname "$0")/../..}")
+T=$(mktemp -d /tmp/pv_hf_cli.XXXXXX)
+export HF_PROVIDER_CONFDIR=$T/conf HF_PROVIDER_WORKDIR=$T/work HF_PROVIDER_LOGDIR=$T/log
+export PROVISIO_BIN=$BIN
+unset PROVISIO_CONFIG PROVISIO_TEMPLATES PROVISIO_ENV
+mkdir -p "$HF_PROVIDER_CONFDIR" "$HF_PROVIDER_WORKDIR" "$HF_PROVIDER_LOGDIR"
+fails=0
+HF=$SRC/scripts/hostfactory
+
+# the pid of a machine record, only while that process is still the one the
+# record names (same start time): a reused pid is never signalled
+live_pid() {
+	local pid st
+	pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1")
+	st=$(sed -n 's/.*"start_time": *\([0-9]*\).*/\1/p' "$1")
+	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+}
+
+cleanup() {
+	# stop every machine of every local provider, then wait until gone (bounded)
+	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
+		[ -f "$rec" ] || continue
+		pid=$(live_pid "$rec") && kill -TERM "$pid" 2>/dev/null
+	done
+	for _ in $(seq 100); do
+		alive=0
+		for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
+			[ -f "$rec" ] || continue
+			live_pid "$rec" >/dev/null && alive=1
+		done
+		[ $alive = 0 ] && break
+		sleep 0.1
+	done
+	rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+
+cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
+{
+  "providers": [
+    {"name": "local", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/local", "capacity": 60,
+                "command": "sleep 300", "grace_period_ms": 300}},
+    {"name": "small", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/small", "capacity": 2,
+                "command": "sleep 300", "grace_period_ms": 300}},
+    {"name": "slow", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/slow", "capacity": 10,
+                "command": "sleep 300", "grace_period_ms": 300, "answer_delay_ms": 1500}},
+    {"name": "sim", "type": "sim", "config": {"capacity": 100}}
+  ],
+  "strategies": [
+    {"name": "small-then-sim", "kind": "fallback", "primary": "small", "fallbacks": ["sim"]}
+  ],
+  "default_strategy": "local",
+  "broker": {"status_max_age_seconds": 0.2}
+}
+JSON
+cat > "$HF_PROVIDER_CONFDIR/mycluster_templates.json" <<'JSON'
+{"templates": [
+  {"templateId": "OnDemand-Minimal", "maxNumber": 10, "provider": "local",
+   "attributes": {"type": ["String", "X86_64"], "ncpus": ["Numeric", "1"],
+                  "ncores": ["Numeric", "1"], "nram": ["Numeric", "1024"]}},
+  {"templateId": "conc", "maxNumber": 40, "provider": "local"},
+  {"templateId": "tight", "maxNumber": 5, "provider": "local"},
+  {"templateId": "spill", "maxNumber": 10, "provider": "small-then-sim"},
+  {"templateId": "slow", "maxNumber": 3, "provider": "slow"}
+]}
+JSON
+
+# hf NAME JSON: runs the script with -f, like Host Factory; stdout in $T/out, exit in $rc
+hf() {
+	local in
+	in=$(mktemp "$T/hf_in_XXXX")
+	printf '%s' "$2" > "$in"
+	"$HF/$1.sh" -f "$in" > "$T/out" 2> "$T/err"
+	rc=$?
+}
+field() { sed -n "s/.*\"$1\": \"\\([^\"]*\\)\".*/\\1/p" "$T/out" | head -n 1; }
+is_json() {
+	if command -v python3 >/dev/null; then python3 -m json.tool "$1" >/dev/null 2>&1; else grep -q '^{' "$1"; fi
+}
+nrequests() { "$BIN" requests list --limit 0 2>/dev/null | tail -n +2 | wc -l; }
+status_of() { # status_of ID: getRequestStatus, prints the request's status
+	hf getRequestStatus "{\"requests\": [{\"requestId\": \"$1\"}]}"
+	field status
+}
+wait_status() { # wait_status ID WANT: polls (bounded, 15 s)
+	local s
+	for _ in $(seq 150); do
+		s=$(status_of "$1")
+		[ "$s" = "$2" ] && return 0
+		sleep 0.1
+	done
+	echo "  $1 is '$s', wanted '$2'"
+	return 1
+}
+
+# ---- the contract ----------------------------------------------------------------
+hf getAvailableTemplates '{}'
+if [ $rc = 0 ] && is_json "$T/out" && grep -q '"availableNumber": 10' "$T/out" &&
+   grep -q '"templateId": "OnDemand-Minimal"' "$T/out" && ! grep -q '"provider"' "$T/out" &&
+   [ "$(field message)" = "Get available templates success." ]; then
+	ok "getAvailableTemplates"
+else fail "getAvailableTemplates: rc=$rc $(cat "$T/out")"; fi
+
+hf requestMachines '{"template": {"templateId": "OnDemand-Minimal", "machineCount": 2}}'
+req=$(field requestId)
+if [ $rc = 0 ] && is_json "$T/out" && [[ $req == req-* ]]; then ok "requestMachines $req"
+else fail "requestMachines: rc=$rc $(cat "$T/out")"; fi
+
+if wait_status "$req" complete && is_json "$T/out" && grep -q '"launchtime": [0-9][0-9]*,' "$T/out" &&
+   [ "$(grep -c '"result": "succeed"' "$T/out")" = 2 ] && grep -q '"privateIpAddress": "127.0.0.1"' "$T/out"; then
+	ok "getRequestStatus complete with 2 machines"
+else fail "getRequestStatus: $(cat "$T/out")"; fi
+ids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/{"machineId": "\1"}/p' "$T/out" | paste -sd, -)
+names=$(sed -n 's/.*"name": "\([^"]*\)".*/\1/p' "$T/out")
+
+hf getReturnRequests "{\"machines\": [$ids]}"
+if [ $rc = 0 ] && [ "$(field status)" = complete ] && grep -q '"requests": \[\]' "$T/out"; then
+	ok "getReturnRequests: nothing reclaimed"
+else fail "getReturnRequests: $(cat "$T/out")"; fi
+
+# a machine stopped outside Host Factory is reported with a grace period
+victim=$(echo "$names" | head -n 1)
+rec=$(grep -l "\"name\": *\"$victim\"" "$HF_PROVIDER_WORKDIR"/local/machines/*.json)
+kill -TERM "$(live_pid "$rec")"
+for _ in $(seq 50); do
+	hf getReturnRequests "{\"machines\": [$ids]}"
+	grep -q "\"machine\": \"$victim\"" "$T/out" && break
+	sleep 0.1
+done
+if grep -q "\"machine\": \"$victim\"" "$T/out" && grep -q '"gracePeriod": 0' "$T/out"; then
+	ok "getReturnRequests reports a machine gone outside Host Factory"
+else fail "getReturnRequests after outside kill: $(cat "$T/out")"; fi
+
+hf requestReturnMachines "{\"machines\": [$ids]}"
+ret=$(field requestId)
+if [ $rc = 0 ] && [[ $ret == ret-* ]] && wait_status "$ret" complete &&
+   [ "$(grep -c '"status": "terminated"' "$T/out")" = 2 ]; then
+	ok "requestReturnMachines $ret: terminated"
+else fail "return cycle: $(cat "$T/out")"; fi
+
+# ---- bad input -----------------------------------------------------------------------
+before=$(nrequests)
+check_bad() { # check_bad SCRIPT INPUT WORD
+	hf "$1" "$2"
+	if [ $rc != 0 ] && is_json "$T/out" && grep -q '"message"' "$T/out" && grep -qi "$3" "$T/out"; then
+		ok "bad input to $1 -> $3"
+	else fail "bad input to $1 ($2): rc=$rc $(cat "$T/out")"; fi
+}
+check_bad requestMachines 'not json' "not valid JSON"
+check_bad requestMachines '{"template": {"machineCount": 1}}' templateId
+check_bad requestMachines '{"template": {"templateId": "nope", "machineCount": 1}}' "unknown template"
+check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 0}}' machineCount
+check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 41}}' "available number"
+check_bad getRequestStatus '{"requests": [{"requestId": "req-nope"}]}' "unknown request id"
+check_bad requestReturnMachines '{"machines": [{"machineId": "i-nope"}]}' "unknown machine"
+"$HF/getRequestStatus.sh" -f "$T/does-not-exist" > "$T/out" 2>/dev/null; rc=$?
+if [ $rc != 0 ] && grep -q "cannot read input file" "$T/out"; then ok "missing input file"
+else fail "missing input file: rc=$rc $(cat "$T/out")"; fi
+[ "$(nrequests)" = "$before" ] && ok "bad input wrote nothing" || fail "bad input changed the store"
+
+# ---- 20 processes at once ----------------------------------------------------------------
+pids=()
+for i in $(seq 20); do
+	"$HF/requestMachines.sh" -d '{"template": {"templateId": "conc", "machineCount": 2}}' \
+		> "$T/conc.$i" 2>&1 & pids+=($!)
+done
+okc=0
+for p in "${pids[@]}"; do wait "$p" && okc=$((okc + 1)); done
+uniq=$(sed -n 's/.*"requestId": "\(req-[^"]*\)".*/\1/p' "$T"/conc.* | sort -u | wc -l)
+alive=$("$BIN" machines list 2>/dev/null | awk '$6 == "conc" && $3 == "running"' | wc -l)
+if [ $okc = 20 ] && [ "$uniq" = 20 ] && [ "$alive" = 40 ]; then ok "20 concurrent requestMachines: 20 requests, 40 machines"
+else fail "concurrency: $okc ok, $uniq ids, $alive machines"; cat "$T"/conc.* | grep message; fi
+
+pids=()
+for i in $(seq 20); do
+	"$HF/requestMachines.sh" -d '{"template": {"templateId": "tight", "machineCount": 1}}' \
+		> "$T/tight.$i" 2>&1 & pids+=($!)
+done
+won=0
+for p in "${pids[@]}"; do wait "$p" && won=$((won + 1)); done
+over=$(grep -l "available number" "$T"/tight.* | wc -l)
+if [ $won = 5 ] && [ "$over" = 15 ]; then ok "maxNumber holds under 20 concurrent requests (5 won, 15 refused)"
+else fail "maxNumber race: $won won, $over refused"; fi
+
+# return everything of both templates in one call, then follow it
+all=$("$BIN" machines list 2>/dev/null | awk '($6 == "conc" || $6 == "tight") && $3 == "running" {printf "%s{\"machineId\": \"%s\"}", sep, $1; sep=","}')
+hf requestReturnMachines "{\"machines\": [$all]}"
+ret=$(field requestId)
+if [ $rc = 0 ] && wait_status "$ret" complete; then ok "45 machines returned and terminated"
+else fail "bulk return: $(head -c 600 "$T/out")"; fi
+
+# ---- SIGKILL during requestMachines ----------------------------------------------------------
+"$HF/requestMachines.sh" -d '{"template": {"templateId": "slow", "machineCount": 3}}' > "$T/killed" 2>&1 &
+victim=$!
+for _ in $(seq 100); do
+	[ "$(ls "$HF_PROVIDER_WORKDIR"/slow/machines/*.json 2>/dev/null | wc -l)" -ge 3 ] && break
+	sleep 0.05
+done
+kill -KILL $victim; wait $victim 2>/dev/null
+creating=$("$BIN" requests list --state creating 2>/dev/null | tail -n +2 | wc -l)
+[ "$creating" = 1 ] && ok "killed call left one 'creating' request" || fail "after SIGKILL: $creating creating"
+[ -s "$T/killed" ] && fail "the killed call printed: $(cat "$T/killed")"
+hf requestMachines '{"template": {"templateId": "slow", "machineCount": 3}}'
+again=$(field requestId)
+failed=$("$BIN" requests list --state failed 2>/dev/null | grep -c slow)
+if [ $rc = 0 ] && [ -n "$again" ] && [ "$failed" = 1 ]; then ok "next call recovered the killed request and provisioned"
+else fail "recovery: rc=$rc failed=$failed $(cat "$T/out")"; fi
+live=0
+for _ in $(seq 100); do
+	live=0
+	for rec in "$HF_PROVIDER_WORKDIR"/slow/machines/*.json; do
+		live_pid "$rec" >/dev/null && live=$((live + 1))
+	done
+	[ $live = 3 ] && break
+	sleep 0.1
+done
+hf getReturnRequests '{}' # Host Factory's periodic call records the released machines' end
+inuse=$("$BIN" machines list 2>/dev/null | awk '$6 == "slow" && $3 != "terminated"' | wc -l)
+if [ $live = 3 ] && [ "$inuse" = 3 ]; then ok "no duplicate machines: 3 live processes, 3 machines in the store"
+else fail "after recovery: $live live processes, $inuse machines in use"; fi
+
+# ---- spill-over through a fallback ---------------------------------------------------------------
+hf requestMachines '{"template": {"templateId": "spill", "machineCount": 4}}'
+sp=$(field requestId)
+"$BIN" requests show "$sp" > "$T/spill" 2>/dev/null
+on_small=$("$BIN" machines list 2>/dev/null | awk -v r=1 '$5 == "small" && $6 == "spill"' | wc -l)
+on_sim=$("$BIN" machines list 2>/dev/null | awk '$5 == "sim" && $6 == "spill"' | wc -l)
+if [ $rc = 0 ] && [ "$on_small" = 2 ] && [ "$on_sim" = 2 ] && grep -q '"state": "complete"' "$T/spill"; then
+	ok "spill-over: 2 on the full local provider, 2 on sim"
+else fail "spill-over: rc=$rc small=$on_small sim=$on_sim"; fi
+
+# ---- the commands for people ------------------------------------------------------------------------
+if "$BIN" machines request OnDemand-Minimal 2 --wait > "$T/wait" 2>/dev/null &&
+   grep -q '"status": "complete"' "$T/wait" && [ "$(grep -c '"result": "succeed"' "$T/wait")" = 2 ]; then
+	ok "machines request --wait"
+else fail "machines request --wait: $(cat "$T/wait")"; fi
+mids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/\1/p' "$T/wait")
+# shellcheck disable=SC2086
+if "$BIN" machines return $mids --wait > "$T/wait" 2>/dev/null &&
+   [ "$(grep -c '"status": "terminated"' "$T/wait")" = 2 ]; then ok "machines return --wait"
+else fail "machines return --wait: $(cat "$T/wait")"; fi
+"$BIN" templates list > "$T/tl" 2>&1 && grep -q "^tight .* 5 " "$T/tl" && ok "templates list" || fail "templates list: $(cat "$T/tl")"
+"$BIN" templates show spill > "$T/ts" 2>&1 && grep -q '"provider": "small-then-sim"' "$T/ts" && ok "templates show" || fail "templates show"
+"$BIN" requests status "$sp" > "$T/rs" 2>&1 && grep -q "complete" "$T/rs" && ok "requests status" || fail "requests status: $(cat "$T/rs")"
+for c in hostfactory templates machines requests; do
+	"$BIN" $c --help | grep -q "example" || fail "$c --help has no examples"
+done
+
+# ---- logs, and nothing but JSON on stdout -------------------------------------------------------------
+if [ -s "$HF_PROVIDER_LOGDIR/provisio.log" ] && grep -q "requestMachines" "$HF_PROVIDER_LOGDIR/provisio.log"; then
+	ok "log file under HF_PROVIDER_LOGDIR"
+else fail "no log in $HF_PROVIDER_LOGDIR"; fi
+
+echo "$fails failure(s)"
+[ $fails = 0 ]

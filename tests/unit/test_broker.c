@@ -1,0 +1,610 @@
+/*
+ * test_broker.c - the broker over sim providers and a real SQLite file:
+ * request life cycles and status derivation, maxNumber accounting,
+ * spill-over through a fallback, return through the owning provider,
+ * reconciliation, crash recovery, pending timeout, kernel state that
+ * outlives the broker.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "provisio/provisio.h"
+#include "provisio/broker.h"
+#include "provisio/fallback.h"
+
+static char dir[256];
+static int db_seq;
+
+typedef struct fixture {
+	pv_context *ctx;
+	pv_strategy *a, *b, *fb; /* sim "a" (small), sim "b", fallback a -> b */
+	pv_store *st;
+	pv_broker *br;
+	pv_manual_clock *mc;
+	char db[400];
+} fixture;
+
+static const char *templates_json =
+	"{\"templates\": ["
+	" {\"templateId\": \"spill\", \"provider\": \"fb\", \"maxNumber\": 10,"
+	"  \"attributes\": {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"]}},"
+	" {\"templateId\": \"only-a\", \"provider\": \"a\", \"maxNumber\": 4},"
+	" {\"templateId\": \"only-b\", \"provider\": \"b\", \"maxNumber\": -1},"
+	" {\"templateId\": \"default\"}]}";
+
+static void sim(pv_strategy **out, const char *name, const char *cfg, const pv_clock *clock)
+{
+	json_t *c = json_loads(cfg, 0, NULL);
+	assert_int_equal(pv_sim_new(out, name, c, clock), 0);
+	json_decref(c);
+}
+
+static void open_broker(fixture *f, const pv_broker_settings *set)
+{
+	assert_int_equal(pv_store_open_sqlite(&f->st, f->db, NULL), 0);
+	json_t *t = json_loads(templates_json, 0, NULL);
+	pv_strategy *all[] = {f->a, f->b, f->fb};
+	const char *leaves[] = {"a", "b"};
+	pv_broker_setup s = {.ctx = f->ctx, .strategies = all, .n_strategies = 3, .providers = leaves,
+			     .n_providers = 2, .store = f->st, .templates = t,
+			     .clock = pv_manual_clock_get(f->mc)};
+	if (set)
+		s.settings = *set;
+	assert_int_equal(pv_broker_new(&f->br, &s), 0);
+	json_decref(t);
+}
+
+static void close_broker(fixture *f)
+{
+	pv_broker_close(f->br);
+	pv_store_close(f->st);
+	f->br = NULL;
+	f->st = NULL;
+}
+
+static fixture *make(const char *cfg_a, const char *fb_cfg, const pv_broker_settings *set)
+{
+	fixture *f = calloc(1, sizeof *f);
+	f->mc = pv_manual_clock_new(1000 * PV_NS_PER_S);
+	const pv_clock *clock = pv_manual_clock_get(f->mc);
+	snprintf(f->db, sizeof f->db, "%s/b%d.db", dir, ++db_seq);
+	sim(&f->a, "a", cfg_a ? cfg_a : "{\"capacity\": 2}", clock);
+	sim(&f->b, "b", "{\"capacity\": 100}", clock);
+	pv_fallback_config fc;
+	pv_fallback_config_default(&fc);
+	if (fb_cfg) {
+		json_t *j = json_loads(fb_cfg, 0, NULL);
+		assert_int_equal(pv_fallback_config_from_json(j, &fc), 0);
+		json_decref(j);
+	}
+	assert_int_equal(pv_fallback_new(&f->fb, "fb", f->a, &f->b, 1, &fc, clock), 0);
+	pv_context_options o = {.clock = clock};
+	assert_int_equal(pv_context_new(&f->ctx, &o), 0);
+	assert_int_equal(pv_context_register(f->ctx, f->fb), 0);
+	assert_int_equal(pv_context_register(f->ctx, f->a), 0);
+	assert_int_equal(pv_context_register(f->ctx, f->b), 0);
+	assert_int_equal(pv_context_initialize(f->ctx, NULL), 0);
+	open_broker(f, set);
+	return f;
+}
+
+static void destroy(fixture *f)
+{
+	close_broker(f);
+	pv_context_free(f->ctx);
+	pv_strategy_unref(f->fb);
+	pv_strategy_unref(f->a);
+	pv_strategy_unref(f->b);
+	pv_manual_clock_free(f->mc);
+	free(f);
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/pv_test_broker_XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static size_t count_requests(fixture *f)
+{
+	pv_request_rec *l = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_request_list(f->st, -1, 0, &l, &n), 0);
+	free(l);
+	return n;
+}
+
+static void status(fixture *f, const char *id, pv_request_rec *r, pv_machine_list *ms)
+{
+	pv_machine_list_clear(ms);
+	assert_int_equal(pv_broker_request_status(f->br, id, r, ms), 0);
+}
+
+/* ---- acquire ------------------------------------------------------------------ */
+
+static void test_request_completes_when_all_machines_run(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 3, id), 0);
+	assert_int_equal(strncmp(id, "req-", 4), 0);
+	assert_int_equal(strlen(id), 4 + 36);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	assert_string_equal(pv_broker_hf_status(r.state), "complete");
+	assert_int_equal(ms.n, 3);
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].result, "succeed");
+		assert_string_equal(ms.items[i].status, "running");
+		assert_string_equal(ms.items[i].provider, "b");
+		assert_string_equal(ms.items[i].template_id, "only-b");
+		assert_true(ms.items[i].launch_time > 1600000000);
+	}
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_pending_machines_keep_request_running_until_booted(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make("{\"capacity\": 10, \"boot_delay_ms\": 5000}", NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_RUNNING);
+	assert_string_equal(ms.items[0].result, "executing");
+	assert_string_equal(ms.items[0].status, "pending");
+	pv_manual_clock_advance(f->mc, 6 * PV_NS_PER_S);
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	assert_string_equal(ms.items[1].result, "succeed");
+	/* a refresh is one batched call per provider */
+	assert_int_equal(pv_sim_calls(f->a, PV_OP_GET_INSTANCE_STATUS), 2);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_fresh_status_is_not_refreshed_again(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = 3600};
+	fixture *f = make("{\"capacity\": 10, \"boot_delay_ms\": 5000}", NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	status(f, id, &r, &ms);
+	assert_int_equal(pv_sim_calls(f->a, PV_OP_GET_INSTANCE_STATUS), 0);
+	assert_int_equal(r.state, PV_REQ_RUNNING);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_pending_timeout_fails_and_releases_machines(void **state)
+{
+	(void)state;
+	/* boot never finishes within the (tiny) pending timeout measured on wall time */
+	pv_broker_settings set = {.status_max_age_seconds = -1, .pending_timeout_seconds = 0.001};
+	fixture *f = make("{\"capacity\": 10, \"boot_delay_ms\": 100000000}", NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, id), 0);
+	usleep(1100 * 1000); /* launch times are whole seconds */
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_string_equal(ms.items[0].result, "fail");
+	assert_non_null(strstr(ms.items[0].message, "pending timeout"));
+	assert_int_equal(pv_sim_live_instances(f->a), 0);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_bad_requests_write_nothing(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "nope", 1, id), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "unknown template"));
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 0, id), PV_EINVAL);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", -3, id), PV_EINVAL);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 5, id), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "available number 4"));
+	assert_string_equal(id, "");
+	assert_int_equal(count_requests(f), 0);
+	assert_int_equal(pv_sim_calls(f->a, PV_OP_COUNT), 0);
+	destroy(f);
+}
+
+static void test_max_number_counts_live_machines(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make("{\"capacity\": 10}", NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	int64_t avail;
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 3, id), 0);
+	assert_int_equal(pv_broker_available(f->br, "only-a", &avail), 0);
+	assert_int_equal(avail, 1);
+	char second[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, second), PV_EINVAL);
+	pv_machine_list ms = {0};
+	pv_request_rec r;
+	status(f, id, &r, &ms);
+	pv_machine_ref ref = {ms.items[0].machine_id, NULL};
+	char ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_return_machines(f->br, &ref, 1, ret), 0);
+	assert_int_equal(pv_broker_available(f->br, "only-a", &avail), 0);
+	assert_int_equal(avail, 1); /* shutting down still holds its slot */
+	status(f, ret, &r, &ms);    /* ... until a refresh sees it gone */
+	assert_int_equal(pv_broker_available(f->br, "only-a", &avail), 0);
+	assert_int_equal(avail, 2);
+	assert_int_equal(pv_broker_available(f->br, "only-b", &avail), 0);
+	assert_true(avail == INT64_MAX);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_spill_over_through_fallback_from_full_provider(void **state)
+{
+	(void)state;
+	fixture *f = make("{\"capacity\": 2}", NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "spill", 5, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	assert_int_equal(ms.n, 5);
+	size_t on_a = 0, on_b = 0;
+	for (size_t i = 0; i < ms.n; i++) {
+		on_a += strcmp(ms.items[i].provider, "a") == 0;
+		on_b += strcmp(ms.items[i].provider, "b") == 0;
+	}
+	assert_int_equal(on_a, 2);
+	assert_int_equal(on_b, 3);
+	assert_int_equal(pv_sim_live_instances(f->a), 2);
+	assert_int_equal(pv_sim_live_instances(f->b), 3);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_partial_fulfilment_is_complete_with_error(void **state)
+{
+	(void)state;
+	fixture *f = make("{\"capacity\": 2}", NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 3, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_string_equal(pv_broker_hf_status(r.state), "complete_with_error");
+	assert_int_equal(ms.n, 2);
+	assert_non_null(strstr(r.message, "2 of 3"));
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_nothing_provisioned_is_an_error_and_a_failed_request(void **state)
+{
+	(void)state;
+	fixture *f = make("{\"capacity\": 0}", NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 1, id), PV_ERROR);
+	assert_non_null(strstr(pv_error_last(), "CAPACITY"));
+	pv_request_rec *l = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_request_list(f->st, PV_REQ_FAILED, 0, &l, &n), 0);
+	assert_int_equal(n, 1);
+	free(l);
+	destroy(f);
+}
+
+static void test_unknown_request_id_is_not_found(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_broker_request_status(f->br, "req-nope", &r, &ms), PV_ENOTFOUND);
+	assert_non_null(strstr(pv_error_last(), "req-nope"));
+	destroy(f);
+}
+
+/* ---- return and reconciliation ------------------------------------------------------- */
+
+static void test_return_terminates_through_each_owning_provider(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make("{\"capacity\": 2}", NULL, &set);
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "spill", 4, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	pv_machine_ref refs[4];
+	for (size_t i = 0; i < 4; i++)
+		refs[i] = (pv_machine_ref){ms.items[i].machine_id, NULL};
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 4, ret), 0);
+	assert_int_equal(strncmp(ret, "ret-", 4), 0);
+	assert_int_equal(pv_sim_live_instances(f->a), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	assert_int_equal(pv_sim_calls(f->a, PV_OP_TERMINATE_INSTANCES), 1);
+	assert_int_equal(pv_sim_calls(f->b, PV_OP_TERMINATE_INSTANCES), 1);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.kind, PV_REQ_RETURN);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	assert_int_equal(ms.n, 4);
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].status, "terminated");
+		assert_string_equal(ms.items[i].result, "succeed");
+	}
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_return_by_host_name(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 2, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	pv_machine_ref refs[] = {{NULL, ms.items[0].name}, {"", ms.items[1].name}};
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_return_of_unknown_machine_writes_nothing(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "i-ghost"));
+	assert_int_equal(count_requests(f), 1);
+	assert_int_equal(pv_sim_live_instances(f->b), 1);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_terminate_failure_keeps_return_running_until_retried(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	pv_machine_ref ref = {ms.items[0].machine_id, NULL};
+	assert_int_equal(pv_sim_script(f->b, "fail:THROTTLED"), 0);
+	assert_int_equal(pv_broker_return_machines(f->br, &ref, 1, ret), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 1);
+	status(f, ret, &r, &ms); /* the refresh terminates again */
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE);
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_reconciliation_reports_machines_gone_outside(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 3, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0}, gone = {0};
+	status(f, id, &r, &ms);
+	assert_int_equal(pv_broker_reclaimed(f->br, NULL, 0, &gone), 0);
+	assert_int_equal(gone.n, 0);
+	/* terminated behind the broker's back */
+	pv_operation op = {.type = PV_OP_TERMINATE_INSTANCES,
+			   .params = json_pack("{s:[s]}", "instance_ids", ms.items[1].machine_id)};
+	pv_result res = PV_RESULT_INIT;
+	pv_strategy_execute(f->b, &op, &res, NULL);
+	json_decref(op.params);
+	pv_result_clear(&res);
+	pv_machine_ref refs[3];
+	for (size_t i = 0; i < 3; i++)
+		refs[i] = (pv_machine_ref){NULL, ms.items[i].name};
+	assert_int_equal(pv_broker_reclaimed(f->br, refs, 3, &gone), 0);
+	assert_int_equal(gone.n, 1);
+	assert_string_equal(gone.items[0].machine_id, ms.items[1].machine_id);
+	assert_string_equal(gone.items[0].status, "terminated");
+	pv_machine_list_clear(&ms);
+	pv_machine_list_clear(&gone);
+	destroy(f);
+}
+
+/* ---- crash recovery ---------------------------------------------------------------- */
+
+static pid_t dead_pid(void)
+{
+	pid_t p = fork();
+	if (p == 0)
+		_exit(0);
+	waitpid(p, NULL, 0);
+	return p;
+}
+
+static void test_recovery_releases_machines_of_interrupted_request(void **state)
+{
+	(void)state;
+	fixture *f = make("{\"capacity\": 10}", NULL, NULL);
+	/* what a process killed between its two transactions leaves behind */
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 2,
+			    .owner_pid = dead_pid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+	snprintf(r.id, sizeof r.id, "req-crashed");
+	snprintf(r.template_id, sizeof r.template_id, "only-a");
+	snprintf(r.strategy, sizeof r.strategy, "a");
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
+			   .params = json_pack("{s:i, s:s, s:s}", "count", 2, "request_id", "req-crashed",
+					       "template_id", "only-a")};
+	pv_result res = PV_RESULT_INIT;
+	pv_strategy_execute(f->a, &op, &res, NULL);
+	json_decref(op.params);
+	pv_result_clear(&res);
+	int64_t avail;
+	assert_int_equal(pv_broker_available(f->br, "only-a", &avail), 0);
+	assert_int_equal(avail, 2); /* the reservation still counts */
+
+	assert_int_equal(pv_broker_recover(f->br), 1);
+	assert_int_equal(pv_sim_live_instances(f->a), 0);
+	pv_request_rec got;
+	pv_machine_list ms = {0};
+	status(f, "req-crashed", &got, &ms);
+	assert_int_equal(got.state, PV_REQ_FAILED);
+	assert_string_equal(pv_broker_hf_status(got.state), "complete_with_error");
+	assert_non_null(strstr(got.message, "2 machine(s) released"));
+	assert_int_equal(ms.n, 2);
+	assert_string_equal(ms.items[0].result, "fail");
+	assert_int_equal(pv_broker_available(f->br, "only-a", &avail), 0);
+	assert_int_equal(avail, 4);
+	assert_int_equal(pv_broker_recover(f->br), 0); /* once */
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+static void test_recovery_leaves_live_owners_alone(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 1,
+			    .owner_pid = getppid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+	snprintf(r.id, sizeof r.id, "req-busy");
+	snprintf(r.template_id, sizeof r.template_id, "only-a");
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	assert_int_equal(pv_broker_recover(f->br), 0);
+	pv_request_rec got;
+	pv_machine_list ms = {0};
+	status(f, "req-busy", &got, &ms);
+	assert_int_equal(got.state, PV_REQ_CREATING);
+	assert_string_equal(pv_broker_hf_status(got.state), "running");
+	destroy(f);
+}
+
+/* ---- kernel state --------------------------------------------------------------------- */
+
+static void test_breaker_state_outlives_the_broker(void **state)
+{
+	(void)state;
+	const char *fbc = "{\"mode\": \"circuit_breaker\", \"circuit_breaker_threshold\": 2,"
+			  " \"circuit_breaker_timeout_seconds\": 600}";
+	fixture *f = make("{\"capacity\": 10, \"failure_rate\": 1.0, \"failure_code\": \"EXECUTION_ERROR\"}",
+			  fbc, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
+	json_t *m = pv_fallback_circuit_metrics(f->fb);
+	assert_string_equal(json_string_value(json_object_get(m, "state")), "open");
+	json_decref(m);
+	char db[400];
+	memcpy(db, f->db, sizeof db);
+	destroy(f); /* saves the state */
+
+	/* a new "process": new strategies, same store file */
+	f = make("{\"capacity\": 10}", fbc, NULL);
+	close_broker(f);
+	memcpy(f->db, db, sizeof db);
+	open_broker(f, NULL);
+	m = pv_fallback_circuit_metrics(f->fb);
+	assert_string_equal(json_string_value(json_object_get(m, "state")), "open");
+	json_decref(m);
+	uint64_t before = pv_sim_calls(f->a, PV_OP_CREATE_INSTANCES);
+	assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
+	assert_int_equal(pv_sim_calls(f->a, PV_OP_CREATE_INSTANCES), before); /* skipped: open */
+	destroy(f);
+}
+
+static void test_templates_are_validated(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	const char *bad[] = {"{\"templates\": [{\"maxNumber\": 1}]}",
+			     "{\"templates\": [{\"templateId\": \"x\", \"maxNumber\": -2}]}",
+			     "{\"templates\": [{\"templateId\": \"x\"}, {\"templateId\": \"x\"}]}",
+			     "{\"templates\": [{\"templateId\": \"x\", \"provider\": 3}]}", "{}"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *t = json_loads(bad[i], 0, NULL);
+		pv_broker_setup s = {.ctx = f->ctx, .store = f->st, .templates = t};
+		pv_broker *b = NULL;
+		assert_int_equal(pv_broker_new(&b, &s), PV_EINVAL);
+		assert_null(b);
+		json_decref(t);
+	}
+	char buf[64];
+	assert_int_equal(pv_broker_template_strategy(f->br, pv_broker_template(f->br, "default"), buf,
+						     sizeof buf), 0);
+	assert_string_equal(buf, "fb"); /* no provider field: the current strategy */
+	destroy(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_request_completes_when_all_machines_run),
+		cmocka_unit_test(test_pending_machines_keep_request_running_until_booted),
+		cmocka_unit_test(test_fresh_status_is_not_refreshed_again),
+		cmocka_unit_test(test_pending_timeout_fails_and_releases_machines),
+		cmocka_unit_test(test_bad_requests_write_nothing),
+		cmocka_unit_test(test_max_number_counts_live_machines),
+		cmocka_unit_test(test_spill_over_through_fallback_from_full_provider),
+		cmocka_unit_test(test_partial_fulfilment_is_complete_with_error),
+		cmocka_unit_test(test_nothing_provisioned_is_an_error_and_a_failed_request),
+		cmocka_unit_test(test_unknown_request_id_is_not_found),
+		cmocka_unit_test(test_return_terminates_through_each_owning_provider),
+		cmocka_unit_test(test_return_by_host_name),
+		cmocka_unit_test(test_return_of_unknown_machine_writes_nothing),
+		cmocka_unit_test(test_terminate_failure_keeps_return_running_until_retried),
+		cmocka_unit_test(test_reconciliation_reports_machines_gone_outside),
+		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
+		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
+		cmocka_unit_test(test_breaker_state_outlives_the_broker),
+		cmocka_unit_test(test_templates_are_validated),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

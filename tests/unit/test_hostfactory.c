@@ -1,0 +1,484 @@
+/*
+ * test_hostfactory.c - the five Host Factory commands against the contract
+ * (docs/hostfactory.md, the examples of HOSTFACTORY.md) and against the
+ * original project's real templates file and requestMachines inputs
+ * (tests/data/hostfactory/).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include "provisio/provisio.h"
+#include "provisio/hostfactory.h"
+
+#define DATA PV_SOURCE_DIR "/tests/data/hostfactory/"
+
+static char dir[256];
+static int seq;
+
+typedef struct fx {
+	pv_context *ctx;
+	pv_strategy *sim;
+	pv_store *st;
+	pv_broker *b;
+} fx;
+
+static fx *make(const json_t *templates, const char *sim_cfg)
+{
+	fx *f = calloc(1, sizeof *f);
+	json_t *c = json_loads(sim_cfg ? sim_cfg : "{\"capacity\": 1000}", 0, NULL);
+	assert_int_equal(pv_sim_new(&f->sim, "sim", c, NULL), 0);
+	json_decref(c);
+	assert_int_equal(pv_context_new(&f->ctx, NULL), 0);
+	assert_int_equal(pv_context_register(f->ctx, f->sim), 0);
+	assert_int_equal(pv_context_initialize(f->ctx, NULL), 0);
+	char path[400];
+	snprintf(path, sizeof path, "%s/hf%d.db", dir, ++seq);
+	assert_int_equal(pv_store_open_sqlite(&f->st, path, NULL), 0);
+	const char *leaves[] = {"sim"};
+	pv_broker_setup s = {.ctx = f->ctx, .strategies = &f->sim, .n_strategies = 1,
+			     .providers = leaves, .n_providers = 1, .store = f->st,
+			     .templates = templates};
+	assert_int_equal(pv_broker_new(&f->b, &s), 0);
+	return f;
+}
+
+static fx *make_default(void)
+{
+	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10,"
+			       " \"attributes\": {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"],"
+			       " \"ncores\": [\"Numeric\", \"1\"], \"nram\": [\"Numeric\", \"1024\"]},"
+			       " \"provider\": \"sim\", \"vmType\": \"t3.micro\"}]}", 0, NULL);
+	fx *f = make(t, NULL);
+	json_decref(t);
+	return f;
+}
+
+static void destroy(fx *f)
+{
+	pv_broker_close(f->b);
+	pv_store_close(f->st);
+	pv_context_free(f->ctx);
+	pv_strategy_unref(f->sim);
+	free(f);
+}
+
+static int run(fx *f, pv_hf_command c, const char *input, json_t **out)
+{
+	json_error_t e;
+	json_t *in = json_loads(input, 0, &e);
+	assert_non_null(in);
+	int rc = pv_hf_run(f->b, c, in, out);
+	json_decref(in);
+	assert_non_null(*out);
+	return rc;
+}
+
+/* Checks that `obj` has exactly the keys listed (NULL-terminated). */
+static void keys_are(const json_t *obj, const char *const *keys)
+{
+	size_t n = 0;
+	for (; keys[n]; n++)
+		assert_non_null(json_object_get(obj, keys[n]));
+	assert_int_equal(json_object_size(obj), n);
+}
+
+static char *request(fx *f, const char *tmpl, int count)
+{
+	char input[256];
+	snprintf(input, sizeof input, "{\"template\": {\"templateId\": \"%s\", \"machineCount\": %d}}", tmpl, count);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, input, &out), 0);
+	char *id = strdup(json_string_value(json_object_get(out, "requestId")));
+	json_decref(out);
+	return id;
+}
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/pv_test_hf_XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static void test_command_names_round_trip(void **state)
+{
+	(void)state;
+	for (int i = 0; i < PV_HF_COMMAND_COUNT; i++) {
+		pv_hf_command c;
+		assert_int_equal(pv_hf_command_parse(pv_hf_command_name((pv_hf_command)i), &c), 0);
+		assert_int_equal(c, i);
+	}
+	pv_hf_command c;
+	assert_int_equal(pv_hf_command_parse("getTemplates", &c), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "requestReturnMachines"));
+}
+
+static void test_get_available_templates_matches_contract_example(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
+	static const char *const top[] = {"message", "templates", NULL};
+	keys_are(out, top);
+	assert_string_equal(json_string_value(json_object_get(out, "message")), "Get available templates success.");
+	json_t *t = json_array_get(json_object_get(out, "templates"), 0);
+	static const char *const fields[] = {"templateId", "maxNumber", "availableNumber", "attributes",
+					     "vmType", NULL};
+	keys_are(t, fields); /* provisio's own "provider" is not shown */
+	assert_string_equal(json_string_value(json_object_get(t, "templateId")), "OnDemand-Minimal");
+	assert_int_equal(json_integer_value(json_object_get(t, "maxNumber")), 10);
+	assert_int_equal(json_integer_value(json_object_get(t, "availableNumber")), 10);
+	json_t *nram = json_object_get(json_object_get(t, "attributes"), "nram");
+	assert_string_equal(json_string_value(json_array_get(nram, 0)), "Numeric");
+	assert_string_equal(json_string_value(json_array_get(nram, 1)), "1024");
+	json_decref(out);
+	destroy(f);
+}
+
+static void test_request_machines_answers_request_id_and_message(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_MACHINES,
+			     "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 10}}", &out),
+			 0);
+	static const char *const k[] = {"requestId", "message", NULL};
+	keys_are(out, k);
+	assert_int_equal(strncmp(json_string_value(json_object_get(out, "requestId")), "req-", 4), 0);
+	json_decref(out);
+	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
+	json_t *t = json_array_get(json_object_get(out, "templates"), 0);
+	assert_int_equal(json_integer_value(json_object_get(t, "availableNumber")), 0);
+	json_decref(out);
+	destroy(f);
+}
+
+static void test_get_request_status_machine_fields(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 2);
+	char input[256];
+	/* HF may send a single object instead of a list */
+	snprintf(input, sizeof input, "{\"requests\": {\"requestId\": \"%s\"}}", id);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *reqs = json_object_get(out, "requests");
+	assert_int_equal(json_array_size(reqs), 1);
+	json_t *r = json_array_get(reqs, 0);
+	static const char *const rk[] = {"requestId", "status", "message", "machines", NULL};
+	keys_are(r, rk);
+	assert_string_equal(json_string_value(json_object_get(r, "requestId")), id);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "complete");
+	json_t *m = json_array_get(json_object_get(r, "machines"), 0);
+	static const char *const mk[] = {"machineId", "name", "result", "status", "privateIpAddress",
+					 "launchtime", "message", NULL};
+	keys_are(m, mk);
+	assert_string_equal(json_string_value(json_object_get(m, "result")), "succeed");
+	assert_string_equal(json_string_value(json_object_get(m, "status")), "running");
+	assert_true(json_is_integer(json_object_get(m, "launchtime")));
+	assert_true(json_integer_value(json_object_get(m, "launchtime")) > 1600000000);
+	json_decref(out);
+	free(id);
+	destroy(f);
+}
+
+static void test_status_of_several_requests_in_order(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *a = request(f, "OnDemand-Minimal", 1), *b = request(f, "OnDemand-Minimal", 1);
+	char input[256];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}, {\"requestId\": \"%s\"}]}", b, a);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *reqs = json_object_get(out, "requests");
+	assert_int_equal(json_array_size(reqs), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(reqs, 0), "requestId")), b);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(reqs, 1), "requestId")), a);
+	json_decref(out);
+	free(a);
+	free(b);
+	destroy(f);
+}
+
+static void test_return_cycle_ends_terminated_and_succeed(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 2);
+	char input[512];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}]}", id);
+	json_t *st;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &st), 0);
+	json_t *ms = json_object_get(json_array_get(json_object_get(st, "requests"), 0), "machines");
+	snprintf(input, sizeof input, "{\"machines\": [{\"name\": \"%s\", \"machineId\": \"%s\"}, {\"name\": \"%s\", \"machineId\": \"%s\"}]}",
+		 json_string_value(json_object_get(json_array_get(ms, 0), "name")),
+		 json_string_value(json_object_get(json_array_get(ms, 0), "machineId")),
+		 json_string_value(json_object_get(json_array_get(ms, 1), "name")),
+		 json_string_value(json_object_get(json_array_get(ms, 1), "machineId")));
+	json_decref(st);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_RETURN_MACHINES, input, &out), 0);
+	static const char *const k[] = {"requestId", "message", NULL};
+	keys_are(out, k);
+	const char *ret = json_string_value(json_object_get(out, "requestId"));
+	assert_int_equal(strncmp(ret, "ret-", 4), 0);
+	assert_int_equal(pv_sim_live_instances(f->sim), 0); /* really released */
+	/* a shutting-down machine is "executing" until seen gone */
+	char q[256];
+	snprintf(q, sizeof q, "{\"requests\": [{\"requestId\": \"%s\"}]}", ret);
+	json_decref(out);
+	pv_broker_close(f->b);
+	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10}]}", 0, NULL);
+	const char *leaves[] = {"sim"};
+	pv_broker_setup s = {.ctx = f->ctx, .providers = leaves, .n_providers = 1, .store = f->st,
+			     .templates = t, .settings = {.status_max_age_seconds = -1}};
+	assert_int_equal(pv_broker_new(&f->b, &s), 0);
+	json_decref(t);
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, q, &out), 0);
+	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "complete");
+	json_t *m;
+	size_t i;
+	json_array_foreach(json_object_get(r, "machines"), i, m) {
+		assert_string_equal(json_string_value(json_object_get(m, "status")), "terminated");
+		assert_string_equal(json_string_value(json_object_get(m, "result")), "succeed");
+	}
+	assert_int_equal(i, 2);
+	json_decref(out);
+	free(id);
+	destroy(f);
+}
+
+static void test_get_return_requests_shape_and_grace_period(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 1);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_RETURN_REQUESTS, "{\"machines\": []}", &out), 0);
+	static const char *const k[] = {"status", "message", "requests", NULL};
+	keys_are(out, k);
+	assert_string_equal(json_string_value(json_object_get(out, "status")), "complete");
+	assert_int_equal(json_array_size(json_object_get(out, "requests")), 0);
+	json_decref(out);
+	/* the provider takes it back on its own */
+	pv_operation op = {.type = PV_OP_DESCRIBE_RESOURCE_INSTANCES};
+	pv_result res = PV_RESULT_INIT;
+	pv_strategy_execute(f->sim, &op, &res, NULL);
+	json_t *inst = json_array_get(json_object_get(res.data, "instances"), 0);
+	pv_operation term = {.type = PV_OP_TERMINATE_INSTANCES,
+			     .params = json_pack("{s:[O]}", "instance_ids", json_object_get(inst, "instance_id"))};
+	pv_result tr = PV_RESULT_INIT;
+	pv_strategy_execute(f->sim, &term, &tr, NULL);
+	json_decref(term.params);
+	pv_result_clear(&tr);
+	pv_result_clear(&res);
+	assert_int_equal(run(f, PV_HF_GET_RETURN_REQUESTS, "{}", &out), 0);
+	json_t *reqs = json_object_get(out, "requests");
+	assert_int_equal(json_array_size(reqs), 1);
+	static const char *const rk[] = {"machine", "gracePeriod", NULL};
+	keys_are(json_array_get(reqs, 0), rk);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(reqs, 0), "gracePeriod")), 0);
+	json_decref(out);
+	free(id);
+	destroy(f);
+}
+
+static size_t stored_requests(fx *f)
+{
+	pv_request_rec *l = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_request_list(f->st, -1, 0, &l, &n), 0);
+	free(l);
+	return n;
+}
+
+static void test_bad_inputs_answer_message_and_write_nothing(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	struct {
+		pv_hf_command c;
+		const char *in;
+		const char *says;
+	} cases[] = {
+		{PV_HF_REQUEST_MACHINES, "[]", "JSON object"},
+		{PV_HF_REQUEST_MACHINES, "{}", "template"},
+		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"machineCount\": 1}}", "templateId"},
+		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"nope\", \"machineCount\": 1}}", "unknown template"},
+		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 0}}", "machineCount"},
+		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": \"2\"}}", "machineCount"},
+		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 11}}", "available number"},
+		{PV_HF_GET_REQUEST_STATUS, "{}", "requests"},
+		{PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": \"req-unknown\"}]}", "unknown request id"},
+		{PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{}]}", "requestId"},
+		{PV_HF_REQUEST_RETURN_MACHINES, "{\"machines\": []}", "machines"},
+		{PV_HF_REQUEST_RETURN_MACHINES, "{\"machines\": [{\"machineId\": \"i-x\"}]}", "unknown machine"},
+		{PV_HF_REQUEST_RETURN_MACHINES, "{\"machines\": [{}]}", "machineId or a name"},
+		{PV_HF_GET_RETURN_REQUESTS, "{\"machines\": 3}", "machines"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		json_t *out;
+		int rc = run(f, cases[i].c, cases[i].in, &out);
+		assert_true(rc < 0);
+		assert_int_equal(json_object_size(out), 1);
+		const char *msg = json_string_value(json_object_get(out, "message"));
+		assert_non_null(msg);
+		if (!strstr(msg, cases[i].says))
+			fail_msg("case %zu: '%s' does not mention '%s'", i, msg, cases[i].says);
+		json_decref(out);
+	}
+	assert_int_equal(stored_requests(f), 0);
+	assert_int_equal(pv_sim_calls(f->sim, PV_OP_CREATE_INSTANCES), 0);
+	destroy(f);
+}
+
+static void test_original_templates_file_and_inputs_work_unchanged(void **state)
+{
+	(void)state;
+	json_error_t e;
+	json_t *t = json_load_file(DATA "awsprov_templates.json", 0, &e);
+	assert_non_null(t);
+	fx *f = make(t, NULL); /* no "provider" fields: the current strategy (sim) serves them */
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
+	json_t *list = json_object_get(out, "templates");
+	assert_int_equal(json_array_size(list), 13);
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		json_t *orig = json_array_get(json_object_get(t, "templates"), i);
+		assert_int_equal(json_integer_value(json_object_get(v, "availableNumber")),
+				 json_integer_value(json_object_get(orig, "maxNumber")));
+		const char *key;
+		json_t *val;
+		json_object_foreach(orig, key, val) assert_true(json_equal(val, json_object_get(v, key)));
+	}
+	json_decref(out);
+	const char *inputs[] = {"ASG.json", "EC2Fleet.json", "RunInstances.json", "SpotFleet.json"};
+	for (i = 0; i < 4; i++) {
+		char path[512];
+		snprintf(path, sizeof path, DATA "%s", inputs[i]);
+		json_t *in = json_load_file(path, 0, &e);
+		assert_non_null(in);
+		assert_int_equal(pv_hf_run(f->b, PV_HF_REQUEST_MACHINES, in, &out), 0);
+		assert_non_null(json_object_get(out, "requestId"));
+		json_decref(out);
+		/* maxNumber 2: a second identical request is over the available number */
+		assert_int_equal(pv_hf_run(f->b, PV_HF_REQUEST_MACHINES, in, &out), PV_EINVAL);
+		json_decref(out);
+		json_decref(in);
+	}
+	assert_int_equal(pv_sim_live_instances(f->sim), 8);
+	json_decref(t);
+	destroy(f);
+}
+
+static void test_request_of_1000_machines_reports_all(void **state)
+{
+	(void)state;
+	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"big\", \"maxNumber\": 1000}]}", 0, NULL);
+	fx *f = make(t, NULL);
+	json_decref(t);
+	char *id = request(f, "big", 1000);
+	char q[128];
+	snprintf(q, sizeof q, "{\"requests\": [{\"requestId\": \"%s\"}]}", id);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, q, &out), 0);
+	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
+	assert_int_equal(json_array_size(json_object_get(r, "machines")), 1000);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "complete");
+	json_decref(out);
+	free(id);
+	destroy(f);
+}
+
+static char *write_to_string(fx *f, pv_hf_command c, const char *input, int *rc)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *mem = open_memstream(&buf, &len);
+	json_t *in = json_loads(input, 0, NULL);
+	*rc = pv_hf_write(f->b, c, in, mem);
+	json_decref(in);
+	fclose(mem);
+	return buf;
+}
+
+static void test_streamed_status_is_the_json_dump_byte_for_byte(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 3);
+	/* awkward text in every optional field */
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_store_machine_list(f->st, PV_MF_REQUEST, id, &ms), 0);
+	snprintf(ms.items[0].message, sizeof ms.items[0].message, "quote \" back \\ nl \n tab \t ctl \x01 utf8 \xc3\xa9");
+	snprintf(ms.items[0].public_ip, sizeof ms.items[0].public_ip, "1.2.3.4");
+	snprintf(ms.items[1].instance_type, sizeof ms.items[1].instance_type, "m5.large");
+	snprintf(ms.items[2].price_type, sizeof ms.items[2].price_type, "spot");
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	for (size_t i = 0; i < ms.n; i++)
+		assert_int_equal(pv_store_machine_put(f->st, &ms.items[i]), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	pv_machine_list_clear(&ms);
+	char *empty = request(f, "OnDemand-Minimal", 1);
+	char input[512];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}, {\"requestId\": \"%s\"}]}", id, empty);
+	json_t *tree;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &tree), 0);
+	char *want = json_dumps(tree, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(tree);
+	int rc;
+	char *got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, input, &rc);
+	assert_int_equal(rc, 0);
+	size_t n = strlen(got);
+	assert_true(n > 0 && got[n - 1] == '\n');
+	got[n - 1] = '\0';
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	/* errors are written as {"message"} */
+	got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": \"req-x\"}]}", &rc);
+	assert_int_equal(rc, PV_ENOTFOUND);
+	assert_non_null(strstr(got, "\"message\": \"unknown request id 'req-x'\""));
+	free(got);
+	free(id);
+	free(empty);
+	destroy(f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_command_names_round_trip),
+		cmocka_unit_test(test_get_available_templates_matches_contract_example),
+		cmocka_unit_test(test_request_machines_answers_request_id_and_message),
+		cmocka_unit_test(test_get_request_status_machine_fields),
+		cmocka_unit_test(test_status_of_several_requests_in_order),
+		cmocka_unit_test(test_return_cycle_ends_terminated_and_succeed),
+		cmocka_unit_test(test_get_return_requests_shape_and_grace_period),
+		cmocka_unit_test(test_bad_inputs_answer_message_and_write_nothing),
+		cmocka_unit_test(test_original_templates_file_and_inputs_work_unchanged),
+		cmocka_unit_test(test_request_of_1000_machines_reports_all),
+		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

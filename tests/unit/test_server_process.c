@@ -1,0 +1,169 @@
+/*
+ * test_server_process.c - `provisio serve` as a process: SIGHUP with a
+ * good and a bad configuration, SIGTERM with a request in flight. Each
+ * test starts the real program on 127.0.0.1:0 and stops it.
+ */
+#include <fcntl.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <sys/wait.h>
+#include <cmocka.h>
+#include "test_server_support.h"
+
+typedef struct proc {
+	ts_env e;
+	pid_t pid;
+	char log[300], urlf[300];
+} proc;
+
+static bool file_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	char buf[65536];
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return strstr(buf, needle) != NULL;
+}
+
+static void start(proc *p, const char *sim_extra)
+{
+	ts_env_init(&p->e);
+	ts_config(&p->e, NULL, sim_extra, NULL);
+	snprintf(p->log, sizeof p->log, "%s/serve.log", p->e.dir);
+	snprintf(p->urlf, sizeof p->urlf, "%s/url", p->e.dir);
+	p->pid = fork();
+	if (p->pid == 0) {
+		int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		dup2(fd, 2);
+		int nul = open("/dev/null", O_WRONLY);
+		dup2(nul, 1);
+		setenv("PROVISIO_LOG", "info", 1);
+		execl(PV_CLI_BIN, "provisio", "--config", p->e.config, "serve", "--url-file", p->urlf, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 500 && !file_has(p->urlf, "http"); i++)
+		usleep(10000);
+	FILE *f = fopen(p->urlf, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(p->e.url, sizeof p->e.url, f));
+	fclose(f);
+	p->e.url[strcspn(p->e.url, "\n")] = '\0';
+}
+
+/* Waits for the process; its exit status, or -1 when it had to be killed. */
+static int finish(proc *p, int timeout_ms)
+{
+	int st = 0;
+	for (int i = 0; i < timeout_ms / 10; i++) {
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid)
+			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+		usleep(10000);
+	}
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &st, 0);
+	return -1;
+}
+
+static void cleanup(proc *p)
+{
+	if (p->pid > 0 && waitpid(p->pid, NULL, WNOHANG) == 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+	}
+	ts_env_clear(&p->e);
+}
+
+static void sighup_with_good_config_applies_it(void **state)
+{
+	(void)state;
+	proc p = {0};
+	start(&p, NULL);
+	ts_resp r = ts_call(&p.e, "GET", "/api/v1/templates/t2", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 404);
+	ts_resp_clear(&r);
+	ts_write_file(p.e.templates, "{\"templates\": [{\"templateId\": \"t2\", \"maxNumber\": 5}]}");
+	kill(p.pid, SIGHUP);
+	for (int i = 0; i < 300 && !file_has(p.log, "configuration reloaded"); i++)
+		usleep(10000);
+	r = ts_call(&p.e, "GET", "/api/v1/templates/t2", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	ts_resp_clear(&r);
+	kill(p.pid, SIGTERM);
+	assert_int_equal(finish(&p, 10000), 0);
+	cleanup(&p);
+}
+
+static void sighup_with_bad_config_keeps_the_old_one(void **state)
+{
+	(void)state;
+	proc p = {0};
+	start(&p, NULL);
+	ts_write_file(p.e.config, "{\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"config\": {\"seed\": \"one\"}}],"
+				  " \"server\": {\"threads\": -4}}");
+	kill(p.pid, SIGHUP);
+	for (int i = 0; i < 300 && !file_has(p.log, "reload rejected"); i++)
+		usleep(10000);
+	assert_true(file_has(p.log, "reload rejected"));
+	assert_true(file_has(p.log, "server.threads")); /* the reason is logged */
+	ts_resp r = ts_call(&p.e, "GET", "/api/v1/templates/t1", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	ts_resp_clear(&r);
+	kill(p.pid, SIGTERM);
+	assert_int_equal(finish(&p, 10000), 0);
+	cleanup(&p);
+}
+
+typedef struct inflight {
+	const ts_env *e;
+	ts_resp r;
+} inflight;
+
+static void *slow_create(void *arg)
+{
+	inflight *f = arg;
+	f->r = ts_call(f->e, "POST", "/api/v1/requests", ADMIN_TOKEN, "{\"template_id\": \"t1\", \"count\": 1}", NULL);
+	return NULL;
+}
+
+static void sigterm_lets_the_request_in_flight_finish(void **state)
+{
+	(void)state;
+	proc p = {0};
+	/* every sim call takes 700 ms */
+	start(&p, ", \"latency\": {\"distribution\": \"fixed\", \"mean_ms\": 700}");
+	inflight f = {.e = &p.e};
+	pthread_t th;
+	pthread_create(&th, NULL, slow_create, &f);
+	usleep(250 * 1000);
+	kill(p.pid, SIGTERM);
+	pthread_join(th, NULL);
+	assert_int_equal(f.r.status, 202);
+	assert_int_equal(json_array_size(json_object_get(f.r.body, "machines")), 1);
+	ts_resp_clear(&f.r);
+	assert_int_equal(finish(&p, 15000), 0);
+	assert_true(file_has(p.log, "SIGTERM received"));
+	assert_true(file_has(p.log, "\"stopped\""));
+	/* nothing listens any more */
+	ts_resp r = ts_call(&p.e, "GET", "/health", NULL, NULL, NULL);
+	assert_int_equal(r.status, 0);
+	ts_resp_clear(&r);
+	cleanup(&p);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(sighup_with_good_config_applies_it),
+		cmocka_unit_test(sighup_with_bad_config_keeps_the_old_one),
+		cmocka_unit_test(sigterm_lets_the_request_in_flight_finish),
+	};
+	int rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,396 @@
+/*
+ * test_store.c - the SQLite store: schema and migrations, the request state
+ * machine, machines and their filters, maxNumber accounting, key/value,
+ * transactions (rollback leaves nothing), concurrent writers.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+#include <sqlite3.h>
+#include "provisio/error.h"
+#include "provisio/store.h"
+
+static char dir[256];
+
+static int setup(void **state)
+{
+	(void)state;
+	snprintf(dir, sizeof dir, "/tmp/pv_test_store_XXXXXX");
+	return mkdtemp(dir) ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	char cmd[300];
+	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+	return system(cmd) == 0 ? 0 : -1;
+}
+
+static pv_store *open_store(const char *name)
+{
+	char path[400];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	return st;
+}
+
+static pv_request_rec request(const char *id, pv_request_state state, const char *tmpl, int64_t n)
+{
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = state, .requested = n,
+			    .created_ms = 1000, .updated_ms = 1000};
+	snprintf(r.id, sizeof r.id, "%s", id);
+	snprintf(r.template_id, sizeof r.template_id, "%s", tmpl);
+	return r;
+}
+
+static pv_machine_rec machine(const char *id, const char *req, const char *tmpl, const char *status)
+{
+	pv_machine_rec m = {.launch_time = 1700000000};
+	snprintf(m.machine_id, sizeof m.machine_id, "%s", id);
+	snprintf(m.request_id, sizeof m.request_id, "%s", req);
+	snprintf(m.template_id, sizeof m.template_id, "%s", tmpl);
+	snprintf(m.provider, sizeof m.provider, "sim");
+	snprintf(m.name, sizeof m.name, "host-%s", id);
+	snprintf(m.status, sizeof m.status, "%s", status);
+	snprintf(m.result, sizeof m.result, "succeed");
+	return m;
+}
+
+static void put_request(pv_store *st, const pv_request_rec *r, int want)
+{
+	assert_int_equal(pv_store_begin(st, true), 0);
+	int rc = pv_store_request_put(st, r);
+	assert_int_equal(rc, want);
+	if (rc == 0)
+		assert_int_equal(pv_store_commit(st), 0);
+	else
+		pv_store_rollback(st);
+}
+
+static void test_state_names_round_trip_and_unknown_lists_valid(void **state)
+{
+	(void)state;
+	for (int i = 0; i < PV_REQ_STATE_COUNT; i++) {
+		pv_request_state s;
+		assert_int_equal(pv_request_state_parse(pv_request_state_name((pv_request_state)i), &s), 0);
+		assert_int_equal(s, i);
+	}
+	pv_request_state s;
+	assert_int_equal(pv_request_state_parse("done", &s), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "complete_with_error"));
+	pv_request_kind k;
+	assert_int_equal(pv_request_kind_parse("return", &k), 0);
+	assert_int_equal(k, PV_REQ_RETURN);
+	assert_int_equal(pv_request_kind_parse("give", &k), PV_EINVAL);
+}
+
+static void test_state_machine_allows_only_forward_moves(void **state)
+{
+	(void)state;
+	assert_true(pv_request_state_can_move(PV_REQ_CREATING, PV_REQ_RUNNING));
+	assert_true(pv_request_state_can_move(PV_REQ_CREATING, PV_REQ_FAILED));
+	assert_true(pv_request_state_can_move(PV_REQ_RUNNING, PV_REQ_COMPLETE));
+	assert_true(pv_request_state_can_move(PV_REQ_RUNNING, PV_REQ_COMPLETE_WITH_ERROR));
+	assert_false(pv_request_state_can_move(PV_REQ_RUNNING, PV_REQ_CREATING));
+	assert_false(pv_request_state_can_move(PV_REQ_RUNNING, PV_REQ_FAILED));
+	assert_false(pv_request_state_can_move(PV_REQ_COMPLETE, PV_REQ_RUNNING));
+	assert_false(pv_request_state_can_move(PV_REQ_FAILED, PV_REQ_COMPLETE));
+	assert_true(pv_request_state_can_move(PV_REQ_COMPLETE, PV_REQ_COMPLETE));
+}
+
+static void test_store_refuses_illegal_transition(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("sm.db");
+	pv_request_rec r = request("req-1", PV_REQ_CREATING, "t", 2);
+	put_request(st, &r, 0);
+	r.state = PV_REQ_COMPLETE;
+	put_request(st, &r, 0);
+	r.state = PV_REQ_RUNNING;
+	put_request(st, &r, PV_ESTATE);
+	assert_non_null(strstr(pv_error_last(), "cannot move from complete to running"));
+	pv_request_rec got;
+	assert_int_equal(pv_store_request_get(st, "req-1", &got), 0);
+	assert_int_equal(got.state, PV_REQ_COMPLETE);
+	pv_store_close(st);
+}
+
+static void test_writes_need_a_write_transaction(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("tx.db");
+	pv_request_rec r = request("req-1", PV_REQ_CREATING, "t", 1);
+	assert_int_equal(pv_store_request_put(st, &r), PV_ESTATE);
+	assert_int_equal(pv_store_begin(st, false), 0);
+	assert_int_equal(pv_store_request_put(st, &r), PV_ESTATE);
+	assert_int_equal(pv_store_begin(st, true), PV_ESTATE); /* already in one */
+	pv_store_commit(st);
+	pv_store_close(st);
+}
+
+static void test_request_round_trips_every_field(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("rt.db");
+	pv_request_rec r = request("ret-9", PV_REQ_RUNNING, "tmpl-a", 7);
+	r.kind = PV_REQ_RETURN;
+	snprintf(r.strategy, sizeof r.strategy, "fb");
+	snprintf(r.message, sizeof r.message, "it's \"quoted\"");
+	r.owner_pid = 4242;
+	r.refreshed_ms = 555;
+	put_request(st, &r, 0);
+	pv_request_rec got;
+	assert_int_equal(pv_store_request_get(st, "ret-9", &got), 0);
+	assert_memory_equal(&got, &r, sizeof r);
+	assert_int_equal(pv_store_request_get(st, "nope", &got), PV_ENOTFOUND);
+	pv_store_close(st);
+}
+
+static void test_rollback_leaves_nothing(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("rb.db");
+	assert_int_equal(pv_store_begin(st, true), 0);
+	pv_request_rec r = request("req-1", PV_REQ_CREATING, "t", 1);
+	pv_machine_rec m = machine("i-1", "req-1", "t", "running");
+	assert_int_equal(pv_store_request_put(st, &r), 0);
+	assert_int_equal(pv_store_machine_put(st, &m), 0);
+	pv_store_rollback(st);
+	pv_request_rec got;
+	pv_machine_rec gm;
+	assert_int_equal(pv_store_request_get(st, "req-1", &got), PV_ENOTFOUND);
+	assert_int_equal(pv_store_machine_get(st, "i-1", NULL, &gm), PV_ENOTFOUND);
+	pv_store_close(st);
+}
+
+static void test_machine_filters_and_lookup_by_name(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("m.db");
+	assert_int_equal(pv_store_begin(st, true), 0);
+	pv_machine_rec a = machine("i-1", "req-1", "t1", "running");
+	pv_machine_rec b = machine("i-2", "req-1", "t1", "terminated");
+	pv_machine_rec c = machine("i-3", "req-2", "t2", "pending");
+	memset(c.result, 0, sizeof c.result);
+	snprintf(c.result, sizeof c.result, "fail"); /* being released */
+	snprintf(b.return_id, sizeof b.return_id, "ret-1");
+	assert_int_equal(pv_store_machine_put(st, &a), 0);
+	assert_int_equal(pv_store_machine_put(st, &b), 0);
+	assert_int_equal(pv_store_machine_put(st, &c), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	struct {
+		pv_machine_filter f;
+		const char *key;
+		size_t n;
+	} cases[] = {{PV_MF_REQUEST, "req-1", 2}, {PV_MF_RETURN, "ret-1", 1}, {PV_MF_TEMPLATE, "t1", 1},
+		     {PV_MF_ALIVE, NULL, 2},     {PV_MF_ALL, NULL, 3},      {PV_MF_REQUEST, "zzz", 0},
+		     {PV_MF_LEAVING, NULL, 1}};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		pv_machine_list l = {0};
+		assert_int_equal(pv_store_machine_list(st, cases[i].f, cases[i].key, &l), 0);
+		assert_int_equal(l.n, cases[i].n);
+		pv_machine_list_clear(&l);
+	}
+	pv_machine_rec got;
+	assert_int_equal(pv_store_machine_get(st, NULL, "host-i-3", &got), 0);
+	assert_string_equal(got.machine_id, "i-3");
+	assert_memory_equal(&got, &c, sizeof c);
+	pv_store_close(st);
+}
+
+static void test_in_use_counts_live_machines_and_creating_reservations(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("use.db");
+	assert_int_equal(pv_store_begin(st, true), 0);
+	pv_machine_rec a = machine("i-1", "req-1", "t", "running");
+	pv_machine_rec b = machine("i-2", "req-1", "t", "terminated");
+	pv_machine_rec c = machine("i-3", "req-1", "other", "running");
+	pv_request_rec creating = request("req-2", PV_REQ_CREATING, "t", 5);
+	pv_request_rec done = request("req-1", PV_REQ_COMPLETE, "t", 2);
+	assert_int_equal(pv_store_machine_put(st, &a), 0);
+	assert_int_equal(pv_store_machine_put(st, &b), 0);
+	assert_int_equal(pv_store_machine_put(st, &c), 0);
+	assert_int_equal(pv_store_request_put(st, &creating), 0);
+	assert_int_equal(pv_store_request_put(st, &done), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	int64_t n = -1;
+	assert_int_equal(pv_store_template_in_use(st, "t", &n), 0);
+	assert_int_equal(n, 1 + 5);
+	pv_store_close(st);
+}
+
+static void test_kv_put_get_replace(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("kv.db");
+	char *v = NULL;
+	assert_int_equal(pv_store_kv_get(st, "state/fb", &v), PV_ENOTFOUND);
+	assert_int_equal(pv_store_begin(st, true), 0);
+	assert_int_equal(pv_store_kv_put(st, "state/fb", "{\"a\":1}"), 0);
+	assert_int_equal(pv_store_kv_put(st, "state/fb", "{\"a\":2}"), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	assert_int_equal(pv_store_kv_get(st, "state/fb", &v), 0);
+	assert_string_equal(v, "{\"a\":2}");
+	free(v);
+	pv_store_close(st);
+}
+
+static void test_reopen_keeps_data_and_schema_version(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("re.db");
+	pv_request_rec r = request("req-1", PV_REQ_RUNNING, "t", 1);
+	put_request(st, &r, 0);
+	pv_store_close(st);
+	st = open_store("re.db");
+	pv_request_rec got;
+	assert_int_equal(pv_store_request_get(st, "req-1", &got), 0);
+	pv_store_close(st);
+	assert_true(pv_store_schema_version() >= 1);
+}
+
+/* A file written by schema version 1 (as a release with only that version
+ * left it) is migrated in place and keeps its rows. */
+static void test_version_1_file_is_migrated_keeping_rows(void **state)
+{
+	(void)state;
+	char path[400];
+	snprintf(path, sizeof path, "%s/v1.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	const char *v1 =
+		"CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1);"
+		"CREATE TABLE requests (id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,"
+		" template_id TEXT NOT NULL DEFAULT '', strategy TEXT NOT NULL DEFAULT '',"
+		" requested BIGINT NOT NULL DEFAULT 0, message TEXT NOT NULL DEFAULT '',"
+		" owner_pid BIGINT NOT NULL DEFAULT 0, created_ms BIGINT NOT NULL,"
+		" updated_ms BIGINT NOT NULL, refreshed_ms BIGINT NOT NULL DEFAULT 0);"
+		"CREATE INDEX requests_state ON requests(state, template_id);"
+		"CREATE TABLE machines (machine_id TEXT PRIMARY KEY, request_id TEXT NOT NULL,"
+		" return_id TEXT NOT NULL DEFAULT '', template_id TEXT NOT NULL, provider TEXT NOT NULL,"
+		" name TEXT NOT NULL, private_ip TEXT NOT NULL DEFAULT '', public_ip TEXT NOT NULL DEFAULT '',"
+		" status TEXT NOT NULL, result TEXT NOT NULL, instance_type TEXT NOT NULL DEFAULT '',"
+		" price_type TEXT NOT NULL DEFAULT '', message TEXT NOT NULL DEFAULT '',"
+		" launch_time BIGINT NOT NULL DEFAULT 0, updated_ms BIGINT NOT NULL);"
+		"CREATE INDEX machines_request ON machines(request_id);"
+		"CREATE INDEX machines_return ON machines(return_id);"
+		"CREATE INDEX machines_template ON machines(template_id, status);"
+		"CREATE INDEX machines_name ON machines(name);"
+		"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms BIGINT NOT NULL);"
+		"INSERT INTO machines (machine_id, request_id, template_id, provider, name, status, result,"
+		" updated_ms) VALUES ('i-old', 'req-old', 't', 'sim', 'old-host', 'running', 'succeed', 1);";
+	assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	pv_machine_list l = {0};
+	assert_int_equal(pv_store_machine_list(st, PV_MF_REQUEST, "req-old", &l), 0);
+	assert_int_equal(l.n, 1);
+	assert_string_equal(l.items[0].name, "old-host");
+	pv_machine_list_clear(&l);
+	pv_store_close(st);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_prepare_v2(db, "SELECT version FROM schema_version", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), pv_store_schema_version());
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
+static void test_newer_schema_is_refused(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("new.db");
+	pv_store_close(st);
+	char path[400];
+	snprintf(path, sizeof path, "%s/new.db", dir);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "newer"));
+}
+
+static void test_bad_path_is_an_error(void **state)
+{
+	(void)state;
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, "", NULL), PV_EINVAL);
+	assert_int_equal(pv_store_open_sqlite(&st, "/proc/no/such/dir/x.db", NULL), PV_EIO);
+	assert_null(st);
+}
+
+/* Threads with their own connections add requests at once: none is lost. */
+static void *writer(void *arg)
+{
+	int t = (int)(intptr_t)arg;
+	char path[400];
+	snprintf(path, sizeof path, "%s/conc.db", dir);
+	pv_store *st = NULL;
+	if (pv_store_open_sqlite(&st, path, NULL) < 0)
+		return (void *)1;
+	for (int i = 0; i < 25; i++) {
+		char id[64];
+		snprintf(id, sizeof id, "req-%d-%d", t, i);
+		pv_request_rec r = request(id, PV_REQ_CREATING, "t", 1);
+		if (pv_store_begin(st, true) < 0 || pv_store_request_put(st, &r) < 0 ||
+		    pv_store_commit(st) < 0) {
+			pv_store_close(st);
+			return (void *)1;
+		}
+	}
+	pv_store_close(st);
+	return NULL;
+}
+
+static void test_concurrent_writers_lose_nothing(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("conc.db");
+	pthread_t th[8];
+	for (int i = 0; i < 8; i++)
+		pthread_create(&th[i], NULL, writer, (void *)(intptr_t)i);
+	for (int i = 0; i < 8; i++) {
+		void *ret;
+		pthread_join(th[i], &ret);
+		assert_null(ret);
+	}
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_request_list(st, PV_REQ_CREATING, 0, &list, &n), 0);
+	assert_int_equal(n, 8 * 25);
+	free(list);
+	pv_store_close(st);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_state_names_round_trip_and_unknown_lists_valid),
+		cmocka_unit_test(test_state_machine_allows_only_forward_moves),
+		cmocka_unit_test(test_store_refuses_illegal_transition),
+		cmocka_unit_test(test_writes_need_a_write_transaction),
+		cmocka_unit_test(test_request_round_trips_every_field),
+		cmocka_unit_test(test_rollback_leaves_nothing),
+		cmocka_unit_test(test_machine_filters_and_lookup_by_name),
+		cmocka_unit_test(test_in_use_counts_live_machines_and_creating_reservations),
+		cmocka_unit_test(test_kv_put_get_replace),
+		cmocka_unit_test(test_reopen_keeps_data_and_schema_version),
+		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
+		cmocka_unit_test(test_newer_schema_is_refused),
+		cmocka_unit_test(test_bad_path_is_an_error),
+		cmocka_unit_test(test_concurrent_writers_lose_nothing),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
