@@ -30,8 +30,7 @@ void srv_token_hash_raw(const char *token, unsigned char out[32])
 static void deny(srv_req *r, int status, const char *code, const char *why)
 {
 	if (status == 401)
-		evhttp_add_header(evhttp_request_get_output_headers(r->req), "WWW-Authenticate",
-				  "Bearer realm=\"provisio\"");
+		srv_add_header(r, "WWW-Authenticate", "Bearer realm=\"provisio\"");
 	srv_reply_error(r, status, code, NULL, "%s", why);
 }
 

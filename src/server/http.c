@@ -240,7 +240,19 @@ static const char *method_name(enum evhttp_cmd_type m)
 	}
 }
 
+void srv_finish_send(srv_req *r, int status, struct evbuffer *body);
+
 static void finish(srv_req *r, int status, struct evbuffer *body)
+{
+	if (r->job) {
+		srv_job_capture(r->job, status, body);
+		return;
+	}
+	srv_finish_send(r, status, body);
+}
+
+/* Sends, counts and logs; the loop thread only. */
+void srv_finish_send(srv_req *r, int status, struct evbuffer *body)
 {
 	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	evhttp_add_header(h, "X-Request-Id", r->request_id);
@@ -273,10 +285,17 @@ static void free_ref(const void *data, size_t len, void *extra)
 	free((void *)data);
 }
 
+void srv_add_header(srv_req *r, const char *key, const char *value)
+{
+	if (r->job)
+		srv_job_add_header(r->job, key, value);
+	else
+		evhttp_add_header(evhttp_request_get_output_headers(r->req), key, value);
+}
+
 void srv_reply_json(srv_req *r, int status, json_t *body)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-	evhttp_add_header(h, "Content-Type", "application/json");
+	srv_add_header(r, "Content-Type", "application/json");
 	struct evbuffer *buf = evbuffer_new();
 	if (body) {
 		char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -293,7 +312,7 @@ void srv_reply_json(srv_req *r, int status, json_t *body)
 
 void srv_reply_owned(srv_req *r, int status, char *text, size_t len)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type", "application/json");
+	srv_add_header(r, "Content-Type", "application/json");
 	struct evbuffer *buf = evbuffer_new();
 	evbuffer_add_reference(buf, text, len, free_ref, NULL);
 	finish(r, status, buf);
@@ -315,7 +334,7 @@ void srv_reply_error(srv_req *r, int status, const char *code, const char *field
 
 void srv_reply_text(srv_req *r, int status, const char *content_type, const char *text, size_t len)
 {
-	evhttp_add_header(evhttp_request_get_output_headers(r->req), "Content-Type", content_type);
+	srv_add_header(r, "Content-Type", content_type);
 	struct evbuffer *buf = evbuffer_new();
 	evbuffer_add(buf, text, len);
 	finish(r, status, buf);
@@ -326,8 +345,11 @@ void srv_reply_text(srv_req *r, int status, const char *content_type, const char
 
 json_t *srv_body_object(srv_req *r)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	size_t n = evbuffer_get_length(in);
+	struct evbuffer *in = r->job ? NULL : evhttp_request_get_input_buffer(r->req);
+	size_t n = 0;
+	const char *data = r->job ? srv_job_body(r->job, &n) : NULL;
+	if (!r->job)
+		n = evbuffer_get_length(in);
 	size_t limit = r->w ? r->w->set.max_body_bytes : (1u << 20);
 	if (n > limit) {
 		srv_reply_error(r, 413, "BODY_TOO_LARGE", NULL, "request body of %zu bytes is over the "
@@ -335,7 +357,8 @@ json_t *srv_body_object(srv_req *r)
 		return NULL;
 	}
 	/* any Content-Type: curl -d sends a form type, and the body says what it is */
-	const char *data = (const char *)evbuffer_pullup(in, -1);
+	if (!r->job)
+		data = (const char *)evbuffer_pullup(in, -1);
 	json_error_t err;
 	json_t *j = n ? json_loadb(data, n, JSON_REJECT_DUPLICATES, &err) : NULL;
 	if (!n) {
@@ -382,6 +405,8 @@ const char *srv_query(srv_req *r, const char *key)
 
 const char *srv_header(srv_req *r, const char *key)
 {
+	if (r->job)
+		return srv_job_header(r->job, key);
 	return evhttp_find_header(evhttp_request_get_input_headers(r->req), key);
 }
 
@@ -447,6 +472,9 @@ void srv_req_ids(srv_req *r)
 		snprintf(r->trace_id, sizeof r->trace_id, "%s", r->request_id);
 	current_req = r;
 }
+
+void srv_set_current(const srv_req *r);
+void srv_set_current(const srv_req *r) { current_req = r; }
 
 void srv_req_done(srv_req *r);
 void srv_req_done(srv_req *r)

@@ -24,6 +24,7 @@ typedef struct route {
 	srv_role role;
 	h0 fn0;
 	h1 fn1;
+	bool slow; /* calls providers: runs on a worker, not on the loop */
 } route;
 
 static void post_reload(srv_req *r);
@@ -34,19 +35,19 @@ static const route routes[] = {
 	{EVHTTP_REQ_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
 	{EVHTTP_REQ_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL},
 	{EVHTTP_REQ_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template},
-	{EVHTTP_REQ_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL},
+	{EVHTTP_REQ_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true},
 	{EVHTTP_REQ_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL},
 	{EVHTTP_REQ_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request},
-	{EVHTTP_REQ_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL},
+	{EVHTTP_REQ_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL, true},
 	{EVHTTP_REQ_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL},
 	{EVHTTP_REQ_GET, "/api/v1/providers", SRV_ROLE_READ, srv_get_providers, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health},
-	{EVHTTP_REQ_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec},
-	{EVHTTP_REQ_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL},
+	{EVHTTP_REQ_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health, true},
+	{EVHTTP_REQ_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec, true},
+	{EVHTTP_REQ_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL, true},
 	{EVHTTP_REQ_GET, "/api/v1/log-levels", SRV_ROLE_READ, srv_get_log_levels, NULL},
 	{EVHTTP_REQ_PUT, "/api/v1/log-levels", SRV_ROLE_ADMIN, srv_put_log_levels, NULL},
 	{EVHTTP_REQ_GET, "/api/v1/alerts", SRV_ROLE_READ, srv_get_alerts, NULL},
-	{EVHTTP_REQ_POST, "/api/v1/reload", SRV_ROLE_ADMIN, post_reload, NULL},
+	{EVHTTP_REQ_POST, "/api/v1/reload", SRV_ROLE_ADMIN, post_reload, NULL, true},
 };
 
 /* Whether `path` matches `pattern`; the "*" segment is copied to arg. */
@@ -95,6 +96,8 @@ static void dispatch(srv_req *r)
 		}
 		if (srv_auth(r, rt->role) < 0)
 			return;
+		if (rt->slow && srv_offload(r, rt->fn0, rt->fn1, arg) == 0)
+			return;
 		if (rt->fn0)
 			rt->fn0(r);
 		else
@@ -102,7 +105,7 @@ static void dispatch(srv_req *r)
 		return;
 	}
 	if (allow[0]) {
-		evhttp_add_header(evhttp_request_get_output_headers(r->req), "Allow", allow);
+		srv_add_header(r, "Allow", allow);
 		srv_reply_error(r, 405, "METHOD_NOT_ALLOWED", NULL, "%s %s: allowed: %s", method_str(r->method),
 				path, allow);
 		return;

@@ -202,7 +202,7 @@ static int idem_claim(srv_req *r, const idem *k)
 			srv_reply_error(r, 409, "IDEMPOTENCY_KEY_REUSED", NULL, "Idempotency-Key was used with a "
 					"different body");
 		else if (pending) {
-			evhttp_add_header(evhttp_request_get_output_headers(r->req), "Retry-After", "1");
+			srv_add_header(r, "Retry-After", "1");
 			srv_reply_error(r, 503, "IN_PROGRESS", NULL, "a request with this Idempotency-Key is "
 					"being created; retry");
 		} else

@@ -343,6 +343,7 @@ static void stop_cb(evutil_socket_t fd, short what, void *arg)
 			pthread_join(srv->threads[i].th, NULL);
 			srv->threads[i].started = false;
 		}
+	srv_pool_stop(srv);
 	event_base_loopbreak(srv->base);
 }
 
@@ -464,6 +465,8 @@ int pv_server_new(pv_server **out, const pv_server_options *opts, pv_diags *diag
 	pthread_mutex_init(&srv->world_lock, NULL);
 	pthread_mutex_init(&srv->alert_lock, NULL);
 	pthread_mutex_init(&srv->reconcile_lock, NULL);
+	pthread_mutex_init(&srv->pool_lock, NULL);
+	pthread_cond_init(&srv->pool_cond, NULL);
 	pthread_mutex_init(&srv->gauges.lock, NULL);
 	srv->orphan_suspects = json_object();
 	srv->breaker_open_since = json_object();
@@ -508,7 +511,7 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	int rc = 0;
+	int rc = srv_pool_start(srv);
 	for (unsigned i = 0; i < srv->n_threads && rc == 0; i++) {
 		srv_thread *t = &srv->threads[i];
 		if (pthread_create(&t->th, NULL, thread_main, t) == 0)
@@ -639,6 +642,8 @@ void pv_server_free(pv_server *srv)
 	pthread_mutex_destroy(&srv->world_lock);
 	pthread_mutex_destroy(&srv->alert_lock);
 	pthread_mutex_destroy(&srv->reconcile_lock);
+	pthread_mutex_destroy(&srv->pool_lock);
+	pthread_cond_destroy(&srv->pool_cond);
 	pthread_mutex_destroy(&srv->gauges.lock);
 	free(srv);
 }

@@ -24,6 +24,8 @@
 #include "provisio/broker.h"
 #include "provisio/server.h"
 
+typedef struct srv_job srv_job; /* a request handed to a worker (pool.c) */
+
 /* ---- settings (settings.c) ------------------------------------------------ */
 
 typedef enum srv_role { SRV_ROLE_NONE = 0, SRV_ROLE_READ, SRV_ROLE_ADMIN } srv_role;
@@ -178,6 +180,13 @@ struct pv_server {
 	size_t n_alerts;
 	pthread_mutex_t alert_lock;
 	pthread_mutex_t reconcile_lock; /* one reconciler pass at a time */
+	/* the worker pool: a queue of jobs and the threads that run them */
+	pthread_mutex_t pool_lock;
+	pthread_cond_t pool_cond;
+	srv_job *pool_head, *pool_tail;
+	bool pool_stop;
+	srv_thread *workers;
+	unsigned n_workers;
 	int alert_transitions;
 };
 
@@ -203,7 +212,26 @@ typedef struct srv_req {
 	const char *token_name;
 	uint64_t start_ns;
 	int status;
+	srv_job *job;            /* set while a worker runs it: no libevent calls */
 } srv_req;
+
+typedef void (*srv_handler0)(srv_req *r);
+typedef void (*srv_handler1)(srv_req *r, const char *arg);
+
+/* Adds an answer header (captured when a worker runs the request). */
+void srv_add_header(srv_req *r, const char *key, const char *value);
+
+/* ---- the worker pool (pool.c) ----------------------------------------------------- */
+
+/* Hands the request to a worker; the answer is sent from the loop later.
+ * 0, or -1 (out of memory: run it inline). Loop thread only. */
+int srv_offload(srv_req *r, srv_handler0 fn0, srv_handler1 fn1, const char *arg);
+int srv_pool_start(pv_server *srv);
+void srv_pool_stop(pv_server *srv);
+const char *srv_job_header(const srv_job *j, const char *key);
+const char *srv_job_body(const srv_job *j, size_t *len);
+void srv_job_add_header(srv_job *j, const char *key, const char *value);
+void srv_job_capture(srv_job *j, int status, struct evbuffer *body);
 
 /* Answers with `body` (taken; NULL = no body) as JSON. */
 void srv_reply_json(srv_req *r, int status, json_t *body);

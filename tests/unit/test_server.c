@@ -506,6 +506,52 @@ static void balancer_weights_are_exported(void **state)
 	ts_env_clear(&e);
 }
 
+typedef struct slow_call {
+	const ts_env *e;
+	ts_resp r;
+	uint64_t done_ns;
+} slow_call;
+
+static void *slow_create(void *arg)
+{
+	slow_call *c = arg;
+	c->r = ts_call(c->e, "POST", "/api/v1/requests", NULL, "{\"template_id\": \"t1\", \"count\": 1}", NULL);
+	c->done_ns = pv_now_ns();
+	return NULL;
+}
+
+static void a_slow_provider_does_not_hold_the_loop(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	char text[2048];
+	/* one loop; every sim call takes 1.5 s */
+	snprintf(text, sizeof text,
+		 "{\"providers\": [{\"name\": \"s\", \"type\": \"sim\", \"config\": {\"latency\":"
+		 " {\"distribution\": \"fixed\", \"mean_ms\": 1500}}}], \"store\": {\"path\": \"%s\"},"
+		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
+		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
+		 " \"auth\": {\"enabled\": false}}}", e.store, e.templates);
+	ts_write_file(e.config, text);
+	assert_int_equal(ts_start(&e), 0);
+	slow_call c = {.e = &e};
+	pthread_t th;
+	pthread_create(&th, NULL, slow_create, &c);
+	usleep(200 * 1000); /* the create is with the provider now */
+	ts_resp h = ts_call(&e, "GET", "/health", NULL, NULL, NULL);
+	uint64_t health_ns = pv_now_ns();
+	assert_int_equal(h.status, 200);
+	ts_resp_clear(&h);
+	pthread_join(th, NULL);
+	assert_int_equal(c.r.status, 202);
+	/* the health answer came while the create was still with the provider
+	 * (on the loop itself they would finish together) */
+	assert_true(c.done_ns > health_ns + 500 * PV_NS_PER_MS);
+	ts_resp_clear(&c.r);
+	ts_env_clear(&e);
+}
+
 static void log_levels_change_at_run_time(void **state)
 {
 	ts_env *e = *state;
@@ -857,6 +903,7 @@ int main(void)
 		T(metrics_move_as_operations_run),
 		T(log_levels_change_at_run_time),
 		cmocka_unit_test(balancer_weights_are_exported),
+		cmocka_unit_test(a_slow_provider_does_not_hold_the_loop),
 		T(reconciler_reports_reclaimed_machine),
 		T(reconciler_finds_orphans_on_the_second_pass),
 		cmocka_unit_test(reconciler_terminates_orphans_when_configured),
