@@ -72,7 +72,7 @@ typedef struct lb_member {
 typedef struct lb_view {
 	size_t n;
 	lb_member **m;     /* borrowed from the roster */
-	uint16_t *wrr;     /* smooth WRR schedule of indexes into m */
+	uint32_t *wrr;     /* smooth WRR schedule of indexes into m */
 	size_t wrr_len;
 	double *cum;       /* cumulative weights (weighted random) */
 	uint16_t *maglev;  /* Maglev lookup table of indexes into m */

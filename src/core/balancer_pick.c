@@ -18,6 +18,7 @@
 #include "core/maglev.h"
 #include "provisio/error.h"
 #include "util/rng.h"
+#include "util/swrr.h"
 
 #define RELAXED memory_order_relaxed
 #define EX_WORDS ((PV_BALANCER_MAX_STRATEGIES + 63) / 64)
@@ -32,79 +33,17 @@ static inline double weight_of(const lb_member *m)
 
 /* ---- building ----------------------------------------------------------- */
 
-static uint64_t gcd64(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
-/*
- * Integer weights for smooth WRR: weights rounded to 1/1000, reduced by
- * their gcd, and scaled down only if the cycle would exceed LB_WRR_MAX. So
- * 0.5/0.3/0.2 becomes 5/3/2 and the schedule repeats every 10 picks with
- * exactly those counts. All-zero weights mean equal shares.
- */
-static uint64_t integer_weights(const lb_view *v, uint64_t *w)
-{
-	uint64_t sum = 0, g = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		w[i] = (uint64_t)llround(weight_of(v->m[i]) * 1000.0);
-		sum += w[i];
-	}
-	if (sum == 0) {
-		for (size_t i = 0; i < v->n; i++)
-			w[i] = 1;
-		sum = v->n;
-	}
-	if (sum > LB_WRR_MAX) {
-		double scale = (double)LB_WRR_MAX / (double)sum;
-		for (size_t i = 0; i < v->n; i++)
-			if (w[i])
-				w[i] = w[i] * scale < 1 ? 1 : (uint64_t)(w[i] * scale);
-	}
-	for (size_t i = 0; i < v->n; i++)
-		g = gcd64(g, w[i]);
-	sum = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		w[i] /= g;
-		sum += w[i];
-	}
-	return sum;
-}
-
-/* nginx's smooth weighted round robin, unrolled into a schedule. */
+/* nginx's smooth weighted round robin, unrolled into a schedule (util/swrr.h). */
 static int build_wrr(lb_view *v)
 {
-	uint64_t *w = malloc(v->n * sizeof *w);
-	int64_t *cur = calloc(v->n, sizeof *cur);
-	if (!w || !cur)
-		goto oom;
-	uint64_t total = integer_weights(v, w);
-	v->wrr = malloc(total * sizeof *v->wrr);
-	if (!v->wrr)
-		goto oom;
-	for (uint64_t k = 0; k < total; k++) {
-		size_t best = 0;
-		for (size_t i = 0; i < v->n; i++) {
-			cur[i] += (int64_t)w[i];
-			if (cur[i] > cur[best])
-				best = i;
-		}
-		cur[best] -= (int64_t)total;
-		v->wrr[k] = (uint16_t)best;
-	}
-	v->wrr_len = total;
-	free(w);
-	free(cur);
-	return 0;
-oom:
-	free(w);
-	free(cur);
-	return pv_error_set(PV_ENOMEM, "out of memory");
+	double *weights = malloc((v->n ? v->n : 1) * sizeof *weights);
+	if (!weights)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	for (size_t i = 0; i < v->n; i++)
+		weights[i] = weight_of(v->m[i]);
+	int rc = pv_swrr_schedule(weights, v->n, LB_WRR_MAX, &v->wrr, &v->wrr_len);
+	free(weights);
+	return rc;
 }
 
 static int build_cum(lb_view *v)

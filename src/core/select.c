@@ -14,6 +14,7 @@
 #include "core/context_internal.h"
 #include "provisio/error.h"
 #include "util/rng.h"
+#include "util/swrr.h"
 
 /* performance_based: score = success rate (0..1; 1 when unmeasured) divided
  * by (1 + EWMA latency / PERF_LATENCY_REF_MS); a strategy at 250 ms scores
@@ -332,78 +333,22 @@ entry *pv_select_entry(pv_context *ctx, const pv_operation *op)
 
 /* ---- smooth weighted round robin ------------------------------------------ */
 
-static uint64_t gcd64(uint64_t a, uint64_t b)
-{
-	while (b) {
-		uint64_t t = a % b;
-		a = b;
-		b = t;
-	}
-	return a;
-}
-
 #define WRR_MAX_LEN 4096
 
-/*
- * Precomputes nginx's smooth weighted round robin: each step adds every
- * weight to its current value, picks the largest and subtracts the total.
- * One full cycle (sum of integer weights) is stored, so a pick is an atomic
- * increment and an array read. Weights are made integers at a 1/1000
- * resolution and reduced by their gcd; a cycle longer than WRR_MAX_LEN is
- * scaled down (each weight keeps at least 1).
- */
+/* Rebuilds the schedule (util/swrr.h) from the entries' weights. */
 int pv_select_rebuild_schedule(pv_context *ctx)
 {
 	free(ctx->wrr);
 	ctx->wrr = NULL;
 	ctx->wrr_len = 0;
-	size_t n = ctx->n;
-	if (!n)
+	if (!ctx->n)
 		return 0;
-	uint64_t *w = calloc(n, sizeof *w);
-	int64_t *cur = calloc(n, sizeof *cur);
-	if (!w || !cur) {
-		free(w);
-		free(cur);
+	double *weights = malloc(ctx->n * sizeof *weights);
+	if (!weights)
 		return pv_error_set(PV_ENOMEM, "out of memory");
-	}
-	uint64_t g = 0, total = 0;
-	for (size_t i = 0; i < n; i++) {
-		w[i] = (uint64_t)llround(ctx->entries[i]->weight * 1000.0);
-		if (w[i] == 0)
-			w[i] = 1;
-		g = gcd64(g, w[i]);
-	}
-	for (size_t i = 0; i < n; i++)
-		total += (w[i] /= g);
-	if (total > WRR_MAX_LEN) {
-		uint64_t scaled = 0;
-		for (size_t i = 0; i < n; i++) {
-			w[i] = w[i] * WRR_MAX_LEN / total;
-			if (w[i] == 0)
-				w[i] = 1;
-			scaled += w[i];
-		}
-		total = scaled;
-	}
-	ctx->wrr = calloc(total, sizeof *ctx->wrr);
-	if (!ctx->wrr) {
-		free(w);
-		free(cur);
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	}
-	for (size_t step = 0; step < total; step++) {
-		size_t best = 0;
-		for (size_t i = 0; i < n; i++) {
-			cur[i] += (int64_t)w[i];
-			if (cur[i] > cur[best])
-				best = i;
-		}
-		cur[best] -= (int64_t)total;
-		ctx->wrr[step] = (uint32_t)best;
-	}
-	ctx->wrr_len = total;
-	free(w);
-	free(cur);
-	return 0;
+	for (size_t i = 0; i < ctx->n; i++)
+		weights[i] = ctx->entries[i]->weight;
+	int rc = pv_swrr_schedule(weights, ctx->n, WRR_MAX_LEN, &ctx->wrr, &ctx->wrr_len);
+	free(weights);
+	return rc;
 }
