@@ -20,10 +20,6 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The main job: the Host Factory cycle on the embedded defaults
-# (config/provisio.json: the local provider behind a fallback to sim,
-# SQLite under ./var): templates, request 3 machines, status until
-# complete, return them, status until terminated.
 # The main job: provisio serve on the embedded defaults (config/provisio.json:
 # SQLite under ./var, the local provider with sim fallback) on 127.0.0.1;
 # prints the URL, an admin token and three curl examples. Ctrl-C stops it.
@@ -31,17 +27,20 @@ PORT ?= 8080
 run: build
 	$(BUILD)/provisio --config config/provisio.json serve --listen 127.0.0.1:$(PORT)
 
-# The Host Factory demo (one process per call, as Host Factory runs them).
+# The Host Factory cycle on the same defaults, one process per call as Host
+# Factory runs them: templates, request 3 machines, status until complete,
+# return them, status until terminated.
 demo: build
 	scripts/demo-hostfactory.sh $(BUILD)/provisio
 
-# Every test; then every test again under AddressSanitizer + UBSan, and
-# under valgrind.
+# Every test under AddressSanitizer + UBSan and under valgrind, the loader
+# under libFuzzer, then every test of the optimised build (its ctest summary
+# is the last line).
 test: build
-	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 	$(MAKE) --no-print-directory test-sanitize
 	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory fuzz
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 test-sanitize: deps
 	cmake -S . -B $(BUILD_SAN) -DCMAKE_BUILD_TYPE=Debug -DPV_SANITIZE=ON $(CMAKE_ARGS)

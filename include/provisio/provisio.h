@@ -17,6 +17,12 @@
 #include "composite.h"
 #include "fallback.h"
 #include "libvirt.h"
+#include "local.h"
+#include "rest.h"
 #include "config.h"
+#include "store.h"
+#include "broker.h"
+#include "hostfactory.h"
+#include "server.h"
 #define PROVISIO_VERSION "0.1.0"
 #endif

@@ -10,6 +10,7 @@
 #include "provisio/error.h"
 #include "provisio/aws.h"
 #include "provisio/libvirt.h"
+#include "provisio/rest.h"
 #include "provisio/sim.h"
 #include "provisio/local.h" /* broker branch: the local provider */
 
@@ -31,6 +32,9 @@ static const struct {
 	{"sim", pv_sim_new},
 	{"libvirt", pv_libvirt_new},
 	{"aws", pv_aws_new},
+	{"rest", pv_rest_new},
+	{"provider1", pv_rest_new},
+	{"provider2", pv_rest_new},
 	{"local", pv_local_new},
 };
 

@@ -92,24 +92,30 @@ void pv_metrics_record_health(pv_metrics_recorder *m, uint64_t ns)
 	atomic_store_explicit(&m->last_health_ms, pv_wall_ms(), RELAXED);
 }
 
-static uint64_t outcome_sum(const pv_metrics_recorder *m, int success)
+/* Successes and failures summed over the operation types, in one pass. */
+static void outcome_sums(const pv_metrics_recorder *m, uint64_t *ok, uint64_t *failed)
 {
-	uint64_t n = 0;
-	for (unsigned t = 0; t <= PV_OP_COUNT; t++)
-		n += atomic_load_explicit(&m->outcomes[t][success], RELAXED);
-	return n;
+	uint64_t s = 0, f = 0;
+	for (unsigned t = 0; t <= PV_OP_COUNT; t++) {
+		f += atomic_load_explicit(&m->outcomes[t][0], RELAXED);
+		s += atomic_load_explicit(&m->outcomes[t][1], RELAXED);
+	}
+	*ok = s;
+	*failed = f;
 }
 
 uint64_t pv_metrics_total(const pv_metrics_recorder *m)
 {
-	return outcome_sum(m, 0) + outcome_sum(m, 1);
+	uint64_t ok, failed;
+	outcome_sums(m, &ok, &failed);
+	return ok + failed;
 }
 
 double pv_metrics_success_rate(const pv_metrics_recorder *m)
 {
-	uint64_t ok = outcome_sum(m, 1);
-	uint64_t total = ok + outcome_sum(m, 0);
-	return total ? 100.0 * (double)ok / (double)total : NAN;
+	uint64_t ok, failed;
+	outcome_sums(m, &ok, &failed);
+	return ok + failed ? 100.0 * (double)ok / (double)(ok + failed) : NAN;
 }
 
 uint64_t pv_metrics_ewma_ns(const pv_metrics_recorder *m)
