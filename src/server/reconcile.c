@@ -163,6 +163,56 @@ static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated)
 	return found;
 }
 
+/*
+ * Kernel state (breakers, balancer positions) to the store, under the keys
+ * the broker reads at open ("state/<strategy>", src/broker/broker.c), so
+ * Host Factory processes next to the daemon and the daemon's next start see
+ * what it learnt. The broker saves only when its own broker made calls;
+ * here the calls go through the loops' and workers' brokers, so the server
+ * saves for them (a pv_broker_save_state would replace this). Only states
+ * that changed since the last save are written, in one transaction.
+ */
+void srv_save_kernel_state(pv_server *srv, srv_world *w)
+{
+	pv_context *ctx = pv_broker_context(w->main);
+	pv_store *st = pv_broker_store(w->main);
+	json_t *names = pv_context_names(ctx), *changed = json_object();
+	size_t i;
+	json_t *n;
+	json_array_foreach(names, i, n) {
+		pv_strategy *s = pv_context_strategy(ctx, json_string_value(n));
+		json_t *state = s ? pv_strategy_state_save(s) : NULL;
+		char *text = state ? json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+		const char *last = json_string_value(json_object_get(srv->saved_state, json_string_value(n)));
+		if (text && (!last || strcmp(last, text) != 0))
+			json_object_set_new(changed, json_string_value(n), json_string(text));
+		free(text);
+		json_decref(state);
+		pv_strategy_unref(s);
+	}
+	json_decref(names);
+	const char *name;
+	json_t *text;
+	if (json_object_size(changed) && pv_store_begin(st, true) == 0) {
+		int rc = 0;
+		json_object_foreach(changed, name, text) {
+			char key[160];
+			snprintf(key, sizeof key, "state/%s", name);
+			if (rc == 0)
+				rc = pv_store_kv_put(st, key, json_string_value(text));
+		}
+		if (rc == 0)
+			rc = pv_store_commit(st);
+		if (rc == 0)
+			json_object_update(srv->saved_state, changed);
+		else {
+			pv_store_rollback(st);
+			srv_log(srv, PV_LOG_WARN, "server", NULL, "kernel state not saved: %s", pv_error_last());
+		}
+	}
+	json_decref(changed);
+}
+
 void srv_gauges_refresh(pv_server *srv, srv_world *w)
 {
 	pv_store *st = pv_broker_store(w->main);
@@ -202,6 +252,7 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 	srv->gauges.valid = true;
 	pthread_mutex_unlock(&srv->gauges.lock);
 	srv_gauges_refresh(srv, w);
+	srv_save_kernel_state(srv, w);
 	if (report)
 		*report = json_pack("{s:i, s:o, s:o, s:i, s:i}", "refreshed", refreshed, "reclaimed", reclaimed,
 				    "orphans", orphans, "orphans_terminated", terminated, "recovered",

@@ -78,7 +78,7 @@ static const char *method_str(enum evhttp_cmd_type m)
 
 static void dispatch(srv_req *r)
 {
-	char arg[256] = "", allow[64] = ""; /* arg stays "" for routes without one */
+	char arg[256] = "", allow[64] = "";
 	size_t plen = strlen(r->path);
 	char path[1024];
 	/* one trailing slash is forgiven */

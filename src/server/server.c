@@ -469,6 +469,7 @@ int pv_server_new(pv_server **out, const pv_server_options *opts, pv_diags *diag
 	pthread_cond_init(&srv->pool_cond, NULL);
 	pthread_mutex_init(&srv->gauges.lock, NULL);
 	srv->orphan_suspects = json_object();
+	srv->saved_state = json_object();
 	srv->breaker_open_since = json_object();
 	srv->started_ms = pv_wall_ms();
 	srv->started_ns = pv_now_ns();
@@ -529,7 +530,14 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 		stop_cb(-1, 0, srv);
 	event_del(srv->reconcile_ev);
 	event_del(srv->alert_ev);
-	srv_log(srv, PV_LOG_INFO, "server", NULL, "stopped");
+	srv_world *last = srv_world_get(srv);
+	if (last) {
+		pthread_mutex_lock(&srv->reconcile_lock);
+		srv_save_kernel_state(srv, last);
+		pthread_mutex_unlock(&srv->reconcile_lock);
+		srv_world_release(last);
+	}
+	srv_log(srv, PV_LOG_INFO, "server", NULL, "stopped; kernel state saved");
 	return rc;
 }
 
@@ -545,6 +553,14 @@ int pv_server_reload(pv_server *srv, pv_diags *diags)
 	pv_diags_init(&local);
 	srv_world *w = NULL;
 	unsigned gen = atomic_load(&srv->gen) + 1;
+	/* the new graph starts from the store: give it what the old one knows */
+	srv_world *cur = srv_world_get(srv);
+	if (cur) {
+		pthread_mutex_lock(&srv->reconcile_lock);
+		srv_save_kernel_state(srv, cur);
+		pthread_mutex_unlock(&srv->reconcile_lock);
+		srv_world_release(cur);
+	}
 	int rc = load_world(srv, gen, &w, &local);
 	if (rc == 0 && !!w->set.tls_cert[0] != !!srv->ssl)
 		rc = pv_error_set(PV_EINVAL, "server.tls: turning TLS on or off needs a restart");
@@ -632,6 +648,7 @@ void pv_server_free(pv_server *srv)
 	srv_world_release(srv->world);
 	json_decref(srv->gauges.machines);
 	json_decref(srv->orphan_suspects);
+	json_decref(srv->saved_state);
 	json_decref(srv->breaker_open_since);
 	free(srv->alerts);
 	free(srv->config_path);

@@ -175,6 +175,7 @@ struct pv_server {
 	atomic_uint_fast64_t provision_hist[12];
 	atomic_uint_fast64_t provision_sum_ns, provision_count;
 	json_t *orphan_suspects; /* {"provider/id": true} seen on the last pass */
+	json_t *saved_state;     /* {"strategy": "state as last saved"} */
 	json_t *breaker_open_since; /* {"strategy/child": ms} */
 	srv_alert_state *alerts;
 	size_t n_alerts;
@@ -311,6 +312,8 @@ extern const double srv_provision_bounds_s[12];
 
 int srv_reconcile(pv_server *srv, srv_world *w, json_t **report);
 void srv_gauges_refresh(pv_server *srv, srv_world *w);
+/* Writes the strategies' kernel state that changed to the store. */
+void srv_save_kernel_state(pv_server *srv, srv_world *w);
 int srv_alerts_evaluate(pv_server *srv, srv_world *w);
 json_t *srv_alerts_json(pv_server *srv, srv_world *w);
 

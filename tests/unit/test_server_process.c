@@ -11,6 +11,7 @@
 #include <sys/wait.h>
 #include <cmocka.h>
 #include "test_server_support.h"
+#include "provisio/store.h"
 
 typedef struct proc {
 	ts_env e;
@@ -147,11 +148,21 @@ static void sigterm_lets_the_request_in_flight_finish(void **state)
 	ts_resp_clear(&f.r);
 	assert_int_equal(finish(&p, 15000), 0);
 	assert_true(file_has(p.log, "SIGTERM received"));
-	assert_true(file_has(p.log, "\"stopped\""));
+	assert_true(file_has(p.log, "stopped; kernel state saved"));
 	/* nothing listens any more */
 	ts_resp r = ts_call(&p.e, "GET", "/health", NULL, NULL, NULL);
 	assert_int_equal(r.status, 0);
 	ts_resp_clear(&r);
+	/* kernel state (the fallback's breakers) was saved on the way out */
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, p.e.store, NULL), 0);
+	char *text = NULL;
+	assert_int_equal(pv_store_begin(st, false), 0);
+	assert_int_equal(pv_store_kv_get(st, "state/main", &text), 0);
+	pv_store_commit(st);
+	assert_non_null(strstr(text, "simA"));
+	free(text);
+	pv_store_close(st);
 	cleanup(&p);
 }
 
