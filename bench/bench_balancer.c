@@ -14,13 +14,15 @@
  * health, max_connections_per_strategy 100, per-thread random generators.
  * Target: overhead <= 150 ns/op for every algorithm with 16 children.
  *
- * Usage: bench_balancer [milliseconds per row and strategy, default 50]
+ * Usage: bench_balancer [milliseconds per row and strategy, default 56] [algorithm]
+ * (an algorithm name runs only its rows, e.g. to profile one with perf).
  */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include "provisio/balancer.h"
 #include "provisio/provisio.h"
@@ -123,6 +125,7 @@ static pv_strategy *make_balancer(pv_lb_algorithm alg, size_t n, bool metadata)
 int main(int argc, char **argv)
 {
 	unsigned ms = argc > 1 ? (unsigned)atoi(argv[1]) : 56;
+	const char *only = argc > 2 ? argv[2] : NULL;
 	json_t *ctx = json_pack("{s:s}", "routing_key", "user-42");
 	pv_operation op = {.type = PV_OP_HEALTH_CHECK, .context = ctx};
 
@@ -132,6 +135,8 @@ int main(int argc, char **argv)
 	       "base", "ns/op", "overhead", "overhead-nometa");
 	static const size_t sizes[] = {3, 16};
 	for (int alg = 0; alg < PV_LB_ALGORITHM_COUNT; alg++) {
+		if (only && strcmp(only, pv_lb_algorithm_name((pv_lb_algorithm)alg)) != 0)
+			continue;
 		for (int si = 0; si < 2; si++) {
 			pv_strategy *set[3] = {sim, make_balancer((pv_lb_algorithm)alg, sizes[si], true),
 					       make_balancer((pv_lb_algorithm)alg, sizes[si], false)};

@@ -71,7 +71,16 @@ typedef struct pv_strategy_methods {
 	 * positions), as a new JSON object, and its restore (0 or PV_E*). */
 	json_t *(*state_save)(pv_strategy *s);
 	int (*state_load)(pv_strategy *s, const json_t *state);
+
+	/* PV_STRATEGY_* flags; 0 for a provider. */
+	unsigned flags;
 } pv_strategy_methods;
+
+/* execute runs one child through pv_strategy_execute and returns the
+ * child's result, latency included: the kernel then reads the clock
+ * around it only to check a deadline (a balancer; one clock read, ~30 ns,
+ * less per operation). A result it fails without a child has latency 0. */
+#define PV_STRATEGY_TIMED_BY_CHILD 1u
 
 struct pv_strategy {
 	const pv_strategy_methods *methods;

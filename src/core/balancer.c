@@ -352,6 +352,7 @@ static const pv_strategy_methods lb_methods = {
 	.stats = lb_stats,
 	.state_save = lb_state_save,
 	.state_load = lb_state_load,
+	.flags = PV_STRATEGY_TIMED_BY_CHILD,
 };
 
 /* ---- membership ---------------------------------------------------------- */

@@ -77,7 +77,17 @@ typedef struct lb_view {
 	double *cum;       /* cumulative weights (weighted random) */
 	uint16_t *maglev;  /* Maglev lookup table of indexes into m */
 	size_t maglev_len;
+	struct lb_adaptive *adaptive; /* adaptive: the published weights */
 } lb_view;
+
+/* The adaptive algorithm's cumulative weight x factor per view member,
+ * rewritten by lb_adapt under a seqlock (seq odd while it writes), so a
+ * pick is a binary search over one array instead of a pass over every
+ * member's counters. */
+typedef struct lb_adaptive {
+	atomic_uint seq;
+	_Atomic double cum[];
+} lb_adaptive;
 
 typedef struct lb_roster {
 	size_t n;

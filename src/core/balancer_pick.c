@@ -60,6 +60,39 @@ static int build_cum(lb_view *v)
 	return 0;
 }
 
+/* Writes the adaptive cumulative weights (the caller is the only writer:
+ * it holds b->adapting, or the view is not published yet). */
+static void publish_adaptive(const lb_view *v)
+{
+	lb_adaptive *a = v->adaptive;
+	if (!a)
+		return;
+	unsigned seq = atomic_load_explicit(&a->seq, RELAXED);
+	atomic_store_explicit(&a->seq, seq + 1, RELAXED);
+	atomic_thread_fence(memory_order_release);
+	double sum = 0;
+	for (size_t i = 0; i < v->n; i++)
+		sum += weight_of(v->m[i]) * atomic_load_explicit(&v->m[i]->adaptive, RELAXED);
+	bool equal = sum <= 0; /* all weights zero: equal shares */
+	sum = 0;
+	for (size_t i = 0; i < v->n; i++) {
+		sum += equal ? 1.0
+			     : weight_of(v->m[i]) * atomic_load_explicit(&v->m[i]->adaptive, RELAXED);
+		atomic_store_explicit(&a->cum[i], sum, RELAXED);
+	}
+	atomic_store_explicit(&a->seq, seq + 2, memory_order_release);
+}
+
+static int build_adaptive(lb_view *v)
+{
+	v->adaptive = malloc(sizeof *v->adaptive + v->n * sizeof v->adaptive->cum[0]);
+	if (!v->adaptive)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	atomic_init(&v->adaptive->seq, 0);
+	publish_adaptive(v);
+	return 0;
+}
+
 static int build_maglev(lb_view *v)
 {
 	const char **names = malloc(v->n * sizeof *names);
@@ -87,6 +120,8 @@ int lb_view_build(lb_view *v, pv_lb_algorithm alg)
 		return build_cum(v);
 	case PV_LB_HASH_BASED:
 		return build_maglev(v);
+	case PV_LB_ADAPTIVE:
+		return build_adaptive(v);
 	default:
 		return 0;
 	}
@@ -98,6 +133,7 @@ void lb_view_free(lb_view *v)
 	free(v->wrr);
 	free(v->cum);
 	free(v->maglev);
+	free(v->adaptive);
 	memset(v, 0, sizeof *v);
 }
 
@@ -150,12 +186,13 @@ static long pick_wrr(lb_balancer *b, const lb_view *v, const uint64_t *ex)
 	return -1;
 }
 
-/* Weighted choice over `w` (0 for excluded entries) by a linear scan. */
-static long weighted_scan(lb_balancer *b, const double *w, size_t n, double sum)
+/* Weighted choice over `w` (0 for excluded entries) by a linear scan, for
+ * the uniform number u in [0, 1). */
+static long weighted_scan_at(double u, const double *w, size_t n, double sum)
 {
 	if (sum <= 0)
 		return -1;
-	double x = unit(lb_random(b)) * sum;
+	double x = u * sum;
 	long last = -1;
 	for (size_t i = 0; i < n; i++) {
 		if (w[i] <= 0)
@@ -189,7 +226,7 @@ static long pick_weighted_random(lb_balancer *b, const lb_view *v, const uint64_
 		w[i] = ex_has(ex, i) ? 0 : v->cum[i] - prev;
 		sum += w[i];
 	}
-	return weighted_scan(b, w, v->n, sum);
+	return weighted_scan_at(unit(lb_random(b)), w, v->n, sum);
 }
 
 static long pick_random(lb_balancer *b, const lb_view *v, const uint64_t *ex)
@@ -197,11 +234,19 @@ static long pick_random(lb_balancer *b, const lb_view *v, const uint64_t *ex)
 	return next_free(ex, v->n, below(lb_random(b), v->n));
 }
 
-static inline uint64_t served(const lb_member *m) { return pv_metrics_total(&m->metrics); }
+/* Operations of this type the member has finished: two counters, where
+ * the member's total would sum every type's. */
+static inline uint64_t served(const lb_member *m, unsigned row)
+{
+	return atomic_load_explicit(&m->metrics.outcomes[row][0], RELAXED) +
+	       atomic_load_explicit(&m->metrics.outcomes[row][1], RELAXED);
+}
 
 /* Among tied candidates, two random choices; the one that has served fewer
- * operations wins, so ties do not always fall on the same member. */
-static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, size_t nt)
+ * operations of the type wins, so ties do not always fall on the same
+ * member. */
+static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, size_t nt,
+			unsigned row)
 {
 	if (nt == 1)
 		return tied[0];
@@ -209,27 +254,30 @@ static long two_choices(lb_balancer *b, const lb_view *v, const uint16_t *tied, 
 	size_t x = below(r, nt), y = below(pv_mix64(r), nt - 1);
 	if (y >= x)
 		y++;
-	uint64_t tx = served(v->m[tied[x]]), ty = served(v->m[tied[y]]);
+	uint64_t tx = served(v->m[tied[x]], row), ty = served(v->m[tied[y]], row);
 	return ty < tx ? tied[y] : tied[x];
 }
 
-static long pick_least_connections(lb_balancer *b, const lb_view *v, const uint64_t *ex)
+static long pick_least_connections(lb_balancer *b, const lb_view *v, const uint64_t *ex,
+				   pv_op_type type)
 {
+	/* Two passes over a local copy: the loads are independent (they overlap
+	 * in the memory system) and the minimum is branch-free. */
+	int64_t c[PV_BALANCER_MAX_STRATEGIES], best = INT64_MAX;
+	for (size_t i = 0; i < v->n; i++) {
+		c[i] = ex_has(ex, i) ? INT64_MAX
+				     : atomic_load_explicit(&v->m[i]->metrics.in_flight, RELAXED);
+		best = c[i] < best ? c[i] : best;
+	}
+	if (best == INT64_MAX)
+		return -1;
 	uint16_t tied[PV_BALANCER_MAX_STRATEGIES];
 	size_t nt = 0;
-	int64_t best = INT64_MAX;
-	for (size_t i = 0; i < v->n; i++) {
-		if (ex_has(ex, i))
-			continue;
-		int64_t c = atomic_load_explicit(&v->m[i]->metrics.in_flight, RELAXED);
-		if (c < best) {
-			best = c;
-			nt = 0;
-		}
-		if (c == best)
+	for (size_t i = 0; i < v->n; i++)
+		if (c[i] == best)
 			tied[nt++] = (uint16_t)i;
-	}
-	return nt ? two_choices(b, v, tied, nt) : -1;
+	unsigned row = (unsigned)type < PV_OP_COUNT ? (unsigned)type : PV_OP_COUNT;
+	return two_choices(b, v, tied, nt, row);
 }
 
 static long pick_least_response_time(lb_balancer *b, const lb_view *v, const uint64_t *ex)
@@ -265,26 +313,81 @@ static long pick_hash(const lb_view *v, const uint64_t *ex, uint64_t hash)
 	return -1;
 }
 
+/* The first index whose cumulative weight exceeds x (acum read under the
+ * seqlock, so its entries may be mid-rewrite: any answer is an index). */
+static size_t acum_search(const _Atomic double *cum, size_t n, double x)
+{
+	size_t lo = 0, hi = n - 1;
+	while (lo < hi) {
+		size_t mid = (lo + hi) / 2;
+		if (x < atomic_load_explicit(&cum[mid], RELAXED))
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+/* A seqlock read of the adaptive weights into w (0 for excluded members);
+ * false when lb_adapt kept rewriting them (the caller then reads the
+ * members themselves rather than wait for a writer that may be
+ * descheduled). */
+static bool adaptive_weights(const lb_view *v, const uint64_t *ex, double *w, double *sum)
+{
+	const lb_adaptive *a = v->adaptive;
+	for (int attempt = 0; attempt < 4; attempt++) {
+		unsigned seq = atomic_load_explicit(&a->seq, memory_order_acquire);
+		if (seq & 1)
+			continue;
+		double prev = 0, s = 0;
+		for (size_t i = 0; i < v->n; i++) {
+			double c = atomic_load_explicit(&a->cum[i], RELAXED);
+			w[i] = ex_has(ex, i) ? 0 : c - prev;
+			s += w[i];
+			prev = c;
+		}
+		atomic_thread_fence(memory_order_acquire);
+		if (atomic_load_explicit(&a->seq, RELAXED) == seq) {
+			*sum = s;
+			return true;
+		}
+	}
+	return false;
+}
+
 static long pick_adaptive(lb_balancer *b, const lb_roster *r, const lb_view *v,
-			  const uint64_t *ex)
+			  const uint64_t *ex, bool any_ex)
 {
 	/* The period is counted per thread: a shared counter would be one more
 	 * contended cache line per pick, for a schedule that need not be exact. */
 	static _Thread_local unsigned tick;
 	if (++tick % LB_ADAPTIVE_PERIOD == 0)
 		lb_adapt(b, r);
-	double w[PV_BALANCER_MAX_STRATEGIES], sum = 0;
-	for (size_t i = 0; i < v->n; i++) {
-		w[i] = ex_has(ex, i) ? 0
-				     : weight_of(v->m[i]) *
-						atomic_load_explicit(&v->m[i]->adaptive, RELAXED);
-		sum += w[i];
+	double x = unit(lb_random(b));
+	const lb_adaptive *a = v->adaptive;
+	if (!any_ex) {
+		for (int attempt = 0; attempt < 4; attempt++) {
+			unsigned seq = atomic_load_explicit(&a->seq, memory_order_acquire);
+			if (seq & 1)
+				continue;
+			size_t i = acum_search(a->cum, v->n,
+					       x * atomic_load_explicit(&a->cum[v->n - 1], RELAXED));
+			atomic_thread_fence(memory_order_acquire);
+			if (atomic_load_explicit(&a->seq, RELAXED) == seq)
+				return (long)i;
+		}
 	}
-	if (sum <= 0) { /* all weights zero: equal shares */
+	double w[PV_BALANCER_MAX_STRATEGIES], sum = 0;
+	if (!adaptive_weights(v, ex, w, &sum)) {
+		for (size_t i = 0; i < v->n; i++)
+			sum += w[i] = ex_has(ex, i) ? 0
+						    : weight_of(v->m[i]) *
+							      atomic_load_explicit(&v->m[i]->adaptive, RELAXED);
+	}
+	if (sum <= 0) /* all weights zero: equal shares */
 		for (size_t i = 0; i < v->n; i++)
 			sum += w[i] = ex_has(ex, i) ? 0 : 1;
-	}
-	return weighted_scan(b, w, v->n, sum);
+	return weighted_scan_at(x, w, v->n, sum);
 }
 
 /*
@@ -315,11 +418,13 @@ void lb_adapt(lb_balancer *b, const lb_roster *r)
 		atomic_store_explicit(&m->adaptive, fmin(LB_ADAPTIVE_MAX, fmax(LB_ADAPTIVE_MIN, a)),
 				      RELAXED);
 	}
+	publish_adaptive(&r->healthy);
+	publish_adaptive(&r->every);
 	atomic_flag_clear_explicit(&b->adapting, memory_order_release);
 }
 
 static long choose(lb_balancer *b, const lb_roster *r, const lb_view *v, const uint64_t *ex,
-		   bool any_ex, uint64_t hash)
+		   bool any_ex, const pv_operation *op, uint64_t hash)
 {
 	switch (b->cfg.algorithm) {
 	case PV_LB_ROUND_ROBIN:
@@ -327,7 +432,7 @@ static long choose(lb_balancer *b, const lb_roster *r, const lb_view *v, const u
 	case PV_LB_WEIGHTED_ROUND_ROBIN:
 		return pick_wrr(b, v, ex);
 	case PV_LB_LEAST_CONNECTIONS:
-		return pick_least_connections(b, v, ex);
+		return pick_least_connections(b, v, ex, op->type);
 	case PV_LB_LEAST_RESPONSE_TIME:
 		return pick_least_response_time(b, v, ex);
 	case PV_LB_RANDOM:
@@ -337,7 +442,7 @@ static long choose(lb_balancer *b, const lb_roster *r, const lb_view *v, const u
 	case PV_LB_HASH_BASED:
 		return pick_hash(v, ex, hash);
 	case PV_LB_ADAPTIVE:
-		return pick_adaptive(b, r, v, ex);
+		return pick_adaptive(b, r, v, ex, any_ex);
 	default:
 		return -1;
 	}
@@ -388,7 +493,7 @@ lb_pick_status lb_pick_member(lb_balancer *b, const pv_operation *op, lb_pick *o
 	uint64_t ex[EX_WORDS] = {0};
 	bool any_ex = false;
 	for (size_t tries = 0; tries < v->n; tries++) {
-		long i = choose(b, r, v, ex, any_ex, hash);
+		long i = choose(b, r, v, ex, any_ex, op, hash);
 		if (i < 0)
 			break;
 		if (try_acquire(b, v->m[i])) {

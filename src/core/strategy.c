@@ -68,7 +68,8 @@ void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
 			 const pv_clock *clock)
 {
 	pv_result_init(out);
-	uint64_t start = pv_clock_now(clock);
+	bool timed = !(s->methods->flags & PV_STRATEGY_TIMED_BY_CHILD) || op->deadline_ns;
+	uint64_t start = timed ? pv_clock_now(clock) : 0;
 	if (!pv_strategy_is_initialized(s)) {
 		pv_result_fail(out, PV_ERR_NOT_INITIALIZED, PV_CLASS_PERMANENT,
 			       "strategy '%s' is not initialized", s->name);
@@ -83,7 +84,7 @@ void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
 		pv_result_set_provider(out, s->name);
 	if (out->attempts == 0)
 		out->attempts = 1;
-	if (out->latency_ns == 0) /* a strategy may report its own (a wrapper: its leaf's) */
+	if (out->latency_ns == 0 && timed) /* a strategy may report its own (a wrapper: its leaf's) */
 		out->latency_ns = pv_clock_now(clock) - start;
 }
 

@@ -463,6 +463,71 @@ static void test_adaptive_sends_less_to_a_failing_strategy(void **state)
 	pv_strategy_unref(lb);
 }
 
+/* ---- timing -------------------------------------------------------------- */
+
+typedef struct counting_clock {
+	pv_clock clock;
+	const pv_clock *inner;
+	int reads;
+} counting_clock;
+
+static uint64_t counting_now(void *user)
+{
+	counting_clock *c = user;
+	c->reads++;
+	return pv_clock_now(c->inner);
+}
+
+static void counting_sleep(void *user, uint64_t ns)
+{
+	counting_clock *c = user;
+	pv_clock_sleep(c->inner, ns);
+}
+
+/* The balancer returns its child's result, latency included, so the kernel
+ * reads the clock around it only when there is a deadline to check; the
+ * latency reported is still the child's, and a passed deadline still stops
+ * the operation before any child runs. */
+static void test_balancer_is_timed_by_its_child_and_checks_deadlines(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(1000);
+	counting_clock cc = {{counting_now, counting_sleep, &cc}, pv_manual_clock_get(mc), 0};
+	pv_strategy *kids[2] = {t_sim("a", "{\"latency\": {\"mean_ms\": 4}}", &cc.clock),
+				t_sim("b", "{\"latency\": {\"mean_ms\": 4}}", &cc.clock)};
+	pv_balancer_config c = t_cfg(PV_LB_ROUND_ROBIN);
+	pv_strategy *lb = t_lb(kids, NULL, 2, &c, &cc.clock);
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	pv_result r;
+
+	pv_strategy_execute(lb, &op, &r, &cc.clock);
+	int untimed = cc.reads;
+	assert_true(r.success);
+	assert_true(r.latency_ns >= 3 * PV_NS_PER_MS && r.latency_ns <= 5 * PV_NS_PER_MS);
+	pv_result_clear(&r);
+
+	cc.reads = 0;
+	op.deadline_ns = pv_clock_now(cc.inner) + 60 * PV_NS_PER_S;
+	pv_strategy_execute(lb, &op, &r, &cc.clock);
+	assert_true(r.success);
+	assert_int_equal(cc.reads, untimed + 1); /* the deadline check */
+	pv_result_clear(&r);
+
+	op.deadline_ns = 1; /* long past */
+	pv_strategy_execute(lb, &op, &r, &cc.clock);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, PV_ERR_TIMEOUT);
+	assert_string_equal(r.provider, "lb");
+	pv_result_clear(&r);
+	json_t *st = pv_balancer_strategy_stats(lb);
+	json_int_t reqs = json_integer_value(json_object_get(json_object_get(st, "a"), "requests")) +
+			  json_integer_value(json_object_get(json_object_get(st, "b"), "requests"));
+	assert_int_equal(reqs, 2); /* the third never reached a child */
+	json_decref(st);
+	pv_strategy_unref(lb);
+	pv_manual_clock_free(mc);
+}
+
 /* ---- run time ------------------------------------------------------------ */
 
 static void test_set_weight_add_and_remove_change_the_rotation(void **state)
@@ -719,6 +784,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_hash_removing_one_of_n_moves_about_one_nth_of_keys),
 		cmocka_unit_test(test_adaptive_shifts_traffic_from_a_slow_strategy_and_back),
 		cmocka_unit_test(test_adaptive_sends_less_to_a_failing_strategy),
+		cmocka_unit_test(test_balancer_is_timed_by_its_child_and_checks_deadlines),
 		cmocka_unit_test(test_set_weight_add_and_remove_change_the_rotation),
 		cmocka_unit_test(test_children_added_to_a_running_balancer_are_initialized),
 		cmocka_unit_test(test_no_children_answers_no_strategy_available),
