@@ -14,10 +14,12 @@
  *             .version = PV_STRATEGY_METHODS_VERSION,
  *             .execute = my_execute, .capabilities = my_caps, ...
  *     };
- *     struct my_strategy *m = calloc(1, sizeof *m);
- *     pv_strategy_setup(&m->base, &my_methods, "name", "type");
+ *     struct my_strategy *m = pv_strategy_alloc(sizeof *m, &my_methods, "name", "type");
+ *     if (!m)
+ *             return pv_error_last_code();
  *
- * The object must come from malloc/calloc: the last pv_strategy_unref calls
+ * (or calloc it and call pv_strategy_setup). The object must come from
+ * malloc/calloc: the last pv_strategy_unref calls
  * methods->destroy (free your state, not the object), then frees the base
  * strings and the object.
  */
@@ -94,6 +96,13 @@ struct pv_strategy {
  * (NULL/empty name or type, missing required methods) or PV_ENOMEM. */
 int pv_strategy_setup(pv_strategy *s, const pv_strategy_methods *methods,
 		      const char *name, const char *type);
+
+/* A zeroed object of `size` bytes (a struct whose first member is the
+ * pv_strategy base) with the base set up by pv_strategy_setup. NULL with
+ * pv_error set (pv_error_last_code: PV_EINVAL or PV_ENOMEM). The last
+ * pv_strategy_unref frees it. */
+void *pv_strategy_alloc(size_t size, const pv_strategy_methods *methods, const char *name,
+			const char *type);
 
 /* Takes a reference; returns `s`. */
 pv_strategy *pv_strategy_ref(pv_strategy *s);

@@ -570,13 +570,9 @@ int pv_balancer_new(pv_strategy **out, const char *name, pv_strategy *const *chi
 	int rc = check_config(name, cfg);
 	if (rc < 0)
 		return rc;
-	lb_balancer *b = calloc(1, sizeof *b);
+	lb_balancer *b = pv_strategy_alloc(sizeof *b, &lb_methods, name, PV_BALANCER_TYPE);
 	if (!b)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	if ((rc = pv_strategy_setup(&b->base, &lb_methods, name, PV_BALANCER_TYPE)) < 0) {
-		free(b);
-		return rc;
-	}
+		return pv_error_last_code();
 	b->cfg = *cfg;
 	b->cfg.weights = NULL;
 	b->clock = clock;

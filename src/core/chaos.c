@@ -158,14 +158,9 @@ int pv_chaos_new(pv_strategy **out, const char *name, pv_strategy *child, const 
 	*out = NULL;
 	if (!child)
 		return pv_error_set(PV_EINVAL, "chaos '%s': needs a strategy to wrap", name ? name : "");
-	chaos *c = calloc(1, sizeof *c);
+	chaos *c = pv_strategy_alloc(sizeof *c, &chaos_methods, name, "chaos");
 	if (!c)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	int rc = pv_strategy_setup(&c->base, &chaos_methods, name, "chaos");
-	if (rc < 0) {
-		free(c);
-		return rc;
-	}
+		return pv_error_last_code();
 	c->child = pv_strategy_ref(child);
 	c->clock = clock;
 	snprintf(c->code, sizeof c->code, "%s", PV_ERR_EXECUTION_ERROR);
@@ -173,7 +168,8 @@ int pv_chaos_new(pv_strategy **out, const char *name, pv_strategy *child, const 
 	c->operations = PV_OP_SET_ALL;
 	pthread_mutex_init(&c->lock, NULL);
 	pv_rng_seed(&c->rng, 1);
-	if ((rc = parse(c, config)) < 0) {
+	int rc = parse(c, config);
+	if (rc < 0) {
 		pv_strategy_unref(&c->base);
 		return rc;
 	}

@@ -395,13 +395,9 @@ int pv_composite_new(pv_strategy **out, const char *name, pv_strategy *const *ch
 	int rc = pv_composite_config_check(cfg);
 	if (rc < 0)
 		return rc;
-	composite *c = calloc(1, sizeof *c);
+	composite *c = pv_strategy_alloc(sizeof *c, &composite_methods, name, PV_COMPOSITE_TYPE);
 	if (!c)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	if ((rc = pv_strategy_setup(&c->base, &composite_methods, name, PV_COMPOSITE_TYPE)) < 0) {
-		free(c);
-		return rc;
-	}
+		return pv_error_last_code();
 	pthread_mutex_init(&c->lock, NULL);
 	c->clock = clock;
 	pv_composite_config_default(&c->cfg);

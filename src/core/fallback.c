@@ -666,17 +666,13 @@ int pv_fallback_new(pv_strategy **out, const char *name, pv_strategy *primary,
 	if ((rc = pv_fallback_config_validate(cfg)) < 0 ||
 	    (rc = check_children(name ? name : "(null)", primary, fallbacks, n_fallbacks)) < 0)
 		return rc;
-	fallback *f = calloc(1, sizeof *f);
 	child *children = calloc(n_fallbacks + 1, sizeof *children);
-	if (!f || !children) {
-		free(f);
-		free(children);
+	if (!children)
 		return pv_error_set(PV_ENOMEM, "out of memory");
-	}
-	if ((rc = pv_strategy_setup(&f->base, &fallback_methods, name, "fallback")) < 0) {
-		free(f);
+	fallback *f = pv_strategy_alloc(sizeof *f, &fallback_methods, name, "fallback");
+	if (!f) {
 		free(children);
-		return rc;
+		return pv_error_last_code();
 	}
 	f->cfg = *cfg;
 	f->clock = clock;

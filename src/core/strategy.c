@@ -35,6 +35,23 @@ int pv_strategy_setup(pv_strategy *s, const pv_strategy_methods *methods, const 
 	return 0;
 }
 
+void *pv_strategy_alloc(size_t size, const pv_strategy_methods *methods, const char *name,
+			const char *type)
+{
+	pv_strategy *s = size >= sizeof *s ? calloc(1, size) : NULL;
+	if (!s) {
+		pv_error_set(size < sizeof *s ? PV_EINVAL : PV_ENOMEM, size < sizeof *s
+				     ? "strategy '%s': object smaller than the pv_strategy base"
+				     : "out of memory", name ? name : "");
+		return NULL;
+	}
+	if (pv_strategy_setup(s, methods, name, type) < 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
 pv_strategy *pv_strategy_ref(pv_strategy *s)
 {
 	atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);

@@ -459,6 +459,62 @@ static void test_result_metadata_has_provider_latency_attempts(void **state)
 	pv_context_free(ctx);
 }
 
+static int noop_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+{
+	(void)s;
+	(void)op;
+	pv_result_ok(out, NULL);
+	return 0;
+}
+
+static int noop_caps(pv_strategy *s, pv_capabilities *out)
+{
+	(void)s;
+	(void)out;
+	return 0;
+}
+
+static int noop_health(pv_strategy *s, pv_health *out)
+{
+	(void)s;
+	out->healthy = true;
+	return 0;
+}
+
+static const pv_strategy_methods noop_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION,
+	.execute = noop_execute,
+	.capabilities = noop_caps,
+	.health = noop_health,
+};
+
+typedef struct noop {
+	pv_strategy base;
+	int extra[64];
+} noop;
+
+static void test_strategy_alloc_sets_up_the_base_or_names_the_problem(void **state)
+{
+	(void)state;
+	noop *n = pv_strategy_alloc(sizeof *n, &noop_methods, "n1", "noop");
+	assert_non_null(n);
+	assert_string_equal(pv_strategy_name(&n->base), "n1");
+	assert_int_equal(n->extra[63], 0); /* zeroed */
+	assert_true(pv_strategy_is_initialized(&n->base)); /* no init method */
+	pv_result r;
+	pv_strategy_execute(&n->base, &health_op, &r, NULL);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	pv_strategy_unref(&n->base);
+
+	assert_null(pv_strategy_alloc(sizeof(noop), &noop_methods, "", "noop"));
+	assert_int_equal(pv_error_last_code(), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "name"));
+	assert_null(pv_strategy_alloc(sizeof(pv_strategy) - 1, &noop_methods, "n2", "noop"));
+	assert_int_equal(pv_error_last_code(), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "n2"));
+}
+
 int main(void)
 {
 	pv_log_set_level(PV_LOG_OFF);
@@ -482,6 +538,7 @@ int main(void)
 		cmocka_unit_test(test_unregister_current_moves_to_first_remaining),
 		cmocka_unit_test(test_context_json_lists_strategies_with_metrics),
 		cmocka_unit_test(test_result_metadata_has_provider_latency_attempts),
+		cmocka_unit_test(test_strategy_alloc_sets_up_the_base_or_names_the_problem),
 	};
 	return cmocka_run_group_tests_name("context", tests, NULL, NULL);
 }

@@ -790,14 +790,9 @@ int pv_libvirt_new(pv_strategy **out, const char *name, const json_t *config, co
 	int rc = lv_global_init();
 	if (rc < 0)
 		return rc;
-	lv_provider *p = calloc(1, sizeof *p);
+	lv_provider *p = pv_strategy_alloc(sizeof *p, &lv_methods, name, "libvirt");
 	if (!p)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	rc = pv_strategy_setup(&p->base, &lv_methods, name, "libvirt");
-	if (rc < 0) {
-		free(p);
-		return rc;
-	}
+		return pv_error_last_code();
 	p->clock = clock;
 	rc = lv_config_parse(&p->cfg, name, config);
 	if (rc == 0 && !(p->hosts = calloc(p->cfg.n_hosts, sizeof *p->hosts)))

@@ -516,16 +516,11 @@ static int parse_config(local *l, const json_t *cfg)
 int pv_local_new(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
 {
 	*out = NULL;
-	local *l = calloc(1, sizeof *l);
+	local *l = pv_strategy_alloc(sizeof *l, &local_methods, name, "local");
 	if (!l)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	int rc = pv_strategy_setup(&l->base, &local_methods, name, "local");
-	if (rc < 0) {
-		free(l);
-		return rc;
-	}
+		return pv_error_last_code();
 	l->clock = clock;
-	rc = parse_config(l, config);
+	int rc = parse_config(l, config);
 	char machines[PATH_MAX];
 	snprintf(machines, sizeof machines, "%s/machines", l->workdir);
 	if (rc == 0 && mkdirs(machines) < 0)

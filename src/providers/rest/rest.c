@@ -637,13 +637,9 @@ int pv_rest_new(pv_strategy **out, const char *name, const json_t *config, const
 	int rc = rs_global_init();
 	if (rc < 0)
 		return rc;
-	rs_provider *p = calloc(1, sizeof *p);
+	rs_provider *p = pv_strategy_alloc(sizeof *p, &rs_methods, name, "rest");
 	if (!p)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	if ((rc = pv_strategy_setup(&p->base, &rs_methods, name, "rest")) < 0) {
-		free(p);
-		return rc;
-	}
+		return pv_error_last_code();
 	p->clock = clock;
 	rs_http_init(&p->http, &p->cfg);
 	rs_reqmap_init(&p->reqmap);

@@ -692,14 +692,9 @@ static const pv_strategy_methods sim_methods = {
 int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
 {
 	*out = NULL;
-	sim *m = calloc(1, sizeof *m);
+	sim *m = pv_strategy_alloc(sizeof *m, &sim_methods, name, "sim");
 	if (!m)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	int rc = pv_strategy_setup(&m->base, &sim_methods, name, "sim");
-	if (rc < 0) {
-		free(m);
-		return rc;
-	}
+		return pv_error_last_code();
 	pthread_mutex_init(&m->lock, NULL);
 	m->clock = clock;
 	m->dist = DIST_FIXED;
@@ -715,10 +710,9 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 	m->instances = json_object();
 	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
-	if (!m->features || !m->templates || !m->instances)
-		rc = pv_error_set(PV_ENOMEM, "out of memory");
-	else
-		rc = parse_config(m, config);
+	int rc = !m->features || !m->templates || !m->instances
+			 ? pv_error_set(PV_ENOMEM, "out of memory")
+			 : parse_config(m, config);
 	if (rc < 0) {
 		pv_strategy_unref(&m->base);
 		return rc;
