@@ -435,8 +435,8 @@ static void choose_mode(pv_broker *b)
 	pv_daemon_info d;
 	if (pv_broker_daemon_get(b, &d) == 0) {
 		pv_broker_set_mode(b, PV_BROKER_DEFERRED);
-		pv_log(PV_LOG_DEBUG, "hostfactory: provisio serve (pid %lld on %s) is live: the store only",
-		       (long long)d.pid, d.host);
+		pv_log(PV_LOG_INFO, "hostfactory: deferred to provisio serve (pid %lld on %s): no provider "
+		       "call", (long long)d.pid, d.host);
 		return;
 	}
 	pv_broker_set_mode(b, PV_BROKER_DIRECT);
