@@ -2,13 +2,14 @@
  * test_server.c - provisio serve over real HTTP on loopback: every route,
  * every auth case, bad input, /metrics moving with operations, the
  * reconciler (pending timeout, reclaimed machine, orphan), alert rules and
- * reload. Each test starts its own server on 127.0.0.1:0 and stops it.
+ * reload, Host Factory deferring to the running daemon. Each test starts its own server on 127.0.0.1:0 and stops it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include "test_server_support.h"
+#include "provisio/hostfactory.h"
 
 static int setup(void **state)
 {
@@ -871,6 +872,49 @@ static void hash_token_is_sha256_hex(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* ---- Host Factory next to the daemon ------------------------------------------------ */
+
+static void hostfactory_defers_to_the_running_daemon(void **state)
+{
+	ts_env *e = *state;
+	pv_broker_open_options o = {.config = {.path = e->config}};
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker *b = NULL;
+	assert_int_equal(pv_broker_open(&b, &o, &d), 0);
+	pv_diags_clear(&d);
+	for (int i = 0; i < 300 && pv_broker_daemon_get(b, NULL) != 0; i++)
+		usleep(10000); /* the heartbeat is written as the server starts running */
+	pv_daemon_info di;
+	assert_int_equal(pv_broker_daemon_get(b, &di), 0);
+	assert_int_equal(di.pid, getpid());
+	assert_string_equal(di.listen, e->url);
+	assert_int_equal(di.interval_ms, 3600 * 1000);
+
+	json_t *in = json_loads("{\"template\": {\"templateId\": \"t1\", \"machineCount\": 2}}", 0, NULL), *out;
+	assert_int_equal(pv_hf_run(b, PV_HF_REQUEST_MACHINES, in, &out), 0);
+	json_decref(in);
+	assert_int_equal(pv_broker_get_mode(b), PV_BROKER_DEFERRED);
+	char path[160];
+	snprintf(path, sizeof path, "/api/v1/requests/%s", json_string_value(json_object_get(out, "requestId")));
+	json_decref(out);
+	/* the queue timer (0.25 s), not the hour-long reconciler tick, provisions it */
+	ts_resp r = {0};
+	for (int i = 0; i < 300; i++) {
+		ts_resp_clear(&r);
+		r = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
+		if (strcmp(json_string_value(json_object_get(r.body, "state")), "complete") == 0)
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(json_string_value(json_object_get(r.body, "state")), "complete");
+	assert_int_equal(json_array_size(json_object_get(r.body, "machines")), 2);
+	ts_resp_clear(&r);
+	ts_stop(e); /* graceful: the heartbeat says stopped */
+	assert_int_equal(pv_broker_daemon_get(b, NULL), PV_ENOTFOUND);
+	pv_broker_close(b);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -911,6 +955,7 @@ int main(void)
 		cmocka_unit_test(alert_fires_and_resolves_once_per_transition),
 		T(reload_applies_good_config_and_keeps_old_on_bad),
 		T(top_prints_strategies_and_requests),
+		T(hostfactory_defers_to_the_running_daemon),
 		T(debug_exec_logs_its_path_under_the_trace_id),
 		cmocka_unit_test(tls_serves_https_with_the_configured_certificate),
 		cmocka_unit_test(bad_tls_files_are_refused_at_start),
