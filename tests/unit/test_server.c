@@ -872,6 +872,64 @@ static void hash_token_is_sha256_hex(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+static void breaker_transitions_are_counted_in_metrics(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	ts_config(&e, NULL, ", \"script\": [\"fail:EXECUTION_ERROR*2\"]", NULL);
+	/* trips after 2 failures, may probe again after 50 ms */
+	FILE *f = fopen(e.config, "r");
+	char text[8192], *fixed;
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	const char *from = "\"seed\": 3}";
+	char *at = strstr(text, from);
+	assert_non_null(at);
+	assert_int_equal(asprintf(&fixed, "%.*s\"seed\": 3, \"circuit_breaker_threshold\": 2, "
+			 "\"circuit_breaker_timeout_seconds\": 0.05, \"circuit_breaker_jitter\": 0}%s",
+			 (int)(at - text), text, at + strlen(from)) > 0, 1);
+	ts_write_file(e.config, fixed);
+	free(fixed);
+	assert_int_equal(ts_start(&e), 0);
+	const char *series[] = {
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"closed\",to=\"open\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"open\",to=\"half_open\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"half_open\",to=\"closed\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"half_open\",to=\"open\"}",
+	};
+	ts_resp m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_non_null(strstr(m.raw, "# TYPE provisio_breaker_transitions_total counter"));
+	for (int i = 0; i < 4; i++)
+		assert_true(sample(m.raw, series[i]) == 0);
+	ts_resp_clear(&m);
+	create(&e, 1); /* simA fails, simB answers */
+	create(&e, 1); /* second failure: open */
+	m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(m.raw, series[0]) == 1);
+	assert_true(sample(m.raw, series[1]) == 0);
+	assert_true(sample(m.raw, "provisio_breaker_state{strategy=\"main\",child=\"simA\"}") == 2);
+	ts_resp_clear(&m);
+	usleep(120 * 1000); /* the open period passes */
+	create(&e, 1); /* the probe to simA succeeds: closed again */
+	m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(m.raw, series[0]) == 1);
+	assert_true(sample(m.raw, series[1]) == 1);
+	assert_true(sample(m.raw, series[2]) == 1);
+	assert_true(sample(m.raw, series[3]) == 0);
+	assert_true(sample(m.raw, "provisio_breaker_state{strategy=\"main\",child=\"simA\"}") == 0);
+	ts_resp_clear(&m);
+	/* the fallback's stats carry the same counts */
+	ts_resp p = ts_call(&e, "GET", "/api/v1/providers", READ_TOKEN, NULL, NULL);
+	char *dump = json_dumps(p.body, JSON_COMPACT);
+	assert_non_null(strstr(dump, "\"transitions\":{\"closed_to_open\":1,\"open_to_half_open\":1,"
+				     "\"half_open_to_closed\":1,\"half_open_to_open\":0}"));
+	free(dump);
+	ts_resp_clear(&p);
+	ts_env_clear(&e);
+}
+
 /* ---- Host Factory next to the daemon ------------------------------------------------ */
 
 static void hostfactory_defers_to_the_running_daemon(void **state)
@@ -945,6 +1003,7 @@ int main(void)
 		T(put_strategy_applies_or_changes_nothing),
 		T(exec_runs_one_operation),
 		T(metrics_move_as_operations_run),
+		cmocka_unit_test(breaker_transitions_are_counted_in_metrics),
 		T(log_levels_change_at_run_time),
 		cmocka_unit_test(balancer_weights_are_exported),
 		cmocka_unit_test(a_slow_provider_does_not_hold_the_loop),
