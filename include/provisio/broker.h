@@ -131,7 +131,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
  * The request and its machines, refreshed from the providers first when
  * the stored status is older than status_max_age_seconds (one batched
  * get_instance_status per provider). `machines` is appended to (the caller
- * clears it). 0 or PV_ENOTFOUND.
+ * clears it; an empty list is filled in place, so a caller that keeps one
+ * list, n set to 0 between calls, reuses its memory). In DEFERRED mode the
+ * store is only read. 0 or PV_ENOTFOUND.
  */
 int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 			     pv_machine_list *machines);

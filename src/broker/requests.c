@@ -456,32 +456,31 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 {
 	if (!id || !*id)
 		return pv_error_set(PV_EINVAL, "requestId must be a non-empty string");
-	pv_machine_list ms = {0};
-	int rc = read_request(b, id, req, &ms);
+	/* an empty list is read into directly: its capacity is reused (a
+	 * server keeps one per thread), nothing is copied */
+	pv_machine_list local = {0};
+	pv_machine_list *ms = machines->n == 0 ? machines : &local;
+	int rc = read_request(b, id, req, ms);
 	if (rc == PV_ENOTFOUND)
 		rc = pv_error_set(PV_ENOTFOUND, "unknown request id '%s'", id);
 	bool direct = b->mode == PV_BROKER_DIRECT;
 	if (rc == 0 && direct && req->state == PV_REQ_CREATING && !pv_broker_queued(req) &&
 	    pv_broker_recover(b) > 0) {
-		pv_machine_list_clear(&ms);
-		rc = read_request(b, id, req, &ms);
+		ms->n = 0;
+		rc = read_request(b, id, req, ms);
 	}
 	bool moving = false;
-	for (size_t i = 0; rc == 0 && i < ms.n; i++)
-		moving |= pick_transitional(&ms.items[i], NULL) ||
-			  (req->kind == PV_REQ_RETURN && strcmp(ms.items[i].result, "executing") == 0);
+	for (size_t i = 0; rc == 0 && i < ms->n; i++)
+		moving |= pick_transitional(&ms->items[i], NULL) ||
+			  (req->kind == PV_REQ_RETURN && strcmp(ms->items[i].result, "executing") == 0);
 	if (rc == 0 && direct && req->state != PV_REQ_CREATING &&
 	    (moving || !pv_request_state_final(req->state)) && stale(b, req))
-		rc = refresh(b, req, &ms);
-	if (rc == 0 && machines->n == 0) {
-		/* hand the list over: a thousand records are not copied twice */
-		pv_machine_list_clear(machines);
-		*machines = ms;
-		return 0;
-	}
-	for (size_t i = 0; rc == 0 && i < ms.n; i++)
-		rc = pv_machine_list_push(machines, &ms.items[i]);
-	pv_machine_list_clear(&ms);
+		rc = refresh(b, req, ms);
+	if (ms == machines)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < local.n; i++)
+		rc = pv_machine_list_push(machines, &local.items[i]);
+	pv_machine_list_clear(&local);
 	return rc;
 }
 

@@ -167,6 +167,7 @@ pv_broker *srv_thread_broker(srv_thread *t)
 
 static void thread_drop_broker(srv_thread *t)
 {
+	pv_machine_list_clear(&t->scratch);
 	pv_broker_close(t->b);
 	t->b = NULL;
 	pv_store_close(t->st);

@@ -131,6 +131,18 @@ typedef struct srv_thread {
 	pv_broker *b;
 	pv_store *st;
 	uint64_t seq;
+	/* machines read for an answer, kept between requests (capacity only)
+	 * so the hot GET does not allocate a list each time */
+	pv_machine_list scratch;
+	/* the last token this loop accepted (auth.c): clients keep sending the
+	 * same one, and hashing it was a tenth of a cheap request */
+	struct {
+		unsigned gen;           /* world generation it was checked in; 0 = none */
+		size_t len;
+		char token[128];
+		srv_role role;
+		const char *name;       /* the world's token name (lives with t->w) */
+	} auth;
 } srv_thread;
 
 

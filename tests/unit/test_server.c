@@ -107,6 +107,38 @@ static void read_token_reads_but_cannot_mutate(void **state)
 	ts_resp_clear(&r);
 }
 
+static void remembered_token_is_forgotten_when_a_reload_removes_it(void **state)
+{
+	ts_env *e = *state;
+	for (int i = 0; i < 4; i++) { /* both loops accept (and remember) it */
+		ts_resp r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
+		assert_int_equal(r.status, 200);
+		ts_resp_clear(&r);
+	}
+	ts_resp r = ts_call(e, "POST", "/api/v1/reload", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 403); /* remembered with its role */
+	ts_resp_clear(&r);
+	char rh[65], text[8192];
+	pv_server_hash_token(READ_TOKEN, rh);
+	FILE *f = fopen(e->config, "r");
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	char *at = strstr(text, rh);
+	assert_non_null(at);
+	memset(at, '0', 64); /* the reader's hash replaced: its token is no longer configured */
+	ts_write_file(e->config, text);
+	assert_int_equal(pv_server_reload(e->srv, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
+		assert_int_equal(r.status, 401);
+		ts_resp_clear(&r);
+	}
+	r = ts_call(e, "GET", "/api/v1/templates", ADMIN_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 200);
+	ts_resp_clear(&r);
+}
+
 static void metrics_need_a_token(void **state)
 {
 	ts_resp r = ts_call(*state, "GET", "/metrics", NULL, NULL, NULL);
@@ -984,6 +1016,7 @@ int main(void)
 		T(unknown_token_is_401),
 		T(read_token_reads_but_cannot_mutate),
 		T(metrics_need_a_token),
+		T(remembered_token_is_forgotten_when_a_reload_removes_it),
 		cmocka_unit_test(auth_off_is_refused_off_loopback),
 		cmocka_unit_test(auth_off_on_loopback_lets_everything_through),
 		T(malformed_json_is_400),
