@@ -12,6 +12,12 @@
  * Machines remember the leaf provider that created them; status and
  * termination always go back to that provider, whatever strategy (a
  * fallback, a balancer) chose it.
+ *
+ * With `provisio serve` running on the same store, the short processes make
+ * no provider calls at all (PV_BROKER_DEFERRED): the daemon announces itself
+ * with a heartbeat row, new requests and returns are queued in the store,
+ * and the daemon provisions and terminates them (pv_broker_run_queue). A
+ * daemon that stopped or died leaves its queue to whoever comes next.
  */
 #ifndef PROVISIO_BROKER_H
 #define PROVISIO_BROKER_H
@@ -81,6 +87,14 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 /* Saves kernel state (only what changed), frees. NULL is fine. */
 void pv_broker_close(pv_broker *b);
 
+/*
+ * Writes every strategy's kernel state that changed since it was loaded or
+ * last saved, in one transaction (what pv_broker_close does for a process
+ * that called a provider). For long-running processes, whose strategies
+ * run through other brokers sharing the context. 0 or the store's PV_E*.
+ */
+int pv_broker_save_state(pv_broker *b);
+
 pv_context *pv_broker_context(pv_broker *b);
 pv_store *pv_broker_store(pv_broker *b);
 /* Path of the templates file used ("" when given in memory). Borrowed. */
@@ -117,7 +131,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
  * The request and its machines, refreshed from the providers first when
  * the stored status is older than status_max_age_seconds (one batched
  * get_instance_status per provider). `machines` is appended to (the caller
- * clears it). 0 or PV_ENOTFOUND.
+ * clears it; an empty list is filled in place, so a caller that keeps one
+ * list, n set to 0 between calls, reuses its memory). In DEFERRED mode the
+ * store is only read. 0 or PV_ENOTFOUND.
  */
 int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 			     pv_machine_list *machines);
@@ -155,6 +171,68 @@ const char *pv_broker_hf_status(pv_request_state s);
 
 /* Settings in effect (defaults applied). */
 const pv_broker_settings *pv_broker_get_settings(pv_broker *b);
+
+/* Host Factory's machine status (pending, running, stopping, stopped,
+ * shutting-down, terminated) for a provider's instance state: its own
+ * spellings ("shutting_down", "active", "booting", ...) mapped, anything
+ * unknown (failed, error, deleted) is "terminated". NULL is "pending".
+ * Static string. */
+const char *pv_machine_status_from_state(const char *state);
+
+/* ---- the daemon, the queue ----------------------------------------------- */
+
+/* Who calls the providers for this broker's requests. */
+typedef enum pv_broker_mode {
+	PV_BROKER_DIRECT = 0, /* this process (the default) */
+	PV_BROKER_DEFERRED,   /* a live daemon: requests and returns are queued,
+				 status is read from the store as the daemon
+				 keeps it; no provider call, no recovery */
+	PV_BROKER_MODE_COUNT
+} pv_broker_mode;
+
+/* "direct", "deferred". Static. */
+const char *pv_broker_mode_name(pv_broker_mode m);
+/* 0 or PV_EINVAL listing the valid names. */
+int pv_broker_mode_parse(const char *name, pv_broker_mode *out);
+void pv_broker_set_mode(pv_broker *b, pv_broker_mode m);
+pv_broker_mode pv_broker_get_mode(const pv_broker *b);
+
+/* A daemon's announcement, the store's "daemon/heartbeat" row. */
+typedef struct pv_daemon_info {
+	int64_t pid;
+	char host[256];        /* gethostname() of the daemon */
+	char listen[300];      /* its URL, "" when unknown */
+	int64_t interval_ms;   /* how often it beats (its reconciler tick) */
+	int64_t started_ms;    /* wall clock, epoch ms */
+	int64_t updated_ms;    /* last beat; set by pv_broker_daemon_beat */
+} pv_daemon_info;
+
+/* Writes (replaces) the heartbeat with updated_ms = now. interval_ms must
+ * be 1..86,400,000 (PV_EINVAL). 0 or the store's PV_E*. */
+int pv_broker_daemon_beat(pv_broker *b, const pv_daemon_info *info);
+
+/* Marks the heartbeat of process `pid` stopped (a graceful stop); a row
+ * written by another process is left alone. 0 or the store's PV_E*. */
+int pv_broker_daemon_clear(pv_broker *b, int64_t pid);
+
+/*
+ * The live daemon, if any: 0 and *out filled (out may be NULL) when the
+ * heartbeat says running and is fresher than 3 intervals plus 2 s, and its
+ * process still exists when it runs on this host; PV_ENOTFOUND when there
+ * is none, it stopped, or it is stale (crashed); another PV_E* when the
+ * store cannot be read.
+ */
+int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out);
+
+/*
+ * Works the queue (DIRECT mode only; 0 in DEFERRED): provisions every
+ * queued acquire request and terminates the machines of every queued
+ * return, each claimed first so two processes never both do one; a queued
+ * request a dead process had claimed is done again (creation is idempotent
+ * per request id and round: nothing is made twice). Returns how many
+ * requests it finished (>= 0).
+ */
+int pv_broker_run_queue(pv_broker *b);
 
 #ifdef __cplusplus
 }

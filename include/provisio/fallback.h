@@ -126,8 +126,9 @@ bool pv_fallback_is(const pv_strategy *s);
  * The spec's circuit_metrics: the primary's breaker at the top level
  * ("state", "failure_count", "failure_rate", "total_requests",
  * "successful_requests", "last_failure_time", "last_success_time",
- * "next_attempt_time", "times_opened", ...) and every wrapped strategy's
- * under "strategies": {name: {...}}. New reference owned by the caller;
+ * "next_attempt_time", "times_opened", "transitions": {"closed_to_open",
+ * "open_to_half_open", "half_open_to_closed", "half_open_to_open": counts},
+ * ...) and every wrapped strategy's under "strategies": {name: {...}}. New reference owned by the caller;
  * NULL when `s` is not a fallback strategy.
  */
 json_t *pv_fallback_circuit_metrics(pv_strategy *s);

@@ -33,7 +33,13 @@ const char *pv_hf_command_name(pv_hf_command c);
 int pv_hf_command_parse(const char *name, pv_hf_command *out);
 
 /*
- * Runs one command on its input document. *out always receives a new
+ * Runs one command on its input document. First it sets the broker's mode
+ * from the store's daemon heartbeat (pv_broker_daemon_get): with a live
+ * `provisio serve`, PV_BROKER_DEFERRED (no provider call: requestMachines
+ * and requestReturnMachines are queued for the daemon, the status commands
+ * read the store); without one, PV_BROKER_DIRECT after finishing any
+ * queued request left behind (pv_broker_run_queue). The answers have the
+ * same shape in both modes. *out always receives a new
  * object: the answer, or {"message": "what is wrong"} on failure. Returns
  * 0, PV_EINVAL (bad input: nothing was written), PV_ENOTFOUND (unknown
  * request id) or another PV_E* (provider or store failure).

@@ -183,10 +183,10 @@ static int load_state(pv_broker *b)
 	return 0;
 }
 
-/* Writes the states that changed since loading, in one transaction. The
- * last process to close wins: breakers see every call's outcome within a
- * process, and the freshest view across processes. */
-static void save_state(pv_broker *b)
+/* Writes the states that changed since loading (or the last save), in one
+ * transaction. The last process to save wins: breakers see every call's
+ * outcome within a process, and the freshest view across processes. */
+static int save_state(pv_broker *b)
 {
 	char *texts[64] = {0};
 	size_t n = b->n_state < 64 ? b->n_state : 64, changed = 0;
@@ -200,8 +200,8 @@ static void save_state(pv_broker *b)
 		}
 		changed += texts[i] != NULL;
 	}
-	if (changed && pv_store_begin(b->store, true) == 0) {
-		int rc = 0;
+	int rc = 0;
+	if (changed && (rc = pv_store_begin(b->store, true)) == 0) {
 		for (size_t i = 0; i < n && rc == 0; i++) {
 			char key[128];
 			state_key(b->state[i].s, key, sizeof key);
@@ -215,8 +215,21 @@ static void save_state(pv_broker *b)
 			pv_log(PV_LOG_WARN, "broker: kernel state not saved: %s", pv_error_last());
 		}
 	}
-	for (size_t i = 0; i < n; i++)
-		free(texts[i]);
+	for (size_t i = 0; i < n; i++) {
+		if (rc == 0 && texts[i]) {
+			/* saved: the baseline of the next save */
+			free(b->state[i].loaded);
+			b->state[i].loaded = texts[i];
+		} else {
+			free(texts[i]);
+		}
+	}
+	return rc;
+}
+
+int pv_broker_save_state(pv_broker *b)
+{
+	return b && b->store && b->n_state ? save_state(b) : 0;
 }
 
 /* ---- life ------------------------------------------------------------------- */
@@ -270,7 +283,7 @@ void pv_broker_close(pv_broker *b)
 	/* A process that called no strategy changed no kernel state (only the
 	 * clock moved): a status read stays a read, with no write transaction. */
 	if (b->store && b->n_state && b->calls)
-		save_state(b);
+		(void)save_state(b);
 	for (size_t i = 0; i < b->n_state; i++) {
 		pv_strategy_unref(b->state[i].s);
 		free(b->state[i].loaded);

@@ -28,6 +28,7 @@ struct pv_broker {
 	pv_broker_settings set;
 	const pv_clock *clock;
 	unsigned long calls; /* provider calls made by this broker */
+	pv_broker_mode mode;
 };
 
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
@@ -36,13 +37,23 @@ void pv_broker_new_id(const char *prefix, char *buf, size_t size);
 /* Fills `m` from one instance of a provider answer. `provider` is the
  * answering leaf (used when the instance does not name its own). */
 void pv_machine_from_instance(pv_machine_rec *m, const json_t *inst, const char *provider);
-/* Host Factory status string from a provider's instance state. */
-const char *pv_machine_status_from_state(const char *state);
 
 /* Runs an operation on the named strategy with the broker's deadline.
  * Takes the reference on `params`. */
 void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out);
 
 int64_t pv_broker_now_ms(void);
+
+/* Whether process `pid` (of this host) exists and is not a zombie. */
+bool pv_broker_pid_alive(int64_t pid);
+
+/* Whether a request of the store was queued for a daemon: the queue is the
+ * "creating" requests whose owner_pid is 0 (nobody picked it up yet) or
+ * -pid (picked up by that process). Host Factory already holds their id,
+ * so they are finished, never released. */
+static inline bool pv_broker_queued(const pv_request_rec *r)
+{
+	return r->state == PV_REQ_CREATING && r->owner_pid <= 0;
+}
 
 #endif

@@ -323,6 +323,37 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 	}
 }
 
+/* Provisions a request already reserved in the store and writes the
+ * outcome. 0, PV_ERROR when no machine was made (the request is "failed"),
+ * or the store's error (left in "creating": recovery finishes it). */
+static int fulfil(pv_broker *b, pv_request_rec *r, const json_t *tmpl)
+{
+	pv_machine_list ms = {0};
+	if (tmpl)
+		provision(b, r, tmpl, &ms, r->message, sizeof r->message);
+	else
+		snprintf(r->message, sizeof r->message, "template '%s' is no longer configured",
+			 r->template_id);
+	r->refreshed_ms = pv_broker_now_ms();
+	r->state = ms.n ? derive(r, &ms, NULL, 0) : PV_REQ_FAILED;
+	if (r->state == PV_REQ_COMPLETE) {
+		r->message[0] = '\0';
+	} else if ((int64_t)ms.n < r->requested && ms.n) {
+		char why[sizeof r->message];
+		memcpy(why, r->message, sizeof why);
+		snprintf(r->message, sizeof r->message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
+			 (long long)r->requested, why[0] ? ": " : "", why);
+	}
+	int rc = write_outcome(b, r, &ms);
+	pv_machine_list_clear(&ms);
+	if (rc < 0)
+		return rc;
+	if (r->state == PV_REQ_FAILED)
+		return pv_error_set(PV_ERROR, "no machine of template '%s' could be provisioned: %s",
+				    r->template_id, r->message);
+	return 0;
+}
+
 int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t count,
 			       char id_out[PV_STORE_SHORT_MAX])
 {
@@ -333,38 +364,23 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	if (count <= 0)
 		return pv_error_set(PV_EINVAL, "machineCount must be an integer >= 1 (got %lld)",
 				    (long long)count);
+	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = count,
-			    .owner_pid = getpid(), .created_ms = pv_broker_now_ms()};
+			    .owner_pid = queue ? 0 : getpid(), .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
 		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
 					       "is configured", template_id);
 	set_msg(r.template_id, sizeof r.template_id, template_id);
 	pv_broker_new_id("req", r.id, sizeof r.id);
-	pv_broker_recover(b); /* dead processes' reservations count against maxNumber */
+	if (!queue)
+		pv_broker_recover(b); /* dead processes' reservations count against maxNumber */
 	int rc = reserve(b, &r, count);
 	if (rc < 0)
 		return rc;
-
-	pv_machine_list ms = {0};
-	provision(b, &r, tmpl, &ms, r.message, sizeof r.message);
-	r.refreshed_ms = pv_broker_now_ms();
-	r.state = ms.n ? derive(&r, &ms, NULL, 0) : PV_REQ_FAILED;
-	if (r.state == PV_REQ_COMPLETE) {
-		r.message[0] = '\0';
-	} else if ((int64_t)ms.n < r.requested && ms.n) {
-		char why[sizeof r.message];
-		memcpy(why, r.message, sizeof why);
-		snprintf(r.message, sizeof r.message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
-			 (long long)r.requested, why[0] ? ": " : "", why);
-	}
-	rc = write_outcome(b, &r, &ms);
-	pv_machine_list_clear(&ms);
-	if (rc < 0)
-		return rc; /* still "creating": recovery releases what was made */
-	if (r.state == PV_REQ_FAILED)
-		return pv_error_set(PV_ERROR, "no machine of template '%s' could be provisioned: %s",
-				    template_id, r.message);
+	/* queued: the daemon provisions it; Host Factory asks for the status */
+	if (!queue && (rc = fulfil(b, &r, tmpl)) < 0)
+		return rc;
 	snprintf(id_out, PV_STORE_SHORT_MAX, "%s", r.id);
 	return 0;
 }
@@ -440,30 +456,31 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 {
 	if (!id || !*id)
 		return pv_error_set(PV_EINVAL, "requestId must be a non-empty string");
-	pv_machine_list ms = {0};
-	int rc = read_request(b, id, req, &ms);
+	/* an empty list is read into directly: its capacity is reused (a
+	 * server keeps one per thread), nothing is copied */
+	pv_machine_list local = {0};
+	pv_machine_list *ms = machines->n == 0 ? machines : &local;
+	int rc = read_request(b, id, req, ms);
 	if (rc == PV_ENOTFOUND)
 		rc = pv_error_set(PV_ENOTFOUND, "unknown request id '%s'", id);
-	if (rc == 0 && req->state == PV_REQ_CREATING && pv_broker_recover(b) > 0) {
-		pv_machine_list_clear(&ms);
-		rc = read_request(b, id, req, &ms);
+	bool direct = b->mode == PV_BROKER_DIRECT;
+	if (rc == 0 && direct && req->state == PV_REQ_CREATING && !pv_broker_queued(req) &&
+	    pv_broker_recover(b) > 0) {
+		ms->n = 0;
+		rc = read_request(b, id, req, ms);
 	}
 	bool moving = false;
-	for (size_t i = 0; rc == 0 && i < ms.n; i++)
-		moving |= pick_transitional(&ms.items[i], NULL) ||
-			  (req->kind == PV_REQ_RETURN && strcmp(ms.items[i].result, "executing") == 0);
-	if (rc == 0 && req->state != PV_REQ_CREATING && (moving || !pv_request_state_final(req->state)) &&
-	    stale(b, req))
-		rc = refresh(b, req, &ms);
-	if (rc == 0 && machines->n == 0) {
-		/* hand the list over: a thousand records are not copied twice */
-		pv_machine_list_clear(machines);
-		*machines = ms;
-		return 0;
-	}
-	for (size_t i = 0; rc == 0 && i < ms.n; i++)
-		rc = pv_machine_list_push(machines, &ms.items[i]);
-	pv_machine_list_clear(&ms);
+	for (size_t i = 0; rc == 0 && i < ms->n; i++)
+		moving |= pick_transitional(&ms->items[i], NULL) ||
+			  (req->kind == PV_REQ_RETURN && strcmp(ms->items[i].result, "executing") == 0);
+	if (rc == 0 && direct && req->state != PV_REQ_CREATING &&
+	    (moving || !pv_request_state_final(req->state)) && stale(b, req))
+		rc = refresh(b, req, ms);
+	if (ms == machines)
+		return rc;
+	for (size_t i = 0; rc == 0 && i < local.n; i++)
+		rc = pv_machine_list_push(machines, &local.items[i]);
+	pv_machine_list_clear(&local);
 	return rc;
 }
 
@@ -488,14 +505,27 @@ static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machin
 	return 0;
 }
 
+/* Terminates the machines of a recorded return (those not gone yet) and
+ * writes where it stands. */
+static int finish_return(pv_broker *b, pv_request_rec *r, pv_machine_list *ms)
+{
+	per_provider(b, ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
+	for (size_t i = 0; i < ms->n; i++)
+		return_result(&ms->items[i]);
+	r->refreshed_ms = pv_broker_now_ms();
+	r->state = derive(r, ms, r->message, sizeof r->message);
+	return write_outcome(b, r, ms);
+}
+
 int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n,
 			      char id_out[PV_STORE_SHORT_MAX])
 {
 	id_out[0] = '\0';
 	if (!n)
 		return pv_error_set(PV_EINVAL, "machines must list at least one machine");
+	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_RETURN, .state = PV_REQ_CREATING, .requested = (int64_t)n,
-			    .owner_pid = getpid(), .created_ms = pv_broker_now_ms()};
+			    .owner_pid = queue ? 0 : getpid(), .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
@@ -520,12 +550,9 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 		pv_machine_list_clear(&ms);
 		return rc;
 	}
-	per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
-	for (size_t i = 0; i < ms.n; i++)
-		return_result(&ms.items[i]);
-	r.refreshed_ms = pv_broker_now_ms();
-	r.state = derive(&r, &ms, r.message, sizeof r.message);
-	rc = write_outcome(b, &r, &ms);
+	/* queued: marked for return; the daemon terminates them */
+	if (!queue)
+		rc = finish_return(b, &r, &ms);
 	pv_machine_list_clear(&ms);
 	if (rc == 0)
 		snprintf(id_out, PV_STORE_SHORT_MAX, "%s", r.id);
@@ -577,7 +604,8 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 		if (!ms.items[i].return_id[0])
 			ms.items[k++] = ms.items[i];
 	ms.n = k;
-	if (rc == 0 && ms.n) {
+	/* deferred: the daemon's reconciler asked the providers already */
+	if (rc == 0 && ms.n && b->mode == PV_BROKER_DIRECT) {
 		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
@@ -596,17 +624,17 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 
 /* ---- crash recovery ------------------------------------------------------------------ */
 
-static bool owner_alive(const pv_request_rec *r)
+bool pv_broker_pid_alive(int64_t pid)
 {
-	if (r->owner_pid <= 0)
+	if (pid <= 0)
 		return false;
-	if (r->owner_pid == getpid())
+	if (pid == getpid())
 		return true;
-	if (kill((pid_t)r->owner_pid, 0) < 0 && errno != EPERM)
+	if (kill((pid_t)pid, 0) < 0 && errno != EPERM)
 		return false;
 	/* a killed process its parent has not reaped yet is a zombie: dead */
 	char path[64], buf[512];
-	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)r->owner_pid);
+	snprintf(path, sizeof path, "/proc/%lld/stat", (long long)pid);
 	FILE *f = fopen(path, "r");
 	if (!f)
 		return true; /* no /proc: trust kill() */
@@ -617,9 +645,15 @@ static bool owner_alive(const pv_request_rec *r)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-/* Takes over a stale request (so one process recovers it). false when
- * someone else finished or claimed it meanwhile. */
-static bool claim(pv_broker *b, pv_request_rec *r)
+/* The process working on a request (queued ones carry -pid). */
+static bool owner_alive(const pv_request_rec *r)
+{
+	return pv_broker_pid_alive(r->owner_pid < 0 ? -r->owner_pid : r->owner_pid);
+}
+
+/* Takes over a stale request (so one process recovers it), as `owner`.
+ * false when someone else finished or claimed it meanwhile. */
+static bool claim(pv_broker *b, pv_request_rec *r, int64_t owner)
 {
 	if (pv_store_begin(b->store, true) < 0)
 		return false;
@@ -627,7 +661,7 @@ static bool claim(pv_broker *b, pv_request_rec *r)
 	bool ok = pv_store_request_get(b->store, r->id, &now) == 0 && now.state == PV_REQ_CREATING &&
 		  now.owner_pid == r->owner_pid && now.updated_ms == r->updated_ms;
 	if (ok) {
-		r->owner_pid = getpid();
+		r->owner_pid = owner;
 		r->updated_ms = pv_broker_now_ms();
 		ok = pv_store_request_put(b->store, r) == 0 && pv_store_commit(b->store) == 0;
 	}
@@ -663,20 +697,41 @@ static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
 	}
 }
 
+static int return_machines_of(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
+{
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	rc = pv_store_machine_list(b->store, PV_MF_RETURN, r->id, ms);
+	pv_store_commit(b->store);
+	return rc;
+}
+
+static int creating_requests(pv_broker *b, pv_request_rec **list, size_t *n)
+{
+	*list = NULL;
+	*n = 0;
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	rc = pv_store_request_list(b->store, PV_REQ_CREATING, 0, list, n);
+	pv_store_commit(b->store);
+	return rc;
+}
+
 int pv_broker_recover(pv_broker *b)
 {
+	if (b->mode != PV_BROKER_DIRECT)
+		return 0;
 	pv_request_rec *list = NULL;
 	size_t n = 0;
-	if (pv_store_begin(b->store, false) < 0)
-		return 0;
-	int rc = pv_store_request_list(b->store, PV_REQ_CREATING, 0, &list, &n);
-	pv_store_commit(b->store);
+	int rc = creating_requests(b, &list, &n);
 	int recovered = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		pv_request_rec *r = &list[i];
 		double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
-		if ((owner_alive(r) && age < b->set.creating_timeout_seconds) || r->owner_pid == getpid() ||
-		    !claim(b, r))
+		if (pv_broker_queued(r) || (owner_alive(r) && age < b->set.creating_timeout_seconds) ||
+		    r->owner_pid == getpid() || !claim(b, r, getpid()))
 			continue;
 		pv_machine_list ms = {0};
 		if (r->kind == PV_REQ_ACQUIRE) {
@@ -688,13 +743,11 @@ int pv_broker_recover(pv_broker *b)
 				 ms.n);
 		} else {
 			/* a return: its machines are recorded; finish terminating them */
-			pv_store_begin(b->store, false);
-			pv_store_machine_list(b->store, PV_MF_RETURN, r->id, &ms);
-			pv_store_commit(b->store);
-			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
-			for (size_t k = 0; k < ms.n; k++)
-				return_result(&ms.items[k]);
-			r->state = derive(r, &ms, r->message, sizeof r->message);
+			if (return_machines_of(b, r, &ms) == 0 && finish_return(b, r, &ms) == 0)
+				recovered++;
+			pv_log(PV_LOG_WARN, "broker: recovered %s (%zu machine(s))", r->id, ms.n);
+			pv_machine_list_clear(&ms);
+			continue;
 		}
 		if (write_outcome(b, r, &ms) == 0)
 			recovered++;
@@ -703,4 +756,59 @@ int pv_broker_recover(pv_broker *b)
 	}
 	free(list);
 	return recovered;
+}
+
+/* ---- the queue ---------------------------------------------------------------------------- */
+
+/* Whether this process should take a queued request: nobody has it yet,
+ * or the process that took it died (or has been at it too long). */
+static bool takeable(const pv_broker *b, const pv_request_rec *r)
+{
+	if (r->owner_pid == 0)
+		return true;
+	if (-r->owner_pid == getpid())
+		return false;
+	double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
+	return !owner_alive(r) || age >= b->set.creating_timeout_seconds;
+}
+
+static int run_one(pv_broker *b, pv_request_rec *r)
+{
+	if (r->kind == PV_REQ_ACQUIRE) {
+		/* replayed from round 0 when a dead process had started it: the
+		 * provider answers the same client tokens with the same machines */
+		int rc = fulfil(b, r, pv_broker_template(b, r->template_id));
+		pv_log(rc == 0 ? PV_LOG_INFO : PV_LOG_WARN, "broker: queued %s of %lld '%s': %s", r->id,
+		       (long long)r->requested, r->template_id, pv_request_state_name(r->state));
+		return rc == PV_ERROR ? 0 : rc; /* failed is an outcome, recorded */
+	}
+	pv_machine_list ms = {0};
+	int rc = return_machines_of(b, r, &ms);
+	if (rc == 0)
+		rc = finish_return(b, r, &ms);
+	pv_log(PV_LOG_INFO, "broker: queued return %s of %zu machine(s): %s", r->id, ms.n,
+	       pv_request_state_name(r->state));
+	pv_machine_list_clear(&ms);
+	return rc;
+}
+
+int pv_broker_run_queue(pv_broker *b)
+{
+	if (b->mode != PV_BROKER_DIRECT)
+		return 0;
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	int done = 0;
+	if (creating_requests(b, &list, &n) < 0)
+		return 0;
+	/* oldest first: the store lists newest first */
+	for (size_t k = n; k-- > 0;) {
+		pv_request_rec *r = &list[k];
+		if (!pv_broker_queued(r) || !takeable(b, r) || !claim(b, r, -(int64_t)getpid()))
+			continue;
+		if (run_one(b, r) == 0)
+			done++;
+	}
+	free(list);
+	return done;
 }

@@ -75,11 +75,58 @@ pv_breaker_state pv_breaker_get_state(const pv_breaker *b)
 
 /* ---- transitions (lock held) ------------------------------------------ */
 
+static const char *const transition_names[PV_BT_COUNT] = {
+	"closed_to_open", "open_to_half_open", "half_open_to_closed", "half_open_to_open"};
+static const pv_breaker_state transition_ends[PV_BT_COUNT][2] = {
+	{PV_BREAKER_CLOSED, PV_BREAKER_OPEN},
+	{PV_BREAKER_OPEN, PV_BREAKER_HALF_OPEN},
+	{PV_BREAKER_HALF_OPEN, PV_BREAKER_CLOSED},
+	{PV_BREAKER_HALF_OPEN, PV_BREAKER_OPEN},
+};
+
+const char *pv_breaker_transition_name(pv_breaker_transition t)
+{
+	return (unsigned)t < PV_BT_COUNT ? transition_names[t] : "unknown";
+}
+
+int pv_breaker_transition_parse(const char *name, pv_breaker_transition *out)
+{
+	for (int i = 0; name && i < PV_BT_COUNT; i++)
+		if (strcmp(name, transition_names[i]) == 0) {
+			*out = (pv_breaker_transition)i;
+			return 0;
+		}
+	return pv_error_set(PV_EINVAL, "breaker transition '%s' is not one of closed_to_open, "
+				       "open_to_half_open, half_open_to_closed, half_open_to_open",
+			    name ? name : "(null)");
+}
+
+pv_breaker_state pv_breaker_transition_from(pv_breaker_transition t)
+{
+	return transition_ends[(unsigned)t < PV_BT_COUNT ? t : 0][0];
+}
+
+pv_breaker_state pv_breaker_transition_to(pv_breaker_transition t)
+{
+	return transition_ends[(unsigned)t < PV_BT_COUNT ? t : 0][1];
+}
+
 static void set_state_locked(pv_breaker *b, pv_breaker_state st)
 {
 	uint64_t sg = atomic_load_explicit(&b->state_gen, RELAXED);
 	atomic_store_explicit(&b->state_gen, (((sg >> 2) + 1) << 2) | (uint64_t)st,
 			      memory_order_release);
+}
+
+/* A move of the state machine (a restored state is not one: it only puts
+ * back where a previous process was). */
+static void move_locked(pv_breaker *b, pv_breaker_state to)
+{
+	pv_breaker_state from = pv_breaker_get_state(b);
+	for (int t = 0; t < PV_BT_COUNT; t++)
+		if (transition_ends[t][0] == from && transition_ends[t][1] == to)
+			atomic_fetch_add_explicit(&b->transitions[t], 1, RELAXED);
+	set_state_locked(b, to);
 }
 
 /* The open period after `streak` re-opens: base * 2^streak, capped, then
@@ -103,7 +150,7 @@ static void open_locked(pv_breaker *b, uint64_t now)
 	b->open_period_ns = open_period_locked(b, b->reopen_streak);
 	atomic_store_explicit(&b->next_attempt_ns, now + b->open_period_ns, RELAXED);
 	atomic_fetch_add_explicit(&b->times_opened, 1, RELAXED);
-	set_state_locked(b, PV_BREAKER_OPEN);
+	move_locked(b, PV_BREAKER_OPEN);
 }
 
 static void clear_window(pv_breaker *b)
@@ -118,14 +165,14 @@ static void close_locked(pv_breaker *b)
 {
 	clear_window(b);
 	b->reopen_streak = 0;
-	set_state_locked(b, PV_BREAKER_CLOSED);
+	move_locked(b, PV_BREAKER_CLOSED);
 }
 
 static void half_open_locked(pv_breaker *b)
 {
 	b->probes_admitted = 0;
 	b->probes_succeeded = 0;
-	set_state_locked(b, PV_BREAKER_HALF_OPEN);
+	move_locked(b, PV_BREAKER_HALF_OPEN);
 }
 
 /* ---- admission --------------------------------------------------------- */
@@ -303,6 +350,15 @@ static json_t *wall_seconds(uint64_t t, uint64_t now)
 	return json_real((wall_ms + delta_ms) / 1e3);
 }
 
+static json_t *transitions_json(pv_breaker *b)
+{
+	json_t *t = json_object();
+	for (int i = 0; i < PV_BT_COUNT; i++)
+		json_object_set_new(t, transition_names[i],
+				    json_integer((json_int_t)atomic_load(&b->transitions[i])));
+	return t;
+}
+
 json_t *pv_breaker_metrics(pv_breaker *b, uint64_t now_ns)
 {
 	unsigned filled, failed;
@@ -332,6 +388,7 @@ json_t *pv_breaker_metrics(pv_breaker *b, uint64_t now_ns)
 	json_object_set_new(m, "next_attempt_time",
 			    st == PV_BREAKER_OPEN ? wall_seconds(next, now_ns) : json_null());
 	json_object_set_new(m, "times_opened", json_integer((json_int_t)atomic_load(&b->times_opened)));
+	json_object_set_new(m, "transitions", transitions_json(b));
 	json_object_set_new(m, "open_duration_seconds", json_real((double)period / 1e9));
 	json_object_set_new(m, "reopen_streak", json_integer(streak));
 	json_object_set_new(m, "half_open_probes_admitted",
@@ -375,6 +432,7 @@ json_t *pv_breaker_save(pv_breaker *b, uint64_t now_ns)
 		(json_int_t)atomic_load(&b->failures), "slow_calls", (json_int_t)atomic_load(&b->slow_calls),
 		"ignored_requests", (json_int_t)atomic_load(&b->ignored), "rejected_requests",
 		(json_int_t)atomic_load(&b->rejected));
+	json_object_set_new(j, "transitions", transitions_json(b));
 	pthread_mutex_unlock(&b->lock);
 	return j;
 }
@@ -416,6 +474,7 @@ typedef struct saved {
 	const char *window;
 	uint64_t consecutive, streak, period_ns, remaining_ns, saved_at_ms;
 	uint64_t counters[6]; /* total_requests is derived, not loaded */
+	uint64_t transitions[PV_BT_COUNT]; /* absent in states saved before they were counted */
 } saved;
 
 static const char *const counter_keys[6] = {
@@ -449,6 +508,12 @@ static int parse_saved(const json_t *j, saved *s)
 	for (int i = 0; i < 6; i++)
 		if ((rc = get_count(j, counter_keys[i], &s->counters[i])) < 0)
 			return rc;
+	json_t *t = json_object_get(j, "transitions");
+	if (t && !json_is_object(t))
+		return load_error("transitions", "must be an object of counts by transition");
+	for (int i = 0; t && i < PV_BT_COUNT; i++)
+		if ((rc = get_count(t, transition_names[i], &s->transitions[i])) < 0)
+			return rc;
 	return 0;
 }
 
@@ -465,6 +530,8 @@ static void apply_saved_locked(pv_breaker *b, const saved *s, uint64_t now)
 				    &b->slow_calls,   &b->ignored,   &b->rejected};
 	for (int i = 0; i < 6; i++)
 		atomic_store(dst[i], s->counters[i]);
+	for (int i = 0; i < PV_BT_COUNT; i++)
+		atomic_store(&b->transitions[i], s->transitions[i]);
 	uint64_t remaining = 0;
 	if (s->state == PV_BREAKER_OPEN) {
 		/* The time that passed between save and load is wall time. */

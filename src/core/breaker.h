@@ -38,6 +38,25 @@ const char *pv_breaker_state_name(pv_breaker_state st);
 /* 0 or PV_EINVAL listing the valid names. */
 int pv_breaker_state_parse(const char *name, pv_breaker_state *out);
 
+/* The moves of the state machine, each counted (a breaker that flaps
+ * shows it here long after its state looks calm again). */
+typedef enum pv_breaker_transition {
+	PV_BT_CLOSED_TO_OPEN = 0,
+	PV_BT_OPEN_TO_HALF_OPEN,
+	PV_BT_HALF_OPEN_TO_CLOSED,
+	PV_BT_HALF_OPEN_TO_OPEN,
+	PV_BT_COUNT
+} pv_breaker_transition;
+
+/* "closed_to_open", "open_to_half_open", "half_open_to_closed",
+ * "half_open_to_open"; static. */
+const char *pv_breaker_transition_name(pv_breaker_transition t);
+/* 0 or PV_EINVAL listing the valid names. */
+int pv_breaker_transition_parse(const char *name, pv_breaker_transition *out);
+/* The states a transition leaves and enters. */
+pv_breaker_state pv_breaker_transition_from(pv_breaker_transition t);
+pv_breaker_state pv_breaker_transition_to(pv_breaker_transition t);
+
 typedef struct pv_breaker_config {
 	unsigned threshold;     /* consecutive failures that trip, >= 1 */
 	unsigned window_size;   /* >= 1 */
@@ -79,6 +98,7 @@ typedef struct pv_breaker {
 
 	_Atomic uint64_t successes, failures, slow_calls, ignored, rejected;
 	_Atomic uint64_t times_opened;
+	_Atomic uint64_t transitions[PV_BT_COUNT];
 	_Atomic uint64_t last_failure_ns, last_success_ns; /* monotonic; 0 = never */
 
 	pthread_mutex_t lock; /* transitions, the fields below, rng */

@@ -4,6 +4,13 @@
  *
  * Validation happens here, before the broker writes anything, so a bad
  * input never leaves half a request behind.
+ *
+ * Each command first looks for a live `provisio serve` on the store (its
+ * heartbeat row). With one, the broker runs deferred: no provider call,
+ * requests and returns are queued for the daemon, status is read as the
+ * daemon's reconciler keeps it. Without one, the command calls the
+ * providers itself and first finishes whatever a stopped or crashed daemon
+ * left queued. The answers have the same shape either way.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +18,7 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/hostfactory.h"
+#include "provisio/log.h"
 
 static const char *const names[PV_HF_COMMAND_COUNT] = {
 	"getAvailableTemplates", "requestMachines", "getRequestStatus", "requestReturnMachines",
@@ -421,10 +429,29 @@ static int return_requests(pv_broker *b, const json_t *in, json_t **out)
 	return 0;
 }
 
+/* Deferred to a live daemon, or direct (taking over a dead daemon's queue). */
+static void choose_mode(pv_broker *b)
+{
+	pv_daemon_info d;
+	if (pv_broker_daemon_get(b, &d) == 0) {
+		pv_broker_set_mode(b, PV_BROKER_DEFERRED);
+		pv_log(PV_LOG_INFO, "hostfactory: deferred to provisio serve (pid %lld on %s): no provider "
+		       "call", (long long)d.pid, d.host);
+		return;
+	}
+	pv_broker_set_mode(b, PV_BROKER_DIRECT);
+	int n = pv_broker_run_queue(b);
+	if (n > 0)
+		pv_log(PV_LOG_WARN, "hostfactory: no live daemon; finished %d queued request(s)", n);
+}
+
+static int run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out);
+
 int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 {
 	json_t *out = NULL;
 	int rc;
+	choose_mode(b);
 	if (cmd == PV_HF_GET_REQUEST_STATUS && json_is_object(in)) {
 		status_set s;
 		rc = collect_status(b, in, &s, &out);
@@ -441,7 +468,7 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 			out = message(pv_error_last());
 		}
 	} else {
-		rc = pv_hf_run(b, cmd, in, &out);
+		rc = run(b, cmd, in, &out);
 	}
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', f);
@@ -450,6 +477,12 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 }
 
 int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
+{
+	choose_mode(b);
+	return run(b, cmd, in, out);
+}
+
+static int run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
 {
 	*out = NULL;
 	if (!json_is_object(in)) {

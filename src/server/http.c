@@ -469,7 +469,7 @@ void srv_req_ids(srv_req *r)
 	} else if (id_ok(xt, sizeof r->trace_id))
 		snprintf(r->trace_id, sizeof r->trace_id, "%s", xt);
 	else
-		snprintf(r->trace_id, sizeof r->trace_id, "%s", r->request_id);
+		memcpy(r->trace_id, r->request_id, sizeof r->request_id); /* NUL-terminated, shorter */
 	current_req = r;
 }
 

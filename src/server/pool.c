@@ -198,6 +198,7 @@ static void *worker_main(void *arg)
 		struct timeval now = {0, 0};
 		event_base_once(j->loop->base, -1, EV_TIMEOUT, deliver, j, &now);
 	}
+	pv_machine_list_clear(&w->scratch);
 	pv_broker_close(w->b);
 	pv_store_close(w->st);
 	srv_world_release(w->w);

@@ -141,8 +141,30 @@ static int breaker_value(const char *state)
 											 : -1;
 }
 
-/* Breaker states and balancer weights found in a strategy's stats. */
-static void stats_metrics(FILE *brk, FILE *wts, const char *name, const json_t *stats)
+/* {"closed_to_open": n, ...} of one breaker as counter samples with the
+ * states the transition leaves and enters. */
+static void transition_metrics(FILE *f, const char *name, const char *child, const json_t *t)
+{
+	static const char *const keys[][3] = {{"closed_to_open", "closed", "open"},
+					       {"open_to_half_open", "open", "half_open"},
+					       {"half_open_to_closed", "half_open", "closed"},
+					       {"half_open_to_open", "half_open", "open"}};
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *n = json_object_get(t, keys[i][0]);
+		if (!json_is_integer(n))
+			continue;
+		fputs("provisio_breaker_transitions_total{strategy=", f);
+		label(f, name);
+		fputs(",child=", f);
+		label(f, child);
+		fprintf(f, ",from=\"%s\",to=\"%s\"} %lld\n", keys[i][1], keys[i][2],
+			(long long)json_integer_value(n));
+	}
+}
+
+/* Breaker states and transitions and balancer weights found in a
+ * strategy's stats. */
+static void stats_metrics(FILE *brk, FILE *btr, FILE *wts, const char *name, const json_t *stats)
 {
 	const char *child;
 	json_t *v;
@@ -156,6 +178,7 @@ static void stats_metrics(FILE *brk, FILE *wts, const char *name, const json_t *
 		fputs(",child=", brk);
 		label(brk, child);
 		fprintf(brk, "} %d\n", st);
+		transition_metrics(btr, name, child, json_object_get(v, "transitions"));
 	}
 	/* a balancer: {"algorithm", "strategies": {child: {"weight", "current_weight", ...}}} */
 	if (!json_object_get(stats, "algorithm"))
@@ -175,16 +198,17 @@ static void stats_metrics(FILE *brk, FILE *wts, const char *name, const json_t *
 }
 
 typedef struct sections {
-	FILE *ops, *lat, *infl, *rate, *health, *weight, *current, *brk, *bw;
-	char *buf[9];
-	size_t len[9];
+	FILE *ops, *lat, *infl, *rate, *health, *weight, *current, *brk, *btr, *bw;
+	char *buf[10];
+	size_t len[10];
 } sections;
 
 static void strategy_metrics(FILE *f, pv_context *ctx)
 {
 	sections s = {0};
-	FILE **fs[] = {&s.ops, &s.lat, &s.infl, &s.rate, &s.health, &s.weight, &s.current, &s.brk, &s.bw};
-	for (int i = 0; i < 9; i++)
+	FILE **fs[] = {&s.ops,    &s.lat,     &s.infl, &s.rate, &s.health,
+		       &s.weight, &s.current, &s.brk,  &s.btr,  &s.bw};
+	for (int i = 0; i < 10; i++)
 		*fs[i] = open_memstream(&s.buf[i], &s.len[i]);
 	json_t *all = pv_context_to_json(ctx);
 	const char *cur = json_string_value(json_object_get(all, "current"));
@@ -227,10 +251,10 @@ static void strategy_metrics(FILE *f, pv_context *ctx)
 		fputs("provisio_strategy_current{strategy=", s.current);
 		label(s.current, name);
 		fprintf(s.current, "} %d\n", cur && strcmp(cur, name) == 0);
-		stats_metrics(s.brk, s.bw, name, json_object_get(info, "stats"));
+		stats_metrics(s.brk, s.btr, s.bw, name, json_object_get(info, "stats"));
 	}
 	json_decref(all);
-	static const char *const meta[9][3] = {
+	static const char *const meta[10][3] = {
 		{"provisio_strategy_operations_total", "counter", "Finished operations by strategy, type and outcome."},
 		{"provisio_strategy_operation_duration_seconds", "histogram", "Operation latency by strategy."},
 		{"provisio_strategy_in_flight", "gauge", "Operations running now."},
@@ -239,9 +263,10 @@ static void strategy_metrics(FILE *f, pv_context *ctx)
 		{"provisio_strategy_weight", "gauge", "Weight for weighted selection."},
 		{"provisio_strategy_current", "gauge", "1 for the current strategy."},
 		{"provisio_breaker_state", "gauge", "Circuit breaker of a child: 0 closed, 1 half-open, 2 open."},
+		{"provisio_breaker_transitions_total", "counter", "Circuit breaker state changes of a child, by the states left and entered."},
 		{"provisio_balancer_weight", "gauge", "Effective weight of a balancer's child (configured x adaptive)."},
 	};
-	for (int i = 0; i < 9; i++) {
+	for (int i = 0; i < 10; i++) {
 		fclose(*fs[i]);
 		head(f, meta[i][0], meta[i][1], meta[i][2]);
 		fwrite(s.buf[i], 1, s.len[i], f);

@@ -14,14 +14,17 @@
  * between the provider's answer and the store write, so only an instance
  * still unknown on the next pass is an orphan (reported once, terminated
  * when server.terminate_orphans is on).
+ *
+ * The daemon and Host Factory: every pass starts with the heartbeat row
+ * that tells Host Factory processes a daemon is live (they then only queue
+ * and read), and works the queue they fill. The queue is also polled on a
+ * short timer (server.queue_poll_seconds) so a queued request does not
+ * wait for the next pass.
  */
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include "server/server_internal.h"
-
-/* The broker's mapping of provider states to Host Factory's (internal to
- * src/broker; declared here to use the very same one). */
-const char *pv_machine_status_from_state(const char *state);
 
 static int refresh_requests(pv_server *srv, srv_world *w, int64_t *by_state)
 {
@@ -165,52 +168,34 @@ static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated)
 
 /*
  * Kernel state (breakers, balancer positions) to the store, under the keys
- * the broker reads at open ("state/<strategy>", src/broker/broker.c), so
- * Host Factory processes next to the daemon and the daemon's next start see
- * what it learnt. The broker saves only when its own broker made calls;
- * here the calls go through the loops' and workers' brokers, so the server
- * saves for them (a pv_broker_save_state would replace this). Only states
- * that changed since the last save are written, in one transaction.
+ * the broker reads at open, so Host Factory processes next to the daemon
+ * and the daemon's next start see what it learnt. The calls go through the
+ * loops' and workers' brokers, which share the main broker's context, so
+ * the main broker saves for all of them (only what changed).
  */
 void srv_save_kernel_state(pv_server *srv, srv_world *w)
 {
-	pv_context *ctx = pv_broker_context(w->main);
-	pv_store *st = pv_broker_store(w->main);
-	json_t *names = pv_context_names(ctx), *changed = json_object();
-	size_t i;
-	json_t *n;
-	json_array_foreach(names, i, n) {
-		pv_strategy *s = pv_context_strategy(ctx, json_string_value(n));
-		json_t *state = s ? pv_strategy_state_save(s) : NULL;
-		char *text = state ? json_dumps(state, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-		const char *last = json_string_value(json_object_get(srv->saved_state, json_string_value(n)));
-		if (text && (!last || strcmp(last, text) != 0))
-			json_object_set_new(changed, json_string_value(n), json_string(text));
-		free(text);
-		json_decref(state);
-		pv_strategy_unref(s);
-	}
-	json_decref(names);
-	const char *name;
-	json_t *text;
-	if (json_object_size(changed) && pv_store_begin(st, true) == 0) {
-		int rc = 0;
-		json_object_foreach(changed, name, text) {
-			char key[160];
-			snprintf(key, sizeof key, "state/%s", name);
-			if (rc == 0)
-				rc = pv_store_kv_put(st, key, json_string_value(text));
-		}
-		if (rc == 0)
-			rc = pv_store_commit(st);
-		if (rc == 0)
-			json_object_update(srv->saved_state, changed);
-		else {
-			pv_store_rollback(st);
-			srv_log(srv, PV_LOG_WARN, "server", NULL, "kernel state not saved: %s", pv_error_last());
-		}
-	}
-	json_decref(changed);
+	if (pv_broker_save_state(w->main) < 0)
+		srv_log(srv, PV_LOG_WARN, "server", NULL, "kernel state not saved: %s", pv_error_last());
+}
+
+void srv_heartbeat(pv_server *srv, srv_world *w)
+{
+	pv_daemon_info d = {.pid = getpid(), .started_ms = srv->started_ms,
+			    .interval_ms = (int64_t)(w->set.reconcile_interval_s * 1000 + 0.5)};
+	if (d.interval_ms < 1)
+		d.interval_ms = 1;
+	snprintf(d.listen, sizeof d.listen, "%s", srv->url);
+	if (pv_broker_daemon_beat(w->main, &d) < 0)
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "heartbeat not written: %s", pv_error_last());
+}
+
+int srv_run_queue(pv_server *srv, srv_world *w)
+{
+	int n = pv_broker_run_queue(w->main);
+	if (n > 0)
+		srv_log(srv, PV_LOG_INFO, "reconciler", NULL, "%d queued request(s) done", n);
+	return n;
 }
 
 void srv_gauges_refresh(pv_server *srv, srv_world *w)
@@ -239,6 +224,8 @@ void srv_gauges_refresh(pv_server *srv, srv_world *w)
 int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 {
 	int64_t by_state[PV_REQ_STATE_COUNT] = {0};
+	srv_heartbeat(srv, w);
+	int queued = srv_run_queue(srv, w);
 	int refreshed = refresh_requests(srv, w, by_state);
 	json_t *reclaimed = find_reclaimed(srv, w);
 	int terminated = 0;
@@ -254,7 +241,8 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 	srv_gauges_refresh(srv, w);
 	srv_save_kernel_state(srv, w);
 	if (report)
-		*report = json_pack("{s:i, s:o, s:o, s:i, s:i}", "refreshed", refreshed, "reclaimed", reclaimed,
+		*report = json_pack("{s:i, s:i, s:o, s:o, s:i, s:i}", "queued", queued, "refreshed", refreshed,
+				    "reclaimed", reclaimed,
 				    "orphans", orphans, "orphans_terminated", terminated, "recovered",
 				    recovered < 0 ? 0 : recovered);
 	else {

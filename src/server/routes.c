@@ -82,8 +82,12 @@ static void dispatch(srv_req *r)
 	size_t plen = strlen(r->path);
 	char path[1024];
 	/* one trailing slash is forgiven */
-	snprintf(path, sizeof path, "%.*s", (int)(plen > 1 && r->path[plen - 1] == '/' ? plen - 1 : plen),
-		 r->path);
+	if (plen > 1 && r->path[plen - 1] == '/')
+		plen--;
+	if (plen >= sizeof path)
+		plen = sizeof path - 1;
+	memcpy(path, r->path, plen);
+	path[plen] = '\0';
 	enum evhttp_cmd_type m = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
 		const route *rt = &routes[i];

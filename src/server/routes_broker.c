@@ -151,18 +151,29 @@ void srv_get_template(srv_req *r, const char *id)
 
 /* ---- requests ------------------------------------------------------------------------------ */
 
+/* The loop's list, emptied: its capacity is reused; a big one (a request
+ * of hundreds of machines) is given back. */
+static pv_machine_list *scratch(srv_req *r)
+{
+	pv_machine_list *ms = &r->t->scratch;
+	if (ms->cap > 64)
+		pv_machine_list_clear(ms);
+	ms->n = 0;
+	return ms;
+}
+
 static void reply_request(srv_req *r, int status, const char *id)
 {
 	pv_request_rec q;
-	pv_machine_list ms = {0};
-	if (pv_broker_request_status(r->t->b, id, &q, &ms) < 0) {
+	pv_machine_list *ms = scratch(r);
+	if (pv_broker_request_status(r->t->b, id, &q, ms) < 0) {
 		srv_reply_error(r, 404, "REQUEST_NOT_FOUND", NULL, "no request '%s'", id);
-		pv_machine_list_clear(&ms);
+		ms->n = 0;
 		return;
 	}
 	jsonw w = {0};
-	write_request(&w, &q, &ms);
-	pv_machine_list_clear(&ms);
+	write_request(&w, &q, ms);
+	ms->n = 0;
 	reply_written(r, status, &w);
 }
 

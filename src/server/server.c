@@ -167,6 +167,7 @@ pv_broker *srv_thread_broker(srv_thread *t)
 
 static void thread_drop_broker(srv_thread *t)
 {
+	pv_machine_list_clear(&t->scratch);
 	pv_broker_close(t->b);
 	t->b = NULL;
 	pv_store_close(t->st);
@@ -367,6 +368,21 @@ static void reconcile_cb(evutil_socket_t fd, short what, void *arg)
 	pv_server_reconcile(arg, NULL);
 }
 
+static void queue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pv_server *srv = arg;
+	srv_world *w = srv_world_get(srv);
+	if (!w)
+		return;
+	pthread_mutex_lock(&srv->reconcile_lock);
+	if (srv_run_queue(srv, w) > 0)
+		srv_save_kernel_state(srv, w);
+	pthread_mutex_unlock(&srv->reconcile_lock);
+	srv_world_release(w);
+}
+
 static void alert_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -380,8 +396,11 @@ static void arm_timers(pv_server *srv, const srv_settings *s)
 			     (suseconds_t)((s->reconcile_interval_s - (time_t)s->reconcile_interval_s) * 1e6)};
 	struct timeval av = {(time_t)s->alert_interval_s,
 			     (suseconds_t)((s->alert_interval_s - (time_t)s->alert_interval_s) * 1e6)};
+	struct timeval qv = {(time_t)s->queue_poll_s,
+			     (suseconds_t)((s->queue_poll_s - (time_t)s->queue_poll_s) * 1e6)};
 	event_add(srv->reconcile_ev, &rv);
 	event_add(srv->alert_ev, &av);
+	event_add(srv->queue_ev, &qv);
 }
 
 /* ---- public --------------------------------------------------------------------------------- */
@@ -439,6 +458,7 @@ static int server_setup(pv_server *srv, pv_diags *diags)
 	srv->stop_ev = event_new(srv->base, -1, 0, stop_cb, srv);
 	srv->reconcile_ev = event_new(srv->base, -1, EV_PERSIST, reconcile_cb, srv);
 	srv->alert_ev = event_new(srv->base, -1, EV_PERSIST, alert_cb, srv);
+	srv->queue_ev = event_new(srv->base, -1, EV_PERSIST, queue_cb, srv);
 	return 0;
 }
 
@@ -469,7 +489,6 @@ int pv_server_new(pv_server **out, const pv_server_options *opts, pv_diags *diag
 	pthread_cond_init(&srv->pool_cond, NULL);
 	pthread_mutex_init(&srv->gauges.lock, NULL);
 	srv->orphan_suspects = json_object();
-	srv->saved_state = json_object();
 	srv->breaker_open_since = json_object();
 	srv->started_ms = pv_wall_ms();
 	srv->started_ns = pv_now_ns();
@@ -502,10 +521,15 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 		evsignal_add(srv->sig_hup, NULL);
 	}
 	srv_world *w = srv_world_get(srv);
+	pthread_mutex_lock(&srv->reconcile_lock);
+	/* announced before anything else: from now on Host Factory queues */
+	srv_heartbeat(srv, w);
 	int recovered = pv_broker_recover(w->main);
 	if (recovered > 0)
 		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "recovered %d request(s) left by a crash",
 			recovered);
+	srv_run_queue(srv, w);
+	pthread_mutex_unlock(&srv->reconcile_lock);
 	arm_timers(srv, &w->set);
 	srv_world_release(w);
 	/* the workers must not take the signals the main loop handles */
@@ -530,9 +554,14 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 		stop_cb(-1, 0, srv);
 	event_del(srv->reconcile_ev);
 	event_del(srv->alert_ev);
+	event_del(srv->queue_ev);
 	srv_world *last = srv_world_get(srv);
 	if (last) {
 		pthread_mutex_lock(&srv->reconcile_lock);
+		/* Host Factory calls the providers itself from now on (and
+		 * finishes anything queued after this) */
+		if (pv_broker_daemon_clear(last->main, getpid()) < 0)
+			srv_log(srv, PV_LOG_WARN, "server", NULL, "heartbeat not cleared: %s", pv_error_last());
 		srv_save_kernel_state(srv, last);
 		pthread_mutex_unlock(&srv->reconcile_lock);
 		srv_world_release(last);
@@ -636,7 +665,7 @@ void pv_server_free(pv_server *srv)
 	}
 	free(srv->threads);
 	struct event *evs[] = {srv->sig_term, srv->sig_int, srv->sig_hup, srv->stop_ev, srv->reconcile_ev,
-			       srv->alert_ev};
+			       srv->alert_ev, srv->queue_ev};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);
@@ -648,7 +677,6 @@ void pv_server_free(pv_server *srv)
 	srv_world_release(srv->world);
 	json_decref(srv->gauges.machines);
 	json_decref(srv->orphan_suspects);
-	json_decref(srv->saved_state);
 	json_decref(srv->breaker_open_since);
 	free(srv->alerts);
 	free(srv->config_path);

@@ -69,6 +69,7 @@ typedef struct srv_settings {
 	srv_token *tokens;
 	size_t n_tokens;
 	double reconcile_interval_s;
+	double queue_poll_s;     /* how often the Host Factory queue is looked at */
 	bool terminate_orphans;
 	double alert_interval_s;
 	char alert_command[1024];
@@ -130,6 +131,18 @@ typedef struct srv_thread {
 	pv_broker *b;
 	pv_store *st;
 	uint64_t seq;
+	/* machines read for an answer, kept between requests (capacity only)
+	 * so the hot GET does not allocate a list each time */
+	pv_machine_list scratch;
+	/* the last token this loop accepted (auth.c): clients keep sending the
+	 * same one, and hashing it was a tenth of a cheap request */
+	struct {
+		unsigned gen;           /* world generation it was checked in; 0 = none */
+		size_t len;
+		char token[128];
+		srv_role role;
+		const char *name;       /* the world's token name (lives with t->w) */
+	} auth;
 } srv_thread;
 
 
@@ -164,7 +177,7 @@ struct pv_server {
 	char generated_token[80];
 	SSL_CTX *ssl;
 	struct event_base *base; /* the main loop: signals, timers */
-	struct event *sig_term, *sig_int, *sig_hup, *stop_ev, *reconcile_ev, *alert_ev;
+	struct event *sig_term, *sig_int, *sig_hup, *stop_ev, *reconcile_ev, *alert_ev, *queue_ev;
 	atomic_bool stopping;
 	int64_t started_ms;
 	uint64_t started_ns;
@@ -175,7 +188,6 @@ struct pv_server {
 	atomic_uint_fast64_t provision_hist[12];
 	atomic_uint_fast64_t provision_sum_ns, provision_count;
 	json_t *orphan_suspects; /* {"provider/id": true} seen on the last pass */
-	json_t *saved_state;     /* {"strategy": "state as last saved"} */
 	json_t *breaker_open_since; /* {"strategy/child": ms} */
 	srv_alert_state *alerts;
 	size_t n_alerts;
@@ -314,6 +326,11 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report);
 void srv_gauges_refresh(pv_server *srv, srv_world *w);
 /* Writes the strategies' kernel state that changed to the store. */
 void srv_save_kernel_state(pv_server *srv, srv_world *w);
+/* Announces the daemon in the store (Host Factory processes then defer). */
+void srv_heartbeat(pv_server *srv, srv_world *w);
+/* Provisions / terminates what Host Factory queued; how many were done.
+ * Under reconcile_lock (it uses the main broker's store connection). */
+int srv_run_queue(pv_server *srv, srv_world *w);
 int srv_alerts_evaluate(pv_server *srv, srv_world *w);
 json_t *srv_alerts_json(pv_server *srv, srv_world *w);
 

@@ -326,6 +326,7 @@ static void defaults(srv_settings *s)
 	s->access_log = true;
 	s->auth_enabled = true;
 	s->reconcile_interval_s = 10;
+	s->queue_poll_s = 0.25;
 	s->alert_interval_s = 15;
 	s->log_level = PV_LOG_INFO;
 }
@@ -343,7 +344,7 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 	}
 	static const char *const keys[] = {"listen", "threads", "max_body_bytes", "shutdown_timeout_seconds",
 					   "access_log", "tls", "auth", "reconcile_interval_seconds",
-					   "terminate_orphans", "alerts", "logging", NULL};
+					   "queue_poll_seconds", "terminate_orphans", "alerts", "logging", NULL};
 	unknown_keys(&rd, b, "server", keys);
 	json_t *l = json_object_get(b, "listen");
 	if (l && (!json_is_string(l) || split_listen(json_string_value(l), s->host, sizeof s->host, &s->port) < 0))
@@ -353,6 +354,7 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 	s->shutdown_timeout_s = get_num(&rd, b, "server", "shutdown_timeout_seconds", 30, 0, 3600);
 	s->access_log = get_bool(&rd, b, "server", "access_log", true);
 	s->reconcile_interval_s = get_num(&rd, b, "server", "reconcile_interval_seconds", 10, 0.01, 86400);
+	s->queue_poll_s = get_num(&rd, b, "server", "queue_poll_seconds", 0.25, 0.01, 60);
 	s->terminate_orphans = get_bool(&rd, b, "server", "terminate_orphans", false);
 	json_t *tls = json_object_get(b, "tls");
 	if (tls) {

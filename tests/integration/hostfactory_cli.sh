@@ -6,7 +6,10 @@
 # one SQLite file (and maxNumber under that race), a process killed with
 # SIGKILL during requestMachines (consistent store, no duplicate machines
 # after the next call), spill-over from a full provider, and the return
-# cycle. Every machine process it starts is stopped before it exits.
+# cycle; then the same scripts next to a running `provisio serve` on the same
+# store (loopback, a free port): the commands only queue and read, the daemon
+# provisions and terminates, and a daemon killed with work queued loses
+# nothing. Every machine process it starts is stopped before it exits.
 set -u
 BIN=$(realpath "$1")
 SRC=$(realpath "${2:-$(dirname "$0")/../..}")
@@ -28,7 +31,9 @@ live_pid() {
 	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
 }
 
+SERVE_PID=
 cleanup() {
+	[ -n "$SERVE_PID" ] && { kill -KILL "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }
 	# stop every machine of every local provider, then wait until gone (bounded)
 	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 		[ -f "$rec" ] || continue
@@ -288,6 +293,58 @@ else fail "machines return --wait: $(cat "$T/wait")"; fi
 for c in hostfactory templates machines requests; do
 	"$BIN" $c --help | grep -q "example" || fail "$c --help has no examples"
 done
+
+# ---- next to provisio serve ------------------------------------------------------------------------------
+start_serve() {
+	rm -f "$T/url"
+	"$BIN" serve --listen 127.0.0.1:0 --url-file "$T/url" > "$T/serve.out" 2> "$T/serve.log" &
+	SERVE_PID=$!
+	for _ in $(seq 100); do [ -s "$T/url" ] && break; sleep 0.05; done
+	[ -s "$T/url" ]
+}
+deferred_calls() { grep -c "deferred to provisio serve (pid $SERVE_PID " "$HF_PROVIDER_LOGDIR/provisio.log"; }
+if start_serve; then ok "provisio serve on $(head -1 "$T/url")"; else fail "serve did not start: $(cat "$T/serve.log")"; fi
+d0=$(deferred_calls)
+hf requestMachines '{"template": {"templateId": "OnDemand-Minimal", "machineCount": 2}}'
+dreq=$(field requestId)
+keys=$(grep -c '^  "' "$T/out")
+if [ $rc = 0 ] && [[ $dreq == req-* ]] && [ "$keys" = 2 ] &&
+   [ "$(field message)" = "Request VM success from provisio." ]; then ok "requestMachines with serve: $dreq, same answer"
+else fail "requestMachines with serve: rc=$rc $(cat "$T/out")"; fi
+if wait_status "$dreq" complete && [ "$(grep -c '"result": "succeed"' "$T/out")" = 2 ]; then
+	ok "the daemon provisioned the queued request"
+else fail "queued request: $(cat "$T/out")"; fi
+grep -q "queued request(s) done" "$T/serve.log" && ok "serve logged the queued work" || fail "serve log: $(tail -5 "$T/serve.log")"
+dids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/{"machineId": "\1"}/p' "$T/out" | paste -sd, -)
+hf requestReturnMachines "{\"machines\": [$dids]}"
+dret=$(field requestId)
+if [ $rc = 0 ] && [[ $dret == ret-* ]] && wait_status "$dret" complete &&
+   [ "$(grep -c '"status": "terminated"' "$T/out")" = 2 ]; then ok "requestReturnMachines with serve: terminated by the daemon"
+else fail "return with serve: $(cat "$T/out")"; fi
+hf getReturnRequests "{\"machines\": [$dids]}"
+[ $rc = 0 ] && [ "$(field status)" = complete ] && ok "getReturnRequests with serve" || fail "getReturnRequests with serve: $(cat "$T/out")"
+d1=$(deferred_calls)
+[ $((d1 - d0)) -ge 5 ] && ok "$((d1 - d0)) Host Factory calls deferred to the daemon" || fail "deferred calls: $((d1 - d0))"
+
+# the daemon freezes, a request is queued, the daemon dies: the next call does the work
+kill -STOP "$SERVE_PID"
+hf requestMachines '{"template": {"templateId": "OnDemand-Minimal", "machineCount": 1}}'
+lost=$(field requestId)
+kill -KILL "$SERVE_PID"; kill -CONT "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; SERVE_PID=
+if [ $rc = 0 ] && wait_status "$lost" complete &&
+   grep -q "no live daemon; finished 1 queued request" "$HF_PROVIDER_LOGDIR/provisio.log"; then ok "request queued for a daemon that died was provisioned by the next call"
+else fail "queued request after daemon death: $(cat "$T/out")"; fi
+
+# a graceful stop clears the heartbeat: the commands call the providers again
+start_serve || fail "serve did not restart"
+kill -TERM "$SERVE_PID"; wait "$SERVE_PID" 2>/dev/null; SERVE_PID=
+d2=$(deferred_calls)
+hf requestMachines '{"template": {"templateId": "OnDemand-Minimal", "machineCount": 1}}'
+after=$(field requestId)
+"$BIN" requests show "$after" > "$T/after" 2>/dev/null
+if [ $rc = 0 ] && [ "$(deferred_calls)" = "$d2" ] && grep -q '"state": "complete"' "$T/after"; then
+	ok "after a graceful stop requestMachines provisions itself"
+else fail "after stop: rc=$rc $(cat "$T/after")"; fi
 
 # ---- logs, and nothing but JSON on stdout -------------------------------------------------------------
 if [ -s "$HF_PROVIDER_LOGDIR/provisio.log" ] && grep -q "requestMachines" "$HF_PROVIDER_LOGDIR/provisio.log"; then

@@ -437,6 +437,63 @@ static void test_retry_budget_allows_ratio_of_recent_calls_plus_floor(void **sta
 	pv_retry_budget_destroy(&b);
 }
 
+static json_int_t transitions(pv_breaker *b, const char *name)
+{
+	json_t *m = pv_breaker_metrics(b, 0);
+	json_int_t n = json_integer_value(json_object_get(json_object_get(m, "transitions"), name));
+	json_decref(m);
+	return n;
+}
+
+static void test_every_transition_is_counted_once(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(1);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_breaker b;
+	pv_breaker_config cfg = base_config();
+	pv_breaker_init(&b, &cfg, 1);
+	assert_int_equal(transitions(&b, "closed_to_open"), 0);
+	trip(&b, clk);                            /* closed -> open */
+	pv_manual_clock_advance(mc, 10 * S);
+	FAIL(&b, clk);                            /* open -> half_open -> open */
+	pv_manual_clock_advance(mc, 20 * S);
+	OK(&b, clk);                              /* open -> half_open -> closed */
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_CLOSED);
+	assert_int_equal(transitions(&b, "closed_to_open"), 1);
+	assert_int_equal(transitions(&b, "open_to_half_open"), 2);
+	assert_int_equal(transitions(&b, "half_open_to_open"), 1);
+	assert_int_equal(transitions(&b, "half_open_to_closed"), 1);
+	/* they survive a save and load, which is not a transition itself */
+	json_t *saved = pv_breaker_save(&b, pv_clock_now(clk));
+	pv_breaker c;
+	pv_breaker_init(&c, &cfg, 2);
+	assert_int_equal(pv_breaker_load(&c, saved, pv_clock_now(clk)), 0);
+	assert_int_equal(transitions(&c, "closed_to_open"), 1);
+	assert_int_equal(transitions(&c, "open_to_half_open"), 2);
+	json_object_set_new(saved, "transitions", json_pack("{s:i}", "closed_to_open", -1));
+	assert_int_equal(pv_breaker_load(&c, saved, pv_clock_now(clk)), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "closed_to_open"));
+	json_decref(saved);
+	pv_breaker_destroy(&c);
+	pv_breaker_destroy(&b);
+	pv_manual_clock_free(mc);
+}
+
+static void test_transition_names_round_trip(void **state)
+{
+	(void)state;
+	for (int i = 0; i < PV_BT_COUNT; i++) {
+		pv_breaker_transition t;
+		assert_int_equal(pv_breaker_transition_parse(pv_breaker_transition_name((pv_breaker_transition)i), &t), 0);
+		assert_int_equal(t, i);
+		assert_int_not_equal(pv_breaker_transition_from(t), pv_breaker_transition_to(t));
+	}
+	pv_breaker_transition t;
+	assert_int_equal(pv_breaker_transition_parse("open_to_closed", &t), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "half_open_to_open"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -455,6 +512,8 @@ int main(void)
 		cmocka_unit_test(test_load_rejects_bad_state_and_changes_nothing),
 		cmocka_unit_test(test_full_jitter_backoff_stays_under_growing_capped_ceiling),
 		cmocka_unit_test(test_retry_budget_allows_ratio_of_recent_calls_plus_floor),
+		cmocka_unit_test(test_every_transition_is_counted_once),
+		cmocka_unit_test(test_transition_names_round_trip),
 	};
 	return cmocka_run_group_tests_name("breaker", tests, NULL, NULL);
 }

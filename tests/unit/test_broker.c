@@ -561,6 +561,42 @@ static void test_breaker_state_outlives_the_broker(void **state)
 	destroy(f);
 }
 
+static char *kv(fixture *f, const char *key)
+{
+	char *v = NULL;
+	assert_int_equal(pv_store_begin(f->st, false), 0);
+	int rc = pv_store_kv_get(f->st, key, &v);
+	pv_store_commit(f->st);
+	return rc == 0 ? v : NULL;
+}
+
+static void test_save_state_writes_each_change_without_closing(void **state)
+{
+	(void)state;
+	const char *fbc = "{\"mode\": \"circuit_breaker\", \"circuit_breaker_threshold\": 2,"
+			  " \"circuit_breaker_timeout_seconds\": 600, \"circuit_breaker_jitter\": 0}";
+	fixture *f = make("{\"capacity\": 10, \"script\": [\"fail:EXECUTION_ERROR*2\"]}", fbc, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
+	assert_int_equal(pv_broker_save_state(f->br), 0); /* a daemon saves without closing */
+	char *saved = kv(f, "state/fb");
+	assert_non_null(saved);
+	assert_non_null(strstr(saved, "\"a\":{\"consecutive_failures\":2"));
+	assert_non_null(strstr(saved, "\"state\":\"open\""));
+	free(saved);
+	/* the breaker recovers: the next save writes that too */
+	pv_manual_clock_advance(f->mc, 601 * PV_NS_PER_S);
+	assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
+	assert_int_equal(pv_broker_save_state(f->br), 0);
+	saved = kv(f, "state/fb");
+	assert_null(strstr(saved, "\"state\":\"open\""));
+	assert_non_null(strstr(saved, "\"half_open_to_closed\":1"));
+	free(saved);
+	assert_int_equal(pv_broker_save_state(NULL), 0);
+	destroy(f);
+}
+
 /* ---- idempotency ---------------------------------------------------------------------- */
 
 /* A wrapper that loses the first answer of its child (the call happened,
@@ -712,6 +748,7 @@ int main(void)
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
 		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
+		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
 		cmocka_unit_test(test_templates_are_validated),
 	};

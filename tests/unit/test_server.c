@@ -2,13 +2,14 @@
  * test_server.c - provisio serve over real HTTP on loopback: every route,
  * every auth case, bad input, /metrics moving with operations, the
  * reconciler (pending timeout, reclaimed machine, orphan), alert rules and
- * reload. Each test starts its own server on 127.0.0.1:0 and stops it.
+ * reload, Host Factory deferring to the running daemon. Each test starts its own server on 127.0.0.1:0 and stops it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
 #include "test_server_support.h"
+#include "provisio/hostfactory.h"
 
 static int setup(void **state)
 {
@@ -103,6 +104,38 @@ static void read_token_reads_but_cannot_mutate(void **state)
 	ts_resp_clear(&r);
 	r = ts_call(*state, "PUT", "/api/v1/strategy", READ_TOKEN, "{\"selection_policy\": \"round_robin\"}", NULL);
 	assert_int_equal(r.status, 403);
+	ts_resp_clear(&r);
+}
+
+static void remembered_token_is_forgotten_when_a_reload_removes_it(void **state)
+{
+	ts_env *e = *state;
+	for (int i = 0; i < 4; i++) { /* both loops accept (and remember) it */
+		ts_resp r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
+		assert_int_equal(r.status, 200);
+		ts_resp_clear(&r);
+	}
+	ts_resp r = ts_call(e, "POST", "/api/v1/reload", READ_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 403); /* remembered with its role */
+	ts_resp_clear(&r);
+	char rh[65], text[8192];
+	pv_server_hash_token(READ_TOKEN, rh);
+	FILE *f = fopen(e->config, "r");
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	char *at = strstr(text, rh);
+	assert_non_null(at);
+	memset(at, '0', 64); /* the reader's hash replaced: its token is no longer configured */
+	ts_write_file(e->config, text);
+	assert_int_equal(pv_server_reload(e->srv, NULL), 0);
+	for (int i = 0; i < 4; i++) {
+		r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
+		assert_int_equal(r.status, 401);
+		ts_resp_clear(&r);
+	}
+	r = ts_call(e, "GET", "/api/v1/templates", ADMIN_TOKEN, NULL, NULL);
+	assert_int_equal(r.status, 200);
 	ts_resp_clear(&r);
 }
 
@@ -871,6 +904,107 @@ static void hash_token_is_sha256_hex(void **state)
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+static void breaker_transitions_are_counted_in_metrics(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	ts_config(&e, NULL, ", \"script\": [\"fail:EXECUTION_ERROR*2\"]", NULL);
+	/* trips after 2 failures, may probe again after 50 ms */
+	FILE *f = fopen(e.config, "r");
+	char text[8192], *fixed;
+	size_t n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	const char *from = "\"seed\": 3}";
+	char *at = strstr(text, from);
+	assert_non_null(at);
+	assert_int_equal(asprintf(&fixed, "%.*s\"seed\": 3, \"circuit_breaker_threshold\": 2, "
+			 "\"circuit_breaker_timeout_seconds\": 0.05, \"circuit_breaker_jitter\": 0}%s",
+			 (int)(at - text), text, at + strlen(from)) > 0, 1);
+	ts_write_file(e.config, fixed);
+	free(fixed);
+	assert_int_equal(ts_start(&e), 0);
+	const char *series[] = {
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"closed\",to=\"open\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"open\",to=\"half_open\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"half_open\",to=\"closed\"}",
+		"provisio_breaker_transitions_total{strategy=\"main\",child=\"simA\",from=\"half_open\",to=\"open\"}",
+	};
+	ts_resp m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_non_null(strstr(m.raw, "# TYPE provisio_breaker_transitions_total counter"));
+	for (int i = 0; i < 4; i++)
+		assert_true(sample(m.raw, series[i]) == 0);
+	ts_resp_clear(&m);
+	create(&e, 1); /* simA fails, simB answers */
+	create(&e, 1); /* second failure: open */
+	m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(m.raw, series[0]) == 1);
+	assert_true(sample(m.raw, series[1]) == 0);
+	assert_true(sample(m.raw, "provisio_breaker_state{strategy=\"main\",child=\"simA\"}") == 2);
+	ts_resp_clear(&m);
+	usleep(120 * 1000); /* the open period passes */
+	create(&e, 1); /* the probe to simA succeeds: closed again */
+	m = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(m.raw, series[0]) == 1);
+	assert_true(sample(m.raw, series[1]) == 1);
+	assert_true(sample(m.raw, series[2]) == 1);
+	assert_true(sample(m.raw, series[3]) == 0);
+	assert_true(sample(m.raw, "provisio_breaker_state{strategy=\"main\",child=\"simA\"}") == 0);
+	ts_resp_clear(&m);
+	/* the fallback's stats carry the same counts */
+	ts_resp p = ts_call(&e, "GET", "/api/v1/providers", READ_TOKEN, NULL, NULL);
+	char *dump = json_dumps(p.body, JSON_COMPACT);
+	assert_non_null(strstr(dump, "\"transitions\":{\"closed_to_open\":1,\"open_to_half_open\":1,"
+				     "\"half_open_to_closed\":1,\"half_open_to_open\":0}"));
+	free(dump);
+	ts_resp_clear(&p);
+	ts_env_clear(&e);
+}
+
+/* ---- Host Factory next to the daemon ------------------------------------------------ */
+
+static void hostfactory_defers_to_the_running_daemon(void **state)
+{
+	ts_env *e = *state;
+	pv_broker_open_options o = {.config = {.path = e->config}};
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker *b = NULL;
+	assert_int_equal(pv_broker_open(&b, &o, &d), 0);
+	pv_diags_clear(&d);
+	for (int i = 0; i < 300 && pv_broker_daemon_get(b, NULL) != 0; i++)
+		usleep(10000); /* the heartbeat is written as the server starts running */
+	pv_daemon_info di;
+	assert_int_equal(pv_broker_daemon_get(b, &di), 0);
+	assert_int_equal(di.pid, getpid());
+	assert_string_equal(di.listen, e->url);
+	assert_int_equal(di.interval_ms, 3600 * 1000);
+
+	json_t *in = json_loads("{\"template\": {\"templateId\": \"t1\", \"machineCount\": 2}}", 0, NULL), *out;
+	assert_int_equal(pv_hf_run(b, PV_HF_REQUEST_MACHINES, in, &out), 0);
+	json_decref(in);
+	assert_int_equal(pv_broker_get_mode(b), PV_BROKER_DEFERRED);
+	char path[160];
+	snprintf(path, sizeof path, "/api/v1/requests/%s", json_string_value(json_object_get(out, "requestId")));
+	json_decref(out);
+	/* the queue timer (0.25 s), not the hour-long reconciler tick, provisions it */
+	ts_resp r = {0};
+	for (int i = 0; i < 300; i++) {
+		ts_resp_clear(&r);
+		r = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
+		if (strcmp(json_string_value(json_object_get(r.body, "state")), "complete") == 0)
+			break;
+		usleep(10000);
+	}
+	assert_string_equal(json_string_value(json_object_get(r.body, "state")), "complete");
+	assert_int_equal(json_array_size(json_object_get(r.body, "machines")), 2);
+	ts_resp_clear(&r);
+	ts_stop(e); /* graceful: the heartbeat says stopped */
+	assert_int_equal(pv_broker_daemon_get(b, NULL), PV_ENOTFOUND);
+	pv_broker_close(b);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -882,6 +1016,7 @@ int main(void)
 		T(unknown_token_is_401),
 		T(read_token_reads_but_cannot_mutate),
 		T(metrics_need_a_token),
+		T(remembered_token_is_forgotten_when_a_reload_removes_it),
 		cmocka_unit_test(auth_off_is_refused_off_loopback),
 		cmocka_unit_test(auth_off_on_loopback_lets_everything_through),
 		T(malformed_json_is_400),
@@ -901,6 +1036,7 @@ int main(void)
 		T(put_strategy_applies_or_changes_nothing),
 		T(exec_runs_one_operation),
 		T(metrics_move_as_operations_run),
+		cmocka_unit_test(breaker_transitions_are_counted_in_metrics),
 		T(log_levels_change_at_run_time),
 		cmocka_unit_test(balancer_weights_are_exported),
 		cmocka_unit_test(a_slow_provider_does_not_hold_the_loop),
@@ -911,6 +1047,7 @@ int main(void)
 		cmocka_unit_test(alert_fires_and_resolves_once_per_transition),
 		T(reload_applies_good_config_and_keeps_old_on_bad),
 		T(top_prints_strategies_and_requests),
+		T(hostfactory_defers_to_the_running_daemon),
 		T(debug_exec_logs_its_path_under_the_trace_id),
 		cmocka_unit_test(tls_serves_https_with_the_configured_certificate),
 		cmocka_unit_test(bad_tls_files_are_refused_at_start),

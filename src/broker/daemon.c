@@ -1,0 +1,170 @@
+/*
+ * daemon.c - how short Host Factory processes learn that `provisio serve`
+ * runs on their store, and the broker's mode that follows from it.
+ *
+ * The daemon writes one heartbeat row ("daemon/heartbeat" in the store's
+ * key/value table) every reconciler tick. A process that finds a fresh one
+ * leaves the providers to the daemon (PV_BROKER_DEFERRED): requests are
+ * queued in the store, status is what the reconciler last wrote. Why a row
+ * in the store and not a pid file or a socket: the store is the one thing
+ * every Host Factory process and the daemon already share, on any host
+ * that reaches it, and reading one key costs a primary-key lookup.
+ *
+ * Freshness is judged on the wall clock (the row is read by other
+ * processes, maybe other hosts): a beat older than three intervals plus
+ * two seconds is a daemon that hangs or died. On its own host a dead pid
+ * is believed at once, so a crash is noticed without waiting.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+#include "broker/broker_internal.h"
+#include "provisio/error.h"
+
+#define HEARTBEAT_KEY "daemon/heartbeat"
+
+static const char *const mode_names[PV_BROKER_MODE_COUNT] = {"direct", "deferred"};
+
+const char *pv_broker_mode_name(pv_broker_mode m)
+{
+	return (unsigned)m < PV_BROKER_MODE_COUNT ? mode_names[m] : "unknown";
+}
+
+int pv_broker_mode_parse(const char *name, pv_broker_mode *out)
+{
+	for (int i = 0; name && i < PV_BROKER_MODE_COUNT; i++)
+		if (strcasecmp(name, mode_names[i]) == 0) {
+			*out = (pv_broker_mode)i;
+			return 0;
+		}
+	return pv_error_set(PV_EINVAL, "broker mode '%s' is not one of direct, deferred",
+			    name ? name : "(null)");
+}
+
+void pv_broker_set_mode(pv_broker *b, pv_broker_mode m)
+{
+	b->mode = (unsigned)m < PV_BROKER_MODE_COUNT ? m : PV_BROKER_DIRECT;
+}
+
+pv_broker_mode pv_broker_get_mode(const pv_broker *b) { return b->mode; }
+
+static void this_host(char *buf, size_t size)
+{
+	if (gethostname(buf, size) < 0)
+		buf[0] = '\0';
+	buf[size - 1] = '\0';
+}
+
+static int put_row(pv_broker *b, json_t *row)
+{
+	char *text = row ? json_dumps(row, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(row);
+	if (!text)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	int rc = pv_store_begin(b->store, true);
+	if (rc == 0)
+		rc = pv_store_kv_put(b->store, HEARTBEAT_KEY, text);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	else
+		pv_store_rollback(b->store);
+	free(text);
+	return rc;
+}
+
+int pv_broker_daemon_beat(pv_broker *b, const pv_daemon_info *info)
+{
+	if (!info || info->interval_ms < 1 || info->interval_ms > 86400000)
+		return pv_error_set(PV_EINVAL, "daemon.interval_ms: must be 1..86400000 (got %lld)",
+				    info ? (long long)info->interval_ms : 0LL);
+	char host[256];
+	if (info->host[0])
+		snprintf(host, sizeof host, "%s", info->host);
+	else
+		this_host(host, sizeof host);
+	return put_row(b, json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "state", "running", "pid",
+				    (json_int_t)info->pid, "host", host, "listen", info->listen,
+				    "interval_ms", (json_int_t)info->interval_ms, "started_ms",
+				    (json_int_t)info->started_ms, "updated_ms",
+				    (json_int_t)pv_broker_now_ms()));
+}
+
+/* The row as stored; 0, PV_ENOTFOUND (never written) or the store's error. */
+static int read_row(pv_broker *b, json_t **out)
+{
+	*out = NULL;
+	char *text = NULL;
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return rc;
+	rc = pv_store_kv_get(b->store, HEARTBEAT_KEY, &text);
+	pv_store_commit(b->store);
+	if (rc < 0)
+		return rc;
+	*out = json_loads(text, 0, NULL);
+	free(text);
+	return *out ? 0 : PV_ENOTFOUND;
+}
+
+static void row_info(const json_t *row, pv_daemon_info *d)
+{
+	memset(d, 0, sizeof *d);
+	const char *host = json_string_value(json_object_get(row, "host"));
+	const char *listen = json_string_value(json_object_get(row, "listen"));
+	d->pid = json_integer_value(json_object_get(row, "pid"));
+	snprintf(d->host, sizeof d->host, "%s", host ? host : "");
+	snprintf(d->listen, sizeof d->listen, "%s", listen ? listen : "");
+	d->interval_ms = json_integer_value(json_object_get(row, "interval_ms"));
+	d->started_ms = json_integer_value(json_object_get(row, "started_ms"));
+	d->updated_ms = json_integer_value(json_object_get(row, "updated_ms"));
+}
+
+int pv_broker_daemon_clear(pv_broker *b, int64_t pid)
+{
+	json_t *row = NULL;
+	int rc = read_row(b, &row);
+	if (rc == PV_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	pv_daemon_info d;
+	row_info(row, &d);
+	char host[256];
+	this_host(host, sizeof host);
+	if (d.pid != pid || strcmp(d.host, host) != 0) {
+		json_decref(row); /* another daemon's announcement */
+		return 0;
+	}
+	json_object_set_new(row, "state", json_string("stopped"));
+	json_object_set_new(row, "updated_ms", json_integer(pv_broker_now_ms()));
+	return put_row(b, row);
+}
+
+/* Whether the pid of a daemon on this host is gone (a crash). */
+static bool dead_here(const pv_daemon_info *d)
+{
+	char host[256];
+	this_host(host, sizeof host);
+	return strcmp(host, d->host) == 0 && !pv_broker_pid_alive(d->pid);
+}
+
+int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out)
+{
+	json_t *row = NULL;
+	int rc = read_row(b, &row);
+	if (rc < 0)
+		return rc;
+	pv_daemon_info d;
+	row_info(row, &d);
+	const char *state = json_string_value(json_object_get(row, "state"));
+	bool running = state && strcmp(state, "running") == 0;
+	json_decref(row);
+	int64_t age = pv_broker_now_ms() - d.updated_ms;
+	if (!running || d.interval_ms <= 0 || age > 3 * d.interval_ms + 2000 || dead_here(&d))
+		return PV_ENOTFOUND;
+	if (out)
+		*out = d;
+	return 0;
+}
