@@ -39,10 +39,13 @@ typedef enum pv_request_state {
 	PV_REQ_COMPLETE,            /* everything asked for is done */
 	PV_REQ_COMPLETE_WITH_ERROR, /* done, short of what was asked */
 	PV_REQ_FAILED,              /* nothing done (refused, or interrupted) */
+	PV_REQ_QUEUED,              /* written for a daemon to do (provisio serve);
+				       owner_pid: the process doing it, 0 = nobody yet */
 	PV_REQ_STATE_COUNT
 } pv_request_state;
 
-/* "creating", "running", "complete", "complete_with_error", "failed". Static. */
+/* "creating", "running", "complete", "complete_with_error", "failed",
+ * "queued". Static. */
 const char *pv_request_state_name(pv_request_state s);
 /* 0 or PV_EINVAL listing the valid names. */
 int pv_request_state_parse(const char *name, pv_request_state *out);
@@ -50,6 +53,9 @@ int pv_request_state_parse(const char *name, pv_request_state *out);
 bool pv_request_state_can_move(pv_request_state from, pv_request_state to);
 /* True for complete, complete_with_error and failed. */
 bool pv_request_state_final(pv_request_state s);
+/* True for queued and creating: no outcome recorded yet (a status refresh
+ * has nothing to derive from; machines may still appear under its id). */
+bool pv_request_state_unsettled(pv_request_state s);
 
 typedef enum pv_request_kind { PV_REQ_ACQUIRE = 0, PV_REQ_RETURN, PV_REQ_KIND_COUNT } pv_request_kind;
 /* "acquire", "return". Static. */

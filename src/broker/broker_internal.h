@@ -47,13 +47,4 @@ int64_t pv_broker_now_ms(void);
 /* Whether process `pid` (of this host) exists and is not a zombie. */
 bool pv_broker_pid_alive(int64_t pid);
 
-/* Whether a request of the store was queued for a daemon: the queue is the
- * "creating" requests whose owner_pid is 0 (nobody picked it up yet) or
- * -pid (picked up by that process). Host Factory already holds their id,
- * so they are finished, never released. */
-static inline bool pv_broker_queued(const pv_request_rec *r)
-{
-	return r->state == PV_REQ_CREATING && r->owner_pid <= 0;
-}
-
 #endif

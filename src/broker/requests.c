@@ -365,8 +365,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 		return pv_error_set(PV_EINVAL, "machineCount must be an integer >= 1 (got %lld)",
 				    (long long)count);
 	bool queue = b->mode == PV_BROKER_DEFERRED;
-	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = count,
-			    .owner_pid = queue ? 0 : getpid(), .created_ms = pv_broker_now_ms()};
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
+			    .requested = count, .owner_pid = queue ? 0 : getpid(),
+			    .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
 		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
@@ -433,7 +434,7 @@ static int refresh(pv_broker *b, pv_request_rec *r, pv_machine_list *ms)
 		}
 	}
 	r->refreshed_ms = pv_broker_now_ms();
-	if (!pv_request_state_final(r->state) && r->state != PV_REQ_CREATING)
+	if (!pv_request_state_final(r->state) && !pv_request_state_unsettled(r->state))
 		r->state = derive(r, ms, r->message, sizeof r->message);
 	return write_outcome(b, r, ms);
 }
@@ -464,8 +465,7 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	if (rc == PV_ENOTFOUND)
 		rc = pv_error_set(PV_ENOTFOUND, "unknown request id '%s'", id);
 	bool direct = b->mode == PV_BROKER_DIRECT;
-	if (rc == 0 && direct && req->state == PV_REQ_CREATING && !pv_broker_queued(req) &&
-	    pv_broker_recover(b) > 0) {
+	if (rc == 0 && direct && req->state == PV_REQ_CREATING && pv_broker_recover(b) > 0) {
 		ms->n = 0;
 		rc = read_request(b, id, req, ms);
 	}
@@ -473,7 +473,7 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	for (size_t i = 0; rc == 0 && i < ms->n; i++)
 		moving |= pick_transitional(&ms->items[i], NULL) ||
 			  (req->kind == PV_REQ_RETURN && strcmp(ms->items[i].result, "executing") == 0);
-	if (rc == 0 && direct && req->state != PV_REQ_CREATING &&
+	if (rc == 0 && direct && !pv_request_state_unsettled(req->state) &&
 	    (moving || !pv_request_state_final(req->state)) && stale(b, req))
 		rc = refresh(b, req, ms);
 	if (ms == machines)
@@ -524,8 +524,9 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 	if (!n)
 		return pv_error_set(PV_EINVAL, "machines must list at least one machine");
 	bool queue = b->mode == PV_BROKER_DEFERRED;
-	pv_request_rec r = {.kind = PV_REQ_RETURN, .state = PV_REQ_CREATING, .requested = (int64_t)n,
-			    .owner_pid = queue ? 0 : getpid(), .created_ms = pv_broker_now_ms()};
+	pv_request_rec r = {.kind = PV_REQ_RETURN, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
+			    .requested = (int64_t)n, .owner_pid = queue ? 0 : getpid(),
+			    .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
@@ -645,11 +646,8 @@ bool pv_broker_pid_alive(int64_t pid)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-/* The process working on a request (queued ones carry -pid). */
-static bool owner_alive(const pv_request_rec *r)
-{
-	return pv_broker_pid_alive(r->owner_pid < 0 ? -r->owner_pid : r->owner_pid);
-}
+/* Whether the process working on a request still exists. */
+static bool owner_alive(const pv_request_rec *r) { return pv_broker_pid_alive(r->owner_pid); }
 
 /* Takes over a stale request (so one process recovers it), as `owner`.
  * false when someone else finished or claimed it meanwhile. */
@@ -658,7 +656,7 @@ static bool claim(pv_broker *b, pv_request_rec *r, int64_t owner)
 	if (pv_store_begin(b->store, true) < 0)
 		return false;
 	pv_request_rec now;
-	bool ok = pv_store_request_get(b->store, r->id, &now) == 0 && now.state == PV_REQ_CREATING &&
+	bool ok = pv_store_request_get(b->store, r->id, &now) == 0 && now.state == r->state &&
 		  now.owner_pid == r->owner_pid && now.updated_ms == r->updated_ms;
 	if (ok) {
 		r->owner_pid = owner;
@@ -707,14 +705,15 @@ static int return_machines_of(pv_broker *b, const pv_request_rec *r, pv_machine_
 	return rc;
 }
 
-static int creating_requests(pv_broker *b, pv_request_rec **list, size_t *n)
+/* The requests in `state`, newest first. */
+static int requests_in(pv_broker *b, pv_request_state state, pv_request_rec **list, size_t *n)
 {
 	*list = NULL;
 	*n = 0;
 	int rc = pv_store_begin(b->store, false);
 	if (rc < 0)
 		return rc;
-	rc = pv_store_request_list(b->store, PV_REQ_CREATING, 0, list, n);
+	rc = pv_store_request_list(b->store, (int)state, 0, list, n);
 	pv_store_commit(b->store);
 	return rc;
 }
@@ -725,12 +724,12 @@ int pv_broker_recover(pv_broker *b)
 		return 0;
 	pv_request_rec *list = NULL;
 	size_t n = 0;
-	int rc = creating_requests(b, &list, &n);
+	int rc = requests_in(b, PV_REQ_CREATING, &list, &n);
 	int recovered = 0;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		pv_request_rec *r = &list[i];
 		double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
-		if (pv_broker_queued(r) || (owner_alive(r) && age < b->set.creating_timeout_seconds) ||
+		if ((owner_alive(r) && age < b->set.creating_timeout_seconds) ||
 		    r->owner_pid == getpid() || !claim(b, r, getpid()))
 			continue;
 		pv_machine_list ms = {0};
@@ -766,7 +765,7 @@ static bool takeable(const pv_broker *b, const pv_request_rec *r)
 {
 	if (r->owner_pid == 0)
 		return true;
-	if (-r->owner_pid == getpid())
+	if (r->owner_pid == getpid())
 		return false;
 	double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
 	return !owner_alive(r) || age >= b->set.creating_timeout_seconds;
@@ -799,12 +798,12 @@ int pv_broker_run_queue(pv_broker *b)
 	pv_request_rec *list = NULL;
 	size_t n = 0;
 	int done = 0;
-	if (creating_requests(b, &list, &n) < 0)
+	if (requests_in(b, PV_REQ_QUEUED, &list, &n) < 0)
 		return 0;
 	/* oldest first: the store lists newest first */
 	for (size_t k = n; k-- > 0;) {
 		pv_request_rec *r = &list[k];
-		if (!pv_broker_queued(r) || !takeable(b, r) || !claim(b, r, -(int64_t)getpid()))
+		if (!takeable(b, r) || !claim(b, r, getpid()))
 			continue;
 		if (run_one(b, r) == 0)
 			done++;

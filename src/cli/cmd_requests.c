@@ -14,7 +14,7 @@ static void usage(FILE *f)
 		   "       provisio requests show REQUEST_ID     (the Host Factory view, JSON)\n"
 		   "       provisio requests status REQUEST_ID   (one line)\n"
 		   "\n"
-		   "STATE: creating, running, complete, complete_with_error, failed.\n"
+		   "STATE: queued, creating, running, complete, complete_with_error, failed.\n"
 		   "\n"
 		   "examples:\n"
 		   "  provisio requests list --state running\n"

@@ -40,7 +40,7 @@ static int refresh_requests(pv_server *srv, srv_world *w, int64_t *by_state)
 	if (rc < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!pv_request_state_final(qs[i].state) && qs[i].state != PV_REQ_CREATING) {
+		if (!pv_request_state_final(qs[i].state) && !pv_request_state_unsettled(qs[i].state)) {
 			pv_request_rec q;
 			pv_machine_list ms = {0};
 			if (pv_broker_request_status(b, qs[i].id, &q, &ms) == 0) {
@@ -87,7 +87,7 @@ static bool known(pv_store *st, const char *id, const char *request_id)
 		return true; /* cannot tell: never call a machine an orphan on a store error */
 	if (pv_store_machine_get(st, id, NULL, &m) == 0)
 		k = true;
-	else if (request_id && pv_store_request_get(st, request_id, &q) == 0 && q.state == PV_REQ_CREATING)
+	else if (request_id && pv_store_request_get(st, request_id, &q) == 0 && pv_request_state_unsettled(q.state))
 		k = true;
 	pv_store_commit(st);
 	return k;

@@ -354,7 +354,7 @@ void srv_get_requests(srv_req *r)
 	const char *status = srv_query(r, "status"), *lim = srv_query(r, "limit");
 	if (status && !valid_status(status)) {
 		srv_reply_error(r, 400, "INVALID_FIELD", "status", "status '%s': valid: running, complete, "
-				"complete_with_error, creating, failed", status);
+				"complete_with_error, creating, queued, failed", status);
 		return;
 	}
 	char *end = NULL;

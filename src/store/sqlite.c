@@ -113,7 +113,7 @@ static const char *const sql[Q_COUNT] = {
 	[Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated' "
 		       "AND result <> 'fail'",
 	[Q_IN_USE_R] = "SELECT COALESCE(SUM(requested), 0) FROM requests "
-		       "WHERE template_id = ? AND state = 'creating' AND kind = 'acquire'",
+		       "WHERE template_id = ? AND state IN ('creating', 'queued') AND kind = 'acquire'",
 	[Q_KV_GET] = "SELECT value FROM kv WHERE key = ?",
 	[Q_KV_PUT] = "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?) "
 		     "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",

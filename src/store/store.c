@@ -12,7 +12,7 @@
 #include "provisio/store.h"
 
 static const char *const state_names[PV_REQ_STATE_COUNT] = {
-	"creating", "running", "complete", "complete_with_error", "failed"};
+	"creating", "running", "complete", "complete_with_error", "failed", "queued"};
 static const char *const kind_names[PV_REQ_KIND_COUNT] = {"acquire", "return"};
 
 const char *pv_request_state_name(pv_request_state s)
@@ -28,10 +28,12 @@ int pv_request_state_parse(const char *name, pv_request_state *out)
 			return 0;
 		}
 	return pv_error_set(PV_EINVAL, "request state '%s' is not one of creating, running, "
-				       "complete, complete_with_error, failed", name ? name : "(null)");
+				       "complete, complete_with_error, failed, queued",
+			    name ? name : "(null)");
 }
 
 /*
+ * queued   -> creating | running | complete | complete_with_error | failed
  * creating -> running | complete | complete_with_error | failed
  * running  -> complete | complete_with_error
  * final states only to themselves: a finished request never reopens, so a
@@ -44,8 +46,10 @@ bool pv_request_state_can_move(pv_request_state from, pv_request_state to)
 	if (from == to)
 		return true;
 	switch (from) {
-	case PV_REQ_CREATING:
+	case PV_REQ_QUEUED:
 		return true;
+	case PV_REQ_CREATING:
+		return to != PV_REQ_QUEUED;
 	case PV_REQ_RUNNING:
 		return to == PV_REQ_COMPLETE || to == PV_REQ_COMPLETE_WITH_ERROR;
 	default:
@@ -56,6 +60,11 @@ bool pv_request_state_can_move(pv_request_state from, pv_request_state to)
 bool pv_request_state_final(pv_request_state s)
 {
 	return s == PV_REQ_COMPLETE || s == PV_REQ_COMPLETE_WITH_ERROR || s == PV_REQ_FAILED;
+}
+
+bool pv_request_state_unsettled(pv_request_state s)
+{
+	return s == PV_REQ_CREATING || s == PV_REQ_QUEUED;
 }
 
 const char *pv_request_kind_name(pv_request_kind k)

@@ -317,7 +317,8 @@ static void test_queued_request_claimed_by_dead_daemon_is_done_not_released(void
 	pv_request_rec q;
 	assert_int_equal(pv_store_begin(f->dst, true), 0);
 	assert_int_equal(pv_store_request_get(f->dst, id, &q), 0);
-	q.owner_pid = -(int64_t)dead_pid();
+	assert_int_equal(q.state, PV_REQ_QUEUED);
+	q.owner_pid = dead_pid();
 	assert_int_equal(pv_store_request_put(f->dst, &q), 0);
 	assert_int_equal(pv_store_commit(f->dst), 0);
 	/* crash recovery of direct requests leaves it alone: Host Factory has the id */

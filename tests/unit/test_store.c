@@ -112,6 +112,16 @@ static void test_state_machine_allows_only_forward_moves(void **state)
 	assert_false(pv_request_state_can_move(PV_REQ_COMPLETE, PV_REQ_RUNNING));
 	assert_false(pv_request_state_can_move(PV_REQ_FAILED, PV_REQ_COMPLETE));
 	assert_true(pv_request_state_can_move(PV_REQ_COMPLETE, PV_REQ_COMPLETE));
+	/* queued: waiting for a daemon; once started it never goes back */
+	assert_true(pv_request_state_can_move(PV_REQ_QUEUED, PV_REQ_CREATING));
+	assert_true(pv_request_state_can_move(PV_REQ_QUEUED, PV_REQ_RUNNING));
+	assert_true(pv_request_state_can_move(PV_REQ_QUEUED, PV_REQ_FAILED));
+	assert_false(pv_request_state_can_move(PV_REQ_CREATING, PV_REQ_QUEUED));
+	assert_false(pv_request_state_can_move(PV_REQ_RUNNING, PV_REQ_QUEUED));
+	assert_true(pv_request_state_unsettled(PV_REQ_QUEUED));
+	assert_true(pv_request_state_unsettled(PV_REQ_CREATING));
+	assert_false(pv_request_state_unsettled(PV_REQ_RUNNING));
+	assert_false(pv_request_state_final(PV_REQ_QUEUED));
 }
 
 static void test_store_refuses_illegal_transition(void **state)
@@ -214,7 +224,7 @@ static void test_machine_filters_and_lookup_by_name(void **state)
 	pv_store_close(st);
 }
 
-static void test_in_use_counts_live_machines_and_creating_reservations(void **state)
+static void test_in_use_counts_live_machines_and_unsettled_reservations(void **state)
 {
 	(void)state;
 	pv_store *st = open_store("use.db");
@@ -223,7 +233,9 @@ static void test_in_use_counts_live_machines_and_creating_reservations(void **st
 	pv_machine_rec b = machine("i-2", "req-1", "t", "terminated");
 	pv_machine_rec c = machine("i-3", "req-1", "other", "running");
 	pv_request_rec creating = request("req-2", PV_REQ_CREATING, "t", 5);
+	pv_request_rec queued = request("req-3", PV_REQ_QUEUED, "t", 3);
 	pv_request_rec done = request("req-1", PV_REQ_COMPLETE, "t", 2);
+	assert_int_equal(pv_store_request_put(st, &queued), 0);
 	assert_int_equal(pv_store_machine_put(st, &a), 0);
 	assert_int_equal(pv_store_machine_put(st, &b), 0);
 	assert_int_equal(pv_store_machine_put(st, &c), 0);
@@ -232,7 +244,7 @@ static void test_in_use_counts_live_machines_and_creating_reservations(void **st
 	assert_int_equal(pv_store_commit(st), 0);
 	int64_t n = -1;
 	assert_int_equal(pv_store_template_in_use(st, "t", &n), 0);
-	assert_int_equal(n, 1 + 5);
+	assert_int_equal(n, 1 + 5 + 3);
 	pv_store_close(st);
 }
 
@@ -392,7 +404,7 @@ int main(void)
 		cmocka_unit_test(test_request_round_trips_every_field),
 		cmocka_unit_test(test_rollback_leaves_nothing),
 		cmocka_unit_test(test_machine_filters_and_lookup_by_name),
-		cmocka_unit_test(test_in_use_counts_live_machines_and_creating_reservations),
+		cmocka_unit_test(test_in_use_counts_live_machines_and_unsettled_reservations),
 		cmocka_unit_test(test_kv_put_get_replace),
 		cmocka_unit_test(test_reopen_keeps_data_and_schema_version),
 		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
