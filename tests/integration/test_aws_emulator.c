@@ -539,6 +539,99 @@ static void test_one_provider_serves_threads_concurrently(void **state)
 	emu_stop(&e);
 }
 
+/* ---- EC2Fleet without a launch template -------------------------------------------- */
+
+static json_t *tmpl_fleet_no_lt(const char *image)
+{
+	return json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:[s, s], s:s, s:s}", "templateId", "t-nolt",
+			 "providerApi", "EC2Fleet", "imageId", image, "vmTypes", "t3.micro", 1, "t3.small", 1,
+			 "keyName", "key-1", "securityGroupIds", "sg-1", "sg-2", "instanceTags", "team=red",
+			 "userData", "#!/bin/sh\necho hi");
+}
+
+static const char *fleet_create(pv_strategy *s, const char *image, const char *rid, pv_result *r)
+{
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_fleet_no_lt(image),
+						 "request_id", rid), 0, r);
+	if (!r->success)
+		fail_msg("%s: %s", rid, r->message);
+	assert_int_equal(json_integer_value(json_object_get(r->data, "count")), 2);
+	return json_string_value(json_object_get(json_object_get(r->data, "launch_template"), "source"));
+}
+
+static void test_create_fleet_without_launch_template_makes_one_and_reuses_it(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-lt-1", &r), "created");
+	const char *lt_id = json_string_value(json_object_get(json_object_get(r.data, "launch_template"), "id"));
+	assert_true(lt_id && strncmp(lt_id, "lt-", 3) == 0);
+	char made[64];
+	snprintf(made, sizeof made, "%s", lt_id);
+	pv_result_clear(&r);
+	/* The instances carry the launch template's parameters and the
+	 * request's own tag. */
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-lt-1"), 0, &r);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "image_id")), "ami-0abc1234");
+	assert_string_equal(json_string_value(json_object_get(in0, "instance_type")), "t3.micro");
+	json_t *tags = json_object_get(in0, "tags");
+	assert_string_equal(json_string_value(json_object_get(tags, "team")), "red");
+	assert_string_equal(json_string_value(json_object_get(tags, "provisio:template-id")), "t-nolt");
+	assert_string_equal(json_string_value(json_object_get(tags, "provisio:request-id")), "req-lt-1");
+	pv_result_clear(&r);
+
+	/* A second request: the same launch template, no new call. */
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-lt-2", &r), "cached");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 1);
+
+	/* Another provider (another process) finds it by name. */
+	pv_strategy *s2 = provider(&e, NULL);
+	assert_string_equal(fleet_create(s2, "ami-0abc1234", "req-lt-3", &r), "existing");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r.data, "launch_template"), "id")),
+			    made);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 2);
+	assert_int_equal(emu_stat(&e, "calls", "DescribeLaunchTemplates"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	assert_int_equal(emu_stat(&e, "calls", "CreateFleet"), 3);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6);
+
+	/* Other launch parameters: another launch template. */
+	assert_string_equal(fleet_create(s2, "ami-0fff0000", "req-lt-4", &r), "created");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 2);
+	pv_strategy_unref(s2);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_validate_fleet_template_without_launch_template_is_a_dry_run(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", tmpl_fleet_no_lt("ami-0abc1234")), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+	json_t *t = tmpl_fleet_no_lt("ami-0abc1234");
+	json_object_del(t, "imageId");
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o}", "count", 1, "template", t), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(r.message, "imageId"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- many DescribeInstances batches in flight ------------------------------------- */
 
 /* Launches n instances (no faults yet) and returns their ids, shuffled so
@@ -765,6 +858,8 @@ int main(void)
 		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),
 		cmocka_unit_test(test_without_client_buckets_emulator_throttles_and_provider_retries),
 		cmocka_unit_test(test_one_provider_serves_threads_concurrently),
+		cmocka_unit_test(test_create_fleet_without_launch_template_makes_one_and_reuses_it),
+		cmocka_unit_test(test_validate_fleet_template_without_launch_template_is_a_dry_run),
 		cmocka_unit_test(test_describe_2500_instances_with_batches_in_flight_and_faults),
 		cmocka_unit_test(test_describe_with_one_in_flight_is_sequential),
 		cmocka_unit_test(test_describe_batches_in_flight_respect_the_deadline),

@@ -609,6 +609,7 @@ static void aws_destroy(pv_strategy *s)
 	free_secret(a->cfg_token);
 	aws_creds_wipe(&a->creds);
 	json_decref(a->templates);
+	json_decref(a->lt_cache);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
 	aws_http_pool_destroy(&a->pool);
@@ -658,6 +659,7 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->retry_max_ns = 20000 * PV_NS_PER_MS;
 	a->max_per_call = 100;
 	a->describe_max_in_flight = 8;
+	a->lt_cache = json_object();
 	rc = parse_config(a, config);
 	if (rc < 0) {
 		pv_strategy_unref(&a->base);

@@ -82,6 +82,8 @@ typedef struct aws_form {
 } aws_form;
 
 void aws_form_init(aws_form *f, const char *action);
+/* The same with another API version (the Smithy test service's). */
+void aws_form_init_version(aws_form *f, const char *action, const char *version);
 /* Adds key=value, both percent-encoded (RFC 3986 unreserved kept). */
 void aws_form_add(aws_form *f, const char *key, const char *value);
 /* Adds a key built with printf and a value. */
@@ -94,6 +96,26 @@ void aws_form_free(aws_form *f);
 char *aws_url_encode(const char *in);
 /* Base64 of `len` bytes into a new string (caller frees). */
 char *aws_base64(const unsigned char *in, size_t len);
+
+/* ---- query.c: ec2Query serialisation against a shape model ---------------- */
+
+/* Adds `value` (JSON) as shape `shape` of `model` (a Smithy JSON AST
+ * subset, see query.c) under key `prefix` ("" at the top of a request)
+ * with the ec2Query rules. 0, or -1 when the value does not fit the shape
+ * or the shape is one the rules here do not cover (map, union, document);
+ * pairs added before the failure stay. */
+int aws_query_add(aws_form *f, const json_t *model, const char *shape, const char *prefix,
+		  const json_t *value);
+/* A member's ec2Query key: ec2QueryName, else xmlName or the member name
+ * with the first letter upper-cased. */
+void aws_query_member_name(char *out, size_t size, const char *member, const char *ec2_query_name,
+			   const char *xml_name);
+/* A float / double as ec2Query sends it: integral values without a
+ * fraction, else the shortest round-trip text; NaN, Infinity, -Infinity. */
+int aws_query_number(char *out, size_t size, double v, bool single);
+/* A timestamp (seconds since the epoch) as date-time (RFC 3339, the
+ * default, format NULL), epoch-seconds or http-date. */
+int aws_query_timestamp(char *out, size_t size, double epoch_s, const char *format);
 
 /* ---- xml.c: EC2 responses -------------------------------------------------- */
 
@@ -118,6 +140,9 @@ json_t *aws_xml_regions(const char *body, size_t len);
  * instance_type, lifecycle}], errors:[{code, message, instance_type,
  * subnet_id, az, lifecycle}]}. */
 json_t *aws_xml_fleet(const char *body, size_t len);
+/* The launchTemplateId of a CreateLaunchTemplate answer, or of the first
+ * template of a DescribeLaunchTemplates answer, into `out` ("" when none). */
+void aws_xml_launch_template_id(const char *body, size_t len, char *out, size_t size);
 /* The requestId of a success body into `out` ("" when absent). */
 void aws_xml_request_id(const char *body, size_t len, char *out, size_t size);
 

@@ -37,11 +37,12 @@ typedef struct aws {
 	int max_per_call;
 	int describe_max_in_flight; /* DescribeInstances calls at once per operation */
 	json_t *templates;
+	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
 	aws_bucket buckets[BK_COUNT];
 	bool buckets_ready;
 
 	aws_http_pool pool;
-	pthread_mutex_t lock; /* creds, rng */
+	pthread_mutex_t lock; /* creds, rng, lt_cache */
 	aws_creds creds;
 	pv_rng rng;
 

@@ -32,6 +32,8 @@ typedef struct run {
 	aws_job_fn fn;
 	void *ctx;
 	ssize_t stopped; /* the job that ended the run, -1 none */
+	bool token_waiting;        /* a job waits for a token ... */
+	uint64_t token_wait_since; /* ... since then */
 } run;
 
 static uint64_t min64(uint64_t x, uint64_t y) { return x < y ? x : y; }
@@ -102,10 +104,9 @@ static void start(run *r, size_t i)
 /* Starts what may start now; returns when the next thing may (UINT64_MAX:
  * nothing waits on time). Fails job i at once when its token would come
  * after the deadline and nothing else is running to wait for. */
-static uint64_t start_ready(run *r, int max_in_flight, uint64_t now, bool *token_wait)
+static uint64_t start_ready(run *r, int max_in_flight, uint64_t now)
 {
 	uint64_t next = UINT64_MAX;
-	*token_wait = false;
 	for (size_t i = 0; i < r->n && r->inflight < (size_t)max_in_flight && r->stopped < 0; i++) {
 		aws_job *j = &r->jobs[i];
 		if (j->state != JOB_READY)
@@ -116,6 +117,10 @@ static uint64_t start_ready(run *r, int max_in_flight, uint64_t now, bool *token
 		}
 		uint64_t wait = aws_bucket_try_take(aws_action_bucket(r->a, r->act), now);
 		if (wait == 0) {
+			if (r->token_waiting) {
+				aws_throttle_waited(r->a, now - r->token_wait_since);
+				r->token_waiting = false;
+			}
 			start(r, i);
 			continue;
 		}
@@ -128,7 +133,10 @@ static uint64_t start_ready(run *r, int max_in_flight, uint64_t now, bool *token
 			r->stopped = (ssize_t)i;
 			return next;
 		}
-		*token_wait = true;
+		if (!r->token_waiting) {
+			r->token_waiting = true;
+			r->token_wait_since = now;
+		}
 		return min64(next, now + wait);
 	}
 	return next;
@@ -156,7 +164,7 @@ static void cut_at_deadline(run *r)
 	r->open = 0;
 }
 
-static void wait_for_work(run *r, uint64_t now, uint64_t next, bool token_wait)
+static void wait_for_work(run *r, uint64_t now, uint64_t next)
 {
 	uint64_t until = r->deadline_ns ? min64(next, r->deadline_ns) : next;
 	if (r->inflight > 0) {
@@ -174,8 +182,6 @@ static void wait_for_work(run *r, uint64_t now, uint64_t next, bool token_wait)
 	if (until == UINT64_MAX || until <= now)
 		return;
 	pv_clock_sleep(r->a->clock, until - now);
-	if (token_wait)
-		aws_throttle_waited(r->a, until - now);
 }
 
 /* Aborts what still runs (a job that stopped the run leaves others). */
@@ -222,11 +228,10 @@ ssize_t aws_do_many(aws *a, aws_action act, aws_job *jobs, size_t n, int max_in_
 			cut_at_deadline(&r);
 			break;
 		}
-		bool token_wait;
-		uint64_t next = start_ready(&r, max_in_flight, now, &token_wait);
+		uint64_t next = start_ready(&r, max_in_flight, now);
 		if (r.stopped >= 0 || r.open == 0)
 			break;
-		wait_for_work(&r, now, next, token_wait);
+		wait_for_work(&r, now, next);
 	}
 	abort_running(&r);
 	aws_http_multi_put(&a->pool, r.multi);
