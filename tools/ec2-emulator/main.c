@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -224,6 +226,11 @@ static void send_now(pending *p)
 		shutdown(fd, SHUT_RDWR);
 		evhttp_send_reply(p->req, 500, "Dropped", NULL);
 	} else {
+		/* evhttp writes headers and body separately: without NODELAY,
+		 * Nagle holds the body for the client's delayed ACK (~40 ms). */
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(p->req));
+		int one = 1;
+		setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
 		evhttp_add_header(h, "Content-Type", "text/xml;charset=UTF-8");
 		evhttp_add_header(h, "x-amzn-RequestId", p->rid);
