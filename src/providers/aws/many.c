@@ -158,8 +158,12 @@ static void cut_at_deadline(run *r)
 		j->call.deadline_hit = true;
 		j->calls += j->call.attempts;
 		j->state = JOB_DONE;
-		if (r->stopped < 0)
+		if (r->stopped < 0) {
+			/* The call the operation fails with: counted like aws_do's. */
+			j->call.cls = PV_CLASS_TRANSIENT;
+			aws_call_end(r->a, &j->call);
 			r->stopped = (ssize_t)i;
+		}
 	}
 	r->open = 0;
 }
