@@ -6,7 +6,10 @@
  *    by action, RequestLimitExceeded received, wall time against the bound
  *    the buckets impose. Then describe and terminate them, and the same
  *    1,000 through one CreateFleet.
- * 2) Per-call overhead: health_check (DescribeRegions) against the emulator
+ * 2) get_instance_status over 2,500 ids with 50 ms latency: DescribeInstances
+ *    batches one after another (describe_max_in_flight 1) against the curl
+ *    multi default (8 in flight), wall time and the ratio.
+ * 3) Per-call overhead: health_check (DescribeRegions) against the emulator
  *    with no latency and no throttling, against a direct call to a
  *    zero-latency sim as the baseline.
  * A program, not a test; uses the system clock.
@@ -24,11 +27,14 @@
 
 static double ms_since(uint64_t t0) { return (double)(pv_now_ns() - t0) / 1e6; }
 
-static pv_strategy *provider(const emu_proc *e, bool buckets)
+static pv_strategy *provider_n(const emu_proc *e, bool buckets, int per_call, int in_flight)
 {
 	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i}", "region", "us-east-1", "endpoint_url", e->url,
 				"access_key_id", "AKIDEXAMPLE", "secret_access_key",
-				"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "imds", 0, "max_instances_per_call", 100);
+				"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "imds", 0, "max_instances_per_call",
+				per_call);
+	if (in_flight > 0)
+		json_object_set_new(cfg, "describe_max_in_flight", json_integer(in_flight));
 	/* The per-call measurement must not be paced by the describe bucket. */
 	json_object_set_new(cfg, "throttle", json_pack("{s:b}", "enabled", buckets));
 	pv_strategy *s = NULL;
@@ -39,6 +45,8 @@ static pv_strategy *provider(const emu_proc *e, bool buckets)
 	json_decref(cfg);
 	return s;
 }
+
+static pv_strategy *provider(const emu_proc *e, bool buckets) { return provider_n(e, buckets, 100, 0); }
 
 static json_t *run(pv_strategy *s, pv_op_type type, json_t *params)
 {
@@ -115,6 +123,42 @@ static void provision(const emu_proc *e, pv_strategy *s)
 	print_calls(e);
 }
 
+/* get_instance_status over N ids: one DescribeInstances batch after
+ * another (describe_max_in_flight 1) against the default 8 in flight. */
+static void describe_many(const emu_proc *e)
+{
+	const int N = 2500;
+	json_decref(emu_admin(e, "/_emu/reset", ""));
+	json_decref(emu_admin(e, "/_emu/config", "{\"latency_ms\": 0, \"throttle\": false}"));
+	pv_strategy *seq = provider_n(e, true, 1000, 1), *multi = provider_n(e, true, 1000, 0);
+	json_t *t = json_pack("{s:s, s:s, s:s}", "templateId", "bench-many", "imageId", "ami-12345678", "vmType",
+			      "t3.micro");
+	json_t *d = run(seq, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", N, "template", t,
+							       "request_id", "bench-many"));
+	json_t *ids = json_incref(json_object_get(d, "instance_ids"));
+	json_decref(d);
+	json_decref(emu_admin(e, "/_emu/config", "{\"latency_ms\": 50, \"throttle\": true}"));
+	double ms[2];
+	long long got[2];
+	pv_strategy *who[2] = {seq, multi};
+	for (int k = 0; k < 2; k++) {
+		uint64_t t0 = pv_now_ns();
+		d = run(who[k], PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids));
+		ms[k] = ms_since(t0);
+		got[k] = json_integer_value(json_object_get(d, "count"));
+		json_decref(d);
+	}
+	int batches = (N + 199) / 200;
+	printf("\nget_instance_status x%d (%d DescribeInstances batches of 200, 50 ms latency)\n", N, batches);
+	printf("%-44s %10s %10s\n", "", "instances", "wall ms");
+	printf("%-44s %10lld %10.0f\n", "sequential (describe_max_in_flight 1)", got[0], ms[0]);
+	printf("%-44s %10lld %10.0f\n", "curl multi (describe_max_in_flight 8)", got[1], ms[1]);
+	printf("%-44s %21.2f\n", "speed-up (sequential / multi)", ms[0] / ms[1]);
+	json_decref(ids);
+	pv_strategy_unref(seq);
+	pv_strategy_unref(multi);
+}
+
 static double ns_per_op(pv_strategy *s, int iters)
 {
 	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
@@ -142,6 +186,7 @@ int main(void)
 	pv_strategy *s = provider(&e, true);
 	provision(&e, s);
 	pv_strategy_unref(s);
+	describe_many(&e);
 
 	json_decref(emu_admin(&e, "/_emu/config", "{\"latency_ms\": 0, \"throttle\": false}"));
 	s = provider(&e, false);

@@ -19,6 +19,7 @@
  *     "connect_timeout_ms": 3000, "timeout_ms": 30000, "verify_tls": true,
  *     "max_retries": 5, "retry_base_ms": 100, "retry_max_ms": 20000,
  *     "max_instances_per_call": 100,   RunInstances MaxCount per call (1..1000)
+ *     "describe_max_in_flight": 8,     DescribeInstances batches at once (1..64)
  *     "imds": true, "imds_endpoint": "http://169.254.169.254",
  *     "seed": 1,                       jitter seed (tests)
  *     "throttle": {"enabled": true,

@@ -116,6 +116,48 @@ if ec2 create-fleet --type instant \
 	ok "create-fleet instant launches 2"
 else bad "create-fleet: $(cat "$WORK/err")"; fi
 
+# create-launch-template (LaunchTemplateData.* with lists and tag specifications,
+# as the CLI serialises them), then create-fleet launching from it, the
+# duplicate name, describe-launch-templates and delete-launch-template
+if ec2 create-launch-template --launch-template-name provisio-cli-lt --client-token lt-abc \
+	--launch-template-data '{"ImageId":"ami-0abc1234","InstanceType":"t3.small","KeyName":"key-1","SecurityGroupIds":["sg-1","sg-2"],"TagSpecifications":[{"ResourceType":"instance","Tags":[{"Key":"team","Value":"red"}]}]}' \
+	>"$WORK/lt.json" 2>"$WORK/err" &&
+	jcheck "$WORK/lt.json" "d['LaunchTemplate']['LaunchTemplateId'].startswith('lt-') and d['LaunchTemplate']['LaunchTemplateName']=='provisio-cli-lt' and d['LaunchTemplate']['DefaultVersionNumber']==1 and d['LaunchTemplate']['LatestVersionNumber']==1 and 'CreateTime' in d['LaunchTemplate']"; then
+	ok "create-launch-template"
+else bad "create-launch-template: $(cat "$WORK/err")"; fi
+LT=$(python3 -c "import json; print(json.load(open('$WORK/lt.json'))['LaunchTemplate']['LaunchTemplateId'])" 2>/dev/null)
+if ec2 create-launch-template --launch-template-name provisio-cli-lt --client-token lt-abc \
+	--launch-template-data '{"ImageId":"ami-0abc1234","InstanceType":"t3.small","KeyName":"key-1","SecurityGroupIds":["sg-1","sg-2"],"TagSpecifications":[{"ResourceType":"instance","Tags":[{"Key":"team","Value":"red"}]}]}' \
+	>"$WORK/lt2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/lt2.json" "d['LaunchTemplate']['LaunchTemplateId']=='$LT'"; then
+	ok "create-launch-template with the same ClientToken returns the same template"
+else bad "create-launch-template replay: $(cat "$WORK/err")"; fi
+ec2 create-launch-template --launch-template-name provisio-cli-lt \
+	--launch-template-data '{"ImageId":"ami-0abc1234"}' >/dev/null 2>"$WORK/err"
+rc=$?
+if [ $rc -eq 254 ] && grep -q "InvalidLaunchTemplateName.AlreadyExistsException" "$WORK/err"; then
+	ok "create-launch-template of a used name: InvalidLaunchTemplateName.AlreadyExistsException"
+else bad "launch template name reuse: rc=$rc $(cat "$WORK/err")"; fi
+if ec2 describe-launch-templates --launch-template-names provisio-cli-lt >"$WORK/lts.json" 2>"$WORK/err" &&
+	jcheck "$WORK/lts.json" "[t['LaunchTemplateId'] for t in d['LaunchTemplates']]==['$LT']"; then
+	ok "describe-launch-templates by name"
+else bad "describe-launch-templates: $(cat "$WORK/err")"; fi
+if ec2 create-fleet --type instant \
+	--launch-template-configs '[{"LaunchTemplateSpecification":{"LaunchTemplateId":"'"$LT"'","Version":"$Default"}}]' \
+	--target-capacity-specification TotalTargetCapacity=1,DefaultTargetCapacityType=on-demand \
+	>"$WORK/ltfleet.json" 2>"$WORK/err" &&
+	LTI=$(python3 -c "import json; print(json.load(open('$WORK/ltfleet.json'))['Instances'][0]['InstanceIds'][0])") &&
+	ec2 describe-instances --instance-ids "$LTI" >"$WORK/ltdesc.json" 2>"$WORK/err" &&
+	jcheck "$WORK/ltdesc.json" "(lambda i: i['ImageId']=='ami-0abc1234' and i['InstanceType']=='t3.small' and i['KeyName']=='key-1' and {'Key':'team','Value':'red'} in i['Tags'])(d['Reservations'][0]['Instances'][0])"; then
+	ok "create-fleet from the launch template launches with its parameters"
+else bad "create-fleet from launch template: $(cat "$WORK/err")"; fi
+if ec2 delete-launch-template --launch-template-id "$LT" >"$WORK/ltdel.json" 2>"$WORK/err" &&
+	jcheck "$WORK/ltdel.json" "d['LaunchTemplate']['LaunchTemplateId']=='$LT'" &&
+	! ec2 describe-launch-templates --launch-template-names provisio-cli-lt >/dev/null 2>"$WORK/err" &&
+	grep -q "InvalidLaunchTemplateName.NotFoundException" "$WORK/err"; then
+	ok "delete-launch-template, then describe: InvalidLaunchTemplateName.NotFoundException"
+else bad "delete-launch-template: $(cat "$WORK/err")"; fi
+
 # describe-availability-zones
 if ec2 describe-availability-zones >"$WORK/az.json" 2>"$WORK/err" &&
 	jcheck "$WORK/az.json" "d['AvailabilityZones'][0]['ZoneName']=='us-east-1a'"; then

@@ -539,6 +539,245 @@ static void test_one_provider_serves_threads_concurrently(void **state)
 	emu_stop(&e);
 }
 
+/* ---- EC2Fleet without a launch template -------------------------------------------- */
+
+static json_t *tmpl_fleet_no_lt(const char *image)
+{
+	return json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:[s, s], s:s, s:s}", "templateId", "t-nolt",
+			 "providerApi", "EC2Fleet", "imageId", image, "vmTypes", "t3.micro", 1, "t3.small", 1,
+			 "keyName", "key-1", "securityGroupIds", "sg-1", "sg-2", "instanceTags", "team=red",
+			 "userData", "#!/bin/sh\necho hi");
+}
+
+static const char *fleet_create(pv_strategy *s, const char *image, const char *rid, pv_result *r)
+{
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_fleet_no_lt(image),
+						 "request_id", rid), 0, r);
+	if (!r->success)
+		fail_msg("%s: %s", rid, r->message);
+	assert_int_equal(json_integer_value(json_object_get(r->data, "count")), 2);
+	return json_string_value(json_object_get(json_object_get(r->data, "launch_template"), "source"));
+}
+
+static void test_create_fleet_without_launch_template_makes_one_and_reuses_it(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-lt-1", &r), "created");
+	const char *lt_id = json_string_value(json_object_get(json_object_get(r.data, "launch_template"), "id"));
+	assert_true(lt_id && strncmp(lt_id, "lt-", 3) == 0);
+	char made[64];
+	snprintf(made, sizeof made, "%s", lt_id);
+	pv_result_clear(&r);
+	/* The instances carry the launch template's parameters and the
+	 * request's own tag. */
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-lt-1"), 0, &r);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "image_id")), "ami-0abc1234");
+	assert_string_equal(json_string_value(json_object_get(in0, "instance_type")), "t3.micro");
+	json_t *tags = json_object_get(in0, "tags");
+	assert_string_equal(json_string_value(json_object_get(tags, "team")), "red");
+	assert_string_equal(json_string_value(json_object_get(tags, "provisio:template-id")), "t-nolt");
+	assert_string_equal(json_string_value(json_object_get(tags, "provisio:request-id")), "req-lt-1");
+	pv_result_clear(&r);
+
+	/* A second request: the same launch template, no new call. */
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-lt-2", &r), "cached");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 1);
+
+	/* Another provider (another process) finds it by name. */
+	pv_strategy *s2 = provider(&e, NULL);
+	assert_string_equal(fleet_create(s2, "ami-0abc1234", "req-lt-3", &r), "existing");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(r.data, "launch_template"), "id")),
+			    made);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 2);
+	assert_int_equal(emu_stat(&e, "calls", "DescribeLaunchTemplates"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	assert_int_equal(emu_stat(&e, "calls", "CreateFleet"), 3);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6);
+
+	/* Other launch parameters: another launch template. */
+	assert_string_equal(fleet_create(s2, "ami-0fff0000", "req-lt-4", &r), "created");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 2);
+	pv_strategy_unref(s2);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_validate_fleet_template_without_launch_template_is_a_dry_run(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", tmpl_fleet_no_lt("ami-0abc1234")), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+	json_t *t = tmpl_fleet_no_lt("ami-0abc1234");
+	json_object_del(t, "imageId");
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o}", "count", 1, "template", t), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(r.message, "imageId"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* ---- many DescribeInstances batches in flight ------------------------------------- */
+
+/* Launches n instances (no faults yet) and returns their ids, shuffled so
+ * the order given is not the launch order. */
+static json_t *launch_many(pv_strategy *s, int n, const char *rid)
+{
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", n, "template", tmpl_run(),
+						 "request_id", rid), 0, &r);
+	if (!r.success)
+		fail_msg("launch: %s", r.message);
+	json_t *ids = json_deep_copy(json_object_get(r.data, "instance_ids"));
+	pv_result_clear(&r);
+	assert_int_equal(json_array_size(ids), n);
+	uint64_t x = 12345;
+	for (size_t i = json_array_size(ids) - 1; i > 0; i--) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		size_t k = (size_t)((x >> 33) % (i + 1));
+		json_t *a = json_incref(json_array_get(ids, i)), *b = json_incref(json_array_get(ids, k));
+		json_array_set_new(ids, i, b);
+		json_array_set_new(ids, k, a);
+	}
+	return ids;
+}
+
+static void assert_same_order(json_t *instances, json_t *ids)
+{
+	assert_int_equal(json_array_size(instances), json_array_size(ids));
+	for (size_t i = 0; i < json_array_size(ids); i++) {
+		const char *want = json_string_value(json_array_get(ids, i));
+		const char *got = json_string_value(json_object_get(json_array_get(instances, i), "instance_id"));
+		if (!got || strcmp(got, want) != 0)
+			fail_msg("instance %zu: %s, want %s", i, got ? got : "(none)", want);
+		assert_string_equal(json_string_value(json_object_get(json_array_get(instances, i), "image_id")),
+				    "ami-12345678");
+	}
+}
+
+static void test_describe_2500_instances_with_batches_in_flight_and_faults(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", "--seed", "11", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"max_instances_per_call\": 1000, \"max_retries\": 12,"
+				      " \"retry_base_ms\": 1, \"retry_max_ms\": 20}");
+	json_t *ids = launch_many(s, 2500, "req-many");
+	/* Now latency, faults, and pages of 64 inside each 200-id batch. */
+	json_decref(emu_admin(&e, "/_emu/config", "{\"latency_ms\": 20, \"error_rate\": 0.1,"
+						   " \"throttle_rate\": 0.1, \"page_size\": 64, \"max_in_flight\": 0}"));
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 60000, &r);
+	if (!r.success)
+		fail_msg("describe: %s", r.message);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2500);
+	assert_same_order(json_object_get(r.data, "instances"), ids);
+	pv_result_clear(&r);
+	json_t *st = emu_admin(&e, "/_emu/stats", NULL);
+	/* 13 batches of 200 ids, each 4 pages of 64 (the last batch 2). */
+	long long pages = 12 * 4 + 2;
+	long long calls = json_integer_value(json_object_get(json_object_get(st, "calls"), "DescribeInstances"));
+	json_t *faults = json_object_get(st, "faults");
+	long long faulted = json_integer_value(json_object_get(faults, "5xx")) +
+			    json_integer_value(json_object_get(faults, "throttle"));
+	assert_true(faulted > 0);
+	assert_int_equal(calls, pages + faulted);
+	/* Several in flight at once, never more than the default 8. */
+	long long in_flight = json_integer_value(json_object_get(st, "max_in_flight"));
+	if (in_flight < 2 || in_flight > 8)
+		fail_msg("max in flight at the emulator: %lld", in_flight);
+	json_decref(st);
+	json_t *ps = pv_strategy_stats(s);
+	assert_int_equal(json_integer_value(json_object_get(ps, "retries")), faulted);
+	json_decref(ps);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_describe_with_one_in_flight_is_sequential(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"max_instances_per_call\": 1000, \"describe_max_in_flight\": 1}");
+	json_t *ids = launch_many(s, 1000, "req-seq");
+	json_decref(emu_admin(&e, "/_emu/config", "{\"latency_ms\": 10, \"max_in_flight\": 0}"));
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	assert_same_order(json_object_get(r.data, "instances"), ids);
+	assert_int_equal(json_integer_value(json_object_get(r.metadata, "api_calls")), 5);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "max_in_flight", NULL), 1);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_describe_batches_in_flight_respect_the_deadline(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, "{\"max_instances_per_call\": 1000, \"describe_max_in_flight\": 2}");
+	json_t *ids = launch_many(s, 2500, "req-dl");
+	/* 13 batches, 2 at a time, 300 ms each: about 2.1 s of work. */
+	json_decref(emu_admin(&e, "/_emu/config", "{\"latency_ms\": 300}"));
+	pv_result r = PV_RESULT_INIT;
+	uint64_t t0 = pv_now_ns();
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 700, &r);
+	uint64_t took = pv_now_ns() - t0;
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "TIMEOUT");
+	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
+	assert_true(took < 1500 * PV_NS_PER_MS);
+	pv_result_clear(&r);
+	/* Batches after the deadline were never sent. */
+	assert_true(emu_stat(&e, "calls", "DescribeInstances") < 13);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_describe_batches_take_describe_tokens(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL); /* EC2's buckets at the emulator too */
+	pv_strategy *s = provider(&e, "{\"max_instances_per_call\": 1000, \"throttle\": {\"describe\":"
+				      " {\"capacity\": 3, \"refill_per_s\": 20}}}");
+	json_t *ids = launch_many(s, 2000, "req-tok");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 0, &r);
+	assert_true(r.success);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2000);
+	pv_result_clear(&r);
+	/* 10 batches from a bucket of 3: seven waited for a token. */
+	json_t *ps = pv_strategy_stats(s);
+	assert_true(json_integer_value(json_object_get(ps, "throttle_wait_ms")) > 0);
+	assert_int_equal(json_integer_value(json_object_get(ps, "throttled_received")), 0);
+	json_decref(ps);
+	assert_int_equal(emu_stat(&e, "throttled", NULL), 0);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- captured requests replayed raw ------------------------------------------------- */
 
 static int send_raw(int port, const char *path)
@@ -619,6 +858,12 @@ int main(void)
 		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),
 		cmocka_unit_test(test_without_client_buckets_emulator_throttles_and_provider_retries),
 		cmocka_unit_test(test_one_provider_serves_threads_concurrently),
+		cmocka_unit_test(test_create_fleet_without_launch_template_makes_one_and_reuses_it),
+		cmocka_unit_test(test_validate_fleet_template_without_launch_template_is_a_dry_run),
+		cmocka_unit_test(test_describe_2500_instances_with_batches_in_flight_and_faults),
+		cmocka_unit_test(test_describe_with_one_in_flight_is_sequential),
+		cmocka_unit_test(test_describe_batches_in_flight_respect_the_deadline),
+		cmocka_unit_test(test_describe_batches_take_describe_tokens),
 		cmocka_unit_test(test_captured_client_requests_are_accepted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -187,6 +187,29 @@ static void test_xml_error_envelope(void **state)
 	assert_null(aws_xml_instances("", 0, NULL));
 }
 
+static void test_xml_launch_template_ids(void **state)
+{
+	(void)state;
+	/* Shapes of the EC2 model: CreateLaunchTemplateResult.LaunchTemplate
+	 * (launchTemplate), DescribeLaunchTemplatesResult.LaunchTemplates
+	 * (launchTemplates, items). */
+	const char *created = "<CreateLaunchTemplateResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\">"
+			      "<requestId>r1</requestId><launchTemplate><launchTemplateId>lt-0aaa</launchTemplateId>"
+			      "<launchTemplateName>n</launchTemplateName></launchTemplate></CreateLaunchTemplateResponse>";
+	const char *described = "<DescribeLaunchTemplatesResponse><requestId>r2</requestId><launchTemplates>"
+				"<item><launchTemplateId>lt-0bbb</launchTemplateId></item>"
+				"<item><launchTemplateId>lt-0ccc</launchTemplateId></item>"
+				"</launchTemplates></DescribeLaunchTemplatesResponse>";
+	char id[64];
+	aws_xml_launch_template_id(created, strlen(created), id, sizeof id);
+	assert_string_equal(id, "lt-0aaa");
+	aws_xml_launch_template_id(described, strlen(described), id, sizeof id);
+	assert_string_equal(id, "lt-0bbb");
+	const char *none = "<DescribeLaunchTemplatesResponse><launchTemplates/></DescribeLaunchTemplatesResponse>";
+	aws_xml_launch_template_id(none, strlen(none), id, sizeof id);
+	assert_string_equal(id, "");
+}
+
 /* ---- errors ---------------------------------------------------------------------- */
 
 static void test_error_classes_follow_ec2_codes(void **state)
@@ -451,6 +474,8 @@ static void test_config_errors_name_the_field(void **state)
 		{"{\"region\": \"us-east-1\", \"verify_tls\": \"yes\"}", "'verify_tls'"},
 		{"{\"region\": \"us-east-1\", \"access_key_id\": \"AK\"}", "'secret_access_key'"},
 		{"{\"region\": \"us-east-1\", \"max_instances_per_call\": 5000}", "'max_instances_per_call'"},
+		{"{\"region\": \"us-east-1\", \"describe_max_in_flight\": 0}", "'describe_max_in_flight'"},
+		{"{\"region\": \"us-east-1\", \"describe_max_in_flight\": 65}", "'describe_max_in_flight'"},
 		{"{\"region\": \"us-east-1\", \"throttle\": {\"describe\": {\"capacity\": -1}}}", "'throttle.describe'"},
 		{"{\"region\": \"us-east-1\", \"throttle\": {\"safety_margin\": 2}}", "'throttle.safety_margin'"},
 		{"{\"region\": \"us-east-1\", \"templates\": {}}", "'templates'"},
@@ -551,6 +576,7 @@ int main(void)
 		cmocka_unit_test(test_xml_describe_regions),
 		cmocka_unit_test(test_xml_create_fleet),
 		cmocka_unit_test(test_xml_error_envelope),
+		cmocka_unit_test(test_xml_launch_template_ids),
 		cmocka_unit_test(test_error_classes_follow_ec2_codes),
 		cmocka_unit_test(test_error_codes_for_results),
 		cmocka_unit_test(test_bucket_gives_burst_then_refills_at_rate),

@@ -2,7 +2,8 @@
  * emu.c - the EC2 actions of the emulator and their XML answers.
  *
  * RunInstances, CreateFleet (type instant), DescribeInstances,
- * TerminateInstances, DescribeRegions, DescribeAvailabilityZones, with
+ * TerminateInstances, CreateLaunchTemplate, DescribeLaunchTemplates,
+ * DeleteLaunchTemplate, DescribeRegions, DescribeAvailabilityZones, with
  * EC2's rules where a client can notice them: ClientToken idempotency
  * (same token and parameters -> the first answer; other parameters ->
  * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
@@ -109,14 +110,18 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->ice_types = json_array();
 	e->ice_azs = json_array();
 	e->instances = json_array();
+	e->by_id = json_object();
 	e->tokens = json_object();
+	e->templates = json_object();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
 }
 
 void emu_reset(emu *e)
 {
 	json_array_clear(e->instances);
+	json_object_clear(e->by_id);
 	json_object_clear(e->tokens);
+	json_object_clear(e->templates);
 }
 
 void emu_free(emu *e)
@@ -124,7 +129,9 @@ void emu_free(emu *e)
 	json_decref(e->ice_types);
 	json_decref(e->ice_azs);
 	json_decref(e->instances);
+	json_decref(e->by_id);
 	json_decref(e->tokens);
+	json_decref(e->templates);
 }
 
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
@@ -246,25 +253,36 @@ static void head(emu_buf *b, const char *action, const char *request_id)
 
 /* ---- launching ------------------------------------------------------------------ */
 
-/* Tags from TagSpecification.N (ResourceType instance). */
-static json_t *read_tags(json_t *p)
+/* Tags from <prefix>TagSpecification.N (ResourceType instance). */
+static json_t *read_tags_at(json_t *p, const char *prefix)
 {
 	json_t *tags = json_object();
 	for (int s = 1; s < 10; s++) {
-		const char *rt = paramf(p, "TagSpecification.%d.ResourceType", s);
+		const char *rt = paramf(p, "%sTagSpecification.%d.ResourceType", prefix, s);
 		if (!rt)
 			break;
 		if (strcmp(rt, "instance") != 0)
 			continue;
 		for (int t = 1;; t++) {
-			const char *k = paramf(p, "TagSpecification.%d.Tag.%d.Key", s, t);
+			const char *k = paramf(p, "%sTagSpecification.%d.Tag.%d.Key", prefix, s, t);
 			if (!k)
 				break;
-			const char *v = paramf(p, "TagSpecification.%d.Tag.%d.Value", s, t);
+			const char *v = paramf(p, "%sTagSpecification.%d.Tag.%d.Value", prefix, s, t);
 			json_object_set_new(tags, k, json_string(v ? v : ""));
 		}
 	}
 	return tags;
+}
+
+static json_t *read_tags(json_t *p) { return read_tags_at(p, ""); }
+
+/* The launch template with this id, or NULL. */
+static json_t *template_by_id(emu *e, const char *id)
+{
+	const char *name;
+	json_t *t;
+	json_object_foreach(e->templates, name, t) if (id && strcmp(param(t, "id"), id) == 0) return t;
+	return NULL;
 }
 
 static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
@@ -298,6 +316,7 @@ static json_t *launch_one(emu *e, const char *image, const char *type, const cha
 	if (!in)
 		abort(); /* a bug in the format above */
 	json_object_set_new(in, "reservation", json_string(reservation));
+	json_object_set(e->by_id, id, in);
 	json_array_append_new(e->instances, in);
 	return in;
 }
@@ -373,7 +392,12 @@ static bool ice(emu *e, const char *type, const char *az)
 static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *image = param(p, "ImageId"), *lt = param(p, "LaunchTemplate.LaunchTemplateId");
-	const char *type = param(p, "InstanceType") ? param(p, "InstanceType") : "m1.small";
+	json_t *ltd = json_object_get(template_by_id(e, lt), "data");
+	if (!image)
+		image = param(ltd, "ImageId");
+	const char *type = param(p, "InstanceType") ? param(p, "InstanceType") : param(ltd, "InstanceType");
+	if (!type)
+		type = "m1.small";
 	long minc = int_param(p, "MinCount", 0), maxc = int_param(p, "MaxCount", 0);
 	if (!image && !lt)
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
@@ -440,11 +464,19 @@ static void fleet_error_xml(emu_buf *b, const char *lt, const fleet_override *o,
 
 /* Launches `target` units over the overrides in order; writes errorSet
  * items into `errs` and fleetInstanceSet items into `insts`. */
-static void fleet_fill(emu *e, json_t *p, const char *lt, fleet_override *ov, int nov, long target,
-		       const char *lifecycle, const char *fleet_id, emu_buf *errs, emu_buf *insts)
+static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_override *ov, int nov,
+		       long target, const char *lifecycle, const char *fleet_id, emu_buf *errs,
+		       emu_buf *insts)
 {
-	json_t *tags = read_tags(p);
+	/* The launch template's instance tags, then the fleet's own. */
+	json_t *tags = json_deep_copy(json_object_get(ltd, "tags"));
+	json_t *own = read_tags(p);
+	if (!tags)
+		tags = json_object();
+	json_object_update(tags, own);
+	json_decref(own);
 	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
+	const char *image = param(ltd, "ImageId") ? param(ltd, "ImageId") : "ami-fromtemplate";
 	for (int k = 0; k < nov && target > 0; k++) {
 		char az[48];
 		az_of(e, ov[k].subnet, az, sizeof az);
@@ -472,8 +504,9 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, fleet_override *ov, in
 		eb_elem(insts, "lifecycle", lifecycle);
 		eb_add(insts, "<instanceIds>");
 		for (long i = 0; i < n; i++) {
-			json_t *in = launch_one(e, "ami-fromtemplate", ov[k].type, ov[k].subnet, NULL,
-						param(p, "ClientToken"), lifecycle, tags, res, (int)i);
+			json_t *in = launch_one(e, image, ov[k].type, ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"),
+						param(ltd, "KeyName"), param(p, "ClientToken"), lifecycle, tags, res,
+						(int)i);
 			eb_elem(insts, "item", param(in, "id"));
 		}
 		eb_add(insts, "</instanceIds>");
@@ -488,12 +521,22 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *type = param(p, "Type");
 	const char *lt = param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId");
+	const char *lt_name = param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName");
 	long total = int_param(p, "TargetCapacitySpecification.TotalTargetCapacity", 0);
 	if (!type || strcmp(type, "instant") != 0)
 		return emu_error(r, 400, "InvalidParameterValue", "this emulator supports Type=instant only", rid);
+	/* A template this emulator made gives its parameters; an id it never
+	 * made launches with placeholders (older tests name made-up ids). */
+	json_t *tmpl = lt ? template_by_id(e, lt) : json_object_get(e->templates, lt_name ? lt_name : "");
+	if (lt_name && !tmpl)
+		return emu_error(r, 400, "InvalidLaunchTemplateName.NotFoundException",
+				 "The specified launch template, with template name, does not exist.", rid);
+	if (tmpl)
+		lt = param(tmpl, "id");
 	if (!lt)
 		return emu_error(r, 400, "MissingParameter",
 				 "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId is required", rid);
+	json_t *ltd = json_object_get(tmpl, "data");
 	if (total < 1)
 		return emu_error(r, 400, "InvalidTargetCapacitySpecification",
 				 "TotalTargetCapacity must be an integer >= 1", rid);
@@ -512,7 +555,8 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 					     w ? (long)atof(w) : 1};
 	}
 	if (nov == 0)
-		ov[nov++] = (fleet_override){"m5.large", NULL, 1};
+		ov[nov++] = (fleet_override){param(ltd, "InstanceType") ? param(ltd, "InstanceType") : "m5.large",
+					     NULL, 1};
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
 	long od = int_param(p, "TargetCapacitySpecification.OnDemandTargetCapacity", -1);
 	long spot = int_param(p, "TargetCapacitySpecification.SpotTargetCapacity", -1);
@@ -535,9 +579,9 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	eb_add(&errs, "");
 	eb_add(&insts, "");
 	if (od > 0)
-		fleet_fill(e, p, lt, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
+		fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
 	if (spot > 0)
-		fleet_fill(e, p, lt, ov, nov, spot, "spot", fleet_id, &errs, &insts);
+		fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, &errs, &insts);
 	head(&r->body, "CreateFleet", rid);
 	eb_elem(&r->body, "fleetId", fleet_id);
 	eb_printf(&r->body, "<errorSet>%s</errorSet><fleetInstanceSet>%s</fleetInstanceSet>", errs.s, insts.s);
@@ -548,15 +592,156 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	remember(e, "CreateFleet", p, r);
 }
 
+/* ---- launch templates ------------------------------------------------------------------ */
+
+static bool template_name_ok(const char *n)
+{
+	size_t len = n ? strlen(n) : 0;
+	return len >= 3 && len <= 128 &&
+	       strspn(n, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789().-/_") == len;
+}
+
+/* LaunchTemplateData.* as an object: the members this emulator uses. */
+static json_t *template_data(json_t *p)
+{
+	static const char *const scalars[] = {"ImageId", "InstanceType", "KeyName", "UserData"};
+	json_t *d = json_object();
+	for (size_t i = 0; i < sizeof scalars / sizeof scalars[0]; i++) {
+		const char *v = paramf(p, "LaunchTemplateData.%s", scalars[i]);
+		if (v)
+			json_object_set_new(d, scalars[i], json_string(v));
+	}
+	const char *subnet = param(p, "LaunchTemplateData.NetworkInterface.1.SubnetId");
+	if (subnet)
+		json_object_set_new(d, "SubnetId", json_string(subnet));
+	json_t *groups = json_array();
+	for (int k = 1;; k++) {
+		const char *g = paramf(p, "LaunchTemplateData.SecurityGroupId.%d", k);
+		if (!g)
+			break;
+		json_array_append_new(groups, json_string(g));
+	}
+	json_object_set_new(d, "SecurityGroupIds", groups);
+	json_object_set_new(d, "tags", read_tags_at(p, "LaunchTemplateData."));
+	return d;
+}
+
+static void template_xml(emu_buf *b, json_t *t)
+{
+	eb_elem(b, "launchTemplateId", param(t, "id"));
+	eb_elem(b, "launchTemplateName", param(t, "name"));
+	eb_elem(b, "createTime", param(t, "created"));
+	eb_elem(b, "createdBy", "arn:aws:iam::123456789012:root");
+	eb_add(b, "<defaultVersionNumber>1</defaultVersionNumber><latestVersionNumber>1</latestVersionNumber>");
+}
+
+static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	const char *name = param(p, "LaunchTemplateName");
+	if (!name)
+		return emu_error(r, 400, "MissingParameter",
+				 "The request must contain the parameter LaunchTemplateName", rid);
+	if (!template_name_ok(name))
+		return emu_error(r, 400, "InvalidLaunchTemplateName.MalformedException",
+				 "A launch template name must be between 3 and 128 characters, and may contain "
+				 "letters, numbers, and the following characters: - ( ) . / _.'", rid);
+	if (is_true(p, "DryRun"))
+		return dry_run_ok(r, rid);
+	if (idempotent_replay(e, "CreateLaunchTemplate", p, rid, r))
+		return;
+	if (json_object_get(e->templates, name))
+		return emu_error(r, 400, "InvalidLaunchTemplateName.AlreadyExistsException",
+				 "Launch template name already in use.", rid);
+	char id[32], when[32];
+	snprintf(id, sizeof id, "lt-%017llx", (unsigned long long)emu_rand(e) >> 4);
+	time_t now = time(NULL);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+	json_t *t = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "name", name, "created", when, "data",
+			      template_data(p));
+	json_object_set_new(e->templates, name, t);
+	head(&r->body, "CreateLaunchTemplate", rid);
+	eb_add(&r->body, "<launchTemplate>");
+	template_xml(&r->body, t);
+	eb_add(&r->body, "</launchTemplate></CreateLaunchTemplateResponse>");
+	r->status = 200;
+	remember(e, "CreateLaunchTemplate", p, r);
+}
+
+/* The templates named by LaunchTemplateId.N / LaunchTemplateName.N (all
+ * when neither is given); NULL with r filled when one does not exist. */
+static json_t *templates_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	json_t *list = json_array();
+	bool any = false;
+	for (int k = 1;; k++) {
+		const char *id = paramf(p, "LaunchTemplateId.%d", k), *name = paramf(p, "LaunchTemplateName.%d", k);
+		if (!id && !name)
+			break;
+		any = true;
+		json_t *t = id ? template_by_id(e, id) : NULL, *u = name ? json_object_get(e->templates, name) : NULL;
+		if ((id && !t) || (name && !u)) {
+			json_decref(list);
+			emu_error(r, 400, id && !t ? "InvalidLaunchTemplateId.NotFound" : "InvalidLaunchTemplateName.NotFoundException",
+				  "At least one of the launch templates specified in the request does not exist.", rid);
+			return NULL;
+		}
+		if (t)
+			json_array_append(list, t);
+		if (u && u != t)
+			json_array_append(list, u);
+	}
+	if (!any) {
+		const char *name;
+		json_t *t;
+		json_object_foreach(e->templates, name, t) json_array_append(list, t);
+	}
+	return list;
+}
+
+static void describe_launch_templates(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	json_t *list = templates_param(e, p, rid, r);
+	if (!list)
+		return;
+	head(&r->body, "DescribeLaunchTemplates", rid);
+	eb_add(&r->body, "<launchTemplates>");
+	size_t i;
+	json_t *t;
+	json_array_foreach(list, i, t) {
+		eb_add(&r->body, "<item>");
+		template_xml(&r->body, t);
+		eb_add(&r->body, "</item>");
+	}
+	eb_add(&r->body, "</launchTemplates></DescribeLaunchTemplatesResponse>");
+	json_decref(list);
+	r->status = 200;
+}
+
+static void delete_launch_template(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	const char *id = param(p, "LaunchTemplateId"), *name = param(p, "LaunchTemplateName");
+	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name ? name : "");
+	if (!id && !name)
+		return emu_error(r, 400, "MissingParameter",
+				 "The request must contain the parameter LaunchTemplateId or LaunchTemplateName", rid);
+	if (!t)
+		return emu_error(r, 400, id ? "InvalidLaunchTemplateId.NotFound" : "InvalidLaunchTemplateName.NotFoundException",
+				 "The specified launch template does not exist.", rid);
+	if (is_true(p, "DryRun"))
+		return dry_run_ok(r, rid);
+	head(&r->body, "DeleteLaunchTemplate", rid);
+	eb_add(&r->body, "<launchTemplate>");
+	template_xml(&r->body, t);
+	eb_add(&r->body, "</launchTemplate></DeleteLaunchTemplateResponse>");
+	json_object_del(e->templates, param(t, "name"));
+	r->status = 200;
+}
+
 /* ---- describe / terminate ------------------------------------------------------------- */
 
-static json_t *find(emu *e, const char *id)
-{
-	size_t i;
-	json_t *in;
-	json_array_foreach(e->instances, i, in) if (strcmp(param(in, "id"), id) == 0) return in;
-	return NULL;
-}
+/* By id through the index: a 200-id describe over thousands of instances
+ * must not cost 200 scans. */
+static json_t *find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
 
 /* Collects InstanceId.N; on an unknown id fills r with NotFound. */
 static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
@@ -638,6 +823,8 @@ static bool matches_filters(emu *e, json_t *in, json_t *p)
 static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	long max = int_param(p, "MaxResults", 0);
+	/* EC2 may page even an id query when the answer is large. */
+	long page = param(p, "MaxResults") ? max : e->page_size;
 	if (param(p, "MaxResults") && param(p, "InstanceId.1"))
 		return emu_error(r, 400, "InvalidParameterCombination",
 				 "The parameter instancesSet cannot be used with the parameter maxResults", rid);
@@ -658,7 +845,7 @@ static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 			continue;
 		if (i++ < start)
 			continue;
-		if (max && shown == max) {
+		if (page > 0 && shown == page) {
 			next = i - 1;
 			break;
 		}
@@ -766,6 +953,12 @@ void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, e
 		describe_instances(e, params, rid, r);
 	else if (strcmp(action, "TerminateInstances") == 0)
 		terminate_instances(e, params, rid, r);
+	else if (strcmp(action, "CreateLaunchTemplate") == 0)
+		create_launch_template(e, params, rid, r);
+	else if (strcmp(action, "DescribeLaunchTemplates") == 0)
+		describe_launch_templates(e, params, rid, r);
+	else if (strcmp(action, "DeleteLaunchTemplate") == 0)
+		delete_launch_template(e, params, rid, r);
 	else if (strcmp(action, "DescribeRegions") == 0)
 		describe_regions(e, rid, r);
 	else if (strcmp(action, "DescribeAvailabilityZones") == 0)

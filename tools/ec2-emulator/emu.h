@@ -29,9 +29,12 @@ typedef struct emu {
 	char region[32];
 	uint64_t boot_ms, shutdown_ms;  /* pending->running, shutting-down->terminated */
 	int64_t capacity;               /* live instances allowed; -1 = unlimited */
+	long page_size;                 /* DescribeInstances page without MaxResults; 0 = all */
 	json_t *ice_types, *ice_azs;    /* arrays: InsufficientInstanceCapacity */
 	json_t *instances;              /* array of objects, launch order */
+	json_t *by_id;                  /* instance id -> the same objects */
 	json_t *tokens;                 /* ClientToken -> {action, hash, body} */
+	json_t *templates;              /* launch template name -> {id, name, created, data{}} */
 	uint64_t next_id;
 	uint64_t rng;
 } emu;

@@ -13,7 +13,7 @@
  *                [--latency-ms MS] [--throttle-rate P] [--error-rate P]
  *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
  *                [--capacity N] [--no-throttle] [--boot-ms MS]
- *                [--shutdown-ms MS] [--seed N]
+ *                [--shutdown-ms MS] [--page-size N] [--seed N]
  *
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
  * underscores), POST /_emu/reset.
@@ -25,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +59,7 @@ typedef struct server {
 	uint64_t requests, auth_failures, throttled;
 	uint64_t fault_rng;
 	struct pending *delayed; /* answers waiting for their latency timer */
+	long in_flight, max_in_flight; /* EC2 requests being answered at once */
 	char imds_token[64];
 } server;
 
@@ -200,6 +203,7 @@ static const char *reason(int status)
 
 static void unlink_pending(pending *p)
 {
+	p->s->in_flight--;
 	if (p->prev)
 		p->prev->next = p->next;
 	else if (p->s->delayed == p)
@@ -222,6 +226,11 @@ static void send_now(pending *p)
 		shutdown(fd, SHUT_RDWR);
 		evhttp_send_reply(p->req, 500, "Dropped", NULL);
 	} else {
+		/* evhttp writes headers and body separately: without NODELAY,
+		 * Nagle holds the body for the client's delayed ACK (~40 ms). */
+		struct bufferevent *bev = evhttp_connection_get_bufferevent(evhttp_request_get_connection(p->req));
+		int one = 1;
+		setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
 		evhttp_add_header(h, "Content-Type", "text/xml;charset=UTF-8");
 		evhttp_add_header(h, "x-amzn-RequestId", p->rid);
@@ -252,6 +261,8 @@ static void reply(server *s, struct evhttp_request *req, int status, const char 
 	snprintf(p->rid, sizeof p->rid, "%s", rid);
 	p->body = evbuffer_new();
 	evbuffer_add(p->body, body, len);
+	if (++s->in_flight > s->max_in_flight)
+		s->max_in_flight = s->in_flight;
 	if (s->latency_ms <= 0) {
 		send_now(p);
 		return;
@@ -290,9 +301,11 @@ static void send_json(struct evhttp_request *req, int status, json_t *j)
 
 static json_t *stats(server *s)
 {
-	return json_pack("{s:O, s:O, s:I, s:I, s:I, s:o}", "calls", s->calls, "faults", s->faults,
+	return json_pack("{s:O, s:O, s:I, s:I, s:I, s:I, s:o, s:o}", "calls", s->calls, "faults", s->faults,
 			 "requests", (json_int_t)s->requests, "auth_failures", (json_int_t)s->auth_failures,
-			 "throttled", (json_int_t)s->throttled, "instances", emu_instance_stats(&s->e));
+			 "throttled", (json_int_t)s->throttled, "max_in_flight", (json_int_t)s->max_in_flight,
+			 "instances", emu_instance_stats(&s->e), "launch_templates",
+			 json_integer((json_int_t)json_object_size(s->e.templates)));
 }
 
 static void set_list(json_t **dst, json_t *v)
@@ -318,6 +331,10 @@ static void apply_config(server *s, json_t *c)
 		s->throttle = json_is_true(v);
 	if ((v = json_object_get(c, "capacity")))
 		s->e.capacity = json_integer_value(v);
+	if ((v = json_object_get(c, "page_size")))
+		s->e.page_size = (long)json_integer_value(v);
+	if ((v = json_object_get(c, "max_in_flight")))
+		s->max_in_flight = s->in_flight; /* any value restarts the count */
 	if ((v = json_object_get(c, "boot_ms")))
 		s->e.boot_ms = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(c, "shutdown_ms")))
@@ -335,6 +352,7 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 		json_object_clear(s->calls);
 		json_object_clear(s->faults);
 		s->requests = s->auth_failures = s->throttled = 0;
+		s->max_in_flight = s->in_flight;
 		buckets_init(s);
 		return send_json(req, 200, json_pack("{s:b}", "reset", 1));
 	}
@@ -511,7 +529,7 @@ static int usage(void)
 			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
 			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
 			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
-			"[--shutdown-ms MS] [--seed N]\n");
+			"[--shutdown-ms MS] [--page-size N] [--seed N]\n");
 	return 2;
 }
 
@@ -555,6 +573,8 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 			json_decref(l);
 		} else if (strcmp(a, "--capacity") == 0)
 			s->e.capacity = atoll(v);
+		else if (strcmp(a, "--page-size") == 0)
+			s->e.page_size = atol(v);
 		else if (strcmp(a, "--boot-ms") == 0)
 			s->e.boot_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--shutdown-ms") == 0)

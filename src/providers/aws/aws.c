@@ -19,10 +19,11 @@
 
 static const char *const action_names[ACT_COUNT] = {
 	"RunInstances", "CreateFleet", "DescribeInstances", "TerminateInstances", "DescribeRegions",
+	"CreateLaunchTemplate", "DescribeLaunchTemplates",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
-	BK_RUN, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_DESCRIBE,
+	BK_RUN, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_DESCRIBE, BK_MUTATING, BK_DESCRIBE,
 };
 
 const char *aws_action_name(aws_action act) { return act < ACT_COUNT ? action_names[act] : "?"; }
@@ -183,6 +184,10 @@ static int parse_numbers(aws *a, const json_t *cfg)
 	if ((rc = get_long(a, cfg, "max_instances_per_call", 1, 1000, &v)) < 0)
 		return rc;
 	a->max_per_call = (int)v;
+	v = a->describe_max_in_flight;
+	if ((rc = get_long(a, cfg, "describe_max_in_flight", 1, 64, &v)) < 0)
+		return rc;
+	a->describe_max_in_flight = (int)v;
 	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0)
 		return rc;
 	json_t *seed = json_object_get(cfg, "seed");
@@ -195,7 +200,7 @@ static int parse_numbers(aws *a, const json_t *cfg)
 static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
 	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
-	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "imds", "imds_endpoint",
+	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "describe_max_in_flight", "imds", "imds_endpoint",
 	"imds_timeout_ms", "seed", "throttle", "templates", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
 };
@@ -349,34 +354,28 @@ static long call_timeout_ms(aws *a, uint64_t deadline_ns)
 	return left < 1 ? 1 : (left < a->timeout_ms ? left : a->timeout_ms);
 }
 
-/* One attempt: token, credentials, the signed POST. */
-static void attempt_once(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c)
+bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c,
+		       aws_creds *cr, aws_http_opts *o)
 {
-	uint64_t waited = 0;
 	aws_http_reply_free(&c->reply);
 	memset(&c->reply, 0, sizeof c->reply);
-	if (aws_bucket_take(&a->buckets[action_bucket[act]], a->clock, deadline_ns, &waited) < 0) {
-		atomic_fetch_add_explicit(&a->throttle_wait_ns, waited, memory_order_relaxed);
-		c->deadline_hit = true;
-		c->cls = PV_CLASS_THROTTLED;
-		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
-		return;
-	}
-	atomic_fetch_add_explicit(&a->throttle_wait_ns, waited, memory_order_relaxed);
-	aws_creds cr;
-	if (creds_snapshot(a, &cr) < 0) {
+	if (creds_snapshot(a, cr) < 0) {
+		c->ok = false;
 		c->cls = PV_CLASS_PERMANENT;
 		snprintf(c->ec2_code, sizeof c->ec2_code, "NoCredentials");
 		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
-		return;
+		return false;
 	}
-	aws_http_opts o = {a->endpoint_url, a->region, a->proxy, a->connect_timeout_ms,
-			   call_timeout_ms(a, deadline_ns), a->verify_tls};
+	*o = (aws_http_opts){a->endpoint_url, a->region, a->proxy, a->connect_timeout_ms,
+			     call_timeout_ms(a, deadline_ns), a->verify_tls};
 	c->attempts++;
 	atomic_fetch_add_explicit(&a->calls[act], 1, memory_order_relaxed);
-	int rc = aws_http_post(&a->pool, &o, &cr, form, &c->reply);
-	aws_creds_wipe(&cr);
-	if (rc < 0) {
+	return true;
+}
+
+void aws_attempt_end(aws *a, aws_action act, int http_rc, uint64_t deadline_ns, aws_call *c)
+{
+	if (http_rc < 0) {
 		atomic_fetch_add_explicit(&a->transport_errors, 1, memory_order_relaxed);
 		c->ok = false;
 		c->cls = PV_CLASS_TRANSIENT;
@@ -390,6 +389,37 @@ static void attempt_once(aws *a, aws_action act, const char *form, uint64_t dead
 		atomic_fetch_add_explicit(&a->throttled_received, 1, memory_order_relaxed);
 		aws_bucket_drain(&a->buckets[action_bucket[act]], pv_clock_now(a->clock));
 	}
+}
+
+aws_bucket *aws_action_bucket(aws *a, aws_action act) { return &a->buckets[action_bucket[act]]; }
+
+void aws_throttle_waited(aws *a, uint64_t ns)
+{
+	atomic_fetch_add_explicit(&a->throttle_wait_ns, ns, memory_order_relaxed);
+}
+
+/* One blocking attempt: token, credentials, the signed POST. */
+static void attempt_once(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c)
+{
+	uint64_t waited = 0;
+	aws_http_reply_free(&c->reply);
+	memset(&c->reply, 0, sizeof c->reply);
+	int rc = aws_bucket_take(&a->buckets[action_bucket[act]], a->clock, deadline_ns, &waited);
+	aws_throttle_waited(a, waited);
+	if (rc < 0) {
+		c->deadline_hit = true;
+		c->cls = PV_CLASS_THROTTLED;
+		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
+		return;
+	}
+	aws_creds cr;
+	aws_http_opts o;
+	bool go = aws_attempt_begin(a, act, deadline_ns, c, &cr, &o);
+	if (go)
+		rc = aws_http_post(&a->pool, &o, &cr, form, &c->reply);
+	aws_creds_wipe(&cr);
+	if (go)
+		aws_attempt_end(a, act, rc, deadline_ns, c);
 }
 
 /* What the last call says about the endpoint: reachable and accepting our
@@ -406,28 +436,42 @@ static int health_of(const aws_call *c)
 	return 1;
 }
 
-bool aws_do(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c)
+bool aws_retry_delay(aws *a, aws_call *c, unsigned attempt, uint64_t deadline_ns, uint64_t *delay_ns)
 {
-	memset(c, 0, sizeof *c);
-	for (unsigned attempt = 0;; attempt++) {
-		attempt_once(a, act, form, deadline_ns, c);
-		if (c->ok || c->deadline_hit)
-			break;
-		if (!pv_error_class_retryable(c->cls) || attempt >= (unsigned)a->max_retries)
-			break;
-		uint64_t d = backoff_ns(a, attempt);
-		if (deadline_ns && pv_clock_now(a->clock) + d >= deadline_ns) {
-			c->deadline_hit = true;
-			break;
-		}
-		atomic_fetch_add_explicit(&a->retries, 1, memory_order_relaxed);
-		pv_clock_sleep(a->clock, d);
+	if (c->ok || c->deadline_hit)
+		return false;
+	if (!pv_error_class_retryable(c->cls) || attempt >= (unsigned)a->max_retries)
+		return false;
+	uint64_t d = backoff_ns(a, attempt);
+	if (deadline_ns && pv_clock_now(a->clock) + d >= deadline_ns) {
+		c->deadline_hit = true;
+		return false;
 	}
+	atomic_fetch_add_explicit(&a->retries, 1, memory_order_relaxed);
+	*delay_ns = d;
+	return true;
+}
+
+void aws_call_end(aws *a, aws_call *c)
+{
 	if (c->attempts > 0)
 		atomic_store_explicit(&a->health, health_of(c), memory_order_relaxed);
 	if (!c->ok)
 		atomic_fetch_add_explicit(&a->errors[c->cls <= PV_CLASS_INTERNAL ? c->cls : PV_CLASS_INTERNAL],
 					  1, memory_order_relaxed);
+}
+
+bool aws_do(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c)
+{
+	memset(c, 0, sizeof *c);
+	uint64_t d = 0;
+	for (unsigned attempt = 0;; attempt++) {
+		attempt_once(a, act, form, deadline_ns, c);
+		if (!aws_retry_delay(a, c, attempt, deadline_ns, &d))
+			break;
+		pv_clock_sleep(a->clock, d);
+	}
+	aws_call_end(a, c);
 	return c->ok;
 }
 
@@ -565,6 +609,7 @@ static void aws_destroy(pv_strategy *s)
 	free_secret(a->cfg_token);
 	aws_creds_wipe(&a->creds);
 	json_decref(a->templates);
+	json_decref(a->lt_cache);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
 	aws_http_pool_destroy(&a->pool);
@@ -613,6 +658,8 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->retry_base_ns = 100 * PV_NS_PER_MS;
 	a->retry_max_ns = 20000 * PV_NS_PER_MS;
 	a->max_per_call = 100;
+	a->describe_max_in_flight = 8;
+	a->lt_cache = json_object();
 	rc = parse_config(a, config);
 	if (rc < 0) {
 		pv_strategy_unref(&a->base);

@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "provisio/clock.h"
+
+struct curl_slist;
 #include "provisio/result.h"
 
 /* ---- throttle.c: token buckets ------------------------------------------ */
@@ -80,6 +82,8 @@ typedef struct aws_form {
 } aws_form;
 
 void aws_form_init(aws_form *f, const char *action);
+/* The same with another API version (the Smithy test service's). */
+void aws_form_init_version(aws_form *f, const char *action, const char *version);
 /* Adds key=value, both percent-encoded (RFC 3986 unreserved kept). */
 void aws_form_add(aws_form *f, const char *key, const char *value);
 /* Adds a key built with printf and a value. */
@@ -92,6 +96,26 @@ void aws_form_free(aws_form *f);
 char *aws_url_encode(const char *in);
 /* Base64 of `len` bytes into a new string (caller frees). */
 char *aws_base64(const unsigned char *in, size_t len);
+
+/* ---- query.c: ec2Query serialisation against a shape model ---------------- */
+
+/* Adds `value` (JSON) as shape `shape` of `model` (a Smithy JSON AST
+ * subset, see query.c) under key `prefix` ("" at the top of a request)
+ * with the ec2Query rules. 0, or -1 when the value does not fit the shape
+ * or the shape is one the rules here do not cover (map, union, document);
+ * pairs added before the failure stay. */
+int aws_query_add(aws_form *f, const json_t *model, const char *shape, const char *prefix,
+		  const json_t *value);
+/* A member's ec2Query key: ec2QueryName, else xmlName or the member name
+ * with the first letter upper-cased. */
+void aws_query_member_name(char *out, size_t size, const char *member, const char *ec2_query_name,
+			   const char *xml_name);
+/* A float / double as ec2Query sends it: integral values without a
+ * fraction, else the shortest round-trip text; NaN, Infinity, -Infinity. */
+int aws_query_number(char *out, size_t size, double v, bool single);
+/* A timestamp (seconds since the epoch) as date-time (RFC 3339, the
+ * default, format NULL), epoch-seconds or http-date. */
+int aws_query_timestamp(char *out, size_t size, double epoch_s, const char *format);
 
 /* ---- xml.c: EC2 responses -------------------------------------------------- */
 
@@ -116,6 +140,9 @@ json_t *aws_xml_regions(const char *body, size_t len);
  * instance_type, lifecycle}], errors:[{code, message, instance_type,
  * subnet_id, az, lifecycle}]}. */
 json_t *aws_xml_fleet(const char *body, size_t len);
+/* The launchTemplateId of a CreateLaunchTemplate answer, or of the first
+ * template of a DescribeLaunchTemplates answer, into `out` ("" when none). */
+void aws_xml_launch_template_id(const char *body, size_t len, char *out, size_t size);
 /* The requestId of a success body into `out` ("" when absent). */
 void aws_xml_request_id(const char *body, size_t len, char *out, size_t size);
 
@@ -178,20 +205,61 @@ int aws_http_global_init(void);
  * cache, so the next call to the same endpoint skips the TCP (and TLS)
  * handshake. Thread-safe; a handle is used by one call at a time. */
 #define AWS_HTTP_POOL_MAX 16
+#define AWS_HTTP_MULTI_POOL_MAX 4
 typedef struct aws_http_pool {
 	pthread_mutex_t lock;
 	void *idle[AWS_HTTP_POOL_MAX];
 	int n;
+	/* Idle multi handles: in a multi, connections live in the multi's
+	 * cache, so keeping it keeps them alive for the next operation. */
+	void *multi_idle[AWS_HTTP_MULTI_POOL_MAX];
+	int nmulti;
 } aws_http_pool;
 void aws_http_pool_init(aws_http_pool *p);
 void aws_http_pool_destroy(aws_http_pool *p);
 
-/* POSTs the form, signed with SigV4 (libcurl's CURLOPT_AWS_SIGV4), on a
- * handle from `pool` (NULL = a fresh one). Always fills `r` (free with
- * aws_http_reply_free); returns 0 when an HTTP answer came, PV_EIO when the
+/*
+ * One signed POST: its easy handle and what must stay alive until it ends
+ * (headers, error text, the reply). The form passed to begin is not copied
+ * and must outlive the transfer; `x` must not move while it runs.
+ */
+typedef struct aws_http_xfer {
+	void *handle;             /* CURL *, NULL once ended */
+	struct curl_slist *headers;
+	char errbuf[256];         /* CURL_ERROR_SIZE */
+	int curl_code;            /* set by aws_http_multi_step */
+	aws_http_reply reply;     /* owned until moved out */
+} aws_http_xfer;
+
+/* Prepares the signed POST of `form` (SigV4 by libcurl's
+ * CURLOPT_AWS_SIGV4) on a handle from `pool` (NULL = a fresh one). 0, or
+ * PV_EIO with reply.error saying why (nothing to end). */
+int aws_http_xfer_begin(aws_http_xfer *x, aws_http_pool *pool, const aws_http_opts *o,
+			const aws_creds *c, const char *form);
+/* Ends a transfer with its curl code: fills reply.status / error, gives the
+ * handle back to the pool (or frees it after a transport failure). 0 when
+ * an HTTP answer came, PV_EIO when the transport failed. */
+int aws_http_xfer_end(aws_http_xfer *x, aws_http_pool *pool, int curl_code);
+
+/* One blocking call: begin, curl_easy_perform, end. Always fills `r` (free
+ * with aws_http_reply_free); 0 when an HTTP answer came, PV_EIO when the
  * transport failed. */
 int aws_http_post(aws_http_pool *pool, const aws_http_opts *o, const aws_creds *c,
 		  const char *form, aws_http_reply *r);
+
+/* Many transfers from one thread (curl multi). A multi handle comes from
+ * the pool (NULL on failure) and goes back to it with no transfer in it. */
+void *aws_http_multi_get(aws_http_pool *p);
+void aws_http_multi_put(aws_http_pool *p, void *multi);
+/* Starts a begun transfer. 0 or PV_EIO (then end it yourself). */
+int aws_http_multi_add(void *multi, aws_http_xfer *x);
+/* Takes a running transfer out and ends it as failed ("aborted"). */
+void aws_http_multi_abort(void *multi, aws_http_xfer *x, aws_http_pool *pool);
+/* Drives the transfers, waiting up to `wait_ms` (capped at 1 s) for
+ * network activity. Returns a finished transfer (already taken out of the
+ * multi, x->curl_code set; end it with aws_http_xfer_end) or NULL when none
+ * finished in that time. */
+aws_http_xfer *aws_http_multi_step(void *multi, long wait_ms);
 /* A GET or PUT without signing (IMDS). */
 int aws_http_plain(const char *method, const char *url, const char *header1,
 		   long timeout_ms, aws_http_reply *r);

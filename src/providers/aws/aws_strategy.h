@@ -6,6 +6,7 @@
 #define PV_PROVIDERS_AWS_STRATEGY_H
 
 #include <stdatomic.h>
+#include <sys/types.h>
 #include "provisio/aws.h"
 #include "providers/aws/aws_internal.h"
 #include "util/rng.h"
@@ -16,6 +17,8 @@ typedef enum aws_action {
 	ACT_DESCRIBE_INSTANCES,
 	ACT_TERMINATE_INSTANCES,
 	ACT_DESCRIBE_REGIONS,
+	ACT_CREATE_LAUNCH_TEMPLATE,
+	ACT_DESCRIBE_LAUNCH_TEMPLATES,
 	ACT_COUNT
 } aws_action;
 
@@ -32,12 +35,14 @@ typedef struct aws {
 	int max_retries;
 	uint64_t retry_base_ns, retry_max_ns;
 	int max_per_call;
+	int describe_max_in_flight; /* DescribeInstances calls at once per operation */
 	json_t *templates;
+	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
 	aws_bucket buckets[BK_COUNT];
 	bool buckets_ready;
 
 	aws_http_pool pool;
-	pthread_mutex_t lock; /* creds, rng */
+	pthread_mutex_t lock; /* creds, rng, lt_cache */
 	aws_creds creds;
 	pv_rng rng;
 
@@ -65,6 +70,56 @@ const char *aws_action_name(aws_action a);
  * (free with aws_call_free); returns c->ok. */
 bool aws_do(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c);
 void aws_call_free(aws_call *c);
+
+/* The pieces of aws_do, shared with the multi driver (many.c) so both
+ * paths apply the same rules. begin: credentials, HTTP options, counts the
+ * attempt (false: no credentials, c failed). end: classifies the answer
+ * (http_rc from aws_http_xfer_end / aws_http_post), drains the bucket on
+ * RequestLimitExceeded. retry_delay: whether to retry after *delay_ns
+ * (false: give up; sets deadline_hit when the backoff would pass the
+ * deadline). call_end: health and error counters of a finished call. */
+bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c,
+		       aws_creds *cr, aws_http_opts *o);
+void aws_attempt_end(aws *a, aws_action act, int http_rc, uint64_t deadline_ns, aws_call *c);
+bool aws_retry_delay(aws *a, aws_call *c, unsigned attempt, uint64_t deadline_ns, uint64_t *delay_ns);
+void aws_call_end(aws *a, aws_call *c);
+aws_bucket *aws_action_bucket(aws *a, aws_action act);
+void aws_throttle_waited(aws *a, uint64_t ns);
+
+/* ---- many.c: many calls in flight from one thread --------------------------- */
+
+typedef enum aws_job_next {
+	AWS_JOB_DONE,  /* the job is complete */
+	AWS_JOB_AGAIN, /* j->form was replaced: one more call (next page) */
+	AWS_JOB_STOP,  /* end the whole run; the reason stays in j->call */
+} aws_job_next;
+
+/* One independent piece of an operation (a DescribeInstances batch). The
+ * caller sets form (owned by the caller, may be replaced by the callback)
+ * and user; the driver fills the rest. */
+typedef struct aws_job {
+	char *form;
+	void *user;
+	aws_call call;     /* the job's current / last call */
+	unsigned calls;    /* attempts over all the job's calls */
+	/* driver state */
+	int state;
+	unsigned attempt;
+	uint64_t not_before_ns;
+	aws_http_xfer x;
+} aws_job;
+
+/* Called when a job's call has finished, ok or failed for good. */
+typedef aws_job_next (*aws_job_fn)(aws *a, aws_job *j, void *ctx);
+
+/* Runs the jobs of action `act`, at most max_in_flight calls at once from
+ * the calling thread, lower indexes first, within deadline_ns (0 = none).
+ * Returns -1 when every job completed, else the index of the job that
+ * stopped the run (callback STOP, or its call hit the deadline: then
+ * jobs[i].call.deadline_hit). Each job's call must be freed by the caller
+ * (aws_call_free). */
+ssize_t aws_do_many(aws *a, aws_action act, aws_job *jobs, size_t n, int max_in_flight,
+		    uint64_t deadline_ns, aws_job_fn fn, void *ctx);
 /* Turns a failed call into a failed result (code, class, message without
  * secrets, metadata with the EC2 code and request id). */
 void aws_call_fail(aws *a, aws_action act, const aws_call *c, pv_result *out);

@@ -85,12 +85,14 @@ static void append(aws_form *f, const char *s, size_t n)
 	f->buf[f->len] = '\0';
 }
 
-void aws_form_init(aws_form *f, const char *action)
+void aws_form_init_version(aws_form *f, const char *action, const char *version)
 {
 	memset(f, 0, sizeof *f);
 	aws_form_add(f, "Action", action);
-	aws_form_add(f, "Version", "2016-11-15");
+	aws_form_add(f, "Version", version);
 }
+
+void aws_form_init(aws_form *f, const char *action) { aws_form_init_version(f, action, "2016-11-15"); }
 
 void aws_form_add(aws_form *f, const char *key, const char *value)
 {

@@ -8,6 +8,9 @@
  *  - CreateFleet type instant: one call with every (instance type x subnet)
  *    override, weights, on-demand / spot / mixed capacity and allocation
  *    strategies; per-override errors come back with a partial fleet.
+ * A fleet template without launchTemplateId gets one made on the fly
+ * (CreateLaunchTemplate, named after the template and a hash of its launch
+ * parameters, so later requests reuse it).
  * Every launch call carries a ClientToken derived from (request id,
  * provider, attempt group) and tags the instances at launch, so a retry
  * never launches twice and every instance can be found by its request.
@@ -36,6 +39,9 @@ typedef struct launch {
 	int64_t count;
 	bool all_or_nothing;
 	char nonce[40]; /* stands for the request id when the caller gave none */
+	char lt_made[64]; /* the launch template made (or found) for EC2Fleet */
+	char lt_name[128];
+	const char *lt_how; /* created, existing, cached */
 } launch;
 
 static const char *tstr(const json_t *t, const char *key)
@@ -174,8 +180,9 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	if (read_tags(a, l, out) < 0)
 		return -1;
 	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
-	if (fleet && !l->lt_id)
-		return bad(out, "template field '%s' is required for providerApi EC2Fleet", "launchTemplateId");
+	if (fleet && !l->lt_id && !l->image_id)
+		return bad(out, "template field '%s' (or launchTemplateId) is required for providerApi EC2Fleet",
+			   "imageId");
 	if (!fleet && !l->image_id && !l->lt_id)
 		return bad(out, "template field '%s' is required for RunInstances", "imageId");
 	return 0;
@@ -246,6 +253,7 @@ typedef struct launch_acc {
 	json_t *instances; /* array */
 	json_t *errors;    /* array of {code, message, instance_type} */
 	aws_call last;     /* the last failed call */
+	aws_action last_act; /* its action */
 	bool have_fail;
 	unsigned calls;
 } launch_acc;
@@ -383,6 +391,163 @@ static void fleet_form(aws *a, const launch *l, aws_form *f, const char *token, 
 	(void)a;
 }
 
+/* ---- a launch template on the fly (EC2Fleet without launchTemplateId) ---------- */
+
+/* CreateLaunchTemplate's input, from the EC2 model (botocore ec2
+ * 2016-11-15): the members we send, with their ec2Query names. */
+static const char lt_model_text[] =
+	"{\"CreateLaunchTemplateRequest\": {\"type\": \"structure\", \"members\": {"
+	" \"DryRun\": {\"target\": \"Boolean\"}, \"ClientToken\": {\"target\": \"String\"},"
+	" \"LaunchTemplateName\": {\"target\": \"String\"},"
+	" \"LaunchTemplateData\": {\"target\": \"RequestLaunchTemplateData\"}}},"
+	" \"RequestLaunchTemplateData\": {\"type\": \"structure\", \"members\": {"
+	" \"ImageId\": {\"target\": \"String\"}, \"InstanceType\": {\"target\": \"String\"},"
+	" \"KeyName\": {\"target\": \"String\"}, \"UserData\": {\"target\": \"String\"},"
+	" \"SecurityGroupIds\": {\"target\": \"SecurityGroupIdStringList\","
+	" \"traits\": {\"ec2QueryName\": \"SecurityGroupId\"}},"
+	" \"TagSpecifications\": {\"target\": \"LaunchTemplateTagSpecificationRequestList\","
+	" \"traits\": {\"ec2QueryName\": \"TagSpecification\"}}}},"
+	" \"SecurityGroupIdStringList\": {\"type\": \"list\", \"member\": {\"target\": \"String\"}},"
+	" \"LaunchTemplateTagSpecificationRequestList\": {\"type\": \"list\","
+	" \"member\": {\"target\": \"LaunchTemplateTagSpecificationRequest\"}},"
+	" \"LaunchTemplateTagSpecificationRequest\": {\"type\": \"structure\", \"members\": {"
+	" \"ResourceType\": {\"target\": \"String\"},"
+	" \"Tags\": {\"target\": \"TagList\", \"traits\": {\"ec2QueryName\": \"Tag\"}}}},"
+	" \"TagList\": {\"type\": \"list\", \"member\": {\"target\": \"Tag\"}},"
+	" \"Tag\": {\"type\": \"structure\", \"members\": {\"Key\": {\"target\": \"String\"},"
+	" \"Value\": {\"target\": \"String\"}}}}";
+
+/* LaunchTemplateData from the template: what does not change between
+ * requests (the request id tag goes on CreateFleet itself). */
+static json_t *lt_data(const launch *l)
+{
+	json_t *d = json_pack("{s:s, s:s}", "ImageId", l->image_id, "InstanceType",
+			      json_string_value(json_object_get(json_array_get(l->types, 0), "type")));
+	if (l->key_name)
+		json_object_set_new(d, "KeyName", json_string(l->key_name));
+	if (l->user_data) {
+		char *b = aws_base64((const unsigned char *)l->user_data, strlen(l->user_data));
+		json_object_set_new(d, "UserData", json_string(b ? b : ""));
+		free(b);
+	}
+	json_t *sg = json_object_get(l->tmpl, "securityGroupIds");
+	if (json_is_array(sg) && json_array_size(sg))
+		json_object_set_new(d, "SecurityGroupIds", json_deep_copy(sg));
+	json_t *tags = json_array();
+	const char *k;
+	json_t *v;
+	json_object_foreach(l->tags, k, v)
+		if (strcmp(k, TAG_REQUEST) != 0)
+			json_array_append_new(tags, json_pack("{s:s, s:O}", "Key", k, "Value", v));
+	json_object_set_new(d, "TagSpecifications",
+			    json_pack("[{s:s, s:o}]", "ResourceType", "instance", "Tags", tags));
+	return d;
+}
+
+/* provisio-<template id>-<hash of the data>: the same template with the
+ * same parameters names the same launch template, in any process; other
+ * parameters make another one instead of silently changing the first. */
+static void lt_name_of(launch *l, const json_t *data)
+{
+	char *text = json_dumps(data, JSON_SORT_KEYS | JSON_COMPACT);
+	uint64_t h = pv_fnv1a64(PV_FNV64_OFFSET, text ? text : "", text ? strlen(text) : 0);
+	free(text);
+	char id[80];
+	size_t n = 0;
+	for (const char *p = l->template_id ? l->template_id : "template"; *p && n < 64; p++) {
+		char c = *p;
+		bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			  c == '-' || c == '_' || c == '.' || c == '(' || c == ')' || c == '/';
+		id[n++] = ok ? c : '_';
+	}
+	id[n] = '\0';
+	snprintf(l->lt_name, sizeof l->lt_name, "provisio-%s-%016llx", id, (unsigned long long)h);
+}
+
+/* The CreateLaunchTemplate body. NULL-free: f.oom tells. */
+static void lt_form(const launch *l, json_t *data, const char *token, bool dry_run, aws_form *f)
+{
+	json_t *model = json_loads(lt_model_text, 0, NULL);
+	json_t *req = json_pack("{s:s, s:O}", "LaunchTemplateName", l->lt_name, "LaunchTemplateData", data);
+	if (token)
+		json_object_set_new(req, "ClientToken", json_string(token));
+	if (dry_run)
+		json_object_set_new(req, "DryRun", json_true());
+	aws_form_init(f, "CreateLaunchTemplate");
+	if (!model || aws_query_add(f, model, "CreateLaunchTemplateRequest", "", req) < 0)
+		f->oom = true;
+	json_decref(req);
+	json_decref(model);
+}
+
+/* The id of the launch template named l->lt_name, which exists already. */
+static bool lt_lookup(aws *a, launch *l, const pv_operation *op, launch_acc *acc)
+{
+	aws_form f;
+	aws_form_init(&f, "DescribeLaunchTemplates");
+	aws_form_add(&f, "LaunchTemplateName.1", l->lt_name);
+	aws_call c;
+	bool ok = !f.oom && aws_do(a, ACT_DESCRIBE_LAUNCH_TEMPLATES, f.buf, op->deadline_ns, &c);
+	aws_form_free(&f);
+	acc->calls += c.attempts;
+	if (ok)
+		aws_xml_launch_template_id(c.reply.body, c.reply.len, l->lt_made, sizeof l->lt_made);
+	if (!ok || !l->lt_made[0]) {
+		record_failure(acc, &c, NULL);
+		acc->last_act = ACT_DESCRIBE_LAUNCH_TEMPLATES;
+		return false;
+	}
+	aws_call_free(&c);
+	return true;
+}
+
+/* Sets l->lt_id to a launch template with the template's parameters:
+ * known to this provider, made now, or made before (AlreadyExists) and
+ * looked up. The ClientToken makes a retried CreateLaunchTemplate
+ * idempotent; the name makes the next request reuse it. */
+static bool ensure_launch_template(aws *a, launch *l, const pv_operation *op, launch_acc *acc)
+{
+	json_t *data = lt_data(l);
+	lt_name_of(l, data);
+	pthread_mutex_lock(&a->lock);
+	const char *known = json_string_value(json_object_get(a->lt_cache, l->lt_name));
+	snprintf(l->lt_made, sizeof l->lt_made, "%s", known ? known : "");
+	pthread_mutex_unlock(&a->lock);
+	l->lt_how = "cached";
+	bool ok = l->lt_made[0] != '\0';
+	if (!ok) {
+		char group[160], token[AWS_CLIENT_TOKEN_MAX + 1];
+		snprintf(group, sizeof group, "lt:%s", l->lt_name);
+		aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, group);
+		aws_form f;
+		lt_form(l, data, token, false, &f);
+		aws_call c;
+		ok = !f.oom && aws_do(a, ACT_CREATE_LAUNCH_TEMPLATE, f.buf, op->deadline_ns, &c);
+		aws_form_free(&f);
+		acc->calls += c.attempts;
+		l->lt_how = "created";
+		if (ok) {
+			aws_xml_launch_template_id(c.reply.body, c.reply.len, l->lt_made, sizeof l->lt_made);
+			aws_call_free(&c);
+		} else if (strcmp(c.ec2_code, "InvalidLaunchTemplateName.AlreadyExistsException") == 0) {
+			aws_call_free(&c);
+			l->lt_how = "existing";
+			ok = lt_lookup(a, l, op, acc);
+		} else {
+			record_failure(acc, &c, NULL);
+			acc->last_act = ACT_CREATE_LAUNCH_TEMPLATE;
+		}
+	}
+	json_decref(data);
+	if (!ok || !l->lt_made[0])
+		return false;
+	pthread_mutex_lock(&a->lock);
+	json_object_set_new(a->lt_cache, l->lt_name, json_string(l->lt_made));
+	pthread_mutex_unlock(&a->lock);
+	l->lt_id = l->lt_made;
+	return true;
+}
+
 static void create_fleet(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
 			 json_t *data)
 {
@@ -466,7 +631,7 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 		if (n > 0)
 			roll_back(a, op, acc->instances);
 		if (acc->have_fail)
-			aws_call_fail(a, fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES, &acc->last, out);
+			aws_call_fail(a, acc->last_act, &acc->last, out);
 		else
 			pv_result_fail(out, PV_ERR_CAPACITY, PV_CLASS_CAPACITY,
 				       "aws '%s': launched %lld of %lld instances (all or nothing)",
@@ -505,13 +670,18 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 		launch_free(&l);
 		return;
 	}
-	launch_acc acc = {.instances = json_array(), .errors = json_array()};
-	json_t *data = json_object();
 	bool fleet = l.api && strcmp(l.api, "EC2Fleet") == 0;
+	launch_acc acc = {.instances = json_array(), .errors = json_array(),
+			  .last_act = fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES};
+	json_t *data = json_object();
 	json_object_set_new(data, "api", json_string(fleet ? "EC2Fleet" : "RunInstances"));
-	if (fleet)
+	if (fleet && !l.lt_id && ensure_launch_template(a, &l, op, &acc))
+		json_object_set_new(data, "launch_template",
+				    json_pack("{s:s, s:s, s:s}", "id", l.lt_made, "name", l.lt_name, "source",
+					      l.lt_how));
+	if (fleet && l.lt_id)
 		create_fleet(a, &l, op, &acc, data);
-	else
+	else if (!fleet)
 		create_run(a, &l, op, &acc);
 	finish_create(a, &l, op, &acc, data, out);
 	json_decref(acc.instances);
@@ -529,12 +699,21 @@ static bool dry_run_call(aws *a, const launch *l, const pv_operation *op, pv_res
 	aws_form f;
 	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
 	const char *type = json_string_value(json_object_get(json_array_get(l->types, 0), "type"));
-	if (fleet)
-		fleet_form(a, l, &f, NULL, true);
-	else
-		run_form(a, l, &f, type, 1, NULL, true);
-	aws_call c;
 	aws_action act = fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES;
+	if (fleet && !l->lt_id) {
+		/* No launch template yet: ask whether we could make one. */
+		json_t *data = lt_data(l);
+		launch named = *l;
+		lt_name_of(&named, data);
+		lt_form(&named, data, NULL, true, &f);
+		json_decref(data);
+		act = ACT_CREATE_LAUNCH_TEMPLATE;
+	} else if (fleet) {
+		fleet_form(a, l, &f, NULL, true);
+	} else {
+		run_form(a, l, &f, type, 1, NULL, true);
+	}
+	aws_call c;
 	bool ok = !f.oom && aws_do(a, act, f.buf, op->deadline_ns, &c);
 	aws_form_free(&f);
 	bool valid = !ok && strcmp(c.ec2_code, "DryRunOperation") == 0;

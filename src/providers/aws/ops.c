@@ -5,7 +5,9 @@
  * TerminateInstances takes at most 1000 ids a call; DescribeInstances is
  * asked by ids in batches of 200 (EC2's filter value limit, and ids cannot
  * be combined with MaxResults) or by a tag / reservation / fleet filter,
- * following NextToken until the last page.
+ * following NextToken until the last page. The batches run concurrently
+ * from the calling thread (many.c), and the instances come back in the
+ * order of the ids given.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -129,70 +131,161 @@ void aws_op_terminate(aws *a, const pv_operation *op, pv_result *out)
 
 /* ---- describe ---------------------------------------------------------------- */
 
-/* Pages through one DescribeInstances query (`base` holds its selectors),
- * appending instances to `list`. false with `out` failed. */
-static bool describe_pages(aws *a, const pv_operation *op, const aws_form *base, bool paged,
-			   json_t *list, unsigned *calls, pv_result *out)
+/* One DescribeInstances query (a batch of ids, or a filter) and the
+ * instances its pages gave. */
+typedef struct describe_job {
+	aws_form sel;  /* selectors only: the raw encoded pairs */
+	bool paged;    /* MaxResults (not allowed with ids) */
+	json_t *found; /* owned */
+} describe_job;
+
+/* The body of a query's call: selectors, then the page's NextToken. */
+static char *describe_form(const describe_job *d, const char *next)
 {
-	char *next = NULL;
-	do {
-		aws_form f;
-		aws_form_init(&f, "DescribeInstances");
-		aws_form_append(&f, base);
-		if (paged)
-			aws_form_add(&f, "MaxResults", "1000");
-		if (next)
-			aws_form_add(&f, "NextToken", next);
-		free(next);
-		next = NULL;
-		aws_call c;
-		bool ok = !f.oom && aws_do(a, ACT_DESCRIBE_INSTANCES, f.buf, op->deadline_ns, &c);
+	aws_form f;
+	aws_form_init(&f, "DescribeInstances");
+	aws_form_append(&f, &d->sel);
+	if (d->paged)
+		aws_form_add(&f, "MaxResults", "1000");
+	if (next)
+		aws_form_add(&f, "NextToken", next);
+	if (f.oom) {
 		aws_form_free(&f);
-		*calls += c.attempts;
-		if (!ok) {
-			aws_call_fail(a, ACT_DESCRIBE_INSTANCES, &c, out);
-			aws_call_free(&c);
-			return false;
-		}
-		json_t *got = aws_xml_instances(c.reply.body, c.reply.len, &next);
-		if (got) {
-			json_array_extend(list, got);
-			json_decref(got);
-		}
-		aws_call_free(&c);
-	} while (next);
-	return true;
+		return NULL;
+	}
+	return f.buf;
 }
 
-/* A selector-only form (no Action/Version): the raw encoded pairs. */
-static void selector_init(aws_form *f) { memset(f, 0, sizeof *f); }
+static aws_job_next describe_page_done(aws *a, aws_job *j, void *ctx)
+{
+	(void)a;
+	(void)ctx;
+	describe_job *d = j->user;
+	if (!j->call.ok)
+		return AWS_JOB_STOP;
+	char *next = NULL;
+	json_t *got = aws_xml_instances(j->call.reply.body, j->call.reply.len, &next);
+	if (got) {
+		json_array_extend(d->found, got);
+		json_decref(got);
+	}
+	if (!next)
+		return AWS_JOB_DONE;
+	char *form = describe_form(d, next);
+	free(next);
+	if (!form) {
+		j->call.ok = false;
+		j->call.cls = PV_CLASS_INTERNAL;
+		snprintf(j->call.reply.error, sizeof j->call.reply.error, "out of memory");
+		return AWS_JOB_STOP;
+	}
+	free(j->form);
+	j->form = form;
+	return AWS_JOB_AGAIN;
+}
+
+/* Orders `list` as `ids` were given (EC2 answers by reservation). */
+static json_t *in_given_order(json_t *list, json_t *ids)
+{
+	json_t *by_id = json_object(), *out = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(list, i, v) {
+		const char *id = json_string_value(json_object_get(v, "instance_id"));
+		if (id)
+			json_object_set(by_id, id, v);
+	}
+	json_array_foreach(ids, i, v) {
+		json_t *in = json_object_get(by_id, json_string_value(v));
+		if (in) {
+			json_array_append(out, in);
+			json_object_del(by_id, json_string_value(v)); /* a repeated id once */
+		}
+	}
+	json_decref(by_id);
+	json_decref(list);
+	return out;
+}
+
+/* Runs the queries concurrently (up to describe_max_in_flight calls),
+ * appending what they found to `list` in query order. false with `out`
+ * failed. */
+static bool describe_run(aws *a, const pv_operation *op, describe_job *d, size_t n, json_t *list,
+			 unsigned *calls, pv_result *out)
+{
+	aws_job *jobs = calloc(n, sizeof *jobs);
+	bool ok = jobs != NULL;
+	for (size_t i = 0; ok && i < n; i++) {
+		jobs[i].user = &d[i];
+		jobs[i].form = describe_form(&d[i], NULL);
+		ok = jobs[i].form != NULL && !d[i].sel.oom;
+	}
+	if (!ok) {
+		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
+	} else {
+		ssize_t bad = aws_do_many(a, ACT_DESCRIBE_INSTANCES, jobs, n, a->describe_max_in_flight,
+					  op->deadline_ns, describe_page_done, NULL);
+		for (size_t i = 0; i < n; i++)
+			*calls += jobs[i].calls;
+		if (bad >= 0) {
+			aws_call_fail(a, ACT_DESCRIBE_INSTANCES, &jobs[bad].call, out);
+			pv_result_meta_set(out, "api_calls", json_integer(*calls));
+			ok = false;
+		}
+		for (size_t i = 0; ok && i < n; i++)
+			json_array_extend(list, d[i].found);
+	}
+	for (size_t i = 0; jobs && i < n; i++) {
+		free(jobs[i].form);
+		aws_call_free(&jobs[i].call);
+	}
+	free(jobs);
+	return ok;
+}
+
+static void describe_jobs_free(describe_job *d, size_t n)
+{
+	for (size_t i = 0; d && i < n; i++) {
+		aws_form_free(&d[i].sel);
+		json_decref(d[i].found);
+	}
+	free(d);
+}
 
 static bool describe_ids(aws *a, const pv_operation *op, json_t *ids, json_t *list,
 			 unsigned *calls, pv_result *out)
 {
-	for (size_t start = 0; start < json_array_size(ids); start += DESCRIBE_ID_BATCH) {
-		aws_form sel;
-		selector_init(&sel);
-		for (size_t i = start; i < json_array_size(ids) && i < start + DESCRIBE_ID_BATCH; i++)
-			aws_form_addf(&sel, json_string_value(json_array_get(ids, i)), "InstanceId.%zu",
-				      i - start + 1);
-		bool ok = describe_pages(a, op, &sel, false, list, calls, out);
-		aws_form_free(&sel);
-		if (!ok)
-			return false;
+	size_t nids = json_array_size(ids), n = (nids + DESCRIBE_ID_BATCH - 1) / DESCRIBE_ID_BATCH;
+	describe_job *d = calloc(n, sizeof *d);
+	if (!d) {
+		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
+		return false;
 	}
-	return true;
+	for (size_t b = 0; b < n; b++) {
+		d[b].found = json_array();
+		for (size_t i = b * DESCRIBE_ID_BATCH; i < nids && i < (b + 1) * DESCRIBE_ID_BATCH; i++)
+			aws_form_addf(&d[b].sel, json_string_value(json_array_get(ids, i)), "InstanceId.%zu",
+				      i - b * DESCRIBE_ID_BATCH + 1);
+	}
+	bool ok = describe_run(a, op, d, n, list, calls, out);
+	describe_jobs_free(d, n);
+	return ok;
 }
 
 static bool describe_filter(aws *a, const pv_operation *op, const char *name, const char *value,
 			    json_t *list, unsigned *calls, pv_result *out)
 {
-	aws_form sel;
-	selector_init(&sel);
-	aws_form_add(&sel, "Filter.1.Name", name);
-	aws_form_add(&sel, "Filter.1.Value.1", value);
-	bool ok = describe_pages(a, op, &sel, true, list, calls, out);
-	aws_form_free(&sel);
+	describe_job *d = calloc(1, sizeof *d);
+	if (!d) {
+		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
+		return false;
+	}
+	d->paged = true;
+	d->found = json_array();
+	aws_form_add(&d->sel, "Filter.1.Name", name);
+	aws_form_add(&d->sel, "Filter.1.Value.1", value);
+	bool ok = describe_run(a, op, d, 1, list, calls, out);
+	describe_jobs_free(d, 1);
 	return ok;
 }
 
@@ -207,8 +300,11 @@ void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resou
 	json_t *list = json_array();
 	unsigned calls = 0;
 	bool ok;
-	if (ids)
+	if (ids) {
 		ok = describe_ids(a, op, ids, list, &calls, out);
+		if (ok)
+			list = in_given_order(list, ids);
+	}
 	else if (res && strncmp(res, "r-", 2) == 0)
 		ok = describe_filter(a, op, "reservation-id", res, list, &calls, out);
 	else if (res && strncmp(res, "fleet-", 6) == 0)

@@ -295,3 +295,19 @@ json_t *aws_xml_fleet(const char *body, size_t len)
 	xmlFreeDoc(doc);
 	return o;
 }
+
+void aws_xml_launch_template_id(const char *body, size_t len, char *out, size_t size)
+{
+	out[0] = '\0';
+	xmlDocPtr doc = parse(body, len);
+	if (!doc)
+		return;
+	xmlNodePtr root = xmlDocGetRootElement(doc);
+	/* CreateLaunchTemplate: <launchTemplate>; DescribeLaunchTemplates:
+	 * <launchTemplates><item>. */
+	xmlNodePtr t = child(root, "launchTemplate");
+	if (!t)
+		t = path(root, "launchTemplates/item");
+	copy_text(t, "launchTemplateId", out, size);
+	xmlFreeDoc(doc);
+}
