@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include <curl/curl.h>
 #include <jansson.h>
+#include "../support/child_process.h"
 
 typedef struct emu_proc {
 	pid_t pid;
@@ -38,8 +39,10 @@ static inline int emu_start(emu_proc *e, const char *binary, const char *const *
 	for (int i = 0; args && args[i] && n < 62; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
+	pid_t parent = getpid();
 	e->pid = fork();
 	if (e->pid == 0) {
+		pv_test_die_with_parent(parent);
 		if (!freopen("/dev/null", "w", stdout))
 			_exit(126);
 		execv(binary, (char *const *)argv);

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "child_process.h"
 #include "provisio/provisio.h"
 #include "provisio/server.h"
 #include "run_cli.h"
@@ -67,8 +68,10 @@ static pid_t spawn_serve(const char *config, const char *name, char *url_out, si
 	snprintf(a[2], sizeof a[2], "%s/%s.db", dir, name);
 	snprintf(a[3], sizeof a[3], "%s/%s.url", dir, name);
 	snprintf(a[4], sizeof a[4], "%s/%s.log", dir, name);
+	pid_t parent = getpid();
 	pid_t pid = fork();
 	if (pid == 0) {
+		pv_test_die_with_parent(parent);
 		if (!freopen(a[4], "w", stderr) || !freopen("/dev/null", "w", stdout))
 			_exit(127);
 		execl(PV_CLI_BIN, "provisio", "--config", a[0], "serve", "--templates", a[1], "--store", a[2],

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <sys/wait.h>
 #include <cmocka.h>
+#include "child_process.h"
 #include "test_server_support.h"
 #include "provisio/store.h"
 
@@ -37,8 +38,10 @@ static void start(proc *p, const char *sim_extra)
 	ts_config(&p->e, NULL, sim_extra, NULL);
 	snprintf(p->log, sizeof p->log, "%s/serve.log", p->e.dir);
 	snprintf(p->urlf, sizeof p->urlf, "%s/url", p->e.dir);
+	pid_t parent = getpid();
 	p->pid = fork();
 	if (p->pid == 0) {
+		pv_test_die_with_parent(parent);
 		int fd = open(p->log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 		dup2(fd, 2);
 		int nul = open("/dev/null", O_WRONLY);

@@ -638,14 +638,9 @@ uint64_t pv_aws_calls(pv_strategy *s, const char *action)
 int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
 {
 	*out = NULL;
-	aws *a = calloc(1, sizeof *a);
+	aws *a = pv_strategy_alloc(sizeof *a, &aws_methods, name, "aws");
 	if (!a)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	int rc = pv_strategy_setup(&a->base, &aws_methods, name, "aws");
-	if (rc < 0) {
-		free(a);
-		return rc;
-	}
+		return pv_error_last_code();
 	pthread_mutex_init(&a->lock, NULL);
 	aws_http_pool_init(&a->pool);
 	a->clock = clock;
@@ -660,7 +655,7 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->max_per_call = 100;
 	a->describe_max_in_flight = 8;
 	a->lt_cache = json_object();
-	rc = parse_config(a, config);
+	int rc = parse_config(a, config);
 	if (rc < 0) {
 		pv_strategy_unref(&a->base);
 		return rc;
