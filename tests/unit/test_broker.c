@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "scratch_dir.h"
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/fallback.h"
@@ -110,16 +111,13 @@ static void destroy(fixture *f)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/pv_test_broker_XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return pv_test_scratch_make(dir, sizeof dir, "pv_test_broker_");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 static size_t count_requests(fixture *f)

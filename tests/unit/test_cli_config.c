@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <cmocka.h>
+#include "scratch_dir.h"
 #include "provisio/provisio.h"
 #include "run_cli.h"
 
@@ -31,16 +32,13 @@ static const char *file(const char *name, const char *text)
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/pv-cli-XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return pv_test_scratch_make(dir, sizeof dir, "pv-cli-");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 static void test_help_and_unknown_command(void **state)

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "scratch_dir.h"
 #include "provisio/provisio.h"
 
 static char dir[64];
@@ -37,8 +38,7 @@ static char *path_of(const char *name)
 static int setup(void **state)
 {
 	(void)state;
-	strcpy(dir, "/tmp/pv-config-XXXXXX");
-	if (!mkdtemp(dir))
+	if (pv_test_scratch_make(dir, sizeof dir, "pv-config-") < 0)
 		return -1;
 	pv_log_set_level(PV_LOG_OFF);
 	return 0;
@@ -47,9 +47,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[128];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 /* The diagnostic at `path` whose message contains `text`, or NULL. */

@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "scratch_dir.h"
 #include "provisio/provisio.h"
 #include "provisio/hostfactory.h"
 
@@ -147,16 +148,13 @@ static const char *str(const json_t *o, const char *key)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/pv_test_hfd_XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return pv_test_scratch_make(dir, sizeof dir, "pv_test_hfd_");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 /* ---- the heartbeat ------------------------------------------------------------------ */

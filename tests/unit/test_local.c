@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "scratch_dir.h"
 #include "provisio/provisio.h"
 #include "provisio/local.h"
 
@@ -104,8 +105,7 @@ static void create(pv_strategy *s, int count, const char *token, pv_result *r)
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/pv_test_local_XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return pv_test_scratch_make(dir, sizeof dir, "pv_test_local_");
 }
 
 /* Stops whatever a failed test left running (a failed assertion skips the
@@ -132,9 +132,7 @@ static int teardown(void **state)
 {
 	(void)state;
 	kill_leftovers();
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 static void test_create_starts_running_machines_with_names_and_ip(void **state)

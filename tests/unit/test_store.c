@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include <sqlite3.h>
+#include "scratch_dir.h"
 #include "provisio/error.h"
 #include "provisio/store.h"
 
@@ -21,16 +22,13 @@ static char dir[256];
 static int setup(void **state)
 {
 	(void)state;
-	snprintf(dir, sizeof dir, "/tmp/pv_test_store_XXXXXX");
-	return mkdtemp(dir) ? 0 : -1;
+	return pv_test_scratch_make(dir, sizeof dir, "pv_test_store_");
 }
 
 static int teardown(void **state)
 {
 	(void)state;
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-	return system(cmd) == 0 ? 0 : -1;
+	return pv_test_scratch_remove(dir);
 }
 
 static pv_store *open_store(const char *name)
