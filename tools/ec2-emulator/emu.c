@@ -8,9 +8,11 @@
  * (same token and parameters -> the first answer; other parameters ->
  * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
  * capacity, InsufficientInstanceCapacity for chosen types / AZs, tags and
- * tag filters, NextToken pagination, and states that move with time
- * (pending -> running, shutting-down -> terminated). Response shapes follow
- * the EC2 service model (namespace 2016-11-15, lists as <xSet><item>).
+ * tag filters, NextToken pagination, states that move with time
+ * (pending -> running, shutting-down -> terminated), and launch templates
+ * that must exist (an unknown id, name or version is a request error, as on
+ * EC2: a lenient emulator would let a provider bug through). Response shapes
+ * follow the EC2 service model (namespace 2016-11-15, lists as <xSet><item>).
  */
 #include <stdarg.h>
 #include <stdio.h>
