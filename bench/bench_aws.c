@@ -177,7 +177,10 @@ static double ns_per_op(pv_strategy *s, int iters)
 
 int main(void)
 {
-	const char *args[] = {"--latency-ms", "50", NULL};
+	/* The fleet step names this launch template: the emulator, like EC2,
+	 * refuses one it does not know. */
+	const char *args[] = {"--latency-ms", "50", "--launch-template",
+			      "lt-0123456789abcdef0:bench-fleet-lt:ami-12345678:t3.micro", NULL};
 	emu_proc e;
 	if (emu_start(&e, PV_EC2_EMULATOR, args) != 0) {
 		fprintf(stderr, "cannot start %s\n", PV_EC2_EMULATOR);

@@ -12,7 +12,11 @@ AWS=${AWS_CLI:-/usr/bin/aws}
 command -v python3 >/dev/null || { echo "skip: python3 missing"; exit 77; }
 
 WORK=$(mktemp -d /tmp/pv-awscli-XXXXXX)
-"$EMU" --port 0 --port-file "$WORK/port" --boot-ms 0 >"$WORK/emu.log" 2>&1 &
+# The emulator, like EC2, refuses a launch template it does not know: seed
+# the one the create-fleet case names.
+LT_SEEDED=lt-0123456789abcdef0
+"$EMU" --port 0 --port-file "$WORK/port" --boot-ms 0 \
+	--launch-template "$LT_SEEDED:provisio-cli-seeded:ami-0abc1234:t3.micro" >"$WORK/emu.log" 2>&1 &
 EMU_PID=$!
 cleanup() { kill "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
@@ -109,12 +113,44 @@ else bad "terminate twice: $(cat "$WORK/err")"; fi
 
 # create-fleet (instant)
 if ec2 create-fleet --type instant \
-	--launch-template-configs '[{"LaunchTemplateSpecification":{"LaunchTemplateId":"lt-0123456789abcdef0","Version":"1"},"Overrides":[{"InstanceType":"t3.micro"}]}]' \
+	--launch-template-configs '[{"LaunchTemplateSpecification":{"LaunchTemplateId":"'"$LT_SEEDED"'","Version":"1"},"Overrides":[{"InstanceType":"t3.micro"}]}]' \
 	--target-capacity-specification TotalTargetCapacity=2,DefaultTargetCapacityType=on-demand \
 	>"$WORK/fleet.json" 2>"$WORK/err" &&
 	jcheck "$WORK/fleet.json" "d['FleetId'].startswith('fleet-') and d['Errors']==[] and len(d['Instances'][0]['InstanceIds'])==2 and d['Instances'][0]['Lifecycle']=='on-demand'"; then
 	ok "create-fleet instant launches 2"
 else bad "create-fleet: $(cat "$WORK/err")"; fi
+
+# launch templates that do not exist: a request error (exit 254, the code on
+# stderr), nothing launched. lt-0badc0ffee0000000 is well-formed (lt- and 17
+# hex digits) so the answer is NotFound, not a malformed id.
+LT_UNKNOWN=lt-0badc0ffee0000000
+ec2 run-instances --launch-template LaunchTemplateId=$LT_UNKNOWN >/dev/null 2>"$WORK/err"
+rc=$?
+if [ $rc -eq 254 ] && grep -q "InvalidLaunchTemplateId.NotFound" "$WORK/err"; then
+	ok "run-instances with an unknown launch template id: InvalidLaunchTemplateId.NotFound"
+else bad "run-instances unknown launch template: rc=$rc $(cat "$WORK/err")"; fi
+ec2 run-instances --launch-template LaunchTemplateName=no-such-template >/dev/null 2>"$WORK/err"
+rc=$?
+if [ $rc -eq 254 ] && grep -q "InvalidLaunchTemplateName.NotFoundException" "$WORK/err"; then
+	ok "run-instances with an unknown launch template name: InvalidLaunchTemplateName.NotFoundException"
+else bad "run-instances unknown launch template name: rc=$rc $(cat "$WORK/err")"; fi
+ec2 create-fleet --type instant \
+	--launch-template-configs '[{"LaunchTemplateSpecification":{"LaunchTemplateId":"'"$LT_UNKNOWN"'","Version":"1"},"Overrides":[{"InstanceType":"t3.micro"}]}]' \
+	--target-capacity-specification TotalTargetCapacity=1,DefaultTargetCapacityType=on-demand >/dev/null 2>"$WORK/err"
+rc=$?
+if [ $rc -eq 254 ] && grep -q "InvalidLaunchTemplateId.NotFound" "$WORK/err"; then
+	ok "create-fleet with an unknown launch template id: InvalidLaunchTemplateId.NotFound"
+else bad "create-fleet unknown launch template: rc=$rc $(cat "$WORK/err")"; fi
+ec2 run-instances --launch-template LaunchTemplateId=$LT_SEEDED,Version=2 >/dev/null 2>"$WORK/err"
+rc=$?
+if [ $rc -eq 254 ] && grep -q "InvalidLaunchTemplateId.VersionNotFound" "$WORK/err"; then
+	ok "run-instances with a launch template version that does not exist: InvalidLaunchTemplateId.VersionNotFound"
+else bad "run-instances unknown version: rc=$rc $(cat "$WORK/err")"; fi
+if ec2 run-instances --launch-template LaunchTemplateName=provisio-cli-seeded,Version='$Latest' \
+	>"$WORK/seeded.json" 2>"$WORK/err" &&
+	jcheck "$WORK/seeded.json" "len(d['Instances'])==1 and d['Instances'][0]['ImageId']=='ami-0abc1234' and d['Instances'][0]['InstanceType']=='t3.micro'"; then
+	ok "run-instances from a seeded launch template by name launches with its image and type"
+else bad "run-instances seeded template: $(cat "$WORK/err")"; fi
 
 # create-launch-template (LaunchTemplateData.* with lists and tag specifications,
 # as the CLI serialises them), then create-fleet launching from it, the

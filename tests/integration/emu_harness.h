@@ -109,6 +109,23 @@ static inline json_t *emu_admin(const emu_proc *e, const char *path, const char 
 	return j;
 }
 
+/* Adds a launch template with an id of the caller's choosing through the
+ * admin endpoint (it does not survive /_emu/reset; --launch-template
+ * ID:NAME:IMAGE:TYPE at start does). `image` / `type` may be NULL. 0 or -1. */
+static inline int emu_launch_template(const emu_proc *e, const char *id, const char *name, const char *image,
+				      const char *type)
+{
+	json_t *req = json_pack("{s:s, s:s, s:s?, s:s?}", "id", id, "name", name, "image_id", image,
+				"instance_type", type);
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_t *ans = body ? emu_admin(e, "/_emu/launch_template", body) : NULL;
+	int rc = json_is_true(json_object_get(ans, "ok")) ? 0 : -1;
+	json_decref(ans);
+	free(body);
+	json_decref(req);
+	return rc;
+}
+
 /* stats.path.to.integer, 0 when absent. */
 static inline long long emu_stat(const emu_proc *e, const char *a, const char *b)
 {

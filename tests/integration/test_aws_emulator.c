@@ -28,6 +28,13 @@
 
 #define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 
+/* The emulator, like EC2, refuses a launch template it does not know; the
+ * tests (and the captured requests) that name this id seed it at start. */
+#define LT_ID "lt-0123456789abcdef0"
+#define LT_SEED LT_ID ":provisio-test-lt:ami-0abc1234:t3.micro"
+/* Well-formed (lt- and 17 hex digits) but never made. */
+#define LT_UNKNOWN "lt-0badc0ffee0000000"
+
 static emu_proc start(const char *const *args)
 {
 	emu_proc e;
@@ -158,11 +165,11 @@ static void test_states_move_from_pending_to_running(void **state)
 static void test_create_fleet_weights_and_per_override_errors(void **state)
 {
 	(void)state;
-	const char *args[] = {"--ice-types", "t3.micro", NULL};
+	const char *args[] = {"--ice-types", "t3.micro", "--launch-template", LT_SEED, NULL};
 	emu_proc e = start(args);
 	pv_strategy *s = provider(&e, NULL);
 	json_t *t = json_pack("{s:s, s:s, s:s, s:{s:i, s:i}, s:s, s:s}", "templateId", "t-fleet", "providerApi",
-			      "EC2Fleet", "launchTemplateId", "lt-0123456789abcdef0", "vmTypes", "t3.micro", 1,
+			      "EC2Fleet", "launchTemplateId", LT_ID, "vmTypes", "t3.micro", 1,
 			      "t3.small", 2, "subnetId", "subnet-1", "priceType", "ondemand");
 	pv_result r = PV_RESULT_INIT;
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 4, "template", t, "request_id", "req-f"),
@@ -196,10 +203,11 @@ static void test_create_fleet_weights_and_per_override_errors(void **state)
 static void test_spot_fleet_instances_are_spot(void **state)
 {
 	(void)state;
-	emu_proc e = start(NULL);
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
 	pv_strategy *s = provider(&e, NULL);
 	json_t *t = json_pack("{s:s, s:s, s:s, s:[s], s:s, s:s}", "templateId", "t-spot", "providerApi", "EC2Fleet",
-			      "launchTemplateId", "lt-1", "vmTypes", "m5.large", "priceType", "spot",
+			      "launchTemplateId", LT_ID, "vmTypes", "m5.large", "priceType", "spot",
 			      "allocationStrategy", "capacityOptimized");
 	pv_result r = PV_RESULT_INIT;
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-s"),
@@ -778,6 +786,154 @@ static void test_describe_batches_take_describe_tokens(void **state)
 	emu_stop(&e);
 }
 
+/* ---- launch templates the emulator does not know ------------------------------------ */
+
+static json_t *tmpl_fleet_lt(const char *lt_id)
+{
+	return json_pack("{s:s, s:s, s:s, s:[s]}", "templateId", "t-fleet-lt", "providerApi", "EC2Fleet",
+			 "launchTemplateId", lt_id, "vmTypes", "t3.micro");
+}
+
+static json_t *tmpl_run_lt(const char *lt_id)
+{
+	return json_pack("{s:s, s:s, s:s, s:s}", "templateId", "t-run-lt", "providerApi", "RunInstances",
+			 "launchTemplateId", lt_id, "vmType", "t3.small");
+}
+
+/* A create that EC2 refuses as a request: no instance, one call, the
+ * provider's class and code for `ec2_code`, the code in the message. */
+static void assert_refused(const emu_proc *e, pv_strategy *s, json_t *tmpl, const char *action,
+			   const char *ec2_code, const char *pv_code)
+{
+	pv_result r = PV_RESULT_INIT;
+	long long before = emu_stat(e, "calls", action);
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl, "request_id",
+						 "req-refused"), 0, &r);
+	assert_false(r.success);
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_string_equal(r.error_code, pv_code);
+	if (!strstr(r.message, ec2_code))
+		fail_msg("message '%s' does not name %s", r.message, ec2_code);
+	pv_result_clear(&r);
+	/* Permanent: not retried. */
+	assert_int_equal(emu_stat(e, "calls", action) - before, 1);
+	assert_int_equal(emu_stat(e, "instances", "total"), 0);
+}
+
+static void test_create_fleet_with_unknown_launch_template_is_not_found(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	assert_refused(&e, s, tmpl_fleet_lt(LT_UNKNOWN), "CreateFleet", "InvalidLaunchTemplateId.NotFound",
+		       PV_ERR_NOT_FOUND);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_run_instances_with_unknown_launch_template_is_not_found(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	assert_refused(&e, s, tmpl_run_lt(LT_UNKNOWN), "RunInstances", "InvalidLaunchTemplateId.NotFound",
+		       PV_ERR_NOT_FOUND);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_launch_template_version_that_does_not_exist_is_refused(void **state)
+{
+	(void)state;
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	/* The seeded template has one version: 2 does not exist. The provider
+	 * maps VersionNotFound (no ".NotFound" in it) to INVALID_PARAMETERS. */
+	json_t *fleet = tmpl_fleet_lt(LT_ID), *runi = tmpl_run_lt(LT_ID);
+	json_object_set_new(fleet, "launchTemplateVersion", json_string("2"));
+	json_object_set_new(runi, "launchTemplateVersion", json_string("2"));
+	assert_refused(&e, s, fleet, "CreateFleet", "InvalidLaunchTemplateId.VersionNotFound",
+		       PV_ERR_INVALID_PARAMETERS);
+	assert_refused(&e, s, runi, "RunInstances", "InvalidLaunchTemplateId.VersionNotFound",
+		       PV_ERR_INVALID_PARAMETERS);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_validate_template_with_unknown_launch_template_is_invalid(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	/* The template is checked before DryRun, as EC2 checks what a request
+	 * names before it answers DryRunOperation. (The provider returns the
+	 * mapped code, NOT_FOUND, not INVALID_PARAMETERS here.) */
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", tmpl_fleet_lt(LT_UNKNOWN)), 0, &r);
+	assert_false(r.success);
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_string_equal(r.error_code, PV_ERR_NOT_FOUND);
+	assert_non_null(strstr(r.message, "InvalidLaunchTemplateId.NotFound"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_run_instances_from_seeded_launch_template_uses_its_image(void **state)
+{
+	(void)state;
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run_lt(LT_ID),
+						 "request_id", "req-seeded"), 0, &r);
+	if (!r.success)
+		fail_msg("create: %s", r.message);
+	pv_result_clear(&r);
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-seeded"), 0, &r);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	/* The image is the template's; the request's type overrides its t3.micro. */
+	assert_string_equal(json_string_value(json_object_get(in0, "image_id")), "ami-0abc1234");
+	assert_string_equal(json_string_value(json_object_get(in0, "instance_type")), "t3.small");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept(void **state)
+{
+	(void)state;
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	const char *added = "lt-00000000000000abc";
+	assert_int_equal(emu_launch_template(&e, added, "admin-lt", "ami-0def5678", "t3.micro"), 0);
+	/* The same id or name again, a malformed id: refused. */
+	assert_int_equal(emu_launch_template(&e, added, "other-name", NULL, NULL), -1);
+	assert_int_equal(emu_launch_template(&e, "lt-00000000000000abd", "admin-lt", NULL, NULL), -1);
+	assert_int_equal(emu_launch_template(&e, "lt-not-hex", "bad-id", NULL, NULL), -1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 2);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(added),
+						 "request_id", "req-admin"), 0, &r);
+	if (!r.success)
+		fail_msg("create: %s", r.message);
+	pv_result_clear(&r);
+	json_decref(emu_admin(&e, "/_emu/reset", ""));
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	assert_refused(&e, s, tmpl_fleet_lt(added), "CreateFleet", "InvalidLaunchTemplateId.NotFound",
+		       PV_ERR_NOT_FOUND);
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(LT_ID),
+						 "request_id", "req-seed-kept"), 0, &r);
+	if (!r.success)
+		fail_msg("create from the seeded template after reset: %s", r.message);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- captured requests replayed raw ------------------------------------------------- */
 
 static int send_raw(int port, const char *path)
@@ -804,8 +960,9 @@ static int send_raw(int port, const char *path)
 static void test_captured_client_requests_are_accepted(void **state)
 {
 	(void)state;
+	/* Both create-fleet captures name LT_ID. */
 	const char *args[] = {"--max-skew-s", "-1", "--credentials", "AKIDEXAMPLE:" SECRET, "--credentials",
-			      "AKIDEXAMPLE:secret", "--no-throttle", NULL};
+			      "AKIDEXAMPLE:secret", "--no-throttle", "--launch-template", LT_SEED, NULL};
 	emu_proc e = start(args);
 	const char *files[] = {
 		"describe-regions.http", "run-instances.http", "create-fleet.http",
@@ -864,6 +1021,12 @@ int main(void)
 		cmocka_unit_test(test_describe_with_one_in_flight_is_sequential),
 		cmocka_unit_test(test_describe_batches_in_flight_respect_the_deadline),
 		cmocka_unit_test(test_describe_batches_take_describe_tokens),
+		cmocka_unit_test(test_create_fleet_with_unknown_launch_template_is_not_found),
+		cmocka_unit_test(test_run_instances_with_unknown_launch_template_is_not_found),
+		cmocka_unit_test(test_launch_template_version_that_does_not_exist_is_refused),
+		cmocka_unit_test(test_validate_template_with_unknown_launch_template_is_invalid),
+		cmocka_unit_test(test_run_instances_from_seeded_launch_template_uses_its_image),
+		cmocka_unit_test(test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept),
 		cmocka_unit_test(test_captured_client_requests_are_accepted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -8,9 +8,11 @@
  * (same token and parameters -> the first answer; other parameters ->
  * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
  * capacity, InsufficientInstanceCapacity for chosen types / AZs, tags and
- * tag filters, NextToken pagination, and states that move with time
- * (pending -> running, shutting-down -> terminated). Response shapes follow
- * the EC2 service model (namespace 2016-11-15, lists as <xSet><item>).
+ * tag filters, NextToken pagination, states that move with time
+ * (pending -> running, shutting-down -> terminated), and launch templates
+ * that must exist (an unknown id, name or version is a request error, as on
+ * EC2: a lenient emulator would let a provider bug through). Response shapes
+ * follow the EC2 service model (namespace 2016-11-15, lists as <xSet><item>).
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -113,6 +115,7 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->by_id = json_object();
 	e->tokens = json_object();
 	e->templates = json_object();
+	e->seeds = json_array();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
 }
 
@@ -122,6 +125,10 @@ void emu_reset(emu *e)
 	json_object_clear(e->by_id);
 	json_object_clear(e->tokens);
 	json_object_clear(e->templates);
+	size_t i;
+	json_t *t;
+	json_array_foreach(e->seeds, i, t)
+		json_object_set_new(e->templates, json_string_value(json_object_get(t, "name")), json_deep_copy(t));
 }
 
 void emu_free(emu *e)
@@ -132,6 +139,7 @@ void emu_free(emu *e)
 	json_decref(e->by_id);
 	json_decref(e->tokens);
 	json_decref(e->templates);
+	json_decref(e->seeds);
 }
 
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
@@ -285,6 +293,51 @@ static json_t *template_by_id(emu *e, const char *id)
 	return NULL;
 }
 
+/* A version a template with one version has: its number, $Default, $Latest. */
+static bool version_exists(const char *v)
+{
+	return strcmp(v, "$Default") == 0 || strcmp(v, "$Latest") == 0 || strcmp(v, "1") == 0;
+}
+
+/*
+ * The launch template named by <prefix>LaunchTemplateId or
+ * <prefix>LaunchTemplateName, at <prefix>Version. EC2 refuses the whole
+ * request when it does not exist, for RunInstances and for CreateFleet
+ * (instant) alike: it is a request error, not a per-override launch error
+ * in CreateFleet's errorSet. Codes and messages as EC2 sends them. True with
+ * *out set (NULL when the request names none); false with r filled.
+ */
+static bool template_param(emu *e, json_t *p, const char *prefix, const char *rid, emu_reply *r, json_t **out)
+{
+	const char *id = paramf(p, "%sLaunchTemplateId", prefix);
+	const char *name = paramf(p, "%sLaunchTemplateName", prefix);
+	const char *version = paramf(p, "%sVersion", prefix);
+	char msg[400];
+	*out = NULL;
+	if (!id && !name)
+		return true;
+	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name);
+	if (!t && id) {
+		snprintf(msg, sizeof msg, "The specified launch template, with template ID %.128s, does not exist.", id);
+		emu_error(r, 400, "InvalidLaunchTemplateId.NotFound", msg, rid);
+		return false;
+	}
+	if (!t) {
+		snprintf(msg, sizeof msg, "The specified launch template, with template name %.128s, does not exist.",
+			 name);
+		emu_error(r, 400, "InvalidLaunchTemplateName.NotFoundException", msg, rid);
+		return false;
+	}
+	if (version && !version_exists(version)) {
+		snprintf(msg, sizeof msg, "Could not find the specified version %.64s for the launch template with ID %s.",
+			 version, param(t, "id"));
+		emu_error(r, 400, "InvalidLaunchTemplateId.VersionNotFound", msg, rid);
+		return false;
+	}
+	*out = t;
+	return true;
+}
+
 static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
 {
 	/* A subnet lives in one AZ: pick it from the subnet id, stably. */
@@ -391,17 +444,19 @@ static bool ice(emu *e, const char *type, const char *az)
 
 static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
-	const char *image = param(p, "ImageId"), *lt = param(p, "LaunchTemplate.LaunchTemplateId");
-	json_t *ltd = json_object_get(template_by_id(e, lt), "data");
-	if (!image)
-		image = param(ltd, "ImageId");
+	json_t *tmpl;
+	if (!template_param(e, p, "LaunchTemplate.", rid, r, &tmpl))
+		return;
+	/* The request's own parameters override the launch template's. */
+	json_t *ltd = json_object_get(tmpl, "data");
+	const char *image = param(p, "ImageId") ? param(p, "ImageId") : param(ltd, "ImageId");
 	const char *type = param(p, "InstanceType") ? param(p, "InstanceType") : param(ltd, "InstanceType");
 	if (!type)
 		type = "m1.small";
 	long minc = int_param(p, "MinCount", 0), maxc = int_param(p, "MaxCount", 0);
-	if (!image && !lt)
+	if (!image)
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
-	if (image && strncmp(image, "ami-", 4) != 0)
+	if (strncmp(image, "ami-", 4) != 0)
 		return emu_error(r, 400, "InvalidAMIID.Malformed", "Invalid id (expecting \"ami-...\")", rid);
 	if (minc < 1 || maxc < 1 || minc > maxc)
 		return emu_error(r, 400, "InvalidParameterValue",
@@ -410,7 +465,8 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 		return dry_run_ok(r, rid);
 	if (idempotent_replay(e, "RunInstances", p, rid, r))
 		return;
-	const char *subnet = param(p, "SubnetId");
+	const char *subnet = param(p, "SubnetId") ? param(p, "SubnetId") : param(ltd, "SubnetId");
+	const char *key = param(p, "KeyName") ? param(p, "KeyName") : param(ltd, "KeyName");
 	char az[48];
 	if (ice(e, type, az_of(e, subnet, az, sizeof az)))
 		return emu_error(r, 500, "InsufficientInstanceCapacity",
@@ -423,12 +479,16 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	char res[32];
 	snprintf(res, sizeof res, "r-%017llx", (unsigned long long)emu_rand(e) >> 4);
 	const char *market = param(p, "InstanceMarketOptions.MarketType");
-	json_t *tags = read_tags(p);
+	json_t *tags = json_deep_copy(json_object_get(ltd, "tags")), *own = read_tags(p);
+	if (!tags)
+		tags = json_object();
+	json_object_update(tags, own);
+	json_decref(own);
 	head(&r->body, "RunInstances", rid);
 	eb_elem(&r->body, "reservationId", res);
 	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
 	for (long i = 0; i < n; i++) {
-		json_t *in = launch_one(e, image, type, subnet, param(p, "KeyName"), param(p, "ClientToken"),
+		json_t *in = launch_one(e, image, type, subnet, key, param(p, "ClientToken"),
 					market && strcmp(market, "spot") == 0 ? "spot" : NULL, tags, res, (int)i);
 		instance_xml(e, &r->body, in);
 	}
@@ -441,7 +501,7 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 /* ---- CreateFleet (instant) --------------------------------------------------------- */
 
 typedef struct fleet_override {
-	const char *type, *subnet;
+	const char *type, *subnet, *image; /* image: the override's, else the template's */
 	long weight;
 } fleet_override;
 
@@ -476,7 +536,6 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 	json_object_update(tags, own);
 	json_decref(own);
 	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
-	const char *image = param(ltd, "ImageId") ? param(ltd, "ImageId") : "ami-fromtemplate";
 	for (int k = 0; k < nov && target > 0; k++) {
 		char az[48];
 		az_of(e, ov[k].subnet, az, sizeof az);
@@ -504,7 +563,7 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 		eb_elem(insts, "lifecycle", lifecycle);
 		eb_add(insts, "<instanceIds>");
 		for (long i = 0; i < n; i++) {
-			json_t *in = launch_one(e, image, ov[k].type, ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"),
+			json_t *in = launch_one(e, ov[k].image, ov[k].type, ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"),
 						param(ltd, "KeyName"), param(p, "ClientToken"), lifecycle, tags, res,
 						(int)i);
 			eb_elem(insts, "item", param(in, "id"));
@@ -517,46 +576,58 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 	json_decref(tags);
 }
 
+/* LaunchTemplateConfigs.1.Overrides.N (the template's type alone when none);
+ * false with r filled when one has no image from anywhere. */
+static bool fleet_overrides(json_t *p, json_t *ltd, fleet_override *ov, int *nov, const char *rid, emu_reply *r)
+{
+	const char *pre = "LaunchTemplateConfigs.1.Overrides";
+	*nov = 0;
+	for (int k = 1; *nov < 64; k++) {
+		const char *t = paramf(p, "%s.%d.InstanceType", pre, k);
+		if (!t)
+			break;
+		const char *w = paramf(p, "%s.%d.WeightedCapacity", pre, k);
+		const char *image = paramf(p, "%s.%d.ImageId", pre, k);
+		ov[(*nov)++] = (fleet_override){t, paramf(p, "%s.%d.SubnetId", pre, k),
+						image ? image : param(ltd, "ImageId"), w ? (long)atof(w) : 1};
+	}
+	if (*nov == 0)
+		ov[(*nov)++] = (fleet_override){param(ltd, "InstanceType") ? param(ltd, "InstanceType") : "m5.large",
+						NULL, param(ltd, "ImageId"), 1};
+	for (int k = 0; k < *nov; k++) {
+		if (!ov[k].image) {
+			emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *type = param(p, "Type");
-	const char *lt = param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId");
-	const char *lt_name = param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName");
 	long total = int_param(p, "TargetCapacitySpecification.TotalTargetCapacity", 0);
 	if (!type || strcmp(type, "instant") != 0)
 		return emu_error(r, 400, "InvalidParameterValue", "this emulator supports Type=instant only", rid);
-	/* A template this emulator made gives its parameters; an id it never
-	 * made launches with placeholders (older tests name made-up ids). */
-	json_t *tmpl = lt ? template_by_id(e, lt) : json_object_get(e->templates, lt_name ? lt_name : "");
-	if (lt_name && !tmpl)
-		return emu_error(r, 400, "InvalidLaunchTemplateName.NotFoundException",
-				 "The specified launch template, with template name, does not exist.", rid);
-	if (tmpl)
-		lt = param(tmpl, "id");
-	if (!lt)
+	json_t *tmpl;
+	if (!template_param(e, p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.", rid, r, &tmpl))
+		return;
+	if (!tmpl)
 		return emu_error(r, 400, "MissingParameter",
 				 "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId is required", rid);
+	const char *lt = param(tmpl, "id");
 	json_t *ltd = json_object_get(tmpl, "data");
 	if (total < 1)
 		return emu_error(r, 400, "InvalidTargetCapacitySpecification",
 				 "TotalTargetCapacity must be an integer >= 1", rid);
+	fleet_override ov[64];
+	int nov;
+	if (!fleet_overrides(p, ltd, ov, &nov, rid, r))
+		return;
 	if (is_true(p, "DryRun"))
 		return dry_run_ok(r, rid);
 	if (idempotent_replay(e, "CreateFleet", p, rid, r))
 		return;
-	fleet_override ov[64];
-	int nov = 0;
-	for (int k = 1; nov < 64; k++) {
-		const char *t = paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.InstanceType", k);
-		if (!t)
-			break;
-		const char *w = paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.WeightedCapacity", k);
-		ov[nov++] = (fleet_override){t, paramf(p, "LaunchTemplateConfigs.1.Overrides.%d.SubnetId", k),
-					     w ? (long)atof(w) : 1};
-	}
-	if (nov == 0)
-		ov[nov++] = (fleet_override){param(ltd, "InstanceType") ? param(ltd, "InstanceType") : "m5.large",
-					     NULL, 1};
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
 	long od = int_param(p, "TargetCapacitySpecification.OnDemandTargetCapacity", -1);
 	long spot = int_param(p, "TargetCapacitySpecification.SpotTargetCapacity", -1);
@@ -635,6 +706,52 @@ static void template_xml(emu_buf *b, json_t *t)
 	eb_add(b, "<defaultVersionNumber>1</defaultVersionNumber><latestVersionNumber>1</latestVersionNumber>");
 }
 
+/* Stores a template under its name (taking `data`); the stored object. */
+static json_t *template_add(emu *e, const char *id, const char *name, json_t *data)
+{
+	char when[32];
+	time_t now = time(NULL);
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+	json_t *t = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "name", name, "created", when, "data", data);
+	if (!t)
+		abort(); /* a bug in the format above */
+	json_object_set_new(e->templates, name, t);
+	return t;
+}
+
+static bool template_id_ok(const char *id)
+{
+	size_t len = id ? strlen(id) : 0;
+	return len > 3 && len <= 20 && strncmp(id, "lt-", 3) == 0 && strspn(id + 3, "0123456789abcdef") == len - 3;
+}
+
+int emu_add_template(emu *e, const char *id, const char *name, const char *image, const char *type, bool seed,
+		     char *err, size_t size)
+{
+	const char *why = NULL;
+	if (!template_id_ok(id))
+		why = "id must be lt- followed by 1 to 17 lowercase hex digits";
+	else if (!template_name_ok(name))
+		why = "name must be 3 to 128 of A-Z a-z 0-9 ( ) . - / _";
+	else if (image && *image && strncmp(image, "ami-", 4) != 0)
+		why = "image must start with ami-";
+	else if (template_by_id(e, id) || json_object_get(e->templates, name))
+		why = "a launch template with this id or name already exists";
+	if (why) {
+		snprintf(err, size, "launch template %s:%s: %s", id ? id : "", name ? name : "", why);
+		return -1;
+	}
+	json_t *d = json_pack("{s:[], s:{}}", "SecurityGroupIds", "tags");
+	if (image && *image)
+		json_object_set_new(d, "ImageId", json_string(image));
+	if (type && *type)
+		json_object_set_new(d, "InstanceType", json_string(type));
+	json_t *t = template_add(e, id, name, d);
+	if (seed)
+		json_array_append_new(e->seeds, json_deep_copy(t));
+	return 0;
+}
+
 static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *name = param(p, "LaunchTemplateName");
@@ -652,13 +769,9 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 	if (json_object_get(e->templates, name))
 		return emu_error(r, 400, "InvalidLaunchTemplateName.AlreadyExistsException",
 				 "Launch template name already in use.", rid);
-	char id[32], when[32];
+	char id[32];
 	snprintf(id, sizeof id, "lt-%017llx", (unsigned long long)emu_rand(e) >> 4);
-	time_t now = time(NULL);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
-	json_t *t = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "name", name, "created", when, "data",
-			      template_data(p));
-	json_object_set_new(e->templates, name, t);
+	json_t *t = template_add(e, id, name, template_data(p));
 	head(&r->body, "CreateLaunchTemplate", rid);
 	eb_add(&r->body, "<launchTemplate>");
 	template_xml(&r->body, t);

@@ -35,6 +35,7 @@ typedef struct emu {
 	json_t *by_id;                  /* instance id -> the same objects */
 	json_t *tokens;                 /* ClientToken -> {action, hash, body} */
 	json_t *templates;              /* launch template name -> {id, name, created, data{}} */
+	json_t *seeds;                  /* templates from --launch-template: survive a reset */
 	uint64_t next_id;
 	uint64_t rng;
 } emu;
@@ -55,6 +56,12 @@ uint64_t emu_rand(emu *e);
 /* Runs one action with its decoded parameters (object name -> string).
  * `request_id` goes into the body. */
 void emu_dispatch(emu *e, const char *action, json_t *params, const char *request_id, emu_reply *r);
+
+/* Adds a launch template with a given id, as if CreateLaunchTemplate had
+ * made it, so tests can name ids they chose; `image` and `type` may be NULL
+ * or "". A `seed` survives emu_reset. 0, or -1 with `err` saying why. */
+int emu_add_template(emu *e, const char *id, const char *name, const char *image, const char *type, bool seed,
+		     char *err, size_t size);
 
 /* The EC2 error envelope. */
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id);

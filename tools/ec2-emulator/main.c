@@ -14,9 +14,15 @@
  *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
  *                [--capacity N] [--no-throttle] [--boot-ms MS]
  *                [--shutdown-ms MS] [--page-size N] [--seed N]
+ *                [--launch-template ID:NAME[:IMAGE[:TYPE]]]...
  *
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
- * underscores), POST /_emu/reset.
+ * underscores), POST /_emu/reset, POST /_emu/launch_template (JSON id,
+ * name, image_id, instance_type).
+ *
+ * --launch-template exists because the emulator, like EC2, refuses a
+ * launch template it does not know: a test that names a template id of its
+ * choosing seeds it first. Seeded templates survive /_emu/reset.
  */
 #include <errno.h>
 #include <math.h>
@@ -343,6 +349,25 @@ static void apply_config(server *s, json_t *c)
 	set_list(&s->e.ice_azs, json_object_get(c, "ice_azs"));
 }
 
+/* POST /_emu/launch_template: {"id", "name", "image_id", "instance_type"}. */
+static void admin_launch_template(server *s, struct evhttp_request *req, const char *body, size_t len)
+{
+	json_t *c = json_loadb(body ? body : "", len, 0, NULL);
+	char err[256];
+	int rc = -1;
+	if (!json_is_object(c))
+		snprintf(err, sizeof err, "body must be a JSON object {id, name, image_id, instance_type}");
+	else
+		rc = emu_add_template(&s->e, json_string_value(json_object_get(c, "id")),
+				      json_string_value(json_object_get(c, "name")),
+				      json_string_value(json_object_get(c, "image_id")),
+				      json_string_value(json_object_get(c, "instance_type")), false, err, sizeof err);
+	json_decref(c);
+	if (rc < 0)
+		return send_json(req, 400, json_pack("{s:s}", "error", err));
+	send_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
 static void admin(server *s, struct evhttp_request *req, const char *path, const char *body, size_t len)
 {
 	if (strcmp(path, "/_emu/stats") == 0)
@@ -366,6 +391,8 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 		json_decref(c);
 		return send_json(req, 200, json_pack("{s:b}", "ok", 1));
 	}
+	if (strcmp(path, "/_emu/launch_template") == 0)
+		return admin_launch_template(s, req, body, len);
 	send_json(req, 404, json_pack("{s:s}", "error", "unknown admin path"));
 }
 
@@ -529,8 +556,30 @@ static int usage(void)
 			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
 			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
 			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
-			"[--shutdown-ms MS] [--page-size N] [--seed N]\n");
+			"[--shutdown-ms MS] [--page-size N] [--seed N] "
+			"[--launch-template ID:NAME[:IMAGE[:TYPE]]]...\n");
 	return 2;
+}
+
+/* --launch-template ID:NAME[:IMAGE[:TYPE]]. 0, or 2 after saying why. */
+static int seed_template(server *s, const char *v)
+{
+	char buf[512], err[256];
+	char *part[4] = {NULL, NULL, NULL, NULL}, *rest = buf;
+	snprintf(buf, sizeof buf, "%s", v);
+	/* Split by hand, not strtok: an empty IMAGE (ID:NAME::TYPE) stays a field. */
+	for (int i = 0; i < 4 && rest; i++) {
+		part[i] = rest;
+		rest = strchr(rest, ':');
+		if (rest)
+			*rest++ = '\0';
+	}
+	if (rest || emu_add_template(&s->e, part[0], part[1], part[2], part[3], true, err, sizeof err) < 0) {
+		fprintf(stderr, "ec2-emulator: --launch-template %s: %s\n", v,
+			rest ? "expected ID:NAME[:IMAGE[:TYPE]]" : err);
+		return 2;
+	}
+	return 0;
 }
 
 static int parse_args(server *s, int argc, char **argv, int *port, const char **port_file)
@@ -581,7 +630,10 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 			s->e.shutdown_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--seed") == 0)
 			s->e.rng = s->fault_rng = (uint64_t)atoll(v) | 1;
-		else
+		else if (strcmp(a, "--launch-template") == 0) {
+			if (seed_template(s, v))
+				return 2;
+		} else
 			return usage();
 	}
 	return 0;
