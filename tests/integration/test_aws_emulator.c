@@ -618,6 +618,54 @@ static void test_create_fleet_without_launch_template_makes_one_and_reuses_it(vo
 	emu_stop(&e);
 }
 
+/* A launch template this provider cached and someone else deleted (here:
+ * the emulator reset) is made again, not reported NOT_FOUND forever. */
+static void test_cached_launch_template_deleted_elsewhere_is_made_again(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-del-1", &r), "created");
+	pv_result_clear(&r);
+	json_decref(emu_admin(&e, "/_emu/reset", ""));
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-del-2", &r), "created");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	assert_int_equal(emu_stat(&e, "calls", "CreateFleet"), 2); /* the refused one, then this */
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* EC2 is eventually consistent: a launch template made a moment ago can be
+ * unknown to CreateFleet. The provider waits (backoff, within the
+ * deadline) and tries again instead of failing the request. */
+static void test_launch_template_not_yet_visible_is_waited_for(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	json_decref(emu_admin(&e, "/_emu/config", "{\"launch_template_settle_ms\": 100}"));
+	pv_strategy *s = provider(&e, "{\"retry_base_ms\": 50, \"max_retries\": 10}");
+	pv_result r = PV_RESULT_INIT;
+	assert_string_equal(fleet_create(s, "ami-0abc1234", "req-settle-1", &r), "created");
+	pv_result_clear(&r);
+	assert_true(emu_stat(&e, "calls", "CreateFleet") >= 2);
+	assert_int_equal(emu_stat(&e, "calls", "CreateLaunchTemplate"), 1);
+
+	/* A deadline shorter than the wait: the NotFound stands, in time. */
+	json_decref(emu_admin(&e, "/_emu/config", "{\"launch_template_settle_ms\": 5000}"));
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_fleet_no_lt("ami-0fff0000"), "request_id",
+		      "req-settle-2"),
+	    400, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, PV_ERR_NOT_FOUND);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 static void test_validate_fleet_template_without_launch_template_is_a_dry_run(void **state)
 {
 	(void)state;
@@ -848,15 +896,16 @@ static void test_launch_template_version_that_does_not_exist_is_refused(void **s
 	const char *args[] = {"--launch-template", LT_SEED, NULL};
 	emu_proc e = start(args);
 	pv_strategy *s = provider(&e, NULL);
-	/* The seeded template has one version: 2 does not exist. The provider
-	 * maps VersionNotFound (no ".NotFound" in it) to INVALID_PARAMETERS. */
+	/* The seeded template has one version: 2 does not exist: NOT_FOUND,
+	 * like an unknown template (and not retried: the template is the
+	 * user's, named by the provisio template). */
 	json_t *fleet = tmpl_fleet_lt(LT_ID), *runi = tmpl_run_lt(LT_ID);
 	json_object_set_new(fleet, "launchTemplateVersion", json_string("2"));
 	json_object_set_new(runi, "launchTemplateVersion", json_string("2"));
 	assert_refused(&e, s, fleet, "CreateFleet", "InvalidLaunchTemplateId.VersionNotFound",
-		       PV_ERR_INVALID_PARAMETERS);
+		       PV_ERR_NOT_FOUND);
 	assert_refused(&e, s, runi, "RunInstances", "InvalidLaunchTemplateId.VersionNotFound",
-		       PV_ERR_INVALID_PARAMETERS);
+		       PV_ERR_NOT_FOUND);
 	pv_strategy_unref(s);
 	emu_stop(&e);
 }
@@ -1017,6 +1066,8 @@ int main(void)
 		cmocka_unit_test(test_one_provider_serves_threads_concurrently),
 		cmocka_unit_test(test_create_fleet_without_launch_template_makes_one_and_reuses_it),
 		cmocka_unit_test(test_validate_fleet_template_without_launch_template_is_a_dry_run),
+		cmocka_unit_test(test_cached_launch_template_deleted_elsewhere_is_made_again),
+		cmocka_unit_test(test_launch_template_not_yet_visible_is_waited_for),
 		cmocka_unit_test(test_describe_2500_instances_with_batches_in_flight_and_faults),
 		cmocka_unit_test(test_describe_with_one_in_flight_is_sequential),
 		cmocka_unit_test(test_describe_batches_in_flight_respect_the_deadline),

@@ -241,6 +241,10 @@ static void test_error_codes_for_results(void **state)
 	assert_string_equal(aws_error_pv_code(PV_CLASS_THROTTLED, "RequestLimitExceeded"), "THROTTLED");
 	assert_string_equal(aws_error_pv_code(PV_CLASS_CAPACITY, "VcpuLimitExceeded"), "CAPACITY");
 	assert_string_equal(aws_error_pv_code(PV_CLASS_PERMANENT, "InvalidInstanceID.NotFound"), "NOT_FOUND");
+	assert_string_equal(aws_error_pv_code(PV_CLASS_PERMANENT, "InvalidLaunchTemplateName.NotFoundException"),
+			    "NOT_FOUND");
+	assert_string_equal(aws_error_pv_code(PV_CLASS_PERMANENT, "InvalidLaunchTemplateId.VersionNotFound"),
+			    "NOT_FOUND");
 	assert_string_equal(aws_error_pv_code(PV_CLASS_PERMANENT, "InvalidParameterValue"), "INVALID_PARAMETERS");
 	assert_string_equal(aws_error_pv_code(PV_CLASS_PERMANENT, "AuthFailure"), "AUTH_FAILURE");
 	assert_string_equal(aws_error_pv_code(PV_CLASS_TRANSIENT, NULL), "EXECUTION_ERROR");

@@ -317,6 +317,8 @@ static bool template_param(emu *e, json_t *p, const char *prefix, const char *ri
 	if (!id && !name)
 		return true;
 	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name);
+	if (t && (uint64_t)json_integer_value(json_object_get(t, "usable_ms")) > emu_now_ms())
+		t = NULL; /* made a moment ago: not visible to launches yet */
 	if (!t && id) {
 		snprintf(msg, sizeof msg, "The specified launch template, with template ID %.128s, does not exist.", id);
 		emu_error(r, 400, "InvalidLaunchTemplateId.NotFound", msg, rid);
@@ -712,7 +714,8 @@ static json_t *template_add(emu *e, const char *id, const char *name, json_t *da
 	char when[32];
 	time_t now = time(NULL);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
-	json_t *t = json_pack("{s:s, s:s, s:s, s:o}", "id", id, "name", name, "created", when, "data", data);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:I, s:o}", "id", id, "name", name, "created", when,
+			      "usable_ms", (json_int_t)(emu_now_ms() + e->lt_settle_ms), "data", data);
 	if (!t)
 		abort(); /* a bug in the format above */
 	json_object_set_new(e->templates, name, t);

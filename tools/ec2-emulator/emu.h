@@ -28,6 +28,8 @@ void eb_free(emu_buf *b);
 typedef struct emu {
 	char region[32];
 	uint64_t boot_ms, shutdown_ms;  /* pending->running, shutting-down->terminated */
+	uint64_t lt_settle_ms;          /* a new launch template is not usable to launch
+					   for this long (EC2 is eventually consistent) */
 	int64_t capacity;               /* live instances allowed; -1 = unlimited */
 	long page_size;                 /* DescribeInstances page without MaxResults; 0 = all */
 	json_t *ice_types, *ice_azs;    /* arrays: InsufficientInstanceCapacity */

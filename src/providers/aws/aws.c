@@ -334,7 +334,7 @@ static void classify(aws_call *c)
 
 /* Full jitter (AWS Architecture Blog, "Exponential Backoff And Jitter"):
  * sleep uniform in [0, min(cap, base * 2^attempt)). */
-static uint64_t backoff_ns(aws *a, unsigned attempt)
+uint64_t aws_backoff_ns(aws *a, unsigned attempt)
 {
 	uint64_t ceiling = a->retry_base_ns << (attempt < 30 ? attempt : 30);
 	if (ceiling > a->retry_max_ns || ceiling == 0)
@@ -442,7 +442,7 @@ bool aws_retry_delay(aws *a, aws_call *c, unsigned attempt, uint64_t deadline_ns
 		return false;
 	if (!pv_error_class_retryable(c->cls) || attempt >= (unsigned)a->max_retries)
 		return false;
-	uint64_t d = backoff_ns(a, attempt);
+	uint64_t d = aws_backoff_ns(a, attempt);
 	if (deadline_ns && pv_clock_now(a->clock) + d >= deadline_ns) {
 		c->deadline_hit = true;
 		return false;

@@ -82,6 +82,9 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 		       aws_creds *cr, aws_http_opts *o);
 void aws_attempt_end(aws *a, aws_action act, int http_rc, uint64_t deadline_ns, aws_call *c);
 bool aws_retry_delay(aws *a, aws_call *c, unsigned attempt, uint64_t deadline_ns, uint64_t *delay_ns);
+/* Full-jitter exponential backoff of retry `attempt` (0 = first): uniform
+ * in [0, min(retry_max, retry_base << attempt)]. */
+uint64_t aws_backoff_ns(aws *a, unsigned attempt);
 void aws_call_end(aws *a, aws_call *c);
 aws_bucket *aws_action_bucket(aws *a, aws_action act);
 void aws_throttle_waited(aws *a, uint64_t ns);

@@ -77,7 +77,9 @@ pv_error_class aws_error_class(const char *ec2_code, long http_status)
 
 const char *aws_error_pv_code(pv_error_class cls, const char *ec2_code)
 {
-	if (ec2_code && (strstr(ec2_code, ".NotFound") != NULL))
+	/* InvalidInstanceID.NotFound, InvalidLaunchTemplateName.NotFoundException,
+	 * InvalidLaunchTemplateId.VersionNotFound */
+	if (ec2_code && strchr(ec2_code, '.') && strstr(ec2_code, "NotFound"))
 		return PV_ERR_NOT_FOUND;
 	switch (cls) {
 	case PV_CLASS_THROTTLED:

@@ -586,6 +586,54 @@ static void create_fleet(aws *a, const launch *l, const pv_operation *op, launch
 	aws_call_free(&c);
 }
 
+static bool lt_not_found(const launch_acc *acc)
+{
+	const char *code = acc->have_fail ? acc->last.ec2_code : "";
+	return strncmp(code, "InvalidLaunchTemplate", 21) == 0 && strstr(code, "NotFound");
+}
+
+/* Forgets the failed CreateFleet, to try again. */
+static void acc_forget_failure(launch_acc *acc)
+{
+	aws_call_free(&acc->last);
+	acc->have_fail = false;
+	json_array_clear(acc->errors);
+}
+
+/*
+ * CreateFleet with the launch template, tried again when EC2 does not know
+ * a template this provider made or found itself: one made a moment ago may
+ * not be visible yet (EC2 is eventually consistent: wait, within the
+ * deadline, and retry), and one cached from an earlier request may have
+ * been deleted by someone else (forget it and make it anew). A template
+ * named by the provisio template itself is the user's: its NotFound stands.
+ */
+static void fleet_launch(aws *a, launch *l, const pv_operation *op, launch_acc *acc, json_t *data)
+{
+	for (unsigned attempt = 0;; attempt++) {
+		create_fleet(a, l, op, acc, data);
+		if (!l->lt_how || !lt_not_found(acc) || attempt >= (unsigned)a->max_retries)
+			return;
+		if (strcmp(l->lt_how, "cached") == 0) {
+			pthread_mutex_lock(&a->lock);
+			json_object_del(a->lt_cache, l->lt_name);
+			pthread_mutex_unlock(&a->lock);
+			acc_forget_failure(acc);
+			if (!ensure_launch_template(a, l, op, acc))
+				return;
+			json_object_set_new(data, "launch_template",
+					    json_pack("{s:s, s:s, s:s}", "id", l->lt_made, "name", l->lt_name,
+						      "source", l->lt_how));
+			continue;
+		}
+		uint64_t d = aws_backoff_ns(a, attempt);
+		if (op->deadline_ns && pv_clock_now(a->clock) + d >= op->deadline_ns)
+			return;
+		acc_forget_failure(acc);
+		pv_clock_sleep(a->clock, d);
+	}
+}
+
 /* Terminates what an all-or-nothing request launched before it failed. */
 static void roll_back(aws *a, const pv_operation *op, json_t *instances)
 {
@@ -680,7 +728,7 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 				    json_pack("{s:s, s:s, s:s}", "id", l.lt_made, "name", l.lt_name, "source",
 					      l.lt_how));
 	if (fleet && l.lt_id)
-		create_fleet(a, &l, op, &acc, data);
+		fleet_launch(a, &l, op, &acc, data);
 	else if (!fleet)
 		create_run(a, &l, op, &acc);
 	finish_create(a, &l, op, &acc, data, out);
