@@ -12,8 +12,9 @@
  *
  * Freshness is judged on the wall clock (the row is read by other
  * processes, maybe other hosts): a beat older than three intervals plus
- * two seconds is a daemon that hangs or died. On its own host a dead pid
- * is believed at once, so a crash is noticed without waiting.
+ * two seconds is a daemon that hangs or died. On its own host, in its own
+ * pid namespace (containers may share a host name but not pids), a dead
+ * pid is believed at once, so a crash is noticed without waiting.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +58,25 @@ static void this_host(char *buf, size_t size)
 	buf[size - 1] = '\0';
 }
 
+/* This process's pid namespace ("pid:[4026531836]"), "" when unknown. */
+static void this_pid_namespace(char *buf, size_t size)
+{
+	ssize_t n = readlink("/proc/self/ns/pid", buf, size - 1);
+	buf[n > 0 ? n : 0] = '\0';
+}
+
+/* Whether pids in `row` are this process's pids: same host and, when both
+ * know it, same pid namespace. */
+static bool same_pid_space(const json_t *row)
+{
+	char host[256], ns[64];
+	this_host(host, sizeof host);
+	this_pid_namespace(ns, sizeof ns);
+	const char *h = json_string_value(json_object_get(row, "host"));
+	const char *n = json_string_value(json_object_get(row, "pid_namespace"));
+	return h && strcmp(h, host) == 0 && (!n || !*n || !ns[0] || strcmp(n, ns) == 0);
+}
+
 static int put_row(pv_broker *b, json_t *row)
 {
 	char *text = row ? json_dumps(row, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -79,15 +99,16 @@ int pv_broker_daemon_beat(pv_broker *b, const pv_daemon_info *info)
 	if (!info || info->interval_ms < 1 || info->interval_ms > 86400000)
 		return pv_error_set(PV_EINVAL, "daemon.interval_ms: must be 1..86400000 (got %lld)",
 				    info ? (long long)info->interval_ms : 0LL);
-	char host[256];
+	char host[256], ns[64];
 	if (info->host[0])
 		snprintf(host, sizeof host, "%s", info->host);
 	else
 		this_host(host, sizeof host);
-	return put_row(b, json_pack("{s:s, s:I, s:s, s:s, s:I, s:I, s:I}", "state", "running", "pid",
-				    (json_int_t)info->pid, "host", host, "listen", info->listen,
-				    "interval_ms", (json_int_t)info->interval_ms, "started_ms",
-				    (json_int_t)info->started_ms, "updated_ms",
+	this_pid_namespace(ns, sizeof ns);
+	return put_row(b, json_pack("{s:s, s:I, s:s, s:s, s:s, s:I, s:I, s:I}", "state", "running",
+				    "pid", (json_int_t)info->pid, "host", host, "pid_namespace", ns,
+				    "listen", info->listen, "interval_ms", (json_int_t)info->interval_ms,
+				    "started_ms", (json_int_t)info->started_ms, "updated_ms",
 				    (json_int_t)pv_broker_now_ms()));
 }
 
@@ -131,9 +152,7 @@ int pv_broker_daemon_clear(pv_broker *b, int64_t pid)
 		return rc;
 	pv_daemon_info d;
 	row_info(row, &d);
-	char host[256];
-	this_host(host, sizeof host);
-	if (d.pid != pid || strcmp(d.host, host) != 0) {
+	if (d.pid != pid || !same_pid_space(row)) {
 		json_decref(row); /* another daemon's announcement */
 		return 0;
 	}
@@ -142,13 +161,6 @@ int pv_broker_daemon_clear(pv_broker *b, int64_t pid)
 	return put_row(b, row);
 }
 
-/* Whether the pid of a daemon on this host is gone (a crash). */
-static bool dead_here(const pv_daemon_info *d)
-{
-	char host[256];
-	this_host(host, sizeof host);
-	return strcmp(host, d->host) == 0 && !pv_broker_pid_alive(d->pid);
-}
 
 int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out)
 {
@@ -160,9 +172,11 @@ int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out)
 	row_info(row, &d);
 	const char *state = json_string_value(json_object_get(row, "state"));
 	bool running = state && strcmp(state, "running") == 0;
+	/* a crash on this host, in this pid namespace, is known at once */
+	bool dead_here = same_pid_space(row) && !pv_broker_pid_alive(d.pid);
 	json_decref(row);
 	int64_t age = pv_broker_now_ms() - d.updated_ms;
-	if (!running || d.interval_ms <= 0 || age > 3 * d.interval_ms + 2000 || dead_here(&d))
+	if (!running || d.interval_ms <= 0 || age > 3 * d.interval_ms + 2000 || dead_here)
 		return PV_ENOTFOUND;
 	if (out)
 		*out = d;

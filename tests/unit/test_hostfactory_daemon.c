@@ -229,6 +229,28 @@ static void test_crashed_daemon_on_this_host_is_not_live(void **state)
 	destroy(f);
 }
 
+/* Same host name, another pid namespace (a container): its pids are not
+ * ours to check, so only the clock decides. */
+static void test_daemon_in_another_pid_namespace_is_judged_by_the_clock(void **state)
+{
+	(void)state;
+	fx *f = make();
+	char host[256], row[600];
+	assert_int_equal(gethostname(host, sizeof host), 0);
+	host[sizeof host - 1] = '\0';
+	pid_t gone = dead_pid();
+	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": %d, \"host\": \"%s\", "
+		 "\"pid_namespace\": \"pid:[1]\", \"interval_ms\": 10000, \"updated_ms\": %lld}",
+		 (int)gone, host, (long long)pv_wall_ms());
+	put_heartbeat(f, row);
+	assert_int_equal(pv_broker_daemon_get(f->b, NULL), 0); /* not our pid 'gone' */
+	/* the same row from our own namespace: the dead pid is believed */
+	pv_daemon_info d = {.pid = gone, .interval_ms = 10000};
+	assert_int_equal(pv_broker_daemon_beat(f->daemon, &d), 0);
+	assert_int_equal(pv_broker_daemon_get(f->b, NULL), PV_ENOTFOUND);
+	destroy(f);
+}
+
 /* ---- acquire ------------------------------------------------------------------------ */
 
 static void test_live_daemon_request_makes_no_provider_call_and_daemon_provisions(void **state)
@@ -477,6 +499,7 @@ int main(void)
 		cmocka_unit_test(test_graceful_stop_clears_only_its_own_heartbeat),
 		cmocka_unit_test(test_old_heartbeat_is_stale),
 		cmocka_unit_test(test_crashed_daemon_on_this_host_is_not_live),
+		cmocka_unit_test(test_daemon_in_another_pid_namespace_is_judged_by_the_clock),
 		cmocka_unit_test(test_live_daemon_request_makes_no_provider_call_and_daemon_provisions),
 		cmocka_unit_test(test_stale_heartbeat_request_provisions_itself),
 		cmocka_unit_test(test_queue_left_by_stopped_daemon_is_finished_by_next_command),
