@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "broker/broker_internal.h"
 #include "provisio/error.h"
+#include "util/names.h"
 
 #define HEARTBEAT_KEY "daemon/heartbeat"
 
@@ -35,13 +36,11 @@ const char *pv_broker_mode_name(pv_broker_mode m)
 
 int pv_broker_mode_parse(const char *name, pv_broker_mode *out)
 {
-	for (int i = 0; name && i < PV_BROKER_MODE_COUNT; i++)
-		if (strcasecmp(name, mode_names[i]) == 0) {
-			*out = (pv_broker_mode)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "broker mode '%s' is not one of direct, deferred",
-			    name ? name : "(null)");
+	int i = pv_names_find(mode_names, PV_BROKER_MODE_COUNT, name, "broker mode");
+	if (i < 0)
+		return i;
+	*out = (pv_broker_mode)i;
+	return 0;
 }
 
 void pv_broker_set_mode(pv_broker *b, pv_broker_mode m)

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include "provisio/balancer.h"
 #include "provisio/error.h"
+#include "util/names.h"
 
 static const char *const alg_names[PV_LB_ALGORITHM_COUNT] = {
 	"round_robin", "weighted_round_robin", "least_connections", "least_response_time",
@@ -27,17 +28,11 @@ const char *pv_lb_algorithm_name(pv_lb_algorithm a)
 
 int pv_lb_algorithm_parse(const char *name, pv_lb_algorithm *out)
 {
-	for (unsigned i = 0; name && i < PV_LB_ALGORITHM_COUNT; i++) {
-		if (strcasecmp(name, alg_names[i]) == 0) {
-			*out = (pv_lb_algorithm)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown load-balancing algorithm '%s': valid values are round_robin, "
-			    "weighted_round_robin, least_connections, least_response_time, random, "
-			    "weighted_random, hash_based, adaptive",
-			    name ? name : "(null)");
+	int i = pv_names_find(alg_names, PV_LB_ALGORITHM_COUNT, name, "load-balancing algorithm");
+	if (i < 0)
+		return i;
+	*out = (pv_lb_algorithm)i;
+	return 0;
 }
 
 const char *pv_lb_health_mode_name(pv_lb_health_mode m)
@@ -47,16 +42,11 @@ const char *pv_lb_health_mode_name(pv_lb_health_mode m)
 
 int pv_lb_health_mode_parse(const char *name, pv_lb_health_mode *out)
 {
-	for (unsigned i = 0; name && i < PV_LB_HEALTH_MODE_COUNT; i++) {
-		if (strcasecmp(name, mode_names[i]) == 0) {
-			*out = (pv_lb_health_mode)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown health_check_mode '%s': valid values are disabled, passive, "
-			    "active, hybrid",
-			    name ? name : "(null)");
+	int i = pv_names_find(mode_names, PV_LB_HEALTH_MODE_COUNT, name, "health_check_mode");
+	if (i < 0)
+		return i;
+	*out = (pv_lb_health_mode)i;
+	return 0;
 }
 
 void pv_balancer_config_default(pv_balancer_config *cfg)

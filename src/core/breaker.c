@@ -23,6 +23,7 @@
 #include "core/breaker.h"
 #include "core/coarse_clock.h"
 #include "provisio/error.h"
+#include "util/names.h"
 
 #define RELAXED memory_order_relaxed
 
@@ -37,15 +38,11 @@ const char *pv_breaker_state_name(pv_breaker_state st)
 
 int pv_breaker_state_parse(const char *name, pv_breaker_state *out)
 {
-	for (unsigned i = 0; name && i <= PV_BREAKER_HALF_OPEN; i++) {
-		if (strcasecmp(name, state_names[i]) == 0) {
-			*out = (pv_breaker_state)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown breaker state '%s': valid values are closed, open, half_open",
-			    name ? name : "(null)");
+	int i = pv_names_find(state_names, (size_t)PV_BREAKER_HALF_OPEN + 1, name, "breaker state");
+	if (i < 0)
+		return i;
+	*out = (pv_breaker_state)i;
+	return 0;
 }
 
 int pv_breaker_init(pv_breaker *b, const pv_breaker_config *cfg, uint64_t seed)
@@ -91,14 +88,11 @@ const char *pv_breaker_transition_name(pv_breaker_transition t)
 
 int pv_breaker_transition_parse(const char *name, pv_breaker_transition *out)
 {
-	for (int i = 0; name && i < PV_BT_COUNT; i++)
-		if (strcmp(name, transition_names[i]) == 0) {
-			*out = (pv_breaker_transition)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "breaker transition '%s' is not one of closed_to_open, "
-				       "open_to_half_open, half_open_to_closed, half_open_to_open",
-			    name ? name : "(null)");
+	int i = pv_names_find(transition_names, PV_BT_COUNT, name, "breaker transition");
+	if (i < 0)
+		return i;
+	*out = (pv_breaker_transition)i;
+	return 0;
 }
 
 pv_breaker_state pv_breaker_transition_from(pv_breaker_transition t)

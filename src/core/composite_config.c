@@ -12,6 +12,7 @@
 #include <strings.h>
 #include "core/composite_internal.h"
 #include "provisio/error.h"
+#include "util/names.h"
 
 /* ---- names ------------------------------------------------------------- */
 
@@ -27,15 +28,11 @@ const char *pv_composite_mode_name(pv_composite_mode m)
 
 int pv_composite_mode_parse(const char *name, pv_composite_mode *out)
 {
-	for (unsigned i = 0; name && i < PV_COMPOSITE_MODE_COUNT; i++)
-		if (strcasecmp(name, mode_names[i]) == 0) {
-			*out = (pv_composite_mode)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL,
-			    "unknown composite mode '%s': valid values are parallel, sequential, "
-			    "redundant",
-			    name ? name : "(null)");
+	int i = pv_names_find(mode_names, PV_COMPOSITE_MODE_COUNT, name, "composite mode");
+	if (i < 0)
+		return i;
+	*out = (pv_composite_mode)i;
+	return 0;
 }
 
 const char *pv_aggregation_name(pv_aggregation a)
@@ -45,15 +42,11 @@ const char *pv_aggregation_name(pv_aggregation a)
 
 int pv_aggregation_parse(const char *name, pv_aggregation *out)
 {
-	for (unsigned i = 0; name && i < PV_AGG_COUNT; i++)
-		if (strcasecmp(name, agg_names[i]) == 0) {
-			*out = (pv_aggregation)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL,
-			    "unknown aggregation policy '%s': valid values are merge_all, "
-			    "first_success, best_performance, majority_wins",
-			    name ? name : "(null)");
+	int i = pv_names_find(agg_names, PV_AGG_COUNT, name, "aggregation policy");
+	if (i < 0)
+		return i;
+	*out = (pv_aggregation)i;
+	return 0;
 }
 
 /* ---- config ------------------------------------------------------------ */

@@ -13,6 +13,7 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/fallback.h"
+#include "util/names.h"
 
 static const char *const mode_names[PV_FALLBACK_MODE_COUNT] = {
 	"immediate", "retry_then_fallback", "circuit_breaker", "health_based",
@@ -25,16 +26,11 @@ const char *pv_fallback_mode_name(pv_fallback_mode mode)
 
 int pv_fallback_mode_parse(const char *name, pv_fallback_mode *out)
 {
-	for (unsigned i = 0; name && i < PV_FALLBACK_MODE_COUNT; i++) {
-		if (strcasecmp(name, mode_names[i]) == 0) {
-			*out = (pv_fallback_mode)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown fallback mode '%s': valid values are immediate, "
-			    "retry_then_fallback, circuit_breaker, health_based",
-			    name ? name : "(null)");
+	int i = pv_names_find(mode_names, PV_FALLBACK_MODE_COUNT, name, "fallback mode");
+	if (i < 0)
+		return i;
+	*out = (pv_fallback_mode)i;
+	return 0;
 }
 
 void pv_fallback_config_default(pv_fallback_config *cfg)

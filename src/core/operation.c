@@ -5,6 +5,7 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/operation.h"
+#include "util/names.h"
 
 static const char *const op_names[PV_OP_COUNT] = {
 	"create_instances",      "terminate_instances",    "get_instance_status",
@@ -19,17 +20,11 @@ const char *pv_op_name(pv_op_type type)
 
 int pv_op_parse(const char *name, pv_op_type *out)
 {
-	for (unsigned i = 0; name && i < PV_OP_COUNT; i++) {
-		if (strcasecmp(name, op_names[i]) == 0) {
-			*out = (pv_op_type)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown operation '%s': valid values are create_instances, "
-			    "terminate_instances, get_instance_status, describe_resource_instances, "
-			    "validate_template, get_available_templates, health_check",
-			    name ? name : "(null)");
+	int i = pv_names_find(op_names, PV_OP_COUNT, name, "operation");
+	if (i < 0)
+		return i;
+	*out = (pv_op_type)i;
+	return 0;
 }
 
 const char *pv_operation_context_string(const pv_operation *op, const char *key)

@@ -8,6 +8,7 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/result.h"
+#include "util/names.h"
 
 static const char *const class_names[] = {
 	"none", "transient", "throttled", "capacity", "permanent", "internal",
@@ -20,16 +21,11 @@ const char *pv_error_class_name(pv_error_class c)
 
 int pv_error_class_parse(const char *name, pv_error_class *out)
 {
-	for (unsigned i = 0; name && i <= PV_CLASS_INTERNAL; i++) {
-		if (strcasecmp(name, class_names[i]) == 0) {
-			*out = (pv_error_class)i;
-			return 0;
-		}
-	}
-	return pv_error_set(PV_EINVAL,
-			    "unknown error class '%s': valid values are transient, throttled, "
-			    "capacity, permanent, internal",
-			    name ? name : "(null)");
+	int i = pv_names_find(class_names, (size_t)PV_CLASS_INTERNAL + 1, name, "error class");
+	if (i < 0)
+		return i;
+	*out = (pv_error_class)i;
+	return 0;
 }
 
 bool pv_error_class_retryable(pv_error_class c)

@@ -19,6 +19,7 @@
 #include "provisio/error.h"
 #include "provisio/hostfactory.h"
 #include "provisio/log.h"
+#include "util/names.h"
 
 static const char *const names[PV_HF_COMMAND_COUNT] = {
 	"getAvailableTemplates", "requestMachines", "getRequestStatus", "requestReturnMachines",
@@ -31,14 +32,11 @@ const char *pv_hf_command_name(pv_hf_command c)
 
 int pv_hf_command_parse(const char *name, pv_hf_command *out)
 {
-	for (int i = 0; name && i < PV_HF_COMMAND_COUNT; i++)
-		if (strcasecmp(name, names[i]) == 0) {
-			*out = (pv_hf_command)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "command '%s' is not one of getAvailableTemplates, "
-				       "requestMachines, getRequestStatus, requestReturnMachines, "
-				       "getReturnRequests", name ? name : "(null)");
+	int i = pv_names_find(names, PV_HF_COMMAND_COUNT, name, "command");
+	if (i < 0)
+		return i;
+	*out = (pv_hf_command)i;
+	return 0;
 }
 
 static json_t *message(const char *text) { return json_pack("{s:s}", "message", text ? text : ""); }

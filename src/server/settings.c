@@ -14,6 +14,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "server/server_internal.h"
+#include "util/names.h"
 
 static const char *const role_names[] = {"none", "read", "admin"};
 
@@ -39,13 +40,11 @@ const char *srv_alert_kind_name(srv_alert_kind k)
 
 int srv_alert_kind_parse(const char *name, srv_alert_kind *out)
 {
-	for (int i = 0; i < SRV_ALERT_KIND_COUNT; i++)
-		if (name && strcmp(name, kind_names[i]) == 0) {
-			*out = (srv_alert_kind)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "alert kind '%s' is not one of unhealthy, success_rate_below, "
-				       "p95_above_ms, breaker_open_for, orphans", name ? name : "(null)");
+	int i = pv_names_find(kind_names, SRV_ALERT_KIND_COUNT, name, "alert kind");
+	if (i < 0)
+		return i;
+	*out = (srv_alert_kind)i;
+	return 0;
 }
 
 bool srv_host_is_loopback(const char *host)

@@ -10,6 +10,7 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/store.h"
+#include "util/names.h"
 
 static const char *const state_names[PV_REQ_STATE_COUNT] = {
 	"creating", "running", "complete", "complete_with_error", "failed", "queued"};
@@ -22,14 +23,11 @@ const char *pv_request_state_name(pv_request_state s)
 
 int pv_request_state_parse(const char *name, pv_request_state *out)
 {
-	for (int i = 0; name && i < PV_REQ_STATE_COUNT; i++)
-		if (strcasecmp(name, state_names[i]) == 0) {
-			*out = (pv_request_state)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "request state '%s' is not one of creating, running, "
-				       "complete, complete_with_error, failed, queued",
-			    name ? name : "(null)");
+	int i = pv_names_find(state_names, PV_REQ_STATE_COUNT, name, "request state");
+	if (i < 0)
+		return i;
+	*out = (pv_request_state)i;
+	return 0;
 }
 
 /*
@@ -74,13 +72,11 @@ const char *pv_request_kind_name(pv_request_kind k)
 
 int pv_request_kind_parse(const char *name, pv_request_kind *out)
 {
-	for (int i = 0; name && i < PV_REQ_KIND_COUNT; i++)
-		if (strcasecmp(name, kind_names[i]) == 0) {
-			*out = (pv_request_kind)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "request kind '%s' is not one of acquire, return",
-			    name ? name : "(null)");
+	int i = pv_names_find(kind_names, PV_REQ_KIND_COUNT, name, "request kind");
+	if (i < 0)
+		return i;
+	*out = (pv_request_kind)i;
+	return 0;
 }
 
 static const char *const filter_names[PV_MF_COUNT] = {"request", "return", "template",
@@ -93,13 +89,11 @@ const char *pv_machine_filter_name(pv_machine_filter f)
 
 int pv_machine_filter_parse(const char *name, pv_machine_filter *out)
 {
-	for (int i = 0; name && i < PV_MF_COUNT; i++)
-		if (strcasecmp(name, filter_names[i]) == 0) {
-			*out = (pv_machine_filter)i;
-			return 0;
-		}
-	return pv_error_set(PV_EINVAL, "machine filter '%s' is not one of request, return, template, "
-				       "alive, all, leaving", name ? name : "(null)");
+	int i = pv_names_find(filter_names, PV_MF_COUNT, name, "machine filter");
+	if (i < 0)
+		return i;
+	*out = (pv_machine_filter)i;
+	return 0;
 }
 
 int pv_machine_list_push(pv_machine_list *l, const pv_machine_rec *m)

@@ -194,7 +194,7 @@ static void test_exec_once_reports_failure_with_exit_status(void **state)
 	snprintf(args, sizeof args, "--config %s providers exec reboot", cfg);
 	r = cli(NULL, args);
 	assert_int_equal(r.status, 2);
-	assert_non_null(strstr(r.err, "unknown operation 'reboot'"));
+	assert_non_null(strstr(r.err, "operation 'reboot' is not one of create_instances"));
 	cli_free(&r);
 }
 
