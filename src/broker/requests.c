@@ -325,7 +325,7 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 
 /* Provisions a request already reserved in the store and writes the
  * outcome. 0, PV_ERROR when no machine was made (the request is "failed"),
- * or the store's error (left in "creating": recovery finishes it). */
+ * or the store's error (left unsettled: recovery or the queue finishes it). */
 static int fulfil(pv_broker *b, pv_request_rec *r, const json_t *tmpl)
 {
 	pv_machine_list ms = {0};
@@ -733,6 +733,7 @@ int pv_broker_recover(pv_broker *b)
 		    r->owner_pid == getpid() || !claim(b, r, getpid()))
 			continue;
 		pv_machine_list ms = {0};
+		int done;
 		if (r->kind == PV_REQ_ACQUIRE) {
 			discover(b, r, &ms);
 			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_all, apply_terminate, NULL);
@@ -740,15 +741,14 @@ int pv_broker_recover(pv_broker *b)
 			snprintf(r->message, sizeof r->message,
 				 "interrupted before Host Factory got the request id; %zu machine(s) released",
 				 ms.n);
+			done = write_outcome(b, r, &ms);
 		} else {
 			/* a return: its machines are recorded; finish terminating them */
-			if (return_machines_of(b, r, &ms) == 0 && finish_return(b, r, &ms) == 0)
-				recovered++;
-			pv_log(PV_LOG_WARN, "broker: recovered %s (%zu machine(s))", r->id, ms.n);
-			pv_machine_list_clear(&ms);
-			continue;
+			done = return_machines_of(b, r, &ms);
+			if (done == 0)
+				done = finish_return(b, r, &ms);
 		}
-		if (write_outcome(b, r, &ms) == 0)
+		if (done == 0)
 			recovered++;
 		pv_log(PV_LOG_WARN, "broker: recovered %s (%zu machine(s))", r->id, ms.n);
 		pv_machine_list_clear(&ms);

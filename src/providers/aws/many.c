@@ -142,6 +142,14 @@ static uint64_t start_ready(run *r, int max_in_flight, uint64_t now)
 	return next;
 }
 
+/* Aborts job j's transfer in flight (it is not retried). */
+static void abort_transfer(run *r, aws_job *j)
+{
+	aws_http_multi_abort(r->multi, &j->x, &r->a->pool);
+	aws_http_reply_free(&j->x.reply);
+	r->inflight--;
+}
+
 /* The deadline came: abort what runs, mark what is left. */
 static void cut_at_deadline(run *r)
 {
@@ -149,11 +157,8 @@ static void cut_at_deadline(run *r)
 		aws_job *j = &r->jobs[i];
 		if (j->state == JOB_DONE)
 			continue;
-		if (j->state == JOB_RUNNING) {
-			aws_http_multi_abort(r->multi, &j->x, &r->a->pool);
-			aws_http_reply_free(&j->x.reply);
-			r->inflight--;
-		}
+		if (j->state == JOB_RUNNING)
+			abort_transfer(r, j);
 		j->call.ok = false;
 		j->call.deadline_hit = true;
 		j->calls += j->call.attempts;
@@ -195,12 +200,10 @@ static void abort_running(run *r)
 		aws_job *j = &r->jobs[i];
 		if (j->state != JOB_RUNNING)
 			continue;
-		aws_http_multi_abort(r->multi, &j->x, &r->a->pool);
-		aws_http_reply_free(&j->x.reply);
+		abort_transfer(r, j);
 		j->calls += j->call.attempts;
 		j->state = JOB_DONE;
 	}
-	r->inflight = 0;
 }
 
 ssize_t aws_do_many(aws *a, aws_action act, aws_job *jobs, size_t n, int max_in_flight,
