@@ -1019,8 +1019,9 @@ static void terminate_instances(emu *e, json_t *p, const char *rid, emu_reply *r
 	r->status = 200;
 }
 
-static void describe_regions(emu *e, const char *rid, emu_reply *r)
+static void describe_regions(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
+	(void)p;
 	const char *regions[] = {"us-east-1", "us-east-2", "us-west-2", "eu-west-1", e->region};
 	head(&r->body, "DescribeRegions", rid);
 	eb_add(&r->body, "<regionInfo>");
@@ -1037,8 +1038,9 @@ static void describe_regions(emu *e, const char *rid, emu_reply *r)
 	r->status = 200;
 }
 
-static void describe_azs(emu *e, const char *rid, emu_reply *r)
+static void describe_azs(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
+	(void)p;
 	head(&r->body, "DescribeAvailabilityZones", rid);
 	eb_add(&r->body, "<availabilityZoneInfo>");
 	for (char c = 'a'; c <= 'c'; c++) {
@@ -1054,6 +1056,22 @@ static void describe_azs(emu *e, const char *rid, emu_reply *r)
 	r->status = 200;
 }
 
+/* The actions this emulator serves. */
+static const struct {
+	const char *name;
+	void (*run)(emu *e, json_t *p, const char *rid, emu_reply *r);
+} actions[] = {
+	{"RunInstances", run_instances},
+	{"CreateFleet", create_fleet},
+	{"DescribeInstances", describe_instances},
+	{"TerminateInstances", terminate_instances},
+	{"CreateLaunchTemplate", create_launch_template},
+	{"DescribeLaunchTemplates", describe_launch_templates},
+	{"DeleteLaunchTemplate", delete_launch_template},
+	{"DescribeRegions", describe_regions},
+	{"DescribeAvailabilityZones", describe_azs},
+};
+
 void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, emu_reply *r)
 {
 	const char *version = param(params, "Version");
@@ -1061,26 +1079,12 @@ void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, e
 		return emu_error(r, 400, "MissingAction", "The request must contain the parameter Action", rid);
 	if (!version)
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter Version", rid);
-	if (strcmp(action, "RunInstances") == 0)
-		run_instances(e, params, rid, r);
-	else if (strcmp(action, "CreateFleet") == 0)
-		create_fleet(e, params, rid, r);
-	else if (strcmp(action, "DescribeInstances") == 0)
-		describe_instances(e, params, rid, r);
-	else if (strcmp(action, "TerminateInstances") == 0)
-		terminate_instances(e, params, rid, r);
-	else if (strcmp(action, "CreateLaunchTemplate") == 0)
-		create_launch_template(e, params, rid, r);
-	else if (strcmp(action, "DescribeLaunchTemplates") == 0)
-		describe_launch_templates(e, params, rid, r);
-	else if (strcmp(action, "DeleteLaunchTemplate") == 0)
-		delete_launch_template(e, params, rid, r);
-	else if (strcmp(action, "DescribeRegions") == 0)
-		describe_regions(e, rid, r);
-	else if (strcmp(action, "DescribeAvailabilityZones") == 0)
-		describe_azs(e, rid, r);
-	else
-		emu_error(r, 400, "InvalidAction", "The action is not valid for this web service", rid);
+	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+		if (strcmp(action, actions[i].name) == 0) {
+			actions[i].run(e, params, rid, r);
+			return;
+		}
+	emu_error(r, 400, "InvalidAction", "The action is not valid for this web service", rid);
 }
 
 json_t *emu_instance_stats(emu *e)
