@@ -586,6 +586,13 @@ static void create_fleet(aws *a, const launch *l, const pv_operation *op, launch
 	aws_call_free(&c);
 }
 
+/* The result's word on the launch template made or found for the fleet. */
+static void note_launch_template(json_t *data, const launch *l)
+{
+	json_object_set_new(data, "launch_template", json_pack("{s:s, s:s, s:s}", "id", l->lt_made, "name",
+							       l->lt_name, "source", l->lt_how));
+}
+
 static bool lt_not_found(const launch_acc *acc)
 {
 	const char *code = acc->have_fail ? acc->last.ec2_code : "";
@@ -621,9 +628,7 @@ static void fleet_launch(aws *a, launch *l, const pv_operation *op, launch_acc *
 			acc_forget_failure(acc);
 			if (!ensure_launch_template(a, l, op, acc))
 				return;
-			json_object_set_new(data, "launch_template",
-					    json_pack("{s:s, s:s, s:s}", "id", l->lt_made, "name", l->lt_name,
-						      "source", l->lt_how));
+			note_launch_template(data, l);
 			continue;
 		}
 		uint64_t d = aws_backoff_ns(a, attempt);
@@ -724,9 +729,7 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 	json_t *data = json_object();
 	json_object_set_new(data, "api", json_string(fleet ? "EC2Fleet" : "RunInstances"));
 	if (fleet && !l.lt_id && ensure_launch_template(a, &l, op, &acc))
-		json_object_set_new(data, "launch_template",
-				    json_pack("{s:s, s:s, s:s}", "id", l.lt_made, "name", l.lt_name, "source",
-					      l.lt_how));
+		note_launch_template(data, &l);
 	if (fleet && l.lt_id)
 		fleet_launch(a, &l, op, &acc, data);
 	else if (!fleet)
