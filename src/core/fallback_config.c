@@ -191,12 +191,11 @@ static int set_field(pv_fallback_config *cfg, const field *f, const json_t *v)
 		if (!json_is_string(v))
 			return type_error(f->key, "a string: immediate, retry_then_fallback, "
 						  "circuit_breaker or health_based");
-		if (pv_fallback_mode_parse(json_string_value(v), &cfg->mode) < 0)
-			return pv_error_set(PV_EINVAL,
-					    "fallback config: field 'mode': unknown mode '%s': valid "
-					    "values are immediate, retry_then_fallback, circuit_breaker, "
-					    "health_based",
-					    json_string_value(v));
+		if (pv_fallback_mode_parse(json_string_value(v), &cfg->mode) < 0) {
+			char why[512]; /* the parse's message names the valid modes */
+			snprintf(why, sizeof why, "%s", pv_error_last());
+			return pv_error_set(PV_EINVAL, "fallback config: field 'mode': %s", why);
+		}
 		return 0;
 	case F_BOOL:
 		if (!json_is_boolean(v))

@@ -865,6 +865,9 @@ static void test_config_rejects_bad_values_naming_field_and_range(void **state)
 		{"{\"enable_graceful_degradation\": \"yes\"}", "'enable_graceful_degradation'"},
 		{"{\"health_check_interval_seconds\": -3}", "'health_check_interval_seconds'"},
 		{"{\"bogus\": 1}", "unknown field 'bogus'"},
+		{"{\"mode\": \"circut_breaker\"}",
+		 "field 'mode': fallback mode 'circut_breaker' is not one of immediate, retry_then_fallback, "
+		 "circuit_breaker, health_based"},
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		json_t *j = json_loads(bad[i][0], 0, NULL);
