@@ -14,29 +14,11 @@
 #include <strings.h>
 #include "provisio/error.h"
 #include "providers/libvirt/lv.h"
+#include "util/names.h"
 
 static const char *const overlay_names[LV_OVERLAY_COUNT] = {"auto", "required", "off"};
 static const char *const placement_names[LV_PLACE_COUNT] = {"spread", "pack"};
 static const char *const ip_source_names[LV_IP_COUNT] = {"lease", "agent", "arp"};
-
-/* Name lookup shared by the three enums; the message lists valid names. */
-static int enum_parse(const char *const *names, int n, const char *what, const char *s, int *out)
-{
-	for (int i = 0; s && i < n; i++) {
-		if (strcasecmp(s, names[i]) == 0) {
-			*out = i;
-			return 0;
-		}
-	}
-	char valid[128] = "";
-	for (int i = 0; i < n; i++) {
-		strncat(valid, names[i], sizeof valid - strlen(valid) - 1);
-		if (i + 1 < n)
-			strncat(valid, ", ", sizeof valid - strlen(valid) - 1);
-	}
-	return pv_error_set(PV_EINVAL, "unknown %s '%s': valid values are %s", what, s ? s : "(null)",
-			    valid);
-}
 
 #define ENUM_PAIR(type, fn, names, count, what)                                   \
 	const char *fn##_name(type v)                                             \
@@ -45,11 +27,11 @@ static int enum_parse(const char *const *names, int n, const char *what, const c
 	}                                                                         \
 	int fn##_parse(const char *s, type *out)                                  \
 	{                                                                         \
-		int v;                                                            \
-		int rc = enum_parse(names, (int)(count), what, s, &v);            \
-		if (rc == 0)                                                      \
-			*out = (type)v;                                           \
-		return rc;                                                        \
+		int v = pv_names_find(names, (size_t)(count), s, what);           \
+		if (v < 0)                                                        \
+			return v;                                                 \
+		*out = (type)v;                                                   \
+		return 0;                                                         \
 	}
 
 ENUM_PAIR(lv_overlay_mode, lv_overlay_mode, overlay_names, LV_OVERLAY_COUNT, "overlay mode")
