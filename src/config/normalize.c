@@ -144,26 +144,32 @@ static void check_ref(norm *n, const json_t *graph, const char *name, const char
 	}
 }
 
-/* Children names of a strategy item, as a new array. */
+/* Append the string items of a (possibly bad) names array: the others are
+ * reported by check_names_array, and every later pass may treat each child
+ * as a name. */
+static void append_names(json_t *out, const json_t *names)
+{
+	size_t i;
+	json_t *v;
+	if (json_is_string(names))
+		json_array_append(out, (json_t *)names);
+	else
+		json_array_foreach(names, i, v) if (json_is_string(v))
+			json_array_append(out, v);
+}
+
+/* Children names of a strategy item, as a new array of strings. */
 static json_t *children_of(const json_t *s)
 {
 	json_t *out = json_array();
 	const char *kind = json_string_value(json_object_get(s, "kind"));
 	if (kind && strcmp(kind, "fallback") == 0) {
-		json_t *p = json_object_get(s, "primary");
-		if (json_is_string(p))
-			json_array_append(out, p);
-		json_t *f = json_object_get(s, "fallbacks");
-		if (json_is_array(f))
-			json_array_extend(out, f);
+		append_names(out, json_object_get(s, "primary"));
+		append_names(out, json_object_get(s, "fallbacks"));
 	} else if (kind && strcmp(kind, "chaos") == 0) {
-		json_t *c = json_object_get(s, "child");
-		if (json_is_string(c))
-			json_array_append(out, c);
+		append_names(out, json_object_get(s, "child"));
 	} else {
-		json_t *c = json_object_get(s, "children");
-		if (json_is_array(c))
-			json_array_extend(out, c);
+		append_names(out, json_object_get(s, "children"));
 	}
 	return out;
 }
@@ -384,8 +390,9 @@ static void validate_strategies(norm *n, const json_t *graph)
 		size_t k;
 		json_t *c;
 		json_array_foreach(kids, k, c) {
+			bool is_primary = k == 0 && json_is_string(json_object_get(s, "primary"));
 			snprintf(sub, sizeof sub, "%s.%s", path, strcmp(kind, "fallback") == 0
-					 ? (k == 0 ? "primary" : "fallbacks") : strcmp(kind, "chaos") == 0 ? "child" : "children");
+					 ? (is_primary ? "primary" : "fallbacks") : strcmp(kind, "chaos") == 0 ? "child" : "children");
 			if (name && strcmp(json_string_value(c), name) == 0)
 				pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "'%s' cannot contain itself", name);
 			else

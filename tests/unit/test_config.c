@@ -236,6 +236,14 @@ static void test_validation_errors_name_path_value_and_allowed(void **state)
 	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
 		       " \"context\": {\"selection_criteria\": {\"min_success_rate\": 150}}}",
 		       "context.selection_criteria.min_success_rate", "percentage from 0 to 100", false);
+	/* Children that are not names are reported, never read as names (found by the fuzzer). */
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"s\", \"kind\": \"balancer\", \"children\": [\"a\", 5]}]}",
+		       "strategies[0].children", "item 1 must be a name", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": 7,"
+		       " \"fallbacks\": [null, \"ghost\"]}]}",
+		       "strategies[0].fallbacks", "'ghost' names no provider or strategy", false);
 }
 
 static void test_every_error_is_reported_at_once(void **state)
