@@ -71,6 +71,9 @@ typedef struct pv_request_rec {
 	int64_t requested;                     /* machines asked for */
 	char message[PV_STORE_MESSAGE_MAX];
 	int64_t owner_pid;                     /* process that created it */
+	char owner_node[PV_STORE_NAME_MAX];    /* where owner_pid lives: "<host> <pid namespace>";
+						  "" = unknown (written before the
+						  store recorded it) */
 	int64_t created_ms, updated_ms;        /* wall clock, epoch ms */
 	int64_t refreshed_ms;                  /* last refresh from providers; 0 = never */
 } pv_request_rec;
