@@ -180,6 +180,25 @@ typedef struct pv_store_options {
  */
 int pv_store_open_sqlite(pv_store **out, const char *path, const pv_store_options *opts);
 
+/*
+ * Opens the PostgreSQL store at `url` (postgresql://user:password@host:port/db?...,
+ * libpq's URI form), creating or migrating its tables. Brokers on several
+ * hosts may share it: write transactions are serialised by an advisory
+ * lock, reads see one snapshot. `opts->busy_timeout_ms` bounds the wait for
+ * that lock. The password never appears in messages. 0, PV_EINVAL (not
+ * such a URL), PV_EIO (cannot connect, newer schema) or PV_ENOMEM.
+ */
+int pv_store_open_postgres(pv_store **out, const char *url, const pv_store_options *opts);
+
+/* Whether `location` is a PostgreSQL URL (postgresql:// or postgres://). */
+bool pv_store_location_is_postgres(const char *location);
+
+/*
+ * Opens the store at `location`: a PostgreSQL URL, else a SQLite file path.
+ * Same returns as the opener it picks.
+ */
+int pv_store_open(pv_store **out, const char *location, const pv_store_options *opts);
+
 /* The schema version this build writes. */
 int pv_store_schema_version(void);
 

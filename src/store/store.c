@@ -211,3 +211,9 @@ int pv_store_kv_put(pv_store *st, const char *key, const char *value)
 	int rc = need_write(st);
 	return rc < 0 ? rc : st->methods->kv_put(st, key, value);
 }
+
+int pv_store_open(pv_store **out, const char *location, const pv_store_options *opts)
+{
+	return pv_store_location_is_postgres(location) ? pv_store_open_postgres(out, location, opts)
+						       : pv_store_open_sqlite(out, location, opts);
+}

@@ -1,7 +1,13 @@
 /*
- * test_store.c - the SQLite store: schema and migrations, the request state
+ * test_store.c - the stores: schema and migrations, the request state
  * machine, machines and their filters, maxNumber accounting, key/value,
  * transactions (rollback leaves nothing), concurrent writers.
+ *
+ * The behaviour every store must share runs twice: on SQLite files, and on
+ * the PostgreSQL server named by PV_TEST_POSTGRES_URL (`make test` starts
+ * one with scripts/with-postgres; without it the PostgreSQL group says it
+ * is skipped). Each PostgreSQL "file" is a schema of its own, dropped after
+ * the test.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,12 +18,15 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 #include "scratch_dir.h"
 #include "provisio/error.h"
 #include "provisio/store.h"
+#include "store/schema.h"
 
 static char dir[256];
+static const char *pg_url; /* NULL: the SQLite group is running */
 
 static int setup(void **state)
 {
@@ -31,12 +40,77 @@ static int teardown(void **state)
 	return pv_test_scratch_remove(dir);
 }
 
+/* The PostgreSQL schema standing for store file `name` in this process. */
+static void pg_schema(const char *name, char *out, size_t size)
+{
+	snprintf(out, size, "pvt_%ld_%.*s", (long)getpid(), (int)strcspn(name, "."), name);
+}
+
+/* Runs SQL on the test server (as its owner); asserts it worked. */
+static void pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url);
+	assert_int_equal(PQstatus(c), CONNECTION_OK);
+	PQclear(PQexec(c, "SET client_min_messages = warning"));
+	PGresult *res = PQexec(c, sql);
+	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK)
+		fail_msg("%s: %s", sql, PQresultErrorMessage(res));
+	PQclear(res);
+	PQfinish(c);
+}
+
+/* The store URL for `name`: the server's URL with search_path set to a
+ * schema of its own, made empty for the test. */
+static void pg_location(const char *name, bool fresh, char *out, size_t size)
+{
+	char schema[96], sql[256];
+	pg_schema(name, schema, sizeof schema);
+	if (fresh) {
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s", schema, schema);
+		pg_exec(sql);
+	}
+	snprintf(out, size, "%s%soptions=-csearch_path%%3D%s", pg_url, strchr(pg_url, '?') ? "&" : "?",
+		 schema);
+}
+
+static char made[16][64]; /* the store names a test opened: dropped after it */
+
+static void location(const char *name, char *out, size_t size)
+{
+	if (!pg_url) {
+		snprintf(out, size, "%s/%s", dir, name);
+		return;
+	}
+	bool fresh = true;
+	int i = 0;
+	for (; i < 16 && made[i][0]; i++)
+		if (strcmp(made[i], name) == 0)
+			fresh = false;
+	if (fresh && i < 16)
+		snprintf(made[i], sizeof made[i], "%s", name);
+	pg_location(name, fresh, out, size);
+}
+
+static int pg_test_teardown(void **state)
+{
+	(void)state;
+	for (int i = 0; i < 16 && made[i][0]; i++) {
+		char schema[96], sql[160];
+		pg_schema(made[i], schema, sizeof schema);
+		snprintf(sql, sizeof sql, "DROP SCHEMA IF EXISTS %s CASCADE", schema);
+		pg_exec(sql);
+		made[i][0] = '\0';
+	}
+	return 0;
+}
+
 static pv_store *open_store(const char *name)
 {
-	char path[400];
-	snprintf(path, sizeof path, "%s/%s", dir, name);
+	char where[600];
+	location(name, where, sizeof where);
 	pv_store *st = NULL;
-	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	if (pv_store_open(&st, where, NULL) < 0)
+		fail_msg("open %s: %s", name, pv_error_last());
 	return st;
 }
 
@@ -161,6 +235,7 @@ static void test_request_round_trips_every_field(void **state)
 	snprintf(r.strategy, sizeof r.strategy, "fb");
 	snprintf(r.message, sizeof r.message, "it's \"quoted\"");
 	r.owner_pid = 4242;
+	snprintf(r.owner_node, sizeof r.owner_node, "node-7 pid:[4026531836]");
 	r.refreshed_ms = 555;
 	put_request(st, &r, 0);
 	pv_request_rec got;
@@ -353,10 +428,10 @@ static void test_bad_path_is_an_error(void **state)
 static void *writer(void *arg)
 {
 	int t = (int)(intptr_t)arg;
-	char path[400];
-	snprintf(path, sizeof path, "%s/conc.db", dir);
+	char where[600];
+	location("conc.db", where, sizeof where);
 	pv_store *st = NULL;
-	if (pv_store_open_sqlite(&st, path, NULL) < 0)
+	if (pv_store_open(&st, where, NULL) < 0)
 		return (void *)1;
 	for (int i = 0; i < 25; i++) {
 		char id[64];
@@ -392,23 +467,183 @@ static void test_concurrent_writers_lose_nothing(void **state)
 	pv_store_close(st);
 }
 
+/* ---- PostgreSQL only ------------------------------------------------------ */
+
+/* A database left at schema version 3 (before owner_node) is migrated in
+ * place and keeps its rows. */
+static void test_pg_schema_3_database_is_migrated_keeping_rows(void **state)
+{
+	(void)state;
+	char where[600], schema[96], sql[4096];
+	location("v3.db", where, sizeof where);
+	pg_schema("v3.db", schema, sizeof schema);
+	int n = snprintf(sql, sizeof sql, "SET search_path = %s; CREATE TABLE schema_version (version INTEGER NOT NULL);"
+			 " INSERT INTO schema_version VALUES (3);", schema);
+	for (int v = 0; v < 3; v++)
+		n += snprintf(sql + n, sizeof sql - (size_t)n, "%s", pv_store_migrations[v]);
+	snprintf(sql + n, sizeof sql - (size_t)n,
+		 "INSERT INTO requests (id, kind, state, template_id, owner_pid, created_ms, updated_ms)"
+		 " VALUES ('req-old', 'acquire', 'running', 't', 77, 1, 2);");
+	pg_exec(sql);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open(&st, where, NULL), 0);
+	pv_request_rec got;
+	assert_int_equal(pv_store_request_get(st, "req-old", &got), 0);
+	assert_int_equal(got.owner_pid, 77);
+	assert_string_equal(got.owner_node, "");
+	assert_int_equal(got.state, PV_REQ_RUNNING);
+	pv_store_close(st);
+	snprintf(sql, sizeof sql, "SELECT 1 FROM %s.schema_version WHERE version = %d", schema,
+		 pv_store_schema_version());
+	PGconn *c = PQconnectdb(pg_url);
+	PGresult *res = PQexec(c, sql);
+	assert_int_equal(PQntuples(res), 1);
+	PQclear(res);
+	PQfinish(c);
+}
+
+static void test_pg_newer_schema_is_refused(void **state)
+{
+	(void)state;
+	pv_store_close(open_store("new.db"));
+	char schema[96], sql[200], where[600];
+	pg_schema("new.db", schema, sizeof schema);
+	snprintf(sql, sizeof sql, "UPDATE %s.schema_version SET version = 99", schema);
+	pg_exec(sql);
+	location("new.db", where, sizeof where);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open(&st, where, NULL), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "newer"));
+	assert_null(st);
+}
+
+/* The server's URL with its password replaced by `password`. */
+static void with_password(const char *password, char *out, size_t size)
+{
+	const char *at = strchr(pg_url, '@');
+	const char *colon = strchr(pg_url + strlen("postgresql://"), ':');
+	assert_true(at && colon && colon < at);
+	snprintf(out, size, "%.*s:%s%s", (int)(colon - pg_url), pg_url, password, at);
+}
+
+static void test_pg_bad_url_or_password_is_an_error_without_the_secret(void **state)
+{
+	(void)state;
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_postgres(&st, "mysql://x@127.0.0.1/db", NULL), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "postgresql://"));
+	char url[600];
+	with_password("Sesame-0f-wrong-7", url, sizeof url);
+	assert_int_equal(pv_store_open(&st, url, NULL), PV_EIO);
+	if (!strstr(pv_error_last(), "password authentication failed"))
+		fail_msg("unexpected: %s", pv_error_last());
+	assert_null(strstr(pv_error_last(), "Sesame-0f-wrong-7"));
+	assert_null(st);
+	/* nobody listens on port 1 of loopback */
+	assert_int_equal(pv_store_open(&st, "postgresql://u:Sesame-0f-wrong-7@127.0.0.1:1/db", NULL), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "connect"));
+	assert_null(strstr(pv_error_last(), "Sesame-0f-wrong-7"));
+}
+
+/* Two brokers (two connections) never write at once: the second writer
+ * waits for the first (here: past its lock timeout), readers do not. */
+static void test_pg_write_transactions_are_serial_across_connections(void **state)
+{
+	(void)state;
+	pv_store *a = open_store("serial.db");
+	char where[600];
+	location("serial.db", where, sizeof where);
+	pv_store *b = NULL;
+	pv_store_options quick = {.busy_timeout_ms = 200};
+	assert_int_equal(pv_store_open(&b, where, &quick), 0);
+	assert_int_equal(pv_store_begin(a, true), 0);
+	pv_request_rec r = request("req-1", PV_REQ_CREATING, "t", 1);
+	assert_int_equal(pv_store_request_put(a, &r), 0);
+	assert_int_equal(pv_store_begin(b, true), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "lock timeout"));
+	char password[128];
+	const char *colon = strchr(pg_url + strlen("postgresql://"), ':');
+	snprintf(password, sizeof password, "%.*s", (int)strcspn(colon + 1, "@"), colon + 1);
+	assert_null(strstr(pv_error_last(), password));
+	pv_request_rec got;
+	assert_int_equal(pv_store_begin(b, false), 0); /* a reader: its snapshot, no wait */
+	assert_int_equal(pv_store_request_get(b, "req-1", &got), PV_ENOTFOUND);
+	assert_int_equal(pv_store_commit(b), 0);
+	assert_int_equal(pv_store_commit(a), 0);
+	assert_int_equal(pv_store_begin(b, true), 0);
+	assert_int_equal(pv_store_request_get(b, "req-1", &got), 0);
+	assert_int_equal(pv_store_commit(b), 0);
+	pv_store_close(b);
+	pv_store_close(a);
+}
+
+/* The server drops the connection (restart, failover): the next
+ * transaction connects again and prepares its statements again. */
+static void test_pg_lost_connection_is_reopened_at_next_begin(void **state)
+{
+	(void)state;
+	char where[700], app[64], sql[200];
+	location("lost.db", where, sizeof where);
+	snprintf(app, sizeof app, "pvt_lost_%ld", (long)getpid());
+	size_t len = strlen(where);
+	snprintf(where + len, sizeof where - len, "&application_name=%s", app);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open(&st, where, NULL), 0);
+	pv_request_rec r = request("req-1", PV_REQ_RUNNING, "t", 1);
+	put_request(st, &r, 0);
+	snprintf(sql, sizeof sql,
+		 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '%s'", app);
+	pg_exec(sql);
+	pv_request_rec got;
+	/* the first use after the drop fails, the next begin reconnects */
+	if (pv_store_begin(st, false) == 0) {
+		int rc = pv_store_request_get(st, "req-1", &got);
+		pv_store_rollback(st);
+		assert_true(rc == PV_EIO || rc == 0);
+	}
+	assert_int_equal(pv_store_begin(st, false), 0);
+	assert_int_equal(pv_store_request_get(st, "req-1", &got), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	pv_store_close(st);
+}
+
+#define EACH_STORE(t) cmocka_unit_test_teardown(t, pg_test_teardown)
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	const struct CMUnitTest shared[] = {
+		EACH_STORE(test_writes_need_a_write_transaction),
+		EACH_STORE(test_request_round_trips_every_field),
+		EACH_STORE(test_rollback_leaves_nothing),
+		EACH_STORE(test_machine_filters_and_lookup_by_name),
+		EACH_STORE(test_in_use_counts_live_machines_and_unsettled_reservations),
+		EACH_STORE(test_kv_put_get_replace),
+		EACH_STORE(test_reopen_keeps_data_and_schema_version),
+		EACH_STORE(test_concurrent_writers_lose_nothing),
+	};
+	const struct CMUnitTest sqlite_only[] = {
 		cmocka_unit_test(test_state_names_round_trip_and_unknown_lists_valid),
 		cmocka_unit_test(test_state_machine_allows_only_forward_moves),
 		cmocka_unit_test(test_store_refuses_illegal_transition),
-		cmocka_unit_test(test_writes_need_a_write_transaction),
-		cmocka_unit_test(test_request_round_trips_every_field),
-		cmocka_unit_test(test_rollback_leaves_nothing),
-		cmocka_unit_test(test_machine_filters_and_lookup_by_name),
-		cmocka_unit_test(test_in_use_counts_live_machines_and_unsettled_reservations),
-		cmocka_unit_test(test_kv_put_get_replace),
-		cmocka_unit_test(test_reopen_keeps_data_and_schema_version),
 		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
 		cmocka_unit_test(test_newer_schema_is_refused),
 		cmocka_unit_test(test_bad_path_is_an_error),
-		cmocka_unit_test(test_concurrent_writers_lose_nothing),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	const struct CMUnitTest postgres_only[] = {
+		EACH_STORE(test_pg_schema_3_database_is_migrated_keeping_rows),
+		EACH_STORE(test_pg_newer_schema_is_refused),
+		EACH_STORE(test_pg_bad_url_or_password_is_an_error_without_the_secret),
+		EACH_STORE(test_pg_write_transactions_are_serial_across_connections),
+		EACH_STORE(test_pg_lost_connection_is_reopened_at_next_begin),
+	};
+	int failed = cmocka_run_group_tests_name("sqlite", shared, setup, teardown);
+	failed += cmocka_run_group_tests_name("sqlite only", sqlite_only, setup, teardown);
+	pg_url = getenv("PV_TEST_POSTGRES_URL");
+	if (!pg_url || !*pg_url) {
+		printf("postgresql: skipped (PV_TEST_POSTGRES_URL is not set; `make test` sets it)\n");
+		return failed;
+	}
+	failed += cmocka_run_group_tests_name("postgresql", shared, setup, teardown);
+	failed += cmocka_run_group_tests_name("postgresql only", postgres_only, setup, teardown);
+	return failed;
 }
