@@ -8,21 +8,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "scratch_dir.h"
+#include "broker_fixture.h"
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/fallback.h"
 #include "provisio/local.h"
-
-static char dir[256];
-static int db_seq;
 
 typedef struct fixture {
 	pv_context *ctx;
@@ -41,32 +36,21 @@ static const char *templates_json =
 	" {\"templateId\": \"only-b\", \"provider\": \"b\", \"maxNumber\": -1},"
 	" {\"templateId\": \"default\"}]}";
 
-static void sim(pv_strategy **out, const char *name, const char *cfg, const pv_clock *clock)
-{
-	json_t *c = json_loads(cfg, 0, NULL);
-	assert_int_equal(pv_sim_new(out, name, c, clock), 0);
-	json_decref(c);
-}
-
 static void open_broker(fixture *f, const pv_broker_settings *set)
 {
-	assert_int_equal(pv_store_open_sqlite(&f->st, f->db, NULL), 0);
-	json_t *t = json_loads(templates_json, 0, NULL);
+	f->st = bf_store(f->db);
 	pv_strategy *all[] = {f->a, f->b, f->fb};
 	const char *leaves[] = {"a", "b"};
 	pv_broker_setup s = {.ctx = f->ctx, .strategies = all, .n_strategies = 3, .providers = leaves,
-			     .n_providers = 2, .store = f->st, .templates = t,
-			     .clock = pv_manual_clock_get(f->mc)};
+			     .n_providers = 2, .store = f->st, .clock = pv_manual_clock_get(f->mc)};
 	if (set)
 		s.settings = *set;
-	assert_int_equal(pv_broker_new(&f->br, &s), 0);
-	json_decref(t);
+	f->br = bf_broker(&s, templates_json);
 }
 
 static void close_broker(fixture *f)
 {
-	pv_broker_close(f->br);
-	pv_store_close(f->st);
+	bf_close(f->br, f->st);
 	f->br = NULL;
 	f->st = NULL;
 }
@@ -76,23 +60,18 @@ static fixture *make(const char *cfg_a, const char *fb_cfg, const pv_broker_sett
 	fixture *f = calloc(1, sizeof *f);
 	f->mc = pv_manual_clock_new(1000 * PV_NS_PER_S);
 	const pv_clock *clock = pv_manual_clock_get(f->mc);
-	snprintf(f->db, sizeof f->db, "%s/b%d.db", dir, ++db_seq);
-	sim(&f->a, "a", cfg_a ? cfg_a : "{\"capacity\": 2}", clock);
-	sim(&f->b, "b", "{\"capacity\": 100}", clock);
+	bf_db_path(f->db, sizeof f->db, "b");
+	f->a = bf_sim("a", cfg_a ? cfg_a : "{\"capacity\": 2}", clock);
+	f->b = bf_sim("b", "{\"capacity\": 100}", clock);
 	pv_fallback_config fc;
 	pv_fallback_config_default(&fc);
 	if (fb_cfg) {
-		json_t *j = json_loads(fb_cfg, 0, NULL);
+		json_t *j = bf_json(fb_cfg);
 		assert_int_equal(pv_fallback_config_from_json(j, &fc), 0);
 		json_decref(j);
 	}
 	assert_int_equal(pv_fallback_new(&f->fb, "fb", f->a, &f->b, 1, &fc, clock), 0);
-	pv_context_options o = {.clock = clock};
-	assert_int_equal(pv_context_new(&f->ctx, &o), 0);
-	assert_int_equal(pv_context_register(f->ctx, f->fb), 0);
-	assert_int_equal(pv_context_register(f->ctx, f->a), 0);
-	assert_int_equal(pv_context_register(f->ctx, f->b), 0);
-	assert_int_equal(pv_context_initialize(f->ctx, NULL), 0);
+	f->ctx = bf_context(clock, (pv_strategy *[]){f->fb, f->a, f->b}, 3);
 	open_broker(f, set);
 	return f;
 }
@@ -100,33 +79,9 @@ static fixture *make(const char *cfg_a, const char *fb_cfg, const pv_broker_sett
 static void destroy(fixture *f)
 {
 	close_broker(f);
-	pv_context_free(f->ctx);
-	pv_strategy_unref(f->fb);
-	pv_strategy_unref(f->a);
-	pv_strategy_unref(f->b);
+	bf_release(f->ctx, (pv_strategy *[]){f->fb, f->a, f->b}, 3);
 	pv_manual_clock_free(f->mc);
 	free(f);
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	return pv_test_scratch_make(dir, sizeof dir, "pv_test_broker_");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return pv_test_scratch_remove(dir);
-}
-
-static size_t count_requests(fixture *f)
-{
-	pv_request_rec *l = NULL;
-	size_t n = 0;
-	assert_int_equal(pv_store_request_list(f->st, -1, 0, &l, &n), 0);
-	free(l);
-	return n;
 }
 
 static void status(fixture *f, const char *id, pv_request_rec *r, pv_machine_list *ms)
@@ -234,7 +189,7 @@ static void test_bad_requests_write_nothing(void **state)
 	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 5, id), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "available number 4"));
 	assert_string_equal(id, "");
-	assert_int_equal(count_requests(f), 0);
+	assert_int_equal(bf_count_requests(f->st), 0);
 	assert_int_equal(pv_sim_calls(f->a, PV_OP_COUNT), 0);
 	destroy(f);
 }
@@ -396,7 +351,7 @@ static void test_return_of_unknown_machine_writes_nothing(void **state)
 	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
 	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "i-ghost"));
-	assert_int_equal(count_requests(f), 1);
+	assert_int_equal(bf_count_requests(f->st), 1);
 	assert_int_equal(pv_sim_live_instances(f->b), 1);
 	pv_machine_list_clear(&ms);
 	destroy(f);
@@ -456,22 +411,13 @@ static void test_reconciliation_reports_machines_gone_outside(void **state)
 
 /* ---- crash recovery ---------------------------------------------------------------- */
 
-static pid_t dead_pid(void)
-{
-	pid_t p = fork();
-	if (p == 0)
-		_exit(0);
-	waitpid(p, NULL, 0);
-	return p;
-}
-
 static void test_recovery_releases_machines_of_interrupted_request(void **state)
 {
 	(void)state;
 	fixture *f = make("{\"capacity\": 10}", NULL, NULL);
 	/* what a process killed between its two transactions leaves behind */
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 2,
-			    .owner_pid = dead_pid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+			    .owner_pid = bf_dead_pid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
 	snprintf(r.id, sizeof r.id, "req-crashed");
 	snprintf(r.template_id, sizeof r.template_id, "only-a");
 	snprintf(r.strategy, sizeof r.strategy, "a");
@@ -559,15 +505,6 @@ static void test_breaker_state_outlives_the_broker(void **state)
 	destroy(f);
 }
 
-static char *kv(fixture *f, const char *key)
-{
-	char *v = NULL;
-	assert_int_equal(pv_store_begin(f->st, false), 0);
-	int rc = pv_store_kv_get(f->st, key, &v);
-	pv_store_commit(f->st);
-	return rc == 0 ? v : NULL;
-}
-
 static void test_save_state_writes_each_change_without_closing(void **state)
 {
 	(void)state;
@@ -578,7 +515,7 @@ static void test_save_state_writes_each_change_without_closing(void **state)
 	for (int i = 0; i < 2; i++)
 		assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
 	assert_int_equal(pv_broker_save_state(f->br), 0); /* a daemon saves without closing */
-	char *saved = kv(f, "state/fb");
+	char *saved = bf_kv_get(f->st, "state/fb");
 	assert_non_null(saved);
 	assert_non_null(strstr(saved, "\"a\":{\"consecutive_failures\":2"));
 	assert_non_null(strstr(saved, "\"state\":\"open\""));
@@ -587,7 +524,7 @@ static void test_save_state_writes_each_change_without_closing(void **state)
 	pv_manual_clock_advance(f->mc, 601 * PV_NS_PER_S);
 	assert_int_equal(pv_broker_request_machines(f->br, "spill", 1, id), 0);
 	assert_int_equal(pv_broker_save_state(f->br), 0);
-	saved = kv(f, "state/fb");
+	saved = bf_kv_get(f->st, "state/fb");
 	assert_null(strstr(saved, "\"state\":\"open\""));
 	assert_non_null(strstr(saved, "\"half_open_to_closed\":1"));
 	free(saved);
@@ -637,8 +574,8 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 {
 	(void)state;
 	char cfg[512];
-	snprintf(cfg, sizeof cfg, "{\"workdir\": \"%s/idem\", \"command\": \"sleep 60\", \"grace_period_ms\": 100}", dir);
-	json_t *c = json_loads(cfg, 0, NULL);
+	snprintf(cfg, sizeof cfg, "{\"workdir\": \"%s/idem\", \"command\": \"sleep 60\", \"grace_period_ms\": 100}", bf_dir);
+	json_t *c = bf_json(cfg);
 	pv_strategy *loc = NULL;
 	assert_int_equal(pv_local_new(&loc, "loc", c, NULL), 0);
 	json_decref(c);
@@ -654,21 +591,13 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	fc.retry_max_delay_seconds = 0.001;
 	pv_strategy *fb = NULL;
 	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->base, NULL, 0, &fc, NULL), 0);
-	pv_context *ctx;
-	assert_int_equal(pv_context_new(&ctx, NULL), 0);
-	assert_int_equal(pv_context_register(ctx, fb), 0);
-	assert_int_equal(pv_context_register(ctx, loc), 0);
-	assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){fb, loc}, 2);
 	char path[400];
-	snprintf(path, sizeof path, "%s/idem.db", dir);
-	pv_store *st;
-	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
-	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": 5, \"provider\": \"retrying\"}]}", 0, NULL);
+	bf_db_path(path, sizeof path, "idem");
+	pv_store *st = bf_store(path);
 	const char *leaves[] = {"loc"};
-	pv_broker_setup setup = {.ctx = ctx, .providers = leaves, .n_providers = 1, .store = st, .templates = t};
-	pv_broker *b;
-	assert_int_equal(pv_broker_new(&b, &setup), 0);
-	json_decref(t);
+	pv_broker_setup setup = {.ctx = ctx, .providers = leaves, .n_providers = 1, .store = st};
+	pv_broker *b = bf_broker(&setup, "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": 5, \"provider\": \"retrying\"}]}");
 
 	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(b, "t", 2, id), 0);
@@ -695,11 +624,8 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	}
 	assert_int_equal(r.state, PV_REQ_COMPLETE);
 	pv_machine_list_clear(&ms);
-	pv_broker_close(b);
-	pv_store_close(st);
-	pv_context_free(ctx);
-	pv_strategy_unref(fb);
-	pv_strategy_unref(&l->base);
+	bf_close(b, st);
+	bf_release(ctx, (pv_strategy *[]){fb, &l->base}, 2);
 }
 
 static void test_templates_are_validated(void **state)
@@ -750,5 +676,5 @@ int main(void)
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
 		cmocka_unit_test(test_templates_are_validated),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
 }

@@ -12,14 +12,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "scratch_dir.h"
+#include "broker_fixture.h"
 #include "provisio/provisio.h"
 #include "provisio/hostfactory.h"
 
 #define DATA PV_SOURCE_DIR "/tests/data/hostfactory/"
-
-static char dir[256];
-static int seq;
 
 typedef struct fx {
 	pv_context *ctx;
@@ -31,29 +28,25 @@ typedef struct fx {
 static fx *make(const json_t *templates, const char *sim_cfg)
 {
 	fx *f = calloc(1, sizeof *f);
-	json_t *c = json_loads(sim_cfg ? sim_cfg : "{\"capacity\": 1000}", 0, NULL);
-	assert_int_equal(pv_sim_new(&f->sim, "sim", c, NULL), 0);
-	json_decref(c);
-	assert_int_equal(pv_context_new(&f->ctx, NULL), 0);
-	assert_int_equal(pv_context_register(f->ctx, f->sim), 0);
-	assert_int_equal(pv_context_initialize(f->ctx, NULL), 0);
+	f->sim = bf_sim("sim", sim_cfg ? sim_cfg : "{\"capacity\": 1000}", NULL);
+	f->ctx = bf_context(NULL, &f->sim, 1);
 	char path[400];
-	snprintf(path, sizeof path, "%s/hf%d.db", dir, ++seq);
-	assert_int_equal(pv_store_open_sqlite(&f->st, path, NULL), 0);
+	bf_db_path(path, sizeof path, "hf");
+	f->st = bf_store(path);
 	const char *leaves[] = {"sim"};
 	pv_broker_setup s = {.ctx = f->ctx, .strategies = &f->sim, .n_strategies = 1,
 			     .providers = leaves, .n_providers = 1, .store = f->st,
 			     .templates = templates};
-	assert_int_equal(pv_broker_new(&f->b, &s), 0);
+	f->b = bf_broker(&s, NULL);
 	return f;
 }
 
 static fx *make_default(void)
 {
-	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10,"
-			       " \"attributes\": {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"],"
-			       " \"ncores\": [\"Numeric\", \"1\"], \"nram\": [\"Numeric\", \"1024\"]},"
-			       " \"provider\": \"sim\", \"vmType\": \"t3.micro\"}]}", 0, NULL);
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10,"
+			    " \"attributes\": {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"],"
+			    " \"ncores\": [\"Numeric\", \"1\"], \"nram\": [\"Numeric\", \"1024\"]},"
+			    " \"provider\": \"sim\", \"vmType\": \"t3.micro\"}]}");
 	fx *f = make(t, NULL);
 	json_decref(t);
 	return f;
@@ -61,23 +54,12 @@ static fx *make_default(void)
 
 static void destroy(fx *f)
 {
-	pv_broker_close(f->b);
-	pv_store_close(f->st);
-	pv_context_free(f->ctx);
-	pv_strategy_unref(f->sim);
+	bf_close(f->b, f->st);
+	bf_release(f->ctx, &f->sim, 1);
 	free(f);
 }
 
-static int run(fx *f, pv_hf_command c, const char *input, json_t **out)
-{
-	json_error_t e;
-	json_t *in = json_loads(input, 0, &e);
-	assert_non_null(in);
-	int rc = pv_hf_run(f->b, c, in, out);
-	json_decref(in);
-	assert_non_null(*out);
-	return rc;
-}
+static int run(fx *f, pv_hf_command c, const char *input, json_t **out) { return bf_hf(f->b, c, input, out); }
 
 /* Checks that `obj` has exactly the keys listed (NULL-terminated). */
 static void keys_are(const json_t *obj, const char *const *keys)
@@ -88,28 +70,7 @@ static void keys_are(const json_t *obj, const char *const *keys)
 	assert_int_equal(json_object_size(obj), n);
 }
 
-static char *request(fx *f, const char *tmpl, int count)
-{
-	char input[256];
-	snprintf(input, sizeof input, "{\"template\": {\"templateId\": \"%s\", \"machineCount\": %d}}", tmpl, count);
-	json_t *out;
-	assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, input, &out), 0);
-	char *id = strdup(json_string_value(json_object_get(out, "requestId")));
-	json_decref(out);
-	return id;
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	return pv_test_scratch_make(dir, sizeof dir, "pv_test_hf_");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return pv_test_scratch_remove(dir);
-}
+static char *request(fx *f, const char *tmpl, int count) { return bf_hf_request(f->b, tmpl, count, NULL); }
 
 static void test_command_names_round_trip(void **state)
 {
@@ -150,7 +111,7 @@ static void test_get_available_templates_matches_contract_example(void **state)
 static void test_unlimited_template_shows_max_minus_one_and_no_available(void **state)
 {
 	(void)state;
-	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"any\", \"attributes\": {}}]}", 0, NULL);
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"any\", \"attributes\": {}}]}");
 	fx *f = make(t, NULL);
 	json_decref(t);
 	json_t *out;
@@ -262,12 +223,10 @@ static void test_return_cycle_ends_terminated_and_succeed(void **state)
 	snprintf(q, sizeof q, "{\"requests\": [{\"requestId\": \"%s\"}]}", ret);
 	json_decref(out);
 	pv_broker_close(f->b);
-	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10}]}", 0, NULL);
 	const char *leaves[] = {"sim"};
 	pv_broker_setup s = {.ctx = f->ctx, .providers = leaves, .n_providers = 1, .store = f->st,
-			     .templates = t, .settings = {.status_max_age_seconds = -1}};
-	assert_int_equal(pv_broker_new(&f->b, &s), 0);
-	json_decref(t);
+			     .settings = {.status_max_age_seconds = -1}};
+	f->b = bf_broker(&s, "{\"templates\": [{\"templateId\": \"OnDemand-Minimal\", \"maxNumber\": 10}]}");
 	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, q, &out), 0);
 	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
 	assert_string_equal(json_string_value(json_object_get(r, "status")), "complete");
@@ -318,15 +277,6 @@ static void test_get_return_requests_shape_and_grace_period(void **state)
 	destroy(f);
 }
 
-static size_t stored_requests(fx *f)
-{
-	pv_request_rec *l = NULL;
-	size_t n = 0;
-	assert_int_equal(pv_store_request_list(f->st, -1, 0, &l, &n), 0);
-	free(l);
-	return n;
-}
-
 static void test_bad_inputs_answer_message_and_write_nothing(void **state)
 {
 	(void)state;
@@ -362,7 +312,7 @@ static void test_bad_inputs_answer_message_and_write_nothing(void **state)
 			fail_msg("case %zu: '%s' does not mention '%s'", i, msg, cases[i].says);
 		json_decref(out);
 	}
-	assert_int_equal(stored_requests(f), 0);
+	assert_int_equal(bf_count_requests(f->st), 0);
 	assert_int_equal(pv_sim_calls(f->sim, PV_OP_CREATE_INSTANCES), 0);
 	destroy(f);
 }
@@ -411,7 +361,7 @@ static void test_original_templates_file_and_inputs_work_unchanged(void **state)
 static void test_request_of_1000_machines_reports_all(void **state)
 {
 	(void)state;
-	json_t *t = json_loads("{\"templates\": [{\"templateId\": \"big\", \"maxNumber\": 1000}]}", 0, NULL);
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"big\", \"maxNumber\": 1000}]}");
 	fx *f = make(t, NULL);
 	json_decref(t);
 	char *id = request(f, "big", 1000);
@@ -498,5 +448,5 @@ int main(void)
 		cmocka_unit_test(test_request_of_1000_machines_reports_all),
 		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
 }

@@ -13,15 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
-#include "scratch_dir.h"
+#include "broker_fixture.h"
 #include "provisio/provisio.h"
 #include "provisio/hostfactory.h"
-
-static char dir[256];
-static int seq;
 
 /* The Host Factory process's broker and the daemon's, each over its own
  * connection to one store file, sharing one context (one sim). */
@@ -32,35 +28,24 @@ typedef struct fx {
 	pv_broker *b, *daemon;
 } fx;
 
-static const char *templates =
-	"{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": 10, \"provider\": \"sim\"}]}";
-
 static pv_broker *broker_on(fx *f, pv_store *st)
 {
-	json_t *t = json_loads(templates, 0, NULL);
 	const char *leaves[] = {"sim"};
 	pv_broker_setup s = {.ctx = f->ctx, .strategies = &f->sim, .n_strategies = 1,
-			     .providers = leaves, .n_providers = 1, .store = st, .templates = t,
+			     .providers = leaves, .n_providers = 1, .store = st,
 			     .settings = {.status_max_age_seconds = -1}};
-	pv_broker *b = NULL;
-	assert_int_equal(pv_broker_new(&b, &s), 0);
-	json_decref(t);
-	return b;
+	return bf_broker(&s, "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": 10, \"provider\": \"sim\"}]}");
 }
 
 static fx *make(void)
 {
 	fx *f = calloc(1, sizeof *f);
-	json_t *c = json_loads("{\"capacity\": 100}", 0, NULL);
-	assert_int_equal(pv_sim_new(&f->sim, "sim", c, NULL), 0);
-	json_decref(c);
-	assert_int_equal(pv_context_new(&f->ctx, NULL), 0);
-	assert_int_equal(pv_context_register(f->ctx, f->sim), 0);
-	assert_int_equal(pv_context_initialize(f->ctx, NULL), 0);
+	f->sim = bf_sim("sim", "{\"capacity\": 100}", NULL);
+	f->ctx = bf_context(NULL, &f->sim, 1);
 	char path[400];
-	snprintf(path, sizeof path, "%s/d%d.db", dir, ++seq);
-	assert_int_equal(pv_store_open_sqlite(&f->st, path, NULL), 0);
-	assert_int_equal(pv_store_open_sqlite(&f->dst, path, NULL), 0);
+	bf_db_path(path, sizeof path, "d");
+	f->st = bf_store(path);
+	f->dst = bf_store(path);
 	f->b = broker_on(f, f->st);
 	f->daemon = broker_on(f, f->dst);
 	return f;
@@ -68,12 +53,9 @@ static fx *make(void)
 
 static void destroy(fx *f)
 {
-	pv_broker_close(f->b);
-	pv_broker_close(f->daemon);
-	pv_store_close(f->st);
-	pv_store_close(f->dst);
-	pv_context_free(f->ctx);
-	pv_strategy_unref(f->sim);
+	bf_close(f->b, f->st);
+	bf_close(f->daemon, f->dst);
+	bf_release(f->ctx, &f->sim, 1);
 	free(f);
 }
 
@@ -87,42 +69,17 @@ static void beat(fx *f)
 	assert_int_equal(pv_broker_daemon_beat(f->daemon, &d), 0);
 }
 
-static void put_heartbeat(fx *f, const char *json)
-{
-	assert_int_equal(pv_store_begin(f->dst, true), 0);
-	assert_int_equal(pv_store_kv_put(f->dst, "daemon/heartbeat", json), 0);
-	assert_int_equal(pv_store_commit(f->dst), 0);
-}
+static void put_heartbeat(fx *f, const char *json) { bf_kv_put(f->dst, "daemon/heartbeat", json); }
 
-static pid_t dead_pid(void)
-{
-	pid_t p = fork();
-	if (p == 0)
-		_exit(0);
-	waitpid(p, NULL, 0);
-	return p;
-}
-
-static int hf(fx *f, pv_hf_command c, const char *input, json_t **out)
-{
-	json_t *in = json_loads(input, 0, NULL);
-	assert_non_null(in);
-	int rc = pv_hf_run(f->b, c, in, out);
-	json_decref(in);
-	assert_non_null(*out);
-	return rc;
-}
+static int hf(fx *f, pv_hf_command c, const char *input, json_t **out) { return bf_hf(f->b, c, input, out); }
 
 static char *request(fx *f, int count)
 {
-	char input[128];
-	snprintf(input, sizeof input, "{\"template\": {\"templateId\": \"t\", \"machineCount\": %d}}", count);
 	json_t *out;
-	assert_int_equal(hf(f, PV_HF_REQUEST_MACHINES, input, &out), 0);
+	char *id = bf_hf_request(f->b, "t", count, &out);
 	assert_string_equal(json_string_value(json_object_get(out, "message")),
 			    "Request VM success from provisio.");
 	assert_int_equal(json_object_size(out), 2);
-	char *id = strdup(json_string_value(json_object_get(out, "requestId")));
 	json_decref(out);
 	return id;
 }
@@ -143,18 +100,6 @@ static json_t *status_of(fx *f, const char *id)
 static const char *str(const json_t *o, const char *key)
 {
 	return json_string_value(json_object_get(o, key));
-}
-
-static int setup(void **state)
-{
-	(void)state;
-	return pv_test_scratch_make(dir, sizeof dir, "pv_test_hfd_");
-}
-
-static int teardown(void **state)
-{
-	(void)state;
-	return pv_test_scratch_remove(dir);
 }
 
 /* ---- the heartbeat ------------------------------------------------------------------ */
@@ -223,7 +168,7 @@ static void test_crashed_daemon_on_this_host_is_not_live(void **state)
 {
 	(void)state;
 	fx *f = make();
-	pv_daemon_info d = {.pid = dead_pid(), .interval_ms = 10000};
+	pv_daemon_info d = {.pid = bf_dead_pid(), .interval_ms = 10000};
 	assert_int_equal(pv_broker_daemon_beat(f->daemon, &d), 0); /* fresh, but its pid is gone */
 	assert_int_equal(pv_broker_daemon_get(f->b, NULL), PV_ENOTFOUND);
 	destroy(f);
@@ -238,7 +183,7 @@ static void test_daemon_in_another_pid_namespace_is_judged_by_the_clock(void **s
 	char host[256], row[600];
 	assert_int_equal(gethostname(host, sizeof host), 0);
 	host[sizeof host - 1] = '\0';
-	pid_t gone = dead_pid();
+	pid_t gone = bf_dead_pid();
 	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": %d, \"host\": \"%s\", "
 		 "\"pid_namespace\": \"pid:[1]\", \"interval_ms\": 10000, \"updated_ms\": %lld}",
 		 (int)gone, host, (long long)pv_wall_ms());
@@ -338,7 +283,7 @@ static void test_queued_request_claimed_by_dead_daemon_is_done_not_released(void
 	assert_int_equal(pv_store_begin(f->dst, true), 0);
 	assert_int_equal(pv_store_request_get(f->dst, id, &q), 0);
 	assert_int_equal(q.state, PV_REQ_QUEUED);
-	q.owner_pid = dead_pid();
+	q.owner_pid = bf_dead_pid();
 	assert_int_equal(pv_store_request_put(f->dst, &q), 0);
 	assert_int_equal(pv_store_commit(f->dst), 0);
 	/* crash recovery of direct requests leaves it alone: Host Factory has the id */
@@ -440,7 +385,7 @@ static void test_stale_heartbeat_return_terminates_itself(void **state)
 	(void)state;
 	fx *f = make();
 	char *id = request(f, 2);
-	pv_daemon_info d = {.pid = dead_pid(), .interval_ms = 10000};
+	pv_daemon_info d = {.pid = bf_dead_pid(), .interval_ms = 10000};
 	assert_int_equal(pv_broker_daemon_beat(f->daemon, &d), 0);
 	char *ret = return_all(f, id);
 	assert_int_equal(pv_broker_get_mode(f->b), PV_BROKER_DIRECT);
@@ -509,5 +454,5 @@ int main(void)
 		cmocka_unit_test(test_stale_heartbeat_return_terminates_itself),
 		cmocka_unit_test(test_live_daemon_get_return_requests_reads_the_store),
 	};
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
 }

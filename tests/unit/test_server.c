@@ -120,14 +120,11 @@ static void remembered_token_is_forgotten_when_a_reload_removes_it(void **state)
 	ts_resp_clear(&r);
 	char rh[65], text[8192];
 	pv_server_hash_token(READ_TOKEN, rh);
-	FILE *f = fopen(e->config, "r");
-	size_t n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = '\0';
+	bf_read_file(e->config, text, sizeof text);
 	char *at = strstr(text, rh);
 	assert_non_null(at);
 	memset(at, '0', 64); /* the reader's hash replaced: its token is no longer configured */
-	ts_write_file(e->config, text);
+	bf_write_file(e->config, text);
 	assert_int_equal(pv_server_reload(e->srv, NULL), 0);
 	for (int i = 0; i < 4; i++) {
 		r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
@@ -156,7 +153,7 @@ static void auth_off_is_refused_off_loopback(void **state)
 		 "{\"providers\": [{\"name\": \"s\", \"type\": \"sim\"}], \"store\": {\"path\": \"%s\"},"
 		 " \"broker\": {\"templates_file\": \"%s\"},"
 		 " \"server\": {\"listen\": \"0.0.0.0:0\", \"auth\": {\"enabled\": false}}}", e.store, e.templates);
-	ts_write_file(e.config, text);
+	bf_write_file(e.config, text);
 	assert_int_equal(ts_start(&e), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "loopback"));
 	ts_env_clear(&e);
@@ -167,13 +164,7 @@ static void auth_off_on_loopback_lets_everything_through(void **state)
 	(void)state;
 	ts_env e;
 	ts_env_init(&e);
-	char text[1024];
-	snprintf(text, sizeof text,
-		 "{\"providers\": [{\"name\": \"s\", \"type\": \"sim\"}], \"store\": {\"path\": \"%s\"},"
-		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
-		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
-		 " \"auth\": {\"enabled\": false}}}", e.store, e.templates);
-	ts_write_file(e.config, text);
+	ts_config_open(&e, "\"providers\": [{\"name\": \"s\", \"type\": \"sim\"}]");
 	assert_int_equal(ts_start(&e), 0);
 	assert_null(pv_server_generated_token(e.srv));
 	ts_resp r = ts_call(&e, "POST", "/api/v1/requests", NULL, "{\"template_id\": \"t1\", \"count\": 1}", NULL);
@@ -519,17 +510,11 @@ static void balancer_weights_are_exported(void **state)
 	(void)state;
 	ts_env e;
 	ts_env_init(&e);
-	char text[2048];
-	snprintf(text, sizeof text,
-		 "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"weight\": 3},"
-		 " {\"name\": \"b\", \"type\": \"sim\", \"weight\": 1}],"
-		 " \"strategies\": [{\"name\": \"lb\", \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
-		 "   \"config\": {\"algorithm\": \"weighted_round_robin\"}}],"
-		 " \"default_strategy\": \"lb\", \"store\": {\"path\": \"%s\"},"
-		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
-		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
-		 " \"auth\": {\"enabled\": false}}}", e.store, e.templates);
-	ts_write_file(e.config, text);
+	ts_config_open(&e, "\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"weight\": 3},"
+			" {\"name\": \"b\", \"type\": \"sim\", \"weight\": 1}],"
+			" \"strategies\": [{\"name\": \"lb\", \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
+			"   \"config\": {\"algorithm\": \"weighted_round_robin\"}}],"
+			" \"default_strategy\": \"lb\"");
 	assert_int_equal(ts_start(&e), 0);
 	ts_resp r = ts_call(&e, "GET", "/metrics", NULL, NULL, NULL);
 	assert_int_equal(r.status, 200);
@@ -558,15 +543,9 @@ static void a_slow_provider_does_not_hold_the_loop(void **state)
 	(void)state;
 	ts_env e;
 	ts_env_init(&e);
-	char text[2048];
 	/* one loop; every sim call takes 1.5 s */
-	snprintf(text, sizeof text,
-		 "{\"providers\": [{\"name\": \"s\", \"type\": \"sim\", \"config\": {\"latency\":"
-		 " {\"distribution\": \"fixed\", \"mean_ms\": 1500}}}], \"store\": {\"path\": \"%s\"},"
-		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
-		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
-		 " \"auth\": {\"enabled\": false}}}", e.store, e.templates);
-	ts_write_file(e.config, text);
+	ts_config_open(&e, "\"providers\": [{\"name\": \"s\", \"type\": \"sim\", \"config\": {\"latency\":"
+			" {\"distribution\": \"fixed\", \"mean_ms\": 1500}}}]");
 	assert_int_equal(ts_start(&e), 0);
 	slow_call c = {.e = &e};
 	pthread_t th;
@@ -768,7 +747,7 @@ static void reload_applies_good_config_and_keeps_old_on_bad(void **state)
 {
 	ts_env *e = *state;
 	/* bad: the old configuration keeps serving */
-	ts_write_file(e->config, "{\"providers\": [{\"name\": \"x\", \"type\": \"nosuchtype\"}]}");
+	bf_write_file(e->config, "{\"providers\": [{\"name\": \"x\", \"type\": \"nosuchtype\"}]}");
 	pv_diags d;
 	pv_diags_init(&d);
 	assert_int_not_equal(pv_server_reload(e->srv, &d), 0);
@@ -780,13 +759,10 @@ static void reload_applies_good_config_and_keeps_old_on_bad(void **state)
 	/* good: a new token replaces the old ones */
 	ts_config(e, NULL, NULL, NULL);
 	char text[8192];
-	FILE *f = fopen(e->config, "r");
-	size_t n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = '\0';
+	bf_read_file(e->config, text, sizeof text);
 	char *p = strstr(text, "\"reader\"");
 	memcpy(p, "\"render\"", 8); /* the token's name changes, same length */
-	ts_write_file(e->config, text);
+	bf_write_file(e->config, text);
 	assert_int_equal(pv_server_reload(e->srv, NULL), 0);
 	r = ts_call(e, "GET", "/api/v1/templates", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 200);
@@ -820,16 +796,10 @@ static void top_prints_strategies_and_requests(void **state)
 
 static bool log_has(const ts_env *e, const char *needle)
 {
-	char path[320], buf[65536];
+	char path[320];
 	snprintf(path, sizeof path, "%s/server.log", e->dir);
 	fflush(e->log);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return strstr(buf, needle) != NULL;
+	return bf_file_has(path, needle);
 }
 
 static void debug_exec_logs_its_path_under_the_trace_id(void **state)
@@ -911,18 +881,15 @@ static void breaker_transitions_are_counted_in_metrics(void **state)
 	ts_env_init(&e);
 	ts_config(&e, NULL, ", \"script\": [\"fail:EXECUTION_ERROR*2\"]", NULL);
 	/* trips after 2 failures, may probe again after 50 ms */
-	FILE *f = fopen(e.config, "r");
 	char text[8192], *fixed;
-	size_t n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = '\0';
+	bf_read_file(e.config, text, sizeof text);
 	const char *from = "\"seed\": 3}";
 	char *at = strstr(text, from);
 	assert_non_null(at);
 	assert_int_equal(asprintf(&fixed, "%.*s\"seed\": 3, \"circuit_breaker_threshold\": 2, "
 			 "\"circuit_breaker_timeout_seconds\": 0.05, \"circuit_breaker_jitter\": 0}%s",
 			 (int)(at - text), text, at + strlen(from)) > 0, 1);
-	ts_write_file(e.config, fixed);
+	bf_write_file(e.config, fixed);
 	free(fixed);
 	assert_int_equal(ts_start(&e), 0);
 	const char *series[] = {

@@ -20,18 +20,6 @@ typedef struct proc {
 	char log[300], urlf[300];
 } proc;
 
-static bool file_has(const char *path, const char *needle)
-{
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return false;
-	char buf[65536];
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	buf[n] = '\0';
-	fclose(f);
-	return strstr(buf, needle) != NULL;
-}
-
 static void start(proc *p, const char *sim_extra)
 {
 	ts_env_init(&p->e);
@@ -50,7 +38,7 @@ static void start(proc *p, const char *sim_extra)
 		execl(PV_CLI_BIN, "provisio", "--config", p->e.config, "serve", "--url-file", p->urlf, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 500 && !file_has(p->urlf, "http"); i++)
+	for (int i = 0; i < 500 && !bf_file_has(p->urlf, "http"); i++)
 		usleep(10000);
 	FILE *f = fopen(p->urlf, "r");
 	assert_non_null(f);
@@ -90,9 +78,9 @@ static void sighup_with_good_config_applies_it(void **state)
 	ts_resp r = ts_call(&p.e, "GET", "/api/v1/templates/t2", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 404);
 	ts_resp_clear(&r);
-	ts_write_file(p.e.templates, "{\"templates\": [{\"templateId\": \"t2\", \"maxNumber\": 5}]}");
+	bf_write_file(p.e.templates, "{\"templates\": [{\"templateId\": \"t2\", \"maxNumber\": 5}]}");
 	kill(p.pid, SIGHUP);
-	for (int i = 0; i < 300 && !file_has(p.log, "configuration reloaded"); i++)
+	for (int i = 0; i < 300 && !bf_file_has(p.log, "configuration reloaded"); i++)
 		usleep(10000);
 	r = ts_call(&p.e, "GET", "/api/v1/templates/t2", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 200);
@@ -107,13 +95,13 @@ static void sighup_with_bad_config_keeps_the_old_one(void **state)
 	(void)state;
 	proc p = {0};
 	start(&p, NULL);
-	ts_write_file(p.e.config, "{\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"config\": {\"seed\": \"one\"}}],"
+	bf_write_file(p.e.config, "{\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"config\": {\"seed\": \"one\"}}],"
 				  " \"server\": {\"threads\": -4}}");
 	kill(p.pid, SIGHUP);
-	for (int i = 0; i < 300 && !file_has(p.log, "reload rejected"); i++)
+	for (int i = 0; i < 300 && !bf_file_has(p.log, "reload rejected"); i++)
 		usleep(10000);
-	assert_true(file_has(p.log, "reload rejected"));
-	assert_true(file_has(p.log, "server.threads")); /* the reason is logged */
+	assert_true(bf_file_has(p.log, "reload rejected"));
+	assert_true(bf_file_has(p.log, "server.threads")); /* the reason is logged */
 	ts_resp r = ts_call(&p.e, "GET", "/api/v1/templates/t1", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 200);
 	ts_resp_clear(&r);
@@ -150,8 +138,8 @@ static void sigterm_lets_the_request_in_flight_finish(void **state)
 	assert_int_equal(json_array_size(json_object_get(f.r.body, "machines")), 1);
 	ts_resp_clear(&f.r);
 	assert_int_equal(finish(&p, 15000), 0);
-	assert_true(file_has(p.log, "SIGTERM received"));
-	assert_true(file_has(p.log, "stopped; kernel state saved"));
+	assert_true(bf_file_has(p.log, "SIGTERM received"));
+	assert_true(bf_file_has(p.log, "stopped; kernel state saved"));
 	/* nothing listens any more */
 	ts_resp r = ts_call(&p.e, "GET", "/health", NULL, NULL, NULL);
 	assert_int_equal(r.status, 0);

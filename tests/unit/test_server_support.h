@@ -3,7 +3,8 @@
  * configuration (two sim providers behind a fallback, one template, two
  * tokens), an in-process server on 127.0.0.1:0 run in a thread, and a
  * libcurl client that returns status, headers and the parsed JSON body.
- * Header-only so each test_server*.c stays one self-contained program.
+ * Header-only so each test_server*.c stays one self-contained program; its
+ * files and directory are made with the broker fixture's calls.
  */
 #ifndef PV_TEST_SERVER_SUPPORT_H
 #define PV_TEST_SERVER_SUPPORT_H
@@ -16,6 +17,8 @@
 #include <unistd.h>
 #include "provisio/provisio.h"
 #include "provisio/server.h"
+#include "broker_fixture.h"
+#include "scratch_dir.h"
 
 #define READ_TOKEN "reader-token-123"
 #define ADMIN_TOKEN "admin-token-456"
@@ -109,13 +112,6 @@ static inline ts_resp ts_call(const ts_env *e, const char *method, const char *p
 	return r;
 }
 
-static inline void ts_write_file(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	fputs(text, f);
-	fclose(f);
-}
-
 /* Writes the configuration; `server_extra` and `sim_extra` are spliced
  * into the "server" block and simA's config (start with a comma). */
 static inline void ts_config(ts_env *e, const char *server_extra, const char *sim_extra, const char *broker_extra)
@@ -138,19 +134,32 @@ static inline void ts_config(ts_env *e, const char *server_extra, const char *si
 		 "                          {\"name\": \"admin\", \"sha256\": \"%s\", \"role\": \"admin\"}]}%s}}\n",
 		 sim_extra ? sim_extra : "", e->store, e->templates, broker_extra ? broker_extra : "", rh, ah,
 		 server_extra ? server_extra : "");
-	ts_write_file(e->config, text);
+	bf_write_file(e->config, text);
+}
+
+/* Writes a configuration of the strategy graph `graph` (its JSON members,
+ * e.g. "\"providers\": [...]") with this env's store and templates, served
+ * on loopback by one loop, auth off, quiet. */
+static inline void ts_config_open(ts_env *e, const char *graph)
+{
+	char text[4096];
+	snprintf(text, sizeof text,
+		 "{%s, \"store\": {\"path\": \"%s\"},"
+		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
+		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
+		 " \"auth\": {\"enabled\": false}}}", graph, e->store, e->templates);
+	bf_write_file(e->config, text);
 }
 
 static inline void ts_env_init(ts_env *e)
 {
 	memset(e, 0, sizeof *e);
-	snprintf(e->dir, sizeof e->dir, "/tmp/pv_srv_XXXXXX");
-	if (!mkdtemp(e->dir))
+	if (pv_test_scratch_make(e->dir, sizeof e->dir, "pv_srv_") < 0)
 		abort();
 	snprintf(e->config, sizeof e->config, "%s/provisio.json", e->dir);
 	snprintf(e->templates, sizeof e->templates, "%s/templates.json", e->dir);
 	snprintf(e->store, sizeof e->store, "%s/var/provisio.db", e->dir);
-	ts_write_file(e->templates, "{\"templates\": [{\"templateId\": \"t1\", \"maxNumber\": 50,"
+	bf_write_file(e->templates, "{\"templates\": [{\"templateId\": \"t1\", \"maxNumber\": 50,"
 				    " \"attributes\": {\"ncpus\": [\"Numeric\", \"2\"]}},"
 				    " {\"templateId\": \"small\", \"maxNumber\": 2}]}");
 }
@@ -203,9 +212,7 @@ static inline void ts_stop(ts_env *e)
 static inline void ts_env_clear(ts_env *e)
 {
 	ts_stop(e);
-	char cmd[300];
-	snprintf(cmd, sizeof cmd, "rm -rf '%s'", e->dir);
-	if (system(cmd) != 0)
+	if (pv_test_scratch_remove(e->dir) < 0)
 		fprintf(stderr, "cannot remove %s\n", e->dir);
 }
 
