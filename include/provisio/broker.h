@@ -197,6 +197,18 @@ int pv_broker_mode_parse(const char *name, pv_broker_mode *out);
 void pv_broker_set_mode(pv_broker *b, pv_broker_mode m);
 pv_broker_mode pv_broker_get_mode(const pv_broker *b);
 
+/*
+ * Where the store is and how to open it, from `location` (a --store flag: a
+ * file path or a postgresql:// URL), else the configuration's "store" block:
+ * its "url", else its "path", else $HF_PROVIDER_WORKDIR/provisio.db, else
+ * ./var/provisio.db. `store_block` may be NULL. Writes the location to
+ * `out` and the options to `opts`. PV_EINVAL naming the field for an
+ * unknown key, a url that is not postgresql://, a busy_timeout_ms outside
+ * 1..3600000, or a location longer than `size`.
+ */
+int pv_broker_store_config(const char *location, const json_t *store_block, char *out, size_t size,
+			   pv_store_options *opts);
+
 /* A daemon's announcement, the store's "daemon/heartbeat" row. */
 typedef struct pv_daemon_info {
 	int64_t pid;

@@ -31,6 +31,8 @@ extern "C" {
 #define PV_STORE_NAME_MAX 256
 #define PV_STORE_SHORT_MAX 64
 #define PV_STORE_MESSAGE_MAX 512
+/* Longest store location (file path or URL) the broker and server keep. */
+#define PV_STORE_LOCATION_MAX 4096
 
 /* The life of a request (docs/broker.md has the diagram). */
 typedef enum pv_request_state {

@@ -351,17 +351,42 @@ static char *find_templates(const char *explicit_path, const json_t *broker_cfg)
 	return strdup("config/templates.json");
 }
 
-static char *find_store(const char *explicit_path, const json_t *store_cfg)
+int pv_broker_store_config(const char *location, const json_t *store_block, char *out, size_t size,
+			   pv_store_options *opts)
 {
-	if (explicit_path)
-		return strdup(explicit_path);
-	const char *p = json_string_value(json_object_get(store_cfg, "path"));
-	if (p)
-		return strdup(p);
+	static const char *const keys[] = {"url", "path", "busy_timeout_ms", NULL};
+	*opts = (pv_store_options){0};
+	if (store_block && !json_is_object(store_block))
+		return pv_error_set(PV_EINVAL, "store: must be an object");
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)store_block, key, v) {
+		int k = 0;
+		while (keys[k] && strcmp(keys[k], key) != 0)
+			k++;
+		if (!keys[k])
+			return pv_error_set(PV_EINVAL, "store.%s: unknown key (known: url, path, busy_timeout_ms)",
+					    key);
+	}
+	const json_t *url = json_object_get(store_block, "url");
+	const json_t *path = json_object_get(store_block, "path");
+	const json_t *bt = json_object_get(store_block, "busy_timeout_ms");
+	/* the URL may hold a password: never quoted back */
+	if (url && (!json_is_string(url) || !pv_store_location_is_postgres(json_string_value(url))))
+		return pv_error_set(PV_EINVAL, "store.url: must be a postgresql:// (or postgres://) URL");
+	if (path && (!json_is_string(path) || !*json_string_value(path)))
+		return pv_error_set(PV_EINVAL, "store.path: must be a non-empty file path");
+	if (bt && (!json_is_integer(bt) || json_integer_value(bt) < 1 || json_integer_value(bt) > 3600000))
+		return pv_error_set(PV_EINVAL, "store.busy_timeout_ms: must be an integer from 1 to 3600000");
+	opts->busy_timeout_ms = (int)json_integer_value(bt);
 	const char *dir = getenv("HF_PROVIDER_WORKDIR");
-	char path[PATH_MAX];
-	snprintf(path, sizeof path, "%s/provisio.db", dir && *dir ? dir : "./var");
-	return strdup(path);
+	int n = location ? snprintf(out, size, "%s", location)
+	      : url      ? snprintf(out, size, "%s", json_string_value(url))
+	      : path     ? snprintf(out, size, "%s", json_string_value(path))
+			 : snprintf(out, size, "%s/provisio.db", dir && *dir ? dir : "./var");
+	if (n < 0 || (size_t)n >= size)
+		return pv_error_set(PV_EINVAL, "store: the location is longer than %zu bytes", size - 1);
+	return 0;
 }
 
 static double num(const json_t *o, const char *key)
@@ -448,7 +473,7 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 	json_t *doc = NULL, *graph = NULL, *templates = NULL;
 	pv_graph *g = NULL;
 	pv_store *st = NULL;
-	char *tpath = NULL, *spath = NULL;
+	char *tpath = NULL;
 	pv_broker_settings set = {0};
 	int rc = pv_config_load_file(&opts->config, &doc, diags);
 	if (rc == 0) {
@@ -462,18 +487,19 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 		rc = pv_graph_build(graph, opts->config.clock, &g, diags);
 	if (rc == 0) {
 		tpath = find_templates(opts->templates_path, json_object_get(doc, "broker"));
-		spath = find_store(opts->store_path, json_object_get(doc, "store"));
-		rc = tpath && spath ? load_json_file(tpath, "templates file", &templates)
-				    : pv_error_set(PV_ENOMEM, "out of memory");
+		rc = tpath ? load_json_file(tpath, "templates file", &templates)
+			   : pv_error_set(PV_ENOMEM, "out of memory");
 	}
 	if (rc == 0) {
-		json_t *bt = json_object_get(json_object_get(doc, "store"), "busy_timeout_ms");
-		pv_store_options so = {.busy_timeout_ms = (int)json_integer_value(bt)};
-		rc = pv_store_open_sqlite(&st, spath, &so);
+		char where[PV_STORE_LOCATION_MAX];
+		pv_store_options so;
+		rc = pv_broker_store_config(opts->store_path, json_object_get(doc, "store"), where,
+					    sizeof where, &so);
+		if (rc == 0)
+			rc = pv_store_open(&st, where, &so);
 	}
 	json_decref(doc);
 	json_decref(graph);
-	free(spath);
 	if (rc < 0) {
 		json_decref(templates);
 		pv_graph_free(g);

@@ -46,19 +46,6 @@ srv_world *srv_world_get(pv_server *srv)
 	return w;
 }
 
-static void resolve_store(const pv_server *srv, const json_t *doc, char *out, size_t size)
-{
-	const char *p = srv->store_path;
-	if (!p)
-		p = json_string_value(json_object_get(json_object_get(doc, "store"), "path"));
-	if (p) {
-		snprintf(out, size, "%s", p);
-		return;
-	}
-	const char *dir = getenv("HF_PROVIDER_WORKDIR");
-	snprintf(out, size, "%s/provisio.db", dir && *dir ? dir : "./var");
-}
-
 static void copy_diags(pv_diags *to, const pv_diags *from)
 {
 	for (size_t i = 0; to && i < from->n; i++)
@@ -113,8 +100,11 @@ static int load_world(pv_server *srv, unsigned gen, srv_world **out, pv_diags *d
 		pv_diags_init(&scratch);
 		w->graph = pv_config_normalize(doc, o.config.strict, &scratch);
 		pv_diags_clear(&scratch);
-		resolve_store(srv, doc, w->store_path, sizeof w->store_path);
-		o.store_path = w->store_path;
+		rc = pv_broker_store_config(srv->store_path, json_object_get(doc, "store"),
+					    w->store_location, sizeof w->store_location, &w->store_opts);
+		o.store_path = w->store_location;
+	}
+	if (rc == 0) {
 		pv_diags local;
 		pv_diags_init(&local);
 		rc = pv_broker_open(&w->main, &o, &local);
@@ -149,13 +139,13 @@ pv_broker *srv_thread_broker(srv_thread *t)
 	}
 	pv_broker_close(t->b);
 	t->b = NULL;
-	if (t->w && strcmp(t->w->store_path, w->store_path) != 0) {
+	if (t->w && strcmp(t->w->store_location, w->store_location) != 0) {
 		pv_store_close(t->st);
 		t->st = NULL;
 	}
 	srv_world_release(t->w);
 	t->w = w;
-	if (!t->st && pv_store_open_sqlite(&t->st, w->store_path, NULL) < 0)
+	if (!t->st && pv_store_open(&t->st, w->store_location, &w->store_opts) < 0)
 		return NULL;
 	pv_broker_setup setup = {.ctx = pv_broker_context(w->main), .store = t->st,
 				 .templates = pv_broker_templates(w->main),

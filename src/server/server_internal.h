@@ -93,7 +93,8 @@ typedef struct srv_world {
 	atomic_int refs;
 	unsigned gen;
 	pv_broker *main;       /* owns the graph, the context and kernel state */
-	char store_path[PATH_MAX];
+	char store_location[PV_STORE_LOCATION_MAX]; /* file or URL (may hold a password) */
+	pv_store_options store_opts;
 	json_t *graph;         /* normalised graph (providers, strategies) */
 	srv_settings set;
 } srv_world;
