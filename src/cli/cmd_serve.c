@@ -25,8 +25,8 @@ static void help(FILE *f)
 		"  --listen HOST:PORT  overrides server.listen (default 127.0.0.1:8080; port 0 = any)\n"
 		"  --threads N         event loops (default: one a core)\n"
 		"  --templates FILE    templates file (else as for the Host Factory commands)\n"
-		"  --store FILE|URL    SQLite file or postgresql:// URL (else store.url, store.path,
-                      $HF_PROVIDER_WORKDIR/provisio.db, ./var/provisio.db)\n"
+		"  --store FILE|URL    SQLite file or postgresql:// URL (else store.url, store.path,\n"
+		"                      $HF_PROVIDER_WORKDIR/provisio.db, ./var/provisio.db)\n"
 		"  --url-file FILE     writes the URL there once listening (scripts, tests)\n"
 		"  --hash-token TOKEN  prints the SHA-256 to put in server.auth.tokens[].sha256\n"
 		"\n"
