@@ -64,6 +64,14 @@ static void this_pid_namespace(char *buf, size_t size)
 	buf[n > 0 ? n : 0] = '\0';
 }
 
+void pv_broker_this_node(char *buf, size_t size)
+{
+	char host[256], ns[64];
+	this_host(host, sizeof host);
+	this_pid_namespace(ns, sizeof ns);
+	snprintf(buf, size, "%s %s", host, ns);
+}
+
 /* Whether pids in `row` are this process's pids: same host and, when both
  * know it, same pid namespace. */
 static bool same_pid_space(const json_t *row)

@@ -354,6 +354,13 @@ static int fulfil(pv_broker *b, pv_request_rec *r, const json_t *tmpl)
 	return 0;
 }
 
+/* This process becomes the request's owner (owner_pid in this node). */
+static void take_ownership(pv_request_rec *r)
+{
+	r->owner_pid = getpid();
+	pv_broker_this_node(r->owner_node, sizeof r->owner_node);
+}
+
 int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t count,
 			       char id_out[PV_STORE_SHORT_MAX])
 {
@@ -366,9 +373,10 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 				    (long long)count);
 	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
-			    .requested = count, .owner_pid = queue ? 0 : getpid(),
-			    .created_ms = pv_broker_now_ms()};
+			    .requested = count, .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
+	if (!queue)
+		take_ownership(&r);
 	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
 		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
 					       "is configured", template_id);
@@ -525,9 +533,10 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 		return pv_error_set(PV_EINVAL, "machines must list at least one machine");
 	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_RETURN, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
-			    .requested = (int64_t)n, .owner_pid = queue ? 0 : getpid(),
-			    .created_ms = pv_broker_now_ms()};
+			    .requested = (int64_t)n, .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
+	if (!queue)
+		take_ownership(&r);
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
 	int rc = pv_store_begin(b->store, true);
@@ -646,20 +655,40 @@ bool pv_broker_pid_alive(int64_t pid)
 	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
-/* Whether the process working on a request still exists. */
-static bool owner_alive(const pv_request_rec *r) { return pv_broker_pid_alive(r->owner_pid); }
+/* Whether the request's owner_pid is a pid of this node (rows written
+ * before owner_node was recorded: assumed so, as then every owner was). */
+static bool owned_on_this_node(const pv_request_rec *r)
+{
+	char node[PV_STORE_NAME_MAX];
+	pv_broker_this_node(node, sizeof node);
+	return !r->owner_node[0] || strcmp(r->owner_node, node) == 0;
+}
 
-/* Takes over a stale request (so one process recovers it), as `owner`.
+static bool owned_by_me(const pv_request_rec *r)
+{
+	return r->owner_pid == getpid() && owned_on_this_node(r);
+}
+
+/* Whether the process working on a request may still exist. Another node's
+ * pid cannot be checked from here: that owner holds the request until it
+ * is creating_timeout_seconds old (a lease), as a hung local one does. */
+static bool owner_alive(const pv_request_rec *r)
+{
+	return !owned_on_this_node(r) || pv_broker_pid_alive(r->owner_pid);
+}
+
+/* Takes over a stale request (so one process recovers it) for this process.
  * false when someone else finished or claimed it meanwhile. */
-static bool claim(pv_broker *b, pv_request_rec *r, int64_t owner)
+static bool claim(pv_broker *b, pv_request_rec *r)
 {
 	if (pv_store_begin(b->store, true) < 0)
 		return false;
 	pv_request_rec now;
 	bool ok = pv_store_request_get(b->store, r->id, &now) == 0 && now.state == r->state &&
-		  now.owner_pid == r->owner_pid && now.updated_ms == r->updated_ms;
+		  now.owner_pid == r->owner_pid && strcmp(now.owner_node, r->owner_node) == 0 &&
+		  now.updated_ms == r->updated_ms;
 	if (ok) {
-		r->owner_pid = owner;
+		take_ownership(r);
 		r->updated_ms = pv_broker_now_ms();
 		ok = pv_store_request_put(b->store, r) == 0 && pv_store_commit(b->store) == 0;
 	}
@@ -730,7 +759,7 @@ int pv_broker_recover(pv_broker *b)
 		pv_request_rec *r = &list[i];
 		double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
 		if ((owner_alive(r) && age < b->set.creating_timeout_seconds) ||
-		    r->owner_pid == getpid() || !claim(b, r, getpid()))
+		    owned_by_me(r) || !claim(b, r))
 			continue;
 		pv_machine_list ms = {0};
 		int done;
@@ -765,7 +794,7 @@ static bool takeable(const pv_broker *b, const pv_request_rec *r)
 {
 	if (r->owner_pid == 0)
 		return true;
-	if (r->owner_pid == getpid())
+	if (owned_by_me(r))
 		return false;
 	double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
 	return !owner_alive(r) || age >= b->set.creating_timeout_seconds;
@@ -803,7 +832,7 @@ int pv_broker_run_queue(pv_broker *b)
 	/* oldest first: the store lists newest first */
 	for (size_t k = n; k-- > 0;) {
 		pv_request_rec *r = &list[k];
-		if (!takeable(b, r) || !claim(b, r, getpid()))
+		if (!takeable(b, r) || !claim(b, r))
 			continue;
 		if (run_one(b, r) == 0)
 			done++;

@@ -472,6 +472,42 @@ static void test_recovery_leaves_live_owners_alone(void **state)
 	destroy(f);
 }
 
+/* Brokers on several hosts share a PostgreSQL store: a pid written by
+ * another node says nothing here (here it is even this process's own pid),
+ * so that owner keeps its request until creating_timeout_seconds pass. */
+static void test_recovery_waits_for_another_nodes_owner_until_its_lease_ends(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 1,
+			    .owner_pid = getpid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+	snprintf(r.id, sizeof r.id, "req-remote");
+	snprintf(r.template_id, sizeof r.template_id, "only-a");
+	snprintf(r.strategy, sizeof r.strategy, "a");
+	snprintf(r.owner_node, sizeof r.owner_node, "other-host pid:[4026531836]");
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	assert_int_equal(pv_broker_recover(f->br), 0);
+	pv_request_rec got;
+	pv_machine_list ms = {0};
+	status(f, "req-remote", &got, &ms);
+	assert_int_equal(got.state, PV_REQ_CREATING);
+
+	/* its lease ran out: this node takes the request over and ends it */
+	r.updated_ms -= (int64_t)(pv_broker_get_settings(f->br)->creating_timeout_seconds + 1) * 1000;
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+	assert_int_equal(pv_broker_recover(f->br), 1);
+	status(f, "req-remote", &got, &ms);
+	assert_int_equal(got.state, PV_REQ_FAILED);
+	assert_int_equal(got.owner_pid, getpid());
+	assert_string_not_equal(got.owner_node, "other-host pid:[4026531836]");
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
 /* ---- kernel state --------------------------------------------------------------------- */
 
 static void test_breaker_state_outlives_the_broker(void **state)
@@ -671,6 +707,7 @@ int main(void)
 		cmocka_unit_test(test_reconciliation_reports_machines_gone_outside),
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
 		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
+		cmocka_unit_test(test_recovery_waits_for_another_nodes_owner_until_its_lease_ends),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
