@@ -7,7 +7,7 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run demo test test-sanitize test-valgrind fuzz bench clean
+.PHONY: all deps build run demo test test-all test-sanitize test-valgrind fuzz bench clean
 
 all: build
 
@@ -35,8 +35,13 @@ demo: build
 
 # Every test under AddressSanitizer + UBSan and under valgrind, the loader
 # under libFuzzer, then every test of the optimised build (its ctest summary
-# is the last line).
+# is the last line); all of it next to a private PostgreSQL server on
+# loopback (scripts/with-postgres), so the PostgreSQL store is tested too.
+PG_DIR ?= /tmp/provisio-test-postgres
 test: build
+	scripts/with-postgres $(PG_DIR) $(MAKE) --no-print-directory test-all
+
+test-all:
 	$(MAKE) --no-print-directory test-sanitize
 	$(MAKE) --no-print-directory test-valgrind
 	$(MAKE) --no-print-directory fuzz

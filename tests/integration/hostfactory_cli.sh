@@ -10,9 +10,18 @@
 # store (loopback, a free port): the commands only queue and read, the daemon
 # provisions and terminates, and a daemon killed with work queued loses
 # nothing. Every machine process it starts is stopped before it exits.
+#
+# hostfactory_cli.sh PROVISIO SOURCE_DIR postgres: all of it again on the
+# PostgreSQL store named by PV_TEST_POSTGRES_URL (a schema of its own,
+# dropped at the end); exits 77 (skipped) when that is not set.
 set -u
 BIN=$(realpath "$1")
 SRC=$(realpath "${2:-$(dirname "$0")/../..}")
+ENGINE=${3:-sqlite}
+if [ "$ENGINE" = postgres ] && [ -z "${PV_TEST_POSTGRES_URL:-}" ]; then
+	echo "skipped: PV_TEST_POSTGRES_URL is not set (make test sets it)"
+	exit 77
+fi
 T=$(mktemp -d /tmp/pv_hf_cli.XXXXXX)
 export HF_PROVIDER_CONFDIR=$T/conf HF_PROVIDER_WORKDIR=$T/work HF_PROVIDER_LOGDIR=$T/log
 export PROVISIO_BIN=$BIN
@@ -48,9 +57,26 @@ cleanup() {
 		[ $alive = 0 ] && break
 		sleep 0.1
 	done
+	[ "$ENGINE" = postgres ] && psql -q "$PV_TEST_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" 2>/dev/null
 	rm -rf "$T"
 }
 trap cleanup EXIT
+
+# The store's block of the configuration, and one of its key/value rows.
+STORE_BLOCK=
+if [ "$ENGINE" = postgres ]; then
+	PG_SCHEMA=pv_hf_cli_$$
+	psql -q "$PV_TEST_POSTGRES_URL" -c "CREATE SCHEMA $PG_SCHEMA" || exit 1
+	case $PV_TEST_POSTGRES_URL in *\?*) sep='&' ;; *) sep='?' ;; esac
+	STORE_BLOCK="\"store\": {\"url\": \"$PV_TEST_POSTGRES_URL${sep}options=-csearch_path%3D$PG_SCHEMA\"},"
+fi
+kv_value() {
+	if [ "$ENGINE" = postgres ]; then
+		psql -qAt "$PV_TEST_POSTGRES_URL" -c "SELECT value FROM $PG_SCHEMA.kv WHERE key = '$1'"
+	else
+		sqlite3 "$HF_PROVIDER_WORKDIR/provisio.db" "SELECT value FROM kv WHERE key = '$1'"
+	fi
+}
 
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
@@ -80,6 +106,7 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
                 "circuit_breaker_timeout_seconds": 600}}
   ],
   "default_strategy": "local",
+  $STORE_BLOCK
   "broker": {"status_max_age_seconds": 0.2}
 }
 JSON
@@ -271,7 +298,7 @@ for i in 1 2 3; do
 	[ $rc = 0 ] || fail "guarded request $i: $(cat "$T/out")"
 done
 if command -v sqlite3 >/dev/null; then
-	st=$(sqlite3 "$HF_PROVIDER_WORKDIR/provisio.db" "SELECT value FROM kv WHERE key = 'state/guarded'")
+	st=$(kv_value state/guarded)
 	if echo "$st" | grep -q '"broken":{[^}]*"state":"open"' && echo "$st" | grep -q '"broken":{[^}]*"rejected_requests":1'; then
 		ok "breaker opened by two processes rejected the third process's call"
 	else fail "breaker state across processes: $st"; fi
