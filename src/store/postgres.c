@@ -398,6 +398,8 @@ static const pv_store_methods postgres_methods = {
 	.kv_put = pq_kv_put,
 };
 
+static int exec_conn(void *s, const char *text, const char *what) { return exec_sql(s, text, what); }
+
 /* The version recorded in the database; 0 when there is no schema yet. */
 static int current_version(pg_store *s)
 {
@@ -422,27 +424,13 @@ static int current_version(pg_store *s)
  * transactional in PostgreSQL, so a failed step leaves the old schema. */
 static int migrate(pg_store *s)
 {
-	int newest = pv_store_migration_count;
-	if (current_version(s) == newest)
+	if (current_version(s) == pv_store_migration_count)
 		return 0;
 	int rc = exec_sql(s, "BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK_KEY "); "
 			     "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
 			  "begin migration");
-	int version = rc == 0 ? current_version(s) : 0;
-	if (rc == 0 && version > newest)
-		rc = pv_error_set(PV_EIO, "store %s: schema version %d is newer than this program's %d",
-				  s->where, version, newest);
-	for (int v = version; rc == 0 && v < newest; v++) {
-		char what[64];
-		snprintf(what, sizeof what, "migration %d -> %d", v, v + 1);
-		rc = exec_sql(s, pv_store_migrations[v], what);
-	}
-	if (rc == 0 && version < newest) {
-		char text[128];
-		snprintf(text, sizeof text, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
-			 newest);
-		rc = exec_sql(s, text, "write schema version");
-	}
+	if (rc == 0)
+		rc = pv_store_migrate(current_version(s), s->where, exec_conn, s);
 	if (rc == 0)
 		return exec_sql(s, "COMMIT", "commit migration");
 	pq_rollback(&s->base);

@@ -2,6 +2,7 @@
  * schema.c - the portable SQL of the stores (see schema.h): migrations,
  * queries, and rows to records.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "provisio/error.h"
@@ -41,6 +42,8 @@ const char *const pv_store_migrations[] = {
 	"ALTER TABLE requests ADD COLUMN owner_node TEXT NOT NULL DEFAULT '';",
 };
 const int pv_store_migration_count = (int)(sizeof pv_store_migrations / sizeof pv_store_migrations[0]);
+
+int pv_store_schema_version(void) { return pv_store_migration_count; }
 
 #define MACHINE_COLS                                                                              \
 	"machine_id, request_id, return_id, template_id, provider, name, private_ip, public_ip, " \
@@ -91,6 +94,28 @@ const char *const pv_store_sql[PV_Q_COUNT] = {
 	[PV_Q_KV_PUT] = "INSERT INTO kv (key, value, updated_ms) VALUES (?, ?, ?) "
 			"ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_ms = excluded.updated_ms",
 };
+
+int pv_store_migrate(int version, const char *where, int (*exec)(void *conn, const char *sql, const char *what),
+		     void *conn)
+{
+	int newest = pv_store_migration_count;
+	if (version > newest)
+		return pv_error_set(PV_EIO, "store %s: schema version %d is newer than this program's %d",
+				    where, version, newest);
+	int rc = 0;
+	for (int v = version; rc == 0 && v < newest; v++) {
+		char what[64];
+		snprintf(what, sizeof what, "migration %d -> %d", v, v + 1);
+		rc = exec(conn, pv_store_migrations[v], what);
+	}
+	if (rc == 0 && version < newest) {
+		char text[128];
+		snprintf(text, sizeof text, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
+			 newest);
+		rc = exec(conn, text, "write schema version");
+	}
+	return rc;
+}
 
 int pv_store_machine_query(pv_machine_filter f)
 {

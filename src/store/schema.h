@@ -32,6 +32,16 @@ extern const char *const pv_store_sql[PV_Q_COUNT];
 extern const char *const pv_store_migrations[];
 extern const int pv_store_migration_count;
 
+/*
+ * The steps of a migration, inside the caller's write transaction, once the
+ * schema_version table exists: refuses a `version` newer than this
+ * program's, runs the scripts from `version` to the newest through `exec`
+ * (one script on the engine's connection `conn`), then records the newest
+ * version. `where` names the store in messages. 0 or the first error.
+ */
+int pv_store_migrate(int version, const char *where, int (*exec)(void *conn, const char *sql, const char *what),
+		     void *conn);
+
 /* The list query of a machine filter; -1 (error set) for a bad filter. */
 int pv_store_machine_query(pv_machine_filter f);
 /* Whether that filter's query takes the key as its one parameter. */

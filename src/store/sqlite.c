@@ -24,10 +24,6 @@
 #include "provisio/store.h"
 #include "store/schema.h"
 
-#define SCHEMA_VERSION pv_store_migration_count
-
-int pv_store_schema_version(void) { return SCHEMA_VERSION; }
-
 /* Transactions: statements of this file only (the queries are schema.c's). */
 enum { T_BEGIN_R, T_BEGIN_W, T_COMMIT, T_ROLLBACK, T_COUNT };
 static const char *const tx_sql[T_COUNT] = {"BEGIN", "BEGIN IMMEDIATE", "COMMIT", "ROLLBACK"};
@@ -366,6 +362,8 @@ static int exec_sql(sqlite_store *s, const char *text, const char *what)
 	return 0;
 }
 
+static int exec_conn(void *s, const char *text, const char *what) { return exec_sql(s, text, what); }
+
 /* The version recorded in the file; 0 when there is no schema yet. */
 static int current_version(sqlite_store *s)
 {
@@ -379,34 +377,21 @@ static int current_version(sqlite_store *s)
 	return version;
 }
 
-/* Brings the schema to SCHEMA_VERSION in one write transaction, so two
+/* Brings the schema to the newest version in one write transaction, so two
  * processes opening a new file at once migrate it exactly once. The common
  * case (already current) only reads, so opening never queues behind a
  * writer. */
 static int migrate(sqlite_store *s)
 {
-	if (current_version(s) == SCHEMA_VERSION)
+	if (current_version(s) == pv_store_migration_count)
 		return 0;
 	int rc = exec_sql(s, "BEGIN IMMEDIATE", "begin migration");
 	if (rc < 0)
 		return rc;
 	rc = exec_sql(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)",
 		      "create schema_version");
-	int version = rc == 0 ? current_version(s) : 0;
-	if (rc == 0 && version > SCHEMA_VERSION)
-		rc = pv_error_set(PV_EIO, "store %s: schema version %d is newer than this program's %d",
-				  s->path, version, SCHEMA_VERSION);
-	for (int v = version; rc == 0 && v < SCHEMA_VERSION; v++) {
-		char what[64];
-		snprintf(what, sizeof what, "migration %d -> %d", v, v + 1);
-		rc = exec_sql(s, pv_store_migrations[v], what);
-	}
-	if (rc == 0 && version < SCHEMA_VERSION) {
-		char text[128];
-		snprintf(text, sizeof text, "DELETE FROM schema_version; INSERT INTO schema_version VALUES (%d)",
-			 SCHEMA_VERSION);
-		rc = exec_sql(s, text, "write schema version");
-	}
+	if (rc == 0)
+		rc = pv_store_migrate(current_version(s), s->path, exec_conn, s);
 	if (rc == 0)
 		return exec_sql(s, "COMMIT", "commit migration");
 	exec_sql(s, "ROLLBACK", "rollback migration");

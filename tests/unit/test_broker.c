@@ -411,6 +411,14 @@ static void test_reconciliation_reports_machines_gone_outside(void **state)
 
 /* ---- crash recovery ---------------------------------------------------------------- */
 
+/* Writes a request as a process would have left it. */
+static void put_request(fixture *f, const pv_request_rec *r)
+{
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_put(f->st, r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+}
+
 static void test_recovery_releases_machines_of_interrupted_request(void **state)
 {
 	(void)state;
@@ -421,9 +429,7 @@ static void test_recovery_releases_machines_of_interrupted_request(void **state)
 	snprintf(r.id, sizeof r.id, "req-crashed");
 	snprintf(r.template_id, sizeof r.template_id, "only-a");
 	snprintf(r.strategy, sizeof r.strategy, "a");
-	assert_int_equal(pv_store_begin(f->st, true), 0);
-	assert_int_equal(pv_store_request_put(f->st, &r), 0);
-	assert_int_equal(pv_store_commit(f->st), 0);
+	put_request(f, &r);
 	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
 			   .params = json_pack("{s:i, s:s, s:s}", "count", 2, "request_id", "req-crashed",
 					       "template_id", "only-a")};
@@ -460,9 +466,7 @@ static void test_recovery_leaves_live_owners_alone(void **state)
 			    .owner_pid = getppid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
 	snprintf(r.id, sizeof r.id, "req-busy");
 	snprintf(r.template_id, sizeof r.template_id, "only-a");
-	assert_int_equal(pv_store_begin(f->st, true), 0);
-	assert_int_equal(pv_store_request_put(f->st, &r), 0);
-	assert_int_equal(pv_store_commit(f->st), 0);
+	put_request(f, &r);
 	assert_int_equal(pv_broker_recover(f->br), 0);
 	pv_request_rec got;
 	pv_machine_list ms = {0};
@@ -485,9 +489,7 @@ static void test_recovery_waits_for_another_nodes_owner_until_its_lease_ends(voi
 	snprintf(r.template_id, sizeof r.template_id, "only-a");
 	snprintf(r.strategy, sizeof r.strategy, "a");
 	snprintf(r.owner_node, sizeof r.owner_node, "other-host pid:[4026531836]");
-	assert_int_equal(pv_store_begin(f->st, true), 0);
-	assert_int_equal(pv_store_request_put(f->st, &r), 0);
-	assert_int_equal(pv_store_commit(f->st), 0);
+	put_request(f, &r);
 	assert_int_equal(pv_broker_recover(f->br), 0);
 	pv_request_rec got;
 	pv_machine_list ms = {0};
@@ -496,9 +498,7 @@ static void test_recovery_waits_for_another_nodes_owner_until_its_lease_ends(voi
 
 	/* its lease ran out: this node takes the request over and ends it */
 	r.updated_ms -= (int64_t)(pv_broker_get_settings(f->br)->creating_timeout_seconds + 1) * 1000;
-	assert_int_equal(pv_store_begin(f->st, true), 0);
-	assert_int_equal(pv_store_request_put(f->st, &r), 0);
-	assert_int_equal(pv_store_commit(f->st), 0);
+	put_request(f, &r);
 	assert_int_equal(pv_broker_recover(f->br), 1);
 	status(f, "req-remote", &got, &ms);
 	assert_int_equal(got.state, PV_REQ_FAILED);
