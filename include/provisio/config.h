@@ -110,6 +110,9 @@ void pv_config_merge(json_t *base, const json_t *overlay);
 json_t *pv_config_redact(const json_t *doc);
 /* Whether a key names a secret. */
 bool pv_config_is_secret_key(const char *key);
+/* True when `value` is a URL with a password in its user info
+ * ("postgresql://user:PASSWORD@host/db"): a secret whatever its key. */
+bool pv_config_url_has_password(const char *value);
 
 /* ---- the graph --------------------------------------------------------------------- */
 

@@ -165,6 +165,33 @@ bool pv_config_is_secret_key(const char *key)
 	       (n >= 5 && strcasecmp(key + n - 5, "token") == 0);
 }
 
+/* A copy of URL `s` with the password of its user info ("scheme://user:PASSWORD@host")
+ * as "***"; NULL when it has none (or out of memory). Database and proxy
+ * URLs carry passwords under keys that are not secret words ("url"). */
+static char *redact_url_password(const char *s)
+{
+	const char *scheme_end = strstr(s, "://");
+	if (!scheme_end)
+		return NULL;
+	const char *user = scheme_end + 3;
+	size_t authority = strcspn(user, "/?#");
+	const char *at = memrchr(user, '@', authority);
+	const char *colon = at ? memchr(user, ':', (size_t)(at - user)) : NULL;
+	if (!colon || colon + 1 == at)
+		return NULL;
+	char *out = NULL;
+	if (asprintf(&out, "%.*s***%s", (int)(colon + 1 - s), s, at) < 0)
+		return NULL;
+	return out;
+}
+
+bool pv_config_url_has_password(const char *value)
+{
+	char *clean = value ? redact_url_password(value) : NULL;
+	free(clean);
+	return clean != NULL;
+}
+
 static void redact_node(json_t *node)
 {
 	const char *key;
@@ -178,6 +205,11 @@ static void redact_node(json_t *node)
 				for (size_t k = 0; k < json_array_size(v); k++)
 					if (json_is_string(json_array_get(v, k)))
 						json_array_set_new(v, k, json_string("***"));
+			} else if (json_is_string(v)) {
+				char *clean = redact_url_password(json_string_value(v));
+				if (clean)
+					json_object_set_new(node, key, json_string(clean));
+				free(clean);
 			} else {
 				redact_node(v);
 			}

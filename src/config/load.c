@@ -62,8 +62,8 @@ static json_t *read_json(const char *path, int *rc)
 	return doc;
 }
 
-/* The path of the first string under a secret key written literally (not
- * ${VAR}), or false: worth a warning when others can read the file. */
+/* The path of the first secret written literally (not ${VAR}): a string
+ * under a secret key, or a URL with a password; or false: worth a warning when others can read the file. */
 static bool find_literal_secret(const json_t *node, char *path, size_t size)
 {
 	const char *key;
@@ -72,8 +72,9 @@ static bool find_literal_secret(const json_t *node, char *path, size_t size)
 	if (json_is_object(node)) {
 		json_object_foreach((json_t *)node, key, v) {
 			snprintf(path + len, size - len, "%s%s", len ? "." : "", key);
-			if (pv_config_is_secret_key(key) && json_is_string(v) &&
-			    json_string_length(v) > 0 && !strstr(json_string_value(v), "${"))
+			const char *text = json_string_value(v);
+			if (text && *text && !strstr(text, "${") &&
+			    (pv_config_is_secret_key(key) || pv_config_url_has_password(text)))
 				return true;
 			if (find_literal_secret(v, path, size))
 				return true;

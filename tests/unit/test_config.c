@@ -98,9 +98,15 @@ static void test_redaction_hides_secrets_not_settings(void **state)
 	(void)state;
 	json_t *doc = json_loads("{\"p\": {\"api_key\": \"k1\", \"secret_access_key\": \"s\", \"password\": \"p\","
 				 " \"session_token\": \"t\", \"tokens\": [\"a\", \"b\"], \"region\": \"r\","
-				 " \"token_bucket\": {\"capacity\": 5}}}", 0, NULL);
+				 " \"token_bucket\": {\"capacity\": 5}},"
+				 " \"store\": {\"url\": \"postgresql://pv:Sesame7@db:5432/pv?sslmode=require\"},"
+				 " \"proxy\": \"http://proxy.example:3128/\"}", 0, NULL);
 	json_t *red = pv_config_redact(doc);
 	char *text = json_dumps(red, JSON_COMPACT);
+	/* a password in a URL's user info, whatever the key */
+	assert_null(strstr(text, "Sesame7"));
+	assert_non_null(strstr(text, "\"postgresql://pv:***@db:5432/pv?sslmode=require\""));
+	assert_non_null(strstr(text, "\"http://proxy.example:3128/\""));
 	assert_null(strstr(text, "k1"));
 	assert_null(strstr(text, "\"s\""));
 	assert_null(strstr(text, "\"t\""));
@@ -323,6 +329,18 @@ static void test_readable_file_with_literal_secret_warns(void **state)
 	o.path = path_of("safe.json");
 	pv_config_load_file(&o, &doc, &d);
 	assert_int_equal(d.n, 0);
+	json_decref(doc);
+	pv_diags_clear(&d);
+	/* a password inside a URL is a literal secret too */
+	pv_diags_init(&d);
+	write_file("url.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		   " \"store\": {\"url\": \"postgresql://pv:hunter3@db/pv\"}}", 0644);
+	o.path = path_of("url.json");
+	pv_config_load_file(&o, &doc, &d);
+	assert_non_null(find_diag(&d, "store.url", "literal secret"));
+	all = pv_diags_format(&d);
+	assert_null(strstr(all, "hunter3"));
+	free(all);
 	json_decref(doc);
 	pv_diags_clear(&d);
 }
