@@ -209,6 +209,10 @@ pv_broker_mode pv_broker_get_mode(const pv_broker *b);
 int pv_broker_store_config(const char *location, const json_t *store_block, char *out, size_t size,
 			   pv_store_options *opts);
 
+/* Where this process's pids mean something: "<host name> <pid namespace>"
+ * (a request's owner_node). */
+void pv_broker_this_node(char *buf, size_t size);
+
 /* A daemon's announcement, the store's "daemon/heartbeat" row. */
 typedef struct pv_daemon_info {
 	int64_t pid;
@@ -235,6 +239,21 @@ int pv_broker_daemon_clear(pv_broker *b, int64_t pid);
  * store cannot be read.
  */
 int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out);
+
+/*
+ * A lease in the store: several daemons sharing one (PostgreSQL) store
+ * elect one of them for work that needs doing once, not once per node (the
+ * reconciler's provider-wide passes). Takes or renews lease `name` for
+ * `holder` (any string naming one daemon for its life) until now + ttl_ms,
+ * when it is free, expired, or already the holder's, in one write
+ * transaction: *held says whether `holder` has it now. ttl_ms must be
+ * 1..86,400,000 (PV_EINVAL). 0 or the store's PV_E*.
+ */
+int pv_broker_lease(pv_broker *b, const char *name, const char *holder, int64_t ttl_ms, bool *held);
+
+/* Gives lease `name` up if `holder` has it (a graceful stop), so another
+ * daemon takes over at once. 0 or the store's PV_E*. */
+int pv_broker_lease_release(pv_broker *b, const char *name, const char *holder);
 
 /*
  * Works the queue (DIRECT mode only; 0 in DEFERRED): provisions every

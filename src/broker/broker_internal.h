@@ -46,8 +46,5 @@ int64_t pv_broker_now_ms(void);
 
 /* Whether process `pid` (of this host) exists and is not a zombie. */
 bool pv_broker_pid_alive(int64_t pid);
-/* Where this process's pids mean something: "<host name> <pid namespace>"
- * (a request's owner_node). */
-void pv_broker_this_node(char *buf, size_t size);
 
 #endif

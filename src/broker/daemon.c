@@ -189,3 +189,64 @@ int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out)
 		*out = d;
 	return 0;
 }
+
+/* ---- leases -------------------------------------------------------------------------------- */
+
+/* Reads, decides and writes in one write transaction: two daemons never
+ * both take a free lease (the store serialises writers). `take`: take or
+ * renew; else release. */
+static int lease_update(pv_broker *b, const char *name, const char *holder, int64_t ttl_ms, bool take,
+			bool *held)
+{
+	char key[160];
+	snprintf(key, sizeof key, "lease/%s", name);
+	int rc = pv_store_begin(b->store, true);
+	if (rc < 0)
+		return rc;
+	char *text = NULL;
+	rc = pv_store_kv_get(b->store, key, &text);
+	json_t *row = rc == 0 ? json_loads(text, 0, NULL) : NULL;
+	free(text);
+	const char *owner = json_string_value(json_object_get(row, "holder"));
+	int64_t until = json_integer_value(json_object_get(row, "until_ms"));
+	int64_t now = pv_broker_now_ms();
+	bool mine = owner && strcmp(owner, holder) == 0;
+	bool free_now = !owner || until <= now;
+	json_decref(row);
+	rc = rc == PV_ENOTFOUND ? 0 : rc;
+	json_t *next = NULL;
+	if (rc == 0 && take && (mine || free_now))
+		next = json_pack("{s:s, s:I, s:I}", "holder", holder, "until_ms", (json_int_t)(now + ttl_ms),
+				 "taken_ms", (json_int_t)now);
+	else if (rc == 0 && !take && mine)
+		next = json_pack("{s:s, s:I}", "holder", "", "until_ms", (json_int_t)0);
+	char *out = next ? json_dumps(next, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(next);
+	if (out)
+		rc = pv_store_kv_put(b->store, key, out);
+	free(out);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	else
+		pv_store_rollback(b->store);
+	if (held)
+		*held = rc == 0 && take && (mine || free_now);
+	return rc;
+}
+
+int pv_broker_lease(pv_broker *b, const char *name, const char *holder, int64_t ttl_ms, bool *held)
+{
+	*held = false;
+	if (!name || !*name || !holder || !*holder)
+		return pv_error_set(PV_EINVAL, "lease: name and holder must be non-empty");
+	if (ttl_ms < 1 || ttl_ms > 86400000)
+		return pv_error_set(PV_EINVAL, "lease.ttl_ms: must be 1..86400000 (got %lld)", (long long)ttl_ms);
+	return lease_update(b, name, holder, ttl_ms, true, held);
+}
+
+int pv_broker_lease_release(pv_broker *b, const char *name, const char *holder)
+{
+	if (!name || !*name || !holder || !*holder)
+		return pv_error_set(PV_EINVAL, "lease: name and holder must be non-empty");
+	return lease_update(b, name, holder, 0, false, NULL);
+}

@@ -26,7 +26,8 @@
 #include <string.h>
 #include "server/server_internal.h"
 
-static int refresh_requests(pv_server *srv, srv_world *w, int64_t *by_state)
+/* Counts requests by state; the leader also refreshes those not final. */
+static int refresh_requests(pv_server *srv, srv_world *w, bool leader, int64_t *by_state)
 {
 	pv_broker *b = w->main;
 	pv_store *st = pv_broker_store(b);
@@ -40,7 +41,8 @@ static int refresh_requests(pv_server *srv, srv_world *w, int64_t *by_state)
 	if (rc < 0)
 		return 0;
 	for (size_t i = 0; i < n; i++) {
-		if (!pv_request_state_final(qs[i].state) && !pv_request_state_unsettled(qs[i].state)) {
+		if (leader && !pv_request_state_final(qs[i].state) &&
+		    !pv_request_state_unsettled(qs[i].state)) {
 			pv_request_rec q;
 			pv_machine_list ms = {0};
 			if (pv_broker_request_status(b, qs[i].id, &q, &ms) == 0) {
@@ -221,16 +223,47 @@ void srv_gauges_refresh(pv_server *srv, srv_world *w)
 	pthread_mutex_unlock(&srv->gauges.lock);
 }
 
+/* Whether this daemon leads the provider-wide passes now: one daemon of
+ * those sharing the store holds the "reconciler" lease (renewed each pass,
+ * expiring after three missed passes plus 2 s). */
+static bool lead(pv_server *srv, srv_world *w)
+{
+	if (!srv->lease_holder[0]) {
+		char node[PV_STORE_NAME_MAX];
+		pv_broker_this_node(node, sizeof node);
+		snprintf(srv->lease_holder, sizeof srv->lease_holder, "%s pid %lld started %lld", node,
+			 (long long)getpid(), (long long)srv->started_ms);
+	}
+	int64_t ttl = (int64_t)(w->set.reconcile_interval_s * 3000) + 2000;
+	bool held = false;
+	if (pv_broker_lease(w->main, "reconciler", srv->lease_holder, ttl, &held) < 0)
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "lease not taken: %s", pv_error_last());
+	if (held != srv->leading)
+		srv_log(srv, PV_LOG_INFO, "reconciler", NULL, "%s the reconciler's provider passes",
+			held ? "leading" : "another daemon leads");
+	srv->leading = held;
+	return held;
+}
+
+void srv_lease_release(pv_server *srv, srv_world *w)
+{
+	if (srv->leading && pv_broker_lease_release(w->main, "reconciler", srv->lease_holder) < 0)
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "lease not released: %s", pv_error_last());
+	srv->leading = false;
+}
+
 int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 {
 	int64_t by_state[PV_REQ_STATE_COUNT] = {0};
 	srv_heartbeat(srv, w);
 	int queued = srv_run_queue(srv, w);
-	int refreshed = refresh_requests(srv, w, by_state);
-	json_t *reclaimed = find_reclaimed(srv, w);
+	/* provider-wide passes: once per store, by the leading daemon */
+	bool leader = lead(srv, w);
+	int refreshed = refresh_requests(srv, w, leader, by_state);
+	json_t *reclaimed = leader ? find_reclaimed(srv, w) : json_array();
 	int terminated = 0;
-	json_t *orphans = find_orphans(srv, w, &terminated);
-	int recovered = pv_broker_recover(w->main);
+	json_t *orphans = leader ? find_orphans(srv, w, &terminated) : json_array();
+	int recovered = leader ? pv_broker_recover(w->main) : 0;
 	if (recovered > 0)
 		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "recovered %d request(s) left in \"creating\"",
 			recovered);
@@ -241,10 +274,9 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 	srv_gauges_refresh(srv, w);
 	srv_save_kernel_state(srv, w);
 	if (report)
-		*report = json_pack("{s:i, s:i, s:o, s:o, s:i, s:i}", "queued", queued, "refreshed", refreshed,
-				    "reclaimed", reclaimed,
-				    "orphans", orphans, "orphans_terminated", terminated, "recovered",
-				    recovered < 0 ? 0 : recovered);
+		*report = json_pack("{s:b, s:i, s:i, s:o, s:o, s:i, s:i}", "leader", leader, "queued", queued,
+				    "refreshed", refreshed, "reclaimed", reclaimed, "orphans", orphans,
+				    "orphans_terminated", terminated, "recovered", recovered < 0 ? 0 : recovered);
 	else {
 		json_decref(reclaimed);
 		json_decref(orphans);

@@ -552,6 +552,7 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 		 * finishes anything queued after this) */
 		if (pv_broker_daemon_clear(last->main, getpid()) < 0)
 			srv_log(srv, PV_LOG_WARN, "server", NULL, "heartbeat not cleared: %s", pv_error_last());
+		srv_lease_release(srv, last); /* another daemon leads from its next pass */
 		srv_save_kernel_state(srv, last);
 		pthread_mutex_unlock(&srv->reconcile_lock);
 		srv_world_release(last);

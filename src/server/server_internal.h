@@ -181,6 +181,8 @@ struct pv_server {
 	struct event *sig_term, *sig_int, *sig_hup, *stop_ev, *reconcile_ev, *alert_ev, *queue_ev;
 	atomic_bool stopping;
 	int64_t started_ms;
+	char lease_holder[400]; /* this daemon in the reconciler lease: node, pid, start */
+	bool leading;           /* holds it; under reconcile_lock */
 	uint64_t started_ns;
 	srv_broker_gauges gauges;
 	atomic_uint_fast64_t orphans_found, reclaimed_found, reloads, reload_failures;
@@ -327,6 +329,8 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report);
 void srv_gauges_refresh(pv_server *srv, srv_world *w);
 /* Writes the strategies' kernel state that changed to the store. */
 void srv_save_kernel_state(pv_server *srv, srv_world *w);
+/* Gives the reconciler lease up (a graceful stop). Under reconcile_lock. */
+void srv_lease_release(pv_server *srv, srv_world *w);
 /* Announces the daemon in the store (Host Factory processes then defer). */
 void srv_heartbeat(pv_server *srv, srv_world *w);
 /* Provisions / terminates what Host Factory queued; how many were done.

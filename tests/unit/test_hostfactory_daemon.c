@@ -198,6 +198,38 @@ static void test_daemon_in_another_pid_namespace_is_judged_by_the_clock(void **s
 
 /* ---- acquire ------------------------------------------------------------------------ */
 
+/* Daemons sharing a store elect one for the provider-wide passes: a lease
+ * taken by one is refused to the other until released or expired; renewing
+ * one's own works; releasing another's does nothing. */
+static void test_one_daemon_of_several_holds_the_lease(void **state)
+{
+	(void)state;
+	fx *f = make();
+	bool held = false;
+	assert_int_equal(pv_broker_lease(f->daemon, "reconciler", "node-a", 60000, &held), 0);
+	assert_true(held);
+	assert_int_equal(pv_broker_lease(f->b, "reconciler", "node-b", 60000, &held), 0);
+	assert_false(held);
+	assert_int_equal(pv_broker_lease(f->daemon, "reconciler", "node-a", 60000, &held), 0);
+	assert_true(held); /* renewed */
+	assert_int_equal(pv_broker_lease_release(f->b, "reconciler", "node-b"), 0); /* not b's */
+	assert_int_equal(pv_broker_lease(f->b, "reconciler", "node-b", 60000, &held), 0);
+	assert_false(held);
+	assert_int_equal(pv_broker_lease_release(f->daemon, "reconciler", "node-a"), 0);
+	assert_int_equal(pv_broker_lease(f->b, "reconciler", "node-b", 60000, &held), 0);
+	assert_true(held); /* a graceful stop hands over at once */
+	/* a holder that stopped renewing (crashed) loses it when it expires */
+	char row[128];
+	snprintf(row, sizeof row, "{\"holder\": \"node-b\", \"until_ms\": %lld}",
+		 (long long)(pv_wall_ms() - 1));
+	bf_kv_put(f->dst, "lease/reconciler", row);
+	assert_int_equal(pv_broker_lease(f->daemon, "reconciler", "node-a", 60000, &held), 0);
+	assert_true(held);
+	assert_int_equal(pv_broker_lease(f->b, "reconciler", "node-b", 0, &held), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "ttl_ms"));
+	destroy(f);
+}
+
 static void test_live_daemon_request_makes_no_provider_call_and_daemon_provisions(void **state)
 {
 	(void)state;
@@ -445,6 +477,7 @@ int main(void)
 		cmocka_unit_test(test_old_heartbeat_is_stale),
 		cmocka_unit_test(test_crashed_daemon_on_this_host_is_not_live),
 		cmocka_unit_test(test_daemon_in_another_pid_namespace_is_judged_by_the_clock),
+		cmocka_unit_test(test_one_daemon_of_several_holds_the_lease),
 		cmocka_unit_test(test_live_daemon_request_makes_no_provider_call_and_daemon_provisions),
 		cmocka_unit_test(test_stale_heartbeat_request_provisions_itself),
 		cmocka_unit_test(test_queue_left_by_stopped_daemon_is_finished_by_next_command),

@@ -608,6 +608,43 @@ static void reconciler_reports_reclaimed_machine(void **state)
 	ts_resp_clear(&m);
 }
 
+/* Another daemon on the same store leads: this one still beats, works the
+ * queue and counts, but leaves refreshes, reclaims, orphans and recovery to
+ * the leader, and takes over when the leader's lease runs out. */
+static void reconciler_leaves_provider_passes_to_the_leading_daemon(void **state)
+{
+	ts_env *e = *state;
+	const char *id = create(e, 1);
+	char path[200], body[300];
+	snprintf(path, sizeof path, "/api/v1/machines?request_id=%s", id);
+	ts_resp m = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
+	const char *mid = json_string_value(json_object_get(json_array_get(json_object_get(m.body, "machines"), 0),
+							   "machine_id"));
+	snprintf(body, sizeof body, "{\"operation\": \"terminate_instances\", \"params\": {\"instance_ids\": [\"%s\"]}}", mid);
+	ts_resp x = ts_call(e, "POST", "/api/v1/providers/simA/exec", ADMIN_TOKEN, body, NULL);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open(&st, e->store, NULL), 0);
+	char row[160];
+	snprintf(row, sizeof row, "{\"holder\": \"other-host pid 1 started 1\", \"until_ms\": %lld}",
+		 (long long)(pv_wall_ms() + 600000));
+	bf_kv_put(st, "lease/reconciler", row);
+	json_t *rep = reconcile(e);
+	assert_true(json_is_false(json_object_get(rep, "leader")));
+	assert_int_equal(json_array_size(json_object_get(rep, "reclaimed")), 0);
+	assert_int_equal(json_integer_value(json_object_get(rep, "refreshed")), 0);
+	json_decref(rep);
+	snprintf(row, sizeof row, "{\"holder\": \"other-host pid 1 started 1\", \"until_ms\": %lld}",
+		 (long long)(pv_wall_ms() - 1));
+	bf_kv_put(st, "lease/reconciler", row);
+	rep = reconcile(e);
+	assert_true(json_is_true(json_object_get(rep, "leader")));
+	assert_int_equal(json_array_size(json_object_get(rep, "reclaimed")), 1);
+	json_decref(rep);
+	pv_store_close(st);
+	ts_resp_clear(&x);
+	ts_resp_clear(&m);
+}
+
 static void reconciler_finds_orphans_on_the_second_pass(void **state)
 {
 	ts_env *e = *state;
@@ -1008,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(balancer_weights_are_exported),
 		cmocka_unit_test(a_slow_provider_does_not_hold_the_loop),
 		T(reconciler_reports_reclaimed_machine),
+		T(reconciler_leaves_provider_passes_to_the_leading_daemon),
 		T(reconciler_finds_orphans_on_the_second_pass),
 		cmocka_unit_test(reconciler_terminates_orphans_when_configured),
 		cmocka_unit_test(reconciler_enforces_pending_timeout),
