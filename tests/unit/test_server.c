@@ -586,26 +586,33 @@ static json_t *reconcile(ts_env *e)
 	return rep;
 }
 
-static void reconciler_reports_reclaimed_machine(void **state)
+/* A machine of a new request that the provider takes back behind
+ * provisio's back; its id in `mid`. */
+static void machine_taken_back(ts_env *e, char *mid, size_t size)
 {
-	ts_env *e = *state;
 	const char *id = create(e, 1);
 	char path[200], body[300];
 	snprintf(path, sizeof path, "/api/v1/machines?request_id=%s", id);
 	ts_resp m = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
-	const char *mid = json_string_value(json_object_get(json_array_get(json_object_get(m.body, "machines"), 0),
-							   "machine_id"));
-	/* the provider takes it back behind provisio's back */
+	snprintf(mid, size, "%s", json_string_value(json_object_get(
+					  json_array_get(json_object_get(m.body, "machines"), 0), "machine_id")));
+	ts_resp_clear(&m);
 	snprintf(body, sizeof body, "{\"operation\": \"terminate_instances\", \"params\": {\"instance_ids\": [\"%s\"]}}", mid);
 	ts_resp x = ts_call(e, "POST", "/api/v1/providers/simA/exec", ADMIN_TOKEN, body, NULL);
 	assert_true(json_is_true(json_object_get(x.body, "success")));
+	ts_resp_clear(&x);
+}
+
+static void reconciler_reports_reclaimed_machine(void **state)
+{
+	ts_env *e = *state;
+	char mid[128];
+	machine_taken_back(e, mid, sizeof mid);
 	json_t *rep = reconcile(e);
 	json_t *rec = json_object_get(rep, "reclaimed");
 	assert_int_equal(json_array_size(rec), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(rec, 0), "machine_id")), mid);
 	json_decref(rep);
-	ts_resp_clear(&x);
-	ts_resp_clear(&m);
 }
 
 /* Another daemon on the same store leads: this one still beats, works the
@@ -614,14 +621,8 @@ static void reconciler_reports_reclaimed_machine(void **state)
 static void reconciler_leaves_provider_passes_to_the_leading_daemon(void **state)
 {
 	ts_env *e = *state;
-	const char *id = create(e, 1);
-	char path[200], body[300];
-	snprintf(path, sizeof path, "/api/v1/machines?request_id=%s", id);
-	ts_resp m = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
-	const char *mid = json_string_value(json_object_get(json_array_get(json_object_get(m.body, "machines"), 0),
-							   "machine_id"));
-	snprintf(body, sizeof body, "{\"operation\": \"terminate_instances\", \"params\": {\"instance_ids\": [\"%s\"]}}", mid);
-	ts_resp x = ts_call(e, "POST", "/api/v1/providers/simA/exec", ADMIN_TOKEN, body, NULL);
+	char mid[128];
+	machine_taken_back(e, mid, sizeof mid);
 	pv_store *st = NULL;
 	assert_int_equal(pv_store_open(&st, e->store, NULL), 0);
 	char row[160];
@@ -638,11 +639,11 @@ static void reconciler_leaves_provider_passes_to_the_leading_daemon(void **state
 	bf_kv_put(st, "lease/reconciler", row);
 	rep = reconcile(e);
 	assert_true(json_is_true(json_object_get(rep, "leader")));
-	assert_int_equal(json_array_size(json_object_get(rep, "reclaimed")), 1);
+	json_t *rec = json_object_get(rep, "reclaimed");
+	assert_int_equal(json_array_size(rec), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(rec, 0), "machine_id")), mid);
 	json_decref(rep);
 	pv_store_close(st);
-	ts_resp_clear(&x);
-	ts_resp_clear(&m);
 }
 
 static void reconciler_finds_orphans_on_the_second_pass(void **state)
