@@ -41,8 +41,10 @@ live_pid() {
 }
 
 SERVE_PID=
+NODE_PIDS=()
 cleanup() {
 	[ -n "$SERVE_PID" ] && { kill -KILL "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }
+	for p in "${NODE_PIDS[@]}"; do kill -KILL "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
 	# stop every machine of every local provider, then wait until gone (bounded)
 	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
 		[ -f "$rec" ] || continue
@@ -372,6 +374,50 @@ after=$(field requestId)
 if [ $rc = 0 ] && [ "$(deferred_calls)" = "$d2" ] && grep -q '"state": "complete"' "$T/after"; then
 	ok "after a graceful stop requestMachines provisions itself"
 else fail "after stop: rc=$rc $(cat "$T/after")"; fi
+
+# ---- two daemons on one PostgreSQL store (several broker nodes) ---------------------------------------
+# Each queued request is done by exactly one node; one node leads the
+# reconciler's provider passes and hands over on a graceful stop.
+if [ "$ENGINE" = postgres ]; then
+	sed 's/"broker": {/"server": {"reconcile_interval_seconds": 0.5}, "broker": {/' \
+		"$HF_PROVIDER_CONFDIR/provisio.json" > "$T/node.json"
+	chmod 600 "$T/node.json" # it holds the store's password
+	# the daemon SIGKILLed above still holds the reconciler lease (until 3
+	# intervals + 2 s after its last pass): start the nodes without it
+	psql -q "$PV_TEST_POSTGRES_URL" -c "DELETE FROM $PG_SCHEMA.kv WHERE key = 'lease/reconciler'"
+	for n in 1 2; do
+		"$BIN" --config "$T/node.json" serve --listen 127.0.0.1:0 --url-file "$T/url$n" \
+			> "$T/node$n.out" 2> "$T/node$n.log" & NODE_PIDS+=($!)
+	done
+	for _ in $(seq 100); do [ -s "$T/url1" ] && [ -s "$T/url2" ] && break; sleep 0.05; done
+	pids=()
+	for i in $(seq 8); do
+		"$HF/requestMachines.sh" -d '{"template": {"templateId": "conc", "machineCount": 2}}' \
+			> "$T/node-req.$i" 2>&1 & pids+=($!)
+	done
+	for p in "${pids[@]}"; do wait "$p"; done
+	done_ok=0 once=0
+	for i in $(seq 8); do
+		id=$(sed -n 's/.*"requestId": "\(req-[^"]*\)".*/\1/p' "$T/node-req.$i")
+		if [ -n "$id" ] && wait_status "$id" complete && [ "$(grep -c '"result": "succeed"' "$T/out")" = 2 ]; then
+			done_ok=$((done_ok + 1))
+		fi
+		[ "$(cat "$T/node1.log" "$T/node2.log" | grep -c "queued $id of")" = 1 ] && once=$((once + 1))
+	done
+	by1=$(grep -c "queued req-" "$T/node1.log")
+	by2=$(grep -c "queued req-" "$T/node2.log")
+	if [ $done_ok = 8 ] && [ $once = 8 ]; then ok "two nodes: 8 queued requests each done once (node 1: $by1, node 2: $by2)"
+	else fail "two nodes: $done_ok complete, $once done exactly once"; fi
+	leaders=$(grep -l "leading the reconciler" "$T/node1.log" "$T/node2.log" | wc -l)
+	[ "$leaders" = 1 ] && ok "two nodes: one leads the reconciler" || fail "two nodes: $leaders leaders: $(grep -h reconciler "$T/node1.log" "$T/node2.log" | head -5)"
+	lead=1; follow=2
+	grep -q "leading the reconciler" "$T/node2.log" && { lead=2; follow=1; }
+	kill -TERM "${NODE_PIDS[$((lead - 1))]}"; wait "${NODE_PIDS[$((lead - 1))]}" 2>/dev/null
+	for _ in $(seq 100); do grep -q "leading the reconciler" "$T/node$follow.log" && break; sleep 0.1; done
+	grep -q "leading the reconciler" "$T/node$follow.log" && ok "two nodes: a graceful stop hands the lead over" ||
+		fail "two nodes: node $follow never took the lead"
+	kill -TERM "${NODE_PIDS[$((follow - 1))]}"; wait "${NODE_PIDS[$((follow - 1))]}" 2>/dev/null
+fi
 
 # ---- logs, and nothing but JSON on stdout -------------------------------------------------------------
 if [ -s "$HF_PROVIDER_LOGDIR/provisio.log" ] && grep -q "requestMachines" "$HF_PROVIDER_LOGDIR/provisio.log"; then
