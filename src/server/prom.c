@@ -294,6 +294,9 @@ static void broker_metrics(FILE *f, pv_server *srv)
 	head(f, "provisio_broker_provisioning_seconds", "histogram", "Time to answer a create (POST /api/v1/requests).");
 	histogram(f, "provisio_broker_provisioning_seconds", "", srv->provision_hist, srv_provision_bounds_s, 12,
 		  (double)atomic_load(&srv->provision_sum_ns) / 1e9);
+	head(f, "provisio_reconciler_leader", "gauge",
+	     "1 while this daemon leads the reconciler's provider passes (one of those sharing the store).");
+	fprintf(f, "provisio_reconciler_leader %d\n", atomic_load(&srv->leading) ? 1 : 0);
 	head(f, "provisio_orphans_found_total", "counter", "Managed instances no request knows, found by the reconciler.");
 	fprintf(f, "provisio_orphans_found_total %llu\n", (unsigned long long)atomic_load(&srv->orphans_found));
 	head(f, "provisio_reclaimed_machines_total", "counter", "Machines the provider took back.");

@@ -182,7 +182,7 @@ struct pv_server {
 	atomic_bool stopping;
 	int64_t started_ms;
 	char lease_holder[400]; /* this daemon in the reconciler lease: node, pid, start */
-	bool leading;           /* holds it; under reconcile_lock */
+	atomic_bool leading;    /* holds it; written under reconcile_lock */
 	uint64_t started_ns;
 	srv_broker_gauges gauges;
 	atomic_uint_fast64_t orphans_found, reclaimed_found, reloads, reload_failures;

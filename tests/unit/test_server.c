@@ -631,6 +631,9 @@ static void reconciler_leaves_provider_passes_to_the_leading_daemon(void **state
 	bf_kv_put(st, "lease/reconciler", row);
 	json_t *rep = reconcile(e);
 	assert_true(json_is_false(json_object_get(rep, "leader")));
+	ts_resp mt = ts_call(e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(mt.raw, "provisio_reconciler_leader") == 0);
+	ts_resp_clear(&mt);
 	assert_int_equal(json_array_size(json_object_get(rep, "reclaimed")), 0);
 	assert_int_equal(json_integer_value(json_object_get(rep, "refreshed")), 0);
 	json_decref(rep);
@@ -639,6 +642,9 @@ static void reconciler_leaves_provider_passes_to_the_leading_daemon(void **state
 	bf_kv_put(st, "lease/reconciler", row);
 	rep = reconcile(e);
 	assert_true(json_is_true(json_object_get(rep, "leader")));
+	mt = ts_call(e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(mt.raw, "provisio_reconciler_leader") == 1);
+	ts_resp_clear(&mt);
 	json_t *rec = json_object_get(rep, "reclaimed");
 	assert_int_equal(json_array_size(rec), 1);
 	assert_string_equal(json_string_value(json_object_get(json_array_get(rec, 0), "machine_id")), mid);
