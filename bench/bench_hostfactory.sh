@@ -6,6 +6,8 @@
 # The baseline row is `provisio --version`: process start and exit alone.
 # Each sim provider serves one template: a sim numbers its instances from 1
 # in every process, so two processes' machines of one sim would share ids.
+# With PV_TEST_POSTGRES_URL set (scripts/with-postgres /tmp/pg bench/...)
+# the store is that PostgreSQL server (a schema of its own) instead of SQLite.
 set -eu
 BIN=$(realpath "${1:-build/provisio}")
 T=$(mktemp -d /tmp/pv_bench_hf.XXXXXX)
@@ -20,6 +22,16 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<'JSON'
  "default_strategy": "sim",
  "broker": {"status_max_age_seconds": 2}}
 JSON
+if [ -n "${PV_TEST_POSTGRES_URL:-}" ]; then
+	schema=pv_bench_hf_$$
+	psql -q "$PV_TEST_POSTGRES_URL" -c "CREATE SCHEMA $schema"
+	trap 'psql -q "$PV_TEST_POSTGRES_URL" -c "DROP SCHEMA $schema CASCADE" 2>/dev/null; rm -rf "$T"' EXIT
+	case $PV_TEST_POSTGRES_URL in *\?*) sep='&' ;; *) sep='?' ;; esac
+	sed -i "s|\"broker\":|\"store\": {\"url\": \"$PV_TEST_POSTGRES_URL${sep}options=-csearch_path%3D$schema\"}, \"broker\":|" \
+		"$HF_PROVIDER_CONFDIR/provisio.json"
+	chmod 600 "$HF_PROVIDER_CONFDIR/provisio.json"
+	echo "store: PostgreSQL (schema $schema)"
+fi
 cat > "$HF_PROVIDER_CONFDIR/provisio_templates.json" <<'JSON'
 {"templates": [
   {"templateId": "big", "maxNumber": 1010, "provider": "sim",

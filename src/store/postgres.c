@@ -90,23 +90,60 @@ static char *numbered(const char *text, int *params)
 	return out;
 }
 
-/* Prepares query q on this connection once; 0 or PV_EIO/PV_ENOMEM. */
-static int prepare(pg_store *s, int q)
+/*
+ * The first use of query q on this connection: prepares and executes it in
+ * one round trip (libpq's pipeline mode), where PQprepare then
+ * PQexecPrepared would take two — a short Host Factory process uses most of
+ * its statements once. The result of the execution, or NULL with the error
+ * set (the prepare's when that failed).
+ */
+static PGresult *prepare_and_exec(pg_store *s, int q, const char *name, int n, const char *const *values)
 {
-	if (s->prepared[q])
-		return 0;
 	int params;
 	char *text = numbered(pv_store_sql[q], &params);
-	if (!text)
-		return pv_error_set(PV_ENOMEM, "out of memory");
-	char name[16];
-	snprintf(name, sizeof name, "pv%d", q);
-	PGresult *res = PQprepare(s->conn, name, text, params, NULL);
+	if (!text) {
+		pv_error_set(PV_ENOMEM, "out of memory");
+		return NULL;
+	}
+	bool sent = PQenterPipelineMode(s->conn) == 1 && PQsendPrepare(s->conn, name, text, params, NULL) == 1 &&
+		    PQsendQueryPrepared(s->conn, name, n, values, NULL, NULL, 0) == 1 &&
+		    PQpipelineSync(s->conn) == 1;
 	free(text);
-	int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(s, "prepare", res);
-	PQclear(res);
-	s->prepared[q] = rc == 0;
-	return rc;
+	/* answers: the prepare's, the execution's (each followed by NULL),
+	 * then the sync; read to the sync whatever happened */
+	PGresult *prep = NULL, *res = NULL;
+	bool after_null = false;
+	while (sent) {
+		PGresult *r = PQgetResult(s->conn);
+		if (!r) {
+			/* a NULL ends one command's answers; two in a row: nothing comes */
+			if (after_null || PQstatus(s->conn) != CONNECTION_OK)
+				break;
+			after_null = true;
+			continue;
+		}
+		after_null = false;
+		if (PQresultStatus(r) == PGRES_PIPELINE_SYNC) {
+			PQclear(r);
+			break;
+		}
+		if (!prep)
+			prep = r;
+		else if (!res)
+			res = r;
+		else
+			PQclear(r);
+	}
+	PQexitPipelineMode(s->conn);
+	if (!sent || PQresultStatus(prep) != PGRES_COMMAND_OK) {
+		pg_fail(s, "prepare", prep);
+		PQclear(prep);
+		PQclear(res);
+		return NULL;
+	}
+	PQclear(prep);
+	s->prepared[q] = true;
+	return res;
 }
 
 /*
@@ -118,9 +155,6 @@ static int run(pg_store *s, int q, const pv_store_param *p, int n, bool null_las
 	       const char *what, PGresult **out)
 {
 	*out = NULL;
-	int rc = prepare(s, q);
-	if (rc < 0)
-		return rc;
 	const char *values[PV_M_PARAMS];
 	char nums[PV_M_PARAMS][24];
 	for (int i = 0; i < n; i++) {
@@ -135,10 +169,13 @@ static int run(pg_store *s, int q, const pv_store_param *p, int n, bool null_las
 		values[n - 1] = NULL;
 	char name[16];
 	snprintf(name, sizeof name, "pv%d", q);
-	PGresult *res = PQexecPrepared(s->conn, name, n, values, NULL, NULL, 0);
+	PGresult *res = s->prepared[q] ? PQexecPrepared(s->conn, name, n, values, NULL, NULL, 0)
+				       : prepare_and_exec(s, q, name, n, values);
+	if (!res && !s->prepared[q])
+		return PV_EIO; /* the prepare failed: its error is set */
 	ExecStatusType st = PQresultStatus(res);
 	if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
-		rc = pg_fail(s, what, res);
+		int rc = pg_fail(s, what, res);
 		PQclear(res);
 		return rc;
 	}

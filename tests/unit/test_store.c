@@ -607,6 +607,27 @@ static void test_pg_lost_connection_is_reopened_at_next_begin(void **state)
 	pv_store_close(st);
 }
 
+/* A statement the server refuses to prepare (its table dropped behind the
+ * store's back) is an error naming the cause; the connection goes on. */
+static void test_pg_statement_that_cannot_be_prepared_is_an_error(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("gone.db");
+	char schema[96], sql[160];
+	pg_schema("gone.db", schema, sizeof schema);
+	snprintf(sql, sizeof sql, "DROP TABLE %s.kv", schema);
+	pg_exec(sql);
+	char *v = NULL;
+	assert_int_equal(pv_store_kv_get(st, "k", &v), PV_EIO);
+	assert_non_null(strstr(pv_error_last(), "prepare"));
+	assert_non_null(strstr(pv_error_last(), "\"kv\" does not exist"));
+	assert_null(v);
+	pv_request_rec r = request("req-1", PV_REQ_RUNNING, "t", 1), got;
+	put_request(st, &r, 0);
+	assert_int_equal(pv_store_request_get(st, "req-1", &got), 0);
+	pv_store_close(st);
+}
+
 #define EACH_STORE(t) cmocka_unit_test_teardown(t, pg_test_teardown)
 
 int main(void)
@@ -635,6 +656,7 @@ int main(void)
 		EACH_STORE(test_pg_bad_url_or_password_is_an_error_without_the_secret),
 		EACH_STORE(test_pg_write_transactions_are_serial_across_connections),
 		EACH_STORE(test_pg_lost_connection_is_reopened_at_next_begin),
+		EACH_STORE(test_pg_statement_that_cannot_be_prepared_is_an_error),
 	};
 	int failed = cmocka_run_group_tests_name("sqlite", shared, setup, teardown);
 	failed += cmocka_run_group_tests_name("sqlite only", sqlite_only, setup, teardown);
