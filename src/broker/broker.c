@@ -257,6 +257,7 @@ int pv_broker_new(pv_broker **out, const pv_broker_setup *setup)
 	b->store = setup->store;
 	b->clock = setup->clock;
 	b->set = setup->settings;
+	pv_broker_this_node(b->node, sizeof b->node);
 	apply_defaults(&b->set);
 	int rc = set_templates(b, setup->templates);
 	if (rc == 0)

@@ -15,6 +15,7 @@ typedef struct persisted {
 } persisted;
 
 struct pv_broker {
+	char node[PV_STORE_NAME_MAX]; /* pv_broker_this_node(), read once */
 	pv_context *ctx;
 	pv_store *store;
 	pv_graph *graph;  /* owned when opened from files */

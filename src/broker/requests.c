@@ -355,10 +355,10 @@ static int fulfil(pv_broker *b, pv_request_rec *r, const json_t *tmpl)
 }
 
 /* This process becomes the request's owner (owner_pid in this node). */
-static void take_ownership(pv_request_rec *r)
+static void take_ownership(const pv_broker *b, pv_request_rec *r)
 {
 	r->owner_pid = getpid();
-	pv_broker_this_node(r->owner_node, sizeof r->owner_node);
+	snprintf(r->owner_node, sizeof r->owner_node, "%s", b->node);
 }
 
 int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t count,
@@ -376,7 +376,7 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 			    .requested = count, .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	if (!queue)
-		take_ownership(&r);
+		take_ownership(b, &r);
 	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
 		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
 					       "is configured", template_id);
@@ -536,7 +536,7 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 			    .requested = (int64_t)n, .created_ms = pv_broker_now_ms()};
 	r.updated_ms = r.created_ms;
 	if (!queue)
-		take_ownership(&r);
+		take_ownership(b, &r);
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
 	int rc = pv_store_begin(b->store, true);
@@ -657,24 +657,22 @@ bool pv_broker_pid_alive(int64_t pid)
 
 /* Whether the request's owner_pid is a pid of this node (rows written
  * before owner_node was recorded: assumed so, as then every owner was). */
-static bool owned_on_this_node(const pv_request_rec *r)
+static bool owned_on_this_node(const pv_broker *b, const pv_request_rec *r)
 {
-	char node[PV_STORE_NAME_MAX];
-	pv_broker_this_node(node, sizeof node);
-	return !r->owner_node[0] || strcmp(r->owner_node, node) == 0;
+	return !r->owner_node[0] || strcmp(r->owner_node, b->node) == 0;
 }
 
-static bool owned_by_me(const pv_request_rec *r)
+static bool owned_by_me(const pv_broker *b, const pv_request_rec *r)
 {
-	return r->owner_pid == getpid() && owned_on_this_node(r);
+	return r->owner_pid == getpid() && owned_on_this_node(b, r);
 }
 
 /* Whether the process working on a request may still exist. Another node's
  * pid cannot be checked from here: that owner holds the request until it
  * is creating_timeout_seconds old (a lease), as a hung local one does. */
-static bool owner_alive(const pv_request_rec *r)
+static bool owner_alive(const pv_broker *b, const pv_request_rec *r)
 {
-	return !owned_on_this_node(r) || pv_broker_pid_alive(r->owner_pid);
+	return !owned_on_this_node(b, r) || pv_broker_pid_alive(r->owner_pid);
 }
 
 /* Takes over a stale request (so one process recovers it) for this process.
@@ -688,7 +686,7 @@ static bool claim(pv_broker *b, pv_request_rec *r)
 		  now.owner_pid == r->owner_pid && strcmp(now.owner_node, r->owner_node) == 0 &&
 		  now.updated_ms == r->updated_ms;
 	if (ok) {
-		take_ownership(r);
+		take_ownership(b, r);
 		r->updated_ms = pv_broker_now_ms();
 		ok = pv_store_request_put(b->store, r) == 0 && pv_store_commit(b->store) == 0;
 	}
@@ -758,8 +756,8 @@ int pv_broker_recover(pv_broker *b)
 	for (size_t i = 0; rc == 0 && i < n; i++) {
 		pv_request_rec *r = &list[i];
 		double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
-		if ((owner_alive(r) && age < b->set.creating_timeout_seconds) ||
-		    owned_by_me(r) || !claim(b, r))
+		if ((owner_alive(b, r) && age < b->set.creating_timeout_seconds) ||
+		    owned_by_me(b, r) || !claim(b, r))
 			continue;
 		pv_machine_list ms = {0};
 		int done;
@@ -794,10 +792,10 @@ static bool takeable(const pv_broker *b, const pv_request_rec *r)
 {
 	if (r->owner_pid == 0)
 		return true;
-	if (owned_by_me(r))
+	if (owned_by_me(b, r))
 		return false;
 	double age = (double)(pv_broker_now_ms() - r->updated_ms) / 1000.0;
-	return !owner_alive(r) || age >= b->set.creating_timeout_seconds;
+	return !owner_alive(b, r) || age >= b->set.creating_timeout_seconds;
 }
 
 static int run_one(pv_broker *b, pv_request_rec *r)

@@ -71,6 +71,16 @@ static void beat(fx *f)
 
 static void put_heartbeat(fx *f, const char *json) { bf_kv_put(f->dst, "daemon/heartbeat", json); }
 
+/* The heartbeat of a daemon on another host (its pid cannot be checked),
+ * beating every second, last beat `age_ms` ago. */
+static void beat_elsewhere(fx *f, int64_t age_ms)
+{
+	char row[256];
+	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": 1, \"host\": \"elsewhere\", "
+		 "\"interval_ms\": 1000, \"updated_ms\": %lld}", (long long)(pv_wall_ms() - age_ms));
+	put_heartbeat(f, row);
+}
+
 static int hf(fx *f, pv_hf_command c, const char *input, json_t **out) { return bf_hf(f->b, c, input, out); }
 
 static char *request(fx *f, int count)
@@ -151,15 +161,10 @@ static void test_old_heartbeat_is_stale(void **state)
 {
 	(void)state;
 	fx *f = make();
-	char row[256];
 	/* another host (its pid cannot be checked): only the clock decides */
-	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": 1, \"host\": \"elsewhere\", "
-		 "\"interval_ms\": 1000, \"updated_ms\": %lld}", (long long)(pv_wall_ms() - 5001));
-	put_heartbeat(f, row);
+	beat_elsewhere(f, 5001);
 	assert_int_equal(pv_broker_daemon_get(f->b, NULL), PV_ENOTFOUND);
-	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": 1, \"host\": \"elsewhere\", "
-		 "\"interval_ms\": 1000, \"updated_ms\": %lld}", (long long)(pv_wall_ms() - 1000));
-	put_heartbeat(f, row);
+	beat_elsewhere(f, 1000);
 	assert_int_equal(pv_broker_daemon_get(f->b, NULL), 0);
 	destroy(f);
 }
@@ -269,10 +274,7 @@ static void test_stale_heartbeat_request_provisions_itself(void **state)
 {
 	(void)state;
 	fx *f = make();
-	char row[256];
-	snprintf(row, sizeof row, "{\"state\": \"running\", \"pid\": 1, \"host\": \"elsewhere\", "
-		 "\"interval_ms\": 1000, \"updated_ms\": %lld}", (long long)(pv_wall_ms() - 60000));
-	put_heartbeat(f, row);
+	beat_elsewhere(f, 60000);
 	char *id = request(f, 2);
 	assert_int_equal(pv_broker_get_mode(f->b), PV_BROKER_DIRECT);
 	assert_int_equal(pv_sim_calls(f->sim, PV_OP_CREATE_INSTANCES), 1);
