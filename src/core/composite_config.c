@@ -140,7 +140,8 @@ static int parse_mode(const char *s, int *out)
 {
 	pv_composite_mode m;
 	int rc = pv_composite_mode_parse(s, &m);
-	*out = (int)m;
+	if (rc == 0)
+		*out = (int)m;
 	return rc;
 }
 
@@ -148,7 +149,8 @@ static int parse_agg(const char *s, int *out)
 {
 	pv_aggregation a;
 	int rc = pv_aggregation_parse(s, &a);
-	*out = (int)a;
+	if (rc == 0)
+		*out = (int)a;
 	return rc;
 }
 

@@ -886,10 +886,8 @@ static void tls_serves_https_with_the_configured_certificate(void **state)
 	assert_int_equal(json_array_size(json_object_get(r.body, "templates")), 2);
 	ts_resp_clear(&r);
 	/* plain HTTP on the TLS port gets no answer */
-	char plain[300];
-	snprintf(plain, sizeof plain, "http://%s", e.url + 8);
-	ts_env copy = e;
-	snprintf(copy.url, sizeof copy.url, "%s", plain);
+	ts_env copy = e; /* "https://..." -> "http://...": drop the 's' */
+	memmove(copy.url + 4, copy.url + 5, strlen(copy.url + 5) + 1);
 	r = ts_call(&copy, "GET", "/health", NULL, NULL, NULL);
 	assert_int_not_equal(r.status, 200);
 	ts_resp_clear(&r);

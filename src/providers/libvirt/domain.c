@@ -184,7 +184,12 @@ static int plan_disk(lv_provider *p, lv_host *h, virConnectPtr conn, const char 
 		*err = pool_err;
 		goto out;
 	}
-	snprintf(d->volume, sizeof d->volume, "%s.qcow2", domname);
+	if ((size_t)snprintf(d->volume, sizeof d->volume, "%s.qcow2", domname) >= sizeof d->volume) {
+		lv_err_set(err, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			   "overlay volume name for domain '%s' is longer than %zu bytes", domname,
+			   sizeof d->volume - 1);
+		goto out;
+	}
 	virStorageVolPtr vol = create_volume(p, pool, d->volume, base_path, base_bytes);
 	char *path = vol ? virStorageVolGetPath(vol) : NULL;
 	if (!path) {
