@@ -89,8 +89,7 @@ void pv_composite_count_member(cmember *m, const pv_result *r)
 void child_outcomes_clear(child_outcome *o, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (o[i].res.data || o[i].res.message || o[i].res.metadata)
-			pv_result_clear(&o[i].res);
+		pv_result_clear(&o[i].res);
 }
 
 uint64_t pv_composite_deadline(const composite *c, const pv_operation *op)

@@ -66,39 +66,112 @@ static inline void bump(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, R
 
 /* ---- one execute's bookkeeping ------------------------------------------ */
 
+/* Why a wrapped strategy gave no answer. */
+typedef enum miss_kind {
+	MISS_FAILED,       /* it was called and failed */
+	MISS_CIRCUIT_OPEN, /* skipped: its breaker is open */
+	MISS_UNHEALTHY,    /* skipped: its cached health says no */
+	MISS_DEADLINE,     /* skipped: the deadline passed first */
+} miss_kind;
+
+typedef struct miss {
+	size_t child; /* index in f->children */
+	miss_kind kind;
+	uint32_t attempts;
+	bool is_answer; /* its failure became the answer: read it from there */
+	pv_result res;  /* MISS_FAILED: the failure */
+} miss;
+
+/*
+ * What one execute did, kept as facts and turned into the "fallback"
+ * metadata only when somebody reads it (a deferred part of the result):
+ * the answer from a fallback strategy is the path an open breaker makes
+ * hot, and building ~25 small JSON values per call cost ten times the
+ * calls themselves.
+ */
+typedef struct fb_meta {
+	pv_result_later part;
+	fallback *f;           /* one reference: names outlive the fallback */
+	size_t answered;       /* index of the strategy that answered, or f->n */
+	uint32_t attempts;
+	unsigned retries;
+	const char *retry_stopped;
+	int circuit_state;     /* of the answering strategy's breaker, or -1 */
+	size_t n_misses;
+	miss misses[];         /* room for f->n */
+} fb_meta;
+
 typedef struct run_state {
-	json_t *errors;   /* array of each failed or skipped strategy, or NULL */
-	bool have_last;   /* `last` is set (it is not even zeroed before) */
-	pv_result last;   /* the last failure, kept for non-degraded answers */
+	fb_meta *meta;    /* NULL until something is worth telling */
+	long last;        /* index in meta->misses of the last failure, or -1 */
 	unsigned classes; /* bit per pv_error_class seen */
 	uint32_t attempts;
 	unsigned retries;
+	uint64_t spent_ns; /* in calls and backoff: the latency of a failure */
 	const char *retry_stopped; /* why the retries ended early, or NULL */
 } run_state;
 
-static void note(run_state *rs, const char *strategy, const char *code, pv_error_class cls,
-		 const char *message, uint32_t attempts, bool skipped)
+static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta);
+
+static void fb_meta_release(pv_result_later *part)
 {
-	if (!rs->errors)
-		rs->errors = json_array();
-	rs->classes |= 1u << cls;
-	json_array_append_new(rs->errors,
-			      json_pack("{s:s, s:s, s:s, s:s?, s:i, s:b}", "strategy", strategy,
-					"error_code", code, "error_class", pv_error_class_name(cls),
-					"message", message, "attempts", (int)attempts, "skipped", skipped));
+	fb_meta *m = (fb_meta *)part;
+	for (size_t i = 0; i < m->n_misses; i++)
+		pv_result_clear(&m->misses[i].res);
+	pv_strategy_unref(&m->f->base);
+	free(m);
 }
 
-/* Records a child's failure and keeps it (moved out of `res`) as the last. */
-static void note_failure(run_state *rs, const char *strategy, pv_result *res, uint32_t attempts)
+/* The run's fb_meta, made on first use; NULL when out of memory. */
+static fb_meta *meta_of(fallback *f, run_state *rs)
 {
-	note(rs, strategy, res->error_code, res->error_class, res->message, attempts, false);
-	if (rs->errors && json_array_size(rs->errors))
-		json_object_set_new(json_array_get(rs->errors, json_array_size(rs->errors) - 1),
-				    "provider", json_string(res->provider));
-	if (!rs->have_last)
-		pv_result_init(&rs->last);
-	rs->have_last = true;
-	pv_result_move(&rs->last, res);
+	if (!rs->meta && (rs->meta = malloc(sizeof *rs->meta + f->n * sizeof rs->meta->misses[0]))) {
+		rs->meta->part = (pv_result_later){fb_meta_build, fb_meta_release, NULL};
+		rs->meta->f = (fallback *)pv_strategy_ref(&f->base);
+		rs->meta->n_misses = 0;
+	}
+	return rs->meta;
+}
+
+static miss *add_miss(fallback *f, run_state *rs, size_t at, miss_kind kind, uint32_t attempts)
+{
+	fb_meta *m = meta_of(f, rs);
+	if (!m)
+		return NULL;
+	miss *x = &m->misses[m->n_misses++];
+	x->child = at;
+	x->kind = kind;
+	x->attempts = attempts;
+	x->is_answer = false;
+	pv_result_init(&x->res);
+	return x;
+}
+
+/* Records a strategy skipped without a call. */
+static void skip(fallback *f, run_state *rs, size_t at, miss_kind kind)
+{
+	rs->classes |= 1u << PV_CLASS_TRANSIENT;
+	add_miss(f, rs, at, kind, 0);
+}
+
+/* Records a child's failure, moved out of `res`, as the last one. */
+static void note_failure(fallback *f, run_state *rs, size_t at, pv_result *res,
+			 uint32_t attempts)
+{
+	rs->classes |= 1u << res->error_class;
+	miss *x = add_miss(f, rs, at, MISS_FAILED, attempts);
+	if (!x) {
+		pv_result_clear(res);
+		return;
+	}
+	pv_result_move(&x->res, res);
+	rs->last = (long)(x - rs->meta->misses);
+}
+
+static void run_state_clear(run_state *rs)
+{
+	if (rs->meta)
+		fb_meta_release(&rs->meta->part);
 }
 
 /* ---- gates --------------------------------------------------------------- */
@@ -154,6 +227,7 @@ static bool should_retry(fallback *f, const pv_operation *op, const pv_result *r
 		return false;
 	}
 	pv_clock_sleep(f->clock, delay);
+	rs->spent_ns += delay;
 	bump(&f->retries);
 	rs->retries++;
 	return true;
@@ -173,14 +247,12 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 		permit = pv_breaker_admit(&c->breaker, f->clock);
 		if (permit.kind == PV_PERMIT_REJECTED) {
 			bump(&f->circuit_rejections);
-			note(rs, c->s->name, PV_ERR_CIRCUIT_OPEN, PV_CLASS_TRANSIENT,
-			     "skipped: its circuit breaker is open", 0, true);
+			skip(f, rs, i, MISS_CIRCUIT_OPEN);
 			return false;
 		}
 	} else if (f->cfg.mode == PV_FALLBACK_HEALTH_BASED && !health_ok(f, c)) {
 		bump(&f->unhealthy_skips);
-		note(rs, c->s->name, PV_ERR_UNHEALTHY, PV_CLASS_TRANSIENT,
-		     "skipped: its cached health check says unhealthy", 0, true);
+		skip(f, rs, i, MISS_UNHEALTHY);
 		return false;
 	}
 	bool may_retry = f->cfg.mode == PV_FALLBACK_RETRY_THEN_FALLBACK && i == 0;
@@ -190,6 +262,7 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	for (unsigned retry = 0;; retry++) {
 		pv_strategy_execute(c->s, op, out, f->clock);
 		attempts += out->attempts;
+		rs->spent_ns += out->latency_ns;
 		if (breakers)
 			pv_breaker_record(&c->breaker, permit, out, out->latency_ns, f->clock);
 		if (out->success || !may_retry || !should_retry(f, op, out, retry, rs))
@@ -199,7 +272,7 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	rs->attempts += attempts;
 	if (out->success)
 		return true;
-	note_failure(rs, c->s->name, out, attempts);
+	note_failure(f, rs, i, out, attempts);
 	return false;
 }
 
@@ -218,31 +291,77 @@ static void remember_templates(fallback *f, const pv_result *r, const char *from
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* One entry of metadata.fallback.errors. */
+static json_t *miss_json(const fallback *f, const miss *x, const pv_result *answer)
+{
+	static const struct {
+		const char *code, *message;
+	} skipped[] = {
+		[MISS_CIRCUIT_OPEN] = {PV_ERR_CIRCUIT_OPEN, "skipped: its circuit breaker is open"},
+		[MISS_UNHEALTHY] = {PV_ERR_UNHEALTHY, "skipped: its cached health check says unhealthy"},
+		[MISS_DEADLINE] = {PV_ERR_TIMEOUT, "skipped: the deadline passed before it could be tried"},
+	};
+	const char *name = f->children[x->child].s->name;
+	if (x->kind != MISS_FAILED)
+		return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "strategy", name, "error_code",
+				 skipped[x->kind].code, "error_class",
+				 pv_error_class_name(PV_CLASS_TRANSIENT), "message",
+				 skipped[x->kind].message, "attempts", 0, "skipped", 1);
+	const pv_result *res = x->is_answer ? answer : &x->res;
+	return json_pack("{s:s, s:s, s:s, s:s?, s:i, s:b, s:s}", "strategy", name, "error_code",
+			 res->error_code, "error_class", pv_error_class_name(res->error_class),
+			 "message", pv_result_message(res), "attempts", (int)x->attempts, "skipped",
+			 0, "provider", res->provider);
+}
+
 /* Our facts, nested under "fallback" so that a nested fallback's own facts
  * survive (they move under "inner"). */
-static void annotate(fallback *f, pv_result *out, const char *answered_by, size_t index,
-		     run_state *rs)
+static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta)
 {
+	const fb_meta *fm = (const fb_meta *)part;
+	const fallback *f = fm->f;
+	bool answered = fm->answered < f->n;
 	json_t *m = json_object();
-	json_t *inner = out->metadata ? json_object_get(out->metadata, "fallback") : NULL;
+	json_t *inner = json_object_get(meta, "fallback");
 	if (inner)
 		json_object_set(m, "inner", inner);
 	json_object_set_new(m, "strategy", json_string(f->base.name));
 	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(f->cfg.mode)));
-	json_object_set_new(m, "answered_by", answered_by ? json_string(answered_by) : json_null());
-	json_object_set_new(m, "fallback_used", json_boolean(answered_by && index > 0));
-	json_object_set_new(m, "attempts", json_integer(rs->attempts));
-	json_object_set_new(m, "retries", json_integer(rs->retries));
-	if (rs->retry_stopped)
-		json_object_set_new(m, "retry_stopped", json_string(rs->retry_stopped));
-	if (f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER && index < f->n)
+	json_object_set_new(m, "answered_by", answered ? json_string(f->children[fm->answered].s->name)
+						       : json_null());
+	json_object_set_new(m, "fallback_used", json_boolean(answered && fm->answered > 0));
+	json_object_set_new(m, "attempts", json_integer(fm->attempts));
+	json_object_set_new(m, "retries", json_integer(fm->retries));
+	if (fm->retry_stopped)
+		json_object_set_new(m, "retry_stopped", json_string(fm->retry_stopped));
+	if (fm->circuit_state >= 0)
 		json_object_set_new(m, "circuit_state",
-				    json_string(pv_breaker_state_name(
-					    pv_breaker_get_state(&f->children[index].breaker))));
-	if (rs->errors)
-		json_object_set(m, "errors", rs->errors);
-	pv_result_meta_set(out, "fallback", m);
-	pv_result_meta_set(out, "strategy", json_string(f->base.name));
+				    json_string(pv_breaker_state_name((pv_breaker_state)fm->circuit_state)));
+	if (fm->n_misses) {
+		json_t *errors = json_array();
+		for (size_t i = 0; i < fm->n_misses; i++)
+			json_array_append_new(errors, miss_json(f, &fm->misses[i], r));
+		json_object_set_new(m, "errors", errors);
+	}
+	json_object_set_new(meta, "fallback", m);
+	json_object_set_new(meta, "strategy", json_string(f->base.name));
+}
+
+/* Hands the run's facts to `out`, to be built into metadata when read. */
+static void annotate(fallback *f, pv_result *out, size_t answered, run_state *rs)
+{
+	fb_meta *m = meta_of(f, rs);
+	if (!m)
+		return;
+	m->answered = answered;
+	m->attempts = rs->attempts;
+	m->retries = rs->retries;
+	m->retry_stopped = rs->retry_stopped;
+	m->circuit_state = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER && answered < f->n
+				   ? (int)pv_breaker_get_state(&f->children[answered].breaker)
+				   : -1;
+	pv_result_meta_later(out, &m->part);
+	rs->meta = NULL; /* the result's now */
 }
 
 static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_result *out,
@@ -255,11 +374,11 @@ static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_res
 		bump(&f->fallback_answers);
 	if (op->type == PV_OP_GET_AVAILABLE_TEMPLATES && f->cfg.enable_graceful_degradation)
 		remember_templates(f, out, c->s->name);
-	bool notable = i > 0 || rs->retries > 0 || rs->errors ||
+	bool notable = i > 0 || rs->retries > 0 || rs->meta ||
 		       (f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER &&
 			pv_breaker_get_state(&c->breaker) != PV_BREAKER_CLOSED);
 	if (notable)
-		annotate(f, out, c->s->name, i, rs);
+		annotate(f, out, i, rs);
 }
 
 /* The class of the combined failure: transient if any strategy may work
@@ -302,15 +421,17 @@ static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, 
 {
 	bump(&f->failures);
 	bool degrade = f->cfg.enable_graceful_degradation;
+	miss *last = rs->last >= 0 ? &rs->meta->misses[rs->last] : NULL;
 	if (degrade && op->type == PV_OP_GET_AVAILABLE_TEMPLATES && serve_stale_templates(f, out, rs)) {
 		bump(&f->degraded_answers);
-	} else if (!degrade && rs->have_last) {
-		pv_result_move(out, &rs->last); /* the last strategy's own error */
+	} else if (!degrade && last) {
+		pv_result_move(out, &last->res); /* the last strategy's own error, its latency */
+		last->is_answer = true;
 		out->attempts = rs->attempts;
 	} else {
 		pv_result_fail(out, PV_ERR_ALL_STRATEGIES_FAILED, combined_class(rs->classes),
 			       "fallback '%s': all %zu strategies failed (last: %s)", f->base.name, f->n,
-			       rs->have_last ? rs->last.error_code : "skipped");
+			       last ? last->res.error_code : "skipped");
 		pv_result_set_provider(out, f->base.name);
 		out->attempts = rs->attempts;
 		if (degrade && op->type == PV_OP_HEALTH_CHECK)
@@ -319,43 +440,32 @@ static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, 
 		if (degrade)
 			bump(&f->degraded_answers);
 	}
+	if (!last || degrade) /* an answer of our own: it took the calls' time and the backoff */
+		out->latency_ns = rs->spent_ns;
 	if (degrade)
 		pv_result_meta_set(out, "degraded", json_true());
-	annotate(f, out, NULL, f->n, rs);
+	annotate(f, out, f->n, rs);
 }
 
 static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	fallback *f = as_fb(s);
-	/* not `= {0}`: the kept result is large and the fast path never needs it */
-	run_state rs;
-	rs.errors = NULL;
-	rs.have_last = false;
-	rs.classes = 0;
-	rs.attempts = 0;
-	rs.retries = 0;
-	rs.retry_stopped = NULL;
+	run_state rs = {.meta = NULL, .last = -1};
 	for (size_t i = 0; i < f->n; i++) {
 		if (op->deadline_ns && pv_clock_now(f->clock) >= op->deadline_ns) {
-			note(&rs, f->children[i].s->name, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT,
-			     "skipped: the deadline passed before it could be tried", 0, true);
+			skip(f, &rs, i, MISS_DEADLINE);
 			break;
 		}
 		if (try_child(f, i, op, out, &rs)) {
 			finish_success(f, i, op, out, &rs);
-			json_decref(rs.errors);
-			if (rs.have_last)
-				pv_result_clear(&rs.last);
+			run_state_clear(&rs);
 			return 0;
 		}
 	}
 	finish_failure(f, op, out, &rs);
-	json_decref(rs.errors);
-	if (rs.have_last)
-		pv_result_clear(&rs.last);
+	run_state_clear(&rs);
 	return 0;
 }
-
 /* ---- the other methods ---------------------------------------------------- */
 
 static int fb_init(pv_strategy *s)
@@ -585,6 +695,7 @@ static const pv_strategy_methods fallback_methods = {
 	.stats = fb_stats,
 	.state_save = fb_state_save,
 	.state_load = fb_state_load,
+	.flags = PV_STRATEGY_TIMED_BY_CHILD, /* an answer's latency is its child's */
 };
 
 bool pv_fallback_is(const pv_strategy *s) { return s && s->methods == &fallback_methods; }

@@ -47,13 +47,13 @@ static void run(pv_strategy *s, pv_op_type type, json_t *params, pv_result *r)
 	json_decref(params);
 }
 
-static json_t *meta(const pv_result *r, const char *key)
+static json_t *meta(pv_result *r, const char *key)
 {
-	return r->metadata ? json_object_get(r->metadata, key) : NULL;
+	return json_object_get(pv_result_meta(r), key);
 }
 
 /* The "children" metadata entry of child `name`. */
-static json_t *child_entry(const pv_result *r, const char *name)
+static json_t *child_entry(pv_result *r, const char *name)
 {
 	size_t i;
 	json_t *e;
@@ -258,7 +258,7 @@ static void test_sequential_first_success_skips_failures_and_stops(void **state)
 	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
 	assert_true(r.success);
 	assert_string_equal(r.provider, "a");
-	assert_null(r.metadata);
+	assert_null(pv_result_meta(&r));
 	assert_int_equal(pv_sim_calls(b, PV_OP_COUNT), 1);
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
@@ -377,7 +377,7 @@ static void test_majority_tie_is_no_majority(void **state)
 	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, PV_ERR_NO_MAJORITY);
-	assert_non_null(strstr(r.message, "tie"));
+	assert_non_null(strstr(pv_result_message(&r), "tie"));
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 }
