@@ -212,6 +212,12 @@ pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock)
 	uint64_t sg = atomic_load_explicit(&b->state_gen, memory_order_acquire);
 	if ((sg & 3) == PV_BREAKER_CLOSED)
 		return (pv_breaker_permit){PV_PERMIT_NORMAL, sg >> 2};
+	/* Open, and surely so for a while: the coarse clock proves it for a
+	 * quarter of a precise read (the precise one decides near the end). */
+	if ((sg & 3) == PV_BREAKER_OPEN &&
+	    pv_clock_now_coarse(clock) + pv_clock_coarse_lag(clock) <
+		    atomic_load_explicit(&b->next_attempt_ns, RELAXED))
+		return reject(b, sg >> 2);
 	return admit_slow(b, clock, sg);
 }
 

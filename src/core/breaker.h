@@ -116,7 +116,11 @@ void pv_breaker_destroy(pv_breaker *b);
 pv_breaker_state pv_breaker_get_state(const pv_breaker *b);
 
 /* Asks to make a call now. Reads `clock` only when the breaker is not
- * closed. A rejected permit is counted in the metrics. */
+ * closed, and only coarsely while it is open with more than a clock tick
+ * to go: a probe is never admitted before the open period ends, and on the
+ * system clock may be admitted a tick after (more where the kernel lost
+ * ticks: a few ms on a busy VM). A rejected permit is counted in the
+ * metrics. */
 pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock);
 
 /* How the breaker classifies a result that took `latency_ns`. */

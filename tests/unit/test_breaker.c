@@ -68,6 +68,36 @@ static void test_trips_after_threshold_consecutive_failures(void **state)
 	pv_breaker_destroy(&b);
 }
 
+/* On the system clock an open breaker rejects on the coarse clock while it
+ * is surely open: never a probe before the open period ended, and one soon
+ * after (the coarse clock may lag by a tick, more where ticks were lost).
+ * Waits for that probe. */
+static void test_open_breaker_on_the_system_clock_admits_when_the_period_ends(void **state)
+{
+	(void)state;
+	pv_breaker b;
+	pv_breaker_config cfg = base_config();
+	cfg.threshold = 1;
+	cfg.open_ns = 30 * PV_NS_PER_MS;
+	assert_int_equal(pv_breaker_init(&b, &cfg, 1), 0);
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN);
+	uint64_t end = atomic_load(&b.next_attempt_ns);
+	uint64_t rejected = 0;
+	for (;;) {
+		pv_breaker_permit p = pv_breaker_admit(&b, NULL);
+		if (p.kind != PV_PERMIT_REJECTED) {
+			assert_int_equal(p.kind, PV_PERMIT_PROBE);
+			assert_true(pv_now_ns() >= end);
+			break;
+		}
+		rejected++;
+	}
+	assert_true(rejected > 0);
+	assert_int_equal(atomic_load(&b.rejected), rejected);
+	pv_breaker_destroy(&b);
+}
+
 static void test_success_resets_consecutive_failures(void **state)
 {
 	(void)state;
@@ -498,6 +528,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trips_after_threshold_consecutive_failures),
+		cmocka_unit_test(test_open_breaker_on_the_system_clock_admits_when_the_period_ends),
 		cmocka_unit_test(test_success_resets_consecutive_failures),
 		cmocka_unit_test(test_trips_on_failure_rate_only_after_min_calls),
 		cmocka_unit_test(test_window_slides_so_old_failures_stop_counting),
