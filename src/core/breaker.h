@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include "provisio/clock.h"
 #include "provisio/result.h"
+#include "util/counters.h"
 #include "util/rng.h"
 
 typedef enum pv_breaker_state {
@@ -87,6 +88,12 @@ typedef enum pv_breaker_outcome {
 	PV_OUTCOME_IGNORED,
 } pv_breaker_outcome;
 
+/* The outcome counters of a breaker (pv_breaker_count). */
+typedef enum pv_breaker_counter {
+	PV_BC_SUCCESSES, PV_BC_FAILURES, PV_BC_SLOW_CALLS, PV_BC_IGNORED, PV_BC_REJECTED,
+	PV_BC_COUNT
+} pv_breaker_counter;
+
 typedef struct pv_breaker {
 	pv_breaker_config cfg;
 	/* state in the low 2 bits, generation above: one load reads both */
@@ -94,9 +101,10 @@ typedef struct pv_breaker {
 	_Atomic uint64_t next_attempt_ns; /* when open: monotonic time half-open may start */
 	atomic_uint consecutive;
 	_Atomic uint64_t window_pos;
+	_Atomic uint64_t failure_end;  /* window_pos just past the last failure put in */
 	_Atomic unsigned char *window; /* 0 empty, 1 success, 2 failure */
 
-	_Atomic uint64_t successes, failures, slow_calls, ignored, rejected;
+	pv_counters counts; /* PV_BC_* by thread: callers on many cores do not collide */
 	_Atomic uint64_t times_opened;
 	_Atomic uint64_t transitions[PV_BT_COUNT];
 	_Atomic uint64_t last_failure_ns, last_success_ns; /* monotonic; 0 = never */
@@ -114,6 +122,9 @@ int pv_breaker_init(pv_breaker *b, const pv_breaker_config *cfg, uint64_t seed);
 void pv_breaker_destroy(pv_breaker *b);
 
 pv_breaker_state pv_breaker_get_state(const pv_breaker *b);
+
+/* One of the outcome counters, summed over threads. */
+uint64_t pv_breaker_count(const pv_breaker *b, pv_breaker_counter which);
 
 /* Asks to make a call now. Reads `clock` only when the breaker is not
  * closed, and only coarsely while it is open with more than a clock tick

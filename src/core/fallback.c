@@ -26,6 +26,8 @@
 #include "core/breaker.h"
 #include "core/coarse_clock.h"
 #include "core/retry.h"
+#include "util/counters.h"
+#include "util/spare.h"
 #include "provisio/error.h"
 #include "provisio/fallback.h"
 
@@ -33,6 +35,7 @@
 
 typedef struct child {
 	pv_strategy *s;
+	uint32_t name;                /* offset of its name in fallback.names */
 	pv_breaker breaker;           /* used in circuit_breaker mode */
 	atomic_int health;            /* -1 unknown, 0 unhealthy, 1 healthy */
 	_Atomic uint64_t health_at_ns;
@@ -45,6 +48,8 @@ typedef struct fallback {
 	const pv_clock *clock;
 	size_t n; /* children[0] is the primary */
 	child *children;
+	char *names; /* "fallback\0primary\0backup\0...": what an fb_meta copies */
+	size_t names_len;
 	pv_retry_budget budget;
 	uint64_t retry_base_ns, retry_cap_ns, health_interval_ns;
 
@@ -54,15 +59,21 @@ typedef struct fallback {
 	int64_t templates_at_ms;
 	char templates_from[PV_RESULT_NAME_MAX];
 
-	_Atomic uint64_t successes, failures, fallback_answers, retries, retries_denied,
-		retries_past_deadline, degraded_answers, circuit_rejections, unhealthy_skips;
+	pv_counters counts; /* FB_* by thread: two threads calling one fallback do not collide */
 } fallback;
+
+enum {
+	FB_SUCCESSES, FB_FAILURES, FB_FALLBACK_ANSWERS, FB_RETRIES, FB_RETRIES_DENIED,
+	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_CIRCUIT_REJECTIONS, FB_UNHEALTHY_SKIPS,
+	FB_COUNTERS
+};
 
 static const pv_strategy_methods fallback_methods;
 
 static fallback *as_fb(pv_strategy *s) { return (fallback *)s; }
 
-static inline void bump(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, RELAXED); }
+static inline void bump(fallback *f, unsigned counter) { pv_counters_add(&f->counts, counter, 1); }
+static uint64_t count_of(const fallback *f, unsigned counter) { return pv_counters_get(&f->counts, counter); }
 
 /* ---- one execute's bookkeeping ------------------------------------------ */
 
@@ -75,7 +86,7 @@ typedef enum miss_kind {
 } miss_kind;
 
 typedef struct miss {
-	size_t child; /* index in f->children */
+	uint32_t name; /* of the strategy: offset in fb_meta.names */
 	miss_kind kind;
 	uint32_t attempts;
 	bool is_answer; /* its failure became the answer: read it from there */
@@ -87,18 +98,23 @@ typedef struct miss {
  * metadata only when somebody reads it (a deferred part of the result):
  * the answer from a fallback strategy is the path an open breaker makes
  * hot, and building ~25 small JSON values per call cost ten times the
- * calls themselves.
+ * calls themselves. It holds a copy of the names (one memcpy of the
+ * fallback's name block), not a reference: a result may outlive the
+ * fallback, and a reference is two atomic operations on a line every call
+ * reads.
  */
 typedef struct fb_meta {
 	pv_result_later part;
-	fallback *f;           /* one reference: names outlive the fallback */
-	size_t answered;       /* index of the strategy that answered, or f->n */
+	pv_fallback_mode mode;
+	long answered;         /* index of the strategy that answered, or -1 */
+	uint32_t answered_name;
 	uint32_t attempts;
 	unsigned retries;
 	const char *retry_stopped;
 	int circuit_state;     /* of the answering strategy's breaker, or -1 */
 	size_t n_misses;
-	miss misses[];         /* room for f->n */
+	const char *names;     /* the fallback's name at 0, its strategies' after */
+	miss misses[];         /* room for f->n, then the names */
 } fb_meta;
 
 typedef struct run_state {
@@ -117,20 +133,24 @@ static void fb_meta_release(pv_result_later *part)
 {
 	fb_meta *m = (fb_meta *)part;
 	for (size_t i = 0; i < m->n_misses; i++)
-		pv_result_clear(&m->misses[i].res);
-	pv_strategy_unref(&m->f->base);
-	free(m);
+		if (m->misses[i].kind == MISS_FAILED)
+			pv_result_clear(&m->misses[i].res);
+	pv_spare_free(m);
 }
 
-/* The run's fb_meta, made on first use; NULL when out of memory. */
+/* The run's fb_meta, made on first use; NULL when out of memory. From the
+ * thread's spare block: an open breaker makes one on every call. */
 static fb_meta *meta_of(fallback *f, run_state *rs)
 {
-	if (!rs->meta && (rs->meta = malloc(sizeof *rs->meta + f->n * sizeof rs->meta->misses[0]))) {
-		rs->meta->part = (pv_result_later){fb_meta_build, fb_meta_release, NULL};
-		rs->meta->f = (fallback *)pv_strategy_ref(&f->base);
-		rs->meta->n_misses = 0;
+	size_t size = sizeof *rs->meta + f->n * sizeof rs->meta->misses[0];
+	fb_meta *m = rs->meta;
+	if (!m && (m = rs->meta = pv_spare_alloc(size + f->names_len))) {
+		m->part = (pv_result_later){fb_meta_build, fb_meta_release, NULL};
+		m->mode = f->cfg.mode;
+		m->n_misses = 0;
+		m->names = memcpy((char *)m + size, f->names, f->names_len);
 	}
-	return rs->meta;
+	return m;
 }
 
 static miss *add_miss(fallback *f, run_state *rs, size_t at, miss_kind kind, uint32_t attempts)
@@ -139,11 +159,12 @@ static miss *add_miss(fallback *f, run_state *rs, size_t at, miss_kind kind, uin
 	if (!m)
 		return NULL;
 	miss *x = &m->misses[m->n_misses++];
-	x->child = at;
+	x->name = f->children[at].name;
 	x->kind = kind;
 	x->attempts = attempts;
 	x->is_answer = false;
-	pv_result_init(&x->res);
+	if (kind == MISS_FAILED) /* a skip keeps no result */
+		pv_result_init(&x->res);
 	return x;
 }
 
@@ -217,18 +238,18 @@ static bool should_retry(fallback *f, const pv_operation *op, const pv_result *r
 	pthread_mutex_unlock(&f->lock);
 	uint64_t now = pv_clock_now(f->clock);
 	if (op->deadline_ns && now + delay >= op->deadline_ns) {
-		bump(&f->retries_past_deadline);
+		bump(f, FB_RETRIES_PAST_DEADLINE);
 		rs->retry_stopped = "deadline";
 		return false;
 	}
 	if (!pv_retry_budget_withdraw(&f->budget, now)) {
-		bump(&f->retries_denied);
+		bump(f, FB_RETRIES_DENIED);
 		rs->retry_stopped = "retry_budget";
 		return false;
 	}
 	pv_clock_sleep(f->clock, delay);
 	rs->spent_ns += delay;
-	bump(&f->retries);
+	bump(f, FB_RETRIES);
 	rs->retries++;
 	return true;
 }
@@ -246,12 +267,12 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	if (breakers) {
 		permit = pv_breaker_admit(&c->breaker, f->clock);
 		if (permit.kind == PV_PERMIT_REJECTED) {
-			bump(&f->circuit_rejections);
+			bump(f, FB_CIRCUIT_REJECTIONS);
 			skip(f, rs, i, MISS_CIRCUIT_OPEN);
 			return false;
 		}
 	} else if (f->cfg.mode == PV_FALLBACK_HEALTH_BASED && !health_ok(f, c)) {
-		bump(&f->unhealthy_skips);
+		bump(f, FB_UNHEALTHY_SKIPS);
 		skip(f, rs, i, MISS_UNHEALTHY);
 		return false;
 	}
@@ -292,7 +313,7 @@ static void remember_templates(fallback *f, const pv_result *r, const char *from
 }
 
 /* One entry of metadata.fallback.errors. */
-static json_t *miss_json(const fallback *f, const miss *x, const pv_result *answer)
+static json_t *miss_json(const fb_meta *fm, const miss *x, const pv_result *answer)
 {
 	static const struct {
 		const char *code, *message;
@@ -301,7 +322,7 @@ static json_t *miss_json(const fallback *f, const miss *x, const pv_result *answ
 		[MISS_UNHEALTHY] = {PV_ERR_UNHEALTHY, "skipped: its cached health check says unhealthy"},
 		[MISS_DEADLINE] = {PV_ERR_TIMEOUT, "skipped: the deadline passed before it could be tried"},
 	};
-	const char *name = f->children[x->child].s->name;
+	const char *name = fm->names + x->name;
 	if (x->kind != MISS_FAILED)
 		return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "strategy", name, "error_code",
 				 skipped[x->kind].code, "error_class",
@@ -319,17 +340,17 @@ static json_t *miss_json(const fallback *f, const miss *x, const pv_result *answ
 static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta)
 {
 	const fb_meta *fm = (const fb_meta *)part;
-	const fallback *f = fm->f;
-	bool answered = fm->answered < f->n;
+	const char *name = fm->names; /* the fallback's comes first */
 	json_t *m = json_object();
 	json_t *inner = json_object_get(meta, "fallback");
 	if (inner)
 		json_object_set(m, "inner", inner);
-	json_object_set_new(m, "strategy", json_string(f->base.name));
-	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(f->cfg.mode)));
-	json_object_set_new(m, "answered_by", answered ? json_string(f->children[fm->answered].s->name)
-						       : json_null());
-	json_object_set_new(m, "fallback_used", json_boolean(answered && fm->answered > 0));
+	json_object_set_new(m, "strategy", json_string(name));
+	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(fm->mode)));
+	json_object_set_new(m, "answered_by", fm->answered >= 0
+						      ? json_string(fm->names + fm->answered_name)
+						      : json_null());
+	json_object_set_new(m, "fallback_used", json_boolean(fm->answered > 0));
 	json_object_set_new(m, "attempts", json_integer(fm->attempts));
 	json_object_set_new(m, "retries", json_integer(fm->retries));
 	if (fm->retry_stopped)
@@ -340,11 +361,11 @@ static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_
 	if (fm->n_misses) {
 		json_t *errors = json_array();
 		for (size_t i = 0; i < fm->n_misses; i++)
-			json_array_append_new(errors, miss_json(f, &fm->misses[i], r));
+			json_array_append_new(errors, miss_json(fm, &fm->misses[i], r));
 		json_object_set_new(m, "errors", errors);
 	}
 	json_object_set_new(meta, "fallback", m);
-	json_object_set_new(meta, "strategy", json_string(f->base.name));
+	json_object_set_new(meta, "strategy", json_string(name));
 }
 
 /* Hands the run's facts to `out`, to be built into metadata when read. */
@@ -353,7 +374,8 @@ static void annotate(fallback *f, pv_result *out, size_t answered, run_state *rs
 	fb_meta *m = meta_of(f, rs);
 	if (!m)
 		return;
-	m->answered = answered;
+	m->answered = answered < f->n ? (long)answered : -1;
+	m->answered_name = answered < f->n ? f->children[answered].name : 0;
 	m->attempts = rs->attempts;
 	m->retries = rs->retries;
 	m->retry_stopped = rs->retry_stopped;
@@ -369,9 +391,9 @@ static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_res
 {
 	child *c = &f->children[i];
 	out->attempts = rs->attempts;
-	bump(&f->successes);
+	bump(f, FB_SUCCESSES);
 	if (i > 0)
-		bump(&f->fallback_answers);
+		bump(f, FB_FALLBACK_ANSWERS);
 	if (op->type == PV_OP_GET_AVAILABLE_TEMPLATES && f->cfg.enable_graceful_degradation)
 		remember_templates(f, out, c->s->name);
 	bool notable = i > 0 || rs->retries > 0 || rs->meta ||
@@ -419,11 +441,11 @@ static bool serve_stale_templates(fallback *f, pv_result *out, run_state *rs)
 
 static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, run_state *rs)
 {
-	bump(&f->failures);
+	bump(f, FB_FAILURES);
 	bool degrade = f->cfg.enable_graceful_degradation;
 	miss *last = rs->last >= 0 ? &rs->meta->misses[rs->last] : NULL;
 	if (degrade && op->type == PV_OP_GET_AVAILABLE_TEMPLATES && serve_stale_templates(f, out, rs)) {
-		bump(&f->degraded_answers);
+		bump(f, FB_DEGRADED_ANSWERS);
 	} else if (!degrade && last) {
 		pv_result_move(out, &last->res); /* the last strategy's own error, its latency */
 		last->is_answer = true;
@@ -438,7 +460,7 @@ static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, 
 			out->data = json_pack("{s:b, s:b, s:s}", "healthy", 0, "degraded", 1, "status",
 					      "degraded");
 		if (degrade)
-			bump(&f->degraded_answers);
+			bump(f, FB_DEGRADED_ANSWERS);
 	}
 	if (!last || degrade) /* an answer of our own: it took the calls' time and the backoff */
 		out->latency_ns = rs->spent_ns;
@@ -569,7 +591,7 @@ static json_t *fb_stats(pv_strategy *s)
 	json_t *names = json_array();
 	for (size_t i = 1; i < f->n; i++)
 		json_array_append_new(names, json_string(f->children[i].s->name));
-	uint64_t ok = atomic_load(&f->successes), bad = atomic_load(&f->failures);
+	uint64_t ok = count_of(f, FB_SUCCESSES), bad = count_of(f, FB_FAILURES);
 	pthread_mutex_lock(&f->lock);
 	json_t *cache = json_pack("{s:b, s:I}", "cached", f->templates != NULL, "cached_at_ms",
 				  (json_int_t)f->templates_at_ms);
@@ -579,13 +601,13 @@ static json_t *fb_stats(pv_strategy *s)
 			 "type", "fallback", "mode", pv_fallback_mode_name(f->cfg.mode), "primary",
 			 f->children[0].s->name, "fallbacks", names, "calls", (json_int_t)(ok + bad),
 			 "successes", (json_int_t)ok, "failures", (json_int_t)bad, "fallback_answers",
-			 (json_int_t)atomic_load(&f->fallback_answers), "retries",
-			 (json_int_t)atomic_load(&f->retries), "retries_denied_by_budget",
-			 (json_int_t)atomic_load(&f->retries_denied), "retries_stopped_by_deadline",
-			 (json_int_t)atomic_load(&f->retries_past_deadline), "degraded_answers",
-			 (json_int_t)atomic_load(&f->degraded_answers), "circuit_rejections",
-			 (json_int_t)atomic_load(&f->circuit_rejections), "unhealthy_skips",
-			 (json_int_t)atomic_load(&f->unhealthy_skips), "circuit_metrics",
+			 (json_int_t)count_of(f, FB_FALLBACK_ANSWERS), "retries",
+			 (json_int_t)count_of(f, FB_RETRIES), "retries_denied_by_budget",
+			 (json_int_t)count_of(f, FB_RETRIES_DENIED), "retries_stopped_by_deadline",
+			 (json_int_t)count_of(f, FB_RETRIES_PAST_DEADLINE), "degraded_answers",
+			 (json_int_t)count_of(f, FB_DEGRADED_ANSWERS), "circuit_rejections",
+			 (json_int_t)count_of(f, FB_CIRCUIT_REJECTIONS), "unhealthy_skips",
+			 (json_int_t)count_of(f, FB_UNHEALTHY_SKIPS), "circuit_metrics",
 			 all_circuit_metrics(f), "retry_budget",
 			 pv_retry_budget_stats(&f->budget, pv_clock_now(f->clock)), "templates_cache",
 			 cache);
@@ -680,8 +702,10 @@ static void fb_destroy(pv_strategy *s)
 		pv_strategy_unref(f->children[i].s);
 	}
 	free(f->children);
+	free(f->names);
 	pv_retry_budget_destroy(&f->budget);
 	json_decref(f->templates);
+	pv_counters_destroy(&f->counts);
 	pthread_mutex_destroy(&f->lock);
 }
 
@@ -743,10 +767,33 @@ static int check_children(const char *name, pv_strategy *primary, pv_strategy *c
 	return 0;
 }
 
+/* "fallback\0primary\0backup\0..." and each child's offset in it. */
+static int setup_names(fallback *f, pv_strategy *primary, pv_strategy *const *fallbacks)
+{
+	size_t len = strlen(f->base.name) + 1;
+	for (size_t i = 0; i < f->n; i++)
+		len += strlen((i ? fallbacks[i - 1] : primary)->name) + 1;
+	if (len > UINT32_MAX || !(f->names = malloc(len)))
+		return PV_ENOMEM;
+	size_t at = strlen(f->base.name) + 1;
+	memcpy(f->names, f->base.name, at);
+	for (size_t i = 0; i < f->n; i++) {
+		const char *name = (i ? fallbacks[i - 1] : primary)->name;
+		size_t n = strlen(name) + 1;
+		memcpy(f->names + at, name, n);
+		f->children[i].name = (uint32_t)at;
+		at += n;
+	}
+	f->names_len = len;
+	return 0;
+}
+
 static int setup_children(fallback *f, pv_strategy *primary, pv_strategy *const *fallbacks)
 {
 	pv_breaker_config bc = breaker_config(&f->cfg);
 	uint64_t seed = f->cfg.seed ? f->cfg.seed : pv_now_ns();
+	if (setup_names(f, primary, fallbacks) < 0)
+		return PV_ENOMEM;
 	for (size_t i = 0; i < f->n; i++) {
 		child *c = &f->children[i];
 		if (pv_breaker_init(&c->breaker, &bc, pv_mix64(seed + i + 1)) < 0) {
@@ -796,7 +843,7 @@ int pv_fallback_new(pv_strategy **out, const char *name, pv_strategy *primary,
 	pv_retry_budget_init(&f->budget, cfg->retry_budget_ratio,
 			     cfg->retry_budget_min_retries_per_second,
 			     to_ns(cfg->retry_budget_window_seconds));
-	if (setup_children(f, primary, fallbacks) < 0) {
+	if (pv_counters_init(&f->counts, FB_COUNTERS) < 0 || setup_children(f, primary, fallbacks) < 0) {
 		f->n = 0; /* no breaker or child to release in destroy */
 		pv_strategy_unref(&f->base);
 		return pv_error_set(PV_ENOMEM, "out of memory");

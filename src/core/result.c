@@ -86,42 +86,54 @@ typedef struct spec {
 	long precision; /* -1 when none */
 } spec;
 
-/* Parses the conversion at `p` ('%'). false for what is not kept. */
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+/* Parses the conversion at `p` ('%'). false for what is not kept. Called
+ * for every conversion of every failure, so a plain scan, no libc. */
 static bool parse_spec(const char *p, spec *s)
 {
 	const char *q = p + 1;
-	q += strspn(q, "-+ #0");
-	q += strspn(q, "0123456789");
+	while (*q == '-' || *q == '+' || *q == ' ' || *q == '#' || *q == '0')
+		q++;
+	while (is_digit(*q))
+		q++;
 	s->precision = -1;
 	if (*q == '.') {
-		s->precision = strtol(q + 1, NULL, 10);
-		q++;
-		q += strspn(q, "0123456789");
+		long v = 0;
+		for (q++; is_digit(*q) && v < 1000000; q++)
+			v = v * 10 + (*q - '0');
+		s->precision = v;
 	}
 	s->body = (size_t)(q - p - 1);
-	static const char *const lengths[] = {"hh", "h", "ll", "l", "z", "j", "t"};
-	static const int codes[] = {LEN_HH, LEN_H, LEN_LL, LEN_L, LEN_Z, LEN_J, LEN_T};
 	s->length = LEN_NONE;
-	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++) {
-		size_t n = strlen(lengths[i]);
-		if (strncmp(q, lengths[i], n) == 0) {
-			s->length = codes[i];
-			q += n;
-			break;
-		}
+	switch (*q) {
+	case 'h': s->length = q[1] == 'h' ? LEN_HH : LEN_H; break;
+	case 'l': s->length = q[1] == 'l' ? LEN_LL : LEN_L; break;
+	case 'z': s->length = LEN_Z; break;
+	case 'j': s->length = LEN_J; break;
+	case 't': s->length = LEN_T; break;
+	default: break;
 	}
+	q += s->length == LEN_HH || s->length == LEN_LL ? 2 : s->length != LEN_NONE;
 	s->conv = *q;
 	s->len = (size_t)(q - p) + (*q != '\0');
-	if (s->body > SPEC_BODY_MAX || !*q || !strchr("diuxXocspfFeEgG%", *q))
+	if (s->body > SPEC_BODY_MAX)
 		return false;
-	if (strchr("cspfFeEgG%", *q) && s->length != LEN_NONE)
-		return false; /* %lc, %ls: wide characters; %lf is fine but rare */
-	return *q != '%' || s->len == 2;
+	switch (*q) {
+	case 'd': case 'i': case 'u': case 'x': case 'X': case 'o':
+		return true;
+	case 'c': case 's': case 'p': case 'f': case 'F': case 'e': case 'E': case 'g': case 'G':
+		return s->length == LEN_NONE; /* %lc, %ls: wide characters; %lf: rare */
+	case '%':
+		return s->len == 2;
+	default:
+		return false; /* '*', %n, long double, the end of the string, ... */
+	}
 }
 
 static bool is_signed(char c) { return c == 'd' || c == 'i'; }
-static bool is_unsigned(char c) { return strchr("uxXo", c) != NULL; }
-static bool is_double(char c) { return strchr("fFeEgG", c) != NULL; }
+static bool is_unsigned(char c) { return c == 'u' || c == 'x' || c == 'X' || c == 'o'; }
+static bool is_double(char c) { return c == 'f' || c == 'F' || c == 'e' || c == 'E' || c == 'g' || c == 'G'; }
 
 static long long signed_arg(int length, va_list *ap)
 {

@@ -94,7 +94,52 @@ static void test_open_breaker_on_the_system_clock_admits_when_the_period_ends(vo
 		rejected++;
 	}
 	assert_true(rejected > 0);
-	assert_int_equal(atomic_load(&b.rejected), rejected);
+	assert_int_equal(pv_breaker_count(&b, PV_BC_REJECTED), rejected);
+	pv_breaker_destroy(&b);
+}
+
+static json_int_t window_failures(pv_breaker *b)
+{
+	json_t *m = pv_breaker_metrics(b, pv_now_ns());
+	assert_int_equal(json_integer_value(json_object_get(m, "window_calls")), b->cfg.window_size);
+	json_int_t failed = json_integer_value(json_object_get(m, "window_failures"));
+	json_decref(m);
+	return failed;
+}
+
+/* A window full of successes is not written again (the healthy path stays
+ * off its shared words), yet it always holds exactly the last N outcomes. */
+static void test_window_holds_the_last_n_outcomes_through_healthy_runs(void **state)
+{
+	(void)state;
+	pv_breaker b;
+	pv_breaker_config cfg = base_config();
+	cfg.threshold = 100;
+	cfg.window_size = 10;
+	cfg.min_calls = 10;
+	cfg.failure_rate = 30;
+	assert_int_equal(pv_breaker_init(&b, &cfg, 1), 0);
+	for (int i = 0; i < 1000; i++)
+		OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 0);
+	FAIL(&b, NULL);
+	FAIL(&b, NULL);
+	assert_int_equal(window_failures(&b), 2);
+	for (int i = 0; i < 8; i++)
+		OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 2); /* both still among the last 10 */
+	OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 1);
+	OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 0);
+	for (int i = 0; i < 1000; i++)
+		OK(&b, NULL);
+	FAIL(&b, NULL);
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_CLOSED); /* 20 % */
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN); /* 30 % of the last 10 */
+	assert_int_equal(pv_breaker_count(&b, PV_BC_SUCCESSES), 2010);
 	pv_breaker_destroy(&b);
 }
 
@@ -191,7 +236,7 @@ static void test_slow_successes_count_as_failures(void **state)
 	for (int i = 0; i < 3; i++)
 		call(&b, NULL, NULL, PV_CLASS_NONE, 150 * PV_NS_PER_MS);
 	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN);
-	assert_int_equal(atomic_load(&b.slow_calls), 3);
+	assert_int_equal(pv_breaker_count(&b, PV_BC_SLOW_CALLS), 3);
 	pv_breaker_destroy(&b);
 }
 
@@ -529,6 +574,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trips_after_threshold_consecutive_failures),
 		cmocka_unit_test(test_open_breaker_on_the_system_clock_admits_when_the_period_ends),
+		cmocka_unit_test(test_window_holds_the_last_n_outcomes_through_healthy_runs),
 		cmocka_unit_test(test_success_resets_consecutive_failures),
 		cmocka_unit_test(test_trips_on_failure_rate_only_after_min_calls),
 		cmocka_unit_test(test_window_slides_so_old_failures_stop_counting),

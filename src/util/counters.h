@@ -1,0 +1,52 @@
+/*
+ * counters.h - event counters split by thread.
+ *
+ * A counter that every call bumps is a cache line every core writes: two
+ * threads running the same strategy then spend more time passing that line
+ * back and forth than doing the call. So a counter set keeps one row of
+ * counters per shard, each row on cache lines of its own, and a thread
+ * always bumps the row of its shard; readers add the rows up. Threads take
+ * shards in turn, so up to PV_SHARDS threads never share one.
+ */
+#ifndef PV_UTIL_COUNTERS_H
+#define PV_UTIL_COUNTERS_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define PV_SHARDS 16
+#define PV_CACHE_LINE 64
+
+typedef struct pv_counters {
+	_Atomic uint64_t *rows; /* PV_SHARDS rows of `stride` counters, cache-line aligned */
+	unsigned n, stride;
+} pv_counters;
+
+/* This thread's shard + 1 (0 until the thread first counts). */
+extern _Thread_local unsigned pv_shard_slot;
+unsigned pv_shard_assign(void);
+
+/* This thread's shard, 0..PV_SHARDS-1. */
+static inline unsigned pv_shard(void)
+{
+	unsigned s = pv_shard_slot;
+	return s ? s - 1 : pv_shard_assign();
+}
+
+/* `n` counters at 0. 0 or PV_ENOMEM. */
+int pv_counters_init(pv_counters *c, unsigned n);
+void pv_counters_destroy(pv_counters *c);
+
+static inline void pv_counters_add(pv_counters *c, unsigned which, uint64_t v)
+{
+	atomic_fetch_add_explicit(&c->rows[pv_shard() * c->stride + which], v,
+				  memory_order_relaxed);
+}
+
+/* The total of counter `which` (a moment's sum: rows change under it). */
+uint64_t pv_counters_get(const pv_counters *c, unsigned which);
+
+/* Sets counter `which` to `v` (restoring saved state; not atomic with adds). */
+void pv_counters_set(pv_counters *c, unsigned which, uint64_t v);
+
+#endif
