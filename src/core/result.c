@@ -351,8 +351,10 @@ void pv_result_clear(pv_result *r)
 {
 	json_decref(r->data);
 	json_decref(r->priv.meta);
-	free(r->priv.text);
-	release_parts(r->priv.later);
+	if (r->priv.text) /* most results have none: no call */
+		free(r->priv.text);
+	if (r->priv.later)
+		release_parts(r->priv.later);
 	memset(r, 0, RESULT_ZEROED);
 }
 
