@@ -827,6 +827,79 @@ static void test_latency_is_the_answering_childs_or_the_composites(void **state)
 	pv_manual_clock_free(mc);
 }
 
+/* A child known to answer within microseconds runs on the caller's thread
+ * (a handoff to the pool costs more than its call); the first call of any
+ * child, and a slow child always, run on the pool. */
+static void test_parallel_caller_runs_quick_children_itself(void **state)
+{
+	(void)state;
+	stub *quick = stub_new("quick", "{\"q\": 1}"), *slow = stub_new("slow", "{\"s\": 1}");
+	quick->report_latency_ns = 1000; /* 1 us: what it says, whatever the machine's load */
+	slow->report_latency_ns = 5 * PV_NS_PER_MS; /* well over the inline budget */
+	pv_strategy *kids[2] = {&quick->base, &slow->base};
+	pv_strategy *c = composite_of(kids, 2, "{\"mode\": \"parallel\"}");
+	pthread_t me = pthread_self();
+	for (int call = 0; call < 3; call++) {
+		pv_result r;
+		run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+		assert_true(r.success);
+		assert_int_equal(json_integer_value(json_object_get(r.data, "q")), 1);
+		assert_int_equal(json_integer_value(json_object_get(r.data, "s")), 1);
+		pthread_t q = atomic_load(&quick->ran_on), sl = atomic_load(&slow->ran_on);
+		assert_false(pthread_equal(sl, me));
+		if (call == 0)
+			assert_false(pthread_equal(q, me)); /* not known yet */
+		else
+			assert_true(pthread_equal(q, me));
+		pv_result_clear(&r);
+	}
+	pv_strategy_unref(c);
+}
+
+typedef struct hammer {
+	pv_strategy *c;
+	int bad;
+} hammer;
+
+static void *hammer_run(void *arg)
+{
+	hammer *h = arg;
+	for (int i = 0; i < 200; i++) {
+		pv_result r;
+		pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
+		pv_strategy_execute(h->c, &op, &r, NULL);
+		json_t *by_child = json_object_get(r.data, "by_child");
+		h->bad += !r.success || json_object_size(by_child) != 3;
+		pv_result_clear(&r);
+	}
+	return NULL;
+}
+
+/* Many callers at once on children that run inline and on the pool: every
+ * call gets every child's answer. */
+static void test_parallel_many_callers_mixing_inline_and_pool(void **state)
+{
+	(void)state;
+	stub *a = stub_new("a", "{\"x\": 1}"), *b = stub_new("b", "{\"x\": 1}");
+	stub *slow = stub_new("slow", "{\"x\": 1}");
+	slow->sleep_ms = 1;
+	pv_strategy *kids[3] = {&a->base, &b->base, &slow->base};
+	pv_strategy *c = composite_of(kids, 3, "{\"mode\": \"parallel\", \"max_concurrent_operations\": 3}");
+	hammer h[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		h[i] = (hammer){c, 0};
+		pthread_create(&t[i], NULL, hammer_run, &h[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(h[i].bad, 0);
+	}
+	assert_int_equal(atomic_load(&slow->calls), 8 * 200);
+	assert_int_equal(atomic_load(&a->calls), 8 * 200);
+	pv_strategy_unref(c);
+}
+
 /* Answers without data merge into one object the composite refills once the
  * caller has let go of it, and never touches while the caller holds it. */
 static void test_keyless_merge_is_refilled_only_when_given_back(void **state)
@@ -898,6 +971,8 @@ int main(void)
 		cmocka_unit_test(test_keyless_merge_is_refilled_only_when_given_back),
 		cmocka_unit_test(test_children_list_shows_the_winner_as_it_answered),
 		cmocka_unit_test(test_latency_is_the_answering_childs_or_the_composites),
+		cmocka_unit_test(test_parallel_caller_runs_quick_children_itself),
+		cmocka_unit_test(test_parallel_many_callers_mixing_inline_and_pool),
 	};
 	return cmocka_run_group_tests_name("composite", tests, NULL, NULL);
 }
