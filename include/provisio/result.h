@@ -107,11 +107,12 @@ struct pv_result {
 	} priv;
 };
 
-/* A zeroed result: not successful, no data. Use before handing it out. */
+/* An empty result: not successful, no data. Use before handing it out. */
 #define PV_RESULT_INIT {0}
 void pv_result_init(pv_result *r);
 
-/* Frees what the result owns and zeroes it. Safe on a zeroed result. */
+/* Frees what the result owns and empties it (pv_result_init). Safe on an
+ * empty result. */
 void pv_result_clear(pv_result *r);
 
 /* Moves `src` into `dst` (clearing dst first); src is left zeroed. */

@@ -50,7 +50,7 @@ int pv_breaker_init(pv_breaker *b, const pv_breaker_config *cfg, uint64_t seed)
 	memset(b, 0, sizeof *b);
 	b->cfg = *cfg;
 	b->window = calloc(cfg->window_size, sizeof *b->window);
-	if (!b->window || pv_counters_init(&b->counts, PV_BC_COUNT) < 0) {
+	if (!b->window || pv_counters_init(&b->counts) < 0) {
 		free((void *)b->window);
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	}

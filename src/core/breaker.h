@@ -93,6 +93,7 @@ typedef enum pv_breaker_counter {
 	PV_BC_SUCCESSES, PV_BC_FAILURES, PV_BC_SLOW_CALLS, PV_BC_IGNORED, PV_BC_REJECTED,
 	PV_BC_COUNT
 } pv_breaker_counter;
+_Static_assert(PV_BC_COUNT <= PV_COUNTERS_MAX, "a counter set holds PV_COUNTERS_MAX");
 
 typedef struct pv_breaker {
 	pv_breaker_config cfg;

@@ -67,6 +67,7 @@ enum {
 	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_CIRCUIT_REJECTIONS, FB_UNHEALTHY_SKIPS,
 	FB_COUNTERS
 };
+_Static_assert(FB_COUNTERS <= PV_COUNTERS_MAX, "a counter set holds PV_COUNTERS_MAX");
 
 static const pv_strategy_methods fallback_methods;
 
@@ -843,7 +844,7 @@ int pv_fallback_new(pv_strategy **out, const char *name, pv_strategy *primary,
 	pv_retry_budget_init(&f->budget, cfg->retry_budget_ratio,
 			     cfg->retry_budget_min_retries_per_second,
 			     to_ns(cfg->retry_budget_window_seconds));
-	if (pv_counters_init(&f->counts, FB_COUNTERS) < 0 || setup_children(f, primary, fallbacks) < 0) {
+	if (pv_counters_init(&f->counts) < 0 || setup_children(f, primary, fallbacks) < 0) {
 		f->n = 0; /* no breaker or child to release in destroy */
 		pv_strategy_unref(&f->base);
 		return pv_error_set(PV_ENOMEM, "out of memory");

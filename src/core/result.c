@@ -342,10 +342,23 @@ json_t *pv_result_meta(pv_result *r)
 
 /* ---- the result ------------------------------------------------------------ */
 
-/* args[] is read only while a format is kept, so it needs no zeroing. */
-#define RESULT_ZEROED offsetof(pv_result, priv.args)
-
-void pv_result_init(pv_result *r) { memset(r, 0, RESULT_ZEROED); }
+/* Every field a reader looks at, not the 300 bytes: the strings are read
+ * up to their NUL, args[] only while a format is kept. Twice per call and
+ * layer, so it counts. */
+void pv_result_init(pv_result *r)
+{
+	r->success = false;
+	r->error_class = PV_CLASS_NONE;
+	r->error_code[0] = '\0';
+	r->provider[0] = '\0';
+	r->latency_ns = 0;
+	r->attempts = 0;
+	r->data = NULL;
+	r->priv.text = NULL;
+	r->priv.fmt = NULL;
+	r->priv.meta = NULL;
+	r->priv.later = NULL;
+}
 
 void pv_result_clear(pv_result *r)
 {
@@ -355,7 +368,7 @@ void pv_result_clear(pv_result *r)
 		free(r->priv.text);
 	if (r->priv.later)
 		release_parts(r->priv.later);
-	memset(r, 0, RESULT_ZEROED);
+	pv_result_init(r);
 }
 
 void pv_result_move(pv_result *dst, pv_result *src)
@@ -364,7 +377,7 @@ void pv_result_move(pv_result *dst, pv_result *src)
 		return;
 	pv_result_clear(dst);
 	*dst = *src;
-	memset(src, 0, RESULT_ZEROED);
+	pv_result_init(src);
 }
 
 static void copy_field(char *dst, size_t size, const char *src)

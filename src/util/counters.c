@@ -2,7 +2,6 @@
  * counters.c - event counters split by thread (see counters.h).
  */
 #include <stdlib.h>
-#include <string.h>
 #include "provisio/error.h"
 #include "util/counters.h"
 
@@ -16,37 +15,33 @@ unsigned pv_shard_assign(void)
 	return s;
 }
 
-int pv_counters_init(pv_counters *c, unsigned n)
+int pv_counters_init(pv_counters *c)
 {
-	const unsigned per_line = PV_CACHE_LINE / sizeof c->rows[0];
-	c->n = n;
-	c->stride = (n + per_line - 1) / per_line * per_line;
-	size_t size = (size_t)PV_SHARDS * c->stride * sizeof c->rows[0];
-	c->rows = size ? aligned_alloc(PV_CACHE_LINE, size) : NULL;
-	if (!c->rows)
-		return size ? pv_error_set(PV_ENOMEM, "out of memory") : 0;
-	for (size_t i = 0; i < (size_t)PV_SHARDS * c->stride; i++)
-		atomic_init(&c->rows[i], 0);
+	c->row = aligned_alloc(PV_CACHE_LINE, PV_SHARDS * sizeof *c->row);
+	if (!c->row)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	for (unsigned s = 0; s < PV_SHARDS; s++)
+		for (unsigned i = 0; i < PV_COUNTERS_MAX; i++)
+			atomic_init(&c->row[s].v[i], 0);
 	return 0;
 }
 
 void pv_counters_destroy(pv_counters *c)
 {
-	free((void *)c->rows);
-	c->rows = NULL;
+	free(c->row);
+	c->row = NULL;
 }
 
 uint64_t pv_counters_get(const pv_counters *c, unsigned which)
 {
 	uint64_t sum = 0;
 	for (unsigned s = 0; s < PV_SHARDS; s++)
-		sum += atomic_load_explicit(&c->rows[s * c->stride + which], memory_order_relaxed);
+		sum += atomic_load_explicit(&c->row[s].v[which], memory_order_relaxed);
 	return sum;
 }
 
 void pv_counters_set(pv_counters *c, unsigned which, uint64_t v)
 {
 	for (unsigned s = 0; s < PV_SHARDS; s++)
-		atomic_store_explicit(&c->rows[s * c->stride + which], s == 0 ? v : 0,
-				      memory_order_relaxed);
+		atomic_store_explicit(&c->row[s].v[which], s == 0 ? v : 0, memory_order_relaxed);
 }

@@ -6,20 +6,27 @@
  * back and forth than doing the call. So a counter set keeps one row of
  * counters per shard, each row on cache lines of its own, and a thread
  * always bumps the row of its shard; readers add the rows up. Threads take
- * shards in turn, so up to PV_SHARDS threads never share one.
+ * shards in turn, so up to PV_SHARDS threads never share one. A bump is a
+ * thread-local read, a shift and an add. (The rows are allocated apart,
+ * aligned: the owners come from calloc, which does not align to a line.)
  */
 #ifndef PV_UTIL_COUNTERS_H
 #define PV_UTIL_COUNTERS_H
 
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 #define PV_SHARDS 16
 #define PV_CACHE_LINE 64
+#define PV_COUNTERS_MAX 16 /* counters in a set: a row is two cache lines */
+
+typedef struct pv_counter_row {
+	alignas(PV_CACHE_LINE) _Atomic uint64_t v[PV_COUNTERS_MAX];
+} pv_counter_row;
 
 typedef struct pv_counters {
-	_Atomic uint64_t *rows; /* PV_SHARDS rows of `stride` counters, cache-line aligned */
-	unsigned n, stride;
+	pv_counter_row *row; /* PV_SHARDS of them */
 } pv_counters;
 
 /* This thread's shard + 1 (0 until the thread first counts). */
@@ -33,14 +40,13 @@ static inline unsigned pv_shard(void)
 	return s ? s - 1 : pv_shard_assign();
 }
 
-/* `n` counters at 0. 0 or PV_ENOMEM. */
-int pv_counters_init(pv_counters *c, unsigned n);
+/* PV_COUNTERS_MAX counters at 0. 0 or PV_ENOMEM. */
+int pv_counters_init(pv_counters *c);
 void pv_counters_destroy(pv_counters *c);
 
 static inline void pv_counters_add(pv_counters *c, unsigned which, uint64_t v)
 {
-	atomic_fetch_add_explicit(&c->rows[pv_shard() * c->stride + which], v,
-				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->row[pv_shard()].v[which], v, memory_order_relaxed);
 }
 
 /* The total of counter `which` (a moment's sum: rows change under it). */

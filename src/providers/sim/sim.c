@@ -56,7 +56,7 @@ typedef struct sim {
 	uint64_t next_id;
 	uint32_t nonce; /* in every id: short-lived processes never reuse one */
 	atomic_int_fast64_t live;
-	pv_counters calls; /* by operation, split by thread: the floor of the kernel's benchmarks */
+	pv_counters calls; /* by operation (PV_OP_COUNT <= PV_COUNTERS_MAX), split by thread: the floor of the kernel's benchmarks */
 } sim;
 
 static sim *as_sim(pv_strategy *s) { return (sim *)s; }
@@ -713,7 +713,7 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
 	int rc = !m->features || !m->templates || !m->instances ||
-				 pv_counters_init(&m->calls, PV_OP_COUNT) < 0
+				 pv_counters_init(&m->calls) < 0
 			 ? pv_error_set(PV_ENOMEM, "out of memory")
 			 : parse_config(m, config);
 	if (rc < 0) {
