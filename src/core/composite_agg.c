@@ -375,9 +375,9 @@ static bool answers_keyless(const child_outcome *o, size_t n)
 
 static bool only_ours(json_t *j) { return __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE) == 1; }
 
-/* Refills a kept {"by_child": {...}} with this call's answers. false, and
- * nothing changed, unless the caller let go of it (only our reference
- * left) and left it as it was: the same children in the same order. */
+/* Refills a kept {"by_child": {...}} with this call's answers. false unless
+ * the caller let go of it (only our reference left) and left it as it was:
+ * the same children in the same order. */
 static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answers)
 {
 	void *it = json_object_iter(merged);
@@ -388,12 +388,10 @@ static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answ
 		return false;
 	it = json_object_iter(by_child);
 	EACH_ANSWER(o, n, i) {
+		/* A key that differs leaves it half refilled: it is ours alone, so
+		 * it is simply let go. */
 		if (strcmp(json_object_iter_key(it), o[i].m->s->name) != 0)
 			return false;
-		it = json_object_iter_next(by_child, it);
-	}
-	it = json_object_iter(by_child);
-	EACH_ANSWER(o, n, i) {
 		json_object_iter_set(by_child, it, o[i].res.data ? o[i].res.data : json_null());
 		it = json_object_iter_next(by_child, it);
 	}

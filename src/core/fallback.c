@@ -64,7 +64,7 @@ typedef struct fallback {
 
 enum {
 	FB_SUCCESSES, FB_FAILURES, FB_FALLBACK_ANSWERS, FB_RETRIES, FB_RETRIES_DENIED,
-	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_CIRCUIT_REJECTIONS, FB_UNHEALTHY_SKIPS,
+	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_UNHEALTHY_SKIPS,
 	FB_COUNTERS
 };
 _Static_assert(FB_COUNTERS <= PV_COUNTERS_MAX, "a counter set holds PV_COUNTERS_MAX");
@@ -267,8 +267,7 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	bool breakers = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER;
 	if (breakers) {
 		permit = pv_breaker_admit(&c->breaker, f->clock);
-		if (permit.kind == PV_PERMIT_REJECTED) {
-			bump(f, FB_CIRCUIT_REJECTIONS);
+		if (permit.kind == PV_PERMIT_REJECTED) { /* counted by the breaker */
 			skip(f, rs, i, MISS_CIRCUIT_OPEN);
 			return false;
 		}
@@ -586,6 +585,15 @@ json_t *pv_fallback_circuit_metrics(pv_strategy *s)
 	return pv_fallback_is(s) ? all_circuit_metrics(as_fb(s)) : NULL;
 }
 
+/* Calls the breakers turned away: each counts its own. */
+static json_int_t circuit_rejections(const fallback *f)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < f->n; i++)
+		sum += pv_breaker_count(&f->children[i].breaker, PV_BC_REJECTED);
+	return (json_int_t)sum;
+}
+
 static json_t *fb_stats(pv_strategy *s)
 {
 	fallback *f = as_fb(s);
@@ -607,7 +615,7 @@ static json_t *fb_stats(pv_strategy *s)
 			 (json_int_t)count_of(f, FB_RETRIES_DENIED), "retries_stopped_by_deadline",
 			 (json_int_t)count_of(f, FB_RETRIES_PAST_DEADLINE), "degraded_answers",
 			 (json_int_t)count_of(f, FB_DEGRADED_ANSWERS), "circuit_rejections",
-			 (json_int_t)count_of(f, FB_CIRCUIT_REJECTIONS), "unhealthy_skips",
+			 (json_int_t)circuit_rejections(f), "unhealthy_skips",
 			 (json_int_t)count_of(f, FB_UNHEALTHY_SKIPS), "circuit_metrics",
 			 all_circuit_metrics(f), "retry_budget",
 			 pv_retry_budget_stats(&f->budget, pv_clock_now(f->clock)), "templates_cache",

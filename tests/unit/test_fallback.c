@@ -349,6 +349,9 @@ static void test_breaker_opens_on_consecutive_failures_and_skips_primary(void **
 	assert_int_equal(json_integer_value(json_object_get(m, "rejected_requests")), 1);
 	assert_true(json_is_real(json_object_get(m, "next_attempt_time")));
 	json_decref(m);
+	json_t *st = pv_strategy_stats(f); /* the fallback's count is its breakers' */
+	assert_int_equal(json_integer_value(json_object_get(st, "circuit_rejections")), 1);
+	json_decref(st);
 	pv_strategy_unref(a);
 	pv_strategy_unref(f);
 	pv_manual_clock_free(mc);
