@@ -29,6 +29,18 @@ static pv_breaker_config base_config(void)
 	};
 }
 
+/* A breaker that trips on the failure rate of a window of 10 (consecutive
+ * failures set high enough not to). */
+static pv_breaker_config rate_config(unsigned threshold, double rate)
+{
+	pv_breaker_config cfg = base_config();
+	cfg.threshold = threshold;
+	cfg.window_size = 10;
+	cfg.min_calls = 10;
+	cfg.failure_rate = rate;
+	return cfg;
+}
+
 static pv_result make_result(const char *code, pv_error_class cls)
 {
 	pv_result r = PV_RESULT_INIT;
@@ -113,11 +125,7 @@ static void test_window_holds_the_last_n_outcomes_through_healthy_runs(void **st
 {
 	(void)state;
 	pv_breaker b;
-	pv_breaker_config cfg = base_config();
-	cfg.threshold = 100;
-	cfg.window_size = 10;
-	cfg.min_calls = 10;
-	cfg.failure_rate = 30;
+	pv_breaker_config cfg = rate_config(100, 30);
 	assert_int_equal(pv_breaker_init(&b, &cfg, 1), 0);
 	for (int i = 0; i < 1000; i++)
 		OK(&b, NULL);
@@ -162,11 +170,7 @@ static void test_trips_on_failure_rate_only_after_min_calls(void **state)
 {
 	(void)state;
 	pv_breaker b;
-	pv_breaker_config cfg = base_config();
-	cfg.threshold = 1000;
-	cfg.window_size = 10;
-	cfg.min_calls = 10;
-	cfg.failure_rate = 50;
+	pv_breaker_config cfg = rate_config(1000, 50);
 	pv_breaker_init(&b, &cfg, 1);
 	for (int i = 0; i < 4; i++) {
 		OK(&b, NULL);
