@@ -4,7 +4,8 @@
  * Sequential runs are a plain loop in the caller's thread. Parallel runs put
  * one task per child on the composite's persistent pool and wait, on the
  * composite's clock, until every child answered, enough succeeded, or the
- * deadline passed.
+ * deadline passed; children known to answer within microseconds the
+ * caller runs itself meanwhile (choose_mine).
  *
  * A child that has not answered by the deadline cannot be stopped (it is a
  * blocking call on another thread), so the call's state must outlive the
@@ -80,12 +81,15 @@ static bool is_abstention(pv_op_type type, const pv_result *r)
 	       (type == PV_OP_TERMINATE_INSTANCES || type == PV_OP_GET_INSTANCE_STATUS);
 }
 
-/* Remembers roughly how long a member's call took: written only when it
- * changes by more than half, so callers on many cores mostly read it. */
+/* Remembers roughly how long a member's call took (UINT64_MAX: unknown or
+ * timed out): written only when it halves, doubles or becomes (un)known,
+ * so callers on many cores mostly read it. */
 static void note_latency(cmember *m, uint64_t ns)
 {
 	uint64_t last = atomic_load_explicit(&m->last_ns, memory_order_relaxed);
-	if (ns > last + last / 2 || ns < last / 2)
+	bool changed = ns == UINT64_MAX || last == UINT64_MAX ? ns != last
+							       : ns / 2 > last || ns < last / 2;
+	if (changed)
 		atomic_store_explicit(&m->last_ns, ns, memory_order_relaxed);
 }
 
