@@ -354,6 +354,23 @@ static void test_default_provider_instance_is_the_default(void **state)
 	json_decref(doc);
 	pv_diags_clear(&d);
 
+	/* FIRST_AVAILABLE without a chain: the default first */
+	ctx = build_json(LEGACY_XY("\"default_provider_instance\": \"y\", \"selection_policy\": \"FIRST_AVAILABLE\","), &d);
+	served_by(ctx, 3, got);
+	assert_string_equal(got, "yyy");
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	/* the spec format's failover_enabled: false keeps the primary alone */
+	ctx = build_json("{\"provider\": {\"type\": \"sim\", \"sim\": {}, \"provider1\": {\"type\": \"sim\"},"
+			 " \"strategy\": {\"failover_enabled\": false}, \"fallback\": {\"primary\": \"provider1\"}}}", &d);
+	served_by(ctx, 2, got);
+	assert_string_equal(got, "pp");
+	expect_diag(&d, PV_DIAG_WARNING, "provider.fallback", "not used: strategy.failover_enabled is false");
+	assert_null(pv_context_strategy(ctx, "fallback"));
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
 	expect_invalid(LEGACY_XY("\"default_provider_instance\": \"zz\","), "provider.default_provider_instance",
 		       "'zz' names no provider of provider.providers (known: x, y)", true);
 	expect_invalid(LEGACY_XY("\"default_provider_instance\": 3,"), "provider.default_provider_instance",
