@@ -80,6 +80,36 @@ static void test_expansion_of_set_defaulted_and_missing_variables(void **state)
 	json_decref(doc);
 }
 
+/* "$NAME" without braces is left as written, with a warning that names it
+ * unless it may be part of a secret. */
+static void test_bare_dollar_name_warns_and_stays_literal(void **state)
+{
+	(void)state;
+	setenv("PV_TEST_REGION", "eu-west-1", 1);
+	json_t *doc = json_loads("{\"a\": \"$PV_TEST_REGION/x\", \"b\": \"${PV_TEST_REGION} $$5 $1\","
+				 " \"c\": {\"password\": \"pa$sw0rd\"},"
+				 " \"u\": \"postgresql://pv:Se$cr3tXq@db/pv\", \"t\": [\"ok\", \"$HOME\"]}", 0, NULL);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_expand(doc, &d);
+	assert_int_equal(d.errors, 0);
+	assert_string_equal(json_string_value(json_object_get(doc, "a")), "$PV_TEST_REGION/x");
+	assert_string_equal(json_string_value(json_object_get(doc, "b")), "eu-west-1 $5 $1"); /* no warning */
+	const pv_diag *w = find_diag(&d, "a", "'$PV_TEST_REGION' is left as written: only ${PV_TEST_REGION} is expanded");
+	assert_non_null(w);
+	assert_int_equal(w->level, PV_DIAG_WARNING);
+	assert_non_null(find_diag(&d, "t[1]", "'$HOME'"));
+	assert_non_null(find_diag(&d, "c.password", "a '$' followed by a name is left as written"));
+	assert_non_null(find_diag(&d, "u", "a '$' followed by a name is left as written"));
+	assert_int_equal(d.n, 4);
+	char *all = pv_diags_format(&d);
+	assert_null(strstr(all, "sw0rd")); /* never a piece of a secret */
+	assert_null(strstr(all, "cr3tXq"));
+	free(all);
+	pv_diags_clear(&d);
+	json_decref(doc);
+}
+
 static void test_merge_replaces_arrays_and_merges_objects(void **state)
 {
 	(void)state;
@@ -791,6 +821,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_expansion_of_set_defaulted_and_missing_variables),
+		cmocka_unit_test(test_bare_dollar_name_warns_and_stays_literal),
 		cmocka_unit_test(test_merge_replaces_arrays_and_merges_objects),
 		cmocka_unit_test(test_redaction_hides_secrets_not_settings),
 		cmocka_unit_test(test_search_order_explicit_env_hfconfdir_local),
