@@ -101,6 +101,13 @@ json_t *pv_health_to_json(const pv_health *h)
 			 h->details ? json_incref(h->details) : json_object());
 }
 
+json_t *pv_health_answer(bool healthy, const char *message, uint64_t latency_ns)
+{
+	return json_pack("{s:b, s:s, s:s?, s:f}", "healthy", healthy, "status",
+			 healthy ? "healthy" : "unhealthy", "message", message, "latency_ms",
+			 (double)latency_ns / 1e6);
+}
+
 int pv_health_from_json(const json_t *j, pv_health *out)
 {
 	memset(out, 0, sizeof *out);
