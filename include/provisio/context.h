@@ -150,7 +150,8 @@ int pv_context_set_custom_policy(pv_context *ctx, pv_select_fn fn, void *user);
 
 /*
  * Runs `op` on the current strategy or, when a policy is set, on the one it
- * selects. Always fills `out`: NO_STRATEGY_AVAILABLE when none fits,
+ * selects (a policy that reads health learns it first: see put_health
+ * below). Always fills `out`: NO_STRATEGY_AVAILABLE when none fits,
  * NOT_INITIALIZED, OPERATION_NOT_SUPPORTED (counted as a failure of that
  * strategy), TIMEOUT when the deadline has already passed, or the
  * strategy's own answer. out->provider names the strategy that answered.

@@ -570,12 +570,26 @@ static void test_save_state_writes_each_change_without_closing(void **state)
 
 /* ---- selection in one-shot processes --------------------------------------------------- */
 
+/* The files a `provisio` process reads: configuration, templates, store. */
+typedef struct files {
+	char config[512], templates[512], db[400];
+} files;
+
+static void write_files(files *f, const char *stem, const char *config, const char *templates)
+{
+	snprintf(f->config, sizeof f->config, "%s/%s.json", bf_dir, stem);
+	snprintf(f->templates, sizeof f->templates, "%s/%s_templates.json", bf_dir, stem);
+	bf_db_path(f->db, sizeof f->db, stem);
+	bf_write_file(f->config, config);
+	bf_write_file(f->templates, templates);
+}
+
 /* One Host Factory call, from files: a new context and new strategies over
  * the same store, as each `provisio` process has. */
-static pv_broker *open_process(const char *config, const char *templates, const char *db)
+static pv_broker *open_process(const files *f)
 {
-	pv_broker_open_options o = {.config = {.path = config}, .templates_path = templates,
-				    .store_path = db};
+	pv_broker_open_options o = {.config = {.path = f->config}, .templates_path = f->templates,
+				    .store_path = f->db};
 	pv_diags d;
 	pv_diags_init(&d);
 	pv_broker *b = NULL;
@@ -615,24 +629,21 @@ static void assert_made_by(pv_broker *b, const char *id, const char *provider, s
 static void test_health_based_request_avoids_the_sick_provider_across_processes(void **state)
 {
 	(void)state;
-	char config[512], templates[512], db[400];
-	snprintf(config, sizeof config, "%s/health.json", bf_dir);
-	snprintf(templates, sizeof templates, "%s/health_templates.json", bf_dir);
-	bf_db_path(db, sizeof db, "health");
-	bf_write_file(config, "{\"providers\": ["
-			       "  {\"name\": \"sick\", \"type\": \"sim\", \"config\": {\"healthy\": false}},"
-			       "  {\"name\": \"well\", \"type\": \"sim\"}],"
-			       " \"context\": {\"selection_policy\": \"health_based\","
-			       "             \"health_check_interval_seconds\": 60}}");
-	bf_write_file(templates, "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1}]}");
+	files w;
+	write_files(&w, "health",
+		    "{\"providers\": ["
+		    "  {\"name\": \"sick\", \"type\": \"sim\", \"config\": {\"healthy\": false}},"
+		    "  {\"name\": \"well\", \"type\": \"sim\"}],"
+		    " \"context\": {\"selection_policy\": \"health_based\", \"health_check_interval_seconds\": 60}}",
+		    "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1}]}");
 
-	pv_broker *b = open_process(config, templates, db);
+	pv_broker *b = open_process(&w);
 	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(b, "t", 2, id), 0);
 	assert_made_by(b, id, "well", 2);
 	assert_int_equal(health_checks_of(b, "sick"), 1);
 	pv_broker_close(b); /* records what it checked */
-	pv_store *st = bf_store(db);
+	pv_store *st = bf_store(w.db);
 	char *rec = bf_kv_get(st, "health/sick");
 	assert_non_null(rec);
 	assert_non_null(strstr(rec, "\"healthy\":false"));
@@ -640,7 +651,7 @@ static void test_health_based_request_avoids_the_sick_provider_across_processes(
 	free(rec);
 	pv_store_close(st);
 
-	b = open_process(config, templates, db);
+	b = open_process(&w);
 	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0);
 	assert_made_by(b, id, "well", 1);
 	assert_int_equal(health_checks_of(b, "sick"), 0); /* another process checked 0 s ago */
@@ -651,10 +662,10 @@ static void test_health_based_request_avoids_the_sick_provider_across_processes(
 	char old[256];
 	snprintf(old, sizeof old, "{\"healthy\": false, \"message\": \"old\", \"checked_at_ms\": %lld}",
 		 (long long)(pv_wall_ms() - 61000));
-	st = bf_store(db);
+	st = bf_store(w.db);
 	bf_kv_put(st, "health/sick", old);
 	pv_store_close(st);
-	b = open_process(config, templates, db);
+	b = open_process(&w);
 	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0);
 	assert_made_by(b, id, "well", 1);
 	assert_int_equal(health_checks_of(b, "sick"), 1);
@@ -666,15 +677,13 @@ static void test_health_based_request_avoids_the_sick_provider_across_processes(
 static void test_template_naming_a_disabled_provider_says_disabled(void **state)
 {
 	(void)state;
-	char config[512], templates[512], db[400];
-	snprintf(config, sizeof config, "%s/disabled.json", bf_dir);
-	snprintf(templates, sizeof templates, "%s/disabled_templates.json", bf_dir);
-	bf_db_path(db, sizeof db, "disabled");
-	bf_write_file(config, "{\"providers\": [{\"name\": \"cloud\", \"type\": \"sim\"},"
-			       "  {\"name\": \"lab\", \"type\": \"sim\", \"enabled\": false}]}");
-	bf_write_file(templates, "{\"templates\": [{\"templateId\": \"in-lab\", \"provider\": \"lab\"},"
-				 " {\"templateId\": \"nowhere\", \"provider\": \"ghost\"}]}");
-	pv_broker *b = open_process(config, templates, db);
+	files w;
+	write_files(&w, "disabled",
+		    "{\"providers\": [{\"name\": \"cloud\", \"type\": \"sim\"},"
+		    "  {\"name\": \"lab\", \"type\": \"sim\", \"enabled\": false}]}",
+		    "{\"templates\": [{\"templateId\": \"in-lab\", \"provider\": \"lab\"},"
+		    " {\"templateId\": \"nowhere\", \"provider\": \"ghost\"}]}");
+	pv_broker *b = open_process(&w);
 	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(b, "in-lab", 1, id), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "template 'in-lab': provider 'lab' is disabled"));
