@@ -257,10 +257,10 @@ static void build_providers(builder *b, const json_t *graph)
 			continue;
 		pv_provider_factory f = pv_provider_factory_find(json_string_value(json_object_get(p, "type")));
 		char path[128];
-		where(p, "providers", i, true, path, sizeof path);
+		/* no factory (its module missing): the provider is at fault, not its config */
+		where(p, "providers", i, f != NULL, path, sizeof path);
 		if (!f)
-			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "no factory for type '%s'",
-				     json_string_value(json_object_get(p, "type")));
+			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
 		else if (f(&it->s, it->name, json_object_get(p, "config"), b->clock) < 0)
 			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
 	}
