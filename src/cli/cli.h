@@ -54,5 +54,8 @@ void pv_cli_print_diags(const pv_diags *d);
 int pv_cli_open(const pv_cli *cli, pv_context **ctx, json_t **graph);
 /* True when argv holds -h or --help. */
 bool pv_cli_wants_help(int argc, char **argv);
+/* Puts the heap of a short-lived command in huge pages; call before the
+ * first malloc. cli/heap.c. */
+void pv_cli_heap_in_huge_pages(void);
 
 #endif

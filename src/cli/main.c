@@ -32,6 +32,8 @@ static const struct {
 static int run_command(size_t i, const pv_cli *cli, int argc, char **argv)
 {
 	pv_cli_command run = commands[i].run;
+	if (run)
+		pv_cli_heap_in_huge_pages(); /* a short command: one process per call */
 	if (!run) {
 		char symbol[64];
 		void *found;
