@@ -4,12 +4,20 @@
 # on a loopback port with dummy credentials, and its output is checked.
 # Usage: awscli_test.sh EC2_EMULATOR DATA_DIR. Exit 77 (skipped) without
 # /usr/bin/aws; never contacts AWS.
+#
+# Starting the CLI (python and its models) takes seconds on a busy machine,
+# so most commands run in one long-lived process of the same CLI code that
+# /usr/bin/aws runs (awscli_runner.py); /usr/bin/aws itself runs the first
+# command and those that need other credentials.
 set -u
 EMU=$1
 DATA=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
 AWS=${AWS_CLI:-/usr/bin/aws}
 [ -x "$AWS" ] || { echo "skip: $AWS not installed (apt-get install awscli)"; exit 77; }
 command -v python3 >/dev/null || { echo "skip: python3 missing"; exit 77; }
+# The interpreter /usr/bin/aws names, so the runner imports the same CLI.
+AWS_PY=$(sed -n '1s/^#! *//p' "$AWS")
 
 WORK=$(mktemp -d /tmp/pv-awscli-XXXXXX)
 # The emulator, like EC2, refuses a launch template it does not know: seed
@@ -18,7 +26,12 @@ LT_SEEDED=lt-0123456789abcdef0
 "$EMU" --port 0 --port-file "$WORK/port" --boot-ms 0 \
 	--launch-template "$LT_SEEDED:provisio-cli-seeded:ami-0abc1234:t3.micro" >"$WORK/emu.log" 2>&1 &
 EMU_PID=$!
-cleanup() { kill "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null; rm -rf "$WORK"; }
+RUNNER_PID=
+cleanup() {
+	kill "$EMU_PID" $RUNNER_PID 2>/dev/null
+	wait "$EMU_PID" $RUNNER_PID 2>/dev/null
+	rm -rf "$WORK"
+}
 trap cleanup EXIT INT TERM
 i=0
 while [ ! -s "$WORK/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
@@ -33,18 +46,46 @@ export AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
 unset AWS_SESSION_TOKEN AWS_PROFILE http_proxy https_proxy HTTP_PROXY HTTPS_PROXY
 export NO_PROXY=127.0.0.1
 
+mkfifo "$WORK/cli.req" "$WORK/cli.rc"
+"$AWS_PY" "$HERE/awscli_runner.py" "$WORK/cli.req" "$WORK/cli.rc" "$WORK/cli.out" "$WORK/cli.err" &
+RUNNER_PID=$!
+
 FAILS=0
 ok() { echo "ok   - $1"; }
 bad() { echo "FAIL - $1"; FAILS=$((FAILS + 1)); }
-ec2() { "$AWS" --endpoint-url "$URL" --output json ec2 "$@"; }
+# runner ARGS...: one request to the runner; its stdout, stderr, exit code
+runner() {
+	printf '%s\n' "$@" >"$WORK/cli.req"
+	read -r cli_rc <"$WORK/cli.rc"
+	cat "$WORK/cli.out"
+	cat "$WORK/cli.err" >&2
+	return "$cli_rc"
+}
+# ec2 ARGS...: `aws ec2 ARGS...` in the runner
+ec2() { runner --endpoint-url "$URL" --output json ec2 "$@"; }
+# ec2_exec ARGS...: the same through /usr/bin/aws (a process of its own)
+ec2_exec() { "$AWS" --endpoint-url "$URL" --output json ec2 "$@"; }
 # jcheck FILE PYTHON-EXPR: the expression, over the JSON in FILE as `d`, is true
-jcheck() { python3 -c "import json,sys; d=json.load(open('$1')); sys.exit(0 if ($2) else 1)"; }
+jcheck() { runner @py "$1" "$2"; }
+# jget FILE PYTHON-EXPR: prints the expression's value
+jget() { runner @py "$1" "$2"; }
+# fails CODE ARGS...: `aws ec2 ARGS...` exits 254 (a service error) naming CODE
+fails() {
+	want=$1
+	shift
+	ec2 "$@" >/dev/null 2>"$WORK/err"
+	rc=$?
+	[ $rc -eq 254 ] && grep -q "($want)" "$WORK/err"
+}
 
-# describe-regions
-if ec2 describe-regions >"$WORK/regions.json" 2>"$WORK/err" &&
+# describe-regions, by /usr/bin/aws and by the runner: the same answer
+if ec2_exec describe-regions >"$WORK/regions.json" 2>"$WORK/err" &&
 	jcheck "$WORK/regions.json" "'us-east-1' in [r['RegionName'] for r in d['Regions']]"; then
-	ok "describe-regions lists us-east-1"
+	ok "describe-regions lists us-east-1 (/usr/bin/aws)"
 else bad "describe-regions: $(cat "$WORK/err")"; fi
+if ec2 describe-regions >"$WORK/regions2.json" 2>"$WORK/err" && cmp -s "$WORK/regions.json" "$WORK/regions2.json"; then
+	ok "describe-regions through the runner prints what /usr/bin/aws printed"
+else bad "describe-regions (runner): $(cat "$WORK/err")"; fi
 
 # run-instances with tags, user data and a client token
 if ec2 run-instances --image-id ami-12345678 --count 2 --instance-type t3.micro --client-token abc \
@@ -53,8 +94,8 @@ if ec2 run-instances --image-id ami-12345678 --count 2 --instance-type t3.micro 
 	jcheck "$WORK/run.json" "len(d['Instances'])==2 and d['Instances'][0]['State']['Name'] in ('pending','running') and {'Key':'env','Value':'a&b=c'} in d['Instances'][0]['Tags'] and d['Instances'][0]['InstanceType']=='t3.micro' and d['ReservationId'].startswith('r-')"; then
 	ok "run-instances launches 2 tagged instances"
 else bad "run-instances: $(cat "$WORK/err")"; fi
-ID1=$(python3 -c "import json; print(json.load(open('$WORK/run.json'))['Instances'][0]['InstanceId'])")
-ID2=$(python3 -c "import json; print(json.load(open('$WORK/run.json'))['Instances'][1]['InstanceId'])")
+ID1=$(jget "$WORK/run.json" "d['Instances'][0]['InstanceId']")
+ID2=$(jget "$WORK/run.json" "d['Instances'][1]['InstanceId']")
 
 # The member names the CLI printed for our XML include every one it printed
 # for the hand-made reference response.
@@ -161,7 +202,7 @@ if ec2 create-launch-template --launch-template-name provisio-cli-lt --client-to
 	jcheck "$WORK/lt.json" "d['LaunchTemplate']['LaunchTemplateId'].startswith('lt-') and d['LaunchTemplate']['LaunchTemplateName']=='provisio-cli-lt' and d['LaunchTemplate']['DefaultVersionNumber']==1 and d['LaunchTemplate']['LatestVersionNumber']==1 and 'CreateTime' in d['LaunchTemplate']"; then
 	ok "create-launch-template"
 else bad "create-launch-template: $(cat "$WORK/err")"; fi
-LT=$(python3 -c "import json; print(json.load(open('$WORK/lt.json'))['LaunchTemplate']['LaunchTemplateId'])" 2>/dev/null)
+LT=$(jget "$WORK/lt.json" "d['LaunchTemplate']['LaunchTemplateId']" 2>/dev/null)
 if ec2 create-launch-template --launch-template-name provisio-cli-lt --client-token lt-abc \
 	--launch-template-data '{"ImageId":"ami-0abc1234","InstanceType":"t3.small","KeyName":"key-1","SecurityGroupIds":["sg-1","sg-2"],"TagSpecifications":[{"ResourceType":"instance","Tags":[{"Key":"team","Value":"red"}]}]}' \
 	>"$WORK/lt2.json" 2>"$WORK/err" &&
@@ -182,7 +223,7 @@ if ec2 create-fleet --type instant \
 	--launch-template-configs '[{"LaunchTemplateSpecification":{"LaunchTemplateId":"'"$LT"'","Version":"$Default"}}]' \
 	--target-capacity-specification TotalTargetCapacity=1,DefaultTargetCapacityType=on-demand \
 	>"$WORK/ltfleet.json" 2>"$WORK/err" &&
-	LTI=$(python3 -c "import json; print(json.load(open('$WORK/ltfleet.json'))['Instances'][0]['InstanceIds'][0])") &&
+	LTI=$(jget "$WORK/ltfleet.json" "d['Instances'][0]['InstanceIds'][0]") &&
 	ec2 describe-instances --instance-ids "$LTI" >"$WORK/ltdesc.json" 2>"$WORK/err" &&
 	jcheck "$WORK/ltdesc.json" "(lambda i: i['ImageId']=='ami-0abc1234' and i['InstanceType']=='t3.small' and i['KeyName']=='key-1' and {'Key':'team','Value':'red'} in i['Tags'])(d['Reservations'][0]['Instances'][0])"; then
 	ok "create-fleet from the launch template launches with its parameters"
@@ -201,17 +242,17 @@ if ec2 describe-availability-zones >"$WORK/az.json" 2>"$WORK/err" &&
 else bad "describe-availability-zones: $(cat "$WORK/err")"; fi
 
 # wrong credentials
-AWS_SECRET_ACCESS_KEY=wrong ec2 describe-regions >/dev/null 2>"$WORK/err"
+AWS_SECRET_ACCESS_KEY=wrong ec2_exec describe-regions >/dev/null 2>"$WORK/err"
 rc=$?
 if [ $rc -eq 254 ] && grep -q SignatureDoesNotMatch "$WORK/err"; then
 	ok "wrong secret: SignatureDoesNotMatch"
 else bad "wrong secret: rc=$rc $(cat "$WORK/err")"; fi
-AWS_ACCESS_KEY_ID=AKIDUNKNOWN ec2 describe-regions >/dev/null 2>"$WORK/err"
+AWS_ACCESS_KEY_ID=AKIDUNKNOWN ec2_exec describe-regions >/dev/null 2>"$WORK/err"
 rc=$?
 if [ $rc -eq 254 ] && grep -q AuthFailure "$WORK/err"; then
 	ok "unknown access key: AuthFailure"
 else bad "unknown key: rc=$rc $(cat "$WORK/err")"; fi
-AWS_SESSION_TOKEN=FQoGZXIvYXdzEXAMPLETOKEN ec2 describe-regions >/dev/null 2>"$WORK/err"
+AWS_SESSION_TOKEN=FQoGZXIvYXdzEXAMPLETOKEN ec2_exec describe-regions >/dev/null 2>"$WORK/err"
 if [ $? -eq 0 ]; then ok "session token (signed x-amz-security-token) accepted"
 else bad "session token: $(cat "$WORK/err")"; fi
 
