@@ -241,6 +241,161 @@ if ec2 describe-availability-zones >"$WORK/az.json" 2>"$WORK/err" &&
 	ok "describe-availability-zones"
 else bad "describe-availability-zones: $(cat "$WORK/err")"; fi
 
+# ---- fidelity with EC2: filters, NextToken, DryRun, ids, tags, status ---------
+# Three instances of a type no other case uses, tagged for the filters.
+ec2 run-instances --image-id ami-12345678 --count 3 --instance-type t3.large --client-token fid-1 \
+	--tag-specifications 'ResourceType=instance,Tags=[{Key=team,Value=blue-1},{Key=path,Value=a*b}]' \
+	>"$WORK/fid.json" 2>"$WORK/err" || bad "run-instances for the fidelity cases: $(cat "$WORK/err")"
+F1=$(jget "$WORK/fid.json" "d['Instances'][0]['InstanceId']")
+F2=$(jget "$WORK/fid.json" "d['Instances'][1]['InstanceId']")
+F3=$(jget "$WORK/fid.json" "d['Instances'][2]['InstanceId']")
+# ids FILE: the instance ids describe-instances printed, sorted, one line
+ids() { jget "$1" "' '.join(sorted(i['InstanceId'] for r in d['Reservations'] for i in r['Instances']))"; }
+# described WANT ARGS...: describe-instances ARGS... prints exactly the ids WANT
+described() {
+	want=$(printf '%s\n' $1 | sort | tr '\n' ' ' | sed 's/ $//')
+	shift
+	ec2 describe-instances "$@" >"$WORK/d.json" 2>"$WORK/err" && [ "$(ids "$WORK/d.json")" = "$want" ]
+}
+if described "$F2" --filters "Name=instance-id,Values=$F2" &&
+	described "$F1 $F3" --filters "Name=instance-id,Values=$F1,$F3"; then
+	ok "describe-instances filter instance-id"
+else bad "filter instance-id: $(cat "$WORK/err")"; fi
+if described "$F1 $F2 $F3" --filters 'Name=tag:team,Values=blue-*' &&
+	described "$F1 $F2 $F3" --filters 'Name=instance-type,Values=t3.?arge' &&
+	described "" --filters 'Name=instance-type,Values=t3.?' &&
+	described "$F1 $F2 $F3" --filters '[{"Name":"tag:path","Values":["a\\*b"]}]' &&
+	described "$F1 $F2 $F3" --filters '[{"Name":"tag:path","Values":["a?b"]}]' &&
+	described "" --filters '[{"Name":"tag:path","Values":["a\\*"]}]' &&
+	described "$F1 $F2 $F3" --filters 'Name=tag-value,Values=blue?1' "Name=instance-id,Values=$F1*,$F2,$F3"; then
+	ok "filter values with wildcards: * any run, ? one character, \\* a literal *"
+else bad "wildcards: $(cat "$WORK/err")"; fi
+if fails InvalidParameterValue describe-instances --filters Name=no-such-filter,Values=x &&
+	grep -q "The filter 'no-such-filter' is invalid" "$WORK/err"; then
+	ok "describe-instances with an unknown filter name: InvalidParameterValue naming it"
+else bad "unknown filter: rc=$rc $(cat "$WORK/err")"; fi
+
+# NextToken: opaque, continues the query that made it, refused otherwise
+ALL=$(ec2 describe-instances 2>/dev/null >"$WORK/all.json" && jget "$WORK/all.json" "sum(len(r['Instances']) for r in d['Reservations'])")
+if ec2 describe-instances --max-results 5 >"$WORK/p1.json" 2>"$WORK/err" &&
+	TOKEN=$(jget "$WORK/p1.json" "d['NextToken']") &&
+	jcheck "$WORK/p1.json" "not d['NextToken'].isdigit() and len(d['NextToken']) >= 32" &&
+	ec2 describe-instances --max-results 1000 --next-token "$TOKEN" >"$WORK/p2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/p2.json" "'NextToken' not in d and sum(len(r['Instances']) for r in d['Reservations']) == $ALL - 5"; then
+	ok "describe-instances NextToken is opaque and continues the query ($ALL instances: 5 + $((ALL - 5)))"
+else bad "NextToken: $(cat "$WORK/err")"; fi
+if fails InvalidParameterValue describe-instances --max-results 5 --next-token 5 &&
+	grep -q "NextToken is invalid" "$WORK/err" &&
+	fails InvalidParameterValue describe-instances --max-results 5 --next-token "${TOKEN}0" &&
+	fails InvalidParameterValue describe-instances --max-results 5 --next-token "$TOKEN" \
+		--filters Name=instance-type,Values=t3.large; then
+	ok "a NextToken not made for the query (made up, edited, another query's): InvalidParameterValue"
+else bad "bad NextToken: rc=$rc $(cat "$WORK/err")"; fi
+
+# DryRun answers DryRunOperation only for a request that would succeed
+if fails InvalidParameterValue run-instances --dry-run --image-id ami-12345678 --instance-type t3.bogus &&
+	grep -q "Invalid value 't3.bogus' for InstanceType" "$WORK/err" &&
+	fails DryRunOperation run-instances --dry-run --image-id ami-12345678 --instance-type t3.micro &&
+	fails InvalidParameterValue describe-instances --dry-run --filters Name=no-such-filter,Values=x &&
+	fails DryRunOperation describe-instances --dry-run; then
+	ok "DryRun validates first: an unknown instance type is InvalidParameterValue, a valid request DryRunOperation"
+else bad "dry run validation: rc=$rc $(cat "$WORK/err")"; fi
+
+# malformed instance ids
+if fails InvalidInstanceID.Malformed describe-instances --instance-ids i-1 &&
+	grep -q 'Invalid id: "i-1"' "$WORK/err" &&
+	fails InvalidInstanceID.Malformed terminate-instances --instance-ids "$F1" web-1 &&
+	fails InvalidInstanceID.Malformed describe-instance-status --instance-ids i-0123456789ABCDEF0; then
+	ok "malformed instance ids: InvalidInstanceID.Malformed (describe, terminate, status), nothing terminated"
+else bad "malformed ids: rc=$rc $(cat "$WORK/err")"; fi
+
+# ClientToken replay answers with the instances' states now
+if ec2 run-instances --image-id ami-12345678 --count 1 --instance-type t3.micro --client-token replay-1 \
+	>"$WORK/rp1.json" 2>"$WORK/err" &&
+	RP=$(jget "$WORK/rp1.json" "d['Instances'][0]['InstanceId']") &&
+	jcheck "$WORK/rp1.json" "d['Instances'][0]['State']['Name'] == 'running'" &&
+	ec2 terminate-instances --instance-ids "$RP" >/dev/null 2>"$WORK/err" &&
+	ec2 run-instances --image-id ami-12345678 --count 1 --instance-type t3.micro --client-token replay-1 \
+		>"$WORK/rp2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/rp2.json" "d['Instances'][0]['InstanceId'] == '$RP' and d['Instances'][0]['State']['Name'] in ('shutting-down', 'terminated')"; then
+	ok "run-instances replayed by ClientToken after a terminate: the same instance, its state now"
+else bad "replay state: $(cat "$WORK/err")"; fi
+
+# tags: create-tags, describe-tags, delete-tags, the aws: prefix, the 50-tag limit
+# tagsof ID: the instance's tags as key=value, sorted, one line
+tagsof() {
+	ec2 describe-tags --filters "Name=resource-id,Values=$1" >"$WORK/t.json" 2>"$WORK/err" &&
+		jget "$WORK/t.json" "' '.join(sorted(t['Key'] + '=' + t['Value'] for t in d['Tags']))"
+}
+
+if ec2 create-tags --resources "$F1" "$F2" --tags Key=owner,Value=ann Key=stage,Value= 2>"$WORK/err" &&
+	[ "$(tagsof "$F1")" = "owner=ann path=a*b stage= team=blue-1" ] &&
+	ec2 describe-tags --filters Name=key,Values=owner >"$WORK/t.json" 2>"$WORK/err" &&
+	jcheck "$WORK/t.json" "sorted((t['ResourceId'], t['ResourceType'], t['Value']) for t in d['Tags']) == sorted([('$F1', 'instance', 'ann'), ('$F2', 'instance', 'ann')])" &&
+	described "$F1 $F2" --filters Name=tag:owner,Values=ann; then
+	ok "create-tags on two instances; describe-tags by resource-id and by key; describe-instances by the new tag"
+else bad "create-tags: $(cat "$WORK/err")"; fi
+if ec2 create-tags --resources "$F1" --tags Key=owner,Value=bob 2>"$WORK/err" &&
+	ec2 delete-tags --resources "$F1" "$F2" --tags Key=owner,Value=ann Key=stage 2>"$WORK/err" &&
+	[ "$(tagsof "$F1")" = "owner=bob path=a*b team=blue-1" ] &&
+	[ "$(tagsof "$F2")" = "path=a*b team=blue-1" ] &&
+	ec2 delete-tags --resources "$F3" 2>"$WORK/err" && [ "$(tagsof "$F3")" = "" ] &&
+	ec2 delete-tags --resources "$LTI" 2>"$WORK/err" &&
+	tagsof "$LTI" | grep -q '^aws:ec2:fleet-id=fleet-[^ ]*$'; then
+	ok "create-tags overwrites; delete-tags with a value only if it matches, without one any value; with no tags every tag but EC2's aws: ones"
+else bad "delete-tags: $(cat "$WORK/err")"; fi
+if fails InvalidParameterValue create-tags --resources "$F1" --tags Key=aws:owner,Value=me &&
+	grep -q "Tag keys starting with 'aws:' are reserved for internal use" "$WORK/err" &&
+	fails InvalidParameterValue delete-tags --resources "$LTI" --tags Key=aws:ec2:fleet-id &&
+	fails InvalidParameterValue run-instances --image-id ami-12345678 --count 1 --instance-type t3.micro \
+		--tag-specifications 'ResourceType=instance,Tags=[{Key=AWS:x,Value=y}]' &&
+	ec2 describe-instances >"$WORK/all2.json" 2>/dev/null &&
+	jcheck "$WORK/all2.json" "sum(len(r['Instances']) for r in d['Reservations']) == $ALL + 1"; then
+	ok "the aws: tag prefix is reserved: create-tags, delete-tags, run-instances refused (nothing launched)"
+else bad "aws: prefix: rc=$rc $(cat "$WORK/err")"; fi
+MANY=$(i=1; while [ $i -le 49 ]; do printf 'Key=k%d,Value=v ' $i; i=$((i + 1)); done)
+# shellcheck disable=SC2086 # one word a tag
+if fails TagLimitExceeded create-tags --resources "$F2" --tags $MANY &&
+	[ "$(tagsof "$F2")" = "path=a*b team=blue-1" ] &&
+	fails InvalidInstanceID.NotFound create-tags --resources i-0badc0ffee0000000 --tags Key=a,Value=b &&
+	fails InvalidID create-tags --resources sg-12345678 --tags Key=a,Value=b; then
+	ok "create-tags past 50 tags: TagLimitExceeded, nothing set; unknown instance NotFound; other resources InvalidID"
+else bad "create-tags limits: rc=$rc $(cat "$WORK/err")"; fi
+if ec2 describe-tags >"$WORK/tall.json" 2>"$WORK/err" &&
+	ec2 describe-tags --page-size 5 >"$WORK/tpaged.json" 2>"$WORK/err" &&
+	jcheck "$WORK/tpaged.json" "d['Tags'] == json.load(open('$WORK/tall.json'))['Tags'] and len(d['Tags']) > 10"; then
+	ok "describe-tags pages through NextToken (5 a page) to the same tags"
+else bad "describe-tags paging: $(cat "$WORK/err")"; fi
+
+# describe-instance-status
+RUNNING=$(jget "$WORK/all2.json" "sum(1 for r in d['Reservations'] for i in r['Instances'] if i['State']['Name'] == 'running')")
+if ec2 describe-instance-status >"$WORK/st.json" 2>"$WORK/err" &&
+	jcheck "$WORK/st.json" "len(d['InstanceStatuses']) == $RUNNING and all(s['InstanceState']['Name'] == 'running' and s['InstanceStatus']['Status'] == 'ok' and s['SystemStatus']['Details'] == [{'Name': 'reachability', 'Status': 'passed'}] and s['AvailabilityZone'].startswith('us-east-1') for s in d['InstanceStatuses'])" &&
+	ec2 describe-instance-status --page-size 5 >"$WORK/stp.json" 2>"$WORK/err" &&
+	jcheck "$WORK/stp.json" "d['InstanceStatuses'] == json.load(open('$WORK/st.json'))['InstanceStatuses']"; then
+	ok "describe-instance-status: the $RUNNING running instances, checks ok / passed; the same through pages of 5"
+else bad "describe-instance-status: $(cat "$WORK/err")"; fi
+if ec2 describe-instance-status --instance-ids "$ID1" >"$WORK/st1.json" 2>"$WORK/err" &&
+	jcheck "$WORK/st1.json" "d['InstanceStatuses'] == []" &&
+	ec2 describe-instance-status --instance-ids "$ID1" --include-all-instances >"$WORK/st2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/st2.json" "[(s['InstanceId'], s['InstanceState']['Name'], s['InstanceStatus']['Status'], s['SystemStatus']['Status']) for s in d['InstanceStatuses']] == [('$ID1', 'terminated', 'not-applicable', 'not-applicable')]" &&
+	ec2 describe-instance-status --filters Name=instance-status.status,Values=ok "Name=availability-zone,Values=us-east-1?" \
+		--instance-ids "$F1" "$ID1" >"$WORK/st3.json" 2>"$WORK/err" &&
+	jcheck "$WORK/st3.json" "[s['InstanceId'] for s in d['InstanceStatuses']] == ['$F1']"; then
+	ok "describe-instance-status: a terminated instance only with --include-all-instances (not-applicable); filters"
+else bad "describe-instance-status ids: $(cat "$WORK/err")"; fi
+if fails InvalidParameterValue describe-instance-status --filters Name=tag:Name,Values=x &&
+	grep -q "The filter 'tag:Name' is invalid" "$WORK/err"; then
+	ok "describe-instance-status with a tag filter: InvalidParameterValue, as EC2"
+else bad "describe-instance-status tag filter: rc=$rc $(cat "$WORK/err")"; fi
+admin() { python3 -c "import urllib.request as u; u.urlopen(u.Request('$URL$1', data=b'$2'))"; }
+if admin /_emu/config '{"status_ms": 3600000}' &&
+	ec2 describe-instance-status --instance-ids "$F1" >"$WORK/st4.json" 2>"$WORK/err" &&
+	jcheck "$WORK/st4.json" "[(s['InstanceStatus']['Status'], s['SystemStatus']['Details']) for s in d['InstanceStatuses']] == [('initializing', [{'Name': 'reachability', 'Status': 'initializing'}])]" &&
+	admin /_emu/config '{"status_ms": 0}'; then
+	ok "describe-instance-status: checks initializing while the emulator's status_ms has not passed"
+else bad "describe-instance-status initializing: $(cat "$WORK/err")"; fi
+
 # wrong credentials
 AWS_SECRET_ACCESS_KEY=wrong ec2_exec describe-regions >/dev/null 2>"$WORK/err"
 rc=$?

@@ -1,14 +1,18 @@
 /*
- * emu.c - the EC2 actions of the emulator and their XML answers.
+ * emu.c - the instance and launch template actions of the emulator, their
+ * XML answers, and the table of every action.
  *
  * RunInstances, CreateFleet (type instant), DescribeInstances,
  * TerminateInstances, CreateLaunchTemplate, DescribeLaunchTemplates,
  * DeleteLaunchTemplate, DescribeRegions, DescribeAvailabilityZones, with
  * EC2's rules where a client can notice them: ClientToken idempotency
- * (same token and parameters -> the first answer; other parameters ->
- * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
- * capacity, InsufficientInstanceCapacity for chosen types / AZs, tags and
- * tag filters, NextToken pagination, states that move with time
+ * (same token and parameters -> the first answer, a RunInstances one with
+ * the instances' states now; other parameters ->
+ * IdempotentParameterMismatch), DryRun after the parameters are checked
+ * (an instance type EC2 does not have is InvalidParameterValue),
+ * malformed instance ids (InvalidInstanceID.Malformed), MinCount/MaxCount
+ * against a capacity, InsufficientInstanceCapacity for chosen types / AZs,
+ * tags, filters (filter.c), NextToken (paging.c), states that move with time
  * (pending -> running, shutting-down -> terminated), and launch templates
  * that must exist (an unknown id, name or version is a request error, as on
  * EC2: a lenient emulator would let a provider bug through). Response shapes
@@ -117,6 +121,7 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->templates = json_object();
 	e->seeds = json_array();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+	emu_paging_init(e);
 }
 
 void emu_reset(emu *e)
@@ -155,19 +160,6 @@ void emu_error(emu_reply *r, int status, const char *code, const char *message, 
 	eb_add(&r->body, "</Response>");
 }
 
-static const char *param(json_t *p, const char *key) { return json_string_value(json_object_get(p, key)); }
-
-static const char *paramf(json_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static const char *paramf(json_t *p, const char *fmt, ...)
-{
-	char key[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(key, sizeof key, fmt, ap);
-	va_end(ap);
-	return param(p, key);
-}
-
 static bool in_list(json_t *arr, const char *s)
 {
 	size_t i;
@@ -177,7 +169,7 @@ static bool in_list(json_t *arr, const char *s)
 }
 
 /* Current state of an instance from its timestamps. */
-static const char *state_of(emu *e, json_t *in, int *code)
+const char *emu_state_of(emu *e, json_t *in, int *code)
 {
 	uint64_t now = emu_now_ms();
 	json_t *term = json_object_get(in, "terminate_ms");
@@ -210,7 +202,7 @@ static void state_xml(emu_buf *b, const char *elem, const char *name, int code)
 static void instance_xml(emu *e, emu_buf *b, json_t *in)
 {
 	int code;
-	const char *st = state_of(e, in, &code);
+	const char *st = emu_state_of(e, in, &code);
 	eb_add(b, "<item>");
 	eb_elem(b, "instanceId", param(in, "id"));
 	eb_elem(b, "imageId", param(in, "image"));
@@ -253,7 +245,7 @@ static void instance_xml(emu *e, emu_buf *b, json_t *in)
 	eb_add(b, "</item>");
 }
 
-static void head(emu_buf *b, const char *action, const char *request_id)
+void emu_head(emu_buf *b, const char *action, const char *request_id)
 {
 	eb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%sResponse xmlns=\"" EMU_NS "\">", action);
 	eb_elem(b, "requestId", request_id);
@@ -363,11 +355,12 @@ static json_t *launch_one(emu *e, const char *image, const char *type, const cha
 		 (unsigned)n & 255);
 	time_t now = time(NULL);
 	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
-	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}",
+	/* Each instance its own tags: CreateTags changes one, not its siblings. */
+	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:o}",
 			       "id", id, "image", image, "type", type, "subnet", subnet, "key", key,
 			       "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip", pub,
 			       "az", az_of(e, subnet, az, sizeof az), "launch_time", when, "launch_ms",
-			       (json_int_t)emu_now_ms(), "index", index, "tags", tags);
+			       (json_int_t)emu_now_ms(), "index", index, "tags", json_deep_copy(tags));
 	if (!in)
 		abort(); /* a bug in the format above */
 	json_object_set_new(in, "reservation", json_string(reservation));
@@ -386,12 +379,6 @@ static long int_param(json_t *p, const char *key, long dflt)
 	return *end || end == v ? -1 : n;
 }
 
-static bool is_true(json_t *p, const char *key)
-{
-	const char *v = param(p, key);
-	return v && strcmp(v, "true") == 0;
-}
-
 /* The canonical form of the parameters for ClientToken comparison. */
 static char *params_hash(json_t *p)
 {
@@ -402,8 +389,15 @@ static char *params_hash(json_t *p)
 	return s;
 }
 
-/* A replay of a ClientToken: true when handled (original body or
- * IdempotentParameterMismatch). */
+/* By id through the index: a 200-id describe over thousands of instances
+ * must not cost 200 scans. */
+static json_t *find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
+
+static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r);
+
+/* A replay of a ClientToken: true when handled, by IdempotentParameterMismatch
+ * or by the first answer under this request's id. EC2 answers a replayed
+ * RunInstances with the instances' states now, not those of the first answer. */
 static bool idempotent_replay(emu *e, const char *action, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *token = param(p, "ClientToken");
@@ -418,23 +412,39 @@ static bool idempotent_replay(emu *e, const char *action, json_t *p, const char 
 			  "Client token is already used with different parameters", rid);
 		return true;
 	}
+	json_t *ids = json_object_get(seen, "instance_ids");
+	if (ids) {
+		json_t *list = json_array();
+		size_t i;
+		json_t *id;
+		json_array_foreach(ids, i, id) json_array_append(list, find(e, json_string_value(id)));
+		reservation_xml(e, param(seen, "reservation"), list, rid, r);
+		json_decref(list);
+		return true;
+	}
+	emu_head(&r->body, action, rid);
+	eb_add(&r->body, param(seen, "tail"));
 	r->status = 200;
-	eb_add(&r->body, param(seen, "body"));
 	return true;
 }
 
-static void remember(emu *e, const char *action, json_t *p, emu_reply *r)
+/* Keeps the answer to a ClientToken: what follows its requestId. The
+ * record (for the caller to add to), or NULL without a token. */
+static json_t *remember(emu *e, const char *action, json_t *p, emu_reply *r)
 {
 	const char *token = param(p, "ClientToken");
 	if (!token)
-		return;
+		return NULL;
+	const char *tail = strstr(r->body.s, "</requestId>");
 	char *h = params_hash(p);
-	json_object_set_new(e->tokens, token, json_pack("{s:s, s:s, s:s}", "action", action, "hash", h,
-							 "body", r->body.s));
+	json_t *seen = json_pack("{s:s, s:s, s:s}", "action", action, "hash", h, "tail",
+				 tail ? tail + strlen("</requestId>") : "");
 	free(h);
+	json_object_set_new(e->tokens, token, seen);
+	return seen;
 }
 
-static void dry_run_ok(emu_reply *r, const char *rid)
+void emu_dry_run_ok(emu_reply *r, const char *rid)
 {
 	emu_error(r, 412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", rid);
 }
@@ -442,6 +452,18 @@ static void dry_run_ok(emu_reply *r, const char *rid)
 static bool ice(emu *e, const char *type, const char *az)
 {
 	return in_list(e->ice_types, type) || in_list(e->ice_azs, az);
+}
+
+static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r)
+{
+	emu_head(&r->body, "RunInstances", rid);
+	eb_elem(&r->body, "reservationId", reservation);
+	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+	size_t i;
+	json_t *in;
+	json_array_foreach(instances, i, in) instance_xml(e, &r->body, in);
+	eb_add(&r->body, "</instancesSet></RunInstancesResponse>");
+	r->status = 200;
 }
 
 static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
@@ -456,15 +478,26 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	if (!type)
 		type = "m1.small";
 	long minc = int_param(p, "MinCount", 0), maxc = int_param(p, "MaxCount", 0);
+	char msg[300];
 	if (!image)
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
-	if (strncmp(image, "ami-", 4) != 0)
-		return emu_error(r, 400, "InvalidAMIID.Malformed", "Invalid id (expecting \"ami-...\")", rid);
+	if (strncmp(image, "ami-", 4) != 0) {
+		snprintf(msg, sizeof msg, "Invalid id: \"%.200s\" (expecting \"ami-...\")", image);
+		return emu_error(r, 400, "InvalidAMIID.Malformed", msg, rid);
+	}
 	if (minc < 1 || maxc < 1 || minc > maxc)
 		return emu_error(r, 400, "InvalidParameterValue",
 				 "MinCount and MaxCount must be integers >= 1 with MinCount <= MaxCount", rid);
+	/* Validated before DryRun: a dry run answers whether the launch would
+	 * be accepted, so a type EC2 does not have is not DryRunOperation. */
+	if (!emu_instance_type_known(type)) {
+		snprintf(msg, sizeof msg, "Invalid value '%.200s' for InstanceType.", type);
+		return emu_error(r, 400, "InvalidParameterValue", msg, rid);
+	}
+	if (!emu_tag_specs_ok(p, "", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
+		return emu_dry_run_ok(r, rid);
 	if (idempotent_replay(e, "RunInstances", p, rid, r))
 		return;
 	const char *subnet = param(p, "SubnetId") ? param(p, "SubnetId") : param(ltd, "SubnetId");
@@ -486,18 +519,22 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 		tags = json_object();
 	json_object_update(tags, own);
 	json_decref(own);
-	head(&r->body, "RunInstances", rid);
-	eb_elem(&r->body, "reservationId", res);
-	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+	json_t *launched = json_array(), *ids = json_array();
 	for (long i = 0; i < n; i++) {
 		json_t *in = launch_one(e, image, type, subnet, key, param(p, "ClientToken"),
 					market && strcmp(market, "spot") == 0 ? "spot" : NULL, tags, res, (int)i);
-		instance_xml(e, &r->body, in);
+		json_array_append(launched, in);
+		json_array_append(ids, json_object_get(in, "id"));
 	}
 	json_decref(tags);
-	eb_add(&r->body, "</instancesSet></RunInstancesResponse>");
-	r->status = 200;
-	remember(e, "RunInstances", p, r);
+	reservation_xml(e, res, launched, rid, r);
+	json_decref(launched);
+	json_t *seen = remember(e, "RunInstances", p, r);
+	if (seen) {
+		json_object_set_new(seen, "reservation", json_string(res));
+		json_object_set(seen, "instance_ids", ids);
+	}
+	json_decref(ids);
 }
 
 /* ---- CreateFleet (instant) --------------------------------------------------------- */
@@ -626,8 +663,10 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	int nov;
 	if (!fleet_overrides(p, ltd, ov, &nov, rid, r))
 		return;
+	if (!emu_tag_specs_ok(p, "", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
+		return emu_dry_run_ok(r, rid);
 	if (idempotent_replay(e, "CreateFleet", p, rid, r))
 		return;
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
@@ -655,7 +694,7 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 		fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
 	if (spot > 0)
 		fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, &errs, &insts);
-	head(&r->body, "CreateFleet", rid);
+	emu_head(&r->body, "CreateFleet", rid);
 	eb_elem(&r->body, "fleetId", fleet_id);
 	eb_printf(&r->body, "<errorSet>%s</errorSet><fleetInstanceSet>%s</fleetInstanceSet>", errs.s, insts.s);
 	eb_add(&r->body, "</CreateFleetResponse>");
@@ -765,8 +804,10 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 		return emu_error(r, 400, "InvalidLaunchTemplateName.MalformedException",
 				 "A launch template name must be between 3 and 128 characters, and may contain "
 				 "letters, numbers, and the following characters: - ( ) . / _.'", rid);
+	if (!emu_tag_specs_ok(p, "LaunchTemplateData.", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
+		return emu_dry_run_ok(r, rid);
 	if (idempotent_replay(e, "CreateLaunchTemplate", p, rid, r))
 		return;
 	if (json_object_get(e->templates, name))
@@ -775,7 +816,7 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 	char id[32];
 	snprintf(id, sizeof id, "lt-%017llx", (unsigned long long)emu_rand(e) >> 4);
 	json_t *t = template_add(e, id, name, template_data(p));
-	head(&r->body, "CreateLaunchTemplate", rid);
+	emu_head(&r->body, "CreateLaunchTemplate", rid);
 	eb_add(&r->body, "<launchTemplate>");
 	template_xml(&r->body, t);
 	eb_add(&r->body, "</launchTemplate></CreateLaunchTemplateResponse>");
@@ -819,7 +860,7 @@ static void describe_launch_templates(emu *e, json_t *p, const char *rid, emu_re
 	json_t *list = templates_param(e, p, rid, r);
 	if (!list)
 		return;
-	head(&r->body, "DescribeLaunchTemplates", rid);
+	emu_head(&r->body, "DescribeLaunchTemplates", rid);
 	eb_add(&r->body, "<launchTemplates>");
 	size_t i;
 	json_t *t;
@@ -844,8 +885,8 @@ static void delete_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 		return emu_error(r, 400, id ? "InvalidLaunchTemplateId.NotFound" : "InvalidLaunchTemplateName.NotFoundException",
 				 "The specified launch template does not exist.", rid);
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
-	head(&r->body, "DeleteLaunchTemplate", rid);
+		return emu_dry_run_ok(r, rid);
+	emu_head(&r->body, "DeleteLaunchTemplate", rid);
 	eb_add(&r->body, "<launchTemplate>");
 	template_xml(&r->body, t);
 	eb_add(&r->body, "</launchTemplate></DeleteLaunchTemplateResponse>");
@@ -855,13 +896,26 @@ static void delete_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 
 /* ---- describe / terminate ------------------------------------------------------------- */
 
-/* By id through the index: a 200-id describe over thousands of instances
- * must not cost 200 scans. */
-static json_t *find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
-
-/* Collects InstanceId.N; on an unknown id fills r with NotFound. */
-static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+bool emu_instance_id_ok(const char *id)
 {
+	size_t n = strlen(id);
+	return strncmp(id, "i-", 2) == 0 && (n == 10 || n == 19) && strspn(id + 2, "0123456789abcdef") == n - 2;
+}
+
+json_t *emu_ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	/* A malformed id is refused before any lookup, as EC2 does. */
+	for (int k = 1;; k++) {
+		const char *id = paramf(p, "InstanceId.%d", k);
+		if (!id)
+			break;
+		if (!emu_instance_id_ok(id)) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "Invalid id: \"%.200s\"", id);
+			emu_error(r, 400, "InvalidInstanceID.Malformed", msg, rid);
+			return NULL;
+		}
+	}
 	json_t *list = json_array();
 	emu_buf missing = {0};
 	for (int k = 1;; k++) {
@@ -889,75 +943,85 @@ static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
 	return list;
 }
 
-static bool filter_match(emu *e, json_t *in, const char *name, json_t *values)
+/* DescribeInstances' filters this emulator models (EC2 has more). */
+static const char *const instance_filters[] = {
+	"availability-zone", "client-token", "image-id", "instance-id", "instance-lifecycle",
+	"instance-state-code", "instance-state-name", "instance-type", "ip-address", "key-name",
+	"launch-index", "launch-time", "owner-id", "private-dns-name", "private-ip-address",
+	"reservation-id", "subnet-id", "tag:", "tag-key", "tag-value", NULL,
+};
+
+const char *emu_instance_field(emu *e, json_t *in, const char *name, char *buf, size_t size)
 {
-	const char *have = NULL;
+	static const struct {
+		const char *filter, *member;
+	} plain[] = {
+		{"availability-zone", "az"}, {"client-token", "token"}, {"image-id", "image"},
+		{"instance-id", "id"}, {"instance-lifecycle", "lifecycle"}, {"instance-type", "type"},
+		{"ip-address", "public_ip"}, {"key-name", "key"}, {"launch-time", "launch_time"},
+		{"private-dns-name", "dns"}, {"private-ip-address", "ip"}, {"reservation-id", "reservation"},
+		{"subnet-id", "subnet"},
+	};
+	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+		if (strcmp(name, plain[i].filter) == 0)
+			return param(in, plain[i].member);
 	int code;
+	const char *state = emu_state_of(e, in, &code);
 	if (strcmp(name, "instance-state-name") == 0)
-		have = state_of(e, in, &code);
-	else if (strcmp(name, "instance-type") == 0)
-		have = param(in, "type");
-	else if (strcmp(name, "reservation-id") == 0)
-		have = param(in, "reservation");
-	else if (strcmp(name, "client-token") == 0)
-		have = param(in, "token");
-	else if (strcmp(name, "availability-zone") == 0)
-		have = param(in, "az");
-	else if (strncmp(name, "tag:", 4) == 0)
-		have = json_string_value(json_object_get(json_object_get(in, "tags"), name + 4));
-	else if (strcmp(name, "tag-key") == 0) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(values, i, v)
-			if (json_object_get(json_object_get(in, "tags"), json_string_value(v)))
-				return true;
-		return false;
-	}
-	return have && in_list(values, have);
+		return state;
+	if (strcmp(name, "instance-state-code") == 0)
+		snprintf(buf, size, "%d", code);
+	else if (strcmp(name, "launch-index") == 0)
+		snprintf(buf, size, "%lld", (long long)json_integer_value(json_object_get(in, "index")));
+	else if (strcmp(name, "owner-id") == 0)
+		snprintf(buf, size, "123456789012");
+	else
+		return NULL;
+	return buf;
 }
 
-static bool matches_filters(emu *e, json_t *in, json_t *p)
+long emu_max_results(json_t *p, const char *rid, emu_reply *r)
 {
-	for (int f = 1;; f++) {
-		const char *name = paramf(p, "Filter.%d.Name", f);
-		if (!name)
-			return true;
-		json_t *values = json_array();
-		for (int v = 1;; v++) {
-			const char *val = paramf(p, "Filter.%d.Value.%d", f, v);
-			if (!val)
-				break;
-			json_array_append_new(values, json_string(val));
-		}
-		bool ok = filter_match(e, in, name, values);
-		json_decref(values);
-		if (!ok)
-			return false;
+	if (!param(p, "MaxResults"))
+		return -1;
+	if (param(p, "InstanceId.1")) {
+		emu_error(r, 400, "InvalidParameterCombination",
+			  "The parameter instancesSet cannot be used with the parameter maxResults", rid);
+		return 0;
 	}
+	long max = int_param(p, "MaxResults", 0);
+	if (max < 5 || max > 1000) {
+		emu_error(r, 400, "InvalidParameterValue", "MaxResults must be from 5 to 1000", rid);
+		return 0;
+	}
+	return max;
 }
 
 static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
-	long max = int_param(p, "MaxResults", 0);
-	/* EC2 may page even an id query when the answer is large. */
-	long page = param(p, "MaxResults") ? max : e->page_size;
-	if (param(p, "MaxResults") && param(p, "InstanceId.1"))
-		return emu_error(r, 400, "InvalidParameterCombination",
-				 "The parameter instancesSet cannot be used with the parameter maxResults", rid);
-	if (param(p, "MaxResults") && (max < 5 || max > 1000))
-		return emu_error(r, 400, "InvalidParameterValue", "MaxResults must be from 5 to 1000", rid);
-	json_t *pool = param(p, "InstanceId.1") ? ids_param(e, p, rid, r) : json_incref(e->instances);
-	if (!pool)
+	long max = emu_max_results(p, rid, r);
+	if (max == 0)
 		return;
-	long start = param(p, "NextToken") ? atol(param(p, "NextToken")) : 0, shown = 0, i = 0;
-	head(&r->body, "DescribeInstances", rid);
+	/* EC2 may page even an id query when the answer is large. */
+	long page = max > 0 ? max : e->page_size;
+	json_t *filters = emu_filters(p, instance_filters, rid, r);
+	if (!filters)
+		return;
+	json_t *pool = param(p, "InstanceId.1") ? emu_ids_param(e, p, rid, r) : json_incref(e->instances);
+	long start = pool ? emu_describe_start(e, "DescribeInstances", p, rid, r) : -1, shown = 0, i = 0;
+	if (start < 0) {
+		json_decref(pool);
+		json_decref(filters);
+		return;
+	}
+	emu_head(&r->body, "DescribeInstances", rid);
 	eb_add(&r->body, "<reservationSet>");
 	const char *open_res = NULL;
 	size_t k;
 	json_t *in;
 	long next = -1;
 	json_array_foreach(pool, k, in) {
-		if (!matches_filters(e, in, p))
+		if (!emu_filters_match(e, filters, in, emu_instance_field))
 			continue;
 		if (i++ < start)
 			continue;
@@ -980,10 +1044,10 @@ static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	if (open_res)
 		eb_add(&r->body, "</instancesSet></item>");
 	eb_add(&r->body, "</reservationSet>");
-	if (next >= 0)
-		eb_printf(&r->body, "<nextToken>%ld</nextToken>", next);
+	emu_page_next(e, "DescribeInstances", p, next, &r->body);
 	eb_add(&r->body, "</DescribeInstancesResponse>");
 	json_decref(pool);
+	json_decref(filters);
 	r->status = 200;
 }
 
@@ -991,23 +1055,23 @@ static void terminate_instances(emu *e, json_t *p, const char *rid, emu_reply *r
 {
 	if (!param(p, "InstanceId.1"))
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter InstanceId", rid);
-	json_t *list = ids_param(e, p, rid, r);
+	json_t *list = emu_ids_param(e, p, rid, r);
 	if (!list)
 		return;
 	if (is_true(p, "DryRun")) {
 		json_decref(list);
-		return dry_run_ok(r, rid);
+		return emu_dry_run_ok(r, rid);
 	}
-	head(&r->body, "TerminateInstances", rid);
+	emu_head(&r->body, "TerminateInstances", rid);
 	eb_add(&r->body, "<instancesSet>");
 	size_t i;
 	json_t *in;
 	json_array_foreach(list, i, in) {
 		int before, after;
-		const char *prev = state_of(e, in, &before);
+		const char *prev = emu_state_of(e, in, &before);
 		if (!json_object_get(in, "terminate_ms"))
 			json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
-		const char *cur = state_of(e, in, &after);
+		const char *cur = emu_state_of(e, in, &after);
 		eb_add(&r->body, "<item>");
 		eb_elem(&r->body, "instanceId", param(in, "id"));
 		state_xml(&r->body, "currentState", cur, after);
@@ -1023,7 +1087,7 @@ static void describe_regions(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	(void)p;
 	const char *regions[] = {"us-east-1", "us-east-2", "us-west-2", "eu-west-1", e->region};
-	head(&r->body, "DescribeRegions", rid);
+	emu_head(&r->body, "DescribeRegions", rid);
 	eb_add(&r->body, "<regionInfo>");
 	for (int i = 0; i < 5; i++) {
 		if (i == 4 && (strcmp(e->region, "us-east-1") == 0 || strcmp(e->region, "us-east-2") == 0 ||
@@ -1041,7 +1105,7 @@ static void describe_regions(emu *e, json_t *p, const char *rid, emu_reply *r)
 static void describe_azs(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	(void)p;
-	head(&r->body, "DescribeAvailabilityZones", rid);
+	emu_head(&r->body, "DescribeAvailabilityZones", rid);
 	eb_add(&r->body, "<availabilityZoneInfo>");
 	for (char c = 'a'; c <= 'c'; c++) {
 		char az[48];
@@ -1070,6 +1134,10 @@ static const struct {
 	{"DeleteLaunchTemplate", delete_launch_template},
 	{"DescribeRegions", describe_regions},
 	{"DescribeAvailabilityZones", describe_azs},
+	{"CreateTags", emu_create_tags},
+	{"DeleteTags", emu_delete_tags},
+	{"DescribeTags", emu_describe_tags},
+	{"DescribeInstanceStatus", emu_describe_instance_status},
 };
 
 void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, emu_reply *r)
@@ -1094,7 +1162,7 @@ json_t *emu_instance_stats(emu *e)
 	json_t *in;
 	json_array_foreach(e->instances, i, in) {
 		int code;
-		const char *st = state_of(e, in, &code);
+		const char *st = emu_state_of(e, in, &code);
 		json_object_set_new(by_state, st, json_integer(json_integer_value(json_object_get(by_state, st)) + 1));
 		const char *t = param(in, "token");
 		if (t)

@@ -14,7 +14,7 @@
  *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
  *                [--capacity N] [--no-throttle] [--boot-ms MS]
  *                [--shutdown-ms MS] [--page-size N] [--seed N]
- *                [--launch-template-settle-ms MS]
+ *                [--launch-template-settle-ms MS] [--status-ms MS]
  *                [--launch-template ID:NAME[:IMAGE[:TYPE]]]...
  *
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
@@ -348,6 +348,8 @@ static void apply_config(server *s, json_t *c)
 		s->e.shutdown_ms = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(c, "launch_template_settle_ms")))
 		s->e.lt_settle_ms = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(c, "status_ms")))
+		s->e.status_ms = (uint64_t)json_integer_value(v);
 	set_list(&s->e.ice_types, json_object_get(c, "ice_types"));
 	set_list(&s->e.ice_azs, json_object_get(c, "ice_azs"));
 }
@@ -559,7 +561,7 @@ static int usage(void)
 			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
 			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
 			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
-			"[--shutdown-ms MS] [--page-size N] [--seed N] [--launch-template-settle-ms MS] "
+			"[--shutdown-ms MS] [--page-size N] [--seed N] [--launch-template-settle-ms MS] [--status-ms MS] "
 			"[--launch-template ID:NAME[:IMAGE[:TYPE]]]...\n");
 	return 2;
 }
@@ -633,6 +635,8 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 			s->e.shutdown_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--launch-template-settle-ms") == 0)
 			s->e.lt_settle_ms = (uint64_t)atoll(v);
+		else if (strcmp(a, "--status-ms") == 0)
+			s->e.status_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--seed") == 0)
 			s->e.rng = s->fault_rng = (uint64_t)atoll(v) | 1;
 		else if (strcmp(a, "--launch-template") == 0) {
