@@ -13,12 +13,15 @@ process's own: a command that needs another runs /usr/bin/aws instead.
 
 A request "@py FILE EXPR" evaluates the python expression EXPR over the
 JSON in FILE (as `d`), for the test's checks: a bool is the exit code (0
-when true), anything else is printed.
+when true), anything else is printed. "@post URL BODY" posts BODY to the
+emulator's admin URL and prints the answer (exit code 1 unless HTTP 200).
 """
 import contextlib
 import json
 import sys
 import traceback
+import urllib.error
+import urllib.request
 
 import awscli.clidriver
 
@@ -33,7 +36,19 @@ def evaluate(path, expr):
     return 0
 
 
+def post(url, body):
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=body.encode())) as r:
+            print(r.read().decode())
+            return 0
+    except urllib.error.HTTPError as e:
+        print(e.read().decode(), file=sys.stderr)
+        return 1
+
+
 def run(driver, args):
+    if args[:1] == ["@post"]:
+        return post(args[1], args[2])
     if args[:1] == ["@py"]:
         try:
             return evaluate(args[1], args[2])
@@ -44,6 +59,11 @@ def run(driver, args):
         return driver.main(args)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else 1
+    except BaseException:
+        # The runner outlives a command that crashes the CLI: the test
+        # sees the traceback and exit code 255, as from /usr/bin/aws.
+        traceback.print_exc()
+        return 255
 
 
 def main():

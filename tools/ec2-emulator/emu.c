@@ -120,6 +120,9 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->tokens = json_object();
 	e->templates = json_object();
 	e->seeds = json_array();
+	e->groups = json_object();
+	e->ssm = json_object();
+	e->ssm_seeds = json_object();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
 	emu_paging_init(e);
 }
@@ -130,10 +133,13 @@ void emu_reset(emu *e)
 	json_object_clear(e->by_id);
 	json_object_clear(e->tokens);
 	json_object_clear(e->templates);
+	json_object_clear(e->groups);
 	size_t i;
 	json_t *t;
 	json_array_foreach(e->seeds, i, t)
 		json_object_set_new(e->templates, json_string_value(json_object_get(t, "name")), json_deep_copy(t));
+	json_object_clear(e->ssm);
+	json_object_update(e->ssm, e->ssm_seeds);
 }
 
 void emu_free(emu *e)
@@ -145,6 +151,9 @@ void emu_free(emu *e)
 	json_decref(e->tokens);
 	json_decref(e->templates);
 	json_decref(e->seeds);
+	json_decref(e->groups);
+	json_decref(e->ssm);
+	json_decref(e->ssm_seeds);
 }
 
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
@@ -183,13 +192,38 @@ const char *emu_state_of(emu *e, json_t *in, int *code)
 	return up ? "running" : "pending";
 }
 
+bool emu_live(json_t *in) { return !json_object_get(in, "terminate_ms"); }
+
 static int64_t live_count(emu *e)
 {
 	int64_t n = 0;
 	size_t i;
 	json_t *in;
-	json_array_foreach(e->instances, i, in) if (!json_object_get(in, "terminate_ms")) n++;
+	json_array_foreach(e->instances, i, in) if (emu_live(in)) n++;
 	return n;
+}
+
+void emu_terminate(emu *e, json_t *in, const char *reason_code, const char *reason_message)
+{
+	(void)e;
+	if (!emu_live(in))
+		return;
+	json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
+	json_object_set_new(in, "state_reason", json_pack("{s:s, s:s}", "code", reason_code, "message", reason_message));
+}
+
+void emu_time_now(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	strftime(out, size, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+}
+
+void emu_uuid(emu *e, const char *prefix, char *out, size_t size)
+{
+	uint64_t x = emu_rand(e), y = emu_rand(e);
+	snprintf(out, size, "%s%08llx-%04llx-%04llx-%04llx-%012llx", prefix, (unsigned long long)(x >> 32),
+		 (unsigned long long)(x >> 16) & 0xffff, (unsigned long long)x & 0xffff,
+		 (unsigned long long)(y >> 48), (unsigned long long)(y >> 16) & 0xffffffffffffull);
 }
 
 /* ---- instance XML ------------------------------------------------------------- */
@@ -229,6 +263,13 @@ static void instance_xml(emu *e, emu_buf *b, json_t *in)
 		eb_elem(b, "instanceLifecycle", "spot");
 	if (param(in, "token"))
 		eb_elem(b, "clientToken", param(in, "token"));
+	json_t *reason = json_object_get(in, "state_reason");
+	if (reason) {
+		eb_add(b, "<stateReason>");
+		eb_elem(b, "code", param(reason, "code"));
+		eb_elem(b, "message", param(reason, "message"));
+		eb_add(b, "</stateReason>");
+	}
 	json_t *tags = json_object_get(in, "tags");
 	if (json_object_size(tags)) {
 		const char *k;
@@ -291,6 +332,14 @@ static bool version_exists(const char *v)
 	return strcmp(v, "$Default") == 0 || strcmp(v, "$Latest") == 0 || strcmp(v, "1") == 0;
 }
 
+json_t *emu_template_find(emu *e, const char *id, const char *name)
+{
+	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name ? name : "");
+	return t && (uint64_t)json_integer_value(json_object_get(t, "usable_ms")) <= emu_now_ms() ? t : NULL;
+}
+
+bool emu_template_version_ok(const char *v) { return !v || version_exists(v); }
+
 /*
  * The launch template named by <prefix>LaunchTemplateId or
  * <prefix>LaunchTemplateName, at <prefix>Version. EC2 refuses the whole
@@ -308,9 +357,7 @@ static bool template_param(emu *e, json_t *p, const char *prefix, const char *ri
 	*out = NULL;
 	if (!id && !name)
 		return true;
-	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name);
-	if (t && (uint64_t)json_integer_value(json_object_get(t, "usable_ms")) > emu_now_ms())
-		t = NULL; /* made a moment ago: not visible to launches yet */
+	json_t *t = emu_template_find(e, id, name); /* one made a moment ago is not visible yet */
 	if (!t && id) {
 		snprintf(msg, sizeof msg, "The specified launch template, with template ID %.128s, does not exist.", id);
 		emu_error(r, 400, "InvalidLaunchTemplateId.NotFound", msg, rid);
@@ -332,7 +379,7 @@ static bool template_param(emu *e, json_t *p, const char *prefix, const char *ri
 	return true;
 }
 
-static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
+const char *emu_az_of(emu *e, const char *subnet, char *buf, size_t size)
 {
 	/* A subnet lives in one AZ: pick it from the subnet id, stably. */
 	unsigned h = 0;
@@ -342,28 +389,30 @@ static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
 	return buf;
 }
 
-static json_t *launch_one(emu *e, const char *image, const char *type, const char *subnet,
-			  const char *key, const char *token, const char *lifecycle, json_t *tags,
-			  const char *reservation, int index)
+json_t *emu_launch(emu *e, const emu_launch_spec *spec, const char *token, const char *lifecycle, json_t *tags,
+		   const char *reservation, int index)
 {
 	uint64_t n = ++e->next_id;
-	char id[32], ip[32], dns[64], pub[32], az[48], when[32];
+	char id[32], ip[32], dns[64], pub[32], az[48], when[32], res[32];
 	snprintf(id, sizeof id, "i-%017llx", (unsigned long long)(0x0e00000000000000ull + n));
 	snprintf(ip, sizeof ip, "10.0.%u.%u", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
 	snprintf(dns, sizeof dns, "ip-10-0-%u-%u.ec2.internal", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
 	snprintf(pub, sizeof pub, "54.%u.%u.%u", (unsigned)(n >> 16) & 255, (unsigned)(n >> 8) & 255,
 		 (unsigned)n & 255);
-	time_t now = time(NULL);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+	emu_time_now(when, sizeof when);
+	if (!reservation) {
+		snprintf(res, sizeof res, "r-%017llx", (unsigned long long)emu_rand(e) >> 4);
+		reservation = res;
+	}
 	/* Each instance its own tags: CreateTags changes one, not its siblings. */
-	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:o}",
-			       "id", id, "image", image, "type", type, "subnet", subnet, "key", key,
-			       "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip", pub,
-			       "az", az_of(e, subnet, az, sizeof az), "launch_time", when, "launch_ms",
-			       (json_int_t)emu_now_ms(), "index", index, "tags", json_deep_copy(tags));
+	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:o, s:s, s:I}",
+			       "id", id, "image", spec->image, "type", spec->type, "subnet", spec->subnet, "key",
+			       spec->key, "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip",
+			       pub, "az", emu_az_of(e, spec->subnet, az, sizeof az), "launch_time", when, "launch_ms",
+			       (json_int_t)emu_now_ms(), "index", index, "tags", tags ? json_deep_copy(tags) : json_object(),
+			       "reservation", reservation, "weight", (json_int_t)(spec->weight > 0 ? spec->weight : 1));
 	if (!in)
 		abort(); /* a bug in the format above */
-	json_object_set_new(in, "reservation", json_string(reservation));
 	json_object_set(e->by_id, id, in);
 	json_array_append_new(e->instances, in);
 	return in;
@@ -391,16 +440,14 @@ static char *params_hash(json_t *p)
 
 /* By id through the index: a 200-id describe over thousands of instances
  * must not cost 200 scans. */
-static json_t *find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
+json_t *emu_find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
 
 static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r);
 
-/* A replay of a ClientToken: true when handled, by IdempotentParameterMismatch
- * or by the first answer under this request's id. EC2 answers a replayed
- * RunInstances with the instances' states now, not those of the first answer. */
-static bool idempotent_replay(emu *e, const char *action, json_t *p, const char *rid, emu_reply *r)
+/* EC2 answers a replayed RunInstances with the instances' states now, not
+ * those of the first answer. */
+bool emu_replay(emu *e, const char *action, json_t *p, const char *token, const char *rid, emu_reply *r)
 {
-	const char *token = param(p, "ClientToken");
 	json_t *seen = token ? json_object_get(e->tokens, token) : NULL;
 	if (!seen)
 		return false;
@@ -417,7 +464,7 @@ static bool idempotent_replay(emu *e, const char *action, json_t *p, const char 
 		json_t *list = json_array();
 		size_t i;
 		json_t *id;
-		json_array_foreach(ids, i, id) json_array_append(list, find(e, json_string_value(id)));
+		json_array_foreach(ids, i, id) json_array_append(list, emu_find(e, json_string_value(id)));
 		reservation_xml(e, param(seen, "reservation"), list, rid, r);
 		json_decref(list);
 		return true;
@@ -428,11 +475,8 @@ static bool idempotent_replay(emu *e, const char *action, json_t *p, const char 
 	return true;
 }
 
-/* Keeps the answer to a ClientToken: what follows its requestId. The
- * record (for the caller to add to), or NULL without a token. */
-static json_t *remember(emu *e, const char *action, json_t *p, emu_reply *r)
+json_t *emu_remember(emu *e, const char *action, json_t *p, const char *token, emu_reply *r)
 {
-	const char *token = param(p, "ClientToken");
 	if (!token)
 		return NULL;
 	const char *tail = strstr(r->body.s, "</requestId>");
@@ -452,6 +496,12 @@ void emu_dry_run_ok(emu_reply *r, const char *rid)
 static bool ice(emu *e, const char *type, const char *az)
 {
 	return in_list(e->ice_types, type) || in_list(e->ice_azs, az);
+}
+
+bool emu_can_launch(emu *e, const char *type, const char *subnet)
+{
+	char az[48];
+	return !ice(e, type, emu_az_of(e, subnet, az, sizeof az)) && (e->capacity < 0 || e->capacity > live_count(e));
 }
 
 static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r)
@@ -498,12 +548,12 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 		return;
 	if (is_true(p, "DryRun"))
 		return emu_dry_run_ok(r, rid);
-	if (idempotent_replay(e, "RunInstances", p, rid, r))
+	if (emu_replay(e, "RunInstances", p, param(p, "ClientToken"), rid, r))
 		return;
 	const char *subnet = param(p, "SubnetId") ? param(p, "SubnetId") : param(ltd, "SubnetId");
 	const char *key = param(p, "KeyName") ? param(p, "KeyName") : param(ltd, "KeyName");
 	char az[48];
-	if (ice(e, type, az_of(e, subnet, az, sizeof az)))
+	if (ice(e, type, emu_az_of(e, subnet, az, sizeof az)))
 		return emu_error(r, 500, "InsufficientInstanceCapacity",
 				 "We currently do not have sufficient capacity in the Availability Zone you requested", rid);
 	int64_t room = e->capacity < 0 ? maxc : e->capacity - live_count(e);
@@ -521,7 +571,8 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	json_decref(own);
 	json_t *launched = json_array(), *ids = json_array();
 	for (long i = 0; i < n; i++) {
-		json_t *in = launch_one(e, image, type, subnet, key, param(p, "ClientToken"),
+		emu_launch_spec spec = {image, type, subnet, key, 1};
+		json_t *in = emu_launch(e, &spec, param(p, "ClientToken"),
 					market && strcmp(market, "spot") == 0 ? "spot" : NULL, tags, res, (int)i);
 		json_array_append(launched, in);
 		json_array_append(ids, json_object_get(in, "id"));
@@ -529,7 +580,7 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	json_decref(tags);
 	reservation_xml(e, res, launched, rid, r);
 	json_decref(launched);
-	json_t *seen = remember(e, "RunInstances", p, r);
+	json_t *seen = emu_remember(e, "RunInstances", p, param(p, "ClientToken"), r);
 	if (seen) {
 		json_object_set_new(seen, "reservation", json_string(res));
 		json_object_set(seen, "instance_ids", ids);
@@ -562,22 +613,15 @@ static void fleet_error_xml(emu_buf *b, const char *lt, const fleet_override *o,
 }
 
 /* Launches `target` units over the overrides in order; writes errorSet
- * items into `errs` and fleetInstanceSet items into `insts`. */
+ * items into `errs` and fleetInstanceSet items into `insts`, appends the
+ * instance ids to `ids`. */
 static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_override *ov, int nov,
-		       long target, const char *lifecycle, const char *fleet_id, emu_buf *errs,
-		       emu_buf *insts)
+		       long target, const char *lifecycle, const char *fleet_id, json_t *tags, emu_buf *errs,
+		       emu_buf *insts, json_t *ids)
 {
-	/* The launch template's instance tags, then the fleet's own. */
-	json_t *tags = json_deep_copy(json_object_get(ltd, "tags"));
-	json_t *own = read_tags(p);
-	if (!tags)
-		tags = json_object();
-	json_object_update(tags, own);
-	json_decref(own);
-	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
 	for (int k = 0; k < nov && target > 0; k++) {
 		char az[48];
-		az_of(e, ov[k].subnet, az, sizeof az);
+		emu_az_of(e, ov[k].subnet, az, sizeof az);
 		int64_t room = e->capacity < 0 ? INT64_MAX : e->capacity - live_count(e);
 		if (ice(e, ov[k].type, az) || room <= 0) {
 			fleet_error_xml(errs, lt, &ov[k], lifecycle, "InsufficientInstanceCapacity",
@@ -602,9 +646,11 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 		eb_elem(insts, "lifecycle", lifecycle);
 		eb_add(insts, "<instanceIds>");
 		for (long i = 0; i < n; i++) {
-			json_t *in = launch_one(e, ov[k].image, ov[k].type, ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"),
-						param(ltd, "KeyName"), param(p, "ClientToken"), lifecycle, tags, res,
-						(int)i);
+			emu_launch_spec spec = {ov[k].image, ov[k].type,
+						ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"), param(ltd, "KeyName"), w};
+			json_t *in = emu_launch(e, &spec, param(p, "ClientToken"), lifecycle, tags, res, (int)i);
+			json_object_set_new(in, "group", json_string(fleet_id));
+			json_array_append(ids, json_object_get(in, "id"));
 			eb_elem(insts, "item", param(in, "id"));
 		}
 		eb_add(insts, "</instanceIds>");
@@ -612,7 +658,6 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 		eb_add(insts, "</item>");
 		target -= n * w;
 	}
-	json_decref(tags);
 }
 
 /* LaunchTemplateConfigs.1.Overrides.N (the template's type alone when none);
@@ -642,12 +687,58 @@ static bool fleet_overrides(json_t *p, json_t *ltd, fleet_override *ov, int *nov
 	return true;
 }
 
+/* The instance tags of a fleet: the launch template's, the request's, and
+ * EC2's aws:ec2:fleet-id. */
+static json_t *fleet_tags(json_t *p, json_t *ltd, const char *fleet_id)
+{
+	json_t *tags = json_deep_copy(json_object_get(ltd, "tags"));
+	json_t *own = read_tags(p);
+	if (!tags)
+		tags = json_object();
+	json_object_update(tags, own);
+	json_decref(own);
+	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
+	return tags;
+}
+
+/* A fleet of any type is kept as a group (groups.c): DescribeFleets,
+ * DeleteFleets and, for maintain, replacement work on it. */
+static json_t *fleet_group(emu *e, json_t *p, const char *fleet_id, const char *type, json_t *tmpl,
+			   fleet_override *ov, int nov, long total, long od, json_t *tags)
+{
+	json_t *ltd = json_object_get(tmpl, "data");
+	json_t *g = emu_group_new(e, "fleet", fleet_id, type);
+	json_t *specs = json_object_get(g, "specs");
+	for (int k = 0; k < nov; k++)
+		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "image", ov[k].image, "type",
+						       ov[k].type, "subnet",
+						       ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"), "key",
+						       param(ltd, "KeyName"), "weight",
+						       (json_int_t)(ov[k].weight > 0 ? ov[k].weight : 1)));
+	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
+	const char *excess = param(p, "ExcessCapacityTerminationPolicy");
+	json_object_update_new(g, json_pack("{s:I, s:I, s:O, s:s?, s:s, s:s, s:s, s:s}", "target", (json_int_t)total,
+					"on_demand", (json_int_t)od, "tags", tags, "token", param(p, "ClientToken"),
+					"lt_id", param(tmpl, "id"), "lt_version",
+					param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version")
+						? param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version")
+						: "$Default",
+					"default_type", dflt ? dflt : "on-demand", "excess",
+					excess ? excess : "termination"));
+	return g;
+}
+
 static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *type = param(p, "Type");
 	long total = int_param(p, "TargetCapacitySpecification.TotalTargetCapacity", 0);
-	if (!type || strcmp(type, "instant") != 0)
-		return emu_error(r, 400, "InvalidParameterValue", "this emulator supports Type=instant only", rid);
+	if (!type)
+		type = "maintain"; /* EC2's default */
+	if (strcmp(type, "instant") != 0 && strcmp(type, "request") != 0 && strcmp(type, "maintain") != 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "The fleet type '%.64s' is not valid: instant, request or maintain", type);
+		return emu_error(r, 400, "InvalidParameterValue", msg, rid);
+	}
 	json_t *tmpl;
 	if (!template_param(e, p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.", rid, r, &tmpl))
 		return;
@@ -667,7 +758,7 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 		return;
 	if (is_true(p, "DryRun"))
 		return emu_dry_run_ok(r, rid);
-	if (idempotent_replay(e, "CreateFleet", p, rid, r))
+	if (emu_replay(e, "CreateFleet", p, param(p, "ClientToken"), rid, r))
 		return;
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
 	long od = int_param(p, "TargetCapacitySpecification.OnDemandTargetCapacity", -1);
@@ -682,18 +773,23 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 		spot = total - od;
 	}
 	char fleet_id[64];
-	uint64_t x = emu_rand(e);
-	snprintf(fleet_id, sizeof fleet_id, "fleet-%08llx-%04llx-%04llx-%04llx-%012llx",
-		 (unsigned long long)(x >> 32), (unsigned long long)(x >> 16) & 0xffff,
-		 (unsigned long long)x & 0xffff, (unsigned long long)(x >> 48),
-		 (unsigned long long)(emu_rand(e) >> 16));
+	emu_uuid(e, "fleet-", fleet_id, sizeof fleet_id);
+	json_t *tags = fleet_tags(p, ltd, fleet_id);
+	json_t *g = fleet_group(e, p, fleet_id, type, tmpl, ov, nov, total, od, tags);
 	emu_buf errs = {0}, insts = {0};
 	eb_add(&errs, "");
 	eb_add(&insts, "");
-	if (od > 0)
-		fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
-	if (spot > 0)
-		fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, &errs, &insts);
+	if (strcmp(type, "instant") == 0) {
+		/* instant answers what it launched and what failed, per override. */
+		json_t *ids = json_object_get(g, "instances");
+		if (od > 0)
+			fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, tags, &errs, &insts, ids);
+		if (spot > 0)
+			fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, tags, &errs, &insts, ids);
+	} else {
+		emu_group_fill(e, g, NULL);
+	}
+	json_decref(tags);
 	emu_head(&r->body, "CreateFleet", rid);
 	eb_elem(&r->body, "fleetId", fleet_id);
 	eb_printf(&r->body, "<errorSet>%s</errorSet><fleetInstanceSet>%s</fleetInstanceSet>", errs.s, insts.s);
@@ -701,7 +797,49 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	eb_free(&errs);
 	eb_free(&insts);
 	r->status = 200;
-	remember(e, "CreateFleet", p, r);
+	emu_remember(e, "CreateFleet", p, param(p, "ClientToken"), r);
+}
+
+/* A launch spec from a launch template, with an override's type, subnet and
+ * weight (NULL: the template's own). */
+static bool template_spec(json_t *specs, json_t *ltd, const char *type, const char *subnet, const char *weight,
+			  const char *rid, emu_reply *r)
+{
+	type = type ? type : param(ltd, "InstanceType");
+	if (!type || !param(ltd, "ImageId")) {
+		emu_error(r, 400, "MissingParameter",
+			  "A launch template without an ImageId or InstanceType needs them in Overrides", rid);
+		return false;
+	}
+	json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O}", "image", param(ltd, "ImageId"),
+					       "type", type, "subnet", subnet ? subnet : param(ltd, "SubnetId"), "key",
+					       param(ltd, "KeyName"), "weight",
+					       (json_int_t)(weight && atof(weight) >= 1 ? atof(weight) : 1), "tags",
+					       json_object_get(ltd, "tags")));
+	return true;
+}
+
+bool emu_template_configs(emu *e, json_t *p, const char *prefix, json_t *specs, const char *rid, emu_reply *r)
+{
+	for (int c = 1;; c++) {
+		char pre[200];
+		snprintf(pre, sizeof pre, "%sLaunchTemplateConfigs.%d.", prefix, c);
+		char spec[240];
+		snprintf(spec, sizeof spec, "%sLaunchTemplateSpecification.", pre);
+		json_t *tmpl;
+		if (!template_param(e, p, spec, rid, r, &tmpl))
+			return false;
+		if (!tmpl)
+			return true;
+		json_t *ltd = json_object_get(tmpl, "data");
+		if (!paramf(p, "%sOverrides.1.InstanceType", pre) && !template_spec(specs, ltd, NULL, NULL, NULL, rid, r))
+			return false;
+		for (int k = 1; paramf(p, "%sOverrides.%d.InstanceType", pre, k); k++)
+			if (!template_spec(specs, ltd, paramf(p, "%sOverrides.%d.InstanceType", pre, k),
+					   paramf(p, "%sOverrides.%d.SubnetId", pre, k),
+					   paramf(p, "%sOverrides.%d.WeightedCapacity", pre, k), rid, r))
+				return false;
+	}
 }
 
 /* ---- launch templates ------------------------------------------------------------------ */
@@ -808,7 +946,7 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 		return;
 	if (is_true(p, "DryRun"))
 		return emu_dry_run_ok(r, rid);
-	if (idempotent_replay(e, "CreateLaunchTemplate", p, rid, r))
+	if (emu_replay(e, "CreateLaunchTemplate", p, param(p, "ClientToken"), rid, r))
 		return;
 	if (json_object_get(e->templates, name))
 		return emu_error(r, 400, "InvalidLaunchTemplateName.AlreadyExistsException",
@@ -821,7 +959,7 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 	template_xml(&r->body, t);
 	eb_add(&r->body, "</launchTemplate></CreateLaunchTemplateResponse>");
 	r->status = 200;
-	remember(e, "CreateLaunchTemplate", p, r);
+	emu_remember(e, "CreateLaunchTemplate", p, param(p, "ClientToken"), r);
 }
 
 /* The templates named by LaunchTemplateId.N / LaunchTemplateName.N (all
@@ -922,7 +1060,7 @@ json_t *emu_ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
 		const char *id = paramf(p, "InstanceId.%d", k);
 		if (!id)
 			break;
-		json_t *in = find(e, id);
+		json_t *in = emu_find(e, id);
 		if (in) {
 			json_array_append(list, in);
 		} else {
@@ -1069,8 +1207,7 @@ static void terminate_instances(emu *e, json_t *p, const char *rid, emu_reply *r
 	json_array_foreach(list, i, in) {
 		int before, after;
 		const char *prev = emu_state_of(e, in, &before);
-		if (!json_object_get(in, "terminate_ms"))
-			json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
+		emu_terminate(e, in, EMU_USER_SHUTDOWN);
 		const char *cur = emu_state_of(e, in, &after);
 		eb_add(&r->body, "<item>");
 		eb_elem(&r->body, "instanceId", param(in, "id"));
@@ -1120,39 +1257,80 @@ static void describe_azs(emu *e, json_t *p, const char *rid, emu_reply *r)
 	r->status = 200;
 }
 
-/* The actions this emulator serves. */
+/* The actions this emulator serves: one table for the three services one
+ * endpoint answers (a request names its service by what it is signed for). */
 static const struct {
-	const char *name;
+	const char *service, *name;
 	void (*run)(emu *e, json_t *p, const char *rid, emu_reply *r);
 } actions[] = {
-	{"RunInstances", run_instances},
-	{"CreateFleet", create_fleet},
-	{"DescribeInstances", describe_instances},
-	{"TerminateInstances", terminate_instances},
-	{"CreateLaunchTemplate", create_launch_template},
-	{"DescribeLaunchTemplates", describe_launch_templates},
-	{"DeleteLaunchTemplate", delete_launch_template},
-	{"DescribeRegions", describe_regions},
-	{"DescribeAvailabilityZones", describe_azs},
-	{"CreateTags", emu_create_tags},
-	{"DeleteTags", emu_delete_tags},
-	{"DescribeTags", emu_describe_tags},
-	{"DescribeInstanceStatus", emu_describe_instance_status},
+	{"ec2", "RunInstances", run_instances},
+	{"ec2", "CreateFleet", create_fleet},
+	{"ec2", "DescribeInstances", describe_instances},
+	{"ec2", "TerminateInstances", terminate_instances},
+	{"ec2", "CreateLaunchTemplate", create_launch_template},
+	{"ec2", "DescribeLaunchTemplates", describe_launch_templates},
+	{"ec2", "DeleteLaunchTemplate", delete_launch_template},
+	{"ec2", "DescribeRegions", describe_regions},
+	{"ec2", "DescribeAvailabilityZones", describe_azs},
+	{"ec2", "CreateTags", emu_create_tags},
+	{"ec2", "DeleteTags", emu_delete_tags},
+	{"ec2", "DescribeTags", emu_describe_tags},
+	{"ec2", "DescribeInstanceStatus", emu_describe_instance_status},
+	{"ec2", "DescribeFleets", emu_describe_fleets},
+	{"ec2", "DescribeFleetInstances", emu_describe_fleet_instances},
+	{"ec2", "DeleteFleets", emu_delete_fleets},
+	{"ec2", "ModifyFleet", emu_modify_fleet},
+	{"ec2", "RequestSpotFleet", emu_request_spot_fleet},
+	{"ec2", "DescribeSpotFleetRequests", emu_describe_spot_fleet_requests},
+	{"ec2", "DescribeSpotFleetInstances", emu_describe_spot_fleet_instances},
+	{"ec2", "CancelSpotFleetRequests", emu_cancel_spot_fleet_requests},
+	{"ec2", "ModifySpotFleetRequest", emu_modify_spot_fleet_request},
+	{"autoscaling", "CreateAutoScalingGroup", emu_create_auto_scaling_group},
+	{"autoscaling", "SetDesiredCapacity", emu_set_desired_capacity},
+	{"autoscaling", "TerminateInstanceInAutoScalingGroup", emu_terminate_instance_in_asg},
+	{"autoscaling", "DescribeAutoScalingGroups", emu_describe_auto_scaling_groups},
+	{"autoscaling", "DescribeAutoScalingInstances", emu_describe_auto_scaling_instances},
+	{"autoscaling", "DeleteAutoScalingGroup", emu_delete_auto_scaling_group},
+	{"ssm", "GetParameter", emu_get_parameter},
 };
 
-void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, emu_reply *r)
+bool emu_service_known(const char *service)
 {
-	const char *version = param(params, "Version");
+	return strcmp(service, "ec2") == 0 || strcmp(service, "autoscaling") == 0 || strcmp(service, "ssm") == 0;
+}
+
+void emu_service_error(emu_reply *r, const char *service, int status, const char *code, const char *message,
+		       const char *rid)
+{
+	if (strcmp(service, "autoscaling") == 0)
+		emu_asg_error(r, status, code, message, rid);
+	else if (strcmp(service, "ssm") == 0)
+		emu_ssm_error(r, status, code, message, rid);
+	else
+		emu_error(r, status, code, message, rid);
+}
+
+void emu_dispatch(emu *e, const char *service, const char *action, json_t *params, const char *rid, emu_reply *r)
+{
+	bool query = strcmp(service, "ssm") != 0; /* ssm speaks JSON: no Version */
 	if (!action)
-		return emu_error(r, 400, "MissingAction", "The request must contain the parameter Action", rid);
-	if (!version)
-		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter Version", rid);
+		return emu_service_error(r, service, 400, query ? "MissingAction" : "UnknownOperationException",
+					 query ? "The request must contain the parameter Action"
+					       : "The request must name the operation in X-Amz-Target",
+					 rid);
+	if (query && !param(params, "Version"))
+		return emu_service_error(r, service, 400, "MissingParameter",
+					 "The request must contain the parameter Version", rid);
+	emu_groups_reconcile(e);
 	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
-		if (strcmp(action, actions[i].name) == 0) {
+		if (strcmp(service, actions[i].service) == 0 && strcmp(action, actions[i].name) == 0) {
 			actions[i].run(e, params, rid, r);
 			return;
 		}
-	emu_error(r, 400, "InvalidAction", "The action is not valid for this web service", rid);
+	if (query)
+		return emu_service_error(r, service, 400, "InvalidAction",
+					 "The action is not valid for this web service", rid);
+	emu_ssm_error(r, 400, "UnknownOperationException", "", rid);
 }
 
 json_t *emu_instance_stats(emu *e)
@@ -1168,6 +1346,7 @@ json_t *emu_instance_stats(emu *e)
 		if (t)
 			json_object_set_new(by_token, t, json_integer(json_integer_value(json_object_get(by_token, t)) + 1));
 	}
-	return json_pack("{s:I, s:I, s:o, s:o}", "total", (json_int_t)json_array_size(e->instances), "live",
-			 (json_int_t)live_count(e), "by_state", by_state, "by_client_token", by_token);
+	return json_pack("{s:I, s:I, s:o, s:o, s:I}", "total", (json_int_t)json_array_size(e->instances), "live",
+			 (json_int_t)live_count(e), "by_state", by_state, "by_client_token", by_token, "groups",
+			 (json_int_t)json_object_size(e->groups));
 }

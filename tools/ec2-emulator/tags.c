@@ -42,6 +42,20 @@ static void tag_error(emu_reply *r, const char *key, const char *why, const char
 	emu_error(r, 400, "InvalidParameterValue", msg, rid);
 }
 
+bool emu_tags_ok(json_t *tags, const char *rid, emu_reply *r)
+{
+	const char *k;
+	json_t *v;
+	json_object_foreach(tags, k, v) {
+		const char *why = tag_refused(k, json_string_value(v));
+		if (why) {
+			emu_error(r, 400, "InvalidParameterValue", why, rid);
+			return false;
+		}
+	}
+	return true;
+}
+
 bool emu_tag_specs_ok(json_t *p, const char *prefix, const char *rid, emu_reply *r)
 {
 	for (int s = 1; paramf(p, "%sTagSpecification.%d.ResourceType", prefix, s); s++) {
