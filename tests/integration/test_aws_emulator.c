@@ -417,8 +417,8 @@ static void test_validate_template_with_unknown_instance_type_is_invalid(void **
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "InvalidParameterValue"));
-	assert_non_null(strstr(r.message, "t3.bogus"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidParameterValue"));
+	assert_non_null(strstr(pv_result_message(&r), "t3.bogus"));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
@@ -439,8 +439,8 @@ static void test_malformed_instance_id_is_invalid_and_terminates_nothing(void **
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "InvalidInstanceID.Malformed"));
-	assert_non_null(strstr(r.message, "i-1"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidInstanceID.Malformed"));
+	assert_non_null(strstr(pv_result_message(&r), "i-1"));
 	pv_result_clear(&r);
 	run(s, PV_OP_CREATE_INSTANCES,
 	    json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(), "request_id", "req-malformed"), 0, &r);
@@ -451,7 +451,7 @@ static void test_malformed_instance_id_is_invalid_and_terminates_nothing(void **
 	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", ids), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "web-1"));
+	assert_non_null(strstr(pv_result_message(&r), "web-1"));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "live"), 1);
 	pv_strategy_unref(s);
@@ -473,7 +473,7 @@ static void test_reserved_aws_tag_is_refused_and_nothing_launched(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "aws:"));
+	assert_non_null(strstr(pv_result_message(&r), "aws:"));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
 	pv_strategy_unref(s);
