@@ -157,22 +157,31 @@ static void test_latency_sleeps_on_clock_and_respects_deadline(void **state)
 	pv_manual_clock_free(mc);
 }
 
-/* health_check answers what the sim knows: status, message, latency. */
+/* health_check answers what the sim knows: status, message, latency. The
+ * result's provider names the sim, so sims that know the same answer the
+ * same: without latency, one shared object. */
 static void test_health_check_answers_status_message_and_latency(void **state)
 {
 	(void)state;
-	pv_strategy *s = sim_from(NULL, NULL);
+	pv_strategy *s = sim_from(NULL, NULL), *other = NULL;
+	assert_int_equal(pv_sim_new(&other, "other", NULL, NULL), 0);
 	pv_result r = PV_RESULT_INIT, again = PV_RESULT_INIT;
 	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
 	assert_true(r.success);
+	assert_string_equal(r.provider, "sim1");
 	assert_true(json_is_true(json_object_get(r.data, "healthy")));
 	assert_string_equal(json_string_value(json_object_get(r.data, "status")), "healthy");
-	assert_string_equal(json_string_value(json_object_get(r.data, "message")), "sim 'sim1' healthy");
+	assert_string_equal(json_string_value(json_object_get(r.data, "message")), "healthy");
 	assert_true(json_real_value(json_object_get(r.data, "latency_ms")) == 0.0);
 	run(s, PV_OP_HEALTH_CHECK, NULL, &again);
 	assert_ptr_equal(again.data, r.data); /* one shared answer: the fast path allocates nothing */
 	pv_result_clear(&again);
+	run(other, PV_OP_HEALTH_CHECK, NULL, &again);
+	assert_string_equal(again.provider, "other");
+	assert_ptr_equal(again.data, r.data); /* the same answer for every sim */
+	pv_result_clear(&again);
 	pv_result_clear(&r);
+	pv_strategy_unref(other);
 
 	pv_sim_set_healthy(s, 0);
 	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
@@ -180,7 +189,8 @@ static void test_health_check_answers_status_message_and_latency(void **state)
 	assert_string_equal(r.error_code, "UNHEALTHY");
 	json_t *h = json_object_get(pv_result_meta(&r), "health");
 	assert_string_equal(json_string_value(json_object_get(h, "status")), "unhealthy");
-	assert_string_equal(json_string_value(json_object_get(h, "message")), "sim 'sim1' unhealthy");
+	assert_string_equal(json_string_value(json_object_get(h, "message")), "unhealthy");
+	assert_non_null(strstr(pv_result_message(&r), "sim 'sim1'")); /* the failure names it */
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 
@@ -189,6 +199,7 @@ static void test_health_check_answers_status_message_and_latency(void **state)
 	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
 	assert_true(r.success);
 	assert_true(json_real_value(json_object_get(r.data, "latency_ms")) == 50.0);
+	assert_string_equal(json_string_value(json_object_get(r.data, "message")), "healthy");
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	pv_manual_clock_free(mc);
