@@ -364,63 +364,6 @@ static bool conflicted(const json_t *conflicts, const char *key)
 	for (size_t i = 0; i < (n); i++) \
 		if (!(o)[i].cancelled && (o)[i].res.success)
 
-/* No answer has a key to merge: the merge is {"by_child": {...}} alone. */
-static bool answers_keyless(const child_outcome *o, size_t n)
-{
-	EACH_ANSWER(o, n, i)
-		if (json_object_size(o[i].res.data) > 0)
-			return false;
-	return true;
-}
-
-static bool only_ours(json_t *j) { return __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE) == 1; }
-
-/* Refills a kept {"by_child": {...}} with this call's answers. false unless
- * the caller let go of it (only our reference left) and left it as it was:
- * the same children in the same order. */
-static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answers)
-{
-	void *it = json_object_iter(merged);
-	json_t *by_child = json_object_iter_value(it);
-	if (!only_ours(merged) || json_object_size(merged) != 1 ||
-	    strcmp(json_object_iter_key(it), BY_CHILD_KEY) != 0 || !json_is_object(by_child) ||
-	    !only_ours(by_child) || json_object_size(by_child) != answers)
-		return false;
-	it = json_object_iter(by_child);
-	EACH_ANSWER(o, n, i) {
-		/* A key that differs leaves it half refilled: it is ours alone, so
-		 * it is simply let go. */
-		if (strcmp(json_object_iter_key(it), o[i].m->s->name) != 0)
-			return false;
-		json_object_iter_set(by_child, it, o[i].res.data ? o[i].res.data : json_null());
-		it = json_object_iter_next(by_child, it);
-	}
-	return true;
-}
-
-/*
- * The merge of answers without keys (health checks, mostly): built once and
- * then refilled. The composite keeps a reference to the last one it handed
- * out; when the caller has let go of it, the next call refills it instead
- * of making two objects and a key per child again.
- */
-static json_t *merge_keyless(composite *c, const child_outcome *o, size_t n, size_t answers)
-{
-	json_t *merged = atomic_exchange(&c->merged_spare, NULL);
-	if (!merged || !refill(merged, o, n, answers)) {
-		json_decref(merged); /* a caller still holding it keeps it */
-		json_t *by_child = json_object();
-		EACH_ANSWER(o, n, i)
-			json_object_set(by_child, o[i].m->s->name,
-					o[i].res.data ? o[i].res.data : json_null());
-		merged = json_pack("{s:o}", BY_CHILD_KEY, by_child);
-	}
-	json_t *none = NULL;
-	if (merged && !atomic_compare_exchange_strong(&c->merged_spare, &none, json_incref(merged)))
-		json_decref(merged); /* another call's is kept */
-	return merged;
-}
-
 static json_t *merge_keys(const child_outcome *o, size_t n)
 {
 	json_t *merged = json_object(), *by_child = json_object(), *conflicts = json_array();
@@ -435,8 +378,148 @@ static json_t *merge_keys(const child_outcome *o, size_t n)
 	}
 	json_object_set_new(merged, BY_CHILD_KEY, by_child);
 	if (json_array_size(conflicts))
-		json_object_set(merged, "conflicting_keys", conflicts);
+		json_object_set(merged, CONFLICTS_KEY, conflicts);
 	json_decref(conflicts);
+	return merged;
+}
+
+/*
+ * Answers of one shape: the same keys in the same order (none at all, as a
+ * health check's null), each value one the merge takes as it is when the
+ * answers agree (no list to join, no count to sum, no flag to combine).
+ * Their merge is the first answer's keys, less those some answer disagrees
+ * on, then by_child, then conflicting_keys: merge_keys builds exactly that,
+ * and a kept one can be refilled in place.
+ */
+#define SHAPE_KEYS_MAX 64
+
+typedef struct shape {
+	json_t *first; /* the first answer's data */
+	size_t keys;
+	uint64_t conflicted;  /* bit k: the answers disagree on the first's key k */
+	const char *conflict[SHAPE_KEYS_MAX]; /* those keys, in the order merge_keys finds them */
+	size_t n_conflicts;
+} shape;
+
+static bool taken_as_is(const char *key, const json_t *v)
+{
+	if (json_is_array(v) || (json_is_integer(v) && is_summed(key)) ||
+	    (json_is_boolean(v) && strcmp(key, "partial") == 0))
+		return false;
+	return strcmp(key, BY_CHILD_KEY) != 0 && strcmp(key, CONFLICTS_KEY) != 0;
+}
+
+static bool one_shape(const child_outcome *o, size_t n, shape *sh)
+{
+	*sh = (shape){.first = NULL};
+	EACH_ANSWER(o, n, i) {
+		json_t *d = o[i].res.data;
+		if (!sh->first) {
+			sh->first = d ? d : json_null();
+			sh->keys = json_object_size(d);
+			const char *key;
+			json_t *v;
+			json_object_foreach(d, key, v)
+				if (!taken_as_is(key, v))
+					return false;
+			if (sh->keys > SHAPE_KEYS_MAX)
+				return false;
+			continue;
+		}
+		if (d == sh->first) /* the same answer (a shared one): the same shape, no conflict */
+			continue;
+		if (json_object_size(d) != sh->keys)
+			return false;
+		void *mine = json_object_iter(sh->first), *theirs = json_object_iter(d);
+		for (size_t k = 0; k < sh->keys; k++) {
+			const char *key = json_object_iter_key(mine);
+			json_t *v = json_object_iter_value(theirs);
+			if (strcmp(key, json_object_iter_key(theirs)) != 0 || !taken_as_is(key, v))
+				return false;
+			if (!(sh->conflicted >> k & 1) && !json_equal(json_object_iter_value(mine), v)) {
+				sh->conflicted |= (uint64_t)1 << k;
+				sh->conflict[sh->n_conflicts++] = key;
+			}
+			mine = json_object_iter_next(sh->first, mine);
+			theirs = json_object_iter_next(d, theirs);
+		}
+	}
+	return sh->first != NULL;
+}
+
+static bool only_ours(json_t *j) { return __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE) == 1; }
+
+/* The key at `it` is `key`. */
+static bool at_key(void *it, const char *key) { return strcmp(json_object_iter_key(it), key) == 0; }
+
+/* Refills a kept merge with this call's answers of shape `sh`. false unless
+ * the caller let go of it (only our reference left, also on by_child and
+ * conflicting_keys, which are changed or compared) and left its keys as
+ * they were: the same children in the same order, the same keys and
+ * conflicts. A mismatch leaves it half refilled: it is ours alone, so it is
+ * simply let go. */
+static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answers,
+		   const shape *sh)
+{
+	size_t kept = sh->keys - sh->n_conflicts;
+	if (!only_ours(merged) || json_object_size(merged) != kept + 1 + (sh->n_conflicts > 0))
+		return false;
+	void *it = json_object_iter(merged), *from = json_object_iter(sh->first);
+	for (size_t k = 0; k < sh->keys; k++, from = json_object_iter_next(sh->first, from)) {
+		if (sh->conflicted >> k & 1)
+			continue;
+		if (!at_key(it, json_object_iter_key(from)))
+			return false;
+		json_object_iter_set(merged, it, json_object_iter_value(from));
+		it = json_object_iter_next(merged, it);
+	}
+	json_t *by_child = json_object_iter_value(it);
+	if (!at_key(it, BY_CHILD_KEY) || !json_is_object(by_child) || !only_ours(by_child) ||
+	    json_object_size(by_child) != answers)
+		return false;
+	void *child = json_object_iter(by_child);
+	EACH_ANSWER(o, n, i) {
+		if (!at_key(child, o[i].m->s->name))
+			return false;
+		json_object_iter_set(by_child, child, o[i].res.data ? o[i].res.data : json_null());
+		child = json_object_iter_next(by_child, child);
+	}
+	if (!sh->n_conflicts)
+		return true;
+	it = json_object_iter_next(merged, it);
+	json_t *list = json_object_iter_value(it);
+	if (!at_key(it, CONFLICTS_KEY) || !json_is_array(list) || !only_ours(list) ||
+	    json_array_size(list) != sh->n_conflicts)
+		return false;
+	for (size_t k = 0; k < sh->n_conflicts; k++) {
+		const char *named = json_string_value(json_array_get(list, k));
+		if (!named || strcmp(named, sh->conflict[k]) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * The merge of answers of one shape (health checks, mostly): built once and
+ * then refilled. The composite keeps a reference to the last one it handed
+ * out; when the caller has let go of it, the next call refills it instead
+ * of making two objects and a key per child and per answer key again.
+ * Answers of other shapes are merged anew and nothing is kept: a merged
+ * list of machines is not held past its use.
+ */
+static json_t *merge_answers(composite *c, const child_outcome *o, size_t n, size_t answers)
+{
+	shape sh;
+	if (!one_shape(o, n, &sh))
+		return merge_keys(o, n);
+	json_t *merged = atomic_exchange(&c->merged_spare, NULL);
+	if (!merged || !refill(merged, o, n, answers, &sh)) {
+		json_decref(merged); /* a caller still holding it keeps it */
+		merged = merge_keys(o, n);
+	}
+	json_t *none = NULL;
+	if (merged && !atomic_compare_exchange_strong(&c->merged_spare, &none, json_incref(merged)))
+		json_decref(merged); /* another call's is kept */
 	return merged;
 }
 
@@ -446,7 +529,7 @@ static void merge_all(composite *c, child_outcome *o, size_t n, const tally *t, 
 	long only = -1;
 	EACH_ANSWER(o, n, i)
 		only = only == -1 ? (long)i : -2;
-	pv_result_ok(out, answers_keyless(o, n) ? merge_keyless(c, o, n, t->ok) : merge_keys(o, n));
+	pv_result_ok(out, merge_answers(c, o, n, t->ok));
 	/* One answer: its leaf answered. Several: the composite did. */
 	pv_result_set_provider(out, only >= 0 ? o[only].res.provider : c->base.name);
 	out->attempts = t->attempts;
@@ -477,34 +560,40 @@ static bool is_volatile(const char *key, const json_t *fields)
 	return false;
 }
 
-static void strip(json_t *j, const json_t *fields)
+/* Whether two answers say the same, volatile keys aside at every depth; key
+ * order never matters. Compared in place: one answer shared by several
+ * children costs a pointer comparison. */
+static bool same_answer(const json_t *a, const json_t *b, const json_t *fields)
 {
-	const char *key;
-	json_t *v;
-	void *tmp;
-	size_t i;
-	if (json_is_object(j)) {
-		json_object_foreach_safe(j, tmp, key, v) {
+	a = a ? a : json_null();
+	b = b ? b : json_null();
+	if (a == b)
+		return true;
+	if (json_is_object(a) && json_is_object(b)) {
+		size_t kept = 0;
+		const char *key;
+		json_t *v;
+		json_object_foreach((json_t *)a, key, v) {
 			if (is_volatile(key, fields))
-				json_object_del(j, key);
-			else
-				strip(v, fields);
+				continue;
+			kept++;
+			json_t *w = json_object_get(b, key);
+			if (!w || !same_answer(v, w, fields))
+				return false;
 		}
-	} else if (json_is_array(j)) {
-		json_array_foreach(j, i, v)
-			strip(v, fields);
+		json_object_foreach((json_t *)b, key, v)
+			kept -= !is_volatile(key, fields);
+		return kept == 0; /* b has no key a lacks */
 	}
-}
-
-char *pv_composite_canonical(const json_t *data, const json_t *volatile_fields)
-{
-	if (!data)
-		return strdup("null");
-	json_t *copy = json_deep_copy(data);
-	strip(copy, volatile_fields);
-	char *text = json_dumps(copy, JSON_SORT_KEYS | JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(copy);
-	return text;
+	if (json_is_array(a) && json_is_array(b)) {
+		if (json_array_size(a) != json_array_size(b))
+			return false;
+		for (size_t i = 0; i < json_array_size(a); i++)
+			if (!same_answer(json_array_get(a, i), json_array_get(b, i), fields))
+				return false;
+		return true;
+	}
+	return json_equal(a, b);
 }
 
 static json_t *answers_of(const child_outcome *o, size_t n)
@@ -524,39 +613,37 @@ static json_t *answers_of(const child_outcome *o, size_t n)
 static void majority_wins(const composite *c, child_outcome *o, size_t n, const tally *t,
 			  pv_result *out, meta_extra *x)
 {
-	char **text = calloc(n, sizeof *text);
 	size_t *votes = calloc(n, sizeof *votes);
 	bool *agreeing = calloc(n, sizeof *agreeing);
-	if (!text || !votes || !agreeing) {
-		free(text);
+	if (!votes || !agreeing) {
 		free(votes);
 		free(agreeing);
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 		return;
 	}
-	for (size_t i = 0; i < n; i++)
-		if (!o[i].cancelled && o[i].res.success)
-			text[i] = pv_composite_canonical(o[i].res.data, c->cfg.volatile_fields);
+	const json_t *fields = c->cfg.volatile_fields;
+#define ANSWERED(i) (!o[i].cancelled && o[i].res.success)
+#define SAME(i, j) same_answer(o[i].res.data, o[j].res.data, fields)
 	/* votes[i]: how many answers equal answer i (counted at the earliest). */
 	long best = -1;
 	bool tie = false;
 	for (size_t i = 0; i < n; i++) {
-		if (!text[i])
+		if (!ANSWERED(i))
 			continue;
 		for (size_t j = 0; j < n; j++)
-			votes[i] += text[j] && strcmp(text[i], text[j]) == 0;
+			votes[i] += ANSWERED(j) && (i == j || SAME(i, j));
 		if (best < 0 || votes[i] > votes[best] ||
 		    (votes[i] == votes[best] && o[i].seq < o[best].seq)) {
-			tie = best >= 0 && votes[i] == votes[best] && strcmp(text[i], text[best]) != 0;
+			tie = best >= 0 && votes[i] == votes[best] && !SAME(i, best);
 			best = (long)i;
-		} else if (votes[i] == votes[best] && strcmp(text[i], text[best]) != 0) {
+		} else if (votes[i] == votes[best] && !SAME(i, best)) {
 			tie = true;
 		}
 	}
 	size_t need = c->cfg.min_success_count;
 	if (best >= 0 && !tie && votes[best] >= need) {
 		for (size_t j = 0; j < n; j++)
-			agreeing[j] = text[j] && strcmp(text[best], text[j]) == 0;
+			agreeing[j] = ANSWERED(j) && ((long)j == best || SAME(best, j));
 		take(o, best, out);
 		*x = (meta_extra){META_AGREEMENT, votes[best], t->ok, agreeing};
 		agreeing = NULL; /* the caller's now */
@@ -568,9 +655,8 @@ static void majority_wins(const composite *c, child_outcome *o, size_t n, const 
 		pv_result_set_provider(out, c->base.name);
 		pv_result_meta_set(out, "answers", answers_of(o, n));
 	}
-	for (size_t i = 0; i < n; i++)
-		free(text[i]);
-	free(text);
+#undef SAME
+#undef ANSWERED
 	free(votes);
 	free(agreeing);
 }

@@ -67,8 +67,9 @@ static inline cmember *pv_cmember_ref(cmember *m)
 	return m;
 }
 
-/* The key of the per-child sections in merged data. */
+/* The keys of merged data: each child's answer, and the keys they disagree on. */
 #define BY_CHILD_KEY "by_child"
+#define CONFLICTS_KEY "conflicting_keys"
 
 /* What one child call gave. */
 typedef struct child_outcome {
@@ -138,9 +139,5 @@ typedef struct meta_extra {
  * a deferred part of `out`'s metadata. */
 void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n,
 		       const meta_extra *extra);
-
-/* The canonical text majority_wins compares: `data` with volatile keys
- * removed at every depth, dumped with sorted keys. Caller frees. */
-char *pv_composite_canonical(const json_t *data, const json_t *volatile_fields);
 
 #endif

@@ -900,12 +900,13 @@ static void test_parallel_many_callers_mixing_inline_and_pool(void **state)
 	pv_strategy_unref(c);
 }
 
-/* Answers without data merge into one object the composite refills once the
- * caller has let go of it, and never touches while the caller holds it. */
+/* Answers without data (children whose health_check says nothing) merge
+ * into one object the composite refills once the caller has let go of it,
+ * and never touches while the caller holds it. */
 static void test_keyless_merge_is_refilled_only_when_given_back(void **state)
 {
 	(void)state;
-	pv_strategy *k[] = {sim("a", NULL), sim("b", NULL)};
+	pv_strategy *k[] = {&stub_new("a", NULL)->base, &stub_new("b", NULL)->base};
 	pv_strategy *c = composite_of(k, 2, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
 	const char *want = "{\"by_child\": {\"a\": null, \"b\": null}}";
 	pv_result r = PV_RESULT_INIT;
@@ -930,11 +931,94 @@ static void test_keyless_merge_is_refilled_only_when_given_back(void **state)
 	assert_json(held, want); /* what the caller holds never changed */
 	json_decref(held);
 	pv_result_clear(&r);
-	pv_strategy *third = sim("c", NULL);
-	assert_int_equal(pv_composite_add(c, third, 1.0), 0); /* other children: another shape */
-	pv_strategy_unref(third);
+	stub *third = stub_new("c", NULL);
+	assert_int_equal(pv_composite_add(c, &third->base, 1.0), 0); /* other children: another shape */
+	pv_strategy_unref(&third->base);
 	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
 	assert_json(r.data, "{\"by_child\": {\"a\": null, \"b\": null, \"c\": null}}");
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
+/* Sims answer health_check with one shared object: the merge has its keys
+ * and each child's answer, and is refilled like a keyless one. */
+static void test_merge_of_equal_answers_is_refilled_only_when_given_back(void **state)
+{
+	(void)state;
+	pv_strategy *k[] = {sim("a", NULL), sim("b", NULL), sim("c", NULL)};
+	pv_strategy *c = composite_of(k, 3, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
+	const char *health = "{\"healthy\": true, \"status\": \"healthy\", \"message\": \"healthy\", "
+			     "\"latency_ms\": 0.0";
+	char want[512];
+	snprintf(want, sizeof want, "%s, \"by_child\": {\"a\": %s}, \"b\": %s}, \"c\": %s}}}", health,
+		 health, health, health);
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_string_equal(r.provider, "comp");
+	json_t *first = r.data;
+	assert_json(first, want);
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_ptr_equal(r.data, first); /* given back: refilled */
+	assert_json(r.data, want);
+	json_t *held = json_incref(r.data);
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_ptr_not_equal(r.data, held); /* still held: a new one */
+	assert_json(r.data, want);
+	json_object_del(r.data, "status"); /* changed, then given back */
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_json(r.data, want);
+	assert_json(held, want);
+	json_decref(held);
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
+/* Answers of one shape that disagree: the refilled merge carries this
+ * call's values and conflicts, never the last call's. */
+static void test_merge_of_one_shape_refills_values_and_conflicts_of_this_call(void **state)
+{
+	(void)state;
+	stub *a = stub_new("a", "{\"zone\": \"z1\", \"price\": 5}");
+	stub *b = stub_new("b", "{\"zone\": \"z2\", \"price\": 5}");
+	pv_strategy *k[] = {&a->base, &b->base};
+	pv_strategy *c = composite_of(k, 2, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	json_t *first = r.data;
+	assert_json(first, "{\"price\": 5, \"by_child\": {\"a\": {\"zone\": \"z1\", \"price\": 5}, "
+			   "\"b\": {\"zone\": \"z2\", \"price\": 5}}, \"conflicting_keys\": [\"zone\"]}");
+	pv_result_clear(&r);
+
+	json_decref(a->data); /* the same conflict, other values */
+	a->data = json_pack("{s:s, s:i}", "zone", "z3", "price", 6);
+	json_decref(b->data);
+	b->data = json_pack("{s:s, s:i}", "zone", "z4", "price", 6);
+	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	assert_ptr_equal(r.data, first); /* refilled */
+	assert_json(r.data, "{\"price\": 6, \"by_child\": {\"a\": {\"zone\": \"z3\", \"price\": 6}, "
+			    "\"b\": {\"zone\": \"z4\", \"price\": 6}}, \"conflicting_keys\": [\"zone\"]}");
+	pv_result_clear(&r);
+
+	json_decref(b->data); /* the other key in conflict */
+	b->data = json_pack("{s:s, s:i}", "zone", "z3", "price", 7);
+	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	assert_json(r.data, "{\"zone\": \"z3\", \"by_child\": {\"a\": {\"zone\": \"z3\", \"price\": 6}, "
+			    "\"b\": {\"zone\": \"z3\", \"price\": 7}}, \"conflicting_keys\": [\"price\"]}");
+	json_array_set_new(json_object_get(r.data, "conflicting_keys"), 0, json_string("mine"));
+	pv_result_clear(&r); /* given back with its conflicts changed */
+	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	assert_json(r.data, "{\"zone\": \"z3\", \"by_child\": {\"a\": {\"zone\": \"z3\", \"price\": 6}, "
+			    "\"b\": {\"zone\": \"z3\", \"price\": 7}}, \"conflicting_keys\": [\"price\"]}");
+	pv_result_clear(&r);
+
+	json_decref(b->data); /* the keys in another order: merged anew, as it always was */
+	b->data = json_pack("{s:i, s:s}", "price", 6, "zone", "z3");
+	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+	assert_json(r.data, "{\"zone\": \"z3\", \"price\": 6, \"by_child\": {\"a\": {\"zone\": \"z3\", "
+			    "\"price\": 6}, \"b\": {\"price\": 6, \"zone\": \"z3\"}}}");
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 }
@@ -969,6 +1053,8 @@ int main(void)
 		cmocka_unit_test(test_children_change_while_calls_run),
 		cmocka_unit_test(test_metadata_is_built_when_read_and_reads_as_before),
 		cmocka_unit_test(test_keyless_merge_is_refilled_only_when_given_back),
+		cmocka_unit_test(test_merge_of_equal_answers_is_refilled_only_when_given_back),
+		cmocka_unit_test(test_merge_of_one_shape_refills_values_and_conflicts_of_this_call),
 		cmocka_unit_test(test_children_list_shows_the_winner_as_it_answered),
 		cmocka_unit_test(test_latency_is_the_answering_childs_or_the_composites),
 		cmocka_unit_test(test_parallel_caller_runs_quick_children_itself),
