@@ -401,27 +401,51 @@ typedef struct shape {
 	size_t n_conflicts;
 } shape;
 
-static bool taken_as_is(const char *key, const json_t *v)
+/* The merge's own keys: an answer's are left out (merge_keys) or replaced. */
+static bool is_merge_key(const char *key)
 {
-	if (json_is_array(v) || (json_is_integer(v) && is_summed(key)) ||
-	    (json_is_boolean(v) && strcmp(key, "partial") == 0))
-		return false;
-	return strcmp(key, BY_CHILD_KEY) != 0 && strcmp(key, CONFLICTS_KEY) != 0;
+	return (key[0] == BY_CHILD_KEY[0] && strcmp(key, BY_CHILD_KEY) == 0) ||
+	       (key[0] == CONFLICTS_KEY[0] && strcmp(key, CONFLICTS_KEY) == 0);
 }
 
+static bool taken_as_is(const char *key, const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_ARRAY:
+		return false;
+	case JSON_INTEGER:
+		return !is_summed(key) && !is_merge_key(key);
+	case JSON_TRUE:
+	case JSON_FALSE:
+		return strcmp(key, "partial") != 0 && !is_merge_key(key);
+	default:
+		return !is_merge_key(key);
+	}
+}
+
+/* Every value of `answer` is taken as it is. */
+static bool all_taken_as_is(json_t *answer)
+{
+	for (void *it = json_object_iter(answer); it; it = json_object_iter_next(answer, it))
+		if (!taken_as_is(json_object_iter_key(it), json_object_iter_value(it)))
+			return false;
+	return true;
+}
+
+/* Whether the answers have the first's keys in its order, and where they
+ * disagree with it. The first's own values are checked where they are walked
+ * anyway: by the refill, or before a new merge is kept. */
 static bool one_shape(const child_outcome *o, size_t n, shape *sh)
 {
-	*sh = (shape){.first = NULL};
+	sh->first = NULL;
+	sh->keys = 0;
+	sh->conflicted = 0;
+	sh->n_conflicts = 0;
 	EACH_ANSWER(o, n, i) {
 		json_t *d = o[i].res.data;
 		if (!sh->first) {
 			sh->first = d ? d : json_null();
 			sh->keys = json_object_size(d);
-			const char *key;
-			json_t *v;
-			json_object_foreach(d, key, v)
-				if (!taken_as_is(key, v))
-					return false;
 			if (sh->keys > SHAPE_KEYS_MAX)
 				return false;
 			continue;
@@ -452,8 +476,16 @@ static bool only_ours(json_t *j) { return __atomic_load_n(&j->refcount, __ATOMIC
 /* The key at `it` is `key`. */
 static bool at_key(void *it, const char *key) { return strcmp(json_object_iter_key(it), key) == 0; }
 
+/* Sets the value at `it` (the same one again is left as it is). */
+static void set_at(json_t *object, void *it, json_t *v)
+{
+	if (json_object_iter_value(it) != v)
+		json_object_iter_set(object, it, v);
+}
+
 /* Refills a kept merge with this call's answers of shape `sh`. false unless
- * the caller let go of it (only our reference left, also on by_child and
+ * the first answer's values are all taken as they are, and the caller let
+ * go of the merge (only our reference left, also on by_child and
  * conflicting_keys, which are changed or compared) and left its keys as
  * they were: the same children in the same order, the same keys and
  * conflicts. A mismatch leaves it half refilled: it is ours alone, so it is
@@ -466,11 +498,15 @@ static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answ
 		return false;
 	void *it = json_object_iter(merged), *from = json_object_iter(sh->first);
 	for (size_t k = 0; k < sh->keys; k++, from = json_object_iter_next(sh->first, from)) {
+		const char *key = json_object_iter_key(from);
+		json_t *v = json_object_iter_value(from);
+		if (!taken_as_is(key, v))
+			return false;
 		if (sh->conflicted >> k & 1)
 			continue;
-		if (!at_key(it, json_object_iter_key(from)))
+		if (!at_key(it, key))
 			return false;
-		json_object_iter_set(merged, it, json_object_iter_value(from));
+		set_at(merged, it, v);
 		it = json_object_iter_next(merged, it);
 	}
 	json_t *by_child = json_object_iter_value(it);
@@ -481,7 +517,7 @@ static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answ
 	EACH_ANSWER(o, n, i) {
 		if (!at_key(child, o[i].m->s->name))
 			return false;
-		json_object_iter_set(by_child, child, o[i].res.data ? o[i].res.data : json_null());
+		set_at(by_child, child, o[i].res.data ? o[i].res.data : json_null());
 		child = json_object_iter_next(by_child, child);
 	}
 	if (!sh->n_conflicts)
@@ -516,6 +552,8 @@ static json_t *merge_answers(composite *c, const child_outcome *o, size_t n, siz
 	if (!merged || !refill(merged, o, n, answers, &sh)) {
 		json_decref(merged); /* a caller still holding it keeps it */
 		merged = merge_keys(o, n);
+		if (!all_taken_as_is(sh.first))
+			return merged;
 	}
 	json_t *none = NULL;
 	if (merged && !atomic_compare_exchange_strong(&c->merged_spare, &none, json_incref(merged)))
