@@ -50,7 +50,7 @@ cat > "$DIR/provisio.json" <<C
  "store": {"path": "$DIR/provisio.db"},
  "broker": {"templates_file": "$DIR/templates.json", "status_max_age_seconds": 3600},
  "server": {"listen": "127.0.0.1:0", "access_log": false, "logging": {"level": "warn"},
-            "auth": {"tokens": [{"name": "bench", "sha256": "$HASH", "role": "admin"}]}}}
+            "auth": {"tokens": [{"name": "bench", "hash": "$HASH", "role": "admin"}]}}}
 C
 "$BIN" --config "$DIR/provisio.json" serve --url-file "$DIR/url" >/dev/null 2>"$DIR/serve.log" &
 SERVE=$!

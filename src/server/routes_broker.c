@@ -11,7 +11,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include "server/jsonw.h"
 #include "server/server_internal.h"
@@ -94,15 +93,13 @@ static void reply_written(srv_req *r, int status, jsonw *w)
 
 static int check_query(srv_req *r, const char *const *allowed)
 {
-	if (!r->has_query)
-		return 0;
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, &r->query, next) {
+	for (size_t i = 0; i < r->n_query; i++) {
+		const char *key = r->query[i].key;
 		bool ok = false;
 		for (const char *const *a = allowed; *a; a++)
-			ok |= strcmp(*a, kv->key) == 0;
+			ok |= strcmp(*a, key) == 0;
 		if (!ok) {
-			srv_reply_error(r, 400, "UNKNOWN_FIELD", kv->key, "unknown query parameter '%s'", kv->key);
+			srv_reply_error(r, 400, "UNKNOWN_FIELD", key, "unknown query parameter '%s'", key);
 			return -1;
 		}
 	}
@@ -284,7 +281,7 @@ static void idem_key(srv_req *r, const char *header, const char *tid, int64_t co
 	snprintf(k->key, sizeof k->key, "idem/%s", header);
 	char canon[512];
 	snprintf(canon, sizeof canon, "%s\n%lld", tid, (long long)count);
-	pv_server_hash_token(canon, k->hash);
+	srv_sha256_hex(canon, k->hash);
 	(void)r;
 }
 
