@@ -20,25 +20,26 @@ typedef struct route {
 	srv_role role;
 	h0 fn0;
 	h1 fn1;
-	bool slow; /* calls providers: runs on a worker, not on the loop */
+	bool slow;  /* calls providers: runs on a worker, not on the loop */
+	bool store; /* reads the store through the loop's broker */
 } route;
 
 static void post_reload(srv_req *r);
 
 static const route routes[] = {
 	{SRV_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
-	{SRV_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL},
+	{SRV_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL, .store = true},
 	{SRV_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
-	{SRV_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL},
-	{SRV_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template},
-	{SRV_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true},
-	{SRV_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL},
-	{SRV_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request},
-	{SRV_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL, true},
-	{SRV_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL},
+	{SRV_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL, .store = true},
+	{SRV_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template, .store = true},
+	{SRV_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true, true},
+	{SRV_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL, .store = true},
+	{SRV_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request, .store = true},
+	{SRV_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL, true, true},
+	{SRV_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL, .store = true},
 	{SRV_GET, "/api/v1/providers", SRV_ROLE_READ, srv_get_providers, NULL},
 	{SRV_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health, true},
-	{SRV_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec, true},
+	{SRV_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec, true, true},
 	{SRV_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL, true},
 	{SRV_GET, "/api/v1/log-levels", SRV_ROLE_READ, srv_get_log_levels, NULL},
 	{SRV_PUT, "/api/v1/log-levels", SRV_ROLE_ADMIN, srv_put_log_levels, NULL},
@@ -140,14 +141,19 @@ int srv_route_prepare(srv_req *r)
 	}
 	if (read_query(r) < 0)
 		return -1;
-	if (!srv_thread_broker(r->t)) {
-		srv_reply_error(r, 503, "UNAVAILABLE", NULL, "the store cannot be opened: %s", pv_error_last());
-		return -1;
-	}
-	r->w = r->t->w;
 	const route *rt = find(r);
 	if (!rt || srv_auth(r, rt->role) < 0)
 		return -1;
+	/* probes and metrics answer without the store (a loop opens its
+	 * connection on first use, which may be when descriptors ran out) */
+	if (rt->store && !rt->slow) {
+		if (!srv_thread_broker(r->t)) {
+			srv_reply_error(r, 503, "UNAVAILABLE", NULL, "the store cannot be opened: %s",
+					pv_error_last());
+			return -1;
+		}
+		r->w = r->t->w; /* the same world, unless a reload just landed */
+	}
 	r->route = rt;
 	return 0;
 }

@@ -61,12 +61,21 @@ bool pv_utf8_valid(const char *s, size_t len)
  * count leaves at the end of a truncated text). */
 static bool cut_short(const unsigned char *s, size_t avail)
 {
-	size_t n = s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	unsigned c = s[0];
+	size_t n = c >= 0xf0 && c <= 0xf4 ? 4 : c >= 0xe0 && c <= 0xef ? 3 : c >= 0xc2 && c <= 0xdf ? 2 : 0;
 	if (!n || avail >= n)
 		return false;
 	for (size_t i = 1; i < avail; i++)
 		if ((s[i] & 0xc0) != 0x80)
 			return false;
+	/* the second byte's narrower ranges (no overlong form, surrogate or
+	 * code point past U+10FFFF can start this way) */
+	if (avail >= 2) {
+		unsigned d = s[1];
+		if ((c == 0xe0 && d < 0xa0) || (c == 0xed && d > 0x9f) || (c == 0xf0 && d < 0x90) ||
+		    (c == 0xf4 && d > 0x8f))
+			return false;
+	}
 	return true;
 }
 
