@@ -419,6 +419,14 @@ void srv_get_requests(srv_req *r);
 void srv_post_returns(srv_req *r);
 void srv_get_machines(srv_req *r);
 
+/* What a stored Idempotency-Key record (the store's text, any bytes: it is
+ * read back, not trusted) says about a create with body hash `hash` now:
+ * go ahead, answer the request it made (its id into request_id), 409, or
+ * 503 while that create runs. */
+typedef enum srv_idem_verdict { SRV_IDEM_NEW = 0, SRV_IDEM_REPLAY, SRV_IDEM_CONFLICT, SRV_IDEM_PENDING } srv_idem_verdict;
+srv_idem_verdict srv_idem_judge(const char *text, const char *hash, int64_t now_ms, char *request_id,
+				size_t size);
+
 /* JSON of a request and its machines, as docs/api.md's R. New reference. */
 json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms);
 json_t *srv_machine_json(const pv_machine_rec *m);

@@ -25,9 +25,20 @@ void aws_creds_wipe(aws_creds *c)
 		p[i] = 0;
 }
 
+/* Credentials and regions go into HTTP headers (X-Amz-Security-Token),
+ * URLs and the signature: one with a control character (a CR LF would add
+ * a header) is none at all. */
+static bool no_controls(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 static bool set_field(char *dst, size_t size, const char *src)
 {
-	if (!src || !*src || strlen(src) >= size)
+	if (!src || !*src || strlen(src) >= size || !no_controls(src))
 		return false;
 	memcpy(dst, src, strlen(src) + 1);
 	return true;
@@ -134,7 +145,7 @@ typedef struct region_ctx {
 static void region_cb(void *user, const char *key, const char *value)
 {
 	region_ctx *r = user;
-	if (strcmp(key, "region") == 0 && *value && strlen(value) < r->size) {
+	if (strcmp(key, "region") == 0 && *value && strlen(value) < r->size && no_controls(value)) {
 		snprintf(r->out, r->size, "%s", value);
 		r->found = true;
 	}
@@ -177,20 +188,9 @@ static int64_t parse_iso8601_ms(const char *s)
 	return (int64_t)timegm(&tm) * 1000;
 }
 
-static int imds_role_creds(const char *base, const char *hdr, const char *role, long tmo,
-			   aws_creds *out)
+int aws_creds_from_imds_json(const char *body, size_t len, aws_creds *out)
 {
-	char url[1024];
-	snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
-	aws_http_reply r;
-	if (aws_http_plain("GET", url, hdr, tmo, &r) < 0 || r.status != 200) {
-		aws_http_reply_free(&r);
-		return pv_error_set(PV_EIO, "IMDS: no credentials for the instance role");
-	}
-	json_error_t err;
-	json_t *j = json_loadb(r.body, r.len, 0, &err);
-	memset(r.body, 0, r.len);
-	aws_http_reply_free(&r);
+	json_t *j = json_loadb(body, len, 0, NULL);
 	aws_creds c;
 	memset(&c, 0, sizeof c);
 	bool ok = j && set_field(c.access_key_id, sizeof c.access_key_id,
@@ -207,6 +207,22 @@ static int imds_role_creds(const char *base, const char *hdr, const char *role, 
 	aws_creds_wipe(&c);
 	json_decref(j);
 	return ok ? 0 : pv_error_set(PV_EIO, "IMDS: the role credentials document is not valid");
+}
+
+static int imds_role_creds(const char *base, const char *hdr, const char *role, long tmo,
+			   aws_creds *out)
+{
+	char url[1024];
+	snprintf(url, sizeof url, "%s/latest/meta-data/iam/security-credentials/%s", base, role);
+	aws_http_reply r;
+	if (aws_http_plain("GET", url, hdr, tmo, &r) < 0 || r.status != 200) {
+		aws_http_reply_free(&r);
+		return pv_error_set(PV_EIO, "IMDS: no credentials for the instance role");
+	}
+	int rc = aws_creds_from_imds_json(r.body, r.len, out);
+	memset(r.body, 0, r.len);
+	aws_http_reply_free(&r);
+	return rc;
 }
 
 static int imds_resolve(const aws_creds_opts *o, aws_creds *out)
