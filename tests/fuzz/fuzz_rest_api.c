@@ -107,8 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	inet_pton(AF_INET, "127.0.0.1", &to.sin_addr);
 	struct timeval tv = {20, 0};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0)
+	if (connect(fd, (struct sockaddr *)&to, sizeof to) < 0) {
+		perror("fuzz_rest_api: connect");
 		abort();
+	}
 	for (size_t off = 0; off < size;) {
 		ssize_t k = send(fd, data + off, size - off, MSG_NOSIGNAL);
 		if (k <= 0)
@@ -121,6 +123,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ssize_t k;
 	while (n < sizeof buf && (k = recv(fd, buf + n, sizeof buf - n, 0)) > 0)
 		n += (size_t)k;
+	/* closed with a reset: hundreds of connections a second would
+	 * otherwise leave the loopback's ephemeral ports in TIME_WAIT */
+	struct linger lg = {1, 0};
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 	close(fd);
 	/* the answers, one after another (pipelined requests) */
 	for (size_t at = 0; at < n;) {

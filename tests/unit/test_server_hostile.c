@@ -20,6 +20,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 #include "test_server_support.h"
+#include "server/server_internal.h"
 
 /* ---- a configuration with the server block under test ------------------------------- */
 
@@ -647,6 +648,33 @@ static void long_multibyte_message_is_cut_between_characters(void **state)
 	stop(e);
 }
 
+/* An Idempotency-Key record read back from the store is judged by what
+ * it says, and a time that is not one (negative, far future, missing)
+ * makes it no record: no overflow, no replay of a made-up request. */
+static void stored_idempotency_records_are_judged_strictly(void **state)
+{
+	(void)state;
+	int64_t now = 1800000000000LL;
+	char id[80];
+	assert_int_equal(srv_idem_judge("{\"state\": \"done\", \"hash\": \"h\", \"request_id\": \"req-1\","
+					" \"at_ms\": 1799999990000}", "h", now, id, sizeof id), SRV_IDEM_REPLAY);
+	assert_string_equal(id, "req-1");
+	assert_int_equal(srv_idem_judge("{\"state\": \"done\", \"hash\": \"other\", \"at_ms\": 1799999990000}",
+					"h", now, id, sizeof id), SRV_IDEM_CONFLICT);
+	assert_int_equal(srv_idem_judge("{\"state\": \"pending\", \"hash\": \"h\", \"at_ms\": 1799999990000}",
+					"h", now, id, sizeof id), SRV_IDEM_PENDING);
+	static const char *const nothing[] = {
+		"{\"state\": \"done\", \"hash\": \"h\", \"request_id\": \"req-1\", \"at_ms\": -9223372036854775807}",
+		"{\"state\": \"done\", \"hash\": \"h\", \"request_id\": \"req-1\", \"at_ms\": 9223372036854775807}",
+		"{\"state\": \"done\", \"hash\": \"h\", \"request_id\": \"req-1\"}",
+		"{\"state\": \"failed\", \"hash\": \"h\", \"at_ms\": 1799999990000}",
+		"[1, 2]", "not json", ""};
+	for (size_t i = 0; i < sizeof nothing / sizeof nothing[0]; i++) {
+		assert_int_equal(srv_idem_judge(nothing[i], "h", now, id, sizeof id), SRV_IDEM_NEW);
+		assert_string_equal(id, "");
+	}
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -666,6 +694,7 @@ int main(void)
 		cmocka_unit_test(exec_is_off_unless_allowed_and_takes_templates_from_the_file),
 		cmocka_unit_test(unsalted_token_hashes_are_refused),
 		cmocka_unit_test(long_multibyte_message_is_cut_between_characters),
+		cmocka_unit_test(stored_idempotency_records_are_judged_strictly),
 	};
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 	curl_global_cleanup();
