@@ -452,7 +452,7 @@ static void test_creds_with_control_characters_are_refused(void **state)
 	char creds[] = "/tmp/pv-aws-creds-XXXXXX";
 	int fd = mkstemp(creds);
 	const char *text = "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = s\n"
-			   "aws_session_token = tok\rX-Injected: yes\n";
+			   "aws_session_token = SeCr3t\rX-Injected: yes\n";
 	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
 	close(fd);
 	setenv("AWS_SHARED_CREDENTIALS_FILE", creds, 1);
