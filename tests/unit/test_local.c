@@ -301,8 +301,8 @@ static void test_template_command_is_refused_unless_allowed(void **state)
 		&r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, PV_ERR_INVALID_PARAMETERS);
-	assert_non_null(strstr(r.message, "template_commands"));
-	assert_non_null(strstr(r.message, "t9"));
+	assert_non_null(strstr(pv_result_message(&r), "template_commands"));
+	assert_non_null(strstr(pv_result_message(&r), "t9"));
 	pv_result_clear(&r);
 	exec_op(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_object(), &r);
 	assert_true(r.success);
