@@ -52,8 +52,14 @@ static void start_with(proc *p, const char *server_extra, const char *sim_extra,
 		execl(PV_CLI_BIN, "provisio", "--config", p->e.config, "serve", "--url-file", p->urlf, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 500 && !bf_file_has(p->urlf, "http"); i++)
+	/* until the server says where it listens or is gone: a busy machine
+	 * may take seconds to start it */
+	int status;
+	while (!bf_file_has(p->urlf, "http")) {
+		if (waitpid(p->pid, &status, WNOHANG) == p->pid)
+			fail_msg("provisio serve exited (status %d) before writing %s", status, p->urlf);
 		usleep(10000);
+	}
 	FILE *f = fopen(p->urlf, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(p->e.url, sizeof p->e.url, f));
