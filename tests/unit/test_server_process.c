@@ -46,9 +46,13 @@ static void start_with(proc *p, const char *server_extra, const char *sim_extra,
 		int nul = open("/dev/null", O_WRONLY);
 		dup2(nul, 1);
 		setenv("PROVISIO_LOG", "info", 1);
-		struct rlimit rl = {nofile, nofile};
-		if (nofile && setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		if (nofile) { /* by the shell: under valgrind the test may not lower its own limit */
+			char sh[64];
+			snprintf(sh, sizeof sh, "ulimit -n %llu && exec \"$0\" \"$@\"", (unsigned long long)nofile);
+			execl("/bin/sh", "sh", "-c", sh, PV_CLI_BIN, "--config", p->e.config, "serve", "--url-file",
+			      p->urlf, (char *)NULL);
 			_exit(126);
+		}
 		execl(PV_CLI_BIN, "provisio", "--config", p->e.config, "serve", "--url-file", p->urlf, (char *)NULL);
 		_exit(127);
 	}
@@ -359,6 +363,9 @@ static void send_all(int fd, const char *buf, size_t n)
 static void refused_bodies_cost_nothing_and_buffered_ones_are_given_back(void **state)
 {
 	(void)state;
+#if defined(__SANITIZE_ADDRESS__)
+	skip(); /* ASan keeps freed memory in quarantine: the RSS is not the allocator's */
+#endif
 	proc p = {0};
 	/* deadlines far away: on a busy machine sending 120 MiB may take longer
 	 * than the default 30 s a body has, and a body cut short frees its buffer */
