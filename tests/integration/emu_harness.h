@@ -126,6 +126,20 @@ static inline int emu_launch_template(const emu_proc *e, const char *id, const c
 	return rc;
 }
 
+/* POSTs a JSON object to /_emu/config (faults, faults_next, buckets, ...):
+ * 0 when the emulator took it, -1 (its error on stderr) when not. */
+static inline int emu_config(const emu_proc *e, const char *json)
+{
+	json_t *ans = emu_admin(e, "/_emu/config", json);
+	int rc = json_is_true(json_object_get(ans, "ok")) ? 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "/_emu/config %s: %s\n", json,
+			json_string_value(json_object_get(ans, "error")) ? json_string_value(json_object_get(ans, "error"))
+									    : "no answer");
+	json_decref(ans);
+	return rc;
+}
+
 /* stats.path.to.integer, 0 when absent. */
 static inline long long emu_stat(const emu_proc *e, const char *a, const char *b)
 {
