@@ -166,27 +166,31 @@ killed_state=$(sql "SELECT state FROM requests WHERE kind = 'acquire' AND id <> 
 
 # ---- 2. serve; 8 requesters at once; serve killed; their processes killed ---------------------------
 serve_up serveA || exit 1
-# requester N: asks for 150 until it gets an id (as Host Factory asks again
-# after a failed or killed call), then polls until the request is done;
-# each provisio process it starts is named in pid.N while it runs
-requester() {
-	local n=$1 p
-	printf '{"template": {"templateId": "chaos", "machineCount": 150}}' > "$T/ask.$n"
+# follow N SCRIPT INPUT NAME WANT: asks with SCRIPT -f INPUT until an id
+# comes back (as Host Factory asks again after a failed or killed call),
+# then polls getRequestStatus until the status matches WANT (a regex); each
+# provisio process it starts is named in pid.NAME.N while it runs; the id
+# is left in NAME.id.N, the last answer in NAME.status.N
+follow() {
+	local n=$1 script=$2 input=$3 name=$4 want=$5 p
 	while :; do
-		"$HF/requestMachines.sh" -f "$T/ask.$n" > "$T/asked.$n" 2>/dev/null & p=$!
-		echo $p > "$T/pid.$n"; wait $p 2>/dev/null
-		jq -e -r '.requestId // empty' "$T/asked.$n" > "$T/id.$n" 2>/dev/null && break
+		"$HF/$script.sh" -f "$input" > "$T/$name.asked.$n" 2>/dev/null & p=$!
+		echo $p > "$T/pid.$name.$n"; wait $p 2>/dev/null
+		jq -e -r '.requestId // empty' "$T/$name.asked.$n" > "$T/$name.id.$n" 2>/dev/null && break
 	done
-	printf '{"requests": [{"requestId": "%s"}]}' "$(cat "$T/id.$n")" > "$T/poll.$n"
+	printf '{"requests": [{"requestId": "%s"}]}' "$(cat "$T/$name.id.$n")" > "$T/$name.poll.$n"
 	while :; do
-		"$HF/getRequestStatus.sh" -f "$T/poll.$n" > "$T/status.$n.tmp" 2>/dev/null & p=$!
-		echo $p > "$T/pid.$n"; wait $p 2>/dev/null
-		case $(jq -r '.requests[0].status // empty' "$T/status.$n.tmp" 2>/dev/null) in
-		complete | complete_with_error) mv "$T/status.$n.tmp" "$T/status.$n"; break ;;
-		esac
+		"$HF/getRequestStatus.sh" -f "$T/$name.poll.$n" > "$T/$name.tmp.$n" 2>/dev/null & p=$!
+		echo $p > "$T/pid.$name.$n"; wait $p 2>/dev/null
+		[[ $(jq -r '.requests[0].status // empty' "$T/$name.tmp.$n" 2>/dev/null) =~ ^($want)$ ]] && break
 		sleep 0.2
 	done
-	rm -f "$T/pid.$n"
+	mv "$T/$name.tmp.$n" "$T/$name.status.$n"
+	rm -f "$T/pid.$name.$n"
+}
+requester() { # requester N: 150 machines
+	printf '{"template": {"templateId": "chaos", "machineCount": 150}}' > "$T/ask.$1"
+	follow "$1" requestMachines "$T/ask.$1" acq 'complete|complete_with_error'
 }
 runs0=$(emu '.calls.RunInstances')
 for n in $(seq 8); do
@@ -209,15 +213,14 @@ done_requesters() { for p in "${REQUESTERS[@]}"; do kill -0 "$p" 2>/dev/null && 
 until_ 150 done_requesters || fail "the requesters did not finish in 150 s"
 for p in "${REQUESTERS[@]}"; do wait "$p" 2>/dev/null; done
 REQUESTERS=()
-IDS="$ID0"
 for n in $(seq 8); do
-	id=$(cat "$T/id.$n" 2>/dev/null)
-	IDS="$IDS $id"
-	st=$(jq -r '.requests[0].status' "$T/status.$n" 2>/dev/null)
-	got=$(jq '[.requests[0].machines[] | select(.result == "succeed")] | length' "$T/status.$n" 2>/dev/null)
-	ids=$(jq '[.requests[0].machines[].machineId] | unique | length' "$T/status.$n" 2>/dev/null)
+	id=$(cat "$T/acq.id.$n" 2>/dev/null)
+	f="$T/acq.status.$n"
+	st=$(jq -r '.requests[0].status' "$f" 2>/dev/null)
+	got=$(jq '[.requests[0].machines[] | select(.result == "succeed")] | length' "$f" 2>/dev/null)
+	ids=$(jq '[.requests[0].machines[].machineId] | unique | length' "$f" 2>/dev/null)
 	if [ "$st" = complete ] && [ "$got" = 150 ] && [ "$ids" = 150 ]; then :
-	else fail "requester $n ($id): $st, $got machines succeeded, $ids distinct: $(jq -r '.requests[0].message' "$T/status.$n" 2>/dev/null)"; fi
+	else fail "requester $n ($id): $st, $got machines succeeded, $ids distinct: $(jq -r '.requests[0].message' "$f" 2>/dev/null)"; fi
 done
 first_got=$(sql "SELECT count(*) FROM machines WHERE request_id = '$ID0' AND result = 'succeed'")
 [ "$first_got" = 400 ] && [ "$(sql "SELECT state FROM requests WHERE id = '$ID0'")" = complete ] ||
@@ -227,23 +230,10 @@ first_got=$(sql "SELECT count(*) FROM machines WHERE request_id = '$ID0' AND res
 # ---- 3. everything returned; the returning serve killed; a third finishes ---------------------------
 serve_up serveB || exit 1
 terms0=$(emu '.calls.TerminateInstances // 0')
-returner() { # returner N REQUEST_ID: returns the request's machines, polls the return
-	local n=$1 p
+returner() { # returner N REQUEST_ID: returns the request's machines
 	sql "SELECT machine_id FROM machines WHERE request_id = '$2' AND result = 'succeed'" |
-		jq -R -s '{machines: [split("\n")[] | select(length > 0) | {machineId: .}]}' > "$T/give.$n"
-	while :; do
-		"$HF/requestReturnMachines.sh" -f "$T/give.$n" > "$T/gave.$n" 2>/dev/null & p=$!
-		echo $p > "$T/pid.r$n"; wait $p 2>/dev/null
-		jq -e -r '.requestId // empty' "$T/gave.$n" > "$T/ret.$n" 2>/dev/null && break
-	done
-	printf '{"requests": [{"requestId": "%s"}]}' "$(cat "$T/ret.$n")" > "$T/rpoll.$n"
-	while :; do
-		"$HF/getRequestStatus.sh" -f "$T/rpoll.$n" > "$T/rstatus.$n" 2>/dev/null & p=$!
-		echo $p > "$T/pid.r$n"; wait $p 2>/dev/null
-		[ "$(jq -r '.requests[0].status // empty' "$T/rstatus.$n" 2>/dev/null)" = complete ] && break
-		sleep 0.2
-	done
-	rm -f "$T/pid.r$n"
+		jq -R -s '{machines: [split("\n")[] | select(length > 0) | {machineId: .}]}' > "$T/give.$1"
+	follow "$1" requestReturnMachines "$T/give.$1" ret complete
 }
 n=0
 for id in $(sql "SELECT DISTINCT request_id FROM machines WHERE result = 'succeed' AND return_id = ''"); do

@@ -27,8 +27,6 @@
 #define PV_EC2_EMULATOR "ec2-emulator"
 #endif
 
-#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-
 static const char *templates_json =
 	"{\"templates\": ["
 	" {\"templateId\": \"od\", \"provider\": \"aws\", \"maxNumber\": -1, \"imageId\": \"ami-12345678\","
@@ -49,18 +47,9 @@ typedef struct world {
  * config. */
 static pv_strategy *aws_provider(const emu_proc *e, const char *name, const char *extra)
 {
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i}", "region", "us-east-1", "endpoint_url", e->url,
-				"access_key_id", "AKIDEXAMPLE", "secret_access_key", SECRET, "imds", 0, "seed", 7,
-				"retry_base_ms", 5);
-	if (extra) {
-		json_t *x = bf_json(extra);
-		json_object_update(cfg, x);
-		json_decref(x);
-	}
-	pv_strategy *s = NULL;
-	if (pv_aws_new(&s, name, cfg, NULL) != 0)
-		fail_msg("pv_aws_new: %s", pv_error_last());
-	json_decref(cfg);
+	pv_strategy *s = emu_provider(e, name, extra);
+	if (!s)
+		fail_msg("aws provider: %s", pv_error_last());
 	return s;
 }
 

@@ -26,7 +26,7 @@
 #define PV_TEST_DATA_DIR "tests/data"
 #endif
 
-#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SECRET EMU_SECRET
 
 /* The emulator, like EC2, refuses a launch template it does not know; the
  * tests (and the captured requests) that name this id seed it at start. */
@@ -46,21 +46,9 @@ static emu_proc start(const char *const *args)
  * its config. */
 static pv_strategy *provider_named(const emu_proc *e, const char *name, const char *extra)
 {
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i}", "region", "us-east-1", "endpoint_url",
-				e->url, "access_key_id", "AKIDEXAMPLE", "secret_access_key", SECRET,
-				"imds", 0, "seed", 7, "retry_base_ms", 5);
-	if (extra) {
-		json_t *x = json_loads(extra, 0, NULL);
-		assert_non_null(x);
-		json_object_update(cfg, x);
-		json_decref(x);
-	}
-	pv_strategy *s = NULL;
-	if (pv_aws_new(&s, name, cfg, NULL) != 0)
-		fail_msg("pv_aws_new: %s", pv_error_last());
-	json_decref(cfg);
-	if (pv_strategy_initialize(s) != 0)
-		fail_msg("init: %s", pv_error_last());
+	pv_strategy *s = emu_provider(e, name, extra);
+	if (!s)
+		fail_msg("aws provider: %s", pv_error_last());
 	return s;
 }
 
@@ -1308,109 +1296,6 @@ static void test_emulator_fault_and_bucket_config_is_checked(void **state)
 	emu_stop(&e);
 }
 
-/* A limiter of the test's own: one bucket per key in memory, shared by
- * whoever holds it, counting takes. */
-typedef struct mem_limiter {
-	pv_limiter base;
-	pthread_mutex_t lock;
-	json_t *buckets; /* key -> [tokens, at_ns] */
-	int takes;
-} mem_limiter;
-
-static int mem_take(pv_limiter *l, const char *key, double cap, double rate, uint64_t *wait)
-{
-	mem_limiter *m = (mem_limiter *)l;
-	pthread_mutex_lock(&m->lock);
-	json_t *b = json_object_get(m->buckets, key);
-	uint64_t now = pv_now_ns();
-	double tokens = b ? json_real_value(json_array_get(b, 0)) : cap;
-	uint64_t at = b ? (uint64_t)json_integer_value(json_array_get(b, 1)) : now;
-	tokens += (double)(now - at) / 1e9 * rate;
-	if (tokens > cap)
-		tokens = cap;
-	*wait = 0;
-	if (tokens >= 1)
-		tokens -= 1;
-	else
-		*wait = (uint64_t)((1 - tokens) * 1e9 / rate) + 1;
-	json_object_set_new(m->buckets, key, json_pack("[f, I]", tokens, (json_int_t)now));
-	m->takes++;
-	pthread_mutex_unlock(&m->lock);
-	return 0;
-}
-
-static int mem_drain(pv_limiter *l, const char *key, double cap, double rate)
-{
-	mem_limiter *m = (mem_limiter *)l;
-	(void)cap;
-	(void)rate;
-	pthread_mutex_lock(&m->lock);
-	json_object_set_new(m->buckets, key, json_pack("[f, I]", 0.0, (json_int_t)pv_now_ns()));
-	pthread_mutex_unlock(&m->lock);
-	return 0;
-}
-
-static void mem_destroy(pv_limiter *l)
-{
-	mem_limiter *m = (mem_limiter *)l;
-	json_decref(m->buckets);
-	pthread_mutex_destroy(&m->lock);
-}
-
-static const pv_limiter_methods mem_methods = {PV_LIMITER_METHODS_VERSION, mem_take, mem_drain, mem_destroy};
-
-typedef struct checker {
-	pv_strategy *s;
-	int ok;
-} checker;
-
-static void *health_checks(void *arg)
-{
-	checker *c = arg;
-	for (int i = 0; i < 6; i++) {
-		pv_result r = PV_RESULT_INIT;
-		pv_operation op = {.type = PV_OP_HEALTH_CHECK, .deadline_ns = pv_now_ns() + 30 * PV_NS_PER_S};
-		pv_strategy_execute(c->s, &op, &r, NULL);
-		c->ok += r.success;
-		pv_result_clear(&r);
-	}
-	return NULL;
-}
-
-/* Two providers (two processes, as far as EC2's buckets go) handed one
- * limiter spend one budget: the emulator's describe bucket of 3 at 5/s is
- * never exceeded by their 12 calls at once, and every token came from the
- * limiter. */
-static void test_providers_with_one_limiter_spend_one_budget(void **state)
-{
-	(void)state;
-	emu_proc e = start(NULL);
-	assert_int_equal(emu_config(&e, "{\"buckets\": {\"describe\": {\"capacity\": 3, \"refill_per_s\": 5}}}"), 0);
-	const char *cfg = "{\"throttle\": {\"describe\": {\"capacity\": 3, \"refill_per_s\": 5}}, \"max_retries\": 0}";
-	pv_strategy *a = provider_named(&e, "aws-a", cfg), *b = provider_named(&e, "aws-b", cfg);
-	mem_limiter *m = calloc(1, sizeof *m);
-	pv_limiter_setup(&m->base, &mem_methods);
-	pthread_mutex_init(&m->lock, NULL);
-	m->buckets = json_object();
-	assert_int_equal(pv_strategy_set_limiter(a, &m->base), 0);
-	assert_int_equal(pv_strategy_set_limiter(b, &m->base), 0);
-	checker ca = {a, 0}, cb = {b, 0};
-	pthread_t ta, tb;
-	pthread_create(&ta, NULL, health_checks, &ca);
-	pthread_create(&tb, NULL, health_checks, &cb);
-	pthread_join(ta, NULL);
-	pthread_join(tb, NULL);
-	assert_int_equal(ca.ok + cb.ok, 12);
-	assert_int_equal(emu_stat(&e, "throttled", NULL), 0);
-	assert_int_equal(emu_stat(&e, "calls", "DescribeRegions"), 12);
-	assert_true(m->takes >= 12); /* every call's token came from the shared bucket */
-	assert_int_equal(json_object_size(m->buckets), 1); /* both spent the same one */
-	pv_strategy_unref(a);
-	pv_strategy_unref(b);
-	pv_limiter_unref(&m->base);
-	emu_stop(&e);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1454,7 +1339,6 @@ int main(void)
 		cmocka_unit_test(test_throttled_until_the_deadline_names_the_cause),
 		cmocka_unit_test(test_managed_instances_are_listed_without_an_id),
 		cmocka_unit_test(test_emulator_fault_and_bucket_config_is_checked),
-		cmocka_unit_test(test_providers_with_one_limiter_spend_one_budget),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
