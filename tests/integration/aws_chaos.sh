@@ -28,6 +28,8 @@
 #
 # With "postgres": the same on the PostgreSQL store of PV_TEST_POSTGRES_URL
 # (a schema of its own, dropped at the end); exits 77 (skipped) without it.
+# PV_CHAOS_KEEP=1 keeps the scratch directory (logs, answers, the SQLite
+# store) for a look after a failure.
 set -u
 BIN=$(realpath "$1")
 EMU=$(realpath "$2")
@@ -60,7 +62,7 @@ cleanup() {
 	[ -n "$SERVE_PID" ] && { kill -KILL "$SERVE_PID" 2>/dev/null; wait "$SERVE_PID" 2>/dev/null; }
 	[ -n "$EMU_PID" ] && { kill -TERM "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null; }
 	[ "$ENGINE" = postgres ] && psql -q "$PV_TEST_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" 2>/dev/null
-	rm -rf "$T"
+	[ -n "${PV_CHAOS_KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -183,7 +185,7 @@ follow() {
 		"$HF/getRequestStatus.sh" -f "$T/$name.poll.$n" > "$T/$name.tmp.$n" 2>/dev/null & p=$!
 		echo $p > "$T/pid.$name.$n"; wait $p 2>/dev/null
 		[[ $(jq -r '.requests[0].status // empty' "$T/$name.tmp.$n" 2>/dev/null) =~ ^($want)$ ]] && break
-		sleep 0.2
+		sleep 0.5
 	done
 	mv "$T/$name.tmp.$n" "$T/$name.status.$n"
 	rm -f "$T/pid.$name.$n"
