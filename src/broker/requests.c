@@ -212,6 +212,29 @@ static bool pick_transitional(const pv_machine_rec *m, void *user)
 	       strcmp(m->status, "stopped") != 0;
 }
 
+/*
+ * Writes a machine read before a provider call, in the caller's write
+ * transaction. Meanwhile another process may have returned the machine or
+ * seen it terminated: a copy read earlier never undoes that (a status
+ * refresh that wrote its stale copy back cleared the return, and the
+ * returned machine ran on with nothing to terminate it).
+ */
+static int put_machine(pv_broker *b, const pv_machine_rec *m)
+{
+	pv_machine_rec now;
+	if (m->return_id[0] || pv_store_machine_get(b->store, m->machine_id, NULL, &now) < 0)
+		return pv_store_machine_put(b->store, m);
+	pv_machine_rec merged = *m;
+	if (now.return_id[0]) {
+		set_msg(merged.return_id, sizeof merged.return_id, now.return_id);
+		set_msg(merged.result, sizeof merged.result, now.result);
+		set_msg(merged.message, sizeof merged.message, now.message);
+	}
+	if (strcmp(now.status, "terminated") == 0)
+		set_msg(merged.status, sizeof merged.status, now.status);
+	return pv_store_machine_put(b->store, &merged);
+}
+
 /* Writes machines and (when it may move) the request, in one transaction. */
 static int write_outcome(pv_broker *b, pv_request_rec *r, const pv_machine_list *ms)
 {
@@ -226,7 +249,7 @@ static int write_outcome(pv_broker *b, pv_request_rec *r, const pv_machine_list 
 		set_msg(r->message, sizeof r->message, stored.message);
 	}
 	for (size_t i = 0; rc == 0 && i < ms->n; i++)
-		rc = pv_store_machine_put(b->store, &ms->items[i]);
+		rc = put_machine(b, &ms->items[i]);
 	r->updated_ms = pv_broker_now_ms();
 	if (rc == 0)
 		rc = pv_store_request_put(b->store, r);
@@ -807,7 +830,7 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
-			rc = pv_store_machine_put(b->store, &ms.items[i]);
+			rc = put_machine(b, &ms.items[i]);
 		if (rc == 0)
 			rc = pv_store_commit(b->store);
 		if (rc < 0)

@@ -664,6 +664,101 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	bf_release(ctx, (pv_strategy *[]){fb, &l->base}, 2);
 }
 
+/* ---- concurrent writers -------------------------------------------------------------- */
+
+/* A wrapper that, during its first status call, lets another process (a
+ * second broker on the same store, deferred to a daemon as Host Factory
+ * is) return every machine: what a reconciler pass meets when Host Factory
+ * returns machines while it asks the provider about them. */
+typedef struct racer {
+	pv_strategy base;
+	pv_strategy *child;
+	pv_broker *other;
+	char ret[PV_STORE_SHORT_MAX];
+	pv_machine_ref refs[3];
+} racer;
+
+static int racer_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+{
+	racer *r = (racer *)s;
+	if (op->type == PV_OP_GET_INSTANCE_STATUS && r->other && !r->ret[0])
+		assert_int_equal(pv_broker_return_machines(r->other, r->refs, 3, r->ret), 0);
+	pv_strategy_execute(r->child, op, out, NULL);
+	return 0;
+}
+
+static int racer_caps(pv_strategy *s, pv_capabilities *out)
+{
+	return pv_strategy_capabilities(((racer *)s)->child, out);
+}
+
+static int racer_health(pv_strategy *s, pv_health *out)
+{
+	return pv_strategy_health(((racer *)s)->child, out);
+}
+
+static void racer_destroy(pv_strategy *s) { pv_strategy_unref(((racer *)s)->child); }
+
+static const pv_strategy_methods racer_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION, .execute = racer_execute,
+	.capabilities = racer_caps, .health = racer_health, .destroy = racer_destroy};
+
+static void test_a_status_refresh_never_undoes_a_return_made_meanwhile(void **state)
+{
+	(void)state;
+	racer *rc = calloc(1, sizeof *rc);
+	assert_int_equal(pv_strategy_setup(&rc->base, &racer_methods, "racer", "racer"), 0);
+	/* named as its wrapper: the machines it makes are the wrapper's */
+	rc->child = bf_sim("racer", "{\"capacity\": 10}", NULL);
+	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){&rc->base}, 1);
+	char path[400];
+	bf_db_path(path, sizeof path, "race");
+	const char *tmpl = "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1, \"provider\": \"racer\"}]}";
+	const char *leaves[] = {"racer"};
+	pv_broker *b[2];
+	pv_store *st[2];
+	for (int i = 0; i < 2; i++) {
+		st[i] = bf_store(path);
+		pv_broker_setup setup = {.ctx = ctx, .providers = leaves, .n_providers = 1, .store = st[i]};
+		b[i] = bf_broker(&setup, tmpl);
+	}
+	pv_broker_set_mode(b[1], PV_BROKER_DEFERRED);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b[0], "t", 3, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0}, gone = {0};
+	assert_int_equal(pv_broker_request_status(b[0], id, &r, &ms), 0);
+	assert_int_equal(ms.n, 3);
+	for (int i = 0; i < 3; i++)
+		rc->refs[i] = (pv_machine_ref){ms.items[i].machine_id, NULL};
+	rc->other = b[1];
+	/* the reconciler's question: it reads the live machines, asks the
+	 * provider (the return happens then) and writes what it learnt */
+	assert_int_equal(pv_broker_reclaimed(b[0], NULL, 0, &gone), 0);
+	assert_true(rc->ret[0]);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_status(b[1], rc->ret, &r, &ms), 0);
+	assert_int_equal(ms.n, 3); /* the return still holds its machines */
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].return_id, rc->ret);
+		assert_string_equal(ms.items[i].result, "executing");
+	}
+	/* and whoever runs the queue terminates them */
+	pv_broker_set_mode(b[0], PV_BROKER_DIRECT);
+	assert_int_equal(pv_broker_run_queue(b[0]), 1);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_status(b[0], rc->ret, &r, &ms), 0);
+	assert_int_equal(ms.n, 3);
+	for (size_t i = 0; i < ms.n; i++)
+		assert_true(strcmp(ms.items[i].status, "shutting-down") == 0 ||
+			    strcmp(ms.items[i].status, "terminated") == 0);
+	pv_machine_list_clear(&ms);
+	pv_machine_list_clear(&gone);
+	for (int i = 0; i < 2; i++)
+		bf_close(b[i], st[i]);
+	bf_release(ctx, (pv_strategy *[]){&rc->base}, 1);
+}
+
 static void test_templates_are_validated(void **state)
 {
 	(void)state;
@@ -711,6 +806,7 @@ int main(void)
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
+		cmocka_unit_test(test_a_status_refresh_never_undoes_a_return_made_meanwhile),
 		cmocka_unit_test(test_templates_are_validated),
 	};
 	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
