@@ -103,7 +103,7 @@ static void per_provider(pv_broker *b, pv_machine_list *ms, pv_op_type type, pic
 		pv_broker_run(b, prov, type, json_pack("{s:o}", "instance_ids", ids), &res);
 		if (!res.success)
 			pv_log(PV_LOG_WARN, "broker: %s on '%s' failed: %s: %s", pv_op_name(type), prov,
-			       res.error_code, res.message ? res.message : "");
+			       res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
 		apply(b, ms, prov, &res, user);
 		pv_result_clear(&res);
 	}
@@ -176,7 +176,7 @@ static void apply_terminate(pv_broker *b, pv_machine_list *ms, const char *provi
 				set_msg(m->status, sizeof m->status, "terminated");
 			else
 				snprintf(m->message, sizeof m->message, "terminate failed: %s: %s",
-					 res->error_code, res->message ? res->message : "");
+					 res->error_code, pv_result_message(res) ? pv_result_message(res) : "");
 		}
 		return;
 	}
@@ -348,7 +348,7 @@ static bool find_tagged(pv_broker *b, const pv_request_rec *r, pv_machine_list *
 			      &res);
 		if (!res.success) {
 			pv_log(PV_LOG_WARN, "broker: %s: its machines on '%s' cannot be listed: %s: %s", r->id, prov,
-			       res.error_code, res.message ? res.message : "");
+			       res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
 			complete = false;
 		}
 		size_t i;
@@ -454,7 +454,7 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
-		json_t *meta = res.metadata;
+		json_t *meta = pv_result_meta(&res);
 		o->retries += (unsigned)json_integer_value(json_object_get(meta, "retries"));
 		const char *by = json_string_value(json_object_get(meta, "throttled_by"));
 		if (by)
@@ -463,7 +463,8 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 			      (!res.success && res.error_class == PV_CLASS_TRANSIENT);
 		bool again = !res.success && pv_error_class_retryable(res.error_class);
 		if (!res.success) {
-			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
+			snprintf(msg, size, "%s: %s", res.error_code,
+				 pv_result_message(&res) ? pv_result_message(&res) : "");
 			o->cls = res.error_class;
 		}
 		pv_log(PV_LOG_INFO, "broker: %s round %u: %s via '%s': %zu machine(s)%s", r->id, round,
@@ -588,14 +589,14 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	r.updated_ms = r.created_ms;
 	if (!queue)
 		take_ownership(b, &r);
-	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
-		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
-					       "is configured", template_id);
+	int rc = pv_broker_choose_strategy(b, tmpl, r.strategy, sizeof r.strategy);
+	if (rc < 0)
+		return rc;
 	set_msg(r.template_id, sizeof r.template_id, template_id);
 	pv_broker_new_id("req", r.id, sizeof r.id);
 	if (!queue)
 		pv_broker_recover(b); /* dead processes' reservations count against maxNumber */
-	int rc = reserve(b, &r, count);
+	rc = reserve(b, &r, count);
 	if (rc < 0)
 		return rc;
 	/* queued: the daemon provisions it; Host Factory asks for the status */

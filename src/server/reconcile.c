@@ -132,7 +132,7 @@ static bool provider_orphans(pv_server *srv, srv_world *w, const char *provider,
 	if (!res.success) {
 		atomic_fetch_add(&srv->orphan_sweep_failures, 1);
 		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "orphan sweep of '%s' failed: %s: %s", provider,
-			res.error_code, res.message ? res.message : "");
+			res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
 		keep_suspects(srv, provider, next);
 		pv_result_clear(&res);
 		return false;

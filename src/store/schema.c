@@ -40,6 +40,11 @@ const char *const pv_store_migrations[] = {
 	/* 3 -> 4: a pid means something only on its own host and pid namespace;
 	 * with a shared PostgreSQL store the owner's node is recorded too */
 	"ALTER TABLE requests ADD COLUMN owner_node TEXT NOT NULL DEFAULT '';",
+	/* 4 -> 5: the capacity count of a template (every getAvailableTemplates
+	 * and requestMachines) walks an index of the live machines alone: not
+	 * a row per machine, nor the terminated ones of all history */
+	"CREATE INDEX machines_live ON machines(template_id)"
+	" WHERE status <> 'terminated' AND result <> 'fail';",
 };
 const int pv_store_migration_count = (int)(sizeof pv_store_migrations / sizeof pv_store_migrations[0]);
 

@@ -128,7 +128,7 @@ static void test_unknown_instance_is_not_found(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "NOT_FOUND");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "InvalidInstanceID.NotFound"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidInstanceID.NotFound"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -302,7 +302,7 @@ static void test_injected_faults_at_30_percent_leave_no_duplicates(void **state)
 		run(s, PV_OP_CREATE_INSTANCES,
 		    json_pack("{s:i, s:o, s:s}", "count", per, "template", tmpl_run(), "request_id", rid), 0, &r);
 		if (!r.success)
-			fail_msg("request %d failed: %s", i, r.message);
+			fail_msg("request %d failed: %s", i, pv_result_message(&r));
 		assert_int_equal(json_integer_value(json_object_get(r.data, "count")), per);
 		pv_result_clear(&r);
 	}
@@ -339,8 +339,8 @@ static void test_wrong_credentials_fail_permanently_without_retries(void **state
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, "AUTH_FAILURE");
-	assert_null(strstr(r.message, "not-the-secret-xyz"));
-	char *all = json_dumps(r.metadata, 0);
+	assert_null(strstr(pv_result_message(&r), "not-the-secret-xyz"));
+	char *all = json_dumps(pv_result_meta(&r), 0);
 	assert_null(strstr(all ? all : "", "not-the-secret-xyz"));
 	free(all);
 	pv_result_clear(&r);
@@ -390,7 +390,84 @@ static void test_validate_template_uses_dry_run(void **state)
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "InvalidAMIID.Malformed"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidAMIID.Malformed"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* EC2 checks a dry run's parameters first: a type it does not have is not
+ * a valid template, although the emulator once answered DryRunOperation. */
+static void test_validate_template_with_unknown_instance_type_is_invalid(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *bad = tmpl_run();
+	json_object_set_new(bad, "vmType", json_string("t3.bogus"));
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "InvalidParameterValue"));
+	assert_non_null(strstr(pv_result_message(&r), "t3.bogus"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* An id that is not an instance id at all is the caller's error
+ * (InvalidInstanceID.Malformed), not an instance gone; a terminate naming
+ * one terminates nothing. */
+static void test_malformed_instance_id_is_invalid_and_terminates_nothing(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:[s]}", "instance_ids", "i-1"), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "InvalidInstanceID.Malformed"));
+	assert_non_null(strstr(pv_result_message(&r), "i-1"));
+	pv_result_clear(&r);
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(), "request_id", "req-malformed"), 0, &r);
+	assert_true(r.success);
+	const char *id = json_string_value(json_array_get(json_object_get(r.data, "instance_ids"), 0));
+	json_t *ids = json_pack("[s, s]", id, "web-1");
+	pv_result_clear(&r);
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", ids), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(pv_result_message(&r), "web-1"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* aws: tag keys are EC2's: a template asking for one fails for good and
+ * launches nothing. */
+static void test_reserved_aws_tag_is_refused_and_nothing_launched(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *t = tmpl_run();
+	json_object_set_new(t, "instanceTags", json_string("team=blue;aws:owner=me"));
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-aws"),
+	    0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "aws:"));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
 	pv_strategy_unref(s);
@@ -556,7 +633,7 @@ static const char *fleet_create(pv_strategy *s, const char *image, const char *r
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_fleet_no_lt(image),
 						 "request_id", rid), 0, r);
 	if (!r->success)
-		fail_msg("%s: %s", rid, r->message);
+		fail_msg("%s: %s", rid, pv_result_message(r));
 	assert_int_equal(json_integer_value(json_object_get(r->data, "count")), 2);
 	return json_string_value(json_object_get(json_object_get(r->data, "launch_template"), "source"));
 }
@@ -676,7 +753,7 @@ static void test_validate_fleet_template_without_launch_template_is_a_dry_run(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o}", "count", 1, "template", t), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "imageId"));
+	assert_non_null(strstr(pv_result_message(&r), "imageId"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -692,7 +769,7 @@ static json_t *launch_many(pv_strategy *s, int n, const char *rid)
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", n, "template", tmpl_run(),
 						 "request_id", rid), 0, &r);
 	if (!r.success)
-		fail_msg("launch: %s", r.message);
+		fail_msg("launch: %s", pv_result_message(&r));
 	json_t *ids = json_deep_copy(json_object_get(r.data, "instance_ids"));
 	pv_result_clear(&r);
 	assert_int_equal(json_array_size(ids), n);
@@ -734,7 +811,7 @@ static void test_describe_2500_instances_with_batches_in_flight_and_faults(void 
 	pv_result r = PV_RESULT_INIT;
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 60000, &r);
 	if (!r.success)
-		fail_msg("describe: %s", r.message);
+		fail_msg("describe: %s", pv_result_message(&r));
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2500);
 	assert_same_order(json_object_get(r.data, "instances"), ids);
 	pv_result_clear(&r);
@@ -772,7 +849,7 @@ static void test_describe_with_one_in_flight_is_sequential(void **state)
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 0, &r);
 	assert_true(r.success);
 	assert_same_order(json_object_get(r.data, "instances"), ids);
-	assert_int_equal(json_integer_value(json_object_get(r.metadata, "api_calls")), 5);
+	assert_int_equal(json_integer_value(json_object_get(pv_result_meta(&r), "api_calls")), 5);
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "max_in_flight", NULL), 1);
 	json_decref(ids);
@@ -852,8 +929,8 @@ static void assert_refused(const emu_proc *e, pv_strategy *s, json_t *tmpl, cons
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, pv_code);
-	if (!strstr(r.message, ec2_code))
-		fail_msg("message '%s' does not name %s", r.message, ec2_code);
+	if (!strstr(pv_result_message(&r), ec2_code))
+		fail_msg("message '%s' does not name %s", pv_result_message(&r), ec2_code);
 	pv_result_clear(&r);
 	/* Permanent: not retried. */
 	assert_int_equal(emu_stat(e, "calls", action) - before, 1);
@@ -915,7 +992,7 @@ static void test_validate_template_with_unknown_launch_template_is_invalid(void 
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, PV_ERR_NOT_FOUND);
-	assert_non_null(strstr(r.message, "InvalidLaunchTemplateId.NotFound"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidLaunchTemplateId.NotFound"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -931,7 +1008,7 @@ static void test_run_instances_from_seeded_launch_template_uses_its_image(void *
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run_lt(LT_ID),
 						 "request_id", "req-seeded"), 0, &r);
 	if (!r.success)
-		fail_msg("create: %s", r.message);
+		fail_msg("create: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-seeded"), 0, &r);
 	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
@@ -960,7 +1037,7 @@ static void test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(added),
 						 "request_id", "req-admin"), 0, &r);
 	if (!r.success)
-		fail_msg("create: %s", r.message);
+		fail_msg("create: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	json_decref(emu_admin(&e, "/_emu/reset", ""));
 	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
@@ -969,7 +1046,7 @@ static void test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(LT_ID),
 						 "request_id", "req-seed-kept"), 0, &r);
 	if (!r.success)
-		fail_msg("create from the seeded template after reset: %s", r.message);
+		fail_msg("create from the seeded template after reset: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -1017,8 +1094,8 @@ static void test_captured_client_requests_are_accepted(void **state)
 	};
 	/* run-instances.http and the SDK's use the same ClientToken "abc" with
 	 * the same parameters: the second is answered from the first. */
-	/* describe/terminate name i-1 and i-2, which this emulator never made:
-	 * InvalidInstanceID.NotFound (400) is checked before DryRun. */
+	/* describe/terminate name i-1 and i-2, which are not instance ids:
+	 * InvalidInstanceID.Malformed (400), checked before DryRun. */
 	const int want[] = {200, 200, 200, 400, 400, 200, 200, 400, 200, 200, 200, 200, 200, 200};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[512];
@@ -1038,9 +1115,9 @@ static void test_captured_client_requests_are_accepted(void **state)
 
 /* ---- lost answers, tokens, throttling, the orphan sweep's list ---------------------- */
 
-static json_int_t meta_int(const pv_result *r, const char *key)
+static json_int_t meta_int(pv_result *r, const char *key)
 {
-	return json_integer_value(json_object_get(r->metadata, key));
+	return json_integer_value(json_object_get(pv_result_meta(r), key));
 }
 
 static void assert_unique_ids(const json_t *ids, size_t n)
@@ -1068,11 +1145,11 @@ static void test_lost_launch_answers_are_found_by_the_client_token(void **state)
 	    json_pack("{s:i, s:o, s:s, s:s}", "count", 20, "template", tmpl_run(), "request_id", "req-lost",
 		      "client_token", "req-lost-r0"), 0, &r);
 	if (!r.success)
-		fail_msg("the lost launch was not found: %s", r.message);
+		fail_msg("the lost launch was not found: %s", pv_result_message(&r));
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 20);
 	assert_unique_ids(json_object_get(r.data, "instance_ids"), 20);
 	assert_int_equal(meta_int(&r, "found_after_lost_answer"), 20);
-	assert_null(json_object_get(r.metadata, "outcome_unknown"));
+	assert_null(json_object_get(pv_result_meta(&r), "outcome_unknown"));
 	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
 	assert_string_equal(json_string_value(json_object_get(in0, "request_id")), "req-lost");
 	pv_result_clear(&r);
@@ -1099,7 +1176,7 @@ static void test_lost_launch_that_cannot_be_looked_up_is_an_unknown_outcome(void
 		      "client_token", "req-unknown-r0"), 0, &r);
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
-	assert_true(json_is_true(json_object_get(r.metadata, "outcome_unknown")));
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "live"), 5); /* what the caller must look for */
 	pv_strategy_unref(s);
@@ -1141,7 +1218,7 @@ static void test_client_token_is_one_launch_and_a_new_one_launches_anew(void **s
 		run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:O, s:s, s:s}", "count", counts[i], "template", t,
 							 "request_id", "req-f", "client_token", token), 0, &r);
 		if (!r.success)
-			fail_msg("fleet round %d: %s", i, r.message);
+			fail_msg("fleet round %d: %s", i, pv_result_message(&r));
 		assert_int_equal(json_integer_value(json_object_get(r.data, "count")), counts[i]);
 		pv_result_clear(&r);
 	}
@@ -1166,7 +1243,7 @@ static void test_lost_fleet_answer_is_found_by_its_token_tag(void **state)
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s, s:s}", "count", 4, "template", t, "request_id",
 						 "req-lf", "client_token", "req-lf-r0"), 0, &r);
 	if (!r.success)
-		fail_msg("the lost fleet was not found: %s", r.message);
+		fail_msg("the lost fleet was not found: %s", pv_result_message(&r));
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 4);
 	assert_int_equal(meta_int(&r, "found_after_lost_answer"), 4);
 	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
@@ -1193,11 +1270,11 @@ static void test_throttling_delays_a_launch_and_never_fails_it_before_the_deadli
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
 						 "request_id", "req-patient"), 60000, &r);
 	if (!r.success)
-		fail_msg("throttling failed the launch: %s", r.message);
+		fail_msg("throttling failed the launch: %s", pv_result_message(&r));
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
 	assert_int_equal(meta_int(&r, "retries"), 10);
 	assert_int_equal(meta_int(&r, "throttled_received"), 10);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "throttled_by")), "EC2");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "throttled_by")), "EC2");
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "faults", "throttle"), 10);
 	pv_strategy_unref(s);
@@ -1215,8 +1292,8 @@ static void test_throttled_until_the_deadline_names_the_cause(void **state)
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
 						 "request_id", "req-throttled"), 600, &r);
 	assert_false(r.success);
-	assert_non_null(strstr(r.message, "throttled by EC2"));
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "throttled_by")), "EC2");
+	assert_non_null(strstr(pv_result_message(&r), "throttled by EC2"));
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "throttled_by")), "EC2");
 	assert_true(meta_int(&r, "throttled_received") > 5); /* more than max_retries: patient */
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
@@ -1247,7 +1324,7 @@ static void test_managed_instances_are_listed_without_an_id(void **state)
 	pv_result_clear(&r);
 	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_object(), 0, &r);
 	if (!r.success)
-		fail_msg("the orphan sweep's question failed: %s", r.message);
+		fail_msg("the orphan sweep's question failed: %s", pv_result_message(&r));
 	json_t *list = json_object_get(r.data, "instances");
 	assert_int_equal(json_array_size(list), 2);
 	size_t i;
@@ -1311,6 +1388,9 @@ int main(void)
 		cmocka_unit_test(test_wrong_credentials_fail_permanently_without_retries),
 		cmocka_unit_test(test_deadline_is_respected),
 		cmocka_unit_test(test_validate_template_uses_dry_run),
+		cmocka_unit_test(test_validate_template_with_unknown_instance_type_is_invalid),
+		cmocka_unit_test(test_malformed_instance_id_is_invalid_and_terminates_nothing),
+		cmocka_unit_test(test_reserved_aws_tag_is_refused_and_nothing_launched),
 		cmocka_unit_test(test_health_is_unknown_until_a_call_then_healthy),
 		cmocka_unit_test(test_imds_v2_credentials),
 		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),

@@ -5,6 +5,8 @@
  * test:///<file> hosts written by the test (each its own host, with or
  * without a storage pool), plus a refused TCP URI for an unreachable host.
  * The same code paths as a real qemu host; no daemon, no hypervisor.
+ * Providers come from the libvirt module (provisio-libvirt.so), as in the
+ * program; only pv_libvirt_machine_state is called in the test's own copy.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +64,17 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A libvirt provider as the program makes one: the factory its module
+ * registers as it loads. */
+static int libvirt_new(pv_strategy **out, const char *name, const json_t *config,
+		       const pv_clock *clock)
+{
+	pv_provider_factory f = pv_provider_factory_find("libvirt");
+	if (!f)
+		fail_msg("the libvirt module: %s", pv_error_last());
+	return f(out, name, config, clock);
+}
+
 static pv_strategy *lv_from(const char *json)
 {
 	json_error_t err;
@@ -69,10 +82,10 @@ static pv_strategy *lv_from(const char *json)
 	if (!cfg)
 		fail_msg("bad test JSON: %s", err.text);
 	pv_strategy *s = NULL;
-	int rc = pv_libvirt_new(&s, "lv1", cfg, NULL);
+	int rc = libvirt_new(&s, "lv1", cfg, NULL);
 	json_decref(cfg);
 	if (rc != 0)
-		fail_msg("pv_libvirt_new: %s", pv_error_last());
+		fail_msg("libvirt_new: %s", pv_error_last());
 	assert_int_equal(pv_strategy_initialize(s), 0);
 	return s;
 }
@@ -125,7 +138,7 @@ static int create_config_rejected(const char *json, const char *must_mention)
 	json_t *cfg = json_loads(json, 0, NULL);
 	assert_non_null(cfg);
 	pv_strategy *s = NULL;
-	int rc = pv_libvirt_new(&s, "lv1", cfg, NULL);
+	int rc = libvirt_new(&s, "lv1", cfg, NULL);
 	json_decref(cfg);
 	assert_null(s);
 	if (!strstr(pv_error_last(), must_mention))
@@ -304,7 +317,7 @@ static void test_bad_template_xml_is_permanent_and_defines_nothing(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "well-formed"));
+	assert_non_null(strstr(pv_result_message(&r), "well-formed"));
 	pv_result_clear(&r);
 	virConnectPtr c = peek();
 	assert_false(domain_exists(c, "pv-lv1-req-bad-0", NULL));
@@ -662,7 +675,7 @@ static void test_unreachable_host_is_a_transient_connection_error(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "CONNECTION_ERROR");
 	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
-	assert_non_null(strstr(r.message, "127.0.0.1"));
+	assert_non_null(strstr(pv_result_message(&r), "127.0.0.1"));
 	pv_result_clear(&r);
 
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:[s]}", "instance_ids", "pv-lv1-req-u-0"), &r);
@@ -730,14 +743,14 @@ static void test_dead_host_is_not_redialled_within_reconnect_interval(void **sta
 	pv_manual_clock *mc = pv_manual_clock_new(PV_NS_PER_S);
 	json_t *cfg = json_pack("{s:s, s:i}", "uri", REFUSED_URI, "reconnect_interval_ms", 2000);
 	pv_strategy *s = NULL;
-	assert_int_equal(pv_libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
+	assert_int_equal(libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
 	json_decref(cfg);
 	assert_int_equal(pv_strategy_initialize(s), 0);
 	assert_int_equal(connect_failures(s), 1);
 	pv_result r = PV_RESULT_INIT;
 	create(s, 1, "req-i", &r);
 	assert_string_equal(r.error_code, "CONNECTION_ERROR"); /* the remembered error */
-	assert_non_null(strstr(r.message, "Connection refused"));
+	assert_non_null(strstr(pv_result_message(&r), "Connection refused"));
 	pv_result_clear(&r);
 	assert_int_equal(connect_failures(s), 1);
 	pv_manual_clock_advance(mc, 2 * PV_NS_PER_S);
@@ -795,7 +808,7 @@ static void test_validate_template_renders_and_parses_without_a_host(void **stat
 		      "Numeric", "lots"), &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "nram"));
+	assert_non_null(strstr(pv_result_message(&r), "nram"));
 	pv_result_clear(&r);
 
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:s}", "template_id", "unknown"), &r);
@@ -891,7 +904,7 @@ static void test_create_count_out_of_range_is_invalid(void **state)
 	pv_result r = PV_RESULT_INIT;
 	create(s, 6, "req-big", &r);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "1 to 5"));
+	assert_non_null(strstr(pv_result_message(&r), "1 to 5"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 }
@@ -902,7 +915,7 @@ static void test_passed_deadline_stops_before_creating(void **state)
 	pv_manual_clock *mc = pv_manual_clock_new(1000 * PV_NS_PER_S);
 	json_t *cfg = json_pack("{s:s}", "uri", "test:///default");
 	pv_strategy *s = NULL;
-	assert_int_equal(pv_libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
+	assert_int_equal(libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
 	json_decref(cfg);
 	pv_strategy_initialize(s);
 	json_t *params = json_pack("{s:i, s:s}", "count", 2, "request_id", "req-late");

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "provisio/error.h"
 #include "provisio/sim.h"
+#include "util/counters.h"
 #include "util/rng.h"
 
 typedef enum { DIST_FIXED, DIST_NORMAL, DIST_LOGNORMAL } latency_dist;
@@ -43,6 +44,7 @@ typedef struct sim {
 	int64_t capacity; /* -1 = unlimited */
 	uint64_t boot_delay_ns;
 	atomic_int healthy;
+	json_t *answer[2]; /* health_check data without latency: [unhealthy, healthy], shared */
 	pv_op_set operations;
 	json_t *features;
 	json_t *templates; /* array */
@@ -55,7 +57,7 @@ typedef struct sim {
 	uint64_t next_id;
 	uint32_t nonce; /* in every id: short-lived processes never reuse one */
 	atomic_int_fast64_t live;
-	atomic_uint_fast64_t calls[PV_OP_COUNT];
+	pv_counters calls; /* by operation (PV_OP_COUNT <= PV_COUNTERS_MAX), split by thread: the floor of the kernel's benchmarks */
 } sim;
 
 static sim *as_sim(pv_strategy *s) { return (sim *)s; }
@@ -570,6 +572,24 @@ static void op_validate(sim *m, const pv_operation *op, pv_result *out)
 		       "template '%s' is not offered by sim '%s'", id, m->base.name);
 }
 
+/* The health the sim knows. Without latency the answer is one shared,
+ * immutable object (a reference, no allocation), so the kernel's
+ * benchmarks keep a zero-latency sim's health_check as their floor. */
+static void op_health(sim *m, uint64_t latency_ns, pv_result *out)
+{
+	int ok = atomic_load_explicit(&m->healthy, memory_order_relaxed) != 0;
+	json_t *answer = latency_ns ? pv_health_answer(ok, json_string_value(json_object_get(m->answer[ok],
+											       "message")),
+						       latency_ns)
+				    : json_incref(m->answer[ok]);
+	if (ok) {
+		pv_result_ok(out, answer);
+	} else {
+		pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "sim '%s' is unhealthy", m->base.name);
+		pv_result_meta_set(out, "health", answer);
+	}
+}
+
 static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	sim *m = as_sim(s);
@@ -578,7 +598,7 @@ static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 			       "unknown operation type %d", (int)op->type);
 		return 0;
 	}
-	atomic_fetch_add_explicit(&m->calls[op->type], 1, memory_order_relaxed);
+	pv_counters_add(&m->calls, op->type, 1);
 	if (!(m->operations & PV_OP_BIT(op->type))) {
 		pv_result_fail(out, PV_ERR_OPERATION_NOT_SUPPORTED, PV_CLASS_PERMANENT,
 			       "sim '%s' does not support %s", s->name, pv_op_name(op->type));
@@ -622,11 +642,7 @@ static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 		pthread_mutex_unlock(&m->lock);
 		break;
 	case PV_OP_HEALTH_CHECK:
-		/* The answer is the success flag; no data keeps this path allocation-free. */
-		if (atomic_load_explicit(&m->healthy, memory_order_relaxed))
-			pv_result_ok(out, NULL);
-		else
-			pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "sim '%s' is unhealthy", s->name);
+		op_health(m, o.latency_ns, out);
 		break;
 	default:
 		break;
@@ -666,7 +682,7 @@ static json_t *sim_stats(pv_strategy *s)
 	json_t *calls = json_object();
 	for (unsigned i = 0; i < PV_OP_COUNT; i++)
 		json_object_set_new(calls, pv_op_name((pv_op_type)i),
-				    json_integer((json_int_t)atomic_load(&m->calls[i])));
+				    json_integer((json_int_t)pv_counters_get(&m->calls, i)));
 	return json_pack("{s:o, s:I}", "calls", calls, "live_instances", (json_int_t)atomic_load(&m->live));
 }
 
@@ -676,7 +692,10 @@ static void sim_destroy(pv_strategy *s)
 	json_decref(m->features);
 	json_decref(m->templates);
 	json_decref(m->instances);
+	json_decref(m->answer[0]);
+	json_decref(m->answer[1]);
 	free(m->script);
+	pv_counters_destroy(&m->calls);
 	pthread_mutex_destroy(&m->lock);
 }
 
@@ -708,9 +727,16 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 				 "maxNumber", -1, "attributes", "type", "String", "X86_64", "ncpus",
 				 "Numeric", "2", "nram", "Numeric", "4096");
 	m->instances = json_object();
+	for (int ok = 0; ok < 2; ok++) {
+		char *msg = NULL;
+		if (asprintf(&msg, "sim '%s' %s", m->base.name, ok ? "healthy" : "unhealthy") >= 0)
+			m->answer[ok] = pv_health_answer(ok, msg, 0);
+		free(msg);
+	}
 	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
-	int rc = !m->features || !m->templates || !m->instances
+	int rc = !m->features || !m->templates || !m->instances || !m->answer[0] || !m->answer[1] ||
+				 pv_counters_init(&m->calls) < 0
 			 ? pv_error_set(PV_ENOMEM, "out of memory")
 			 : parse_config(m, config);
 	if (rc < 0) {
@@ -730,9 +756,9 @@ uint64_t pv_sim_calls(pv_strategy *s, pv_op_type type)
 {
 	sim *m = as_sim(s);
 	if ((unsigned)type < PV_OP_COUNT)
-		return atomic_load(&m->calls[type]);
+		return pv_counters_get(&m->calls, type);
 	uint64_t total = 0;
 	for (unsigned i = 0; i < PV_OP_COUNT; i++)
-		total += atomic_load(&m->calls[i]);
+		total += pv_counters_get(&m->calls, i);
 	return total;
 }
