@@ -695,41 +695,67 @@ static void test_template_naming_a_disabled_provider_says_disabled(void **state)
 
 /* ---- idempotency ---------------------------------------------------------------------- */
 
-/* A wrapper that loses the first answer of its child (the call happened,
- * the caller saw a timeout): what a network drop after a cloud created the
- * machines looks like. */
-typedef struct lossy {
+/* A provider wrapped so a test can act around its child's calls: before
+ * one (as another process would meanwhile) or on its answer. */
+typedef struct wrapped wrapped;
+struct wrapped {
 	pv_strategy base;
 	pv_strategy *child;
+	void (*before)(wrapped *w, const pv_operation *op);
+	void (*after)(wrapped *w, const pv_operation *op, pv_result *out);
+};
+
+static int wrapped_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+{
+	wrapped *w = (wrapped *)s;
+	if (w->before)
+		w->before(w, op);
+	pv_strategy_execute(w->child, op, out, NULL);
+	if (w->after)
+		w->after(w, op, out);
+	return 0;
+}
+
+static int wrapped_caps(pv_strategy *s, pv_capabilities *out)
+{
+	return pv_strategy_capabilities(((wrapped *)s)->child, out);
+}
+
+static int wrapped_health(pv_strategy *s, pv_health *out)
+{
+	return pv_strategy_health(((wrapped *)s)->child, out);
+}
+
+static void wrapped_destroy(pv_strategy *s) { pv_strategy_unref(((wrapped *)s)->child); }
+
+static const pv_strategy_methods wrapped_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION, .execute = wrapped_execute,
+	.capabilities = wrapped_caps, .health = wrapped_health, .destroy = wrapped_destroy};
+
+/* Sets up `w` (the struct embedding it, calloc'ed) over `child` (taking its
+ * reference). */
+static void wrap(wrapped *w, const char *name, pv_strategy *child)
+{
+	assert_int_equal(pv_strategy_setup(&w->base, &wrapped_methods, name, "wrapped"), 0);
+	w->child = child;
+}
+
+/* Loses the first answer of its child's create (the call happened, the
+ * caller saw a timeout): what a network drop after a cloud created the
+ * machines looks like. */
+typedef struct lossy {
+	wrapped w;
 	int lose;
 } lossy;
 
-static int lossy_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+static void lose_answer(wrapped *w, const pv_operation *op, pv_result *out)
 {
-	lossy *l = (lossy *)s;
-	pv_strategy_execute(l->child, op, out, NULL);
+	lossy *l = (lossy *)w;
 	if (op->type == PV_OP_CREATE_INSTANCES && l->lose > 0) {
 		l->lose--;
 		pv_result_fail(out, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT, "answer lost");
 	}
-	return 0;
 }
-
-static int lossy_caps(pv_strategy *s, pv_capabilities *out)
-{
-	return pv_strategy_capabilities(((lossy *)s)->child, out);
-}
-
-static int lossy_health(pv_strategy *s, pv_health *out)
-{
-	return pv_strategy_health(((lossy *)s)->child, out);
-}
-
-static void lossy_destroy(pv_strategy *s) { pv_strategy_unref(((lossy *)s)->child); }
-
-static const pv_strategy_methods lossy_methods = {
-	.version = PV_STRATEGY_METHODS_VERSION, .execute = lossy_execute,
-	.capabilities = lossy_caps, .health = lossy_health, .destroy = lossy_destroy};
 
 static void test_retried_create_after_lost_answer_makes_no_duplicates(void **state)
 {
@@ -741,8 +767,8 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	assert_int_equal(pv_local_new(&loc, "loc", c, NULL), 0);
 	json_decref(c);
 	lossy *l = calloc(1, sizeof *l);
-	assert_int_equal(pv_strategy_setup(&l->base, &lossy_methods, "lossy", "lossy"), 0);
-	l->child = loc; /* takes the creation reference */
+	wrap(&l->w, "lossy", loc); /* takes the creation reference */
+	l->w.after = lose_answer;
 	l->lose = 1;
 	pv_fallback_config fc;
 	pv_fallback_config_default(&fc);
@@ -751,7 +777,7 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	fc.retry_delay_seconds = 0.001;
 	fc.retry_max_delay_seconds = 0.001;
 	pv_strategy *fb = NULL;
-	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->base, NULL, 0, &fc, NULL), 0);
+	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->w.base, NULL, 0, &fc, NULL), 0);
 	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){fb, loc}, 2);
 	char path[400];
 	bf_db_path(path, sizeof path, "idem");
@@ -786,56 +812,37 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	assert_int_equal(r.state, PV_REQ_COMPLETE);
 	pv_machine_list_clear(&ms);
 	bf_close(b, st);
-	bf_release(ctx, (pv_strategy *[]){fb, &l->base}, 2);
+	bf_release(ctx, (pv_strategy *[]){fb, &l->w.base}, 2);
 }
 
 /* ---- concurrent writers -------------------------------------------------------------- */
 
-/* A wrapper that, during its first status call, lets another process (a
- * second broker on the same store, deferred to a daemon as Host Factory
- * is) return every machine: what a reconciler pass meets when Host Factory
- * returns machines while it asks the provider about them. */
+/* During its first status call, another process (a second broker on the
+ * same store, deferred to a daemon as Host Factory is) returns every
+ * machine: what a reconciler pass meets when Host Factory returns machines
+ * while it asks the provider about them. */
 typedef struct racer {
-	pv_strategy base;
-	pv_strategy *child;
+	wrapped w;
 	pv_broker *other;
 	char ret[PV_STORE_SHORT_MAX];
 	pv_machine_ref refs[3];
 } racer;
 
-static int racer_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+static void return_meanwhile(wrapped *w, const pv_operation *op)
 {
-	racer *r = (racer *)s;
+	racer *r = (racer *)w;
 	if (op->type == PV_OP_GET_INSTANCE_STATUS && r->other && !r->ret[0])
 		assert_int_equal(pv_broker_return_machines(r->other, r->refs, 3, r->ret), 0);
-	pv_strategy_execute(r->child, op, out, NULL);
-	return 0;
 }
-
-static int racer_caps(pv_strategy *s, pv_capabilities *out)
-{
-	return pv_strategy_capabilities(((racer *)s)->child, out);
-}
-
-static int racer_health(pv_strategy *s, pv_health *out)
-{
-	return pv_strategy_health(((racer *)s)->child, out);
-}
-
-static void racer_destroy(pv_strategy *s) { pv_strategy_unref(((racer *)s)->child); }
-
-static const pv_strategy_methods racer_methods = {
-	.version = PV_STRATEGY_METHODS_VERSION, .execute = racer_execute,
-	.capabilities = racer_caps, .health = racer_health, .destroy = racer_destroy};
 
 static void test_a_status_refresh_never_undoes_a_return_made_meanwhile(void **state)
 {
 	(void)state;
 	racer *rc = calloc(1, sizeof *rc);
-	assert_int_equal(pv_strategy_setup(&rc->base, &racer_methods, "racer", "racer"), 0);
-	/* named as its wrapper: the machines it makes are the wrapper's */
-	rc->child = bf_sim("racer", "{\"capacity\": 10}", NULL);
-	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){&rc->base}, 1);
+	/* the child named as its wrapper: the machines it makes are the wrapper's */
+	wrap(&rc->w, "racer", bf_sim("racer", "{\"capacity\": 10}", NULL));
+	rc->w.before = return_meanwhile;
+	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){&rc->w.base}, 1);
 	char path[400];
 	bf_db_path(path, sizeof path, "race");
 	const char *tmpl = "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1, \"provider\": \"racer\"}]}";
@@ -881,7 +888,7 @@ static void test_a_status_refresh_never_undoes_a_return_made_meanwhile(void **st
 	pv_machine_list_clear(&gone);
 	for (int i = 0; i < 2; i++)
 		bf_close(b[i], st[i]);
-	bf_release(ctx, (pv_strategy *[]){&rc->base}, 1);
+	bf_release(ctx, (pv_strategy *[]){&rc->w.base}, 1);
 }
 
 static void test_templates_are_validated(void **state)
