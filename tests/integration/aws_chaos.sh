@@ -17,7 +17,11 @@
 #      are SIGKILLed too in the middle of their launches, and others take
 #      their requests over;
 #   3. a new serve; every machine is returned (9 returns at once), that
-#      serve is SIGKILLed while it terminates, a third one finishes.
+#      serve is SIGKILLed while it terminates, a third one finishes;
+#   4. 3 instances launched through the aws provider outside any request
+#      (no store knows them): serve's orphan sweep finds and terminates
+#      them (terminate_orphans is on from the start, so a machine of a
+#      request taken for an orphan would be missing from its count).
 # Then, after one more full reconciler pass: every request that gave its
 # requester an id is complete with exactly its count, every request in the
 # store is terminal, EC2 launched no instance the store does not know (0
@@ -125,7 +129,7 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
   $STORE_BLOCK
   "broker": {"status_max_age_seconds": 0.5},
   "server": {"listen": "127.0.0.1:0", "threads": 1, "auth": {"enabled": false}, "access_log": false,
-             "reconcile_interval_seconds": 1, "queue_poll_seconds": 0.1}
+             "reconcile_interval_seconds": 1, "queue_poll_seconds": 0.1, "terminate_orphans": true}
 }
 JSON
 chmod 600 "$HF_PROVIDER_CONFDIR/provisio.json"
@@ -252,6 +256,19 @@ for p in "${REQUESTERS[@]}"; do wait "$p" 2>/dev/null; done
 REQUESTERS=()
 returned=$(sql "SELECT count(*) FROM machines WHERE return_id <> '' AND status = 'terminated'")
 ok "returned: $returned machine(s) terminated ($(elapsed) s)"
+# ---- 4. instances provisio launched that no store knows: the sweep ends them -----------------------
+# (terminate_orphans was on all along: no machine of a request was taken for one)
+found0=$(metric provisio_orphans_found_total)
+"$BIN" providers exec create_instances --provider aws --params \
+	'{"count": 3, "template": {"templateId": "stray", "imageId": "ami-12345678", "vmType": "t3.micro"}}' \
+	> "$T/stray.out" 2> "$T/stray.err"
+stray=$(jq '[.data.instances[]?] | length' "$T/stray.out" 2>/dev/null)
+[ "${stray:-0}" -ge 1 ] || fail "no stray instance launched: $(cat "$T/stray.err")"
+orphans_at_least() { [ "$(metric provisio_orphans_found_total)" -ge "$1" ] 2>/dev/null; }
+nothing_live() { [ "$(emu .instances.live)" = 0 ]; }
+if until_ 60 orphans_at_least $((found0 + ${stray:-0})) && until_ 60 nothing_live; then
+	ok "serve's orphan sweep found and terminated the ${stray:-0} stray instance(s)"
+else fail "orphan sweep: $(($(metric provisio_orphans_found_total) - found0)) of ${stray:-0} stray instance(s) found"; fi
 # one whole reconciler pass after the returns
 passes=$(metric provisio_reconciler_passes_total)
 until_ 30 passes_at_least $((passes + 2)) || fail "no reconciler pass"
@@ -262,7 +279,7 @@ requested=$(sql "SELECT coalesce(sum(requested), 0) FROM requests WHERE kind = '
 delivered=$(sql "SELECT coalesce(sum(requested), 0) FROM requests WHERE kind = 'acquire' AND state = 'complete'")
 created=$(echo "$S" | jq '.instances.total')
 recorded=$(sql "SELECT count(*) FROM machines")
-duplicates=$((created - recorded))
+duplicates=$((created - ${stray:-0} - recorded)) # the stray ones are the orphans, not duplicates
 live=$(echo "$S" | jq '.instances.live')
 orphans_found=$(metric provisio_orphans_found_total)
 sweep_failures=$(metric provisio_orphan_sweep_failures_total)
@@ -270,9 +287,10 @@ not_terminal=$(sql "SELECT count(*) FROM requests WHERE state NOT IN ('complete'
 released=$(sql "SELECT count(*) FROM machines WHERE result = 'fail'")
 echo "---- figures (issue 14 acceptance, $ENGINE store, $(elapsed) s) ----"
 echo "requested (acquire, incl. the killed one): $requested; delivered complete: $delivered"
-echo "instances created at EC2: $created; recorded in the store: $recorded; duplicates: $duplicates"
+echo "instances created at EC2: $created (${stray:-0} of them stray); recorded in the store: $recorded; duplicates: $duplicates"
 echo "released by recovery (killed before the id was given): $released"
-echo "left running after return and a reconciler pass (orphans): $live; orphans found by serve: ${orphans_found:-?};" \
+echo "left running after return and a reconciler pass (orphans): $live; stray instances launched outside the store:" \
+     "${stray:-0}; orphans found by serve: ${orphans_found:-?};" \
      "failed orphan sweeps: ${sweep_failures:-?}"
 echo "requests: $(sql "SELECT kind || ' ' || state || ' ' || count(*) FROM requests GROUP BY kind, state" | paste -sd, -)"
 echo "EC2 calls by action: $(echo "$S" | jq -c .calls)"
