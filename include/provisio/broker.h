@@ -29,6 +29,7 @@
 #include "clock.h"
 #include "config.h"
 #include "context.h"
+#include "limiter.h"
 #include "store.h"
 #include "strategy.h"
 
@@ -56,6 +57,10 @@ typedef struct pv_broker_setup {
 	size_t n_strategies;
 	const char *const *providers;    /* leaf provider names (crash recovery asks them) */
 	size_t n_providers;
+	const json_t *leaves;            /* optional: {strategy: [its providers]}
+					    (pv_config_leaves), copied; a request's
+					    machines are looked for under its strategy's
+					    providers only (NULL: under every provider) */
 	pv_store *store;                 /* borrowed; must outlive the broker */
 	const json_t *templates;         /* {"templates": [...]} or the array; copied */
 	pv_broker_settings settings;
@@ -63,6 +68,8 @@ typedef struct pv_broker_setup {
 	const char *const *disabled;     /* providers configured but disabled: a template naming
 					    one is refused as such, not as unknown */
 	size_t n_disabled;
+	pv_limiter *limiter;             /* optional: handed to every strategy (a reference each),
+					    so paced providers share their API budget */
 } pv_broker_setup;
 
 /* A broker over objects the caller owns. Loads kernel state from the store.
@@ -89,6 +96,21 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 
 /* Saves kernel state (only what changed), frees. NULL is fine. */
 void pv_broker_close(pv_broker *b);
+
+/* A broker like `model` (its context, templates, settings, providers) on
+ * another store connection, for another thread: it persists no kernel
+ * state (the model does). Same returns as pv_broker_new. */
+int pv_broker_new_like(pv_broker **out, pv_broker *model, pv_store *store);
+
+/*
+ * A limiter (limiter.h) whose token buckets live in the store at
+ * `location` (a SQLite path or a postgresql:// URL, as pv_store_open), so
+ * every process on that store spends one budget. It opens its own
+ * connection at the first call and may be called from any thread.
+ * pv_broker_open makes one for its store and hands it to the strategies.
+ * 0, PV_EINVAL or PV_ENOMEM; *out owned by the caller (pv_limiter_unref).
+ */
+int pv_broker_limiter_new(pv_limiter **out, const char *location, const pv_store_options *opts);
 
 /*
  * Writes every strategy's kernel state that changed since it was loaded or

@@ -131,6 +131,11 @@ bool pv_config_url_has_password(const char *value);
  */
 json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags);
 
+/* The providers under each strategy of a normalised graph (a provider is
+ * its own): {"fallback-1": ["aws-east", "sim"], "aws-east": ["aws-east"]}.
+ * New reference. */
+json_t *pv_config_leaves(const json_t *graph);
+
 /* Builds every strategy of a normalised, valid graph and registers them in
  * a new context; the default strategy becomes current. 0 or PV_E*. */
 int pv_config_build(const json_t *graph, const pv_clock *clock, pv_context **out,

@@ -7,6 +7,7 @@
 #include "operation.h"
 #include "result.h"
 #include "capabilities.h"
+#include "limiter.h"
 #include "strategy.h"
 #include "metrics.h"
 #include "context.h"

@@ -31,6 +31,7 @@
 #include <jansson.h>
 #include "capabilities.h"
 #include "clock.h"
+#include "limiter.h"
 #include "operation.h"
 #include "result.h"
 
@@ -40,7 +41,8 @@ extern "C" {
 
 typedef struct pv_strategy pv_strategy;
 
-#define PV_STRATEGY_METHODS_VERSION 1
+/* 2: set_limiter */
+#define PV_STRATEGY_METHODS_VERSION 2
 
 typedef struct pv_strategy_methods {
 	int version; /* PV_STRATEGY_METHODS_VERSION */
@@ -76,6 +78,12 @@ typedef struct pv_strategy_methods {
 
 	/* PV_STRATEGY_* flags; 0 for a provider. */
 	unsigned flags;
+
+	/* Version 2. Optional: a provider that paces its calls with token
+	 * buckets spends them from `l` from now on (NULL: its own again),
+	 * taking a reference; 0 or PV_E*. Processes sharing a store share
+	 * their API budget this way (limiter.h). */
+	int (*set_limiter)(pv_strategy *s, pv_limiter *l);
 } pv_strategy_methods;
 
 /* execute fills the latency of its result itself: the child's when it
@@ -143,6 +151,9 @@ int pv_strategy_health(pv_strategy *s, pv_health *out);
 json_t *pv_strategy_stats(pv_strategy *s);
 json_t *pv_strategy_state_save(pv_strategy *s);
 int pv_strategy_state_load(pv_strategy *s, const json_t *state);
+/* Hands the strategy a limiter (set_limiter); 0 without doing anything for
+ * a strategy that paces nothing (no such method, or methods version 1). */
+int pv_strategy_set_limiter(pv_strategy *s, pv_limiter *l);
 
 #ifdef __cplusplus
 }

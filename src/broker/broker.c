@@ -400,11 +400,16 @@ int pv_broker_new(pv_broker **out, const pv_broker_setup *setup)
 		rc = copy_names(&b->providers, &b->n_providers, setup->providers, setup->n_providers);
 	if (rc == 0)
 		rc = copy_names(&b->disabled, &b->n_disabled, setup->disabled, setup->n_disabled);
+	if (rc == 0 && setup->leaves && !(b->leaves = json_deep_copy(setup->leaves)))
+		rc = pv_error_set(PV_ENOMEM, "out of memory");
 	if (rc == 0 && setup->n_strategies &&
 	    !(b->state = calloc(setup->n_strategies, sizeof *b->state)))
 		rc = pv_error_set(PV_ENOMEM, "out of memory");
 	for (size_t i = 0; rc == 0 && i < setup->n_strategies; i++)
 		b->state[b->n_state++].s = pv_strategy_ref(setup->strategies[i]);
+	b->limiter = pv_limiter_ref(setup->limiter);
+	for (size_t i = 0; rc == 0 && b->limiter && i < setup->n_strategies; i++)
+		rc = pv_strategy_set_limiter(setup->strategies[i], b->limiter);
 	if (rc == 0)
 		rc = load_state(b);
 	if (rc < 0) {
@@ -429,6 +434,8 @@ void pv_broker_close(pv_broker *b)
 		free(b->state[i].loaded);
 	}
 	free(b->state);
+	pv_limiter_unref(b->limiter);
+	json_decref(b->leaves);
 	for (size_t i = 0; i < b->n_providers; i++)
 		free(b->providers[i]);
 	free(b->providers);
@@ -441,6 +448,27 @@ void pv_broker_close(pv_broker *b)
 		pv_store_close(b->store);
 	pv_graph_free(b->graph);
 	free(b);
+}
+
+int pv_broker_new_like(pv_broker **out, pv_broker *model, pv_store *store)
+{
+	pv_broker_setup setup = {.ctx = model->ctx, .store = store, .templates = model->templates,
+				 .settings = model->set, .clock = model->clock,
+				 .providers = (const char *const *)model->providers,
+				 .n_providers = model->n_providers, .leaves = model->leaves,
+				 .disabled = (const char *const *)model->disabled, .n_disabled = model->n_disabled};
+	return pv_broker_new(out, &setup);
+}
+
+bool pv_broker_leaf_of(const pv_broker *b, const char *strategy, const char *provider)
+{
+	json_t *leaves = b->leaves ? json_object_get(b->leaves, strategy) : NULL;
+	if (!leaves)
+		return true; /* unknown: any provider may */
+	size_t i;
+	json_t *v;
+	json_array_foreach(leaves, i, v) if (strcmp(json_string_value(v), provider) == 0) return true;
+	return false;
 }
 
 /* ---- opening from files -------------------------------------------------------- */
@@ -582,20 +610,22 @@ static int load_json_file(const char *path, const char *what, json_t **out)
 
 /* Builds a broker from the opened graph, store and templates (taking them). */
 static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *templates,
-		    const pv_broker_settings *set, const pv_clock *clock)
+		    const pv_broker_settings *set, const pv_clock *clock, pv_limiter *limiter,
+		    const json_t *leaves)
 {
 	pv_strategy *all[256];
-	const char *leaves[256];
+	const char *providers[256];
 	size_t n = 0, nl = 0;
 	for (size_t i = 0; i < g->n && n < 256; i++) {
 		all[n++] = g->items[i].s;
 		if (g->items[i].provider)
-			leaves[nl++] = g->items[i].name;
+			providers[nl++] = g->items[i].name;
 	}
 	pv_broker_setup setup = {.ctx = g->ctx, .strategies = all, .n_strategies = n,
-				 .providers = leaves, .n_providers = nl, .store = st,
+				 .providers = providers, .n_providers = nl, .store = st,
 				 .templates = templates, .settings = *set, .clock = clock,
-				 .disabled = (const char *const *)g->disabled, .n_disabled = g->n_disabled};
+				 .disabled = (const char *const *)g->disabled, .n_disabled = g->n_disabled,
+				 .limiter = limiter, .leaves = leaves};
 	int rc = pv_broker_new(out, &setup);
 	json_decref(templates);
 	if (rc < 0) {
@@ -617,6 +647,8 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 	json_t *doc = NULL, *graph = NULL, *templates = NULL;
 	pv_graph *g = NULL;
 	pv_store *st = NULL;
+	pv_limiter *limiter = NULL;
+	json_t *leaves = NULL;
 	char *tpath = NULL;
 	pv_broker_settings set = {0};
 	int rc = pv_config_load_file(&opts->config, &doc, diags);
@@ -641,16 +673,25 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 					    sizeof where, &so);
 		if (rc == 0)
 			rc = pv_store_open(&st, where, &so);
+		/* the strategies' buckets on the same store, so every process on
+		 * it spends one API budget */
+		if (rc == 0)
+			rc = pv_broker_limiter_new(&limiter, where, &so);
 	}
+	if (rc == 0)
+		leaves = pv_config_leaves(graph);
 	json_decref(doc);
 	json_decref(graph);
 	if (rc < 0) {
 		json_decref(templates);
+		pv_store_close(st);
 		pv_graph_free(g);
 		free(tpath);
 		return rc;
 	}
-	rc = assemble(out, g, st, templates, &set, opts->config.clock);
+	rc = assemble(out, g, st, templates, &set, opts->config.clock, limiter, leaves);
+	pv_limiter_unref(limiter); /* the broker and the strategies hold theirs */
+	json_decref(leaves);
 	if (rc == 0)
 		(*out)->templates_path = tpath;
 	else

@@ -27,6 +27,7 @@ struct pv_broker {
 	size_t n_state;
 	char **providers;
 	size_t n_providers;
+	json_t *leaves; /* {strategy: [providers]}, owned; NULL = every provider */
 	char **disabled;   /* configured, "enabled": false */
 	size_t n_disabled;
 	bool health_learned; /* the store's health records were read (at the first pick needing them) */
@@ -34,6 +35,7 @@ struct pv_broker {
 	const pv_clock *clock;
 	unsigned long calls; /* provider calls made by this broker */
 	pv_broker_mode mode;
+	pv_limiter *limiter; /* referenced; the strategies' shared buckets */
 };
 
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
@@ -42,12 +44,18 @@ void pv_broker_new_id(const char *prefix, char *buf, size_t size);
 /* Fills `m` from one instance of a provider answer. `provider` is the
  * answering leaf (used when the instance does not name its own). */
 void pv_machine_from_instance(pv_machine_rec *m, const json_t *inst, const char *provider);
+/* The instance's host name (name, hostname, private_dns), NULL when it
+ * gives none (a gone EC2 instance has no private DNS name). Borrowed. */
+const char *pv_machine_host_name(const json_t *inst);
 
 /* Runs an operation on the named strategy with the broker's deadline.
  * Takes the reference on `params`. */
 void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out);
 
 int64_t pv_broker_now_ms(void);
+
+/* Whether `provider` may hold machines made through `strategy`. */
+bool pv_broker_leaf_of(const pv_broker *b, const char *strategy, const char *provider);
 
 /* The strategy that serves a new request of `tmpl`: its "provider" (PV_EINVAL
  * naming it when disabled or not configured), else the context's pick for

@@ -135,6 +135,10 @@ static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider
 		pv_machine_rec fresh = *m;
 		pv_machine_from_instance(&fresh, inst, provider);
 		set_msg(m->status, sizeof m->status, fresh.status);
+		if (pv_machine_host_name(inst))
+			set_msg(m->name, sizeof m->name, fresh.name);
+		if (fresh.price_type[0])
+			set_msg(m->price_type, sizeof m->price_type, fresh.price_type);
 		if (fresh.private_ip[0])
 			set_msg(m->private_ip, sizeof m->private_ip, fresh.private_ip);
 		if (fresh.public_ip[0])
@@ -208,6 +212,29 @@ static bool pick_transitional(const pv_machine_rec *m, void *user)
 	       strcmp(m->status, "stopped") != 0;
 }
 
+/*
+ * Writes a machine read before a provider call, in the caller's write
+ * transaction. Meanwhile another process may have returned the machine or
+ * seen it terminated: a copy read earlier never undoes that (a status
+ * refresh that wrote its stale copy back cleared the return, and the
+ * returned machine ran on with nothing to terminate it).
+ */
+static int put_machine(pv_broker *b, const pv_machine_rec *m)
+{
+	pv_machine_rec now;
+	if (m->return_id[0] || pv_store_machine_get(b->store, m->machine_id, NULL, &now) < 0)
+		return pv_store_machine_put(b->store, m);
+	pv_machine_rec merged = *m;
+	if (now.return_id[0]) {
+		set_msg(merged.return_id, sizeof merged.return_id, now.return_id);
+		set_msg(merged.result, sizeof merged.result, now.result);
+		set_msg(merged.message, sizeof merged.message, now.message);
+	}
+	if (strcmp(now.status, "terminated") == 0)
+		set_msg(merged.status, sizeof merged.status, now.status);
+	return pv_store_machine_put(b->store, &merged);
+}
+
 /* Writes machines and (when it may move) the request, in one transaction. */
 static int write_outcome(pv_broker *b, pv_request_rec *r, const pv_machine_list *ms)
 {
@@ -222,7 +249,7 @@ static int write_outcome(pv_broker *b, pv_request_rec *r, const pv_machine_list 
 		set_msg(r->message, sizeof r->message, stored.message);
 	}
 	for (size_t i = 0; rc == 0 && i < ms->n; i++)
-		rc = pv_store_machine_put(b->store, &ms->items[i]);
+		rc = put_machine(b, &ms->items[i]);
 	r->updated_ms = pv_broker_now_ms();
 	if (rc == 0)
 		rc = pv_store_request_put(b->store, r);
@@ -296,16 +323,130 @@ static size_t take_instances(pv_machine_list *ms, const pv_request_rec *r, const
 	return added;
 }
 
-/* Asks the template's strategy until it has all machines or stops making
- * progress: a provider that delivers part leaves the rest to the next
- * round, where a full provider fails with CAPACITY and a fallback moves on. */
-static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
-		      pv_machine_list *ms, char *msg, size_t size)
+/* ---- machines under the request's tag ------------------------------------------ */
+
+static bool gone(const pv_machine_rec *m)
 {
+	return strcmp(m->status, "terminated") == 0 || strcmp(m->status, "shutting-down") == 0;
+}
+
+/*
+ * Every instance the providers under the request's strategy list under its
+ * id (describe_resource_instances), appended to `out` as machine records of
+ * the request. false when one of them could not answer: then nobody can say
+ * what exists, and nothing may be concluded from the list.
+ */
+static bool find_tagged(pv_broker *b, const pv_request_rec *r, pv_machine_list *out)
+{
+	bool complete = true;
+	for (size_t p = 0; p < b->n_providers; p++) {
+		const char *prov = b->providers[p];
+		if (r->strategy[0] && !pv_broker_leaf_of(b, r->strategy, prov))
+			continue;
+		pv_result res = PV_RESULT_INIT;
+		pv_broker_run(b, prov, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:s}", "request_id", r->id),
+			      &res);
+		if (!res.success) {
+			pv_log(PV_LOG_WARN, "broker: %s: its machines on '%s' cannot be listed: %s: %s", r->id, prov,
+			       res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
+			complete = false;
+		}
+		size_t i;
+		json_t *inst;
+		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
+			const char *rid = json_string_value(json_object_get(inst, "request_id"));
+			if (rid && strcmp(rid, r->id) != 0)
+				continue;
+			pv_machine_rec m = {0};
+			pv_machine_from_instance(&m, inst, prov);
+			set_msg(m.request_id, sizeof m.request_id, r->id);
+			set_msg(m.template_id, sizeof m.template_id, r->template_id);
+			m.updated_ms = pv_broker_now_ms();
+			if (m.machine_id[0] && !listed(out, &m))
+				pv_machine_list_push(out, &m);
+		}
+		pv_result_clear(&res);
+	}
+	return complete;
+}
+
+/*
+ * Adopts the request's live machines found under its tag that `ms` does
+ * not hold yet, up to the count asked for, and terminates the live ones
+ * beyond it (a launch made twice: the instance is never left running
+ * unrecorded). Adds the number adopted to *adopted. false when the lookup
+ * could not be made (what it did find is still adopted).
+ */
+static bool adopt_tagged(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms, size_t *adopted)
+{
+	pv_machine_list found = {0}, excess = {0};
+	bool complete = find_tagged(b, r, &found);
+	size_t took = 0;
+	for (size_t i = 0; i < found.n; i++) {
+		pv_machine_rec *m = &found.items[i];
+		if (listed(ms, m) || gone(m))
+			continue;
+		if ((int64_t)ms->n < r->requested) {
+			acquire_result(m);
+			if (pv_machine_list_push(ms, m) == 0)
+				took++;
+		} else {
+			pv_machine_list_push(&excess, m);
+		}
+	}
+	if (took)
+		pv_log(PV_LOG_INFO, "broker: %s: %zu machine(s) found under its tag adopted", r->id, took);
+	if (excess.n) {
+		pv_log(PV_LOG_WARN, "broker: %s: %zu machine(s) beyond its count found under its tag: "
+		       "terminating them", r->id, excess.n);
+		per_provider(b, &excess, PV_OP_TERMINATE_INSTANCES, pick_all, apply_terminate, NULL);
+	}
+	pv_machine_list_clear(&found);
+	pv_machine_list_clear(&excess);
+	*adopted += took;
+	return complete;
+}
+
+/* ---- acquire: the create rounds ---------------------------------------------------- */
+
+/* What the create rounds of one request came to, beyond its machines. */
+typedef struct rounds {
+	bool unsettled;          /* a look under the tag could not be made: what
+				    exists is unknown, nothing may be concluded */
+	unsigned retries;        /* the providers' own retries, all rounds */
+	pv_error_class cls;      /* the last failure's class */
+	char throttled_by[64];   /* who throttled ("EC2"), when someone did */
+} rounds;
+
+/* A token no other attempt at this request uses: a process that takes a
+ * request over makes its own launches (after adopting what the first one
+ * made), never replays another's. */
+static void attempt_nonce(char *buf, size_t size)
+{
+	char id[48];
+	pv_broker_new_id("x", id, sizeof id);
+	snprintf(buf, size, "%.8s", id + 2);
+}
+
+/*
+ * Asks the template's strategy until it has all machines or stops making
+ * progress: a provider that delivers part leaves the rest to the next
+ * round, where a full provider fails with CAPACITY and a fallback moves on;
+ * a transient or throttled failure is worth another round. Each round is
+ * one intended launch with its own client_token (a provider's retries of
+ * it reuse the token). A round whose outcome is unknown (a lost answer the
+ * provider could not resolve, a transient failure) is settled by looking
+ * under the request's tag before the next one.
+ */
+static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl, pv_machine_list *ms,
+		      char *msg, size_t size, rounds *o)
+{
+	char nonce[16];
+	attempt_nonce(nonce, sizeof nonce);
 	for (unsigned round = 0; round < b->set.max_create_rounds && (int64_t)ms->n < r->requested;
 	     round++) {
-		char token[PV_STORE_SHORT_MAX + 16];
-		snprintf(token, sizeof token, "%s-%u", r->id, round);
+		char token[PV_STORE_SHORT_MAX + 32];
+		snprintf(token, sizeof token, "%s-%s-%u", r->id, nonce, round);
 		json_t *params = json_pack("{s:I, s:s, s:s, s:s, s:O}", "count",
 					   (json_int_t)(r->requested - (int64_t)ms->n), "template_id",
 					   r->template_id, "request_id", r->id, "client_token", token,
@@ -313,38 +454,108 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 		pv_result res = PV_RESULT_INIT;
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
-		if (!res.success)
+		json_t *meta = pv_result_meta(&res);
+		o->retries += (unsigned)json_integer_value(json_object_get(meta, "retries"));
+		const char *by = json_string_value(json_object_get(meta, "throttled_by"));
+		if (by)
+			snprintf(o->throttled_by, sizeof o->throttled_by, "%s", by);
+		bool unsure = json_is_true(json_object_get(meta, "outcome_unknown")) ||
+			      (!res.success && res.error_class == PV_CLASS_TRANSIENT);
+		bool again = !res.success && pv_error_class_retryable(res.error_class);
+		if (!res.success) {
 			snprintf(msg, size, "%s: %s", res.error_code,
 				 pv_result_message(&res) ? pv_result_message(&res) : "");
-		pv_log(PV_LOG_INFO, "broker: %s round %u: %s via '%s': %zu machine(s)", r->id, round,
-		       res.success ? "ok" : res.error_code, res.provider, added);
+			o->cls = res.error_class;
+		}
+		pv_log(PV_LOG_INFO, "broker: %s round %u: %s via '%s': %zu machine(s)%s", r->id, round,
+		       res.success ? "ok" : res.error_code, res.provider, added,
+		       unsure ? ", outcome unknown: looking under its tag" : "");
 		pv_result_clear(&res);
-		if (added == 0)
+		if (unsure && !adopt_tagged(b, r, ms, &added)) {
+			o->unsettled = true;
+			break;
+		}
+		if (added == 0 && !again)
 			break;
 	}
 }
 
+/* The request's message when it ends short: the cause first when it was
+ * throttling ("throttled by EC2: 100 of 150 after 33 retries"). */
+static void short_message(pv_request_rec *r, size_t made, const rounds *o)
+{
+	char why[sizeof r->message];
+	memcpy(why, r->message, sizeof why);
+	/* a call throttled until its deadline ends as a TIMEOUT saying so */
+	bool throttled = o->cls == PV_CLASS_THROTTLED || (o->throttled_by[0] && strstr(why, "throttled by"));
+	if (throttled)
+		snprintf(r->message, sizeof r->message, "throttled by %.60s: %zu of %lld after %u retries%s%.300s",
+			 o->throttled_by[0] ? o->throttled_by : r->strategy, made, (long long)r->requested,
+			 o->retries, why[0] ? "; " : "", why);
+	else if (made)
+		snprintf(r->message, sizeof r->message, "%zu of %lld machine(s) provisioned%s%.400s", made,
+			 (long long)r->requested, why[0] ? ": " : "", why);
+}
+
+/*
+ * What cannot be settled now is left for another try, never concluded: a
+ * queued request (Host Factory holds its id) goes back to the queue, for
+ * the next pass to look under its tag again and carry on; a request of
+ * this process (creating) is left to recovery, which releases what it
+ * made (Host Factory never gets its id). The machines known are written
+ * with it, so recovery finds them even where a listing lags.
+ */
+static int leave_unsettled(pv_broker *b, pv_request_rec *r, pv_machine_list *ms)
+{
+	char why[sizeof r->message];
+	memcpy(why, r->message, sizeof why);
+	snprintf(r->message, sizeof r->message, "a launch's outcome is unknown and its machines cannot be "
+		 "listed now%s%.400s", why[0] ? ": " : "", why);
+	r->owner_pid = 0; /* nobody works on it: the queue or recovery takes it */
+	bool queued = r->state == PV_REQ_QUEUED;
+	for (size_t i = 0; !queued && i < ms->n; i++) {
+		set_msg(ms->items[i].result, sizeof ms->items[i].result, "fail");
+		set_msg(ms->items[i].message, sizeof ms->items[i].message,
+			"released: the request's outcome could not be settled");
+	}
+	pv_machine_list none = {0};
+	int rc = write_outcome(b, r, queued ? &none : ms);
+	pv_log(PV_LOG_WARN, "broker: %s left %s: %s", r->id, queued ? "queued" : "to recovery", r->message);
+	if (rc < 0)
+		return rc;
+	return pv_error_set(PV_EIO, "request %s: %s", r->id, r->message);
+}
+
 /* Provisions a request already reserved in the store and writes the
- * outcome. 0, PV_ERROR when no machine was made (the request is "failed"),
- * or the store's error (left unsettled: recovery or the queue finishes it). */
+ * outcome. A queued request is first looked for under its tag: another
+ * process may have started it (Host Factory holds its id, so what exists
+ * is delivered). 0, PV_ERROR when no machine was made (the request is
+ * "failed"), PV_EIO when the outcome could not be settled (see
+ * leave_unsettled), or the store's error (left unsettled: recovery or the
+ * queue finishes it). */
 static int fulfil(pv_broker *b, pv_request_rec *r, const json_t *tmpl)
 {
 	pv_machine_list ms = {0};
-	if (tmpl)
-		provision(b, r, tmpl, &ms, r->message, sizeof r->message);
+	rounds o = {0};
+	size_t adopted = 0;
+	if (r->state == PV_REQ_QUEUED && !adopt_tagged(b, r, &ms, &adopted))
+		o.unsettled = true;
+	else if (tmpl)
+		provision(b, r, tmpl, &ms, r->message, sizeof r->message, &o);
 	else
 		snprintf(r->message, sizeof r->message, "template '%s' is no longer configured",
 			 r->template_id);
+	if (o.unsettled) {
+		int rc = leave_unsettled(b, r, &ms);
+		pv_machine_list_clear(&ms);
+		return rc;
+	}
 	r->refreshed_ms = pv_broker_now_ms();
 	r->state = ms.n ? derive(r, &ms, NULL, 0) : PV_REQ_FAILED;
-	if (r->state == PV_REQ_COMPLETE) {
+	if (r->state == PV_REQ_COMPLETE)
 		r->message[0] = '\0';
-	} else if ((int64_t)ms.n < r->requested && ms.n) {
-		char why[sizeof r->message];
-		memcpy(why, r->message, sizeof why);
-		snprintf(r->message, sizeof r->message, "%zu of %lld machine(s) provisioned%s%.400s", ms.n,
-			 (long long)r->requested, why[0] ? ": " : "", why);
-	}
+	else if ((int64_t)ms.n < r->requested)
+		short_message(r, ms.n, &o);
 	int rc = write_outcome(b, r, &ms);
 	pv_machine_list_clear(&ms);
 	if (rc < 0)
@@ -620,7 +831,7 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
 		rc = pv_store_begin(b->store, true);
 		for (size_t i = 0; rc == 0 && i < ms.n; i++)
-			rc = pv_store_machine_put(b->store, &ms.items[i]);
+			rc = put_machine(b, &ms.items[i]);
 		if (rc == 0)
 			rc = pv_store_commit(b->store);
 		if (rc < 0)
@@ -696,31 +907,24 @@ static bool claim(pv_broker *b, pv_request_rec *r)
 	return ok;
 }
 
-static void discover(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
+/* The machines a request interrupted before Host Factory got its id made:
+ * those recorded with it and those found under its tag, all marked to be
+ * released. false when they cannot all be known now (a provider could not
+ * list them). */
+static bool interrupted_machines(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
 {
-	for (size_t p = 0; p < b->n_providers; p++) {
-		pv_result res = PV_RESULT_INIT;
-		pv_broker_run(b, b->providers[p], PV_OP_DESCRIBE_RESOURCE_INSTANCES,
-			      json_pack("{s:s}", "request_id", r->id), &res);
-		size_t i;
-		json_t *inst;
-		json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
-			const char *rid = json_string_value(json_object_get(inst, "request_id"));
-			if (rid && strcmp(rid, r->id) != 0)
-				continue;
-			pv_machine_rec m = {0};
-			pv_machine_from_instance(&m, inst, b->providers[p]);
-			set_msg(m.request_id, sizeof m.request_id, r->id);
-			set_msg(m.template_id, sizeof m.template_id, r->template_id);
-			set_msg(m.result, sizeof m.result, "fail");
-			set_msg(m.message, sizeof m.message,
-				"released: its request was interrupted before Host Factory got the id");
-			m.updated_ms = pv_broker_now_ms();
-			if (m.machine_id[0] && !listed(ms, &m))
-				pv_machine_list_push(ms, &m);
-		}
-		pv_result_clear(&res);
+	int rc = pv_store_begin(b->store, false);
+	if (rc == 0) {
+		rc = pv_store_machine_list(b->store, PV_MF_REQUEST, r->id, ms);
+		pv_store_commit(b->store);
 	}
+	bool complete = find_tagged(b, r, ms) && rc == 0;
+	for (size_t i = 0; i < ms->n; i++) {
+		set_msg(ms->items[i].result, sizeof ms->items[i].result, "fail");
+		set_msg(ms->items[i].message, sizeof ms->items[i].message,
+			"released: its request was interrupted before Host Factory got the id");
+	}
+	return complete;
 }
 
 static int return_machines_of(pv_broker *b, const pv_request_rec *r, pv_machine_list *ms)
@@ -762,9 +966,17 @@ int pv_broker_recover(pv_broker *b)
 			continue;
 		pv_machine_list ms = {0};
 		int done;
-		if (r->kind == PV_REQ_ACQUIRE) {
-			discover(b, r, &ms);
-			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_all, apply_terminate, NULL);
+		if (r->kind == PV_REQ_ACQUIRE && !interrupted_machines(b, r, &ms)) {
+			/* not concluded on a partial view: the next pass looks again */
+			r->owner_pid = 0;
+			pv_machine_list none = {0};
+			write_outcome(b, r, &none);
+			pv_log(PV_LOG_WARN, "broker: %s not recovered yet: its machines cannot all be listed",
+			       r->id);
+			pv_machine_list_clear(&ms);
+			continue;
+		} else if (r->kind == PV_REQ_ACQUIRE) {
+			per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_not_gone, apply_terminate, NULL);
 			r->state = PV_REQ_FAILED;
 			snprintf(r->message, sizeof r->message,
 				 "interrupted before Host Factory got the request id; %zu machine(s) released",

@@ -183,6 +183,46 @@ static json_t *children_of(const json_t *s)
 	return out;
 }
 
+/* Appends the providers under `name` to `out` (once each); `depth`
+ * bounds a cycle the checks would report anyway. */
+static void add_leaves(const json_t *graph, const char *name, json_t *out, int depth)
+{
+	bool strat = false;
+	long i = lookup(graph, name, &strat);
+	if (i < 0 || depth > 64)
+		return;
+	if (!strat) {
+		size_t k;
+		json_t *v;
+		json_array_foreach(out, k, v) if (strcmp(json_string_value(v), name) == 0) return;
+		json_array_append_new(out, json_string(name));
+		return;
+	}
+	json_t *kids = children_of(json_array_get(json_object_get(graph, "strategies"), (size_t)i));
+	size_t k;
+	json_t *v;
+	json_array_foreach(kids, k, v) add_leaves(graph, json_string_value(v), out, depth + 1);
+	json_decref(kids);
+}
+
+json_t *pv_config_leaves(const json_t *graph)
+{
+	json_t *out = json_object();
+	const char *lists[] = {"providers", "strategies"};
+	for (int l = 0; l < 2; l++) {
+		size_t i;
+		json_t *item;
+		json_array_foreach(json_object_get(graph, lists[l]), i, item) {
+			const char *name = json_string_value(json_object_get(item, "name"));
+			json_t *leaves = json_array();
+			if (name)
+				add_leaves(graph, name, leaves, 0);
+			json_object_set_new(out, name ? name : "", leaves);
+		}
+	}
+	return out;
+}
+
 /* Depth-first cycle search: state 0 new, 1 on the stack, 2 done. */
 static bool has_cycle(const json_t *graph, size_t i, int *state, char *trail, size_t size)
 {

@@ -134,3 +134,10 @@ int pv_strategy_state_load(pv_strategy *s, const json_t *state)
 				    s->type);
 	return s->methods->state_load(s, state);
 }
+
+int pv_strategy_set_limiter(pv_strategy *s, pv_limiter *l)
+{
+	if (s->methods->version < 2 || !s->methods->set_limiter)
+		return 0;
+	return s->methods->set_limiter(s, l);
+}

@@ -330,6 +330,12 @@ static void broker_metrics(FILE *f, pv_server *srv)
 	fprintf(f, "provisio_reconciler_leader %d\n", atomic_load(&srv->leading) ? 1 : 0);
 	head(f, "provisio_orphans_found_total", "counter", "Managed instances no request knows, found by the reconciler.");
 	fprintf(f, "provisio_orphans_found_total %llu\n", (unsigned long long)atomic_load(&srv->orphans_found));
+	head(f, "provisio_orphan_sweep_failures_total", "counter",
+	     "Orphan sweeps a provider failed (it could not list its managed instances).");
+	fprintf(f, "provisio_orphan_sweep_failures_total %llu\n",
+		(unsigned long long)atomic_load(&srv->orphan_sweep_failures));
+	head(f, "provisio_reconciler_passes_total", "counter", "Reconciler passes completed.");
+	fprintf(f, "provisio_reconciler_passes_total %llu\n", (unsigned long long)atomic_load(&srv->reconcile_passes));
 	head(f, "provisio_reclaimed_machines_total", "counter", "Machines the provider took back.");
 	fprintf(f, "provisio_reclaimed_machines_total %llu\n", (unsigned long long)atomic_load(&srv->reclaimed_found));
 }

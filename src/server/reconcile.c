@@ -13,7 +13,10 @@
  * instance no machine record knows is a suspect; a create may be in flight
  * between the provider's answer and the store write, so only an instance
  * still unknown on the next pass is an orphan (reported once, terminated
- * when server.terminate_orphans is on).
+ * when server.terminate_orphans is on). A provider that cannot list its
+ * instances is logged and counted (provisio_orphan_sweep_failures_total),
+ * and its suspects wait for the next pass: a failed sweep is never
+ * mistaken for an empty one.
  *
  * The daemon and Host Factory: every pass starts with the heartbeat row
  * that tells Host Factory processes a daemon is live (they then only queue
@@ -106,7 +109,19 @@ static void terminate(srv_world *w, const char *provider, json_t *ids)
 	json_decref(op.params);
 }
 
-static void provider_orphans(pv_server *srv, srv_world *w, const char *provider, json_t *next,
+/* A provider's suspects of the last pass, kept for the next one. */
+static void keep_suspects(pv_server *srv, const char *provider, json_t *next)
+{
+	const char *key;
+	json_t *v;
+	size_t n = strlen(provider);
+	json_object_foreach(srv->orphan_suspects, key, v)
+		if (strncmp(key, provider, n) == 0 && key[n] == '/')
+			json_object_set(next, key, v);
+}
+
+/* One provider's sweep; false when it could not list its instances. */
+static bool provider_orphans(pv_server *srv, srv_world *w, const char *provider, json_t *next,
 			     json_t *found, int *terminated)
 {
 	pv_operation op = {.type = PV_OP_DESCRIBE_RESOURCE_INSTANCES, .params = json_object()};
@@ -114,10 +129,18 @@ static void provider_orphans(pv_server *srv, srv_world *w, const char *provider,
 	pv_result res = PV_RESULT_INIT;
 	pv_context_execute_on(pv_broker_context(w->main), provider, &op, &res);
 	json_decref(op.params);
+	if (!res.success) {
+		atomic_fetch_add(&srv->orphan_sweep_failures, 1);
+		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "orphan sweep of '%s' failed: %s: %s", provider,
+			res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
+		keep_suspects(srv, provider, next);
+		pv_result_clear(&res);
+		return false;
+	}
 	json_t *kill = json_array();
 	size_t i;
 	json_t *inst;
-	json_array_foreach(res.success ? json_object_get(res.data, "instances") : NULL, i, inst) {
+	json_array_foreach(json_object_get(res.data, "instances"), i, inst) {
 		const char *id = json_string_value(json_object_get(inst, "instance_id"));
 		const char *state = json_string_value(json_object_get(inst, "state"));
 		if (!id || (state && strcmp(pv_machine_status_from_state(state), "terminated") == 0))
@@ -149,9 +172,11 @@ static void provider_orphans(pv_server *srv, srv_world *w, const char *provider,
 	}
 	json_decref(kill);
 	pv_result_clear(&res);
+	return true;
 }
 
-static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated)
+/* The orphans found; the providers whose sweep failed go to `failed`. */
+static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated, json_t *failed)
 {
 	json_t *next = json_object(), *found = json_array();
 	size_t i;
@@ -159,8 +184,8 @@ static json_t *find_orphans(pv_server *srv, srv_world *w, int *terminated)
 	json_array_foreach(json_object_get(w->graph, "providers"), i, p) {
 		const char *name = json_string_value(json_object_get(p, "name"));
 		json_t *en = json_object_get(p, "enabled");
-		if (name && !json_is_false(en))
-			provider_orphans(srv, w, name, next, found, terminated);
+		if (name && !json_is_false(en) && !provider_orphans(srv, w, name, next, found, terminated))
+			json_array_append_new(failed, json_string(name));
 	}
 	json_decref(srv->orphan_suspects);
 	srv->orphan_suspects = next;
@@ -262,7 +287,8 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 	int refreshed = refresh_requests(srv, w, leader, by_state);
 	json_t *reclaimed = leader ? find_reclaimed(srv, w) : json_array();
 	int terminated = 0;
-	json_t *orphans = leader ? find_orphans(srv, w, &terminated) : json_array();
+	json_t *sweeps_failed = json_array();
+	json_t *orphans = leader ? find_orphans(srv, w, &terminated, sweeps_failed) : json_array();
 	int recovered = leader ? pv_broker_recover(w->main) : 0;
 	if (recovered > 0)
 		srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "recovered %d request(s) left in \"creating\"",
@@ -273,13 +299,16 @@ int srv_reconcile(pv_server *srv, srv_world *w, json_t **report)
 	pthread_mutex_unlock(&srv->gauges.lock);
 	srv_gauges_refresh(srv, w);
 	srv_save_kernel_state(srv, w);
+	atomic_fetch_add(&srv->reconcile_passes, 1);
 	if (report)
-		*report = json_pack("{s:b, s:i, s:i, s:o, s:o, s:i, s:i}", "leader", leader, "queued", queued,
+		*report = json_pack("{s:b, s:i, s:i, s:o, s:o, s:i, s:o, s:i}", "leader", leader, "queued", queued,
 				    "refreshed", refreshed, "reclaimed", reclaimed, "orphans", orphans,
-				    "orphans_terminated", terminated, "recovered", recovered < 0 ? 0 : recovered);
+				    "orphans_terminated", terminated, "orphan_sweeps_failed", sweeps_failed,
+				    "recovered", recovered < 0 ? 0 : recovered);
 	else {
 		json_decref(reclaimed);
 		json_decref(orphans);
+		json_decref(sweeps_failed);
 	}
 	return 0;
 }

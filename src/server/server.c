@@ -155,11 +155,7 @@ pv_broker *srv_thread_broker(srv_thread *t)
 		return t->b;
 	if (!t->st && pv_store_open(&t->st, w->store_location, &w->store_opts) < 0)
 		return NULL;
-	pv_broker_setup setup = {.ctx = pv_broker_context(w->main), .store = t->st,
-				 .templates = pv_broker_templates(w->main),
-				 .settings = *pv_broker_get_settings(w->main)};
-	setup.disabled = pv_broker_disabled(w->main, &setup.n_disabled);
-	if (pv_broker_new(&t->b, &setup) < 0)
+	if (pv_broker_new_like(&t->b, w->main, t->st) < 0)
 		t->b = NULL;
 	/* a loop reads the store as the reconciler keeps it: a status that
 	 * needed a provider call would hold every connection of the loop */

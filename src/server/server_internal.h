@@ -245,6 +245,8 @@ struct pv_server {
 	uint64_t started_ns;
 	srv_broker_gauges gauges;
 	atomic_uint_fast64_t orphans_found, reclaimed_found, reloads, reload_failures;
+	atomic_uint_fast64_t orphan_sweep_failures; /* a provider that could not list its instances */
+	atomic_uint_fast64_t reconcile_passes;
 	atomic_int last_orphans; /* orphans known after the last pass */
 	unsigned alerts_gen;     /* world generation the alert states belong to */
 	atomic_uint_fast64_t provision_hist[12];

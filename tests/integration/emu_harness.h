@@ -17,6 +17,8 @@
 #include <curl/curl.h>
 #include <jansson.h>
 #include "../support/child_process.h"
+#include "provisio/aws.h"
+#include "provisio/error.h"
 
 typedef struct emu_proc {
 	pid_t pid;
@@ -124,6 +126,60 @@ static inline int emu_launch_template(const emu_proc *e, const char *id, const c
 	free(body);
 	json_decref(req);
 	return rc;
+}
+
+/* POSTs a JSON object to /_emu/config (faults, faults_next, buckets, ...):
+ * 0 when the emulator took it, -1 (its error on stderr) when not. */
+static inline int emu_config(const emu_proc *e, const char *json)
+{
+	json_t *ans = emu_admin(e, "/_emu/config", json);
+	int rc = json_is_true(json_object_get(ans, "ok")) ? 0 : -1;
+	if (rc < 0)
+		fprintf(stderr, "/_emu/config %s: %s\n", json,
+			json_string_value(json_object_get(ans, "error")) ? json_string_value(json_object_get(ans, "error"))
+									    : "no answer");
+	json_decref(ans);
+	return rc;
+}
+
+/* The emulator's default credentials. */
+#define EMU_ACCESS_KEY "AKIDEXAMPLE"
+#define EMU_SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+
+/* An aws provider configuration aimed at the emulator (its credentials, no
+ * IMDS, seed 7, a 5 ms retry base) with the members of the JSON object
+ * text `extra` merged in (NULL: none). New reference; NULL when `extra` is
+ * not a JSON object. */
+static inline json_t *emu_provider_config(const emu_proc *e, const char *extra)
+{
+	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i}", "region", "us-east-1", "endpoint_url",
+				e->url, "access_key_id", EMU_ACCESS_KEY, "secret_access_key", EMU_SECRET, "imds", 0,
+				"seed", 7, "retry_base_ms", 5);
+	json_t *x = extra ? json_loads(extra, 0, NULL) : NULL;
+	if (extra && !json_is_object(x)) {
+		json_decref(x);
+		json_decref(cfg);
+		return NULL;
+	}
+	json_object_update(cfg, x);
+	json_decref(x);
+	return cfg;
+}
+
+/* An initialized aws provider named `name` on emu_provider_config(e, extra);
+ * NULL with pv_error_last() saying why. The caller owns the reference. */
+static inline pv_strategy *emu_provider(const emu_proc *e, const char *name, const char *extra)
+{
+	json_t *cfg = emu_provider_config(e, extra);
+	pv_strategy *s = NULL;
+	if (!cfg)
+		pv_error_set(PV_EINVAL, "extra provider config is not a JSON object: %s", extra);
+	else if (pv_aws_new(&s, name, cfg, NULL) == 0 && pv_strategy_initialize(s) != 0) {
+		pv_strategy_unref(s);
+		s = NULL;
+	}
+	json_decref(cfg);
+	return s;
 }
 
 /* stats.path.to.integer, 0 when absent. */

@@ -26,7 +26,7 @@
 #define PV_TEST_DATA_DIR "tests/data"
 #endif
 
-#define SECRET "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+#define SECRET EMU_SECRET
 
 /* The emulator, like EC2, refuses a launch template it does not know; the
  * tests (and the captured requests) that name this id seed it at start. */
@@ -42,25 +42,19 @@ static emu_proc start(const char *const *args)
 	return e;
 }
 
-/* A provider aimed at the emulator; `extra` is merged into its config. */
+/* A provider named `name` aimed at the emulator; `extra` is merged into
+ * its config. */
+static pv_strategy *provider_named(const emu_proc *e, const char *name, const char *extra)
+{
+	pv_strategy *s = emu_provider(e, name, extra);
+	if (!s)
+		fail_msg("aws provider: %s", pv_error_last());
+	return s;
+}
+
 static pv_strategy *provider(const emu_proc *e, const char *extra)
 {
-	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:b, s:i, s:i}", "region", "us-east-1", "endpoint_url",
-				e->url, "access_key_id", "AKIDEXAMPLE", "secret_access_key", SECRET,
-				"imds", 0, "seed", 7, "retry_base_ms", 5);
-	if (extra) {
-		json_t *x = json_loads(extra, 0, NULL);
-		assert_non_null(x);
-		json_object_update(cfg, x);
-		json_decref(x);
-	}
-	pv_strategy *s = NULL;
-	if (pv_aws_new(&s, "aws-test", cfg, NULL) != 0)
-		fail_msg("pv_aws_new: %s", pv_error_last());
-	json_decref(cfg);
-	if (pv_strategy_initialize(s) != 0)
-		fail_msg("init: %s", pv_error_last());
-	return s;
+	return provider_named(e, "aws-test", extra);
 }
 
 static void run(pv_strategy *s, pv_op_type type, json_t *params, uint64_t timeout_ms, pv_result *r)
@@ -1119,6 +1113,266 @@ static void test_captured_client_requests_are_accepted(void **state)
 	emu_stop(&e);
 }
 
+/* ---- lost answers, tokens, throttling, the orphan sweep's list ---------------------- */
+
+static json_int_t meta_int(pv_result *r, const char *key)
+{
+	return json_integer_value(json_object_get(pv_result_meta(r), key));
+}
+
+static void assert_unique_ids(const json_t *ids, size_t n)
+{
+	assert_int_equal(json_array_size(ids), n);
+	json_t *seen = json_object();
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v) json_object_set(seen, json_string_value(v), json_true());
+	assert_int_equal(json_object_size(seen), n);
+	json_decref(seen);
+}
+
+/* EC2 launched, every answer was lost (the client timed out three times):
+ * the provider looks the launch up by its ClientToken instead of calling
+ * it failed, and the 20 instances are its answer. */
+static void test_lost_launch_answers_are_found_by_the_client_token(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	assert_int_equal(emu_config(&e, "{\"faults_next\": {\"RunInstances\": [\"lose\", \"lose\", \"lose\"]}}"), 0);
+	pv_strategy *s = provider(&e, "{\"timeout_ms\": 300, \"max_retries\": 2}");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", 20, "template", tmpl_run(), "request_id", "req-lost",
+		      "client_token", "req-lost-r0"), 0, &r);
+	if (!r.success)
+		fail_msg("the lost launch was not found: %s", pv_result_message(&r));
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 20);
+	assert_unique_ids(json_object_get(r.data, "instance_ids"), 20);
+	assert_int_equal(meta_int(&r, "found_after_lost_answer"), 20);
+	assert_null(json_object_get(pv_result_meta(&r), "outcome_unknown"));
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "request_id")), "req-lost");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "faults", "lose"), 3);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 3);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 20); /* launched once */
+	assert_true(emu_stat(&e, "calls", "DescribeInstances") >= 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* The launch's answers and the lookups' answers all lost: the provider
+ * cannot know, and says so (outcome_unknown) rather than a plain failure. */
+static void test_lost_launch_that_cannot_be_looked_up_is_an_unknown_outcome(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	assert_int_equal(emu_config(&e, "{\"lose_rate\": 1.0, \"fault_actions\": [\"RunInstances\", "
+					"\"DescribeInstances\"]}"), 0);
+	pv_strategy *s = provider(&e, "{\"timeout_ms\": 200, \"max_retries\": 1}");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", 5, "template", tmpl_run(), "request_id", "req-unknown",
+		      "client_token", "req-unknown-r0"), 0, &r);
+	assert_false(r.success);
+	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 5); /* what the caller must look for */
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* The token identifies one intended launch: the same client_token returns
+ * the first launch, a new one (the broker's next round) launches anew,
+ * with RunInstances and with CreateFleet (whose fixed token used to give
+ * IdempotentParameterMismatch when the next round asked another count). */
+static void test_client_token_is_one_launch_and_a_new_one_launches_anew(void **state)
+{
+	(void)state;
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
+	pv_strategy *s = provider(&e, NULL);
+	json_t *ids[3];
+	const char *tokens[3] = {"req-t-r0", "req-t-r0", "req-t-r1"};
+	for (int i = 0; i < 3; i++) {
+		pv_result r = PV_RESULT_INIT;
+		run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s, s:s}", "count", 3, "template", tmpl_run(),
+							 "request_id", "req-t", "client_token", tokens[i]), 0, &r);
+		assert_true(r.success);
+		ids[i] = json_incref(json_object_get(r.data, "instance_ids"));
+		pv_result_clear(&r);
+	}
+	assert_true(json_equal(ids[0], ids[1]));  /* a retry: the same instances */
+	assert_false(json_equal(ids[0], ids[2])); /* a new round: new ones */
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6);
+	for (int i = 0; i < 3; i++)
+		json_decref(ids[i]);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s}", "templateId", "t-fleet", "providerApi", "EC2Fleet",
+			      "launchTemplateId", LT_ID, "vmType", "t3.micro");
+	const int counts[2] = {2, 3};
+	for (int i = 0; i < 2; i++) {
+		char token[32];
+		snprintf(token, sizeof token, "req-f-r%d", i);
+		pv_result r = PV_RESULT_INIT;
+		run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:O, s:s, s:s}", "count", counts[i], "template", t,
+							 "request_id", "req-f", "client_token", token), 0, &r);
+		if (!r.success)
+			fail_msg("fleet round %d: %s", i, pv_result_message(&r));
+		assert_int_equal(json_integer_value(json_object_get(r.data, "count")), counts[i]);
+		pv_result_clear(&r);
+	}
+	json_decref(t);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6 + 2 + 3);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* A CreateFleet whose answers were lost is found by the token tag it puts
+ * on its instances (EC2 gives fleet instances a token of its own). */
+static void test_lost_fleet_answer_is_found_by_its_token_tag(void **state)
+{
+	(void)state;
+	const char *args[] = {"--launch-template", LT_SEED, NULL};
+	emu_proc e = start(args);
+	assert_int_equal(emu_config(&e, "{\"faults_next\": {\"CreateFleet\": [\"lose\", \"drop\"]}}"), 0);
+	pv_strategy *s = provider(&e, "{\"timeout_ms\": 300, \"max_retries\": 1}");
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s}", "templateId", "t-fleet", "providerApi", "EC2Fleet",
+			      "launchTemplateId", LT_ID, "vmType", "t3.micro");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s, s:s}", "count", 4, "template", t, "request_id",
+						 "req-lf", "client_token", "req-lf-r0"), 0, &r);
+	if (!r.success)
+		fail_msg("the lost fleet was not found: %s", pv_result_message(&r));
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 4);
+	assert_int_equal(meta_int(&r, "found_after_lost_answer"), 4);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_non_null(json_object_get(json_object_get(in0, "tags"), "provisio:client-token"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* RequestLimitExceeded ten times in a row with max_retries 2: throttling
+ * delays the launch, it does not fail it (within the deadline). */
+static void test_throttling_delays_a_launch_and_never_fails_it_before_the_deadline(void **state)
+{
+	(void)state;
+	const char *args[] = {"--no-throttle", NULL}; /* only the scripted RequestLimitExceeded */
+	emu_proc e = start(args);
+	assert_int_equal(emu_config(&e, "{\"faults_next\": {\"RunInstances\": [\"throttle\", \"throttle\", "
+					"\"throttle\", \"throttle\", \"throttle\", \"throttle\", \"throttle\", "
+					"\"throttle\", \"throttle\", \"throttle\"]}}"), 0);
+	pv_strategy *s = provider(&e, "{\"max_retries\": 2, \"retry_base_ms\": 1, \"retry_max_ms\": 10,"
+				      " \"throttle\": {\"enabled\": false}}");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
+						 "request_id", "req-patient"), 60000, &r);
+	if (!r.success)
+		fail_msg("throttling failed the launch: %s", pv_result_message(&r));
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2);
+	assert_int_equal(meta_int(&r, "retries"), 10);
+	assert_int_equal(meta_int(&r, "throttled_received"), 10);
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "throttled_by")), "EC2");
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "faults", "throttle"), 10);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* Throttled until the deadline: the failure names the cause. */
+static void test_throttled_until_the_deadline_names_the_cause(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	assert_int_equal(emu_config(&e, "{\"throttle_rate\": 1.0, \"fault_actions\": [\"RunInstances\"]}"), 0);
+	pv_strategy *s = provider(&e, "{\"retry_base_ms\": 5, \"retry_max_ms\": 50, \"throttle\": {\"enabled\": false}}");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
+						 "request_id", "req-throttled"), 600, &r);
+	assert_false(r.success);
+	assert_non_null(strstr(pv_result_message(&r), "throttled by EC2"));
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "throttled_by")), "EC2");
+	assert_true(meta_int(&r, "throttled_received") > 5); /* more than max_retries: patient */
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* describe_resource_instances without an id (the reconciler's orphan
+ * sweep): every live instance this provider tagged, none of another's,
+ * none gone. */
+static void test_managed_instances_are_listed_without_an_id(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL), *other = provider_named(&e, "aws-other", NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 3, "template", tmpl_run(),
+						 "request_id", "req-mine"), 0, &r);
+	assert_true(r.success);
+	json_t *gone = json_pack("[O]", json_array_get(json_object_get(r.data, "instance_ids"), 0));
+	pv_result_clear(&r);
+	run(other, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_run(),
+						     "request_id", "req-theirs"), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:O}", "instance_ids", gone), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_object(), 0, &r);
+	if (!r.success)
+		fail_msg("the orphan sweep's question failed: %s", pv_result_message(&r));
+	json_t *list = json_object_get(r.data, "instances");
+	assert_int_equal(json_array_size(list), 2);
+	size_t i;
+	json_t *in;
+	json_array_foreach(list, i, in) {
+		assert_string_equal(json_string_value(json_object_get(in, "provider")), "aws-test");
+		assert_string_equal(json_string_value(json_object_get(in, "request_id")), "req-mine");
+		assert_false(json_equal(json_object_get(in, "instance_id"), json_array_get(gone, 0)));
+	}
+	pv_result_clear(&r);
+	json_decref(gone);
+	pv_strategy_unref(other);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* The emulator's scripted faults, dice filter and buckets are checked
+ * before anything is applied: a bad one is a 400 naming it. */
+static void test_emulator_fault_and_bucket_config_is_checked(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	const char *bad[] = {"{\"faults_next\": {\"RunInstances\": [\"explode\"]}}",
+			     "{\"faults_next\": {\"RunInstances\": \"lose\"}}",
+			     "{\"buckets\": {\"launch\": {\"capacity\": 1, \"refill_per_s\": 1}}}",
+			     "{\"buckets\": {\"describe\": {\"capacity\": 0, \"refill_per_s\": 1}}}",
+			     "{\"fault_actions\": \"RunInstances\"}"};
+	const char *names[] = {"faults_next.RunInstances[0]", "faults_next.RunInstances", "buckets.launch",
+			       "buckets.describe", "fault_actions"};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		json_t *a = emu_admin(&e, "/_emu/config", bad[i]);
+		const char *err = json_string_value(json_object_get(a, "error"));
+		if (!err || !strstr(err, names[i]))
+			fail_msg("%s: expected an error naming %s, got %s", bad[i], names[i], err ? err : "none");
+		json_decref(a);
+	}
+	/* nothing of a refused config was applied: no fault is scripted */
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(),
+						 "request_id", "req-clean"), 0, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1157,6 +1411,14 @@ int main(void)
 		cmocka_unit_test(test_run_instances_from_seeded_launch_template_uses_its_image),
 		cmocka_unit_test(test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept),
 		cmocka_unit_test(test_captured_client_requests_are_accepted),
+		cmocka_unit_test(test_lost_launch_answers_are_found_by_the_client_token),
+		cmocka_unit_test(test_lost_launch_that_cannot_be_looked_up_is_an_unknown_outcome),
+		cmocka_unit_test(test_client_token_is_one_launch_and_a_new_one_launches_anew),
+		cmocka_unit_test(test_lost_fleet_answer_is_found_by_its_token_tag),
+		cmocka_unit_test(test_throttling_delays_a_launch_and_never_fails_it_before_the_deadline),
+		cmocka_unit_test(test_throttled_until_the_deadline_names_the_cause),
+		cmocka_unit_test(test_managed_instances_are_listed_without_an_id),
+		cmocka_unit_test(test_emulator_fault_and_bucket_config_is_checked),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -695,41 +695,67 @@ static void test_template_naming_a_disabled_provider_says_disabled(void **state)
 
 /* ---- idempotency ---------------------------------------------------------------------- */
 
-/* A wrapper that loses the first answer of its child (the call happened,
- * the caller saw a timeout): what a network drop after a cloud created the
- * machines looks like. */
-typedef struct lossy {
+/* A provider wrapped so a test can act around its child's calls: before
+ * one (as another process would meanwhile) or on its answer. */
+typedef struct wrapped wrapped;
+struct wrapped {
 	pv_strategy base;
 	pv_strategy *child;
+	void (*before)(wrapped *w, const pv_operation *op);
+	void (*after)(wrapped *w, const pv_operation *op, pv_result *out);
+};
+
+static int wrapped_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+{
+	wrapped *w = (wrapped *)s;
+	if (w->before)
+		w->before(w, op);
+	pv_strategy_execute(w->child, op, out, NULL);
+	if (w->after)
+		w->after(w, op, out);
+	return 0;
+}
+
+static int wrapped_caps(pv_strategy *s, pv_capabilities *out)
+{
+	return pv_strategy_capabilities(((wrapped *)s)->child, out);
+}
+
+static int wrapped_health(pv_strategy *s, pv_health *out)
+{
+	return pv_strategy_health(((wrapped *)s)->child, out);
+}
+
+static void wrapped_destroy(pv_strategy *s) { pv_strategy_unref(((wrapped *)s)->child); }
+
+static const pv_strategy_methods wrapped_methods = {
+	.version = PV_STRATEGY_METHODS_VERSION, .execute = wrapped_execute,
+	.capabilities = wrapped_caps, .health = wrapped_health, .destroy = wrapped_destroy};
+
+/* Sets up `w` (the struct embedding it, calloc'ed) over `child` (taking its
+ * reference). */
+static void wrap(wrapped *w, const char *name, pv_strategy *child)
+{
+	assert_int_equal(pv_strategy_setup(&w->base, &wrapped_methods, name, "wrapped"), 0);
+	w->child = child;
+}
+
+/* Loses the first answer of its child's create (the call happened, the
+ * caller saw a timeout): what a network drop after a cloud created the
+ * machines looks like. */
+typedef struct lossy {
+	wrapped w;
 	int lose;
 } lossy;
 
-static int lossy_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
+static void lose_answer(wrapped *w, const pv_operation *op, pv_result *out)
 {
-	lossy *l = (lossy *)s;
-	pv_strategy_execute(l->child, op, out, NULL);
+	lossy *l = (lossy *)w;
 	if (op->type == PV_OP_CREATE_INSTANCES && l->lose > 0) {
 		l->lose--;
 		pv_result_fail(out, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT, "answer lost");
 	}
-	return 0;
 }
-
-static int lossy_caps(pv_strategy *s, pv_capabilities *out)
-{
-	return pv_strategy_capabilities(((lossy *)s)->child, out);
-}
-
-static int lossy_health(pv_strategy *s, pv_health *out)
-{
-	return pv_strategy_health(((lossy *)s)->child, out);
-}
-
-static void lossy_destroy(pv_strategy *s) { pv_strategy_unref(((lossy *)s)->child); }
-
-static const pv_strategy_methods lossy_methods = {
-	.version = PV_STRATEGY_METHODS_VERSION, .execute = lossy_execute,
-	.capabilities = lossy_caps, .health = lossy_health, .destroy = lossy_destroy};
 
 static void test_retried_create_after_lost_answer_makes_no_duplicates(void **state)
 {
@@ -741,8 +767,8 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	assert_int_equal(pv_local_new(&loc, "loc", c, NULL), 0);
 	json_decref(c);
 	lossy *l = calloc(1, sizeof *l);
-	assert_int_equal(pv_strategy_setup(&l->base, &lossy_methods, "lossy", "lossy"), 0);
-	l->child = loc; /* takes the creation reference */
+	wrap(&l->w, "lossy", loc); /* takes the creation reference */
+	l->w.after = lose_answer;
 	l->lose = 1;
 	pv_fallback_config fc;
 	pv_fallback_config_default(&fc);
@@ -751,7 +777,7 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	fc.retry_delay_seconds = 0.001;
 	fc.retry_max_delay_seconds = 0.001;
 	pv_strategy *fb = NULL;
-	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->base, NULL, 0, &fc, NULL), 0);
+	assert_int_equal(pv_fallback_new(&fb, "retrying", &l->w.base, NULL, 0, &fc, NULL), 0);
 	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){fb, loc}, 2);
 	char path[400];
 	bf_db_path(path, sizeof path, "idem");
@@ -786,7 +812,83 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 	assert_int_equal(r.state, PV_REQ_COMPLETE);
 	pv_machine_list_clear(&ms);
 	bf_close(b, st);
-	bf_release(ctx, (pv_strategy *[]){fb, &l->base}, 2);
+	bf_release(ctx, (pv_strategy *[]){fb, &l->w.base}, 2);
+}
+
+/* ---- concurrent writers -------------------------------------------------------------- */
+
+/* During its first status call, another process (a second broker on the
+ * same store, deferred to a daemon as Host Factory is) returns every
+ * machine: what a reconciler pass meets when Host Factory returns machines
+ * while it asks the provider about them. */
+typedef struct racer {
+	wrapped w;
+	pv_broker *other;
+	char ret[PV_STORE_SHORT_MAX];
+	pv_machine_ref refs[3];
+} racer;
+
+static void return_meanwhile(wrapped *w, const pv_operation *op)
+{
+	racer *r = (racer *)w;
+	if (op->type == PV_OP_GET_INSTANCE_STATUS && r->other && !r->ret[0])
+		assert_int_equal(pv_broker_return_machines(r->other, r->refs, 3, r->ret), 0);
+}
+
+static void test_a_status_refresh_never_undoes_a_return_made_meanwhile(void **state)
+{
+	(void)state;
+	racer *rc = calloc(1, sizeof *rc);
+	/* the child named as its wrapper: the machines it makes are the wrapper's */
+	wrap(&rc->w, "racer", bf_sim("racer", "{\"capacity\": 10}", NULL));
+	rc->w.before = return_meanwhile;
+	pv_context *ctx = bf_context(NULL, (pv_strategy *[]){&rc->w.base}, 1);
+	char path[400];
+	bf_db_path(path, sizeof path, "race");
+	const char *tmpl = "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1, \"provider\": \"racer\"}]}";
+	const char *leaves[] = {"racer"};
+	pv_broker *b[2];
+	pv_store *st[2];
+	for (int i = 0; i < 2; i++) {
+		st[i] = bf_store(path);
+		pv_broker_setup setup = {.ctx = ctx, .providers = leaves, .n_providers = 1, .store = st[i]};
+		b[i] = bf_broker(&setup, tmpl);
+	}
+	pv_broker_set_mode(b[1], PV_BROKER_DEFERRED);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b[0], "t", 3, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0}, gone = {0};
+	assert_int_equal(pv_broker_request_status(b[0], id, &r, &ms), 0);
+	assert_int_equal(ms.n, 3);
+	for (int i = 0; i < 3; i++)
+		rc->refs[i] = (pv_machine_ref){ms.items[i].machine_id, NULL};
+	rc->other = b[1];
+	/* the reconciler's question: it reads the live machines, asks the
+	 * provider (the return happens then) and writes what it learnt */
+	assert_int_equal(pv_broker_reclaimed(b[0], NULL, 0, &gone), 0);
+	assert_true(rc->ret[0]);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_status(b[1], rc->ret, &r, &ms), 0);
+	assert_int_equal(ms.n, 3); /* the return still holds its machines */
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].return_id, rc->ret);
+		assert_string_equal(ms.items[i].result, "executing");
+	}
+	/* and whoever runs the queue terminates them */
+	pv_broker_set_mode(b[0], PV_BROKER_DIRECT);
+	assert_int_equal(pv_broker_run_queue(b[0]), 1);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_status(b[0], rc->ret, &r, &ms), 0);
+	assert_int_equal(ms.n, 3);
+	for (size_t i = 0; i < ms.n; i++)
+		assert_true(strcmp(ms.items[i].status, "shutting-down") == 0 ||
+			    strcmp(ms.items[i].status, "terminated") == 0);
+	pv_machine_list_clear(&ms);
+	pv_machine_list_clear(&gone);
+	for (int i = 0; i < 2; i++)
+		bf_close(b[i], st[i]);
+	bf_release(ctx, (pv_strategy *[]){&rc->w.base}, 1);
 }
 
 static void test_templates_are_validated(void **state)
@@ -838,6 +940,7 @@ int main(void)
 		cmocka_unit_test(test_health_based_request_avoids_the_sick_provider_across_processes),
 		cmocka_unit_test(test_template_naming_a_disabled_provider_says_disabled),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
+		cmocka_unit_test(test_a_status_refresh_never_undoes_a_return_made_meanwhile),
 		cmocka_unit_test(test_templates_are_validated),
 	};
 	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);

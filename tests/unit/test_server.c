@@ -848,6 +848,31 @@ static bool log_has(const ts_env *e, const char *needle)
 	return bf_file_has(path, needle);
 }
 
+/* A provider that cannot list its instances is a failed sweep, logged and
+ * counted in /metrics, never taken for an empty one. */
+static void reconciler_counts_a_failed_orphan_sweep(void **state)
+{
+	(void)state;
+	ts_env e;
+	ts_env_init(&e);
+	ts_config(&e, NULL, ", \"failure_rate\": 1.0", NULL);
+	assert_int_equal(ts_start(&e), 0);
+	ts_resp lv = ts_call(&e, "PUT", "/api/v1/log-levels", ADMIN_TOKEN, "{\"reconciler\": \"warn\"}", NULL);
+	assert_int_equal(lv.status, 200);
+	ts_resp_clear(&lv);
+	json_t *rep = reconcile(&e);
+	json_t *failed = json_object_get(rep, "orphan_sweeps_failed");
+	assert_int_equal(json_array_size(failed), 1);
+	assert_string_equal(json_string_value(json_array_get(failed, 0)), "simA");
+	json_decref(rep);
+	assert_true(log_has(&e, "orphan sweep of 'simA' failed"));
+	ts_resp mt = ts_call(&e, "GET", "/metrics", READ_TOKEN, NULL, NULL);
+	assert_true(sample(mt.raw, "provisio_orphan_sweep_failures_total") == 1);
+	assert_true(sample(mt.raw, "provisio_reconciler_passes_total") == 1);
+	ts_resp_clear(&mt);
+	ts_env_clear(&e);
+}
+
 static void debug_exec_logs_its_path_under_the_trace_id(void **state)
 {
 	ts_env *e = *state;
@@ -1070,6 +1095,7 @@ int main(void)
 		T(reconciler_leaves_provider_passes_to_the_leading_daemon),
 		T(reconciler_finds_orphans_on_the_second_pass),
 		cmocka_unit_test(reconciler_terminates_orphans_when_configured),
+		cmocka_unit_test(reconciler_counts_a_failed_orphan_sweep),
 		cmocka_unit_test(reconciler_enforces_pending_timeout),
 		cmocka_unit_test(alert_fires_and_resolves_once_per_transition),
 		T(reload_applies_good_config_and_keeps_old_on_bad),

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include "provisio/broker.h"
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include "scratch_dir.h"
@@ -334,6 +335,43 @@ static void test_kv_put_get_replace(void **state)
 	assert_int_equal(pv_store_kv_get(st, "state/fb", &v), 0);
 	assert_string_equal(v, "{\"a\":2}");
 	free(v);
+	pv_store_close(st);
+}
+
+/* The broker's limiter keeps its buckets in the store: two limiters (two
+ * processes) on one store spend one bucket, a drain by one empties it for
+ * the other, other keys are other buckets, and a bucket without a capacity
+ * or a refill rate is refused naming what it needs. */
+static void test_limiters_on_one_store_share_their_buckets(void **state)
+{
+	(void)state;
+	char where[600];
+	location("limiter.db", where, sizeof where);
+	pv_store *st = open_store("limiter.db");
+	pv_limiter *a = NULL, *b = NULL;
+	assert_int_equal(pv_broker_limiter_new(&a, where, NULL), 0);
+	assert_int_equal(pv_broker_limiter_new(&b, where, NULL), 0);
+	uint64_t wait = 1;
+	/* 3 tokens, refilled at one a thousand seconds: nothing comes back meanwhile */
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(pv_limiter_take(i % 2 ? b : a, "ec2 run", 3, 0.001, &wait), 0);
+		assert_int_equal(wait, 0);
+	}
+	assert_int_equal(pv_limiter_take(b, "ec2 run", 3, 0.001, &wait), 0);
+	assert_true(wait > 900 * PV_NS_PER_S); /* empty for both: the next token in ~1000 s */
+	assert_int_equal(pv_limiter_take(a, "ec2 describe", 3, 0.001, &wait), 0);
+	assert_int_equal(wait, 0); /* another bucket */
+	assert_int_equal(pv_limiter_drain(b, "ec2 describe", 3, 0.001), 0);
+	assert_int_equal(pv_limiter_take(a, "ec2 describe", 3, 0.001, &wait), 0);
+	assert_true(wait > 0);
+	char *row = NULL;
+	assert_int_equal(pv_store_kv_get(st, "limiter/ec2 run", &row), 0);
+	assert_non_null(strstr(row, "tokens"));
+	free(row);
+	assert_int_equal(pv_limiter_take(a, "ec2 run", 0, 1, &wait), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "capacity"));
+	pv_limiter_unref(a);
+	pv_limiter_unref(b);
 	pv_store_close(st);
 }
 
@@ -661,6 +699,7 @@ int main(void)
 		EACH_STORE(test_machine_filters_and_lookup_by_name),
 		EACH_STORE(test_in_use_counts_live_machines_and_unsettled_reservations),
 		EACH_STORE(test_kv_put_get_replace),
+		EACH_STORE(test_limiters_on_one_store_share_their_buckets),
 		EACH_STORE(test_reopen_keeps_data_and_schema_version),
 		EACH_STORE(test_concurrent_writers_lose_nothing),
 	};

@@ -11,7 +11,8 @@
  *   ec2-emulator [--port N] [--port-file PATH] [--region R]
  *                [--credentials AK:SECRET]... [--max-skew-s S (-1 = off)]
  *                [--latency-ms MS] [--throttle-rate P] [--error-rate P]
- *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
+ *                [--drop-rate P] [--lose-rate P] [--fault-actions A,B]
+ *                [--ice-types t1,t2] [--ice-azs az1,az2]
  *                [--capacity N] [--no-throttle] [--boot-ms MS]
  *                [--shutdown-ms MS] [--page-size N] [--seed N]
  *                [--launch-template-settle-ms MS] [--status-ms MS]
@@ -19,14 +20,21 @@
  *                [--ssm-parameter NAME=VALUE]...
  *
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
- * underscores), POST /_emu/reset, POST /_emu/launch_template (JSON id,
- * name, image_id, instance_type), POST /_emu/interrupt (JSON count or
- * instance_ids: spot interruptions), POST /_emu/ssm_parameter (JSON name,
- * value).
+ * underscores, plus "faults_next" and "buckets"), POST /_emu/reset, POST
+ * /_emu/launch_template (JSON id, name, image_id, instance_type), POST
+ * /_emu/interrupt (JSON count or instance_ids: spot interruptions), POST
+ * /_emu/ssm_parameter (JSON name, value).
  *
  * The endpoint answers three services, by the one a request is signed
  * for: ec2 (Query), autoscaling (Query) and ssm (JSON); EC2's buckets and
  * the injected faults apply to ec2 only.
+ *
+ * Faults: before the action, RequestLimitExceeded (--throttle-rate) and
+ * 500/503 (--error-rate); after it ran, a connection reset (--drop-rate)
+ * or an answer never sent (--lose-rate: the client waits until it gives
+ * up), the two ways a client loses the answer of a launch that happened.
+ * --fault-actions limits the dice to some actions; "faults_next" scripts
+ * the faults of an action's next calls, for tests that need one exactly.
  *
  * --launch-template exists because the emulator, like EC2, refuses a
  * launch template it does not know: a test that names a template id of its
@@ -60,13 +68,21 @@ typedef struct bucket {
 	uint64_t last_ms;
 } bucket;
 
+/* An injected fault: refused before the action (throttle, 5xx), or the
+ * answer lost after it ran (drop: connection reset; lose: never sent). */
+typedef enum fault { F_NONE = 0, F_THROTTLE, F_5XX, F_DROP, F_LOSE, F_COUNT } fault;
+static const char *const fault_names[F_COUNT] = {"none", "throttle", "5xx", "drop", "lose"};
+
 typedef struct server {
 	struct event_base *base;
 	emu e;
 	json_t *creds;       /* array of [ak, secret] */
 	long max_skew_s;
-	double latency_ms, throttle_rate, error_rate, drop_rate;
+	double latency_ms, throttle_rate, error_rate, drop_rate, lose_rate;
+	json_t *fault_actions; /* array: the dice apply only to these; NULL = all */
+	json_t *faults_next;   /* action -> array of fault names, taken in order */
 	bool throttle;
+	double bucket_spec[B_COUNT][2]; /* capacity, refill per second */
 	bucket buckets[B_COUNT];
 	json_t *calls;       /* action -> count */
 	json_t *faults;      /* kind -> count */
@@ -119,11 +135,21 @@ static bool bucket_take(bucket *b)
 	return true;
 }
 
-static void buckets_init(server *s)
+static const char *const bucket_names[B_COUNT] = {"run_instances", "mutating", "describe", "terminate"};
+
+/* EC2's documented defaults: RunInstances 5 at 2/s, mutating 50 at 5/s,
+ * describe 100 at 20/s, TerminateInstances 100 at 5/s. */
+static void bucket_defaults(server *s)
 {
 	static const double def[B_COUNT][2] = {{5, 2}, {50, 5}, {100, 20}, {100, 5}};
+	memcpy(s->bucket_spec, def, sizeof def);
+}
+
+static void buckets_init(server *s)
+{
 	for (int i = 0; i < B_COUNT; i++)
-		s->buckets[i] = (bucket){def[i][0], def[i][1], def[i][0], emu_now_ms()};
+		s->buckets[i] = (bucket){s->bucket_spec[i][0], s->bucket_spec[i][1], s->bucket_spec[i][0],
+					 emu_now_ms()};
 }
 
 static const char *secret_of(void *user, const char *ak, int index)
@@ -332,9 +358,72 @@ static void set_list(json_t **dst, json_t *v)
 	*dst = json_deep_copy(v);
 }
 
-static void apply_config(server *s, json_t *c)
+/* "faults_next": {"RunInstances": ["lose", "none", "5xx"], ...}: checked
+ * whole before any of it is taken. false with `err` saying why. */
+static bool faults_next_ok(json_t *v, char *err, size_t size)
+{
+	const char *action;
+	json_t *list, *f;
+	size_t i;
+	if (!json_is_object(v)) {
+		snprintf(err, size, "faults_next must be an object {action: [fault, ...]}");
+		return false;
+	}
+	json_object_foreach(v, action, list) {
+		if (!json_is_array(list)) {
+			snprintf(err, size, "faults_next.%s must be an array of fault names", action);
+			return false;
+		}
+		json_array_foreach(list, i, f) {
+			int k = 0;
+			while (k < F_COUNT && !(json_is_string(f) && strcmp(json_string_value(f), fault_names[k]) == 0))
+				k++;
+			if (k == F_COUNT) {
+				snprintf(err, size, "faults_next.%s[%zu]: not a fault (none, throttle, 5xx, drop, lose)",
+					 action, i);
+				return false;
+			}
+		}
+	}
+	return true;
+}
+
+/* "buckets": {"describe": {"capacity": 5, "refill_per_s": 2}, ...}. */
+static bool buckets_ok(json_t *v, char *err, size_t size)
+{
+	const char *name;
+	json_t *b;
+	if (!json_is_object(v)) {
+		snprintf(err, size, "buckets must be an object {run_instances|mutating|describe|terminate: {...}}");
+		return false;
+	}
+	json_object_foreach(v, name, b) {
+		int k = 0;
+		while (k < B_COUNT && strcmp(name, bucket_names[k]) != 0)
+			k++;
+		json_t *cap = json_object_get(b, "capacity"), *rate = json_object_get(b, "refill_per_s");
+		if (k == B_COUNT || !json_is_number(cap) || json_number_value(cap) < 1 || !json_is_number(rate) ||
+		    json_number_value(rate) <= 0) {
+			snprintf(err, size, "buckets.%s: must be one of run_instances, mutating, describe, terminate "
+					    "with {\"capacity\": >= 1, \"refill_per_s\": > 0}", name);
+			return false;
+		}
+	}
+	return true;
+}
+
+/* false with `err` saying why (then nothing was applied). */
+static bool apply_config(server *s, json_t *c, char *err, size_t size)
 {
 	json_t *v;
+	json_t *fa = json_object_get(c, "fault_actions"), *fn = json_object_get(c, "faults_next");
+	json_t *bk = json_object_get(c, "buckets");
+	if (fa && !json_is_array(fa)) {
+		snprintf(err, size, "fault_actions must be an array of action names ([] = every action)");
+		return false;
+	}
+	if ((fn && !faults_next_ok(fn, err, size)) || (bk && !buckets_ok(bk, err, size)))
+		return false;
 	if ((v = json_object_get(c, "latency_ms")))
 		s->latency_ms = json_number_value(v);
 	if ((v = json_object_get(c, "throttle_rate")))
@@ -343,6 +432,25 @@ static void apply_config(server *s, json_t *c)
 		s->error_rate = json_number_value(v);
 	if ((v = json_object_get(c, "drop_rate")))
 		s->drop_rate = json_number_value(v);
+	if ((v = json_object_get(c, "lose_rate")))
+		s->lose_rate = json_number_value(v);
+	if (fa) {
+		json_decref(s->fault_actions);
+		s->fault_actions = json_array_size(fa) ? json_deep_copy(fa) : NULL;
+	}
+	if (fn)
+		json_object_update(s->faults_next, fn);
+	if (bk) {
+		const char *name;
+		json_t *b;
+		json_object_foreach(bk, name, b)
+			for (int k = 0; k < B_COUNT; k++)
+				if (strcmp(name, bucket_names[k]) == 0) {
+					s->bucket_spec[k][0] = json_number_value(json_object_get(b, "capacity"));
+					s->bucket_spec[k][1] = json_number_value(json_object_get(b, "refill_per_s"));
+				}
+		buckets_init(s);
+	}
 	if ((v = json_object_get(c, "throttle")))
 		s->throttle = json_is_true(v);
 	if ((v = json_object_get(c, "capacity")))
@@ -361,6 +469,7 @@ static void apply_config(server *s, json_t *c)
 		s->e.status_ms = (uint64_t)json_integer_value(v);
 	set_list(&s->e.ice_types, json_object_get(c, "ice_types"));
 	set_list(&s->e.ice_azs, json_object_get(c, "ice_azs"));
+	return true;
 }
 
 /* POST /_emu/launch_template: {"id", "name", "image_id", "instance_type"}. */
@@ -429,6 +538,7 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 		emu_reset(&s->e);
 		json_object_clear(s->calls);
 		json_object_clear(s->faults);
+		json_object_clear(s->faults_next);
 		s->requests = s->auth_failures = s->throttled = 0;
 		s->max_in_flight = s->in_flight;
 		buckets_init(s);
@@ -440,8 +550,11 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 			json_decref(c);
 			return send_json(req, 400, json_pack("{s:s}", "error", "body must be a JSON object"));
 		}
-		apply_config(s, c);
+		char err[256];
+		bool ok = apply_config(s, c, err, sizeof err);
 		json_decref(c);
+		if (!ok)
+			return send_json(req, 400, json_pack("{s:s}", "error", err));
 		return send_json(req, 200, json_pack("{s:b}", "ok", 1));
 	}
 	if (strcmp(path, "/_emu/launch_template") == 0)
@@ -539,8 +652,47 @@ static int authenticate(server *s, struct evhttp_request *req, const char *servi
 	return -1;
 }
 
-/* Injected faults and throttling before the action; true when replied. */
-static bool refuse(server *s, struct evhttp_request *req, const char *action, const char *rid)
+/* Whether the dice apply to `action` (--fault-actions). */
+static bool dice_apply(server *s, const char *action)
+{
+	size_t i;
+	json_t *v;
+	if (!s->fault_actions)
+		return true;
+	json_array_foreach(s->fault_actions, i, v) if (strcmp(json_string_value(v), action) == 0) return true;
+	return false;
+}
+
+/* The fault of this call of `action`: the next scripted one (taken), else
+ * the dice, drawn in a fixed order (throttle, 5xx, drop, lose) so a seed
+ * gives the same faults whatever the actions draw. */
+static fault fault_of(server *s, const char *action)
+{
+	json_t *script = json_object_get(s->faults_next, action);
+	if (json_array_size(script)) {
+		const char *name = json_string_value(json_array_get(script, 0));
+		int k = 0;
+		while (k < F_COUNT - 1 && strcmp(name, fault_names[k]) != 0)
+			k++;
+		json_array_remove(script, 0);
+		return (fault)k;
+	}
+	if (!dice_apply(s, action))
+		return F_NONE;
+	if (s->throttle_rate > 0 && dice(s) < s->throttle_rate)
+		return F_THROTTLE;
+	if (s->error_rate > 0 && dice(s) < s->error_rate)
+		return F_5XX;
+	if (s->drop_rate > 0 && dice(s) < s->drop_rate)
+		return F_DROP;
+	if (s->lose_rate > 0 && dice(s) < s->lose_rate)
+		return F_LOSE;
+	return F_NONE;
+}
+
+/* EC2's bucket, then the faults that refuse before the action; true when
+ * replied. A call the bucket refuses draws no fault. */
+static bool refuse(server *s, struct evhttp_request *req, const char *action, fault *f, const char *rid)
 {
 	if (s->throttle && !bucket_take(&s->buckets[bucket_of(action)])) {
 		s->throttled++;
@@ -548,13 +700,14 @@ static bool refuse(server *s, struct evhttp_request *req, const char *action, co
 		reply_error(s, req, 503, "RequestLimitExceeded", "Request limit exceeded.", rid);
 		return true;
 	}
-	if (s->throttle_rate > 0 && dice(s) < s->throttle_rate) {
+	*f = fault_of(s, action);
+	if (*f == F_THROTTLE) {
 		s->throttled++;
 		bump(s->faults, "throttle");
 		reply_error(s, req, 503, "RequestLimitExceeded", "Request limit exceeded.", rid);
 		return true;
 	}
-	if (s->error_rate > 0 && dice(s) < s->error_rate) {
+	if (*f == F_5XX) {
 		bump(s->faults, "5xx");
 		bool unavailable = dice(s) < 0.5;
 		reply_error(s, req, unavailable ? 503 : 500, unavailable ? "Unavailable" : "InternalError",
@@ -619,16 +772,19 @@ static void on_request(struct evhttp_request *req, void *arg)
 	free(body);
 	bump(s->calls, action ? action : "(none)");
 	/* EC2's buckets and the injected faults are EC2's (its error envelope). */
-	if (action && strcmp(service, "ec2") == 0 && refuse(s, req, action, rid)) {
+	fault f = F_NONE;
+	if (action && strcmp(service, "ec2") == 0 && refuse(s, req, action, &f, rid)) {
 		json_decref(params);
 		return;
 	}
 	emu_reply r = {0};
 	emu_dispatch(&s->e, service, action, params, rid, &r);
-	bool drop = strcmp(service, "ec2") == 0 && s->drop_rate > 0 && dice(s) < s->drop_rate;
-	if (drop)
-		bump(s->faults, "drop");
-	reply(s, req, r.status, rid, r.body.s, r.body.len, r.content_type, drop);
+	if (f == F_DROP || f == F_LOSE)
+		bump(s->faults, fault_names[f]);
+	/* lost: the action ran and no answer comes; the client's timeout
+	 * ends the exchange (evhttp frees the request when it hangs up) */
+	if (f != F_LOSE)
+		reply(s, req, r.status, rid, r.body.s, r.body.len, r.content_type, f == F_DROP);
 	eb_free(&r.body);
 	json_decref(params);
 }
@@ -649,7 +805,8 @@ static int usage(void)
 {
 	fprintf(stderr, "usage: ec2-emulator [--port N] [--port-file PATH] [--region R] "
 			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
-			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
+			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--lose-rate P] "
+			"[--fault-actions A,B] [--ice-types a,b] "
 			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
 			"[--shutdown-ms MS] [--page-size N] [--seed N] [--launch-template-settle-ms MS] [--status-ms MS] "
 			"[--launch-template ID:NAME[:IMAGE[:TYPE]]]... [--ssm-parameter NAME=VALUE]...\n");
@@ -707,6 +864,12 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 			s->error_rate = atof(v);
 		else if (strcmp(a, "--drop-rate") == 0)
 			s->drop_rate = atof(v);
+		else if (strcmp(a, "--lose-rate") == 0)
+			s->lose_rate = atof(v);
+		else if (strcmp(a, "--fault-actions") == 0) {
+			json_decref(s->fault_actions);
+			s->fault_actions = csv(v);
+		}
 		else if (strcmp(a, "--ice-types") == 0) {
 			json_t *l = csv(v);
 			set_list(&s->e.ice_types, l);
@@ -762,6 +925,8 @@ int main(int argc, char **argv)
 	s.creds = json_array();
 	s.calls = json_object();
 	s.faults = json_object();
+	s.faults_next = json_object();
+	bucket_defaults(&s);
 	s.max_skew_s = 900;
 	s.fault_rng = 42;
 	s.throttle = true;
@@ -822,5 +987,7 @@ int main(int argc, char **argv)
 	json_decref(s.creds);
 	json_decref(s.calls);
 	json_decref(s.faults);
+	json_decref(s.faults_next);
+	json_decref(s.fault_actions);
 	return 0;
 }

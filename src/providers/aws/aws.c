@@ -6,8 +6,9 @@
  * bucket of its action class (so we rarely provoke RequestLimitExceeded),
  * sign and send, classify the answer, and retry only transient and
  * throttled failures with exponential backoff and full jitter, never past
- * the operation deadline. The operations themselves are in launch.c and
- * ops.c.
+ * the operation deadline. Throttling only delays a call: it is tried again
+ * until the deadline, while transient failures get max_retries. The
+ * operations themselves are in launch.c and ops.c.
  */
 #include <math.h>
 #include <stdio.h>
@@ -86,10 +87,27 @@ static int parse_throttle(aws *a, const json_t *t)
 	memcpy(cfg, bucket_defaults, sizeof cfg);
 	bool enabled = true;
 	double margin = 0.1;
+	a->buckets_shared = true;
 	if (t && !json_is_object(t))
 		return field_error(a->base.name, "throttle", "must be an object");
 	if (t && get_bool(a, t, "enabled", &enabled) < 0)
 		return field_error(a->base.name, "throttle.enabled", "must be true or false");
+	if (t && get_bool(a, t, "shared", &a->buckets_shared) < 0)
+		return field_error(a->base.name, "throttle.shared", "must be true or false");
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)t, key, v) {
+		bool known = strcmp(key, "enabled") == 0 || strcmp(key, "shared") == 0 ||
+			     strcmp(key, "safety_margin") == 0;
+		for (int k = 0; k < BK_COUNT && !known; k++)
+			known = strcmp(key, bucket_keys[k]) == 0;
+		if (!known) {
+			snprintf(field, sizeof field, "throttle.%.50s", key);
+			return field_error(a->base.name, field,
+					   "is not a throttle field (enabled, shared, safety_margin, run_instances, "
+					   "mutating, describe, terminate)");
+		}
+	}
 	json_t *m = t ? json_object_get(t, "safety_margin") : NULL;
 	if (m && !(json_is_number(m) && json_number_value(m) >= 0 && json_number_value(m) <= 0.9))
 		return field_error(a->base.name, "throttle.safety_margin", "must be a number from 0 to 0.9");
@@ -376,16 +394,24 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 void aws_attempt_end(aws *a, aws_action act, int http_rc, uint64_t deadline_ns, aws_call *c)
 {
 	if (http_rc < 0) {
+		/* sent and no answer (timeout, reset): it may have been done */
 		atomic_fetch_add_explicit(&a->transport_errors, 1, memory_order_relaxed);
 		c->ok = false;
 		c->cls = PV_CLASS_TRANSIENT;
 		c->ec2_code[0] = '\0';
+		c->transient++;
+		c->maybe_ran = true;
 		if (c->reply.timed_out && deadline_ns && pv_clock_now(a->clock) >= deadline_ns)
 			c->deadline_hit = true;
 		return;
 	}
 	classify(c);
+	if (c->cls == PV_CLASS_TRANSIENT) {
+		c->transient++;
+		c->maybe_ran |= c->reply.status >= 500; /* an internal error may come after the work */
+	}
 	if (c->cls == PV_CLASS_THROTTLED) {
+		c->throttled++;
 		atomic_fetch_add_explicit(&a->throttled_received, 1, memory_order_relaxed);
 		aws_bucket_drain(&a->buckets[action_bucket[act]], pv_clock_now(a->clock));
 	}
@@ -438,9 +464,13 @@ static int health_of(const aws_call *c)
 
 bool aws_retry_delay(aws *a, aws_call *c, unsigned attempt, uint64_t deadline_ns, uint64_t *delay_ns)
 {
-	if (c->ok || c->deadline_hit)
+	if (c->ok || c->deadline_hit || !pv_error_class_retryable(c->cls))
 		return false;
-	if (!pv_error_class_retryable(c->cls) || attempt >= (unsigned)a->max_retries)
+	/* Throttling delays a call, it does not fail it: tried again until the
+	 * deadline (without one, like any other failure). Transient failures
+	 * get max_retries. */
+	bool patient = c->cls == PV_CLASS_THROTTLED && deadline_ns;
+	if (!patient && (c->cls == PV_CLASS_TRANSIENT ? c->transient : attempt + 1) > (unsigned)a->max_retries)
 		return false;
 	uint64_t d = aws_backoff_ns(a, attempt);
 	if (deadline_ns && pv_clock_now(a->clock) + d >= deadline_ns) {
@@ -480,7 +510,11 @@ void aws_call_fail(aws *a, aws_action act, const aws_call *c, pv_result *out)
 	const char *code = c->deadline_hit ? PV_ERR_TIMEOUT : aws_error_pv_code(c->cls, c->ec2_code);
 	pv_error_class cls = c->deadline_hit ? PV_CLASS_TRANSIENT : c->cls;
 	const char *plural = c->attempts == 1 ? "" : "s";
-	if (c->ec2_code[0])
+	if (c->throttled && (cls == PV_CLASS_THROTTLED || c->deadline_hit))
+		pv_result_fail(out, code, cls, "aws '%s': %s: throttled by EC2: RequestLimitExceeded %u "
+			       "time(s) in %u call%s%s", a->base.name, aws_action_name(act), c->throttled,
+			       c->attempts, plural, c->deadline_hit ? ", until the deadline" : "");
+	else if (c->ec2_code[0])
 		pv_result_fail(out, code, cls, "aws '%s': %s: %s: %s (%u call%s)", a->base.name,
 			       aws_action_name(act), c->ec2_code,
 			       c->ec2_message ? c->ec2_message : "no message", c->attempts, plural);
@@ -496,6 +530,10 @@ void aws_call_fail(aws *a, aws_action act, const aws_call *c, pv_result *out)
 	if (c->request_id[0])
 		pv_result_meta_set(out, "aws_request_id", json_string(c->request_id));
 	pv_result_meta_set(out, "api_calls", json_integer(c->attempts));
+	if (c->attempts > 1)
+		pv_result_meta_set(out, "retries", json_integer(c->attempts - 1));
+	if (c->throttled)
+		pv_result_meta_set(out, "throttled_by", json_string("EC2"));
 }
 
 /* ---- strategy methods ------------------------------------------------------- */
@@ -588,6 +626,19 @@ static json_t *aws_stats(pv_strategy *s)
 			 "credentials_source", src);
 }
 
+/* EC2 meters an account per region: processes aimed at one endpoint and
+ * region share these buckets through the limiter (one key per bucket). */
+static int aws_set_limiter(pv_strategy *s, pv_limiter *l)
+{
+	aws *a = as_aws(s);
+	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++) {
+		char key[256];
+		snprintf(key, sizeof key, "ec2 %s %s %s", a->region, a->endpoint_url, bucket_keys[k]);
+		aws_bucket_share(&a->buckets[k], a->buckets_shared ? l : NULL, key);
+	}
+	return 0;
+}
+
 static void free_secret(char *s)
 {
 	if (!s)
@@ -625,6 +676,7 @@ static const pv_strategy_methods aws_methods = {
 	.health = aws_health,
 	.destroy = aws_destroy,
 	.stats = aws_stats,
+	.set_limiter = aws_set_limiter,
 };
 
 uint64_t pv_aws_calls(pv_strategy *s, const char *action)

@@ -17,6 +17,7 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "provisio/clock.h"
+#include "provisio/limiter.h"
 
 struct curl_slist;
 #include "provisio/result.h"
@@ -27,6 +28,9 @@ struct curl_slist;
  * A token bucket on a pv_clock: `capacity` tokens, refilled continuously at
  * `refill_per_s`. EC2 meters each account with such buckets; holding our own
  * copy means we wait a little instead of being answered RequestLimitExceeded.
+ * With a shared limiter (the broker's, over the store) the tokens come from
+ * the bucket every process on that store spends, named `key`; the local
+ * one stands in when the limiter cannot be reached.
  */
 typedef struct aws_bucket {
 	pthread_mutex_t lock;
@@ -35,15 +39,21 @@ typedef struct aws_bucket {
 	double tokens;
 	uint64_t last_ns;
 	bool enabled;
+	pv_limiter *shared;  /* referenced; NULL = this process alone */
+	char key[256];       /* the shared bucket's name */
+	bool shared_failed;  /* said once that the limiter failed */
 } aws_bucket;
 
 void aws_bucket_init(aws_bucket *b, double capacity, double refill_per_s, uint64_t now_ns);
 void aws_bucket_destroy(aws_bucket *b);
+/* Spends the tokens of bucket `key` of `l` from now on (a reference is
+ * taken; NULL: this process's own bucket again). */
+void aws_bucket_share(aws_bucket *b, pv_limiter *l, const char *key);
 /* Takes one token if there is one (returns 0), else returns how many ns to
  * wait before one is there (nothing taken). A disabled bucket always gives. */
 uint64_t aws_bucket_try_take(aws_bucket *b, uint64_t now_ns);
-/* Empties the bucket: EC2 said RequestLimitExceeded, so its bucket is
- * empty whatever ours thought. */
+/* Empties the bucket (the shared one too): EC2 said RequestLimitExceeded,
+ * so its bucket is empty whatever ours thought. */
 void aws_bucket_drain(aws_bucket *b, uint64_t now_ns);
 /* Takes one token, sleeping on `clock` as needed. PV_ESTATE (no token
  * taken) when the wait would end after `deadline_ns` (0 = none). `waited_ns`

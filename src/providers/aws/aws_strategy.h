@@ -40,6 +40,7 @@ typedef struct aws {
 	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
 	aws_bucket buckets[BK_COUNT];
 	bool buckets_ready;
+	bool buckets_shared; /* throttle.shared: take a limiter when given one */
 
 	aws_http_pool pool;
 	pthread_mutex_t lock; /* creds, rng, lt_cache */
@@ -61,6 +62,10 @@ typedef struct aws_call {
 	char *ec2_message;      /* owned */
 	char request_id[80];
 	unsigned attempts;
+	unsigned transient;     /* attempts that failed transiently (5xx, no answer) */
+	unsigned throttled;     /* attempts answered RequestLimitExceeded */
+	bool maybe_ran;         /* an attempt's answer was lost (no answer, 5xx): EC2
+				   may have done it */
 	bool deadline_hit;
 } aws_call;
 
@@ -138,5 +143,10 @@ void aws_op_health(aws *a, const pv_operation *op, pv_result *out);
 const json_t *aws_template(aws *a, const pv_operation *op, pv_result *out);
 /* Adds provider, request_id and template_id (from tags) to each instance. */
 void aws_annotate(aws *a, json_t *instances);
+/* DescribeInstances with `filters` (name, value, name, value, ..., NULL;
+ * a value may list several, comma separated), every page, appending the
+ * instances to `list`. false with `out` failed; *calls counts attempts. */
+bool aws_describe_filters(aws *a, const pv_operation *op, const char *const *filters, json_t *list,
+			  unsigned *calls, pv_result *out);
 
 #endif

@@ -11,9 +11,14 @@
  * A fleet template without launchTemplateId gets one made on the fly
  * (CreateLaunchTemplate, named after the template and a hash of its launch
  * parameters, so later requests reuse it).
- * Every launch call carries a ClientToken derived from (request id,
- * provider, attempt group) and tags the instances at launch, so a retry
- * never launches twice and every instance can be found by its request.
+ * Every launch call carries a ClientToken derived from the caller's
+ * client_token (the broker makes one per round: one intended launch),
+ * the provider and the attempt group (batch, type, size), and tags the
+ * instances at launch: a retry of the call never launches twice, a new
+ * round launches anew, and every instance can be found by its request.
+ * A call whose answer was lost (no answer, a reset, a 5xx: EC2 may have
+ * launched) is looked up by its token before it is called failed, and
+ * what the lookup finds is the call's answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,12 +30,16 @@
 #define TAG_REQUEST "provisio:request-id"
 #define TAG_TEMPLATE "provisio:template-id"
 #define TAG_PROVIDER "provisio:provider"
+/* CreateFleet's token on its instances: EC2 gives fleet instances a token
+ * of its own, so a lost fleet answer is found by this tag instead. */
+#define TAG_CLIENT_TOKEN "provisio:client-token"
 
 /* What a launch needs, read from the template and the parameters. All
  * strings borrowed from the operation's JSON. */
 typedef struct launch {
 	const json_t *tmpl;
 	const char *template_id, *request_id;
+	const char *basis; /* what the tokens derive from: client_token, request_id or nonce */
 	const char *image_id, *key_name, *user_data, *api, *price_type;
 	const char *lt_id, *lt_version, *max_price;
 	json_t *types;   /* owned: [{"type":..,"weight":..}] in preference order */
@@ -38,7 +47,7 @@ typedef struct launch {
 	json_t *tags;    /* owned: object */
 	int64_t count;
 	bool all_or_nothing;
-	char nonce[40]; /* stands for the request id when the caller gave none */
+	char nonce[40]; /* stands for the client token when the caller gave none */
 	char lt_made[64]; /* the launch template made (or found) for EC2Fleet */
 	char lt_name[128];
 	const char *lt_how; /* created, existing, cached */
@@ -151,14 +160,19 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	if (!l->template_id)
 		l->template_id = tstr(l->tmpl, "templateId");
 	l->request_id = json_string_value(json_object_get(p, "request_id"));
-	if (!l->request_id) {
-		/* Without a request id there is no cross-call idempotency, but
-		 * retries of this call still share one token. */
+	json_t *ct = json_object_get(p, "client_token");
+	if (ct && (!json_is_string(ct) || json_string_length(ct) == 0))
+		return bad(out, "parameter '%s' must be a non-empty string", "client_token");
+	l->basis = ct ? json_string_value(ct) : l->request_id;
+	if (!l->basis) {
+		/* Without a token or a request id there is no cross-call
+		 * idempotency, but retries of this call still share one token. */
 		pthread_mutex_lock(&a->lock);
 		uint64_t r1 = pv_rng_next(&a->rng), r2 = pv_rng_next(&a->rng);
 		pthread_mutex_unlock(&a->lock);
 		snprintf(l->nonce, sizeof l->nonce, "op-%016llx%016llx", (unsigned long long)r1,
 			 (unsigned long long)r2);
+		l->basis = l->nonce;
 	}
 	l->image_id = tstr(l->tmpl, "imageId");
 	l->key_name = tstr(l->tmpl, "keyName");
@@ -188,7 +202,10 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	return 0;
 }
 
-static void add_tags(aws_form *f, const char *prefix, const json_t *tags)
+/* The instance TagSpecification: `tags`, and the (key, value) pair
+ * `more_key` = `more_value` when more_key is not NULL. */
+static void add_tags(aws_form *f, const char *prefix, const json_t *tags, const char *more_key,
+		     const char *more_value)
 {
 	const char *k;
 	json_t *v;
@@ -198,6 +215,11 @@ static void add_tags(aws_form *f, const char *prefix, const json_t *tags)
 		n++;
 		aws_form_addf(f, k, "%s.Tag.%d.Key", prefix, n);
 		aws_form_addf(f, json_string_value(v), "%s.Tag.%d.Value", prefix, n);
+	}
+	if (more_key) {
+		n++;
+		aws_form_addf(f, more_key, "%s.Tag.%d.Key", prefix, n);
+		aws_form_addf(f, more_value, "%s.Tag.%d.Value", prefix, n);
 	}
 }
 
@@ -244,7 +266,7 @@ static void run_form(aws *a, const launch *l, aws_form *f, const char *type, int
 		if (l->max_price)
 			aws_form_add(f, "InstanceMarketOptions.SpotOptions.MaxPrice", l->max_price);
 	}
-	add_tags(f, "TagSpecification.1", l->tags);
+	add_tags(f, "TagSpecification.1", l->tags, NULL, NULL);
 	if (dry_run)
 		aws_form_add(f, "DryRun", "true");
 }
@@ -255,8 +277,49 @@ typedef struct launch_acc {
 	aws_call last;     /* the last failed call */
 	aws_action last_act; /* its action */
 	bool have_fail;
-	unsigned calls;
+	unsigned calls, retries, throttled;
+	unsigned found;    /* instances of lost answers found by their token */
+	bool unknown;      /* a launch whose answer was lost could not be looked up */
 } launch_acc;
+
+/* Counts a finished call's attempts. */
+static void acc_count(launch_acc *acc, const aws_call *c)
+{
+	acc->calls += c->attempts;
+	acc->retries += c->attempts ? c->attempts - 1 : 0;
+	acc->throttled += c->throttled;
+}
+
+/*
+ * A launch call that failed after an attempt whose answer was lost: EC2
+ * may have launched. Its instances are looked up by the call's token
+ * (`filter` = `token`); what is found is the call's answer. Returns the
+ * instances found (a new array, maybe empty: the launch did not happen),
+ * or NULL when the lookup could not be made (no time left, or it failed
+ * too): then nobody knows, and the result says so (outcome_unknown).
+ */
+static json_t *lost_launch(aws *a, const pv_operation *op, launch_acc *acc, const char *filter,
+			   const char *token)
+{
+	if (op->deadline_ns && pv_clock_now(a->clock) >= op->deadline_ns) {
+		acc->unknown = true;
+		return NULL;
+	}
+	const char *const filters[] = {filter, token, NULL};
+	json_t *list = json_array();
+	unsigned calls = 0;
+	pv_result r = PV_RESULT_INIT;
+	bool ok = aws_describe_filters(a, op, filters, list, &calls, &r);
+	acc->calls += calls;
+	pv_result_clear(&r);
+	if (!ok) {
+		json_decref(list);
+		acc->unknown = true;
+		return NULL;
+	}
+	acc->found += (unsigned)json_array_size(list);
+	return list;
+}
 
 static void record_failure(launch_acc *acc, aws_call *c, const char *type)
 {
@@ -277,7 +340,7 @@ static int64_t run_batch(aws *a, const launch *l, const pv_operation *op, launch
 {
 	char group[160], token[AWS_CLIENT_TOKEN_MAX + 1];
 	snprintf(group, sizeof group, "run:%d:%s:%lld", batch, type, (long long)n);
-	aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, group);
+	aws_client_token(token, l->basis, a->base.name, group);
 	aws_form f;
 	run_form(a, l, &f, type, n, token, false);
 	aws_call c;
@@ -287,12 +350,17 @@ static int64_t run_batch(aws *a, const launch *l, const pv_operation *op, launch
 	}
 	bool ok = aws_do(a, ACT_RUN_INSTANCES, f.buf, op->deadline_ns, &c);
 	aws_form_free(&f);
-	acc->calls += c.attempts;
-	if (!ok) {
+	acc_count(acc, &c);
+	json_t *got = NULL;
+	if (!ok && c.maybe_ran)
+		got = lost_launch(a, op, acc, "client-token", token);
+	if (!ok && json_array_size(got) == 0) {
+		json_decref(got);
 		record_failure(acc, &c, type);
 		return 0;
 	}
-	json_t *got = aws_xml_instances(c.reply.body, c.reply.len, NULL);
+	if (ok)
+		got = aws_xml_instances(c.reply.body, c.reply.len, NULL);
 	int64_t k = got ? (int64_t)json_array_size(got) : 0;
 	if (got)
 		json_array_extend(acc->instances, got);
@@ -385,7 +453,7 @@ static void fleet_form(aws *a, const launch *l, aws_form *f, const char *token, 
 	const char *ods = tstr(l->tmpl, "allocationStrategyOnDemand");
 	aws_form_add(f, "OnDemandOptions.AllocationStrategy",
 		     ods && strcmp(ods, "prioritized") == 0 ? "prioritized" : "lowest-price");
-	add_tags(f, "TagSpecification.1", l->tags);
+	add_tags(f, "TagSpecification.1", l->tags, token ? TAG_CLIENT_TOKEN : NULL, token);
 	if (dry_run)
 		aws_form_add(f, "DryRun", "true");
 	(void)a;
@@ -489,7 +557,7 @@ static bool lt_lookup(aws *a, launch *l, const pv_operation *op, launch_acc *acc
 	aws_call c;
 	bool ok = !f.oom && aws_do(a, ACT_DESCRIBE_LAUNCH_TEMPLATES, f.buf, op->deadline_ns, &c);
 	aws_form_free(&f);
-	acc->calls += c.attempts;
+	acc_count(acc, &c);
 	if (ok)
 		aws_xml_launch_template_id(c.reply.body, c.reply.len, l->lt_made, sizeof l->lt_made);
 	if (!ok || !l->lt_made[0]) {
@@ -518,13 +586,13 @@ static bool ensure_launch_template(aws *a, launch *l, const pv_operation *op, la
 	if (!ok) {
 		char group[160], token[AWS_CLIENT_TOKEN_MAX + 1];
 		snprintf(group, sizeof group, "lt:%s", l->lt_name);
-		aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, group);
+		aws_client_token(token, l->basis, a->base.name, group);
 		aws_form f;
 		lt_form(l, data, token, false, &f);
 		aws_call c;
 		ok = !f.oom && aws_do(a, ACT_CREATE_LAUNCH_TEMPLATE, f.buf, op->deadline_ns, &c);
 		aws_form_free(&f);
-		acc->calls += c.attempts;
+		acc_count(acc, &c);
 		l->lt_how = "created";
 		if (ok) {
 			aws_xml_launch_template_id(c.reply.body, c.reply.len, l->lt_made, sizeof l->lt_made);
@@ -552,13 +620,23 @@ static void create_fleet(aws *a, const launch *l, const pv_operation *op, launch
 			 json_t *data)
 {
 	char token[AWS_CLIENT_TOKEN_MAX + 1];
-	aws_client_token(token, l->request_id ? l->request_id : l->nonce, a->base.name, "fleet:0");
+	aws_client_token(token, l->basis, a->base.name, "fleet:0");
 	aws_form f;
 	fleet_form(a, l, &f, token, false);
 	aws_call c;
 	bool ok = !f.oom && aws_do(a, ACT_CREATE_FLEET, f.buf, op->deadline_ns, &c);
 	aws_form_free(&f);
-	acc->calls += c.attempts;
+	acc_count(acc, &c);
+	if (!ok && c.maybe_ran) {
+		json_t *got = lost_launch(a, op, acc, "tag:" TAG_CLIENT_TOKEN, token);
+		if (json_array_size(got)) {
+			json_array_extend(acc->instances, got);
+			json_decref(got);
+			aws_call_free(&c);
+			return;
+		}
+		json_decref(got);
+	}
 	if (!ok) {
 		record_failure(acc, &c, NULL);
 		return;
@@ -674,6 +752,24 @@ static int64_t units_of(const launch *l, json_t *instances, bool fleet)
 	return units;
 }
 
+/* What the caller needs to judge the outcome: calls and retries, whether
+ * EC2 throttled us, lost answers found by their token, and whether a lost
+ * answer could not be looked up (instances may exist that this result does
+ * not list: look for them by the request's tag). */
+static void launch_meta(const launch_acc *acc, pv_result *out)
+{
+	pv_result_meta_set(out, "api_calls", json_integer(acc->calls));
+	pv_result_meta_set(out, "retries", json_integer(acc->retries));
+	if (acc->throttled) {
+		pv_result_meta_set(out, "throttled_by", json_string("EC2"));
+		pv_result_meta_set(out, "throttled_received", json_integer(acc->throttled));
+	}
+	if (acc->found)
+		pv_result_meta_set(out, "found_after_lost_answer", json_integer(acc->found));
+	if (acc->unknown)
+		pv_result_meta_set(out, "outcome_unknown", json_true());
+}
+
 static void finish_create(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
 			  json_t *data, pv_result *out)
 {
@@ -691,6 +787,7 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 				       a->base.name, (long long)n, (long long)l->count);
 		pv_result_meta_set(out, "errors", json_incref(acc->errors));
 		pv_result_meta_set(out, "requested", json_integer(l->count));
+		launch_meta(acc, out);
 		json_decref(data);
 		return;
 	}
@@ -706,7 +803,7 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 	json_object_set_new(data, "partial", json_boolean(n < l->count));
 	json_object_set(data, "errors", acc->errors);
 	pv_result_ok(out, data);
-	pv_result_meta_set(out, "api_calls", json_integer(acc->calls));
+	launch_meta(acc, out);
 }
 
 static void dry_run_create(aws *a, const launch *l, const pv_operation *op, pv_result *out);

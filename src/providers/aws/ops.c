@@ -5,7 +5,9 @@
  * TerminateInstances takes at most 1000 ids a call; DescribeInstances is
  * asked by ids in batches of 200 (EC2's filter value limit, and ids cannot
  * be combined with MaxResults) or by a tag / reservation / fleet filter,
- * following NextToken until the last page. The batches run concurrently
+ * following NextToken until the last page. Without an id at all,
+ * describe_resource_instances lists every instance this provider tagged
+ * that is not gone (the reconciler's orphan sweep). The batches run concurrently
  * from the calling thread (many.c), and the instances come back in the
  * order of the ids given.
  */
@@ -272,8 +274,8 @@ static bool describe_ids(aws *a, const pv_operation *op, json_t *ids, json_t *li
 	return ok;
 }
 
-static bool describe_filter(aws *a, const pv_operation *op, const char *name, const char *value,
-			    json_t *list, unsigned *calls, pv_result *out)
+bool aws_describe_filters(aws *a, const pv_operation *op, const char *const *filters, json_t *list,
+			  unsigned *calls, pv_result *out)
 {
 	describe_job *d = calloc(1, sizeof *d);
 	if (!d) {
@@ -282,11 +284,34 @@ static bool describe_filter(aws *a, const pv_operation *op, const char *name, co
 	}
 	d->paged = true;
 	d->found = json_array();
-	aws_form_add(&d->sel, "Filter.1.Name", name);
-	aws_form_add(&d->sel, "Filter.1.Value.1", value);
+	for (int f = 0; filters[2 * f]; f++) {
+		aws_form_addf(&d->sel, filters[2 * f], "Filter.%d.Name", f + 1);
+		char values[512];
+		snprintf(values, sizeof values, "%s", filters[2 * f + 1]);
+		char *save = NULL;
+		int k = 0;
+		for (char *v = strtok_r(values, ",", &save); v; v = strtok_r(NULL, ",", &save))
+			aws_form_addf(&d->sel, v, "Filter.%d.Value.%d", f + 1, ++k);
+	}
 	bool ok = describe_run(a, op, d, 1, list, calls, out);
 	describe_jobs_free(d, 1);
 	return ok;
+}
+
+static bool describe_filter(aws *a, const pv_operation *op, const char *name, const char *value,
+			    json_t *list, unsigned *calls, pv_result *out)
+{
+	const char *const filters[] = {name, value, NULL};
+	return aws_describe_filters(a, op, filters, list, calls, out);
+}
+
+/* Every instance this provider launched that is not gone: the orphan
+ * sweep's question (describe_resource_instances without an id). */
+static bool describe_managed(aws *a, const pv_operation *op, json_t *list, unsigned *calls, pv_result *out)
+{
+	const char *const filters[] = {"tag:provisio:provider", a->base.name, "instance-state-name",
+				       "pending,running,shutting-down,stopping,stopped", NULL};
+	return aws_describe_filters(a, op, filters, list, calls, out);
 }
 
 void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resource)
@@ -311,10 +336,11 @@ void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resou
 		ok = describe_filter(a, op, "tag:aws:ec2:fleet-id", res, list, &calls, out);
 	else if (res || req)
 		ok = describe_filter(a, op, "tag:provisio:request-id", res ? res : req, list, &calls, out);
+	else if (by_resource)
+		ok = describe_managed(a, op, list, &calls, out);
 	else {
 		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
-			       by_resource ? "give parameter 'resource_id' (fleet-, r- or a request id) or 'request_id'"
-					   : "give parameter 'instance_ids' (array) or 'request_id' (string)");
+			       "give parameter 'instance_ids' (array) or 'request_id' (string)");
 		ok = false;
 	}
 	if (!ok) {
