@@ -188,8 +188,10 @@ static int load_state(pv_broker *b)
  * outcome within a process, and the freshest view across processes. */
 static int save_state(pv_broker *b)
 {
-	char *texts[64] = {0};
-	size_t n = b->n_state < 64 ? b->n_state : 64, changed = 0;
+	size_t n = b->n_state, changed = 0;
+	char **texts = calloc(n, sizeof *texts); /* every strategy's, however many */
+	if (!texts)
+		return pv_error_set(PV_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = pv_strategy_state_save(b->state[i].s);
 		texts[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -224,6 +226,7 @@ static int save_state(pv_broker *b)
 			free(texts[i]);
 		}
 	}
+	free(texts);
 	return rc;
 }
 
@@ -442,10 +445,12 @@ static int load_json_file(const char *path, const char *what, json_t **out)
 static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *templates,
 		    const pv_broker_settings *set, const pv_clock *clock)
 {
-	pv_strategy *all[256];
-	const char *leaves[256];
+	/* every strategy of the graph: a leaf left out would be one crash
+	 * recovery never asks for the machines it made */
+	pv_strategy **all = calloc(g->n + 1, sizeof *all);
+	const char **leaves = calloc(g->n + 1, sizeof *leaves);
 	size_t n = 0, nl = 0;
-	for (size_t i = 0; i < g->n && n < 256; i++) {
+	for (size_t i = 0; all && leaves && i < g->n; i++) {
 		all[n++] = g->items[i].s;
 		if (g->items[i].provider)
 			leaves[nl++] = g->items[i].name;
@@ -453,7 +458,9 @@ static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *template
 	pv_broker_setup setup = {.ctx = g->ctx, .strategies = all, .n_strategies = n,
 				 .providers = leaves, .n_providers = nl, .store = st,
 				 .templates = templates, .settings = *set, .clock = clock};
-	int rc = pv_broker_new(out, &setup);
+	int rc = all && leaves ? pv_broker_new(out, &setup) : pv_error_set(PV_ENOMEM, "out of memory");
+	free(all);
+	free(leaves);
 	json_decref(templates);
 	if (rc < 0) {
 		pv_store_close(st);

@@ -568,6 +568,72 @@ static void test_save_state_writes_each_change_without_closing(void **state)
 	destroy(f);
 }
 
+/* A broker opened from files knows every strategy of the graph, however
+ * many: crash recovery asks the 300th provider too, and the state of a
+ * wrapper defined after 300 providers is saved (both lists were once cut,
+ * at 256 and 64, without a word). */
+static void test_large_graph_from_files_recovers_and_saves_every_strategy(void **state)
+{
+	(void)state;
+	char conf[400], tmpl[400], db[400];
+	snprintf(conf, sizeof conf, "%s/large.json", bf_dir);
+	snprintf(tmpl, sizeof tmpl, "%s/large_templates.json", bf_dir);
+	bf_db_path(db, sizeof db, "large");
+	bf_write_file(tmpl, "{\"templates\": [{\"templateId\": \"t\", \"provider\": \"fb\"}]}");
+	json_t *providers = json_array();
+	for (int i = 0; i < 300; i++)
+		json_array_append_new(providers, json_pack("{s:o, s:s, s:{s:f}}", "name", json_sprintf("p%d", i),
+							   "type", "sim", "config", "failure_rate",
+							   i == 0 ? 1.0 : 0.0));
+	json_t *cfg = json_pack("{s:o, s:[{s:s, s:s, s:s, s:[s], s:{s:s, s:i}}], s:s, s:{s:s}, s:{s:s}}",
+				"providers", providers, "strategies", "name", "fb", "kind", "fallback",
+				"primary", "p0", "fallbacks", "p299", "config", "mode", "circuit_breaker",
+				"circuit_breaker_threshold", 1, "default_strategy", "fb", "store", "path", db,
+				"broker", "templates_file", tmpl);
+	assert_int_equal(json_dump_file(cfg, conf, 0), 0);
+	json_decref(cfg);
+	pv_broker_open_options o = {.config = {.path = conf}};
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker *b = NULL;
+	assert_int_equal(pv_broker_open(&b, &o, &d), 0);
+	pv_diags_clear(&d);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0); /* p0 fails: its breaker opens */
+
+	/* a process died after p299 made a machine for its request */
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 1,
+			    .owner_pid = bf_dead_pid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+	snprintf(r.id, sizeof r.id, "req-crashed");
+	snprintf(r.template_id, sizeof r.template_id, "t");
+	snprintf(r.strategy, sizeof r.strategy, "fb");
+	pv_store *st = pv_broker_store(b);
+	assert_int_equal(pv_store_begin(st, true), 0);
+	assert_int_equal(pv_store_request_put(st, &r), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
+			   .params = json_pack("{s:i, s:s}", "count", 1, "request_id", "req-crashed")};
+	pv_result res = PV_RESULT_INIT;
+	pv_context_execute_on(pv_broker_context(b), "p299", &op, &res);
+	assert_true(res.success);
+	json_decref(op.params);
+	pv_result_clear(&res);
+	assert_int_equal(pv_broker_recover(b), 1);
+	pv_request_rec got;
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_broker_request_status(b, "req-crashed", &got, &ms), 0);
+	assert_non_null(strstr(got.message, "1 machine(s) released"));
+	pv_machine_list_clear(&ms);
+	pv_broker_close(b);
+
+	st = bf_store(db);
+	char *saved = bf_kv_get(st, "state/fb");
+	assert_non_null(saved);
+	assert_non_null(strstr(saved, "\"state\":\"open\""));
+	free(saved);
+	pv_store_close(st);
+}
+
 /* ---- idempotency ---------------------------------------------------------------------- */
 
 /* A wrapper that loses the first answer of its child (the call happened,
@@ -710,6 +776,7 @@ int main(void)
 		cmocka_unit_test(test_recovery_waits_for_another_nodes_owner_until_its_lease_ends),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
+		cmocka_unit_test(test_large_graph_from_files_recovers_and_saves_every_strategy),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
 		cmocka_unit_test(test_templates_are_validated),
 	};

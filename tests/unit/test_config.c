@@ -600,6 +600,37 @@ static void test_runtime_update_is_validated_then_applied(void **state)
 	pv_context_free(ctx);
 }
 
+/* A criteria list is used whole, however long: the 70th name excluded is
+ * as excluded as the first (a list cut at 64 once chose it anyway). */
+static void test_criteria_lists_of_any_length_count_every_name(void **state)
+{
+	(void)state;
+	write_file("long.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"},"
+				" {\"name\": \"b\", \"type\": \"sim\"}]}", 0600);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_options o = {.path = path_of("long.json")};
+	pv_context *ctx = NULL;
+	assert_int_equal(pv_config_open(&o, &ctx, NULL, &d), 0);
+	pv_context_initialize(ctx, NULL);
+	json_t *names = json_array();
+	for (int i = 0; i < 69; i++)
+		json_array_append_new(names, json_sprintf("absent-%d", i));
+	json_array_append_new(names, json_string("a"));
+	json_t *update = json_pack("{s:s, s:{s:o}}", "selection_policy", "round_robin",
+				   "selection_criteria", "exclude", names);
+	assert_int_equal(pv_config_update(ctx, update, &d), 0);
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	for (int i = 0; i < 4; i++) {
+		char got[64];
+		assert_int_equal(pv_context_select(ctx, &op, got, sizeof got), 0);
+		assert_string_equal(got, "b");
+	}
+	json_decref(update);
+	pv_diags_clear(&d);
+	pv_context_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -619,6 +650,7 @@ int main(void)
 		cmocka_unit_test(test_python_original_single_and_legacy_files_load),
 		cmocka_unit_test(test_spec_full_example_builds_the_documented_graph),
 		cmocka_unit_test(test_runtime_update_is_validated_then_applied),
+		cmocka_unit_test(test_criteria_lists_of_any_length_count_every_name),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }
