@@ -115,9 +115,15 @@ int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out);
 
 /* ---- requests ------------------------------------------------------------- */
 
+/* The most machines one request may ask for, whatever the front end
+ * (Host Factory's machineCount, REST's count, the CLI's COUNT) and even for
+ * a template without maxNumber. */
+#define PV_BROKER_MAX_MACHINE_COUNT 100000
+
 /*
  * Provisions `count` machines of a template: validates (unknown template,
- * count <= 0 or over the available number: PV_EINVAL, nothing written),
+ * count outside 1..PV_BROKER_MAX_MACHINE_COUNT or over the available
+ * number: PV_EINVAL, nothing written),
  * records the request, asks the template's strategy (again for the rest
  * when a provider delivers part, so a fallback spills over), records the
  * machines. 0 and the id in id_out (req-<uuid>) when at least one machine

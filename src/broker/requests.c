@@ -368,9 +368,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	const json_t *tmpl = pv_broker_template(b, template_id);
 	if (!tmpl)
 		return pv_error_set(PV_EINVAL, "unknown template '%s'", template_id ? template_id : "");
-	if (count <= 0)
-		return pv_error_set(PV_EINVAL, "machineCount must be an integer >= 1 (got %lld)",
-				    (long long)count);
+	if (count < 1 || count > PV_BROKER_MAX_MACHINE_COUNT)
+		return pv_error_set(PV_EINVAL, "machineCount must be from 1 to %d (got %lld)",
+				    PV_BROKER_MAX_MACHINE_COUNT, (long long)count);
 	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
 			    .requested = count, .created_ms = pv_broker_now_ms()};

@@ -99,8 +99,8 @@ static int request_machines(pv_broker *b, const json_t *in, json_t **out)
 		*out = message("template.templateId is required and must be a non-empty string");
 		return PV_EINVAL;
 	}
-	if (!json_is_integer(count) || json_integer_value(count) <= 0) {
-		*out = message("template.machineCount is required and must be an integer >= 1");
+	if (!json_is_integer(count)) {
+		*out = message("template.machineCount is required and must be an integer");
 		return PV_EINVAL;
 	}
 	char rid[PV_STORE_SHORT_MAX];

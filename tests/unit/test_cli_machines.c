@@ -27,8 +27,8 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-/* A fresh configuration and store for one test: a sim provider of
- * unlimited capacity serving template "t" (no maxNumber). */
+/* A fresh configuration and store for one test: a sim provider (room for
+ * 2,000 machines) serving template "t", which has no maxNumber. */
 static void world(void)
 {
 	char path[256], text[1024];
@@ -36,7 +36,7 @@ static void world(void)
 	snprintf(path, sizeof path, "%s/templates%d.json", dir, seq);
 	write_file(path, "{\"templates\": [{\"templateId\": \"t\", \"provider\": \"sim\"}]}");
 	snprintf(text, sizeof text,
-		 "{\"providers\": [{\"name\": \"sim\", \"type\": \"sim\", \"config\": {\"capacity\": -1}}],"
+		 "{\"providers\": [{\"name\": \"sim\", \"type\": \"sim\", \"config\": {\"capacity\": 2000}}],"
 		 " \"default_strategy\": \"sim\", \"store\": {\"path\": \"%s/p%d.db\"},"
 		 " \"broker\": {\"templates_file\": \"%s\"}}",
 		 dir, seq, path);
@@ -100,10 +100,26 @@ static void test_return_takes_every_id_given(void **state)
 	free(req);
 }
 
+static void test_request_over_the_bound_names_it(void **state)
+{
+	(void)state;
+	world();
+	cli_run r = cli(env, "machines request t 1000000000000");
+	assert_int_equal(r.status, 1);
+	assert_non_null(strstr(r.err, "machineCount must be from 1 to 100000 (got 1000000000000)"));
+	assert_null(r.json);
+	cli_free(&r);
+	r = cli(env, "requests list");
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, "req-")); /* nothing written */
+	cli_free(&r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_return_takes_every_id_given),
+		cmocka_unit_test(test_request_over_the_bound_names_it),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -317,6 +317,36 @@ static void test_bad_inputs_answer_message_and_write_nothing(void **state)
 	destroy(f);
 }
 
+/* A template without maxNumber still bounds machineCount: one constant and
+ * one message for every front end, checked before anything is written or
+ * any provider asked (10^12 once ran for minutes and grew to gigabytes). */
+static void test_machine_count_over_the_bound_is_refused_without_max_number(void **state)
+{
+	(void)state;
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"free\", \"provider\": \"sim\"}]}");
+	fx *f = make(t, "{\"capacity\": 1000}");
+	json_decref(t);
+	const char *counts[] = {"100001", "10000000", "1000000000000", "0", "-5"};
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		char in[160], want[80];
+		snprintf(in, sizeof in, "{\"template\": {\"templateId\": \"free\", \"machineCount\": %s}}",
+			 counts[i]);
+		snprintf(want, sizeof want, "machineCount must be from 1 to %d (got %s)",
+			 PV_BROKER_MAX_MACHINE_COUNT, counts[i]);
+		json_t *out;
+		assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, in, &out), PV_EINVAL);
+		assert_string_equal(json_string_value(json_object_get(out, "message")), want);
+		json_decref(out);
+	}
+	assert_int_equal(bf_count_requests(f->st), 0);
+	assert_int_equal(pv_sim_calls(f->sim, PV_OP_CREATE_INSTANCES), 0);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"free\","
+				 " \"machineCount\": 100000}}", &out), 0); /* the bound itself is allowed */
+	json_decref(out);
+	destroy(f);
+}
+
 static void test_original_templates_file_and_inputs_work_unchanged(void **state)
 {
 	(void)state;
@@ -444,6 +474,7 @@ int main(void)
 		cmocka_unit_test(test_return_cycle_ends_terminated_and_succeed),
 		cmocka_unit_test(test_get_return_requests_shape_and_grace_period),
 		cmocka_unit_test(test_bad_inputs_answer_message_and_write_nothing),
+		cmocka_unit_test(test_machine_count_over_the_bound_is_refused_without_max_number),
 		cmocka_unit_test(test_original_templates_file_and_inputs_work_unchanged),
 		cmocka_unit_test(test_request_of_1000_machines_reports_all),
 		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),

@@ -259,6 +259,19 @@ static void over_available_is_400_naming_count(void **state)
 	ts_resp_clear(&r);
 }
 
+/* The bound of every front end (PV_BROKER_MAX_MACHINE_COUNT), in the
+ * broker's one message. */
+static void count_over_the_bound_is_400_with_the_brokers_message(void **state)
+{
+	ts_resp r = ts_call(*state, "POST", "/api/v1/requests", ADMIN_TOKEN,
+			    "{\"template_id\": \"t1\", \"count\": 100001}", NULL);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "count");
+	const char *msg = json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
+	assert_non_null(strstr(msg, "machineCount must be from 1 to 100000 (got 100001)"));
+	ts_resp_clear(&r);
+}
+
 /* ---- templates, requests, returns, machines ------------------------------------------ */
 
 static void templates_list_and_one(void **state)
@@ -1035,6 +1048,7 @@ int main(void)
 		T(unknown_path_is_404_and_wrong_method_405),
 		T(unknown_template_is_400_naming_template_id),
 		T(over_available_is_400_naming_count),
+		T(count_over_the_bound_is_400_with_the_brokers_message),
 		T(templates_list_and_one),
 		T(create_then_get_request),
 		T(requests_list_filters_by_status),
