@@ -153,7 +153,10 @@ typedef struct pv_machine_ref {
 /*
  * Returns machines: records a return request, terminates the machines
  * grouped by owning provider, tracks them until gone. Machines unknown to
- * the store are PV_EINVAL (nothing written). 0 and ret-<uuid> in id_out.
+ * the store are left out and named in the return request's message ("N
+ * machine(s) unknown to provisio, not returned: ..."), which then ends
+ * complete_with_error; when none is known: PV_EINVAL naming them, nothing
+ * written. 0 and ret-<uuid> in id_out.
  */
 int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n,
 			      char id_out[PV_STORE_SHORT_MAX]);

@@ -67,7 +67,8 @@ static pv_request_state derive(const pv_request_rec *r, const pv_machine_list *m
 		return PV_REQ_RUNNING;
 	if (r->kind == PV_REQ_ACQUIRE && (int64_t)ok >= r->requested)
 		return PV_REQ_COMPLETE;
-	if (r->kind == PV_REQ_RETURN && !failed)
+	/* a return's requested counts the machines named that nobody knew */
+	if (r->kind == PV_REQ_RETURN && !failed && (int64_t)ok >= r->requested)
 		return PV_REQ_COMPLETE;
 	if (msg && !msg[0])
 		snprintf(msg, size, "%zu of %lld machine(s) %s", ok, (long long)r->requested,
@@ -494,22 +495,44 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 
 /* ---- return ---------------------------------------------------------------------- */
 
-static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *ms,
-		   bool skip_unknown)
+static const char *ref_text(const pv_machine_ref *ref)
 {
+	return ref->machine_id && *ref->machine_id ? ref->machine_id : ref->name ? ref->name : "";
+}
+
+/* The machines `refs` name, each once, into `ms`. Those the store does not
+ * know are skipped; with `unknown` they are counted and named in `note`
+ * ("a, b" and, past what fits, "and N more"). */
+static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *ms,
+		   size_t *unknown, char *note, size_t size)
+{
+	size_t named = 0, len = 0;
+	char names[PV_STORE_MESSAGE_MAX] = ""; /* at most 380 bytes of names: a message holds it */
 	for (size_t i = 0; i < n; i++) {
 		pv_machine_rec m;
 		const char *id = refs[i].machine_id && *refs[i].machine_id ? refs[i].machine_id : NULL;
 		int rc = pv_store_machine_get(b->store, id, id ? NULL : refs[i].name, &m);
-		if (rc == PV_ENOTFOUND && skip_unknown)
+		if (rc == PV_ENOTFOUND && unknown) {
+			const char *text = ref_text(&refs[i]);
+			if (len + strlen(text) + 2 <= 380) {
+				len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", named ? ", " : "",
+							text);
+				named++;
+			}
+			++*unknown;
 			continue;
+		}
 		if (rc == PV_ENOTFOUND)
-			return pv_error_set(PV_EINVAL, "unknown machine '%s'", id ? id : refs[i].name ? refs[i].name : "");
+			continue;
 		if (rc < 0)
 			return rc;
 		if (!listed(ms, &m) && (rc = pv_machine_list_push(ms, &m)) < 0)
 			return rc;
 	}
+	if (unknown && named < *unknown)
+		snprintf(note, size, "%s and %zu more", names, *unknown - named);
+	else if (unknown)
+		snprintf(note, size, "%s", names);
 	return 0;
 }
 
@@ -539,10 +562,20 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 		take_ownership(b, &r);
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
+	size_t unknown = 0;
+	char names[PV_STORE_MESSAGE_MAX] = "";
 	int rc = pv_store_begin(b->store, true);
 	if (rc == 0)
-		rc = resolve(b, refs, n, &ms, false);
-	r.requested = (int64_t)ms.n;
+		rc = resolve(b, refs, n, &ms, &unknown, names, sizeof names);
+	if (rc == 0 && ms.n == 0)
+		rc = pv_error_set(PV_EINVAL, "unknown machine(s), nothing returned: %s", names);
+	/* the known ones are returned; those nobody knew keep it from complete */
+	r.requested = (int64_t)(ms.n + unknown);
+	if (rc == 0 && unknown) {
+		snprintf(r.message, sizeof r.message, "%zu machine(s) unknown to provisio, not returned: %s",
+			 unknown, names);
+		pv_log(PV_LOG_WARN, "broker: return %s: %s", r.id, r.message);
+	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++) {
 		pv_machine_rec *m = &ms.items[i];
 		set_msg(m->return_id, sizeof m->return_id, r.id);
@@ -604,7 +637,8 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	int rc = pv_store_begin(b->store, false);
 	if (rc < 0)
 		return rc;
-	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	/* a host Host Factory names that is not ours is nobody's to reclaim */
+	rc = n ? resolve(b, refs, n, &ms, NULL, NULL, 0) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
 	if (rc == 0)
 		rc = add_leaving(b, &ms);
 	pv_store_commit(b->store);

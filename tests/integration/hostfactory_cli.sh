@@ -216,7 +216,12 @@ check_bad requestMachines '{"template": {"machineCount": 1}}' templateId
 check_bad requestMachines '{"template": {"templateId": "nope", "machineCount": 1}}' "unknown template"
 check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 0}}' machineCount
 check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 41}}' "available number"
-check_bad getRequestStatus '{"requests": [{"requestId": "req-nope"}]}' "unknown request id"
+# an unknown id among known ones: answered for each, the unknown one done with the reason
+hf getRequestStatus "{\"requests\": [{\"requestId\": \"req-nope\"}, {\"requestId\": \"$req\"}]}"
+if [ $rc = 0 ] && is_json "$T/out" && grep -q "\"message\": \"unknown request id 'req-nope'\"" "$T/out" &&
+   grep -q '"status": "complete_with_error"' "$T/out" && grep -q "\"requestId\": \"$req\"" "$T/out"; then
+	ok "getRequestStatus answers known ids and reports an unknown one"
+else fail "getRequestStatus with an unknown id: rc=$rc $(cat "$T/out")"; fi
 check_bad requestReturnMachines '{"machines": [{"machineId": "i-nope"}]}' "unknown machine"
 "$HF/getRequestStatus.sh" -f "$T/does-not-exist" > "$T/out" 2>/dev/null; rc=$?
 if [ $rc != 0 ] && grep -q "cannot read input file" "$T/out"; then ok "missing input file"

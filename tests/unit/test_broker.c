@@ -339,20 +339,65 @@ static void test_return_by_host_name(void **state)
 	destroy(f);
 }
 
-static void test_return_of_unknown_machine_writes_nothing(void **state)
+static void test_return_of_unknown_machines_returns_the_known_ones(void **state)
 {
 	(void)state;
-	fixture *f = make(NULL, NULL, NULL);
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
 	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
 	pv_request_rec r;
 	pv_machine_list ms = {0};
 	status(f, id, &r, &ms);
-	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
-	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), PV_EINVAL);
-	assert_non_null(strstr(pv_error_last(), "i-ghost"));
+	/* none known: nothing to do, nothing written, each named */
+	pv_machine_ref ghosts[] = {{"i-ghost", NULL}, {NULL, "host-ghost"}};
+	assert_int_equal(pv_broker_return_machines(f->br, ghosts, 2, ret), PV_EINVAL);
+	assert_string_equal(pv_error_last(), "unknown machine(s), nothing returned: i-ghost, host-ghost");
 	assert_int_equal(bf_count_requests(f->st), 1);
-	assert_int_equal(pv_sim_live_instances(f->b), 1);
+	/* some known: those are returned, the others named */
+	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_int_equal(r.requested, 2);
+	assert_string_equal(r.message, "1 machine(s) unknown to provisio, not returned: i-ghost");
+	assert_int_equal(ms.n, 1);
+	assert_string_equal(ms.items[0].result, "succeed");
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+/* However many are unknown, the message says how many and names what fits. */
+static void test_many_unknown_machines_are_counted_not_cut(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, id, &r, &ms);
+	pv_machine_ref refs[901];
+	char names[900][16];
+	refs[0] = (pv_machine_ref){ms.items[0].machine_id, NULL};
+	for (int i = 0; i < 900; i++) {
+		snprintf(names[i], sizeof names[i], "i-ghost-%03d", i);
+		refs[i + 1] = (pv_machine_ref){names[i], NULL};
+	}
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 901, ret), 0);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_int_equal(r.requested, 901);
+	assert_non_null(strstr(r.message, "900 machine(s) unknown to provisio, not returned: i-ghost-000, "));
+	const char *more = strstr(r.message, " and ");
+	assert_non_null(more);
+	int named = 0, rest = 0;
+	for (const char *p = r.message; (p = strstr(p, "i-ghost-")); p++)
+		named++;
+	assert_int_equal(sscanf(more, " and %d more", &rest), 1);
+	assert_int_equal(named + rest, 900);
 	pv_machine_list_clear(&ms);
 	destroy(f);
 }
@@ -768,7 +813,8 @@ int main(void)
 		cmocka_unit_test(test_unknown_request_id_is_not_found),
 		cmocka_unit_test(test_return_terminates_through_each_owning_provider),
 		cmocka_unit_test(test_return_by_host_name),
-		cmocka_unit_test(test_return_of_unknown_machine_writes_nothing),
+		cmocka_unit_test(test_return_of_unknown_machines_returns_the_known_ones),
+		cmocka_unit_test(test_many_unknown_machines_are_counted_not_cut),
 		cmocka_unit_test(test_terminate_failure_keeps_return_running_until_retried),
 		cmocka_unit_test(test_reconciliation_reports_machines_gone_outside),
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
