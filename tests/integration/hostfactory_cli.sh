@@ -37,7 +37,7 @@ live_pid() {
 	pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1")
 	st=$(sed -n 's/.*"start_time": *\([0-9]*\).*/\1/p' "$1")
 	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)" = "$st" ] && echo "$pid"
 }
 
 SERVE_PID=
@@ -83,6 +83,7 @@ kv_value() {
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
+CRASHY_SLEEP=$((300000 + $$)) # a command line no other run has: its processes are countable
 cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
 {
   "providers": [
@@ -97,6 +98,9 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
                 "command": "sleep 300", "grace_period_ms": 300, "answer_delay_ms": 1500}},
     {"name": "sim", "type": "sim", "config": {"capacity": 100}},
     {"name": "broken", "type": "sim", "config": {"failure_rate": 1.0}},
+    {"name": "crashy", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/crashy", "capacity": 4,
+                "command": "exec sleep $CRASHY_SLEEP", "grace_period_ms": 300}},
     {"name": "backup", "type": "local",
      "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/backup", "capacity": 10,
                 "command": "sleep 300", "grace_period_ms": 300}}
@@ -121,7 +125,8 @@ cat > "$HF_PROVIDER_CONFDIR/mycluster_templates.json" <<'JSON'
   {"templateId": "tight", "maxNumber": 5, "provider": "local"},
   {"templateId": "spill", "maxNumber": 10, "provider": "small-then-sim"},
   {"templateId": "slow", "maxNumber": 3, "provider": "slow"},
-  {"templateId": "guarded", "maxNumber": 10, "provider": "guarded"}
+  {"templateId": "guarded", "maxNumber": 10, "provider": "guarded"},
+  {"templateId": "crashy", "maxNumber": 4, "provider": "crashy"}
 ]}
 JSON
 
@@ -288,6 +293,44 @@ hf getReturnRequests '{}' # Host Factory's periodic call records the released ma
 inuse=$("$BIN" machines list 2>/dev/null | awk '$6 == "slow" && $3 != "terminated"' | wc -l)
 if [ $live = 3 ] && [ "$inuse" = 3 ]; then ok "no duplicate machines: 3 live processes, 3 machines in the store"
 else fail "after recovery: $live live processes, $inuse machines in use"; fi
+
+# ---- a crash at each step of a local machine's creation ----------------------------------
+# PROVISIO_TEST_LOCAL_CRASH_AT kills requestMachines right after that step.
+# Whatever the step, the machine has a record: recovery (a status of the
+# request left "creating") finds it and releases it, and no process runs
+# that a record does not name.
+live_crashy() {
+	local n=0 rec
+	for rec in "$HF_PROVIDER_WORKDIR"/crashy/machines/*.json; do
+		[ -f "$rec" ] && live_pid "$rec" >/dev/null && n=$((n + 1))
+	done
+	echo $n
+}
+for step in intent spawned recorded started; do
+	{ # (bash's "Killed" notice goes to /dev/null, the call's output to $T/crash)
+		PROVISIO_TEST_LOCAL_CRASH_AT=$step "$HF/requestMachines.sh" \
+			-d '{"template": {"templateId": "crashy", "machineCount": 1}}' > "$T/crash" 2>&1
+		crc=$?
+	} 2>/dev/null
+	cid=$("$BIN" requests list --state creating 2>/dev/null | awk '$4 == "crashy" {print $1}')
+	if [ $crc != 137 ] || [ -s "$T/crash" ] || [ -z "$cid" ]; then
+		fail "crash at $step: exit $crc, creating '$cid', printed: $(cat "$T/crash")"
+		continue
+	fi
+	hf getRequestStatus "{\"requests\": [{\"requestId\": \"$cid\"}]}"
+	if ! grep -q 'interrupted before Host Factory got the request id; 1 machine(s) released' "$T/out"; then
+		fail "crash at $step: recovery did not find the machine: $(cat "$T/out")"
+		continue
+	fi
+	# no process runs the crashy command but a recorded machine, and the released one ends
+	for _ in $(seq 600); do
+		[ "$(pgrep -c -f "^sleep $CRASHY_SLEEP\$")" = 0 ] && [ "$(live_crashy)" = 0 ] && break
+		sleep 0.1
+	done
+	if [ "$(pgrep -c -f "^sleep $CRASHY_SLEEP\$")" = 0 ] && [ "$(live_crashy)" = 0 ]; then
+		ok "crash at $step: recorded, recovered, released; no process left"
+	else fail "crash at $step: $(pgrep -c -f "^sleep $CRASHY_SLEEP\$") processes, $(live_crashy) live records"; fi
+done
 
 # ---- spill-over through a fallback ---------------------------------------------------------------
 hf requestMachines '{"template": {"templateId": "spill", "machineCount": 4}}'

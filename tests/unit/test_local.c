@@ -7,6 +7,7 @@
  *
  * Every process a test starts is terminated and waited for before it ends.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "scratch_dir.h"
@@ -25,7 +29,7 @@ static int seq;
 
 static pv_strategy *make(const char *extra)
 {
-	char cfg[1024];
+	char cfg[2048];
 	snprintf(cfg, sizeof cfg, "{\"workdir\": \"%s/w%d\", \"hostname\": \"node\"%s%s}", dir, ++seq,
 		 extra ? ", " : "", extra ? extra : "");
 	json_t *c = json_loads(cfg, 0, NULL);
@@ -345,6 +349,78 @@ static void test_lost_counter_never_reuses_an_id(void **state)
 	terminate_all(s);
 }
 
+/* Reaps every descendant this process adopted (it is their subreaper)
+ * until none is left; false if some still run after `bound_s` seconds (a
+ * safety bound, not the expected time). */
+static bool reap_all(int bound_s)
+{
+	for (int waited = 0; waited < bound_s * 100; waited++) {
+		pid_t p;
+		while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (p < 0 && errno == ECHILD)
+			return true;
+		usleep(10 * 1000);
+	}
+	return false;
+}
+
+/* A process creating a machine is killed (SIGKILL) right after each step
+ * of the creation. Whatever the step, the machine has a record, and no
+ * process runs that its record does not name: before the go, the
+ * supervisor ends without running the command; after it, the record names
+ * the running machine. This process adopts the orphans (a subreaper), so
+ * it sees every process the killed one left behind. */
+static void test_crash_at_each_step_leaves_no_unrecorded_machine(void **state)
+{
+	(void)state;
+	const char *steps[] = {"intent", "spawned", "recorded", "started"};
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		bool started = strcmp(steps[i], "started") == 0;
+		char ran[300], extra[1200];
+		snprintf(ran, sizeof ran, "%s/ran-%s", dir, steps[i]);
+		snprintf(extra, sizeof extra, "\"command\": \"echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 60\","
+			 " \"grace_period_ms\": 100", ran, ran, ran);
+		pv_strategy *s = make(extra);
+		pid_t child = fork();
+		assert_true(child >= 0);
+		if (child == 0) {
+			setenv("PROVISIO_TEST_LOCAL_CRASH_AT", steps[i], 1);
+			pv_result r = PV_RESULT_INIT;
+			create(s, 1, "tok-crash", &r);
+			_exit(3); /* not reached: the hook kills this process */
+		}
+		int st = 0;
+		assert_int_equal(waitpid(child, &st, 0), child);
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+		pv_result r = PV_RESULT_INIT;
+		exec_op(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:s}", "request_id", "req-1"), &r);
+		json_t *list = json_object_get(r.data, "instances");
+		assert_int_equal(json_array_size(list), 1); /* recorded, whatever the step */
+		json_t *m = json_array_get(list, 0);
+		const char *mstate = json_string_value(json_object_get(m, "state"));
+		if (!started) {
+			assert_string_equal(mstate, "terminated");
+			assert_true(reap_all(60)); /* the unstarted supervisor is gone ... */
+			struct stat sb;
+			assert_int_not_equal(stat(ran, &sb), 0); /* ... and never ran the command */
+		} else {
+			assert_string_equal(mstate, "running");
+			pid_t pid = (pid_t)json_integer_value(json_object_get(m, "pid"));
+			assert_true(pid > 0);
+			for (int k = 0; k < 6000 && access(ran, F_OK) != 0; k++)
+				usleep(10 * 1000); /* the command writes its pid once it runs */
+			assert_int_equal(access(ran, F_OK), 0);
+		}
+		pv_result_clear(&r);
+		terminate_all(s);
+		assert_true(reap_all(60));
+	}
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
 static void test_config_errors_name_the_field(void **state)
 {
 	(void)state;
@@ -376,6 +452,7 @@ int main(void)
 		cmocka_unit_test(test_template_command_wins_over_default),
 		cmocka_unit_test(test_describe_filters_by_request_and_status_reports_unknown),
 		cmocka_unit_test(test_lost_counter_never_reuses_an_id),
+		cmocka_unit_test(test_crash_at_each_step_leaves_no_unrecorded_machine),
 		cmocka_unit_test(test_config_errors_name_the_field),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
