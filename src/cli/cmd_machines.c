@@ -104,6 +104,9 @@ static int request(pv_broker *b, int argc, char **argv)
 	if (wait)
 		return wait_for(b, id, timeout);
 	pv_cli_print(json_pack("{s:s}", "requestId", id));
+	/* printed: the id is the person's now (else its machines are reclaimed) */
+	if (fflush(stdout) == 0 && pv_broker_request_delivered(b, id) < 0)
+		pv_cli_error("%s", pv_error_last());
 	return PV_EXIT_OK;
 }
 

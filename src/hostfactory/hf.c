@@ -497,6 +497,12 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 	}
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', f);
+	/* a new request's id is Host Factory's once it is out of this process:
+	 * until then, a crash leaves a request nobody knows (reclaimed later) */
+	const char *id = json_string_value(json_object_get(out, "requestId"));
+	if (cmd == PV_HF_REQUEST_MACHINES && rc == 0 && id && fflush(f) == 0 && !ferror(f) &&
+	    pv_broker_request_delivered(b, id) < 0)
+		pv_log(PV_LOG_WARN, "hostfactory: %s not marked delivered: %s", id, pv_error_last());
 	json_decref(out);
 	return rc;
 }

@@ -553,6 +553,95 @@ static void test_recovery_waits_for_another_nodes_owner_until_its_lease_ends(voi
 	destroy(f);
 }
 
+/* ---- requests nobody got ---------------------------------------------------------- */
+
+/* Moves a request's creation back past the reclaim delay. */
+static void age_request(fixture *f, const char *id)
+{
+	const pv_broker_settings *set = pv_broker_get_settings(f->br);
+	pv_request_rec r;
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_get(f->st, id, &r), 0);
+	r.created_ms -= (int64_t)((set->creating_timeout_seconds + set->pending_timeout_seconds) * 1000) + 1000;
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+}
+
+/* A request whose id reached nobody (the process died after committing it,
+ * before printing it) has its machines released once the delay has
+ * passed; one whose id was delivered, or whose status someone read, is
+ * kept; the reconciler's refresh is no delivery. */
+static void test_request_whose_id_nobody_got_is_reclaimed(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char lost[PV_STORE_SHORT_MAX], delivered[PV_STORE_SHORT_MAX], read[PV_STORE_SHORT_MAX],
+		refreshed[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 2, lost), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, delivered), 0);
+	assert_int_equal(pv_broker_request_delivered(f->br, delivered), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, read), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, refreshed), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, read, &r, &ms);
+	assert_true(r.delivered_ms > 0);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_refresh(f->br, refreshed, &r, &ms), 0);
+	assert_int_equal(r.delivered_ms, 0);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_recover(f->br), 0); /* too young yet */
+	assert_int_equal(pv_sim_live_instances(f->b), 5);
+
+	const char *all[] = {lost, delivered, read, refreshed};
+	for (size_t i = 0; i < 4; i++)
+		age_request(f, all[i]);
+	assert_int_equal(pv_broker_recover(f->br), 2);
+	assert_int_equal(pv_sim_live_instances(f->b), 2); /* the delivered and the read one's */
+	status(f, lost, &r, &ms);
+	assert_int_equal(r.delivered_ms, -1);
+	assert_int_equal(r.state, PV_REQ_COMPLETE); /* a final state stays; its message tells */
+	assert_non_null(strstr(r.message, "reclaimed: its id was never delivered"));
+	assert_non_null(strstr(r.message, "2 machine(s) released"));
+	assert_int_equal(ms.n, 2);
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].result, "fail");
+		assert_string_not_equal(ms.items[i].status, "running");
+	}
+	pv_machine_list_clear(&ms);
+	status(f, refreshed, &r, &ms);
+	assert_int_equal(r.delivered_ms, -1);
+	pv_machine_list_clear(&ms);
+	status(f, delivered, &r, &ms);
+	assert_true(r.delivered_ms > 0);
+	assert_string_equal(ms.items[0].result, "succeed");
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_recover(f->br), 0); /* once */
+	destroy(f);
+}
+
+/* The process reclaiming a request dies after marking its machines
+ * released, before they are terminated (here: the terminate fails): Host
+ * Factory's next getReturnRequests ends them. */
+static void test_released_machines_not_yet_gone_are_terminated_again(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 2, id), 0);
+	age_request(f, id);
+	assert_int_equal(pv_sim_script(f->b, "fail:THROTTLED"), 0);
+	assert_int_equal(pv_broker_recover(f->br), 1);
+	assert_int_equal(pv_sim_live_instances(f->b), 2); /* released, still running */
+	pv_machine_list gone = {0};
+	assert_int_equal(pv_broker_reclaimed(f->br, NULL, 0, &gone), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	assert_int_equal(gone.n, 0); /* never Host Factory's: nothing to drain */
+	pv_machine_list_clear(&gone);
+	destroy(f);
+}
+
 /* ---- kernel state --------------------------------------------------------------------- */
 
 static void test_breaker_state_outlives_the_broker(void **state)
@@ -820,6 +909,8 @@ int main(void)
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
 		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
 		cmocka_unit_test(test_recovery_waits_for_another_nodes_owner_until_its_lease_ends),
+		cmocka_unit_test(test_request_whose_id_nobody_got_is_reclaimed),
+		cmocka_unit_test(test_released_machines_not_yet_gone_are_terminated_again),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
 		cmocka_unit_test(test_large_graph_from_files_recovers_and_saves_every_strategy),

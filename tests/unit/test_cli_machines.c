@@ -115,11 +115,32 @@ static void test_request_over_the_bound_names_it(void **state)
 	cli_free(&r);
 }
 
+/* The id a person was shown is delivered: its machines are never
+ * reclaimed as a request nobody got. */
+static void test_printed_request_is_delivered(void **state)
+{
+	(void)state;
+	world();
+	char *id = request(2);
+	char path[128];
+	snprintf(path, sizeof path, "%s/p%d.db", dir, seq);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open(&st, path, NULL), 0);
+	pv_request_rec r;
+	assert_int_equal(pv_store_begin(st, false), 0);
+	assert_int_equal(pv_store_request_get(st, id, &r), 0);
+	pv_store_commit(st);
+	assert_true(r.delivered_ms > 0);
+	pv_store_close(st);
+	free(id);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_return_takes_every_id_given),
 		cmocka_unit_test(test_request_over_the_bound_names_it),
+		cmocka_unit_test(test_printed_request_is_delivered),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

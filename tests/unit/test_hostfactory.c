@@ -548,6 +548,56 @@ static void test_return_returns_known_machines_and_names_unknown_ones(void **sta
 	destroy(f);
 }
 
+/* requestMachines committed, its answer never written (the process was
+ * killed before it printed): nobody has the id, and after the delay its
+ * machines are released. An answer pv_hf_write wrote out is delivered and
+ * kept. */
+static void test_request_whose_answer_was_never_written_is_reclaimed(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	const char *in = "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 2}}";
+	json_t *out, *input_json = json_loads(in, 0, NULL);
+	assert_int_equal(pv_hf_run(f->b, PV_HF_REQUEST_MACHINES, input_json, &out), 0); /* never printed */
+	json_decref(input_json);
+	char *lost = strdup(json_string_value(json_object_get(out, "requestId")));
+	json_decref(out);
+	int rc;
+	char *written = write_to_string(f, PV_HF_REQUEST_MACHINES, in, &rc);
+	assert_int_equal(rc, 0);
+	json_t *answer = json_loads(written, 0, NULL);
+	const char *kept = json_string_value(json_object_get(answer, "requestId"));
+	assert_non_null(kept);
+	const pv_broker_settings *set = pv_broker_get_settings(f->b);
+	int64_t back = (int64_t)((set->creating_timeout_seconds + set->pending_timeout_seconds) * 1000) + 1000;
+	const char *ids[] = {lost, kept};
+	for (size_t i = 0; i < 2; i++) {
+		pv_request_rec r;
+		assert_int_equal(pv_store_begin(f->st, true), 0);
+		assert_int_equal(pv_store_request_get(f->st, ids[i], &r), 0);
+		r.created_ms -= back;
+		assert_int_equal(pv_store_request_put(f->st, &r), 0);
+		assert_int_equal(pv_store_commit(f->st), 0);
+	}
+	assert_int_equal(pv_sim_live_instances(f->sim), 4);
+	/* Host Factory's periodic call is where it happens */
+	assert_int_equal(run(f, PV_HF_GET_RETURN_REQUESTS, "{}", &out), 0);
+	json_decref(out);
+	assert_int_equal(pv_sim_live_instances(f->sim), 2);
+	char input[200];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}]}", lost);
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(r, "message")), "never delivered"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "machines"), 0),
+							   "result")), "fail");
+	json_decref(out);
+	json_decref(answer);
+	free(written);
+	free(lost);
+	destroy(f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -563,6 +613,7 @@ int main(void)
 		cmocka_unit_test(test_machine_count_over_the_bound_is_refused_without_max_number),
 		cmocka_unit_test(test_status_answers_known_ids_and_reports_unknown_ones),
 		cmocka_unit_test(test_return_returns_known_machines_and_names_unknown_ones),
+		cmocka_unit_test(test_request_whose_answer_was_never_written_is_reclaimed),
 		cmocka_unit_test(test_original_templates_file_and_inputs_work_unchanged),
 		cmocka_unit_test(test_request_of_1000_machines_reports_all),
 		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),
