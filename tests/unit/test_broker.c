@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "broker_fixture.h"
+#include "wait.h"
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/fallback.h"
@@ -165,9 +166,17 @@ static void test_pending_timeout_fails_and_releases_machines(void **state)
 	fixture *f = make("{\"capacity\": 10, \"boot_delay_ms\": 100000000}", NULL, &set);
 	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, id), 0);
-	usleep(1100 * 1000); /* launch times are whole seconds */
-	pv_request_rec r;
+	/* launched two seconds ago (launch times are whole seconds) */
 	pv_machine_list ms = {0};
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_machine_list(f->st, PV_MF_REQUEST, id, &ms), 0);
+	for (size_t i = 0; i < ms.n; i++) {
+		ms.items[i].launch_time -= 2;
+		assert_int_equal(pv_store_machine_put(f->st, &ms.items[i]), 0);
+	}
+	assert_int_equal(pv_store_commit(f->st), 0);
+	pv_machine_list_clear(&ms);
+	pv_request_rec r;
 	status(f, id, &r, &ms);
 	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
 	assert_string_equal(ms.items[0].result, "fail");
@@ -851,13 +860,9 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 
 	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {ms.items[1].machine_id, NULL}};
 	assert_int_equal(pv_broker_return_machines(b, refs, 2, ret), 0);
-	for (int i = 0; i < 200; i++) { /* bounded wait for the real processes to end */
-		pv_machine_list_clear(&ms);
-		assert_int_equal(pv_broker_request_status(b, ret, &r, &ms), 0);
-		if (r.state == PV_REQ_COMPLETE)
-			break;
-		usleep(50 * 1000);
-	}
+	/* until the real processes have ended */
+	PV_TEST_WAIT_UNTIL((pv_machine_list_clear(&ms), pv_broker_request_status(b, ret, &r, &ms) == 0 &&
+							   r.state == PV_REQ_COMPLETE));
 	assert_int_equal(r.state, PV_REQ_COMPLETE);
 	pv_machine_list_clear(&ms);
 	bf_close(b, st);

@@ -28,6 +28,7 @@
 #include "provisio/provisio.h"
 #include "provisio/server.h"
 #include "run_cli.h"
+#include "wait.h"
 
 #define TOKEN "site-broker-token-0123456789"
 
@@ -82,13 +83,9 @@ static pid_t spawn_serve(const char *config, const char *name, char *url_out, si
 		return -1;
 	char file[64];
 	snprintf(file, sizeof file, "%s.url", name);
-	for (int i = 0; i < 1500 && !read_url(file, url_out, len, scheme); i++) { /* up to 15 s */
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -1;
-	}
-	return url_out[0] ? pid : -1;
+	bool died = false;
+	PV_TEST_WAIT_UNTIL(read_url(file, url_out, len, scheme) || (died = waitpid(pid, NULL, WNOHANG) == pid));
+	return url_out[0] && !died ? pid : -1;
 }
 
 static int start_serve(void **state)

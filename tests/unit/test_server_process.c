@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include "child_process.h"
 #include "test_server_support.h"
+#include "wait.h"
 #include "provisio/store.h"
 
 typedef struct proc {
@@ -38,8 +39,7 @@ static void start(proc *p, const char *sim_extra)
 		execl(PV_CLI_BIN, "provisio", "--config", p->e.config, "serve", "--url-file", p->urlf, (char *)NULL);
 		_exit(127);
 	}
-	for (int i = 0; i < 500 && !bf_file_has(p->urlf, "http"); i++)
-		usleep(10000);
+	PV_TEST_WAIT_UNTIL(bf_file_has(p->urlf, "http"));
 	FILE *f = fopen(p->urlf, "r");
 	assert_non_null(f);
 	assert_non_null(fgets(p->e.url, sizeof p->e.url, f));
@@ -47,15 +47,15 @@ static void start(proc *p, const char *sim_extra)
 	p->e.url[strcspn(p->e.url, "\n")] = '\0';
 }
 
-/* Waits for the process; its exit status, or -1 when it had to be killed. */
-static int finish(proc *p, int timeout_ms)
+/* Waits for the process to exit; its exit status, or -1 when it had to be
+ * killed (it outlived the safety bound). */
+static int finish(proc *p)
 {
 	int st = 0;
-	for (int i = 0; i < timeout_ms / 10; i++) {
-		if (waitpid(p->pid, &st, WNOHANG) == p->pid)
-			return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-		usleep(10000);
-	}
+	bool exited = false;
+	PV_TEST_WAIT_UNTIL((exited = waitpid(p->pid, &st, WNOHANG) == p->pid));
+	if (exited)
+		return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 	kill(p->pid, SIGKILL);
 	waitpid(p->pid, &st, 0);
 	return -1;
@@ -80,13 +80,13 @@ static void sighup_with_good_config_applies_it(void **state)
 	ts_resp_clear(&r);
 	bf_write_file(p.e.templates, "{\"templates\": [{\"templateId\": \"t2\", \"maxNumber\": 5}]}");
 	kill(p.pid, SIGHUP);
-	for (int i = 0; i < 300 && !bf_file_has(p.log, "configuration reloaded"); i++)
-		usleep(10000);
+	PV_TEST_WAIT_UNTIL(bf_file_has(p.log, "configuration reloaded"));
+	assert_true(bf_file_has(p.log, "configuration reloaded"));
 	r = ts_call(&p.e, "GET", "/api/v1/templates/t2", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 200);
 	ts_resp_clear(&r);
 	kill(p.pid, SIGTERM);
-	assert_int_equal(finish(&p, 10000), 0);
+	assert_int_equal(finish(&p), 0);
 	cleanup(&p);
 }
 
@@ -98,15 +98,14 @@ static void sighup_with_bad_config_keeps_the_old_one(void **state)
 	bf_write_file(p.e.config, "{\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"config\": {\"seed\": \"one\"}}],"
 				  " \"server\": {\"threads\": -4}}");
 	kill(p.pid, SIGHUP);
-	for (int i = 0; i < 300 && !bf_file_has(p.log, "reload rejected"); i++)
-		usleep(10000);
+	PV_TEST_WAIT_UNTIL(bf_file_has(p.log, "reload rejected"));
 	assert_true(bf_file_has(p.log, "reload rejected"));
 	assert_true(bf_file_has(p.log, "server.threads")); /* the reason is logged */
 	ts_resp r = ts_call(&p.e, "GET", "/api/v1/templates/t1", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 200);
 	ts_resp_clear(&r);
 	kill(p.pid, SIGTERM);
-	assert_int_equal(finish(&p, 10000), 0);
+	assert_int_equal(finish(&p), 0);
 	cleanup(&p);
 }
 
@@ -122,22 +121,42 @@ static void *slow_create(void *arg)
 	return NULL;
 }
 
+/* Whether the store holds a request still being created (its provider call
+ * is in flight). */
+static bool creating(const char *store)
+{
+	pv_store *st = NULL;
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	if (pv_store_open_sqlite(&st, store, NULL) < 0)
+		return false;
+	if (pv_store_begin(st, false) == 0) {
+		pv_store_request_list(st, PV_REQ_CREATING, 0, &list, &n);
+		pv_store_commit(st);
+	}
+	free(list);
+	pv_store_close(st);
+	return n > 0;
+}
+
 static void sigterm_lets_the_request_in_flight_finish(void **state)
 {
 	(void)state;
 	proc p = {0};
-	/* every sim call takes 700 ms */
-	start(&p, ", \"latency\": {\"distribution\": \"fixed\", \"mean_ms\": 700}");
+	/* every sim call takes 2 s: the request is seen in flight, then stopped */
+	start(&p, ", \"latency\": {\"distribution\": \"fixed\", \"mean_ms\": 2000}");
 	inflight f = {.e = &p.e};
 	pthread_t th;
 	pthread_create(&th, NULL, slow_create, &f);
-	usleep(250 * 1000);
+	bool in_flight = false;
+	PV_TEST_WAIT_UNTIL((in_flight = creating(p.e.store)));
+	assert_true(in_flight);
 	kill(p.pid, SIGTERM);
 	pthread_join(th, NULL);
 	assert_int_equal(f.r.status, 202);
 	assert_int_equal(json_array_size(json_object_get(f.r.body, "machines")), 1);
 	ts_resp_clear(&f.r);
-	assert_int_equal(finish(&p, 15000), 0);
+	assert_int_equal(finish(&p), 0);
 	assert_true(bf_file_has(p.log, "SIGTERM received"));
 	assert_true(bf_file_has(p.log, "stopped; kernel state saved"));
 	/* nothing listens any more */
