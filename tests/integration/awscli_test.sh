@@ -21,7 +21,8 @@ EMU_PID=$!
 cleanup() { kill "$EMU_PID" 2>/dev/null; wait "$EMU_PID" 2>/dev/null; rm -rf "$WORK"; }
 trap cleanup EXIT INT TERM
 i=0
-while [ ! -s "$WORK/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+# the emulator writes its port once it listens (a 120 s safety bound)
+while [ ! -s "$WORK/port" ] && [ $i -lt 12000 ]; do sleep 0.01; i=$((i + 1)); done
 PORT=$(cat "$WORK/port")
 URL="http://127.0.0.1:$PORT"
 
