@@ -101,7 +101,7 @@ static inline int gate_execute(pv_strategy *s, const pv_operation *op, pv_result
 	t_gate *g = (t_gate *)s;
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10; /* never hang a test run */
+	until.tv_sec += PV_TEST_PATIENCE_S; /* never hang a test run */
 	pthread_mutex_lock(&g->mu);
 	g->arrived++;
 	pthread_cond_broadcast(&g->cv);
