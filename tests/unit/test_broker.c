@@ -348,16 +348,26 @@ static void test_return_by_host_name(void **state)
 	destroy(f);
 }
 
+/* A fixture that refreshes on every status, with one machine of "only-b"
+ * (its record in *ms). */
+static fixture *with_one_machine(pv_machine_list *ms)
+{
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
+	pv_request_rec r;
+	status(f, id, &r, ms);
+	return f;
+}
+
 static void test_return_of_unknown_machines_returns_the_known_ones(void **state)
 {
 	(void)state;
-	pv_broker_settings set = {.status_max_age_seconds = -1};
-	fixture *f = make(NULL, NULL, &set);
-	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
-	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
-	pv_request_rec r;
 	pv_machine_list ms = {0};
-	status(f, id, &r, &ms);
+	fixture *f = with_one_machine(&ms);
+	char ret[PV_STORE_SHORT_MAX];
+	pv_request_rec r;
 	/* none known: nothing to do, nothing written, each named */
 	pv_machine_ref ghosts[] = {{"i-ghost", NULL}, {NULL, "host-ghost"}};
 	assert_int_equal(pv_broker_return_machines(f->br, ghosts, 2, ret), PV_EINVAL);
@@ -381,13 +391,10 @@ static void test_return_of_unknown_machines_returns_the_known_ones(void **state)
 static void test_many_unknown_machines_are_counted_not_cut(void **state)
 {
 	(void)state;
-	pv_broker_settings set = {.status_max_age_seconds = -1};
-	fixture *f = make(NULL, NULL, &set);
-	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
-	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
-	pv_request_rec r;
 	pv_machine_list ms = {0};
-	status(f, id, &r, &ms);
+	fixture *f = with_one_machine(&ms);
+	char ret[PV_STORE_SHORT_MAX];
+	pv_request_rec r;
 	pv_machine_ref refs[901];
 	char names[900][16];
 	refs[0] = (pv_machine_ref){ms.items[0].machine_id, NULL};
