@@ -562,6 +562,10 @@ int pv_broker_request_refresh(pv_broker *b, const char *id, pv_request_rec *req,
 
 /* ---- return ---------------------------------------------------------------------- */
 
+/* Room for the names of unknown machines in a return's message (with "and
+ * N more" and the message's own words, it fits PV_STORE_MESSAGE_MAX). */
+#define UNKNOWN_NAMES_MAX 420
+
 static const char *ref_text(const pv_machine_ref *ref)
 {
 	return ref->machine_id && *ref->machine_id ? ref->machine_id : ref->name ? ref->name : "";
@@ -574,14 +578,14 @@ static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machin
 		   size_t *unknown, char *note, size_t size)
 {
 	size_t named = 0, len = 0;
-	char names[PV_STORE_MESSAGE_MAX] = ""; /* at most 380 bytes of names: a message holds it */
+	char names[UNKNOWN_NAMES_MAX] = "";
 	for (size_t i = 0; i < n; i++) {
 		pv_machine_rec m;
 		const char *id = refs[i].machine_id && *refs[i].machine_id ? refs[i].machine_id : NULL;
 		int rc = pv_store_machine_get(b->store, id, id ? NULL : refs[i].name, &m);
 		if (rc == PV_ENOTFOUND && unknown) {
 			const char *text = ref_text(&refs[i]);
-			if (len + strlen(text) + 2 <= 380) {
+			if (len + strlen(text) + 2 <= UNKNOWN_NAMES_MAX - 40) {
 				len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", named ? ", " : "",
 							text);
 				named++;
@@ -630,7 +634,7 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
 	size_t unknown = 0;
-	char names[PV_STORE_MESSAGE_MAX] = "";
+	char names[UNKNOWN_NAMES_MAX] = "";
 	int rc = pv_store_begin(b->store, true);
 	if (rc == 0)
 		rc = resolve(b, refs, n, &ms, &unknown, names, sizeof names);
