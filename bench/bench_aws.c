@@ -55,7 +55,7 @@ static json_t *run(pv_strategy *s, pv_op_type type, json_t *params)
 	pv_strategy_execute(s, &op, &r, NULL);
 	json_decref(params);
 	if (!r.success) {
-		fprintf(stderr, "%s failed: %s\n", pv_op_name(type), r.message ? r.message : r.error_code);
+		fprintf(stderr, "%s failed: %s\n", pv_op_name(type), pv_result_message(&r) ? pv_result_message(&r) : r.error_code);
 		exit(1);
 	}
 	json_t *data = json_incref(r.data);
@@ -167,7 +167,7 @@ static double ns_per_op(pv_strategy *s, int iters)
 		pv_result r = PV_RESULT_INIT;
 		pv_strategy_execute(s, &op, &r, NULL);
 		if (!r.success) {
-			fprintf(stderr, "health failed: %s\n", r.message);
+			fprintf(stderr, "health failed: %s\n", pv_result_message(&r));
 			exit(1);
 		}
 		pv_result_clear(&r);

@@ -1,24 +1,28 @@
 /*
- * bench_composite.c - what a composite call costs over a direct call.
+ * bench_composite.c - what a composite call costs, next to its floor.
  *
  * Three zero-latency sim children, health_check (the cheapest operation, so
- * the numbers are the composite's own overhead). Rows: a direct call to one
- * sim (the baseline), sequential first_success (stops at the first child),
- * sequential merge_all (all three, merged), parallel merge_all and parallel
- * first_success on the persistent pool, and redundant majority_wins.
- * Targets: sequential <= 300 ns/op, parallel <= 20 us/op.
+ * the numbers are the composite's own overhead). Floors, measured in the
+ * same run: one direct sim call (row 1) for the rows that call one child,
+ * three direct calls one after another (row 2) for the rows that call all
+ * three. Targets: 1.5x the floor for the sequential rows; for the parallel
+ * ones <= 20 us wall and <= 25 us CPU per call (every thread of the
+ * process: pool workers, their polling and the caller). Zero-latency
+ * children are run by the calling thread itself (a handoff costs more), so
+ * the last rows give the children 200 us of latency to measure the pool:
+ * their floor is one such call, since the three run at once.
  *
  * Each row is measured in REPS short runs and prints the median and the
- * best: on a shared machine other processes steal the CPU in bursts, and
- * the median of several runs says more than one long average. The last
- * column is CPU time of the whole process per op (pool threads and their
- * polling included), which load on the machine does not inflate.
+ * best wall time and the median CPU time of the process per call: on a
+ * shared machine other processes steal the CPU in bursts, and the median of
+ * several runs says more than one long average. Under valgrind
+ * (bench/callgrind.sh) the single-thread rows count instructions instead.
  *
  * Usage: bench_composite [seconds per row, default 1]
  */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
+#include "bench_util.h"
 #include "provisio/composite.h"
 #include "provisio/error.h"
 #include "provisio/sim.h"
@@ -26,52 +30,51 @@
 #define CHILDREN 3
 #define REPS 7
 
-static uint64_t cpu_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-	return (uint64_t)ts.tv_sec * PV_NS_PER_S + (uint64_t)ts.tv_nsec;
-}
+typedef struct row {
+	const char *label;
+	pv_composite_mode mode;
+	pv_aggregation policy;
+	int floor;     /* row number (from 1) of its floor */
+	bool parallel; /* uses the pool: not counted under callgrind */
+	pv_strategy **kids; /* its children */
+	pv_strategy *s; /* the composite; NULL: direct calls of `direct` children */
+	int direct;     /* direct rows: children called per call */
+} row;
 
-static double last_cpu_per_op; /* CPU time of all threads per op, last run */
+static pv_strategy *kids[CHILDREN], *slow_kids[CHILDREN];
 
-static double run_for(pv_strategy *s, pv_op_type type, double seconds)
+static void run_calls(void *arg, uint64_t calls)
 {
-	pv_operation op = {.type = type};
-	uint64_t cpu0 = cpu_ns();
-	uint64_t start = pv_now_ns(), end = start + (uint64_t)(seconds * 1e9), now;
-	uint64_t n = 0;
-	do {
-		for (int i = 0; i < 256; i++) {
-			pv_result r;
-			pv_strategy_execute(s, &op, &r, NULL);
-			if (!r.success) {
-				fprintf(stderr, "unexpected failure: %s\n", r.error_code);
+	const row *r = arg;
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	for (uint64_t i = 0; i < calls; i++) {
+		for (int k = 0; k < (r->s ? 1 : r->direct); k++) {
+			pv_result res;
+			pv_strategy_execute(r->s ? r->s : r->kids[k], &op, &res, NULL);
+			if (!res.success) {
+				fprintf(stderr, "%s: unexpected failure: %s\n", r->label, res.error_code);
 				exit(1);
 			}
-			pv_result_clear(&r);
+			pv_result_clear(&res);
 		}
+	}
+}
+
+typedef struct cost {
+	double wall, cpu; /* ns per call */
+} cost;
+
+static cost run_for(const row *r, double seconds)
+{
+	uint64_t cpu0 = bench_process_cpu_ns();
+	uint64_t start = pv_now_ns(), end = start + (uint64_t)(seconds * 1e9), now, n = 0;
+	do {
+		run_calls((void *)r, 256);
 		n += 256;
 		now = pv_now_ns();
 	} while (now < end);
-	last_cpu_per_op = (double)(cpu_ns() - cpu0) / (double)n;
-	return (double)(now - start) / (double)n;
-}
-
-static pv_strategy *make(pv_strategy **kids, pv_composite_mode mode, pv_aggregation policy)
-{
-	pv_composite_config cfg;
-	pv_composite_config_default(&cfg);
-	cfg.mode = mode;
-	cfg.aggregation_policy = policy;
-	cfg.max_concurrent_operations = CHILDREN;
-	pv_strategy *c = NULL;
-	if (pv_composite_new(&c, "bench", kids, NULL, CHILDREN, &cfg, NULL) < 0 ||
-	    pv_strategy_initialize(c) < 0) {
-		fprintf(stderr, "composite: %s\n", pv_error_last());
-		exit(1);
-	}
-	return c;
+	return (cost){(double)(now - start) / (double)n,
+		      (double)(bench_process_cpu_ns() - cpu0) / (double)n};
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -80,58 +83,98 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Median and best of REPS runs of secs/REPS each, and the median CPU time
- * per op (all threads: pool workers and their polling included). */
-static void measure(pv_strategy *s, double secs, double *median, double *best, double *cpu)
+typedef struct result {
+	double median, best, cpu;
+} result;
+
+/* Median and best wall time of REPS runs, and their median CPU time. */
+static result measure(const row *r, double secs)
 {
-	double v[REPS], c[REPS];
-	run_for(s, PV_OP_HEALTH_CHECK, secs / REPS); /* warm up: threads, caches */
+	double wall[REPS], cpu[REPS];
+	run_for(r, secs / REPS); /* warm up: threads, caches */
 	for (int i = 0; i < REPS; i++) {
-		v[i] = run_for(s, PV_OP_HEALTH_CHECK, secs / REPS);
-		c[i] = last_cpu_per_op;
+		cost c = run_for(r, secs / REPS);
+		wall[i] = c.wall;
+		cpu[i] = c.cpu;
 	}
-	qsort(v, REPS, sizeof v[0], cmp_double);
-	qsort(c, REPS, sizeof c[0], cmp_double);
-	*median = v[REPS / 2];
-	*best = v[0];
-	*cpu = c[REPS / 2];
+	qsort(wall, REPS, sizeof wall[0], cmp_double);
+	qsort(cpu, REPS, sizeof cpu[0], cmp_double);
+	return (result){wall[REPS / 2], wall[0], cpu[REPS / 2]};
+}
+
+static pv_strategy *make(pv_strategy **children, pv_composite_mode mode, pv_aggregation policy)
+{
+	pv_composite_config cfg;
+	pv_composite_config_default(&cfg);
+	cfg.mode = mode;
+	cfg.aggregation_policy = policy;
+	cfg.max_concurrent_operations = CHILDREN;
+	pv_strategy *c = NULL;
+	if (pv_composite_new(&c, "bench", children, NULL, CHILDREN, &cfg, NULL) < 0 ||
+	    pv_strategy_initialize(c) < 0) {
+		fprintf(stderr, "composite: %s\n", pv_error_last());
+		exit(1);
+	}
+	return c;
 }
 
 int main(int argc, char **argv)
 {
 	double secs = argc > 1 ? atof(argv[1]) : 1.0;
-	pv_strategy *kids[CHILDREN];
 	char name[16];
+	json_t *slow = json_pack("{s:{s:f}}", "latency", "mean_ms", 0.2);
 	for (int i = 0; i < CHILDREN; i++) {
 		snprintf(name, sizeof name, "sim%d", i);
-		if (pv_sim_new(&kids[i], name, NULL, NULL) < 0)
+		if (pv_sim_new(&kids[i], name, NULL, NULL) < 0 ||
+		    pv_sim_new(&slow_kids[i], name, slow, NULL) < 0)
 			return 1;
 	}
-	static const struct {
-		const char *label;
-		pv_composite_mode mode;
-		pv_aggregation policy;
-	} rows[] = {
-		{"sequential first_success", PV_COMPOSITE_SEQUENTIAL, PV_AGG_FIRST_SUCCESS},
-		{"sequential merge_all", PV_COMPOSITE_SEQUENTIAL, PV_AGG_MERGE_ALL},
-		{"parallel merge_all", PV_COMPOSITE_PARALLEL, PV_AGG_MERGE_ALL},
-		{"parallel first_success", PV_COMPOSITE_PARALLEL, PV_AGG_FIRST_SUCCESS},
-		{"redundant majority_wins", PV_COMPOSITE_REDUNDANT, PV_AGG_MAJORITY_WINS},
+	json_decref(slow);
+	const pv_composite_mode P = PV_COMPOSITE_PARALLEL, S = PV_COMPOSITE_SEQUENTIAL;
+	row rows[] = {
+		{"direct sim call", 0, 0, 0, false, kids, NULL, 1},
+		{"3 direct sim calls", 0, 0, 0, false, kids, NULL, CHILDREN},
+		{"sequential first_success", S, PV_AGG_FIRST_SUCCESS, 1, false, kids, NULL, 0},
+		{"sequential merge_all", S, PV_AGG_MERGE_ALL, 2, false, kids, NULL, 0},
+		{"parallel merge_all", P, PV_AGG_MERGE_ALL, 2, true, kids, NULL, 0},
+		{"parallel first_success", P, PV_AGG_FIRST_SUCCESS, 1, true, kids, NULL, 0},
+		{"redundant majority_wins", PV_COMPOSITE_REDUNDANT, PV_AGG_MAJORITY_WINS, 2, true, kids,
+		 NULL, 0},
+		{"direct sim call, 200 us", 0, 0, 0, true, slow_kids, NULL, 1},
+		{"parallel merge_all, 200 us (pool)", P, PV_AGG_MERGE_ALL, 8, true, slow_kids, NULL, 0},
 	};
-	double base, base_best, base_cpu, med, best, cpu;
-	measure(kids[0], secs, &base, &base_best, &base_cpu);
-	printf("%-34s %12s %12s %14s %12s\n", "case (3 zero-latency sim children)",
-	       "median ns/op", "best ns/op", "overhead (med)", "cpu ns/op");
-	printf("%-34s %12.1f %12.1f %14s %12.1f\n", "direct sim call (baseline)", base, base_best,
-	       "-", base_cpu);
-	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-		pv_strategy *c = make(kids, rows[i].mode, rows[i].policy);
-		measure(c, secs, &med, &best, &cpu);
-		printf("%-34s %12.1f %12.1f %14.1f %12.1f\n", rows[i].label, med, best, med - base,
-		       cpu);
-		pv_strategy_unref(c);
+	int n_rows = (int)(sizeof rows / sizeof rows[0]);
+	result res[sizeof rows / sizeof rows[0]];
+	if (!bench_under_callgrind()) {
+		printf("| %-36s | %10s | %10s | %10s | %-13s | %-13s |\n", "3 sim children",
+		       "median ns", "best ns", "cpu ns", "wall x floor", "cpu x floor");
+		printf("|--------------------------------------|-----------:|-----------:|-----------:|"
+		       ":--------------|:--------------|\n");
 	}
-	for (int i = 0; i < CHILDREN; i++)
+	for (int i = 0; i < n_rows; i++) {
+		row *r = &rows[i];
+		if (!r->direct)
+			r->s = make(r->kids, r->mode, r->policy);
+		if (bench_under_callgrind()) {
+			if (!r->parallel)
+				bench_callgrind_row(r->label, r->floor, run_calls, r);
+		} else {
+			res[i] = measure(r, secs);
+			char wall[32] = "", cpu[32] = "";
+			if (r->floor) {
+				snprintf(wall, sizeof wall, "%.2f (row %d)",
+					 res[i].median / res[r->floor - 1].median, r->floor);
+				snprintf(cpu, sizeof cpu, "%.2f (row %d)",
+					 res[i].cpu / res[r->floor - 1].cpu, r->floor);
+			}
+			printf("| %d. %-33s | %10.1f | %10.1f | %10.1f | %-13s | %-13s |\n", i + 1,
+			       r->label, res[i].median, res[i].best, res[i].cpu, wall, cpu);
+		}
+		pv_strategy_unref(r->s);
+	}
+	for (int i = 0; i < CHILDREN; i++) {
 		pv_strategy_unref(kids[i]);
+		pv_strategy_unref(slow_kids[i]);
+	}
 	return 0;
 }

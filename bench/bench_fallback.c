@@ -1,20 +1,33 @@
 /*
- * bench_fallback.c - what the fallback strategy costs per operation.
+ * bench_fallback.c - what the fallback strategy costs per operation, next
+ * to its floor.
  *
  * Every row runs health_check (the sim's allocation-free path) against
  * zero-latency sim providers on the system clock, so the numbers are the
- * wrapper's own overhead. The first row is a direct call to the sim, the
- * baseline the others are compared with. Each row is timed three times and
- * the best run is kept (the machine is shared). Runs in a few seconds.
+ * wrapper's own overhead. Each row names its floor, the direct calls that
+ * do the same work without the fallback, measured in the same run:
+ *
+ *   1. one direct sim call: the floor of the healthy rows and of the open
+ *      breaker (which should skip the primary for about nothing);
+ *   2. a failing sim call then a direct one: the floor of "primary failing,
+ *      called every time" (two calls and one failure result);
+ *   the two-thread rows: the same call on one thread (the target is
+ *   scaling: two threads on one fallback as fast as one).
+ *
+ * Numbers are CPU time of the calling thread per call (the machine is
+ * shared: wall time measures the neighbours), the best of ROUNDS
+ * interleaved rounds. The target of every row is 1.5x its floor. Under
+ * valgrind (bench/callgrind.sh) each row instead counts instructions.
  */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include "bench_util.h"
 #include "provisio/fallback.h"
 #include "provisio/provisio.h"
 
-#define RUN_NS (60 * PV_NS_PER_MS)
-#define ROUNDS 7
+#define RUN_NS (40 * PV_NS_PER_MS)
+#define ROUNDS 9
 
 static pv_strategy *sim(const char *name, const char *json)
 {
@@ -47,59 +60,72 @@ static pv_strategy *fallback(const char *cfg_json, const char *primary_cfg)
 	return f;
 }
 
-/* ns/op of `iters` calls. */
-static double time_calls(pv_strategy *s, uint64_t iters)
+/* One row: `s` is called (then `then`, when set: a floor of two calls) and
+ * the last call must succeed. */
+typedef struct row {
+	const char *name;
+	pv_strategy *s, *then;
+	int floor; /* row number (from 1) of its floor, 0: none */
+	uint64_t calls;
+	double best;
+} row;
+
+static void run_calls(void *arg, uint64_t calls)
 {
+	row *r = arg;
 	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
-	uint64_t t0 = pv_now_ns();
-	for (uint64_t i = 0; i < iters; i++) {
-		pv_result r;
-		pv_strategy_execute(s, &op, &r, NULL);
-		if (!r.success) {
-			fprintf(stderr, "unexpected failure: %s\n", r.error_code);
+	for (uint64_t i = 0; i < calls; i++) {
+		pv_result res;
+		pv_strategy_execute(r->s, &op, &res, NULL);
+		if (r->then) {
+			pv_result_clear(&res);
+			pv_strategy_execute(r->then, &op, &res, NULL);
+		}
+		if (!res.success) {
+			fprintf(stderr, "%s: unexpected failure: %s\n", r->name, res.error_code);
 			exit(1);
 		}
-		pv_result_clear(&r);
+		pv_result_clear(&res);
 	}
-	return (double)(pv_now_ns() - t0) / (double)iters;
+}
+
+/* CPU ns per call of `calls` calls. */
+static double time_calls(row *r, uint64_t calls)
+{
+	uint64_t t0 = bench_thread_cpu_ns();
+	run_calls(r, calls);
+	return (double)(bench_thread_cpu_ns() - t0) / (double)calls;
 }
 
 /* Calls in a run of about RUN_NS, from a warm-up run. */
-static uint64_t size_run(pv_strategy *s)
+static uint64_t size_run(row *r)
 {
-	double per = time_calls(s, 20000);
+	double per = time_calls(r, 20000);
 	return (uint64_t)((double)RUN_NS / (per > 1 ? per : 1));
 }
 
-/* Best of one strategy alone (used by the threaded rows). */
-static double measure(pv_strategy *s)
-{
-	uint64_t iters = size_run(s);
-	double best = 1e18;
-	for (int k = 0; k < ROUNDS; k++) {
-		double ns = time_calls(s, iters);
-		if (ns < best)
-			best = ns;
-	}
-	return best;
-}
-
 typedef struct mt_arg {
-	pv_strategy *s;
+	row r;
 	double ns;
 } mt_arg;
 
 static void *mt_run(void *p)
 {
 	mt_arg *a = p;
-	a->ns = measure(a->s);
+	a->r.calls = size_run(&a->r);
+	a->ns = 1e18;
+	for (int k = 0; k < ROUNDS; k++) {
+		double ns = time_calls(&a->r, a->r.calls);
+		if (ns < a->ns)
+			a->ns = ns;
+	}
 	return NULL;
 }
 
-/* Per-thread ns/op with two threads calling the same strategy at once. */
-static double measure_two_threads(pv_strategy *s)
+/* Per-thread CPU ns per call with two threads calling `s` at once. */
+static double two_threads(pv_strategy *s)
 {
-	mt_arg a[2] = {{s, 0}, {s, 0}};
+	mt_arg a[2] = {{.r = {.name = "2 threads", .s = s}}, {.r = {.name = "2 threads", .s = s}}};
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, mt_run, &a[i]);
@@ -108,16 +134,19 @@ static double measure_two_threads(pv_strategy *s)
 	return (a[0].ns + a[1].ns) / 2;
 }
 
-static void row(const char *name, double ns, double base)
+static void print_row(int number, const char *name, double ns, int floor, double floor_ns)
 {
-	printf("| %-58s | %8.1f | %+9.1f |\n", name, ns, ns - base);
+	char ratio[32] = "";
+	if (floor)
+		snprintf(ratio, sizeof ratio, "%.2f (row %d)", ns / floor_ns, floor);
+	printf("| %d. %-62s | %8.1f | %-13s |\n", number, name, ns, ratio);
 }
 
 int main(void)
 {
 	pv_log_set_level(PV_LOG_ERROR);
 	pv_strategy *direct = sim("direct", NULL);
-
+	pv_strategy *failing_sim = sim("failing", "{\"failure_rate\": 1}");
 	pv_strategy *cb = fallback("{\"mode\": \"circuit_breaker\"}", NULL);
 	pv_strategy *imm = fallback("{\"mode\": \"immediate\"}", NULL);
 	pv_strategy *retry = fallback("{\"mode\": \"retry_then_fallback\"}", NULL);
@@ -131,46 +160,49 @@ int main(void)
 	pv_strategy_execute(open, &op, &r, NULL); /* trips the primary's breaker */
 	pv_result_clear(&r);
 
-	struct {
-		const char *name;
-		pv_strategy *s;
-		uint64_t iters;
-		double best;
-	} rows[] = {
-		{"direct sim call (baseline)", direct, 0, 1e18},
-		{"fallback circuit_breaker, healthy primary (breaker closed)", cb, 0, 1e18},
-		{"fallback immediate, healthy primary", imm, 0, 1e18},
-		{"fallback retry_then_fallback, healthy primary", retry, 0, 1e18},
-		{"fallback health_based, healthy primary (cached health)", health, 0, 1e18},
-		{"fallback circuit_breaker, primary failing, breaker open", open, 0, 1e18},
-		{"fallback immediate, primary failing (called every time)", failing, 0, 1e18},
+	row rows[] = {
+		{"direct sim call", direct, NULL, 0, 0, 1e18},
+		{"direct failing sim call + direct sim call", failing_sim, direct, 0, 0, 1e18},
+		{"fallback circuit_breaker, healthy primary (breaker closed)", cb, NULL, 1, 0, 1e18},
+		{"fallback immediate, healthy primary", imm, NULL, 1, 0, 1e18},
+		{"fallback retry_then_fallback, healthy primary", retry, NULL, 1, 0, 1e18},
+		{"fallback health_based, healthy primary (cached health)", health, NULL, 1, 0, 1e18},
+		{"fallback circuit_breaker, primary failing, breaker open", open, NULL, 1, 0, 1e18},
+		{"fallback immediate, primary failing (called every time)", failing, NULL, 2, 0, 1e18},
 	};
-	size_t n_rows = sizeof rows / sizeof rows[0];
-	for (size_t i = 0; i < n_rows; i++)
-		rows[i].iters = size_run(rows[i].s);
-	for (int k = 0; k < ROUNDS; k++) {
-		for (size_t i = 0; i < n_rows; i++) {
-			double ns = time_calls(rows[i].s, rows[i].iters);
-			if (ns < rows[i].best)
-				rows[i].best = ns;
+	int n_rows = (int)(sizeof rows / sizeof rows[0]);
+	if (bench_under_callgrind()) {
+		for (int i = 0; i < n_rows; i++)
+			bench_callgrind_row(rows[i].name, rows[i].floor, run_calls, &rows[i]);
+	} else {
+		for (int i = 0; i < n_rows; i++)
+			rows[i].calls = size_run(&rows[i]);
+		for (int k = 0; k < ROUNDS; k++) {
+			for (int i = 0; i < n_rows; i++) {
+				double ns = time_calls(&rows[i], rows[i].calls);
+				if (ns < rows[i].best)
+					rows[i].best = ns;
+			}
 		}
-	}
-	double base = rows[0].best;
-	printf("| %-58s | %8s | %9s |\n", "benchmark (health_check, zero-latency sim)", "ns/op", "overhead");
-	printf("|%s|%s|%s|\n", "------------------------------------------------------------",
-	       "----------", "-----------");
-	for (size_t i = 0; i < n_rows; i++)
-		row(rows[i].name, rows[i].best, base);
-	double base2 = measure_two_threads(direct);
-	row("2 threads: direct sim call (baseline), per thread", base2, base2);
-	row("2 threads: fallback circuit_breaker, healthy, per thread", measure_two_threads(cb), base2);
+		printf("| %-65s | %8s | %-13s |\n", "health_check, zero-latency sims",
+		       "cpu ns", "x floor");
+		printf("|%s|---------:|:--------------|\n",
+		       "-------------------------------------------------------------------");
+		for (int i = 0; i < n_rows; i++)
+			print_row(i + 1, rows[i].name, rows[i].best, rows[i].floor,
+				  rows[i].floor ? rows[rows[i].floor - 1].best : 0);
+		print_row(n_rows + 1, "2 threads at once: direct sim call, per thread",
+			  two_threads(direct), 1, rows[0].best);
+		print_row(n_rows + 2, "2 threads at once: fallback circuit_breaker, healthy, per thread",
+			  two_threads(cb), 3, rows[2].best);
 
-	json_t *m = pv_fallback_circuit_metrics(open);
-	printf("\nprimary breaker of the failing row: state=%s rejected=%lld\n",
-	       json_string_value(json_object_get(m, "state")),
-	       (long long)json_integer_value(json_object_get(m, "rejected_requests")));
-	json_decref(m);
-	pv_strategy *all[] = {direct, cb, imm, retry, health, open, failing};
+		json_t *m = pv_fallback_circuit_metrics(open);
+		printf("\nthe open row's primary breaker: state=%s rejected=%lld\n",
+		       json_string_value(json_object_get(m, "state")),
+		       (long long)json_integer_value(json_object_get(m, "rejected_requests")));
+		json_decref(m);
+	}
+	pv_strategy *all[] = {direct, failing_sim, cb, imm, retry, health, open, failing};
 	for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
 		pv_strategy_unref(all[i]);
 	return 0;

@@ -28,7 +28,7 @@ static void exec(pv_strategy *s, pv_op_type type, json_t *params)
 	pv_result_init(&r);
 	s->methods->execute(s, &op, &r);
 	if (!r.success) {
-		fprintf(stderr, "bench: %s failed: %s\n", pv_op_name(type), r.message ? r.message : r.error_code);
+		fprintf(stderr, "bench: %s failed: %s\n", pv_op_name(type), pv_result_message(&r) ? pv_result_message(&r) : r.error_code);
 		exit(1);
 	}
 	pv_result_clear(&r);
@@ -45,7 +45,7 @@ static void round_trip(pv_strategy *s, uint64_t i)
 	pv_result_init(&r);
 	s->methods->execute(s, &op, &r);
 	if (!r.success) {
-		fprintf(stderr, "bench: create failed: %s\n", r.message ? r.message : r.error_code);
+		fprintf(stderr, "bench: create failed: %s\n", pv_result_message(&r) ? pv_result_message(&r) : r.error_code);
 		exit(1);
 	}
 	json_t *ids = json_pack("{s:O}", "instance_ids", json_object_get(r.data, "instance_ids"));

@@ -34,7 +34,7 @@ static bool exec(pv_strategy *s, pv_op_type type, json_t *params, json_t **ids_o
 	pv_result r = PV_RESULT_INIT;
 	s->methods->execute(s, &op, &r);
 	if (!r.success) {
-		fprintf(stderr, "bench: %s failed: %s\n", pv_op_name(type), r.message ? r.message : r.error_code);
+		fprintf(stderr, "bench: %s failed: %s\n", pv_op_name(type), pv_result_message(&r) ? pv_result_message(&r) : r.error_code);
 		exit(1);
 	}
 	if (ids_out)

@@ -78,10 +78,12 @@ typedef struct pv_strategy_methods {
 	unsigned flags;
 } pv_strategy_methods;
 
-/* execute runs one child through pv_strategy_execute and returns the
- * child's result, latency included: the kernel then reads the clock
- * around it only to check a deadline (a balancer; one clock read, ~30 ns,
- * less per operation). A result it fails without a child has latency 0. */
+/* execute fills the latency of its result itself: the child's when it
+ * returns one child's answer (a balancer, a fallback, a sequential
+ * first_success composite), its own measure otherwise. The kernel then
+ * reads the clock around it only to check a deadline: one or two clock
+ * reads (~30 ns each) less per operation and layer. A result it fails
+ * without calling a child may have latency 0. */
 #define PV_STRATEGY_TIMED_BY_CHILD 1u
 
 struct pv_strategy {

@@ -104,7 +104,7 @@ static void per_provider(pv_broker *b, pv_machine_list *ms, pv_op_type type, pic
 		pv_broker_run(b, prov, type, json_pack("{s:o}", "instance_ids", ids), &res);
 		if (!res.success)
 			pv_log(PV_LOG_WARN, "broker: %s on '%s' failed: %s: %s", pv_op_name(type), prov,
-			       res.error_code, res.message ? res.message : "");
+			       res.error_code, pv_result_message(&res) ? pv_result_message(&res) : "");
 		apply(b, ms, prov, &res, user);
 		pv_result_clear(&res);
 	}
@@ -173,7 +173,7 @@ static void apply_terminate(pv_broker *b, pv_machine_list *ms, const char *provi
 				set_msg(m->status, sizeof m->status, "terminated");
 			else
 				snprintf(m->message, sizeof m->message, "terminate failed: %s: %s",
-					 res->error_code, res->message ? res->message : "");
+					 res->error_code, pv_result_message(res) ? pv_result_message(res) : "");
 		}
 		return;
 	}
@@ -336,7 +336,8 @@ static void provision(pv_broker *b, const pv_request_rec *r, const json_t *tmpl,
 		pv_broker_run(b, r->strategy, PV_OP_CREATE_INSTANCES, params, &res);
 		size_t added = res.success ? take_instances(ms, r, &res) : 0;
 		if (!res.success)
-			snprintf(msg, size, "%s: %s", res.error_code, res.message ? res.message : "");
+			snprintf(msg, size, "%s: %s", res.error_code,
+				 pv_result_message(&res) ? pv_result_message(&res) : "");
 		pv_log(PV_LOG_INFO, "broker: %s round %u: %s via '%s': %zu machine(s)", r->id, round,
 		       res.success ? "ok" : res.error_code, res.provider, added);
 		pv_result_clear(&res);

@@ -72,7 +72,7 @@ static bool meta_intact(json_t *o)
 void lb_attach_meta(pv_result *out, json_t *meta, unsigned home)
 {
 	meta_pool *pool;
-	if (out->metadata || !(pool = meta_pool_get())) { /* add to what the child said */
+	if (pv_result_has_meta(out) || !(pool = meta_pool_get())) { /* add to what the child said */
 		pv_result_meta_set(out, "balancer", json_incref(meta));
 		return;
 	}
@@ -98,5 +98,5 @@ void lb_attach_meta(pv_result *out, json_t *meta, unsigned home)
 		o = pool->obj[slot] = json_pack("{s:O}", "balancer", meta);
 	}
 	pool->val[slot] = meta;
-	out->metadata = json_incref(o);
+	pv_result_meta_merge(out, json_incref(o)); /* it has none: o becomes it */
 }

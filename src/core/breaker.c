@@ -50,8 +50,10 @@ int pv_breaker_init(pv_breaker *b, const pv_breaker_config *cfg, uint64_t seed)
 	memset(b, 0, sizeof *b);
 	b->cfg = *cfg;
 	b->window = calloc(cfg->window_size, sizeof *b->window);
-	if (!b->window)
+	if (!b->window || pv_counters_init(&b->counts) < 0) {
+		free((void *)b->window);
 		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
 	pthread_mutex_init(&b->lock, NULL);
 	pv_rng_seed(&b->rng, seed);
 	b->open_period_ns = cfg->open_ns;
@@ -62,12 +64,23 @@ void pv_breaker_destroy(pv_breaker *b)
 {
 	free((void *)b->window);
 	b->window = NULL;
+	pv_counters_destroy(&b->counts);
 	pthread_mutex_destroy(&b->lock);
 }
 
 pv_breaker_state pv_breaker_get_state(const pv_breaker *b)
 {
 	return (pv_breaker_state)(atomic_load_explicit(&b->state_gen, memory_order_acquire) & 3);
+}
+
+uint64_t pv_breaker_count(const pv_breaker *b, pv_breaker_counter which)
+{
+	return pv_counters_get(&b->counts, which);
+}
+
+static void count(pv_breaker *b, pv_breaker_counter which)
+{
+	pv_counters_add(&b->counts, which, 1);
 }
 
 /* ---- transitions (lock held) ------------------------------------------ */
@@ -152,6 +165,7 @@ static void clear_window(pv_breaker *b)
 	for (unsigned i = 0; i < b->cfg.window_size; i++)
 		atomic_store_explicit(&b->window[i], SLOT_EMPTY, RELAXED);
 	atomic_store_explicit(&b->window_pos, 0, RELAXED);
+	atomic_store_explicit(&b->failure_end, 0, RELAXED);
 	atomic_store_explicit(&b->consecutive, 0, RELAXED);
 }
 
@@ -173,7 +187,7 @@ static void half_open_locked(pv_breaker *b)
 
 static pv_breaker_permit reject(pv_breaker *b, uint64_t gen)
 {
-	atomic_fetch_add_explicit(&b->rejected, 1, RELAXED);
+	count(b, PV_BC_REJECTED);
 	return (pv_breaker_permit){PV_PERMIT_REJECTED, gen};
 }
 
@@ -203,7 +217,7 @@ static pv_breaker_permit admit_slow(pv_breaker *b, const pv_clock *clock, uint64
 	}
 	pthread_mutex_unlock(&b->lock);
 	if (p.kind == PV_PERMIT_REJECTED)
-		atomic_fetch_add_explicit(&b->rejected, 1, RELAXED);
+		count(b, PV_BC_REJECTED);
 	return p;
 }
 
@@ -212,6 +226,12 @@ pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock)
 	uint64_t sg = atomic_load_explicit(&b->state_gen, memory_order_acquire);
 	if ((sg & 3) == PV_BREAKER_CLOSED)
 		return (pv_breaker_permit){PV_PERMIT_NORMAL, sg >> 2};
+	/* Open, and surely so for a while: the coarse clock proves it for a
+	 * quarter of a precise read (the precise one decides near the end). */
+	if ((sg & 3) == PV_BREAKER_OPEN &&
+	    pv_clock_now_coarse(clock) + pv_clock_coarse_lag(clock) <
+		    atomic_load_explicit(&b->next_attempt_ns, RELAXED))
+		return reject(b, sg >> 2);
 	return admit_slow(b, clock, sg);
 }
 
@@ -235,6 +255,20 @@ static void window_put(pv_breaker *b, unsigned char v)
 {
 	uint64_t pos = atomic_fetch_add_explicit(&b->window_pos, 1, RELAXED);
 	atomic_store_explicit(&b->window[pos % b->cfg.window_size], v, RELAXED);
+	uint64_t end = atomic_load_explicit(&b->failure_end, RELAXED);
+	while (v == SLOT_FAILURE && end < pos + 1 &&
+	       !atomic_compare_exchange_weak_explicit(&b->failure_end, &end, pos + 1, RELAXED, RELAXED))
+		;
+}
+
+/* A success goes into the window only while a failure may still be in it:
+ * a window full of successes reads the same with one more, and not writing
+ * it keeps the healthy path off the two words every caller would share. */
+static void window_put_success(pv_breaker *b)
+{
+	uint64_t pos = atomic_load_explicit(&b->window_pos, RELAXED);
+	if (pos < atomic_load_explicit(&b->failure_end, RELAXED) + b->cfg.window_size)
+		window_put(b, SLOT_SUCCESS);
 }
 
 static void window_scan(pv_breaker *b, unsigned *filled, unsigned *failed)
@@ -287,15 +321,17 @@ static void record_probe(pv_breaker *b, uint64_t gen, pv_breaker_outcome o, uint
 static void count_outcome(pv_breaker *b, pv_breaker_outcome o, const pv_result *r, uint64_t now)
 {
 	if (o == PV_OUTCOME_SUCCESS) {
-		atomic_fetch_add_explicit(&b->successes, 1, RELAXED);
-		atomic_store_explicit(&b->last_success_ns, now, RELAXED);
+		count(b, PV_BC_SUCCESSES);
+		/* coarse time moves once a tick: most successes need not write it */
+		if (atomic_load_explicit(&b->last_success_ns, RELAXED) != now)
+			atomic_store_explicit(&b->last_success_ns, now, RELAXED);
 	} else if (o == PV_OUTCOME_FAILURE) {
-		atomic_fetch_add_explicit(&b->failures, 1, RELAXED);
+		count(b, PV_BC_FAILURES);
 		atomic_store_explicit(&b->last_failure_ns, now, RELAXED);
 		if (r->success)
-			atomic_fetch_add_explicit(&b->slow_calls, 1, RELAXED);
+			count(b, PV_BC_SLOW_CALLS);
 	} else {
-		atomic_fetch_add_explicit(&b->ignored, 1, RELAXED);
+		count(b, PV_BC_IGNORED);
 	}
 }
 
@@ -315,7 +351,7 @@ void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result 
 	    (sg >> 2) != permit.generation || o == PV_OUTCOME_IGNORED)
 		return;
 	if (o == PV_OUTCOME_SUCCESS) {
-		window_put(b, SLOT_SUCCESS);
+		window_put_success(b);
 		if (atomic_load_explicit(&b->consecutive, RELAXED) != 0)
 			atomic_store_explicit(&b->consecutive, 0, RELAXED);
 		return;
@@ -331,7 +367,8 @@ void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result 
 /* Calls made through the breaker: every recorded outcome. */
 static uint64_t total_of(pv_breaker *b)
 {
-	return atomic_load(&b->successes) + atomic_load(&b->failures) + atomic_load(&b->ignored);
+	return pv_breaker_count(b, PV_BC_SUCCESSES) + pv_breaker_count(b, PV_BC_FAILURES) +
+	       pv_breaker_count(b, PV_BC_IGNORED);
 }
 
 /* A monotonic instant as Unix seconds (the spec's time.time() values). */
@@ -372,11 +409,11 @@ json_t *pv_breaker_metrics(pv_breaker *b, uint64_t now_ns)
 	json_object_set_new(m, "window_failures", json_integer(failed));
 	json_object_set_new(m, "total_requests", json_integer((json_int_t)total_of(b)));
 	json_object_set_new(m, "successful_requests",
-			    json_integer((json_int_t)atomic_load(&b->successes)));
-	json_object_set_new(m, "failed_requests", json_integer((json_int_t)atomic_load(&b->failures)));
-	json_object_set_new(m, "slow_calls", json_integer((json_int_t)atomic_load(&b->slow_calls)));
-	json_object_set_new(m, "ignored_requests", json_integer((json_int_t)atomic_load(&b->ignored)));
-	json_object_set_new(m, "rejected_requests", json_integer((json_int_t)atomic_load(&b->rejected)));
+			    json_integer((json_int_t)pv_breaker_count(b, PV_BC_SUCCESSES)));
+	json_object_set_new(m, "failed_requests", json_integer((json_int_t)pv_breaker_count(b, PV_BC_FAILURES)));
+	json_object_set_new(m, "slow_calls", json_integer((json_int_t)pv_breaker_count(b, PV_BC_SLOW_CALLS)));
+	json_object_set_new(m, "ignored_requests", json_integer((json_int_t)pv_breaker_count(b, PV_BC_IGNORED)));
+	json_object_set_new(m, "rejected_requests", json_integer((json_int_t)pv_breaker_count(b, PV_BC_REJECTED)));
 	json_object_set_new(m, "last_failure_time", wall_seconds(atomic_load(&b->last_failure_ns), now_ns));
 	json_object_set_new(m, "last_success_time", wall_seconds(atomic_load(&b->last_success_ns), now_ns));
 	json_object_set_new(m, "next_attempt_time",
@@ -422,10 +459,10 @@ json_t *pv_breaker_save(pv_breaker *b, uint64_t now_ns)
 		st == PV_BREAKER_OPEN && next > now_ns ? (double)(next - now_ns) / 1e6 : 0.0,
 		"saved_at_ms", (json_int_t)pv_wall_ms(), "times_opened",
 		(json_int_t)atomic_load(&b->times_opened), "total_requests", (json_int_t)total_of(b),
-		"successful_requests", (json_int_t)atomic_load(&b->successes), "failed_requests",
-		(json_int_t)atomic_load(&b->failures), "slow_calls", (json_int_t)atomic_load(&b->slow_calls),
-		"ignored_requests", (json_int_t)atomic_load(&b->ignored), "rejected_requests",
-		(json_int_t)atomic_load(&b->rejected));
+		"successful_requests", (json_int_t)pv_breaker_count(b, PV_BC_SUCCESSES), "failed_requests",
+		(json_int_t)pv_breaker_count(b, PV_BC_FAILURES), "slow_calls", (json_int_t)pv_breaker_count(b, PV_BC_SLOW_CALLS),
+		"ignored_requests", (json_int_t)pv_breaker_count(b, PV_BC_IGNORED), "rejected_requests",
+		(json_int_t)pv_breaker_count(b, PV_BC_REJECTED));
 	json_object_set_new(j, "transitions", transitions_json(b));
 	pthread_mutex_unlock(&b->lock);
 	return j;
@@ -520,10 +557,11 @@ static void apply_saved_locked(pv_breaker *b, const saved *s, uint64_t now)
 	atomic_store(&b->consecutive, (unsigned)(s->consecutive > UINT32_MAX ? UINT32_MAX : s->consecutive));
 	b->reopen_streak = (unsigned)s->streak;
 	b->open_period_ns = s->period_ns ? s->period_ns : b->cfg.open_ns;
-	_Atomic uint64_t *dst[6] = {&b->times_opened, &b->successes, &b->failures,
-				    &b->slow_calls,   &b->ignored,   &b->rejected};
-	for (int i = 0; i < 6; i++)
-		atomic_store(dst[i], s->counters[i]);
+	atomic_store(&b->times_opened, s->counters[0]);
+	static const pv_breaker_counter dst[5] = {PV_BC_SUCCESSES, PV_BC_FAILURES, PV_BC_SLOW_CALLS,
+						  PV_BC_IGNORED, PV_BC_REJECTED};
+	for (int i = 0; i < 5; i++)
+		pv_counters_set(&b->counts, dst[i], s->counters[i + 1]);
 	for (int i = 0; i < PV_BT_COUNT; i++)
 		atomic_store(&b->transitions[i], s->transitions[i]);
 	uint64_t remaining = 0;

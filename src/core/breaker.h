@@ -25,6 +25,7 @@
 #include <jansson.h>
 #include "provisio/clock.h"
 #include "provisio/result.h"
+#include "util/counters.h"
 #include "util/rng.h"
 
 typedef enum pv_breaker_state {
@@ -87,6 +88,13 @@ typedef enum pv_breaker_outcome {
 	PV_OUTCOME_IGNORED,
 } pv_breaker_outcome;
 
+/* The outcome counters of a breaker (pv_breaker_count). */
+typedef enum pv_breaker_counter {
+	PV_BC_SUCCESSES, PV_BC_FAILURES, PV_BC_SLOW_CALLS, PV_BC_IGNORED, PV_BC_REJECTED,
+	PV_BC_COUNT
+} pv_breaker_counter;
+_Static_assert(PV_BC_COUNT <= PV_COUNTERS_MAX, "a counter set holds PV_COUNTERS_MAX");
+
 typedef struct pv_breaker {
 	pv_breaker_config cfg;
 	/* state in the low 2 bits, generation above: one load reads both */
@@ -94,9 +102,10 @@ typedef struct pv_breaker {
 	_Atomic uint64_t next_attempt_ns; /* when open: monotonic time half-open may start */
 	atomic_uint consecutive;
 	_Atomic uint64_t window_pos;
+	_Atomic uint64_t failure_end;  /* window_pos just past the last failure put in */
 	_Atomic unsigned char *window; /* 0 empty, 1 success, 2 failure */
 
-	_Atomic uint64_t successes, failures, slow_calls, ignored, rejected;
+	pv_counters counts; /* PV_BC_* by thread: callers on many cores do not collide */
 	_Atomic uint64_t times_opened;
 	_Atomic uint64_t transitions[PV_BT_COUNT];
 	_Atomic uint64_t last_failure_ns, last_success_ns; /* monotonic; 0 = never */
@@ -115,8 +124,15 @@ void pv_breaker_destroy(pv_breaker *b);
 
 pv_breaker_state pv_breaker_get_state(const pv_breaker *b);
 
+/* One of the outcome counters, summed over threads. */
+uint64_t pv_breaker_count(const pv_breaker *b, pv_breaker_counter which);
+
 /* Asks to make a call now. Reads `clock` only when the breaker is not
- * closed. A rejected permit is counted in the metrics. */
+ * closed, and only coarsely while it is open with more than a clock tick
+ * to go: a probe is never admitted before the open period ends, and on the
+ * system clock may be admitted a tick after (more where the kernel lost
+ * ticks: a few ms on a busy VM). A rejected permit is counted in the
+ * metrics. */
 pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock);
 
 /* How the breaker classifies a result that took `latency_ns`. */

@@ -26,6 +26,7 @@ static cmember *member_new(pv_strategy *s, double weight)
 	atomic_init(&m->refs, 1);
 	m->s = pv_strategy_ref(s);
 	atomic_init(&m->weight, weight);
+	atomic_init(&m->last_ns, UINT64_MAX);
 	pv_capabilities caps;
 	m->ops = pv_strategy_capabilities(s, &caps) == 0 ? caps.operations : 0;
 	pv_capabilities_clear(&caps);
@@ -139,10 +140,8 @@ static bool sequential_first(composite *c, const pv_operation *op, cmember *m, p
 {
 	pv_strategy_execute(m->s, op, out, c->clock);
 	pv_composite_count_member(m, out);
-	if (out->success) {
-		out->latency_ns = 0; /* the caller measures the composite's own */
-		return true;
-	}
+	if (out->success)
+		return true; /* its answer, its latency */
 	*first = *out;
 	memset(out, 0, sizeof *out);
 	return false;
@@ -169,17 +168,22 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 		pv_result_fail(out, PV_ERR_OPERATION_NOT_SUPPORTED, PV_CLASS_PERMANENT,
 			       "no child of composite '%s' supports %s", s->name, pv_op_name(op->type));
 	} else {
+		/* One clock read starts the deadline and the composite's latency. */
+		uint64_t start = pv_clock_now(c->clock);
 		pv_operation cop = *op;
-		cop.deadline_ns = pv_composite_deadline(c, op);
+		cop.deadline_ns = pv_composite_deadline_at(c, op, start);
 		const pv_composite_config *cfg = &c->cfg;
 		pv_result first;
+		bool hot = op->type != PV_OP_CREATE_INSTANCES && cfg->mode == PV_COMPOSITE_SEQUENTIAL &&
+			   may_stop_early(cfg) && cfg->min_success_count == 1;
 		if (op->type == PV_OP_CREATE_INSTANCES)
 			pv_composite_create(c, &cop, mem, n, out);
-		else if (cfg->mode != PV_COMPOSITE_SEQUENTIAL || !may_stop_early(cfg) ||
-			 cfg->min_success_count != 1)
+		else if (!hot)
 			run_read(c, &cop, mem, n, NULL, out);
 		else if (!sequential_first(c, &cop, mem[0], &first, out))
 			run_read(c, &cop, mem, n, &first, out);
+		if (!hot || !out->success) /* one child's answer came with its latency */
+			out->latency_ns = pv_clock_now(c->clock) - start;
 	}
 done:
 	atomic_fetch_add_explicit(out->success ? &c->successes : &c->failures, 1,
@@ -330,6 +334,7 @@ static void composite_destroy(pv_strategy *s)
 	composite *c = as_composite(s);
 	pv_pool_free(c->pool); /* first: late finishers still use members and counters */
 	pv_croster_unref(c->roster);
+	json_decref(atomic_load(&c->merged_spare));
 	pv_composite_config_clear(&c->cfg);
 	pthread_mutex_destroy(&c->lock);
 }
@@ -342,6 +347,9 @@ static const pv_strategy_methods composite_methods = {
 	.health = composite_health,
 	.destroy = composite_destroy,
 	.stats = composite_stats,
+	/* It times itself: the sequential first_success answer has its
+	 * child's latency, anything else the composite's own. */
+	.flags = PV_STRATEGY_TIMED_BY_CHILD,
 };
 
 bool pv_strategy_is_composite(const pv_strategy *s)

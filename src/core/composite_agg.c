@@ -15,6 +15,7 @@
 #include <string.h>
 #include "core/composite_internal.h"
 #include "provisio/error.h"
+#include "util/spare.h"
 
 typedef struct tally {
 	size_t ran, ok, failed;
@@ -38,25 +39,62 @@ static tally count(const child_outcome *o, size_t n)
 
 /* ---- metadata ------------------------------------------------------------ */
 
-json_t *pv_composite_children_summary(const child_outcome *o, size_t n)
+/*
+ * Every aggregated result says which composite answered, how, and (merge_all)
+ * which leaves or (majority_wins) which children agreed; when something is
+ * worth telling (a failure, a timeout, a child not awaited, a create), what
+ * each child did. Built as JSON on every call that was most of a
+ * composite's cost, so it is a deferred part: the facts and a copy of the
+ * names, built when somebody reads the metadata.
+ */
+typedef struct child_fact {
+	uint32_t child, provider; /* name offsets */
+	bool cancelled, success, abstained;
+	uint64_t latency_ns;
+	int64_t requested, made;
+	char error_code[PV_RESULT_CODE_MAX];
+} child_fact;
+
+typedef struct composite_meta {
+	pv_result_later part;
+	pv_composite_mode mode;
+	pv_aggregation policy;
+	int extra;             /* META_* */
+	size_t votes, voters;  /* META_AGREEMENT */
+	uint32_t *listed;      /* name offsets of the leaves or agreeing children */
+	size_t n_listed;
+	child_fact *children;  /* what each child did, or NULL */
+	size_t n_children;
+	char *names;           /* the composite's at 0 */
+} composite_meta;
+
+static json_t *names_json(const composite_meta *cm, const uint32_t *at, size_t n)
 {
 	json_t *list = json_array();
-	for (size_t i = 0; i < n; i++) {
-		const pv_result *r = &o[i].res;
-		json_t *e = json_pack("{s:s}", "child", o[i].m->s->name);
-		if (o[i].cancelled) {
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(list, json_string(cm->names + at[i]));
+	return list;
+}
+
+static json_t *children_json(const composite_meta *cm)
+{
+	json_t *list = json_array();
+	for (size_t i = 0; i < cm->n_children; i++) {
+		const child_fact *f = &cm->children[i];
+		json_t *e = json_pack("{s:s}", "child", cm->names + f->child);
+		if (f->cancelled) {
 			json_object_set_new(e, "cancelled", json_true());
 		} else {
-			json_object_set_new(e, "provider", json_string(r->provider));
-			json_object_set_new(e, "success", json_boolean(r->success));
-			json_object_set_new(e, "latency_ms", json_real((double)r->latency_ns / 1e6));
-			if (!r->success)
-				json_object_set_new(e, "error_code", json_string(r->error_code));
-			if (o[i].abstained)
+			json_object_set_new(e, "provider", json_string(cm->names + f->provider));
+			json_object_set_new(e, "success", json_boolean(f->success));
+			json_object_set_new(e, "latency_ms", json_real((double)f->latency_ns / 1e6));
+			if (!f->success)
+				json_object_set_new(e, "error_code", json_string(f->error_code));
+			if (f->abstained)
 				json_object_set_new(e, "abstained", json_true());
-			if (o[i].requested) {
-				json_object_set_new(e, "requested", json_integer(o[i].requested));
-				json_object_set_new(e, "made", json_integer(pv_create_made(r)));
+			if (f->requested) {
+				json_object_set_new(e, "requested", json_integer(f->requested));
+				json_object_set_new(e, "made", json_integer(f->made));
 			}
 		}
 		json_array_append_new(list, e);
@@ -64,19 +102,96 @@ json_t *pv_composite_children_summary(const child_outcome *o, size_t n)
 	return list;
 }
 
-void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n)
+static void composite_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta)
 {
-	pv_result_meta_set(out, "composite", json_string(c->base.name));
-	pv_result_meta_set(out, "mode", json_string(pv_composite_mode_name(c->cfg.mode)));
-	pv_result_meta_set(out, "policy",
-			   json_string(pv_aggregation_name(c->cfg.aggregation_policy)));
-	/* Per-child detail only when there is something to tell: a failure, a
-	 * timeout, a child not awaited, or machines (creates always). */
+	(void)r;
+	const composite_meta *cm = (const composite_meta *)part;
+	if (cm->extra == META_PROVIDERS)
+		json_object_set_new(meta, "providers", names_json(cm, cm->listed, cm->n_listed));
+	else if (cm->extra == META_AGREEMENT)
+		json_object_set_new(meta, "agreement",
+				    json_pack("{s:I, s:I, s:o}", "votes", (json_int_t)cm->votes, "voters",
+					      (json_int_t)cm->voters, "children",
+					      names_json(cm, cm->listed, cm->n_listed)));
+	json_object_set_new(meta, "composite", json_string(cm->names));
+	json_object_set_new(meta, "mode", json_string(pv_composite_mode_name(cm->mode)));
+	json_object_set_new(meta, "policy", json_string(pv_aggregation_name(cm->policy)));
+	if (cm->children)
+		json_object_set_new(meta, "children", children_json(cm));
+}
+
+static void composite_meta_release(pv_result_later *part) { pv_spare_free(part); }
+
+/* The name the extra lists for outcome `i`: the leaf that answered, or the
+ * agreeing child; NULL when it lists none. */
+static const char *listed_name(const meta_extra *x, const child_outcome *o, size_t i)
+{
+	if (x->kind == META_PROVIDERS)
+		return !o[i].cancelled && o[i].res.success ? o[i].res.provider : NULL;
+	if (x->kind == META_AGREEMENT)
+		return x->agreeing[i] ? o[i].m->s->name : NULL;
+	return NULL;
+}
+
+/* Appends `name` to the names block at *at; returns its offset. */
+static uint32_t put_name(char *names, size_t *at, const char *name)
+{
+	uint32_t offset = (uint32_t)*at;
+	size_t len = strlen(name) + 1;
+	memcpy(names + *at, name, len);
+	*at += len;
+	return offset;
+}
+
+void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n,
+		       const meta_extra *extra)
+{
+	static const meta_extra none = {.kind = META_NONE};
+	const meta_extra *x = extra ? extra : &none;
 	bool notable = false;
 	for (size_t i = 0; o && i < n && !notable; i++)
 		notable = o[i].cancelled || o[i].abstained || !o[i].res.success || o[i].requested;
-	if (notable)
-		pv_result_meta_set(out, "children", pv_composite_children_summary(o, n));
+	size_t n_children = notable ? n : 0, n_listed = 0;
+	size_t names_len = strlen(c->base.name) + 1;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = listed_name(x, o, i);
+		n_listed += name != NULL;
+		names_len += name ? strlen(name) + 1 : 0;
+		if (notable)
+			names_len += strlen(o[i].m->s->name) + strlen(o[i].res.provider) + 2;
+	}
+	composite_meta *cm = pv_spare_alloc(sizeof *cm + n_children * sizeof cm->children[0] +
+					    n_listed * sizeof cm->listed[0] + names_len);
+	if (!cm)
+		return;
+	*cm = (composite_meta){
+		.part = {composite_meta_build, composite_meta_release, NULL},
+		.mode = c->cfg.mode, .policy = c->cfg.aggregation_policy, .extra = x->kind,
+		.votes = x->votes, .voters = x->voters, .n_listed = n_listed,
+		.n_children = n_children,
+	};
+	cm->children = n_children ? (child_fact *)(cm + 1) : NULL;
+	cm->listed = (uint32_t *)((child_fact *)(cm + 1) + n_children);
+	cm->names = (char *)(cm->listed + n_listed);
+	size_t at = 0, k = 0;
+	put_name(cm->names, &at, c->base.name);
+	for (size_t i = 0; i < n; i++) {
+		const char *name = listed_name(x, o, i);
+		if (name)
+			cm->listed[k++] = put_name(cm->names, &at, name);
+		if (!notable)
+			continue;
+		const pv_result *r = &o[i].res;
+		child_fact *f = &cm->children[i];
+		*f = (child_fact){
+			.child = put_name(cm->names, &at, o[i].m->s->name),
+			.provider = put_name(cm->names, &at, r->provider), .cancelled = o[i].cancelled,
+			.success = r->success, .abstained = o[i].abstained, .latency_ns = r->latency_ns,
+			.requested = o[i].requested, .made = o[i].requested ? pv_create_made(r) : 0,
+		};
+		memcpy(f->error_code, r->error_code, sizeof f->error_code);
+	}
+	pv_result_meta_later(out, &cm->part);
 }
 
 /* ---- the gate ------------------------------------------------------------ */
@@ -150,13 +265,21 @@ static long pick_fastest(const child_outcome *o, size_t n)
 	return best;
 }
 
-/* Hands child `i`'s answer out as the composite's. The latency is left for
- * the caller to measure: the composite took longer than the winner. */
+/* Hands child `i`'s answer out as the composite's. The outcome keeps what
+ * it said (success, code, provider, latency) for the metadata's list of
+ * children, not what it owned. The latency is left for the caller to
+ * measure: the composite took longer than the winner. */
 static void take(child_outcome *o, long i, pv_result *out)
 {
-	pv_result_clear(out);
-	*out = o[i].res;
-	memset(&o[i].res, 0, sizeof o[i].res);
+	pv_result said = o[i].res; /* the fixed fields; its pointers go with the move */
+	pv_result_move(out, &o[i].res);
+	pv_result *r = &o[i].res;
+	r->success = said.success;
+	r->error_class = said.error_class;
+	memcpy(r->error_code, said.error_code, sizeof r->error_code);
+	memcpy(r->provider, said.provider, sizeof r->provider);
+	r->latency_ns = said.latency_ns;
+	r->attempts = said.attempts;
 	out->latency_ns = 0;
 }
 
@@ -236,18 +359,73 @@ static bool conflicted(const json_t *conflicts, const char *key)
 	return false;
 }
 
-static void merge_all(const composite *c, child_outcome *o, size_t n, const tally *t,
-		      pv_result *out)
+/* The answers of children that answered, in child order. */
+#define EACH_ANSWER(o, n, i) \
+	for (size_t i = 0; i < (n); i++) \
+		if (!(o)[i].cancelled && (o)[i].res.success)
+
+/* No answer has a key to merge: the merge is {"by_child": {...}} alone. */
+static bool answers_keyless(const child_outcome *o, size_t n)
+{
+	EACH_ANSWER(o, n, i)
+		if (json_object_size(o[i].res.data) > 0)
+			return false;
+	return true;
+}
+
+static bool only_ours(json_t *j) { return __atomic_load_n(&j->refcount, __ATOMIC_ACQUIRE) == 1; }
+
+/* Refills a kept {"by_child": {...}} with this call's answers. false unless
+ * the caller let go of it (only our reference left) and left it as it was:
+ * the same children in the same order. */
+static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answers)
+{
+	void *it = json_object_iter(merged);
+	json_t *by_child = json_object_iter_value(it);
+	if (!only_ours(merged) || json_object_size(merged) != 1 ||
+	    strcmp(json_object_iter_key(it), BY_CHILD_KEY) != 0 || !json_is_object(by_child) ||
+	    !only_ours(by_child) || json_object_size(by_child) != answers)
+		return false;
+	it = json_object_iter(by_child);
+	EACH_ANSWER(o, n, i) {
+		/* A key that differs leaves it half refilled: it is ours alone, so
+		 * it is simply let go. */
+		if (strcmp(json_object_iter_key(it), o[i].m->s->name) != 0)
+			return false;
+		json_object_iter_set(by_child, it, o[i].res.data ? o[i].res.data : json_null());
+		it = json_object_iter_next(by_child, it);
+	}
+	return true;
+}
+
+/*
+ * The merge of answers without keys (health checks, mostly): built once and
+ * then refilled. The composite keeps a reference to the last one it handed
+ * out; when the caller has let go of it, the next call refills it instead
+ * of making two objects and a key per child again.
+ */
+static json_t *merge_keyless(composite *c, const child_outcome *o, size_t n, size_t answers)
+{
+	json_t *merged = atomic_exchange(&c->merged_spare, NULL);
+	if (!merged || !refill(merged, o, n, answers)) {
+		json_decref(merged); /* a caller still holding it keeps it */
+		json_t *by_child = json_object();
+		EACH_ANSWER(o, n, i)
+			json_object_set(by_child, o[i].m->s->name,
+					o[i].res.data ? o[i].res.data : json_null());
+		merged = json_pack("{s:o}", BY_CHILD_KEY, by_child);
+	}
+	json_t *none = NULL;
+	if (merged && !atomic_compare_exchange_strong(&c->merged_spare, &none, json_incref(merged)))
+		json_decref(merged); /* another call's is kept */
+	return merged;
+}
+
+static json_t *merge_keys(const child_outcome *o, size_t n)
 {
 	json_t *merged = json_object(), *by_child = json_object(), *conflicts = json_array();
-	json_t *providers = json_array();
-	long only = -1;
-	for (size_t i = 0; i < n; i++) {
-		pv_result *r = &o[i].res;
-		if (o[i].cancelled || !r->success)
-			continue;
-		only = only == -1 ? (long)i : -2;
-		json_array_append_new(providers, json_string(r->provider));
+	EACH_ANSWER(o, n, i) {
+		const pv_result *r = &o[i].res;
 		json_object_set(by_child, o[i].m->s->name, r->data ? r->data : json_null());
 		const char *key;
 		json_t *v;
@@ -259,11 +437,20 @@ static void merge_all(const composite *c, child_outcome *o, size_t n, const tall
 	if (json_array_size(conflicts))
 		json_object_set(merged, "conflicting_keys", conflicts);
 	json_decref(conflicts);
-	pv_result_ok(out, merged);
+	return merged;
+}
+
+static void merge_all(composite *c, child_outcome *o, size_t n, const tally *t, pv_result *out,
+		      meta_extra *x)
+{
+	long only = -1;
+	EACH_ANSWER(o, n, i)
+		only = only == -1 ? (long)i : -2;
+	pv_result_ok(out, answers_keyless(o, n) ? merge_keyless(c, o, n, t->ok) : merge_keys(o, n));
 	/* One answer: its leaf answered. Several: the composite did. */
 	pv_result_set_provider(out, only >= 0 ? o[only].res.provider : c->base.name);
 	out->attempts = t->attempts;
-	pv_result_meta_set(out, "providers", providers);
+	x->kind = META_PROVIDERS;
 }
 
 /* ---- majority_wins ---------------------------------------------------------- */
@@ -335,13 +522,15 @@ static json_t *answers_of(const child_outcome *o, size_t n)
 }
 
 static void majority_wins(const composite *c, child_outcome *o, size_t n, const tally *t,
-			  pv_result *out)
+			  pv_result *out, meta_extra *x)
 {
 	char **text = calloc(n, sizeof *text);
 	size_t *votes = calloc(n, sizeof *votes);
-	if (!text || !votes) {
+	bool *agreeing = calloc(n, sizeof *agreeing);
+	if (!text || !votes || !agreeing) {
 		free(text);
 		free(votes);
+		free(agreeing);
 		pv_result_fail(out, PV_ERR_INTERNAL, PV_CLASS_INTERNAL, "out of memory");
 		return;
 	}
@@ -366,14 +555,11 @@ static void majority_wins(const composite *c, child_outcome *o, size_t n, const 
 	}
 	size_t need = c->cfg.min_success_count;
 	if (best >= 0 && !tie && votes[best] >= need) {
-		json_t *agreeing = json_array();
 		for (size_t j = 0; j < n; j++)
-			if (text[j] && strcmp(text[best], text[j]) == 0)
-				json_array_append_new(agreeing, json_string(o[j].m->s->name));
+			agreeing[j] = text[j] && strcmp(text[best], text[j]) == 0;
 		take(o, best, out);
-		pv_result_meta_set(out, "agreement",
-				   json_pack("{s:I, s:I, s:o}", "votes", (json_int_t)votes[best],
-					     "voters", (json_int_t)t->ok, "children", agreeing));
+		*x = (meta_extra){META_AGREEMENT, votes[best], t->ok, agreeing};
+		agreeing = NULL; /* the caller's now */
 	} else {
 		pv_result_fail(out, PV_ERR_NO_MAJORITY, PV_CLASS_TRANSIENT,
 			       "composite '%s': no answer was given by at least %zu of %zu children "
@@ -386,6 +572,7 @@ static void majority_wins(const composite *c, child_outcome *o, size_t n, const 
 		free(text[i]);
 	free(text);
 	free(votes);
+	free(agreeing);
 }
 
 /* ---- entry ------------------------------------------------------------------ */
@@ -395,6 +582,7 @@ void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome 
 {
 	(void)op;
 	tally t = count(o, n);
+	meta_extra x = {.kind = META_NONE};
 	if (c->cfg.mode == PV_COMPOSITE_SEQUENTIAL && t.ok == 1 && t.ran == 1 && !o[0].cancelled &&
 	    o[0].res.success) {
 		/* The first child answered and nobody else was asked: its result as
@@ -427,14 +615,15 @@ void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome 
 			take(o, pick_fastest(o, n), out);
 			break;
 		case PV_AGG_MAJORITY_WINS:
-			majority_wins(c, o, n, &t, out);
+			majority_wins(c, o, n, &t, out, &x);
 			break;
 		case PV_AGG_MERGE_ALL:
 		default:
-			merge_all(c, o, n, &t, out);
+			merge_all(c, o, n, &t, out, &x);
 			break;
 		}
 	}
 	out->attempts = t.attempts ? t.attempts : 1;
-	pv_composite_meta(c, out, o, n);
+	pv_composite_meta(c, out, o, n, &x);
+	free(x.agreeing);
 }

@@ -204,7 +204,7 @@ static void merge_creates(const composite *c, const pv_operation *op, int64_t wa
 		}
 	}
 	out->attempts = attempts ? attempts : 1;
-	pv_composite_meta(c, out, o, n);
+	pv_composite_meta(c, out, o, n, NULL);
 }
 
 /* ---- outcome lists that grow over rounds --------------------------------- */

@@ -31,6 +31,7 @@ typedef struct cmember {
 	_Atomic double weight; /* > 0 */
 	pv_op_set ops;         /* cached at add time */
 	atomic_uint_fast64_t successes, failures, timeouts; /* calls = successes + failures */
+	_Atomic uint64_t last_ns; /* about how long its last call took; UINT64_MAX: unknown */
 } cmember;
 
 typedef struct croster {
@@ -50,6 +51,7 @@ typedef struct composite {
 	atomic_uint_fast64_t late_results;    /* finished after the call gave up */
 	atomic_uint_fast64_t late_reaped;     /* machines of late creates terminated */
 	atomic_uint_fast64_t surplus_reaped;  /* hedge surplus machines terminated */
+	_Atomic(json_t *) merged_spare;       /* a merge_all answer to reuse (composite_agg.c) */
 } composite;
 
 void pv_croster_unref(croster *r);
@@ -103,6 +105,8 @@ void pv_composite_count_member(cmember *m, const pv_result *r);
 
 /* The deadline of one composite call: the op's, capped by timeout_seconds. */
 uint64_t pv_composite_deadline(const composite *c, const pv_operation *op);
+/* The same from a time already read. */
+uint64_t pv_composite_deadline_at(const composite *c, const pv_operation *op, uint64_t now);
 
 /* Gate then policy over outcomes of a read (non-create) operation. */
 void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome *o, size_t n,
@@ -120,11 +124,20 @@ int64_t pv_composite_child_room(pv_strategy *child);
 /* Machines a create result made (instances, instance_ids, or count). */
 int64_t pv_create_made(const pv_result *r);
 
-/* [{"child", "provider", "success", "error_code", "latency_ms", ...}] */
-json_t *pv_composite_children_summary(const child_outcome *o, size_t n);
+/* What a policy adds to the composite's metadata. */
+enum { META_NONE, META_PROVIDERS, META_AGREEMENT };
+typedef struct meta_extra {
+	int kind;             /* META_* */
+	size_t votes, voters; /* META_AGREEMENT */
+	bool *agreeing;       /* META_AGREEMENT: per outcome (owned) */
+} meta_extra;
 
-/* Sets "composite", "mode", "policy" and "children" metadata. */
-void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n);
+/* Attaches "composite", "mode", "policy", the extra (NULL: none) and, when
+ * something is worth telling, "children" ([{child, provider, success,
+ * latency_ms, error_code?, abstained?, cancelled?, requested?, made?}]) as
+ * a deferred part of `out`'s metadata. */
+void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n,
+		       const meta_extra *extra);
 
 /* The canonical text majority_wins compares: `data` with volatile keys
  * removed at every depth, dumped with sorted keys. Caller frees. */

@@ -26,6 +26,8 @@
 #include "core/breaker.h"
 #include "core/coarse_clock.h"
 #include "core/retry.h"
+#include "util/counters.h"
+#include "util/spare.h"
 #include "provisio/error.h"
 #include "provisio/fallback.h"
 
@@ -33,6 +35,7 @@
 
 typedef struct child {
 	pv_strategy *s;
+	uint32_t name;                /* offset of its name in fallback.names */
 	pv_breaker breaker;           /* used in circuit_breaker mode */
 	atomic_int health;            /* -1 unknown, 0 unhealthy, 1 healthy */
 	_Atomic uint64_t health_at_ns;
@@ -45,6 +48,8 @@ typedef struct fallback {
 	const pv_clock *clock;
 	size_t n; /* children[0] is the primary */
 	child *children;
+	char *names; /* "fallback\0primary\0backup\0...": what an fb_meta copies */
+	size_t names_len;
 	pv_retry_budget budget;
 	uint64_t retry_base_ns, retry_cap_ns, health_interval_ns;
 
@@ -54,51 +59,141 @@ typedef struct fallback {
 	int64_t templates_at_ms;
 	char templates_from[PV_RESULT_NAME_MAX];
 
-	_Atomic uint64_t successes, failures, fallback_answers, retries, retries_denied,
-		retries_past_deadline, degraded_answers, circuit_rejections, unhealthy_skips;
+	pv_counters counts; /* FB_* by thread: two threads calling one fallback do not collide */
 } fallback;
+
+enum {
+	FB_SUCCESSES, FB_FAILURES, FB_FALLBACK_ANSWERS, FB_RETRIES, FB_RETRIES_DENIED,
+	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_UNHEALTHY_SKIPS,
+	FB_COUNTERS
+};
+_Static_assert(FB_COUNTERS <= PV_COUNTERS_MAX, "a counter set holds PV_COUNTERS_MAX");
 
 static const pv_strategy_methods fallback_methods;
 
 static fallback *as_fb(pv_strategy *s) { return (fallback *)s; }
 
-static inline void bump(_Atomic uint64_t *c) { atomic_fetch_add_explicit(c, 1, RELAXED); }
+static inline void bump(fallback *f, unsigned counter) { pv_counters_add(&f->counts, counter, 1); }
+static uint64_t count_of(const fallback *f, unsigned counter) { return pv_counters_get(&f->counts, counter); }
 
 /* ---- one execute's bookkeeping ------------------------------------------ */
 
+/* Why a wrapped strategy gave no answer. */
+typedef enum miss_kind {
+	MISS_FAILED,       /* it was called and failed */
+	MISS_CIRCUIT_OPEN, /* skipped: its breaker is open */
+	MISS_UNHEALTHY,    /* skipped: its cached health says no */
+	MISS_DEADLINE,     /* skipped: the deadline passed first */
+} miss_kind;
+
+typedef struct miss {
+	uint32_t name; /* of the strategy: offset in fb_meta.names */
+	miss_kind kind;
+	uint32_t attempts;
+	bool is_answer; /* its failure became the answer: read it from there */
+	pv_result res;  /* MISS_FAILED: the failure */
+} miss;
+
+/*
+ * What one execute did, kept as facts and turned into the "fallback"
+ * metadata only when somebody reads it (a deferred part of the result):
+ * the answer from a fallback strategy is the path an open breaker makes
+ * hot, and building ~25 small JSON values per call cost ten times the
+ * calls themselves. It holds a copy of the names (one memcpy of the
+ * fallback's name block), not a reference: a result may outlive the
+ * fallback, and a reference is two atomic operations on a line every call
+ * reads.
+ */
+typedef struct fb_meta {
+	pv_result_later part;
+	pv_fallback_mode mode;
+	long answered;         /* index of the strategy that answered, or -1 */
+	uint32_t answered_name;
+	uint32_t attempts;
+	unsigned retries;
+	const char *retry_stopped;
+	int circuit_state;     /* of the answering strategy's breaker, or -1 */
+	size_t n_misses;
+	const char *names;     /* the fallback's name at 0, its strategies' after */
+	miss misses[];         /* room for f->n, then the names */
+} fb_meta;
+
 typedef struct run_state {
-	json_t *errors;   /* array of each failed or skipped strategy, or NULL */
-	bool have_last;   /* `last` is set (it is not even zeroed before) */
-	pv_result last;   /* the last failure, kept for non-degraded answers */
+	fb_meta *meta;    /* NULL until something is worth telling */
+	long last;        /* index in meta->misses of the last failure, or -1 */
 	unsigned classes; /* bit per pv_error_class seen */
 	uint32_t attempts;
 	unsigned retries;
+	uint64_t spent_ns; /* in calls and backoff: the latency of a failure */
 	const char *retry_stopped; /* why the retries ended early, or NULL */
 } run_state;
 
-static void note(run_state *rs, const char *strategy, const char *code, pv_error_class cls,
-		 const char *message, uint32_t attempts, bool skipped)
+static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta);
+
+static void fb_meta_release(pv_result_later *part)
 {
-	if (!rs->errors)
-		rs->errors = json_array();
-	rs->classes |= 1u << cls;
-	json_array_append_new(rs->errors,
-			      json_pack("{s:s, s:s, s:s, s:s?, s:i, s:b}", "strategy", strategy,
-					"error_code", code, "error_class", pv_error_class_name(cls),
-					"message", message, "attempts", (int)attempts, "skipped", skipped));
+	fb_meta *m = (fb_meta *)part;
+	for (size_t i = 0; i < m->n_misses; i++)
+		if (m->misses[i].kind == MISS_FAILED)
+			pv_result_clear(&m->misses[i].res);
+	pv_spare_free(m);
 }
 
-/* Records a child's failure and keeps it (moved out of `res`) as the last. */
-static void note_failure(run_state *rs, const char *strategy, pv_result *res, uint32_t attempts)
+/* The run's fb_meta, made on first use; NULL when out of memory. From the
+ * thread's spare block: an open breaker makes one on every call. */
+static fb_meta *meta_of(fallback *f, run_state *rs)
 {
-	note(rs, strategy, res->error_code, res->error_class, res->message, attempts, false);
-	if (rs->errors && json_array_size(rs->errors))
-		json_object_set_new(json_array_get(rs->errors, json_array_size(rs->errors) - 1),
-				    "provider", json_string(res->provider));
-	if (!rs->have_last)
-		pv_result_init(&rs->last);
-	rs->have_last = true;
-	pv_result_move(&rs->last, res);
+	size_t size = sizeof *rs->meta + f->n * sizeof rs->meta->misses[0];
+	fb_meta *m = rs->meta;
+	if (!m && (m = rs->meta = pv_spare_alloc(size + f->names_len))) {
+		m->part = (pv_result_later){fb_meta_build, fb_meta_release, NULL};
+		m->mode = f->cfg.mode;
+		m->n_misses = 0;
+		m->names = memcpy((char *)m + size, f->names, f->names_len);
+	}
+	return m;
+}
+
+static miss *add_miss(fallback *f, run_state *rs, size_t at, miss_kind kind, uint32_t attempts)
+{
+	fb_meta *m = meta_of(f, rs);
+	if (!m)
+		return NULL;
+	miss *x = &m->misses[m->n_misses++];
+	x->name = f->children[at].name;
+	x->kind = kind;
+	x->attempts = attempts;
+	x->is_answer = false;
+	if (kind == MISS_FAILED) /* a skip keeps no result */
+		pv_result_init(&x->res);
+	return x;
+}
+
+/* Records a strategy skipped without a call. */
+static void skip(fallback *f, run_state *rs, size_t at, miss_kind kind)
+{
+	rs->classes |= 1u << PV_CLASS_TRANSIENT;
+	add_miss(f, rs, at, kind, 0);
+}
+
+/* Records a child's failure, moved out of `res`, as the last one. */
+static void note_failure(fallback *f, run_state *rs, size_t at, pv_result *res,
+			 uint32_t attempts)
+{
+	rs->classes |= 1u << res->error_class;
+	miss *x = add_miss(f, rs, at, MISS_FAILED, attempts);
+	if (!x) {
+		pv_result_clear(res);
+		return;
+	}
+	pv_result_move(&x->res, res);
+	rs->last = (long)(x - rs->meta->misses);
+}
+
+static void run_state_clear(run_state *rs)
+{
+	if (rs->meta)
+		fb_meta_release(&rs->meta->part);
 }
 
 /* ---- gates --------------------------------------------------------------- */
@@ -144,17 +239,18 @@ static bool should_retry(fallback *f, const pv_operation *op, const pv_result *r
 	pthread_mutex_unlock(&f->lock);
 	uint64_t now = pv_clock_now(f->clock);
 	if (op->deadline_ns && now + delay >= op->deadline_ns) {
-		bump(&f->retries_past_deadline);
+		bump(f, FB_RETRIES_PAST_DEADLINE);
 		rs->retry_stopped = "deadline";
 		return false;
 	}
 	if (!pv_retry_budget_withdraw(&f->budget, now)) {
-		bump(&f->retries_denied);
+		bump(f, FB_RETRIES_DENIED);
 		rs->retry_stopped = "retry_budget";
 		return false;
 	}
 	pv_clock_sleep(f->clock, delay);
-	bump(&f->retries);
+	rs->spent_ns += delay;
+	bump(f, FB_RETRIES);
 	rs->retries++;
 	return true;
 }
@@ -171,16 +267,13 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	bool breakers = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER;
 	if (breakers) {
 		permit = pv_breaker_admit(&c->breaker, f->clock);
-		if (permit.kind == PV_PERMIT_REJECTED) {
-			bump(&f->circuit_rejections);
-			note(rs, c->s->name, PV_ERR_CIRCUIT_OPEN, PV_CLASS_TRANSIENT,
-			     "skipped: its circuit breaker is open", 0, true);
+		if (permit.kind == PV_PERMIT_REJECTED) { /* counted by the breaker */
+			skip(f, rs, i, MISS_CIRCUIT_OPEN);
 			return false;
 		}
 	} else if (f->cfg.mode == PV_FALLBACK_HEALTH_BASED && !health_ok(f, c)) {
-		bump(&f->unhealthy_skips);
-		note(rs, c->s->name, PV_ERR_UNHEALTHY, PV_CLASS_TRANSIENT,
-		     "skipped: its cached health check says unhealthy", 0, true);
+		bump(f, FB_UNHEALTHY_SKIPS);
+		skip(f, rs, i, MISS_UNHEALTHY);
 		return false;
 	}
 	bool may_retry = f->cfg.mode == PV_FALLBACK_RETRY_THEN_FALLBACK && i == 0;
@@ -190,6 +283,7 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	for (unsigned retry = 0;; retry++) {
 		pv_strategy_execute(c->s, op, out, f->clock);
 		attempts += out->attempts;
+		rs->spent_ns += out->latency_ns;
 		if (breakers)
 			pv_breaker_record(&c->breaker, permit, out, out->latency_ns, f->clock);
 		if (out->success || !may_retry || !should_retry(f, op, out, retry, rs))
@@ -199,7 +293,7 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 	rs->attempts += attempts;
 	if (out->success)
 		return true;
-	note_failure(rs, c->s->name, out, attempts);
+	note_failure(f, rs, i, out, attempts);
 	return false;
 }
 
@@ -218,31 +312,78 @@ static void remember_templates(fallback *f, const pv_result *r, const char *from
 	pthread_mutex_unlock(&f->lock);
 }
 
+/* One entry of metadata.fallback.errors. */
+static json_t *miss_json(const fb_meta *fm, const miss *x, const pv_result *answer)
+{
+	static const struct {
+		const char *code, *message;
+	} skipped[] = {
+		[MISS_CIRCUIT_OPEN] = {PV_ERR_CIRCUIT_OPEN, "skipped: its circuit breaker is open"},
+		[MISS_UNHEALTHY] = {PV_ERR_UNHEALTHY, "skipped: its cached health check says unhealthy"},
+		[MISS_DEADLINE] = {PV_ERR_TIMEOUT, "skipped: the deadline passed before it could be tried"},
+	};
+	const char *name = fm->names + x->name;
+	if (x->kind != MISS_FAILED)
+		return json_pack("{s:s, s:s, s:s, s:s, s:i, s:b}", "strategy", name, "error_code",
+				 skipped[x->kind].code, "error_class",
+				 pv_error_class_name(PV_CLASS_TRANSIENT), "message",
+				 skipped[x->kind].message, "attempts", 0, "skipped", 1);
+	const pv_result *res = x->is_answer ? answer : &x->res;
+	return json_pack("{s:s, s:s, s:s, s:s?, s:i, s:b, s:s}", "strategy", name, "error_code",
+			 res->error_code, "error_class", pv_error_class_name(res->error_class),
+			 "message", pv_result_message(res), "attempts", (int)x->attempts, "skipped",
+			 0, "provider", res->provider);
+}
+
 /* Our facts, nested under "fallback" so that a nested fallback's own facts
  * survive (they move under "inner"). */
-static void annotate(fallback *f, pv_result *out, const char *answered_by, size_t index,
-		     run_state *rs)
+static void fb_meta_build(const pv_result_later *part, const pv_result *r, json_t *meta)
 {
+	const fb_meta *fm = (const fb_meta *)part;
+	const char *name = fm->names; /* the fallback's comes first */
 	json_t *m = json_object();
-	json_t *inner = out->metadata ? json_object_get(out->metadata, "fallback") : NULL;
+	json_t *inner = json_object_get(meta, "fallback");
 	if (inner)
 		json_object_set(m, "inner", inner);
-	json_object_set_new(m, "strategy", json_string(f->base.name));
-	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(f->cfg.mode)));
-	json_object_set_new(m, "answered_by", answered_by ? json_string(answered_by) : json_null());
-	json_object_set_new(m, "fallback_used", json_boolean(answered_by && index > 0));
-	json_object_set_new(m, "attempts", json_integer(rs->attempts));
-	json_object_set_new(m, "retries", json_integer(rs->retries));
-	if (rs->retry_stopped)
-		json_object_set_new(m, "retry_stopped", json_string(rs->retry_stopped));
-	if (f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER && index < f->n)
+	json_object_set_new(m, "strategy", json_string(name));
+	json_object_set_new(m, "mode", json_string(pv_fallback_mode_name(fm->mode)));
+	json_object_set_new(m, "answered_by", fm->answered >= 0
+						      ? json_string(fm->names + fm->answered_name)
+						      : json_null());
+	json_object_set_new(m, "fallback_used", json_boolean(fm->answered > 0));
+	json_object_set_new(m, "attempts", json_integer(fm->attempts));
+	json_object_set_new(m, "retries", json_integer(fm->retries));
+	if (fm->retry_stopped)
+		json_object_set_new(m, "retry_stopped", json_string(fm->retry_stopped));
+	if (fm->circuit_state >= 0)
 		json_object_set_new(m, "circuit_state",
-				    json_string(pv_breaker_state_name(
-					    pv_breaker_get_state(&f->children[index].breaker))));
-	if (rs->errors)
-		json_object_set(m, "errors", rs->errors);
-	pv_result_meta_set(out, "fallback", m);
-	pv_result_meta_set(out, "strategy", json_string(f->base.name));
+				    json_string(pv_breaker_state_name((pv_breaker_state)fm->circuit_state)));
+	if (fm->n_misses) {
+		json_t *errors = json_array();
+		for (size_t i = 0; i < fm->n_misses; i++)
+			json_array_append_new(errors, miss_json(fm, &fm->misses[i], r));
+		json_object_set_new(m, "errors", errors);
+	}
+	json_object_set_new(meta, "fallback", m);
+	json_object_set_new(meta, "strategy", json_string(name));
+}
+
+/* Hands the run's facts to `out`, to be built into metadata when read. */
+static void annotate(fallback *f, pv_result *out, size_t answered, run_state *rs)
+{
+	fb_meta *m = meta_of(f, rs);
+	if (!m)
+		return;
+	m->answered = answered < f->n ? (long)answered : -1;
+	m->answered_name = answered < f->n ? f->children[answered].name : 0;
+	m->attempts = rs->attempts;
+	m->retries = rs->retries;
+	m->retry_stopped = rs->retry_stopped;
+	m->circuit_state = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER && answered < f->n
+				   ? (int)pv_breaker_get_state(&f->children[answered].breaker)
+				   : -1;
+	pv_result_meta_later(out, &m->part);
+	rs->meta = NULL; /* the result's now */
 }
 
 static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_result *out,
@@ -250,16 +391,16 @@ static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_res
 {
 	child *c = &f->children[i];
 	out->attempts = rs->attempts;
-	bump(&f->successes);
+	bump(f, FB_SUCCESSES);
 	if (i > 0)
-		bump(&f->fallback_answers);
+		bump(f, FB_FALLBACK_ANSWERS);
 	if (op->type == PV_OP_GET_AVAILABLE_TEMPLATES && f->cfg.enable_graceful_degradation)
 		remember_templates(f, out, c->s->name);
-	bool notable = i > 0 || rs->retries > 0 || rs->errors ||
+	bool notable = i > 0 || rs->retries > 0 || rs->meta ||
 		       (f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER &&
 			pv_breaker_get_state(&c->breaker) != PV_BREAKER_CLOSED);
 	if (notable)
-		annotate(f, out, c->s->name, i, rs);
+		annotate(f, out, i, rs);
 }
 
 /* The class of the combined failure: transient if any strategy may work
@@ -300,62 +441,53 @@ static bool serve_stale_templates(fallback *f, pv_result *out, run_state *rs)
 
 static void finish_failure(fallback *f, const pv_operation *op, pv_result *out, run_state *rs)
 {
-	bump(&f->failures);
+	bump(f, FB_FAILURES);
 	bool degrade = f->cfg.enable_graceful_degradation;
+	miss *last = rs->last >= 0 ? &rs->meta->misses[rs->last] : NULL;
 	if (degrade && op->type == PV_OP_GET_AVAILABLE_TEMPLATES && serve_stale_templates(f, out, rs)) {
-		bump(&f->degraded_answers);
-	} else if (!degrade && rs->have_last) {
-		pv_result_move(out, &rs->last); /* the last strategy's own error */
+		bump(f, FB_DEGRADED_ANSWERS);
+	} else if (!degrade && last) {
+		pv_result_move(out, &last->res); /* the last strategy's own error, its latency */
+		last->is_answer = true;
 		out->attempts = rs->attempts;
 	} else {
 		pv_result_fail(out, PV_ERR_ALL_STRATEGIES_FAILED, combined_class(rs->classes),
 			       "fallback '%s': all %zu strategies failed (last: %s)", f->base.name, f->n,
-			       rs->have_last ? rs->last.error_code : "skipped");
+			       last ? last->res.error_code : "skipped");
 		pv_result_set_provider(out, f->base.name);
 		out->attempts = rs->attempts;
 		if (degrade && op->type == PV_OP_HEALTH_CHECK)
 			out->data = json_pack("{s:b, s:b, s:s}", "healthy", 0, "degraded", 1, "status",
 					      "degraded");
 		if (degrade)
-			bump(&f->degraded_answers);
+			bump(f, FB_DEGRADED_ANSWERS);
 	}
+	if (!last || degrade) /* an answer of our own: it took the calls' time and the backoff */
+		out->latency_ns = rs->spent_ns;
 	if (degrade)
 		pv_result_meta_set(out, "degraded", json_true());
-	annotate(f, out, NULL, f->n, rs);
+	annotate(f, out, f->n, rs);
 }
 
 static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	fallback *f = as_fb(s);
-	/* not `= {0}`: the kept result is large and the fast path never needs it */
-	run_state rs;
-	rs.errors = NULL;
-	rs.have_last = false;
-	rs.classes = 0;
-	rs.attempts = 0;
-	rs.retries = 0;
-	rs.retry_stopped = NULL;
+	run_state rs = {.meta = NULL, .last = -1};
 	for (size_t i = 0; i < f->n; i++) {
 		if (op->deadline_ns && pv_clock_now(f->clock) >= op->deadline_ns) {
-			note(&rs, f->children[i].s->name, PV_ERR_TIMEOUT, PV_CLASS_TRANSIENT,
-			     "skipped: the deadline passed before it could be tried", 0, true);
+			skip(f, &rs, i, MISS_DEADLINE);
 			break;
 		}
 		if (try_child(f, i, op, out, &rs)) {
 			finish_success(f, i, op, out, &rs);
-			json_decref(rs.errors);
-			if (rs.have_last)
-				pv_result_clear(&rs.last);
+			run_state_clear(&rs);
 			return 0;
 		}
 	}
 	finish_failure(f, op, out, &rs);
-	json_decref(rs.errors);
-	if (rs.have_last)
-		pv_result_clear(&rs.last);
+	run_state_clear(&rs);
 	return 0;
 }
-
 /* ---- the other methods ---------------------------------------------------- */
 
 static int fb_init(pv_strategy *s)
@@ -453,13 +585,22 @@ json_t *pv_fallback_circuit_metrics(pv_strategy *s)
 	return pv_fallback_is(s) ? all_circuit_metrics(as_fb(s)) : NULL;
 }
 
+/* Calls the breakers turned away: each counts its own. */
+static json_int_t circuit_rejections(const fallback *f)
+{
+	uint64_t sum = 0;
+	for (size_t i = 0; i < f->n; i++)
+		sum += pv_breaker_count(&f->children[i].breaker, PV_BC_REJECTED);
+	return (json_int_t)sum;
+}
+
 static json_t *fb_stats(pv_strategy *s)
 {
 	fallback *f = as_fb(s);
 	json_t *names = json_array();
 	for (size_t i = 1; i < f->n; i++)
 		json_array_append_new(names, json_string(f->children[i].s->name));
-	uint64_t ok = atomic_load(&f->successes), bad = atomic_load(&f->failures);
+	uint64_t ok = count_of(f, FB_SUCCESSES), bad = count_of(f, FB_FAILURES);
 	pthread_mutex_lock(&f->lock);
 	json_t *cache = json_pack("{s:b, s:I}", "cached", f->templates != NULL, "cached_at_ms",
 				  (json_int_t)f->templates_at_ms);
@@ -469,13 +610,13 @@ static json_t *fb_stats(pv_strategy *s)
 			 "type", "fallback", "mode", pv_fallback_mode_name(f->cfg.mode), "primary",
 			 f->children[0].s->name, "fallbacks", names, "calls", (json_int_t)(ok + bad),
 			 "successes", (json_int_t)ok, "failures", (json_int_t)bad, "fallback_answers",
-			 (json_int_t)atomic_load(&f->fallback_answers), "retries",
-			 (json_int_t)atomic_load(&f->retries), "retries_denied_by_budget",
-			 (json_int_t)atomic_load(&f->retries_denied), "retries_stopped_by_deadline",
-			 (json_int_t)atomic_load(&f->retries_past_deadline), "degraded_answers",
-			 (json_int_t)atomic_load(&f->degraded_answers), "circuit_rejections",
-			 (json_int_t)atomic_load(&f->circuit_rejections), "unhealthy_skips",
-			 (json_int_t)atomic_load(&f->unhealthy_skips), "circuit_metrics",
+			 (json_int_t)count_of(f, FB_FALLBACK_ANSWERS), "retries",
+			 (json_int_t)count_of(f, FB_RETRIES), "retries_denied_by_budget",
+			 (json_int_t)count_of(f, FB_RETRIES_DENIED), "retries_stopped_by_deadline",
+			 (json_int_t)count_of(f, FB_RETRIES_PAST_DEADLINE), "degraded_answers",
+			 (json_int_t)count_of(f, FB_DEGRADED_ANSWERS), "circuit_rejections",
+			 (json_int_t)circuit_rejections(f), "unhealthy_skips",
+			 (json_int_t)count_of(f, FB_UNHEALTHY_SKIPS), "circuit_metrics",
 			 all_circuit_metrics(f), "retry_budget",
 			 pv_retry_budget_stats(&f->budget, pv_clock_now(f->clock)), "templates_cache",
 			 cache);
@@ -570,8 +711,10 @@ static void fb_destroy(pv_strategy *s)
 		pv_strategy_unref(f->children[i].s);
 	}
 	free(f->children);
+	free(f->names);
 	pv_retry_budget_destroy(&f->budget);
 	json_decref(f->templates);
+	pv_counters_destroy(&f->counts);
 	pthread_mutex_destroy(&f->lock);
 }
 
@@ -585,6 +728,7 @@ static const pv_strategy_methods fallback_methods = {
 	.stats = fb_stats,
 	.state_save = fb_state_save,
 	.state_load = fb_state_load,
+	.flags = PV_STRATEGY_TIMED_BY_CHILD, /* an answer's latency is its child's */
 };
 
 bool pv_fallback_is(const pv_strategy *s) { return s && s->methods == &fallback_methods; }
@@ -632,10 +776,33 @@ static int check_children(const char *name, pv_strategy *primary, pv_strategy *c
 	return 0;
 }
 
+/* "fallback\0primary\0backup\0..." and each child's offset in it. */
+static int setup_names(fallback *f, pv_strategy *primary, pv_strategy *const *fallbacks)
+{
+	size_t len = strlen(f->base.name) + 1;
+	for (size_t i = 0; i < f->n; i++)
+		len += strlen((i ? fallbacks[i - 1] : primary)->name) + 1;
+	if (len > UINT32_MAX || !(f->names = malloc(len)))
+		return PV_ENOMEM;
+	size_t at = strlen(f->base.name) + 1;
+	memcpy(f->names, f->base.name, at);
+	for (size_t i = 0; i < f->n; i++) {
+		const char *name = (i ? fallbacks[i - 1] : primary)->name;
+		size_t n = strlen(name) + 1;
+		memcpy(f->names + at, name, n);
+		f->children[i].name = (uint32_t)at;
+		at += n;
+	}
+	f->names_len = len;
+	return 0;
+}
+
 static int setup_children(fallback *f, pv_strategy *primary, pv_strategy *const *fallbacks)
 {
 	pv_breaker_config bc = breaker_config(&f->cfg);
 	uint64_t seed = f->cfg.seed ? f->cfg.seed : pv_now_ns();
+	if (setup_names(f, primary, fallbacks) < 0)
+		return PV_ENOMEM;
 	for (size_t i = 0; i < f->n; i++) {
 		child *c = &f->children[i];
 		if (pv_breaker_init(&c->breaker, &bc, pv_mix64(seed + i + 1)) < 0) {
@@ -685,7 +852,7 @@ int pv_fallback_new(pv_strategy **out, const char *name, pv_strategy *primary,
 	pv_retry_budget_init(&f->budget, cfg->retry_budget_ratio,
 			     cfg->retry_budget_min_retries_per_second,
 			     to_ns(cfg->retry_budget_window_seconds));
-	if (setup_children(f, primary, fallbacks) < 0) {
+	if (pv_counters_init(&f->counts) < 0 || setup_children(f, primary, fallbacks) < 0) {
 		f->n = 0; /* no breaker or child to release in destroy */
 		pv_strategy_unref(&f->base);
 		return pv_error_set(PV_ENOMEM, "out of memory");

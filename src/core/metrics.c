@@ -68,10 +68,11 @@ void pv_metrics_record_op(pv_metrics_recorder *m, pv_op_type type, const pv_resu
 			atomic_store_explicit(&m->consecutive_failures, 0, RELAXED);
 	} else {
 		atomic_fetch_add_explicit(&m->consecutive_failures, 1, RELAXED);
+		const char *message = pv_result_message(r); /* formatted outside the lock */
 		while (atomic_flag_test_and_set_explicit(&m->error_lock, memory_order_acquire))
 			;
 		copy_text(m->last_error_code, sizeof m->last_error_code, r->error_code);
-		copy_text(m->last_error_message, sizeof m->last_error_message, r->message);
+		copy_text(m->last_error_message, sizeof m->last_error_message, message);
 		atomic_flag_clear_explicit(&m->error_lock, memory_order_release);
 	}
 	atomic_fetch_add_explicit(&m->latency_sum_ns, latency_ns, RELAXED);

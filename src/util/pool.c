@@ -5,12 +5,12 @@
  * Threads start lazily, while under the bound, when the queue holds more
  * work than idle threads can take, so a pool never used costs nothing.
  *
- * Wake-ups are what a fan-out of short calls pays for, so the pool saves
- * them two ways. A submit wakes one thread only when the queue was empty;
- * a thread that takes a task and sees more queued wakes the next one
- * ("cascade"), so a burst of three tasks costs the caller one wake-up and
- * a fast first worker may drain the queue before anyone else is woken.
- * And a thread whose queue ran dry polls for a while before sleeping, so
+ * Wake-ups are what a fan-out of short calls pays for. A submit wakes one
+ * sleeping thread per task that the threads still polling for work will
+ * not take, so a burst of tasks starts at once (a chain where each woken
+ * thread wakes the next costs a wake-up latency per task); a thread that
+ * finishes a task takes the next queued one without sleeping. And a thread
+ * whose queue ran dry stays warm, polling for a while before it sleeps, so
  * back-to-back calls find it awake: a microsecond with a CPU pause
  * (PV_POOL_PAUSE_NS), then with sched_yield (PV_POOL_SPIN_NS). Longer
  * pausing was measured 2-5x slower on two busy cores, because a pausing
@@ -93,8 +93,6 @@ static pv_pool_task *pop(pv_pool *p)
 	if (!p->head)
 		p->tail = NULL;
 	atomic_fetch_sub_explicit(&p->queued, 1, memory_order_relaxed);
-	if (p->head && p->idle > 0)
-		pthread_cond_signal(&p->work); /* cascade: more work, wake one more */
 	return t;
 }
 
@@ -188,15 +186,15 @@ size_t pv_pool_submit_many(pv_pool *p, pv_pool_task *const *tasks, size_t n)
 {
 	size_t done = 0;
 	pthread_mutex_lock(&p->lock);
-	bool was_empty = !p->head;
 	if (atomic_load(&p->closing))
 		pv_error_set(PV_ESTATE, "pool: shutting down");
 	else
 		while (done < n && push(p, tasks[done]) == 0)
 			done++;
-	/* One wake-up; the woken thread cascades if more is queued. */
-	if (done && was_empty && p->idle > 0 &&
-	    !atomic_load_explicit(&p->spinning, memory_order_relaxed))
+	/* One wake-up per task that the threads spinning for work will not
+	 * take: all start at once instead of one waking the next. */
+	size_t spinning = atomic_load_explicit(&p->spinning, memory_order_relaxed);
+	for (size_t woken = 0; woken + spinning < done && woken < p->idle; woken++)
 		pthread_cond_signal(&p->work);
 	pthread_mutex_unlock(&p->lock);
 	return done;

@@ -37,9 +37,10 @@ int pv_pool_new(pv_pool **out, unsigned max_threads);
 int pv_pool_submit(pv_pool *p, pv_pool_task *task);
 
 /*
- * Queues tasks[0..n) under one lock with at most one wake-up. Returns how
- * many were queued (all but on failure: the rest, in order, were not; the
- * reason is in pv_error_last).
+ * Queues tasks[0..n) under one lock, waking one sleeping thread per task
+ * that no polling thread will take. Returns how many were queued (all but
+ * on failure: the rest, in order, were not; the reason is in
+ * pv_error_last).
  */
 size_t pv_pool_submit_many(pv_pool *p, pv_pool_task *const *tasks, size_t n);
 

@@ -134,7 +134,7 @@ static void test_unknown_instance_is_not_found(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "NOT_FOUND");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "InvalidInstanceID.NotFound"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidInstanceID.NotFound"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -308,7 +308,7 @@ static void test_injected_faults_at_30_percent_leave_no_duplicates(void **state)
 		run(s, PV_OP_CREATE_INSTANCES,
 		    json_pack("{s:i, s:o, s:s}", "count", per, "template", tmpl_run(), "request_id", rid), 0, &r);
 		if (!r.success)
-			fail_msg("request %d failed: %s", i, r.message);
+			fail_msg("request %d failed: %s", i, pv_result_message(&r));
 		assert_int_equal(json_integer_value(json_object_get(r.data, "count")), per);
 		pv_result_clear(&r);
 	}
@@ -345,8 +345,8 @@ static void test_wrong_credentials_fail_permanently_without_retries(void **state
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, "AUTH_FAILURE");
-	assert_null(strstr(r.message, "not-the-secret-xyz"));
-	char *all = json_dumps(r.metadata, 0);
+	assert_null(strstr(pv_result_message(&r), "not-the-secret-xyz"));
+	char *all = json_dumps(pv_result_meta(&r), 0);
 	assert_null(strstr(all ? all : "", "not-the-secret-xyz"));
 	free(all);
 	pv_result_clear(&r);
@@ -396,7 +396,7 @@ static void test_validate_template_uses_dry_run(void **state)
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "InvalidAMIID.Malformed"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidAMIID.Malformed"));
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
 	pv_strategy_unref(s);
@@ -562,7 +562,7 @@ static const char *fleet_create(pv_strategy *s, const char *image, const char *r
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", tmpl_fleet_no_lt(image),
 						 "request_id", rid), 0, r);
 	if (!r->success)
-		fail_msg("%s: %s", rid, r->message);
+		fail_msg("%s: %s", rid, pv_result_message(r));
 	assert_int_equal(json_integer_value(json_object_get(r->data, "count")), 2);
 	return json_string_value(json_object_get(json_object_get(r->data, "launch_template"), "source"));
 }
@@ -682,7 +682,7 @@ static void test_validate_fleet_template_without_launch_template_is_a_dry_run(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o}", "count", 1, "template", t), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "imageId"));
+	assert_non_null(strstr(pv_result_message(&r), "imageId"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -698,7 +698,7 @@ static json_t *launch_many(pv_strategy *s, int n, const char *rid)
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", n, "template", tmpl_run(),
 						 "request_id", rid), 0, &r);
 	if (!r.success)
-		fail_msg("launch: %s", r.message);
+		fail_msg("launch: %s", pv_result_message(&r));
 	json_t *ids = json_deep_copy(json_object_get(r.data, "instance_ids"));
 	pv_result_clear(&r);
 	assert_int_equal(json_array_size(ids), n);
@@ -740,7 +740,7 @@ static void test_describe_2500_instances_with_batches_in_flight_and_faults(void 
 	pv_result r = PV_RESULT_INIT;
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 60000, &r);
 	if (!r.success)
-		fail_msg("describe: %s", r.message);
+		fail_msg("describe: %s", pv_result_message(&r));
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 2500);
 	assert_same_order(json_object_get(r.data, "instances"), ids);
 	pv_result_clear(&r);
@@ -778,7 +778,7 @@ static void test_describe_with_one_in_flight_is_sequential(void **state)
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), 0, &r);
 	assert_true(r.success);
 	assert_same_order(json_object_get(r.data, "instances"), ids);
-	assert_int_equal(json_integer_value(json_object_get(r.metadata, "api_calls")), 5);
+	assert_int_equal(json_integer_value(json_object_get(pv_result_meta(&r), "api_calls")), 5);
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "max_in_flight", NULL), 1);
 	json_decref(ids);
@@ -858,8 +858,8 @@ static void assert_refused(const emu_proc *e, pv_strategy *s, json_t *tmpl, cons
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, pv_code);
-	if (!strstr(r.message, ec2_code))
-		fail_msg("message '%s' does not name %s", r.message, ec2_code);
+	if (!strstr(pv_result_message(&r), ec2_code))
+		fail_msg("message '%s' does not name %s", pv_result_message(&r), ec2_code);
 	pv_result_clear(&r);
 	/* Permanent: not retried. */
 	assert_int_equal(emu_stat(e, "calls", action) - before, 1);
@@ -921,7 +921,7 @@ static void test_validate_template_with_unknown_launch_template_is_invalid(void 
 	assert_false(r.success);
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
 	assert_string_equal(r.error_code, PV_ERR_NOT_FOUND);
-	assert_non_null(strstr(r.message, "InvalidLaunchTemplateId.NotFound"));
+	assert_non_null(strstr(pv_result_message(&r), "InvalidLaunchTemplateId.NotFound"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);
@@ -937,7 +937,7 @@ static void test_run_instances_from_seeded_launch_template_uses_its_image(void *
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run_lt(LT_ID),
 						 "request_id", "req-seeded"), 0, &r);
 	if (!r.success)
-		fail_msg("create: %s", r.message);
+		fail_msg("create: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-seeded"), 0, &r);
 	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
@@ -966,7 +966,7 @@ static void test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(added),
 						 "request_id", "req-admin"), 0, &r);
 	if (!r.success)
-		fail_msg("create: %s", r.message);
+		fail_msg("create: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	json_decref(emu_admin(&e, "/_emu/reset", ""));
 	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
@@ -975,7 +975,7 @@ static void test_admin_launch_templates_are_cleared_by_reset_seeded_ones_kept(vo
 	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_fleet_lt(LT_ID),
 						 "request_id", "req-seed-kept"), 0, &r);
 	if (!r.success)
-		fail_msg("create from the seeded template after reset: %s", r.message);
+		fail_msg("create from the seeded template after reset: %s", pv_result_message(&r));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 	emu_stop(&e);

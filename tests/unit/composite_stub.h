@@ -11,6 +11,7 @@
 #ifndef COMPOSITE_STUB_H
 #define COMPOSITE_STUB_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@ typedef struct stub {
 	pv_op_set ops;
 	bool healthy;
 	atomic_int calls;
+	_Atomic(pthread_t) ran_on;   /* the thread of the last call */
 } stub;
 
 static __attribute__((unused)) void stub_sleep_ms(unsigned ms)
@@ -43,6 +45,7 @@ static int stub_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	stub *st = (stub *)s;
 	atomic_fetch_add(&st->calls, 1);
+	atomic_store(&st->ran_on, pthread_self());
 	if (st->wait_for)
 		PV_TEST_WAIT_UNTIL(atomic_load(st->wait_for));
 	if (st->sleep_ms)

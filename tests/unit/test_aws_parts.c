@@ -553,8 +553,8 @@ static void test_templates_and_parameter_validation(void **state)
 		pv_strategy_execute(s, &c, &r, NULL);
 		assert_false(r.success);
 		assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-		if (!strstr(r.message, cases[i].needle))
-			fail_msg("%s: '%s' lacks %s", cases[i].params, r.message, cases[i].needle);
+		if (!strstr(pv_result_message(&r), cases[i].needle))
+			fail_msg("%s: '%s' lacks %s", cases[i].params, pv_result_message(&r), cases[i].needle);
 		pv_result_clear(&r);
 		json_decref(p);
 	}

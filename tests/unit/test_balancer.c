@@ -695,9 +695,9 @@ static void test_result_metadata_names_algorithm_and_chosen_strategy(void **stat
 	pv_strategy_unref(lb);
 }
 
-static const char *meta_strategy(const pv_result *r)
+static const char *meta_strategy(pv_result *r)
 {
-	return json_string_value(json_object_get(json_object_get(r->metadata, "balancer"), "strategy"));
+	return json_string_value(json_object_get(json_object_get(pv_result_meta(r), "balancer"), "strategy"));
 }
 
 static void test_metadata_of_live_results_is_never_shared_or_changed(void **state)
@@ -709,14 +709,14 @@ static void test_metadata_of_live_results_is_never_shared_or_changed(void **stat
 	pv_result r[3] = {PV_RESULT_INIT, PV_RESULT_INIT, PV_RESULT_INIT};
 	for (int i = 0; i < 3; i++) /* all three held at once */
 		pv_strategy_execute(lb, &op, &r[i], NULL);
-	assert_ptr_not_equal(r[0].metadata, r[1].metadata);
-	assert_ptr_not_equal(r[1].metadata, r[2].metadata);
+	assert_ptr_not_equal(pv_result_meta(&r[0]), pv_result_meta(&r[1]));
+	assert_ptr_not_equal(pv_result_meta(&r[1]), pv_result_meta(&r[2]));
 	for (int i = 0; i < 3; i++)
 		assert_string_equal(meta_strategy(&r[i]), ABC[i]);
 	/* A caller that changes its metadata keeps its change... */
 	pv_result_meta_set(&r[0], "mine", json_true());
 	pv_strategy_execute(lb, &op, &r[1], NULL); /* clears r[1] first, then runs on a */
-	assert_true(json_is_true(json_object_get(r[0].metadata, "mine")));
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r[0]), "mine")));
 	assert_string_equal(meta_strategy(&r[0]), "a");
 	assert_string_equal(meta_strategy(&r[1]), "a");
 	/* ...and a released object comes back clean. */
@@ -724,14 +724,14 @@ static void test_metadata_of_live_results_is_never_shared_or_changed(void **stat
 		pv_result_clear(&r[i]);
 	for (int i = 0; i < 8; i++) {
 		pv_strategy_execute(lb, &op, &r[0], NULL);
-		assert_int_equal(json_object_size(r[0].metadata), 1);
+		assert_int_equal(json_object_size(pv_result_meta(&r[0])), 1);
 		assert_string_equal(meta_strategy(&r[0]), ABC[(i + 1) % 3]);
 		pv_result_clear(&r[0]);
 	}
 	c.result_metadata = false;
 	pv_strategy *bare = three_sims(&c, NULL, NULL);
 	pv_strategy_execute(bare, &op, &r[0], NULL);
-	assert_null(r[0].metadata);
+	assert_null(pv_result_meta(&r[0]));
 	pv_result_clear(&r[0]);
 	pv_strategy_unref(bare);
 	pv_strategy_unref(lb);

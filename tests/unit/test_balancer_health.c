@@ -247,7 +247,7 @@ static void test_panic_mode_spreads_over_all_when_every_strategy_is_ejected(void
 		pv_result r = PV_RESULT_INIT;
 		pv_strategy_execute(lb, &op, &r, NULL);
 		assert_string_equal(r.error_code, "EXECUTION_ERROR"); /* a child's answer */
-		assert_true(json_is_true(json_object_get(r.metadata, "balancer_panic")));
+		assert_true(json_is_true(json_object_get(pv_result_meta(&r), "balancer_panic")));
 		counts[t_index(AB, 2, r.provider)]++;
 		pv_result_clear(&r);
 	}
@@ -312,7 +312,7 @@ static void test_connection_cap_skips_a_full_strategy_then_throttles(void **stat
 	assert_false(res.success);
 	assert_string_equal(res.error_code, PV_ERR_THROTTLED);
 	assert_int_equal(res.error_class, PV_CLASS_THROTTLED);
-	assert_non_null(strstr(res.message, "max_connections_per_strategy"));
+	assert_non_null(strstr(pv_result_message(&res), "max_connections_per_strategy"));
 	pv_result_clear(&res);
 
 	t_gate_open(g[0]);

@@ -29,6 +29,18 @@ static pv_breaker_config base_config(void)
 	};
 }
 
+/* A breaker that trips on the failure rate of a window of 10 (consecutive
+ * failures set high enough not to). */
+static pv_breaker_config rate_config(unsigned threshold, double rate)
+{
+	pv_breaker_config cfg = base_config();
+	cfg.threshold = threshold;
+	cfg.window_size = 10;
+	cfg.min_calls = 10;
+	cfg.failure_rate = rate;
+	return cfg;
+}
+
 static pv_result make_result(const char *code, pv_error_class cls)
 {
 	pv_result r = PV_RESULT_INIT;
@@ -68,6 +80,77 @@ static void test_trips_after_threshold_consecutive_failures(void **state)
 	pv_breaker_destroy(&b);
 }
 
+/* On the system clock an open breaker rejects on the coarse clock while it
+ * is surely open: never a probe before the open period ended, and one soon
+ * after (the coarse clock may lag by a tick, more where ticks were lost).
+ * Waits for that probe. */
+static void test_open_breaker_on_the_system_clock_admits_when_the_period_ends(void **state)
+{
+	(void)state;
+	pv_breaker b;
+	pv_breaker_config cfg = base_config();
+	cfg.threshold = 1;
+	cfg.open_ns = 30 * PV_NS_PER_MS;
+	assert_int_equal(pv_breaker_init(&b, &cfg, 1), 0);
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN);
+	uint64_t end = atomic_load(&b.next_attempt_ns);
+	uint64_t rejected = 0;
+	for (;;) {
+		pv_breaker_permit p = pv_breaker_admit(&b, NULL);
+		if (p.kind != PV_PERMIT_REJECTED) {
+			assert_int_equal(p.kind, PV_PERMIT_PROBE);
+			assert_true(pv_now_ns() >= end);
+			break;
+		}
+		rejected++;
+	}
+	assert_true(rejected > 0);
+	assert_int_equal(pv_breaker_count(&b, PV_BC_REJECTED), rejected);
+	pv_breaker_destroy(&b);
+}
+
+static json_int_t window_failures(pv_breaker *b)
+{
+	json_t *m = pv_breaker_metrics(b, pv_now_ns());
+	assert_int_equal(json_integer_value(json_object_get(m, "window_calls")), b->cfg.window_size);
+	json_int_t failed = json_integer_value(json_object_get(m, "window_failures"));
+	json_decref(m);
+	return failed;
+}
+
+/* A window full of successes is not written again (the healthy path stays
+ * off its shared words), yet it always holds exactly the last N outcomes. */
+static void test_window_holds_the_last_n_outcomes_through_healthy_runs(void **state)
+{
+	(void)state;
+	pv_breaker b;
+	pv_breaker_config cfg = rate_config(100, 30);
+	assert_int_equal(pv_breaker_init(&b, &cfg, 1), 0);
+	for (int i = 0; i < 1000; i++)
+		OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 0);
+	FAIL(&b, NULL);
+	FAIL(&b, NULL);
+	assert_int_equal(window_failures(&b), 2);
+	for (int i = 0; i < 8; i++)
+		OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 2); /* both still among the last 10 */
+	OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 1);
+	OK(&b, NULL);
+	assert_int_equal(window_failures(&b), 0);
+	for (int i = 0; i < 1000; i++)
+		OK(&b, NULL);
+	FAIL(&b, NULL);
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_CLOSED); /* 20 % */
+	FAIL(&b, NULL);
+	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN); /* 30 % of the last 10 */
+	assert_int_equal(pv_breaker_count(&b, PV_BC_SUCCESSES), 2010);
+	pv_breaker_destroy(&b);
+}
+
 static void test_success_resets_consecutive_failures(void **state)
 {
 	(void)state;
@@ -87,11 +170,7 @@ static void test_trips_on_failure_rate_only_after_min_calls(void **state)
 {
 	(void)state;
 	pv_breaker b;
-	pv_breaker_config cfg = base_config();
-	cfg.threshold = 1000;
-	cfg.window_size = 10;
-	cfg.min_calls = 10;
-	cfg.failure_rate = 50;
+	pv_breaker_config cfg = rate_config(1000, 50);
 	pv_breaker_init(&b, &cfg, 1);
 	for (int i = 0; i < 4; i++) {
 		OK(&b, NULL);
@@ -161,7 +240,7 @@ static void test_slow_successes_count_as_failures(void **state)
 	for (int i = 0; i < 3; i++)
 		call(&b, NULL, NULL, PV_CLASS_NONE, 150 * PV_NS_PER_MS);
 	assert_int_equal(pv_breaker_get_state(&b), PV_BREAKER_OPEN);
-	assert_int_equal(atomic_load(&b.slow_calls), 3);
+	assert_int_equal(pv_breaker_count(&b, PV_BC_SLOW_CALLS), 3);
 	pv_breaker_destroy(&b);
 }
 
@@ -498,6 +577,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_trips_after_threshold_consecutive_failures),
+		cmocka_unit_test(test_open_breaker_on_the_system_clock_admits_when_the_period_ends),
+		cmocka_unit_test(test_window_holds_the_last_n_outcomes_through_healthy_runs),
 		cmocka_unit_test(test_success_resets_consecutive_failures),
 		cmocka_unit_test(test_trips_on_failure_rate_only_after_min_calls),
 		cmocka_unit_test(test_window_slides_so_old_failures_stop_counting),

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 #include "provisio/composite.h"
@@ -47,13 +49,13 @@ static void run(pv_strategy *s, pv_op_type type, json_t *params, pv_result *r)
 	json_decref(params);
 }
 
-static json_t *meta(const pv_result *r, const char *key)
+static json_t *meta(pv_result *r, const char *key)
 {
-	return r->metadata ? json_object_get(r->metadata, key) : NULL;
+	return json_object_get(pv_result_meta(r), key);
 }
 
 /* The "children" metadata entry of child `name`. */
-static json_t *child_entry(const pv_result *r, const char *name)
+static json_t *child_entry(pv_result *r, const char *name)
 {
 	size_t i;
 	json_t *e;
@@ -258,7 +260,7 @@ static void test_sequential_first_success_skips_failures_and_stops(void **state)
 	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
 	assert_true(r.success);
 	assert_string_equal(r.provider, "a");
-	assert_null(r.metadata);
+	assert_null(pv_result_meta(&r));
 	assert_int_equal(pv_sim_calls(b, PV_OP_COUNT), 1);
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
@@ -377,7 +379,7 @@ static void test_majority_tie_is_no_majority(void **state)
 	run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, PV_ERR_NO_MAJORITY);
-	assert_non_null(strstr(r.message, "tie"));
+	assert_non_null(strstr(pv_result_message(&r), "tie"));
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 }
@@ -723,6 +725,220 @@ static void test_children_change_while_calls_run(void **state)
 	pv_strategy_unref(c);
 }
 
+/* ---- deferred metadata, recycled merges -------------------------------------- */
+
+static void assert_json(json_t *got, const char *want_text)
+{
+	json_t *want = json_loads(want_text, 0, NULL);
+	assert_non_null(want);
+	if (!json_equal(got, want)) {
+		char *text = json_dumps(got, 0);
+		fail_msg("got %s\nwant %s", text, want_text);
+	}
+	/* same keys in the same order as when it was set at once */
+	char *a = json_dumps(got, 0), *b = json_dumps(want, 0);
+	assert_string_equal(a, b);
+	free(a);
+	free(b);
+	json_decref(want);
+}
+
+static void test_metadata_is_built_when_read_and_reads_as_before(void **state)
+{
+	(void)state;
+	pv_strategy *k[] = {sim("a", NULL), sim("b", NULL), sim("c", NULL)};
+	pv_strategy *c = composite_of(k, 3, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_null(r.priv.meta); /* deferred */
+	assert_json(pv_result_meta(&r), "{\"providers\": [\"a\", \"b\", \"c\"], \"composite\": \"comp\", "
+					"\"mode\": \"sequential\", \"policy\": \"merge_all\"}");
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+
+	pv_strategy *v[] = {sim("a", NULL), sim("b", NULL), sim("c", "{\"script\": [\"fail\"]}")};
+	c = composite_of(v, 3, "{\"mode\": \"redundant\", \"aggregation_policy\": \"majority_wins\"}");
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	json_t *m = pv_result_meta(&r);
+	json_t *children = json_incref(json_object_get(m, "children")); /* a failure: detail */
+	json_object_del(m, "children");
+	assert_json(m, "{\"agreement\": {\"votes\": 2, \"voters\": 2, \"children\": [\"a\", \"b\"]}, "
+		       "\"composite\": \"comp\", \"mode\": \"redundant\", \"policy\": \"majority_wins\"}");
+	assert_int_equal(json_array_size(children), 3);
+	json_decref(children);
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
+/* The child whose answer was handed out is listed as it answered. */
+static void test_children_list_shows_the_winner_as_it_answered(void **state)
+{
+	(void)state;
+	pv_strategy *k[] = {sim("bad", "{\"script\": [\"fail\"]}"), sim("good", NULL)};
+	pv_strategy *c = composite_of(k, 2, "{\"mode\": \"sequential\", \"aggregation_policy\": \"first_success\"}");
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "good");
+	json_t *bad = child_entry(&r, "bad"), *good = child_entry(&r, "good");
+	assert_false(json_is_true(json_object_get(bad, "success")));
+	assert_true(json_is_true(json_object_get(good, "success")));
+	assert_string_equal(json_string_value(json_object_get(good, "provider")), "good");
+	assert_null(json_object_get(good, "error_code"));
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
+/* The kernel does not time a composite (PV_STRATEGY_TIMED_BY_CHILD): one
+ * child's answer has its latency, an aggregate the composite's own. */
+static void test_latency_is_the_answering_childs_or_the_composites(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(PV_NS_PER_S);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	for (int merge = 0; merge < 2; merge++) {
+		pv_strategy *k[3];
+		for (int i = 0; i < 3; i++) {
+			json_t *cfg = json_pack("{s:{s:i}}", "latency", "mean_ms", 1000 * (i + 1));
+			char name[8];
+			snprintf(name, sizeof name, "s%d", i);
+			assert_int_equal(pv_sim_new(&k[i], name, cfg, clk), 0);
+			json_decref(cfg);
+		}
+		pv_composite_config cfg;
+		pv_composite_config_default(&cfg);
+		cfg.mode = PV_COMPOSITE_SEQUENTIAL;
+		cfg.aggregation_policy = merge ? PV_AGG_MERGE_ALL : PV_AGG_FIRST_SUCCESS;
+		pv_strategy *c = NULL;
+		assert_int_equal(pv_composite_new(&c, "comp", k, NULL, 3, &cfg, clk), 0);
+		assert_int_equal(pv_strategy_initialize(c), 0);
+		pv_result r = PV_RESULT_INIT;
+		pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+		pv_strategy_execute(c, &op, &r, clk);
+		assert_true(r.success);
+		assert_int_equal(r.latency_ns, (merge ? 6 : 1) * PV_NS_PER_S); /* 1+2+3 s, or s0's */
+		pv_result_clear(&r);
+		pv_strategy_unref(c);
+		for (int i = 0; i < 3; i++)
+			pv_strategy_unref(k[i]);
+	}
+	pv_manual_clock_free(mc);
+}
+
+/* A child known to answer within microseconds runs on the caller's thread
+ * (a handoff to the pool costs more than its call); the first call of any
+ * child, and a slow child always, run on the pool. */
+static void test_parallel_caller_runs_quick_children_itself(void **state)
+{
+	(void)state;
+	stub *quick = stub_new("quick", "{\"q\": 1}"), *slow = stub_new("slow", "{\"s\": 1}");
+	quick->report_latency_ns = 1000; /* 1 us: what it says, whatever the machine's load */
+	slow->report_latency_ns = 5 * PV_NS_PER_MS; /* well over the inline budget */
+	pv_strategy *kids[2] = {&quick->base, &slow->base};
+	pv_strategy *c = composite_of(kids, 2, "{\"mode\": \"parallel\"}");
+	pthread_t me = pthread_self();
+	for (int call = 0; call < 3; call++) {
+		pv_result r;
+		run(c, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
+		assert_true(r.success);
+		assert_int_equal(json_integer_value(json_object_get(r.data, "q")), 1);
+		assert_int_equal(json_integer_value(json_object_get(r.data, "s")), 1);
+		pthread_t q = atomic_load(&quick->ran_on), sl = atomic_load(&slow->ran_on);
+		assert_false(pthread_equal(sl, me));
+		if (call == 0)
+			assert_false(pthread_equal(q, me)); /* not known yet */
+		else
+			assert_true(pthread_equal(q, me));
+		pv_result_clear(&r);
+	}
+	pv_strategy_unref(c);
+}
+
+typedef struct hammer {
+	pv_strategy *c;
+	int bad;
+} hammer;
+
+static void *hammer_run(void *arg)
+{
+	hammer *h = arg;
+	for (int i = 0; i < 200; i++) {
+		pv_result r;
+		pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
+		pv_strategy_execute(h->c, &op, &r, NULL);
+		json_t *by_child = json_object_get(r.data, "by_child");
+		h->bad += !r.success || json_object_size(by_child) != 3;
+		pv_result_clear(&r);
+	}
+	return NULL;
+}
+
+/* Many callers at once on children that run inline and on the pool: every
+ * call gets every child's answer. */
+static void test_parallel_many_callers_mixing_inline_and_pool(void **state)
+{
+	(void)state;
+	stub *a = stub_new("a", "{\"x\": 1}"), *b = stub_new("b", "{\"x\": 1}");
+	stub *slow = stub_new("slow", "{\"x\": 1}");
+	slow->sleep_ms = 1;
+	pv_strategy *kids[3] = {&a->base, &b->base, &slow->base};
+	pv_strategy *c = composite_of(kids, 3, "{\"mode\": \"parallel\", \"max_concurrent_operations\": 3}");
+	hammer h[8];
+	pthread_t t[8];
+	for (int i = 0; i < 8; i++) {
+		h[i] = (hammer){c, 0};
+		pthread_create(&t[i], NULL, hammer_run, &h[i]);
+	}
+	for (int i = 0; i < 8; i++) {
+		pthread_join(t[i], NULL);
+		assert_int_equal(h[i].bad, 0);
+	}
+	assert_int_equal(atomic_load(&slow->calls), 8 * 200);
+	assert_int_equal(atomic_load(&a->calls), 8 * 200);
+	pv_strategy_unref(c);
+}
+
+/* Answers without data merge into one object the composite refills once the
+ * caller has let go of it, and never touches while the caller holds it. */
+static void test_keyless_merge_is_refilled_only_when_given_back(void **state)
+{
+	(void)state;
+	pv_strategy *k[] = {sim("a", NULL), sim("b", NULL)};
+	pv_strategy *c = composite_of(k, 2, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
+	const char *want = "{\"by_child\": {\"a\": null, \"b\": null}}";
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	json_t *first = r.data;
+	assert_json(first, want);
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_ptr_equal(r.data, first); /* given back: refilled */
+	assert_json(r.data, want);
+	json_t *held = json_incref(r.data);
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_ptr_not_equal(r.data, held); /* still held: a new one */
+	assert_json(r.data, want);
+	json_object_set_new(json_object_get(r.data, "by_child"), "mine", json_true()); /* changed */
+	json_t *changed = r.data;
+	pv_result_clear(&r);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_ptr_not_equal(r.data, changed);
+	assert_json(r.data, want);
+	assert_json(held, want); /* what the caller holds never changed */
+	json_decref(held);
+	pv_result_clear(&r);
+	pv_strategy *third = sim("c", NULL);
+	assert_int_equal(pv_composite_add(c, third, 1.0), 0); /* other children: another shape */
+	pv_strategy_unref(third);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_json(r.data, "{\"by_child\": {\"a\": null, \"b\": null, \"c\": null}}");
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -751,6 +967,12 @@ int main(void)
 		cmocka_unit_test(test_add_remove_and_set_weight_at_runtime),
 		cmocka_unit_test(test_nested_composite_and_cycle_refused),
 		cmocka_unit_test(test_children_change_while_calls_run),
+		cmocka_unit_test(test_metadata_is_built_when_read_and_reads_as_before),
+		cmocka_unit_test(test_keyless_merge_is_refilled_only_when_given_back),
+		cmocka_unit_test(test_children_list_shows_the_winner_as_it_answered),
+		cmocka_unit_test(test_latency_is_the_answering_childs_or_the_composites),
+		cmocka_unit_test(test_parallel_caller_runs_quick_children_itself),
+		cmocka_unit_test(test_parallel_many_callers_mixing_inline_and_pool),
 	};
 	return cmocka_run_group_tests_name("composite", tests, NULL, NULL);
 }

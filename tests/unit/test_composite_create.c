@@ -129,7 +129,7 @@ static void test_parallel_create_splits_count_by_weight(void **state)
 	assert_int_equal(pv_sim_live_instances(kids[0]) + pv_sim_live_instances(kids[1]) +
 				 pv_sim_live_instances(kids[2]),
 			 8);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "create")), "split");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "create")), "split");
 	pv_result_clear(&r);
 	/* Weights change at run time. */
 	assert_int_equal(pv_composite_set_weight(c, "c", 2.0), 0);
@@ -195,7 +195,7 @@ static void test_parallel_create_split_respects_reported_capacity(void **state)
 	assert_int_equal(made_by(&r, "small"), 2);
 	assert_int_equal(made_by(&r, "b"), 4);
 	assert_int_equal(made_by(&r, "c"), 3);
-	assert_int_equal(json_array_size(json_object_get(r.metadata, "children")), 3); /* one round */
+	assert_int_equal(json_array_size(json_object_get(pv_result_meta(&r), "children")), 3); /* one round */
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 	unref_all(kids, 3);
@@ -215,7 +215,7 @@ static void test_parallel_create_respreads_the_shortfall_of_a_full_child(void **
 	assert_int_equal(made_by(&r, "busy"), 0);
 	assert_int_equal(made_by(&r, "b") + made_by(&r, "c"), 9);
 	/* Round 1 asks 3 + 3 + 3 and busy makes none; round 2 spreads its 3 over b and c. */
-	assert_true(json_array_size(json_object_get(r.metadata, "children")) >= 4);
+	assert_true(json_array_size(json_object_get(pv_result_meta(&r), "children")) >= 4);
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 	unref_all(kids, 3);
@@ -233,7 +233,7 @@ static void test_parallel_create_uses_the_room_a_child_reports(void **state)
 	assert_true(r.success);
 	assert_int_equal(made_by(&r, "busy"), 2);
 	assert_int_equal(made_by(&r, "b") + made_by(&r, "c"), 7);
-	assert_int_equal(json_array_size(json_object_get(r.metadata, "children")), 3); /* one round */
+	assert_int_equal(json_array_size(json_object_get(pv_result_meta(&r), "children")), 3); /* one round */
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
 	unref_all(kids, 3);
@@ -260,9 +260,9 @@ static void test_sequential_create_spills_over_3_5_then_12(void **state)
 	assert_int_equal(attributed_to(&r, "p5"), 5);
 	assert_int_equal(attributed_to(&r, "p100"), 12);
 	assert_int_equal(pv_sim_live_instances(kids[2]), 12);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "create")), "spill_over");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "create")), "spill_over");
 	/* Each child was asked for what was still missing. */
-	json_t *ch = json_object_get(r.metadata, "children");
+	json_t *ch = json_object_get(pv_result_meta(&r), "children");
 	assert_int_equal(ival(json_array_get(ch, 0), "requested"), 20);
 	assert_int_equal(ival(json_array_get(ch, 1), "requested"), 17);
 	assert_int_equal(ival(json_array_get(ch, 2), "requested"), 12);
@@ -297,8 +297,8 @@ static void test_sequential_create_is_partial_when_capacity_is_short(void **stat
 	assert_true(json_is_true(json_object_get(r.data, "partial")));
 	assert_int_equal(ival(r.data, "count"), 8);
 	assert_int_equal(ival(r.data, "shortfall"), 12);
-	assert_true(json_is_true(json_object_get(r.metadata, "partial")));
-	assert_int_equal(ival(r.metadata, "shortfall"), 12);
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "partial")));
+	assert_int_equal(ival(pv_result_meta(&r), "shortfall"), 12);
 	pv_result_clear(&r);
 	/* Now full everywhere: nothing made is a CAPACITY failure. */
 	create(c, 1, &r);
@@ -338,7 +338,7 @@ static void test_hedged_create_terminates_surplus_through_its_maker(void **state
 	int64_t live = pv_sim_live_instances(kids[0]) + pv_sim_live_instances(kids[1]) +
 		       pv_sim_live_instances(kids[2]);
 	assert_int_equal(live, 2);
-	json_t *hedge = json_object_get(r.metadata, "hedge");
+	json_t *hedge = json_object_get(pv_result_meta(&r), "hedge");
 	const char *winner = json_string_value(json_object_get(hedge, "winner"));
 	assert_non_null(winner);
 	assert_int_equal(attributed_to(&r, winner), 2);
@@ -398,7 +398,7 @@ static void test_parallel_timeout_keeps_finished_results(void **state)
 	assert_non_null(json_object_get(by, "b"));
 	assert_null(json_object_get(by, "slow"));
 	assert_int_equal(json_array_size(json_object_get(r.data, "templates")), 2);
-	json_t *slow = json_array_get(json_object_get(r.metadata, "children"), 1);
+	json_t *slow = json_array_get(json_object_get(pv_result_meta(&r), "children"), 1);
 	assert_string_equal(json_string_value(json_object_get(slow, "child")), "slow");
 	assert_string_equal(json_string_value(json_object_get(slow, "error_code")), "TIMEOUT");
 	pv_result_clear(&r);
@@ -515,7 +515,7 @@ static void test_sequential_never_waits_past_the_operation_deadline(void **state
 	assert_string_equal(r.error_code, PV_ERR_ALL_STRATEGIES_FAILED);
 	assert_int_equal(pv_clock_now(clk), op.deadline_ns); /* waited until, not past */
 	assert_int_equal(pv_sim_calls(next, PV_OP_COUNT), 0); /* no time left: not called */
-	json_t *ch = json_object_get(r.metadata, "children");
+	json_t *ch = json_object_get(pv_result_meta(&r), "children");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 0), "error_code")), "TIMEOUT");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 1), "error_code")), "TIMEOUT");
 	pv_result_clear(&r);
@@ -570,7 +570,7 @@ static void test_parallel_timeout_follows_the_composites_clock(void **state)
 	pthread_join(t, NULL);
 	assert_true(r.success);
 	assert_string_equal(r.provider, "quick");
-	json_t *ch = json_object_get(r.metadata, "children");
+	json_t *ch = json_object_get(pv_result_meta(&r), "children");
 	assert_string_equal(json_string_value(json_object_get(json_array_get(ch, 1), "error_code")), "TIMEOUT");
 	pv_result_clear(&r);
 	pv_strategy_unref(c);
@@ -597,7 +597,7 @@ static void test_results_racing_the_deadline_are_kept_or_timed_out(void **state)
 		pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
 		pv_strategy_execute(c, &op, &r, NULL);
 		json_t *by = r.success ? json_object_get(r.data, "by_child") : NULL;
-		json_t *ch = json_object_get(r.metadata, "children");
+		json_t *ch = json_object_get(pv_result_meta(&r), "children");
 		size_t k;
 		json_t *e;
 		json_array_foreach(ch, k, e) {

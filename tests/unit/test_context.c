@@ -245,7 +245,7 @@ static void test_execute_on_unknown_name_is_strategy_not_found(void **state)
 	pv_context_execute_on(ctx, "ghost", &health_op, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "STRATEGY_NOT_FOUND");
-	assert_non_null(strstr(r.message, "ghost"));
+	assert_non_null(strstr(pv_result_message(&r), "ghost"));
 	pv_result_clear(&r);
 	pv_context_execute_on(ctx, "a", &health_op, &r);
 	assert_true(r.success);

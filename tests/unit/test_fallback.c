@@ -56,13 +56,13 @@ static void run(pv_strategy *f, pv_op_type type, pv_result *r, const pv_clock *c
 	pv_strategy_execute(f, &op, r, clk);
 }
 
-static json_t *meta(const pv_result *r, const char *path1, const char *path2)
+static json_t *meta(pv_result *r, const char *path1, const char *path2)
 {
-	json_t *v = r->metadata ? json_object_get(r->metadata, path1) : NULL;
+	json_t *v = json_object_get(pv_result_meta(r), path1);
 	return path2 && v ? json_object_get(v, path2) : v;
 }
 
-static const char *meta_str(const pv_result *r, const char *a, const char *b)
+static const char *meta_str(pv_result *r, const char *a, const char *b)
 {
 	return json_string_value(meta(r, a, b));
 }
@@ -91,7 +91,7 @@ static void test_immediate_healthy_primary_answers_without_metadata(void **state
 	assert_true(r.success);
 	assert_string_equal(r.provider, "a");
 	assert_int_equal(r.attempts, 1);
-	assert_null(r.metadata); /* the fast path allocates nothing */
+	assert_null(pv_result_meta(&r)); /* the fast path allocates nothing */
 	assert_int_equal(pv_sim_calls(b, PV_OP_COUNT), 0);
 	pv_result_clear(&r);
 	pv_strategy_unref(b);
@@ -122,6 +122,72 @@ static void test_immediate_falls_back_in_order_and_first_success_wins(void **sta
 	pv_result_clear(&r);
 	pv_strategy_unref(d);
 	pv_strategy_unref(f);
+}
+
+/* The whole metadata of an answer from the second strategy: built only when
+ * read, and exactly what it says (the spec's keys included). */
+static void test_fallback_answer_explains_itself_when_read(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(S);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_strategy *k[] = {sim("a", "{\"script\": [\"fail:THROTTLED\"]}", clk), sim("b", NULL, clk)};
+	pv_strategy *f = fallback("{\"mode\": \"immediate\"}", k, 2, clk);
+	pv_result r = PV_RESULT_INIT;
+	run(f, PV_OP_HEALTH_CHECK, &r, clk);
+	assert_true(r.success);
+	assert_true(pv_result_has_meta(&r));
+	assert_null(r.priv.meta); /* deferred: nothing built yet */
+	json_t *want = json_pack(
+		"{s:{s:s, s:s, s:s, s:b, s:i, s:i, s:[{s:s, s:s, s:s, s:s, s:i, s:b, s:s}]},"
+		" s:s, s:s, s:f, s:i}",
+		"fallback", "strategy", "fb", "mode", "immediate", "answered_by", "b", "fallback_used", 1,
+		"attempts", 2, "retries", 0, "errors", "strategy", "a", "error_code", "THROTTLED",
+		"error_class", "throttled", "message", "sim 'a': injected failure THROTTLED", "attempts", 1,
+		"skipped", 0, "provider", "a", "strategy", "fb", "provider", "b", "latency_ms", 0.0,
+		"attempts", 2);
+	json_t *got = pv_result_metadata(&r);
+	if (!json_equal(got, want)) {
+		char *text = json_dumps(got, JSON_SORT_KEYS);
+		fail_msg("metadata: %s", text);
+	}
+	json_decref(got);
+	assert_null(r.priv.meta); /* a const reader leaves it deferred */
+	assert_string_equal(meta_str(&r, "fallback", "answered_by"), "b"); /* now built */
+	assert_non_null(r.priv.meta);
+	json_decref(want);
+	pv_result_clear(&r);
+	pv_strategy_unref(f);
+	pv_manual_clock_free(mc);
+}
+
+/* The kernel does not time a fallback (PV_STRATEGY_TIMED_BY_CHILD): an
+ * answer has its child's latency, a failure of its own the time its calls
+ * and backoff took. */
+static void test_latency_is_the_childs_or_the_calls_and_backoff(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(S);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_strategy *k[] = {sim("a", "{\"latency\": {\"mean_ms\": 1000}, \"script\": [\"fail*2\"]}", clk),
+			    sim("b", "{\"latency\": {\"mean_ms\": 3000}, \"script\": [\"fail\"]}", clk)};
+	pv_strategy *f = fallback("{\"mode\": \"retry_then_fallback\", \"max_retries\": 1, "
+				  "\"retry_delay_seconds\": 2, \"retry_max_delay_seconds\": 2, "
+				  "\"retry_budget_min_retries_per_second\": 100}",
+				  k, 2, clk);
+	pv_result r = PV_RESULT_INIT;
+	run(f, PV_OP_HEALTH_CHECK, &r, clk); /* a, backoff, a, b: all fail */
+	assert_false(r.success);
+	uint64_t slept = pv_manual_clock_slept(mc);
+	assert_true(slept > 5 * S && slept <= 7 * S); /* 1 + 3 of calls, up to 2 of backoff */
+	assert_int_equal(r.latency_ns, slept);
+	pv_result_clear(&r);
+	run(f, PV_OP_HEALTH_CHECK, &r, clk); /* a answers now */
+	assert_true(r.success);
+	assert_int_equal(r.latency_ns, 1 * S);
+	pv_result_clear(&r);
+	pv_strategy_unref(f);
+	pv_manual_clock_free(mc);
 }
 
 /* ---- retry_then_fallback ---------------------------------------------------- */
@@ -284,6 +350,9 @@ static void test_breaker_opens_on_consecutive_failures_and_skips_primary(void **
 	assert_int_equal(json_integer_value(json_object_get(m, "rejected_requests")), 1);
 	assert_true(json_is_real(json_object_get(m, "next_attempt_time")));
 	json_decref(m);
+	json_t *st = pv_strategy_stats(f); /* the fallback's count is its breakers' */
+	assert_int_equal(json_integer_value(json_object_get(st, "circuit_rejections")), 1);
+	json_decref(st);
 	pv_strategy_unref(a);
 	pv_strategy_unref(f);
 	pv_manual_clock_free(mc);
@@ -953,6 +1022,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_immediate_healthy_primary_answers_without_metadata),
 		cmocka_unit_test(test_immediate_falls_back_in_order_and_first_success_wins),
+		cmocka_unit_test(test_fallback_answer_explains_itself_when_read),
+		cmocka_unit_test(test_latency_is_the_childs_or_the_calls_and_backoff),
 		cmocka_unit_test(test_retry_backoff_is_full_jitter_with_cap_on_the_clock),
 		cmocka_unit_test(test_retry_only_for_transient_and_throttled_classes),
 		cmocka_unit_test(test_retry_never_sleeps_past_the_deadline),

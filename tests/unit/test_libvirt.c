@@ -304,7 +304,7 @@ static void test_bad_template_xml_is_permanent_and_defines_nothing(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
 	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "well-formed"));
+	assert_non_null(strstr(pv_result_message(&r), "well-formed"));
 	pv_result_clear(&r);
 	virConnectPtr c = peek();
 	assert_false(domain_exists(c, "pv-lv1-req-bad-0", NULL));
@@ -662,7 +662,7 @@ static void test_unreachable_host_is_a_transient_connection_error(void **state)
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "CONNECTION_ERROR");
 	assert_int_equal(r.error_class, PV_CLASS_TRANSIENT);
-	assert_non_null(strstr(r.message, "127.0.0.1"));
+	assert_non_null(strstr(pv_result_message(&r), "127.0.0.1"));
 	pv_result_clear(&r);
 
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:[s]}", "instance_ids", "pv-lv1-req-u-0"), &r);
@@ -737,7 +737,7 @@ static void test_dead_host_is_not_redialled_within_reconnect_interval(void **sta
 	pv_result r = PV_RESULT_INIT;
 	create(s, 1, "req-i", &r);
 	assert_string_equal(r.error_code, "CONNECTION_ERROR"); /* the remembered error */
-	assert_non_null(strstr(r.message, "Connection refused"));
+	assert_non_null(strstr(pv_result_message(&r), "Connection refused"));
 	pv_result_clear(&r);
 	assert_int_equal(connect_failures(s), 1);
 	pv_manual_clock_advance(mc, 2 * PV_NS_PER_S);
@@ -795,7 +795,7 @@ static void test_validate_template_renders_and_parses_without_a_host(void **stat
 		      "Numeric", "lots"), &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "nram"));
+	assert_non_null(strstr(pv_result_message(&r), "nram"));
 	pv_result_clear(&r);
 
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:s}", "template_id", "unknown"), &r);
@@ -891,7 +891,7 @@ static void test_create_count_out_of_range_is_invalid(void **state)
 	pv_result r = PV_RESULT_INIT;
 	create(s, 6, "req-big", &r);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(r.message, "1 to 5"));
+	assert_non_null(strstr(pv_result_message(&r), "1 to 5"));
 	pv_result_clear(&r);
 	pv_strategy_unref(s);
 }

@@ -93,8 +93,8 @@ static void test_result_fail_ok_move_and_classes(void **state)
 	assert_int_equal(r.error_class, PV_CLASS_INTERNAL); /* a failure always has a class */
 	pv_result_meta_set(&r, "region", json_string("eu-west-1"));
 	pv_result_move(&moved, &r);
-	assert_null(r.message);
-	assert_string_equal(moved.message, "slow down");
+	assert_null(pv_result_message(&r));
+	assert_string_equal(pv_result_message(&moved), "slow down");
 	json_t *meta = pv_result_metadata(&moved);
 	assert_string_equal(json_string_value(json_object_get(meta, "region")), "eu-west-1");
 	json_decref(meta);

@@ -93,9 +93,9 @@ static const char *inst_str(const pv_result *r, size_t i, const char *key)
 	return json_string_value(json_object_get(inst, key));
 }
 
-static int64_t meta_int(const pv_result *r, const char *key)
+static int64_t meta_int(pv_result *r, const char *key)
 {
-	return json_integer_value(json_object_get(r->metadata, key));
+	return json_integer_value(json_object_get(pv_result_meta(r), key));
 }
 
 static void assert_failed(const pv_result *r, const char *code, pv_error_class cls)
@@ -103,7 +103,7 @@ static void assert_failed(const pv_result *r, const char *code, pv_error_class c
 	if (r->success || strcmp(r->error_code, code) != 0 || r->error_class != cls)
 		fail_msg("expected %s/%s, got success=%d %s/%s: %s", code, pv_error_class_name(cls),
 			 r->success, r->error_code, pv_error_class_name(r->error_class),
-			 r->message ? r->message : "");
+			 pv_result_message(r) ? pv_result_message(r) : "");
 }
 
 static uint64_t slept_ms(fx *f) { return pv_manual_clock_slept(f->mc) / PV_NS_PER_MS; }
@@ -292,7 +292,7 @@ static void test_create_partial_when_remote_nearly_full(void **state)
 	create(f, 1, "req-q", &r);
 	assert_failed(&r, "CAPACITY", PV_CLASS_CAPACITY);
 	assert_int_equal(r.attempts, 1); /* full is not retried */
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "remote_code")), "PROVISIONING_FAILED");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "remote_code")), "PROVISIONING_FAILED");
 	pv_result_clear(&r);
 }
 
@@ -306,13 +306,13 @@ static void test_create_checks_parameters_before_calling(void **state)
 	pv_result_clear(&r);
 	run(f, PV_OP_CREATE_INSTANCES, json_pack("{s:i}", "count", 1), &r);
 	assert_failed(&r, "INVALID_PARAMETERS", PV_CLASS_PERMANENT);
-	assert_non_null(strstr(r.message, "template_id"));
+	assert_non_null(strstr(pv_result_message(&r), "template_id"));
 	pv_result_clear(&r);
 	assert_int_equal(rts_count(f->srv, ""), 0);
 	/* An unknown template is the remote's 400, also permanent. */
 	run(f, PV_OP_CREATE_INSTANCES, json_pack("{s:s}", "template_id", "nope"), &r);
 	assert_failed(&r, "INVALID_PARAMETERS", PV_CLASS_PERMANENT);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "remote_field")), "template_id");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "remote_field")), "template_id");
 	pv_result_clear(&r);
 }
 
@@ -597,7 +597,7 @@ static void test_retry_after_past_the_deadline_returns_at_once(void **state)
 	assert_failed(&r, "SERVER_ERROR", PV_CLASS_TRANSIENT);
 	assert_int_equal(r.attempts, 1);
 	assert_int_equal(slept_ms(f), 0);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "gave_up")), "deadline");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "gave_up")), "deadline");
 	assert_int_equal(meta_int(&r, "retry_after_ms"), 5000);
 	pv_result_clear(&r);
 }
@@ -611,7 +611,7 @@ static void test_retry_after_over_the_cap_is_not_waited_for(void **state)
 	run(f, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
 	assert_failed(&r, "THROTTLED", PV_CLASS_THROTTLED);
 	assert_int_equal(r.attempts, 1);
-	assert_string_equal(json_string_value(json_object_get(r.metadata, "gave_up")), "retry_after_max");
+	assert_string_equal(json_string_value(json_object_get(pv_result_meta(&r), "gave_up")), "retry_after_max");
 	pv_result_clear(&r);
 }
 
@@ -677,7 +677,7 @@ static void test_html_page_is_bad_response(void **state)
 	pv_result r = PV_RESULT_INIT;
 	run(f, PV_OP_GET_AVAILABLE_TEMPLATES, NULL, &r);
 	assert_failed(&r, "BAD_RESPONSE", PV_CLASS_TRANSIENT);
-	assert_non_null(strstr(r.message, "text/html"));
+	assert_non_null(strstr(pv_result_message(&r), "text/html"));
 	pv_result_clear(&r);
 }
 

@@ -170,7 +170,7 @@ static void test_unsupported_operation_and_templates(void **state)
 	pv_result_clear(&r);
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:{s:i}}", "template", "ncpus", 2), &r);
 	assert_false(r.success);
-	assert_non_null(strstr(r.message, "templateId"));
+	assert_non_null(strstr(pv_result_message(&r), "templateId"));
 	pv_result_clear(&r);
 	pv_capabilities c;
 	assert_int_equal(pv_strategy_capabilities(s, &c), 0);

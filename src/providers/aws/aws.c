@@ -559,7 +559,8 @@ static int aws_health(pv_strategy *s, pv_health *out)
 		pv_health_set(out, true, "aws '%s': DescribeRegions answered in %llu ms", s->name,
 			      (unsigned long long)(out->response_ns / PV_NS_PER_MS));
 	else
-		pv_health_set(out, false, "%s", r.message ? r.message : "DescribeRegions failed");
+		pv_health_set(out, false, "%s",
+			      pv_result_message(&r) ? pv_result_message(&r) : "DescribeRegions failed");
 	out->details = json_pack("{s:s, s:s}", "region", a->region, "endpoint", a->endpoint_url);
 	pv_result_clear(&r);
 	return 0;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "provisio/error.h"
 #include "provisio/sim.h"
+#include "util/counters.h"
 #include "util/rng.h"
 
 typedef enum { DIST_FIXED, DIST_NORMAL, DIST_LOGNORMAL } latency_dist;
@@ -55,7 +56,7 @@ typedef struct sim {
 	uint64_t next_id;
 	uint32_t nonce; /* in every id: short-lived processes never reuse one */
 	atomic_int_fast64_t live;
-	atomic_uint_fast64_t calls[PV_OP_COUNT];
+	pv_counters calls; /* by operation (PV_OP_COUNT <= PV_COUNTERS_MAX), split by thread: the floor of the kernel's benchmarks */
 } sim;
 
 static sim *as_sim(pv_strategy *s) { return (sim *)s; }
@@ -578,7 +579,7 @@ static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 			       "unknown operation type %d", (int)op->type);
 		return 0;
 	}
-	atomic_fetch_add_explicit(&m->calls[op->type], 1, memory_order_relaxed);
+	pv_counters_add(&m->calls, op->type, 1);
 	if (!(m->operations & PV_OP_BIT(op->type))) {
 		pv_result_fail(out, PV_ERR_OPERATION_NOT_SUPPORTED, PV_CLASS_PERMANENT,
 			       "sim '%s' does not support %s", s->name, pv_op_name(op->type));
@@ -666,7 +667,7 @@ static json_t *sim_stats(pv_strategy *s)
 	json_t *calls = json_object();
 	for (unsigned i = 0; i < PV_OP_COUNT; i++)
 		json_object_set_new(calls, pv_op_name((pv_op_type)i),
-				    json_integer((json_int_t)atomic_load(&m->calls[i])));
+				    json_integer((json_int_t)pv_counters_get(&m->calls, i)));
 	return json_pack("{s:o, s:I}", "calls", calls, "live_instances", (json_int_t)atomic_load(&m->live));
 }
 
@@ -677,6 +678,7 @@ static void sim_destroy(pv_strategy *s)
 	json_decref(m->templates);
 	json_decref(m->instances);
 	free(m->script);
+	pv_counters_destroy(&m->calls);
 	pthread_mutex_destroy(&m->lock);
 }
 
@@ -710,7 +712,8 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 	m->instances = json_object();
 	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
-	int rc = !m->features || !m->templates || !m->instances
+	int rc = !m->features || !m->templates || !m->instances ||
+				 pv_counters_init(&m->calls) < 0
 			 ? pv_error_set(PV_ENOMEM, "out of memory")
 			 : parse_config(m, config);
 	if (rc < 0) {
@@ -730,9 +733,9 @@ uint64_t pv_sim_calls(pv_strategy *s, pv_op_type type)
 {
 	sim *m = as_sim(s);
 	if ((unsigned)type < PV_OP_COUNT)
-		return atomic_load(&m->calls[type]);
+		return pv_counters_get(&m->calls, type);
 	uint64_t total = 0;
 	for (unsigned i = 0; i < PV_OP_COUNT; i++)
-		total += atomic_load(&m->calls[i]);
+		total += pv_counters_get(&m->calls, i);
 	return total;
 }

@@ -1,0 +1,58 @@
+/*
+ * counters.h - event counters split by thread.
+ *
+ * A counter that every call bumps is a cache line every core writes: two
+ * threads running the same strategy then spend more time passing that line
+ * back and forth than doing the call. So a counter set keeps one row of
+ * counters per shard, each row on cache lines of its own, and a thread
+ * always bumps the row of its shard; readers add the rows up. Threads take
+ * shards in turn, so up to PV_SHARDS threads never share one. A bump is a
+ * thread-local read, a shift and an add. (The rows are allocated apart,
+ * aligned: the owners come from calloc, which does not align to a line.)
+ */
+#ifndef PV_UTIL_COUNTERS_H
+#define PV_UTIL_COUNTERS_H
+
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define PV_SHARDS 16
+#define PV_CACHE_LINE 64
+#define PV_COUNTERS_MAX 16 /* counters in a set: a row is two cache lines */
+
+typedef struct pv_counter_row {
+	alignas(PV_CACHE_LINE) _Atomic uint64_t v[PV_COUNTERS_MAX];
+} pv_counter_row;
+
+typedef struct pv_counters {
+	pv_counter_row *row; /* PV_SHARDS of them */
+} pv_counters;
+
+/* This thread's shard + 1 (0 until the thread first counts). */
+extern _Thread_local unsigned pv_shard_slot;
+unsigned pv_shard_assign(void);
+
+/* This thread's shard, 0..PV_SHARDS-1. */
+static inline unsigned pv_shard(void)
+{
+	unsigned s = pv_shard_slot;
+	return s ? s - 1 : pv_shard_assign();
+}
+
+/* PV_COUNTERS_MAX counters at 0. 0 or PV_ENOMEM. */
+int pv_counters_init(pv_counters *c);
+void pv_counters_destroy(pv_counters *c);
+
+static inline void pv_counters_add(pv_counters *c, unsigned which, uint64_t v)
+{
+	atomic_fetch_add_explicit(&c->row[pv_shard()].v[which], v, memory_order_relaxed);
+}
+
+/* The total of counter `which` (a moment's sum: rows change under it). */
+uint64_t pv_counters_get(const pv_counters *c, unsigned which);
+
+/* Sets counter `which` to `v` (restoring saved state; not atomic with adds). */
+void pv_counters_set(pv_counters *c, unsigned which, uint64_t v);
+
+#endif
