@@ -60,6 +60,9 @@ typedef struct pv_broker_setup {
 	const json_t *templates;         /* {"templates": [...]} or the array; copied */
 	pv_broker_settings settings;
 	const pv_clock *clock;           /* NULL = system (monotonic; wall time is the system's) */
+	const char *const *disabled;     /* providers configured but disabled: a template naming
+					    one is refused as such, not as unknown */
+	size_t n_disabled;
 } pv_broker_setup;
 
 /* A broker over objects the caller owns. Loads kernel state from the store.
@@ -89,14 +92,19 @@ void pv_broker_close(pv_broker *b);
 
 /*
  * Writes every strategy's kernel state that changed since it was loaded or
- * last saved, in one transaction (what pv_broker_close does for a process
- * that called a provider). For long-running processes, whose strategies
- * run through other brokers sharing the context. 0 or the store's PV_E*.
+ * last saved, and every health checked since (newer than the store's
+ * record), in one transaction (what pv_broker_close does for a process
+ * that called a provider or learned health). For long-running processes,
+ * whose strategies run through other brokers sharing the context. 0 or the
+ * store's PV_E*.
  */
 int pv_broker_save_state(pv_broker *b);
 
 pv_context *pv_broker_context(pv_broker *b);
 pv_store *pv_broker_store(pv_broker *b);
+/* The disabled providers it knows (for a broker sharing its context).
+ * Borrowed; *n set. */
+const char *const *pv_broker_disabled(pv_broker *b, size_t *n);
 /* Path of the templates file used ("" when given in memory). Borrowed. */
 const char *pv_broker_templates_path(pv_broker *b);
 
@@ -123,8 +131,11 @@ int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out);
 /*
  * Provisions `count` machines of a template: validates (unknown template,
  * count outside 1..PV_BROKER_MAX_MACHINE_COUNT or over the available
- * number: PV_EINVAL, nothing written),
- * records the request, asks the template's strategy (again for the rest
+ * number, a template naming a provider that is disabled or not configured:
+ * PV_EINVAL, nothing written), records the request, asks the template's
+ * strategy — its "provider", else the one the context's selection policy
+ * picks (the current one when there is no policy; a policy that reads health
+ * learns it first, from the store's records or a check) — (again for the rest
  * when a provider delivers part, so a fallback spills over), records the
  * machines. 0 and the id in id_out (req-<uuid>) when at least one machine
  * was created; PV_ERROR with the providers' message when none was (the

@@ -42,7 +42,15 @@ void pv_health_set(pv_health *h, bool healthy, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* Deep copy into `dst` (cleared first). 0 or PV_ENOMEM. */
 int pv_health_copy(pv_health *dst, const pv_health *src);
+/* {"healthy", "message", "checked_at_ms", "response_ms", "details"}. */
 json_t *pv_health_to_json(const pv_health *h);
+/* What a health_check operation answers (its data; the "health" metadata
+ * of an UNHEALTHY failure): {"healthy", "status": "healthy"|"unhealthy",
+ * "message", "latency_ms"}; a provider may add its own keys. New reference. */
+json_t *pv_health_answer(bool healthy, const char *message, uint64_t latency_ns);
+/* The reverse of pv_health_to_json into `out` (zeroed first; clear it).
+ * 0, or PV_EINVAL naming the field that is missing or wrong. */
+int pv_health_from_json(const json_t *j, pv_health *out);
 
 #ifdef __cplusplus
 }

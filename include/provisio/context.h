@@ -114,6 +114,8 @@ int pv_context_set_weight(pv_context *ctx, const char *name, double weight);
  * Initializes every registered strategy not yet initialized. Returns 0 when
  * at least one strategy is usable, else PV_ESTATE. `report` (may be NULL)
  * receives a new object {name: {"initialized": bool, "error": "..."}}.
+ * A current strategy whose init failed, or no current strategy at all, is
+ * replaced by the first usable one.
  */
 int pv_context_initialize(pv_context *ctx, json_t **report);
 
@@ -137,7 +139,10 @@ int pv_context_set_selectable(pv_context *ctx, const char *name, bool selectable
  * operation has a deadline) and records nothing: results carry no latency. */
 void pv_context_set_metrics_enabled(pv_context *ctx, bool enabled);
 
-/* Runtime policy and criteria. set_criteria(NULL) clears them. */
+/* Runtime policy and criteria. set_criteria(NULL) clears them.
+ * set_policy(PV_POLICY_CUSTOM) is PV_EINVAL until a callback is registered
+ * (set_custom_policy registers it and selects the policy); removing the
+ * callback (fn NULL) while the custom policy is in use is PV_EINVAL. */
 int pv_context_set_policy(pv_context *ctx, pv_policy policy);
 pv_policy pv_context_policy(pv_context *ctx);
 int pv_context_set_criteria(pv_context *ctx, const pv_criteria *criteria);
@@ -145,7 +150,8 @@ int pv_context_set_custom_policy(pv_context *ctx, pv_select_fn fn, void *user);
 
 /*
  * Runs `op` on the current strategy or, when a policy is set, on the one it
- * selects. Always fills `out`: NO_STRATEGY_AVAILABLE when none fits,
+ * selects (a policy that reads health learns it first: see put_health
+ * below). Always fills `out`: NO_STRATEGY_AVAILABLE when none fits,
  * NOT_INITIALIZED, OPERATION_NOT_SUPPORTED (counted as a failure of that
  * strategy), TIMEOUT when the deadline has already passed, or the
  * strategy's own answer. out->provider names the strategy that answered.
@@ -171,10 +177,32 @@ json_t *pv_context_metrics_json(pv_context *ctx);
 int pv_context_capabilities(pv_context *ctx, const char *name, pv_capabilities *out);
 
 /*
- * Health of one strategy: the cached answer when younger than the health
- * interval, else a fresh check (made with no lock held). 0 or PV_ENOTFOUND.
+ * Health of one strategy (`name` NULL: the current one): the cached answer
+ * when younger than the health interval, else a fresh check (made with no
+ * lock held). 0 or PV_ENOTFOUND.
  */
 int pv_context_check_health(pv_context *ctx, const char *name, pv_health *out);
+
+/*
+ * Health that outlives a process. A pick that reads health (the
+ * health_based and custom policies, the require_healthy criterion) first
+ * makes it known for every strategy it may choose: cached here, else
+ * checked then, once per strategy and health interval. A short process
+ * (one Host Factory call) learns what another process checked with
+ * put_health and hands on what it checked with cached_health; the broker
+ * keeps both in its store, the kernel knows nothing of where.
+ *
+ * put_health caches `h` as checked at h->checked_at_ms (wall clock): it
+ * expires one interval after that, so a record older than the interval is
+ * checked again at the first pick that needs it. A record older than what
+ * is cached is ignored. 0, PV_ENOTFOUND or PV_EINVAL (checked_at_ms <= 0).
+ * cached_health copies the cached health (0), or PV_ENOTFOUND when the
+ * name is unknown or its health was never learned. picks_read_health says
+ * whether the policy and criteria in force read health.
+ */
+int pv_context_put_health(pv_context *ctx, const char *name, const pv_health *h);
+int pv_context_cached_health(pv_context *ctx, const char *name, pv_health *out);
+bool pv_context_picks_read_health(pv_context *ctx);
 /* Re-checks every strategy whose cached health is stale (or all, when
  * `force`). Returns how many were checked. */
 int pv_context_refresh_health(pv_context *ctx, bool force);

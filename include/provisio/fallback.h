@@ -9,9 +9,10 @@
  * Modes (the spec's FallbackMode):
  *   immediate            primary once, then each fallback once; first success wins.
  *   retry_then_fallback  the primary up to 1 + max_retries times (exponential
- *                        backoff with full jitter, only for transient and
- *                        throttled failures, within the retry budget and the
- *                        deadline), then each fallback once.
+ *                        backoff, equal jitter by default: see retry_jitter;
+ *                        only for transient and throttled failures, within
+ *                        the retry budget and the deadline), then each
+ *                        fallback once.
  *   circuit_breaker      one breaker per wrapped strategy; an open breaker
  *                        skips its strategy without calling it.
  *   health_based         skips strategies whose cached health says unhealthy.
@@ -45,6 +46,22 @@ typedef enum pv_fallback_mode {
 	PV_FALLBACK_MODE_COUNT
 } pv_fallback_mode;
 
+/* How random the wait before a retry is, of the backoff ceiling
+ * c = min(retry_max_delay_seconds, retry_delay_seconds * 2^n) for retry n:
+ *   equal  uniform in [c/2, c]: never less than half the configured delay,
+ *          yet retries of clients that failed together still spread (default)
+ *   full   uniform in [0, c]: spreads most, but may wait next to nothing
+ *   none   exactly c */
+typedef enum pv_retry_jitter {
+	PV_JITTER_EQUAL = 0,
+	PV_JITTER_FULL,
+	PV_JITTER_NONE,
+	PV_JITTER_COUNT
+} pv_retry_jitter;
+
+/* "equal", "full", "none"; "unknown" out of range. Static. */
+const char *pv_retry_jitter_name(pv_retry_jitter j);
+
 /* "immediate", "retry_then_fallback", "circuit_breaker", "health_based";
  * "unknown" out of range. Static. */
 const char *pv_fallback_mode_name(pv_fallback_mode mode);
@@ -61,6 +78,7 @@ typedef struct pv_fallback_config {
 	unsigned max_retries;           /* retries of the primary after its first call */
 	double retry_delay_seconds;     /* backoff base */
 	double retry_max_delay_seconds; /* backoff cap */
+	pv_retry_jitter retry_jitter;   /* "retry_jitter": equal (default), full, none */
 
 	/* circuit_breaker */
 	unsigned circuit_breaker_threshold;            /* consecutive failures that trip */

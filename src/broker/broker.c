@@ -109,6 +109,12 @@ static int set_templates(pv_broker *b, const json_t *doc)
 const json_t *pv_broker_templates(pv_broker *b) { return b->templates; }
 const char *pv_broker_templates_path(pv_broker *b) { return b->templates_path ? b->templates_path : ""; }
 pv_context *pv_broker_context(pv_broker *b) { return b->ctx; }
+
+const char *const *pv_broker_disabled(pv_broker *b, size_t *n)
+{
+	*n = b->n_disabled;
+	return (const char *const *)b->disabled;
+}
 pv_store *pv_broker_store(pv_broker *b) { return b->store; }
 
 const json_t *pv_broker_template(pv_broker *b, const char *template_id)
@@ -133,6 +139,40 @@ int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, siz
 	return pv_context_current(b->ctx, buf, size);
 }
 
+static bool is_disabled(const pv_broker *b, const char *name)
+{
+	for (size_t i = 0; i < b->n_disabled; i++)
+		if (strcmp(b->disabled[i], name) == 0)
+			return true;
+	return false;
+}
+
+int pv_broker_choose_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size)
+{
+	const char *id = json_string_value(json_object_get(tmpl, "templateId"));
+	const char *p = json_string_value(json_object_get(tmpl, "provider"));
+	if (p && *p) {
+		pv_strategy *s = pv_context_strategy(b->ctx, p);
+		pv_strategy_unref(s);
+		if (!s && is_disabled(b, p))
+			return pv_error_set(PV_EINVAL, "template '%s': provider '%s' is disabled (\"enabled\": "
+						       "false in the configuration)", id, p);
+		if (!s)
+			return pv_error_set(PV_EINVAL, "template '%s': provider '%s' is not configured", id, p);
+		snprintf(buf, size, "%s", p);
+		return 0;
+	}
+	if (pv_context_picks_read_health(b->ctx))
+		pv_broker_learn_health(b);
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES};
+	if (pv_context_select(b->ctx, &op, buf, size) < 0)
+		return pv_error_set(PV_EINVAL, "template '%s' names no provider, and %s", id,
+				    pv_context_policy(b->ctx) == PV_POLICY_NONE
+					    ? "no default strategy is configured"
+					    : "the selection policy finds no strategy that can create machines now");
+	return 0;
+}
+
 int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out)
 {
 	const json_t *t = pv_broker_template(b, template_id);
@@ -155,6 +195,95 @@ int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out)
 static void state_key(const pv_strategy *s, char *buf, size_t size)
 {
 	snprintf(buf, size, "state/%s", pv_strategy_name(s));
+}
+
+/* Health records: one per strategy, written by whoever checked last. */
+static void health_key(const char *name, char *buf, size_t size)
+{
+	snprintf(buf, size, "health/%s", name);
+}
+
+/* The stored health record of `name`; 0, or < 0 when there is none or it
+ * is unreadable (an unreadable one is logged and treated as none). */
+static int read_health(pv_broker *b, const char *name, pv_health *out)
+{
+	char key[128], *text = NULL;
+	health_key(name, key, sizeof key);
+	memset(out, 0, sizeof *out);
+	int rc = pv_store_kv_get(b->store, key, &text);
+	if (rc < 0)
+		return rc;
+	json_t *j = json_loads(text, 0, NULL);
+	free(text);
+	rc = pv_health_from_json(j, out);
+	json_decref(j);
+	if (rc < 0)
+		pv_log(PV_LOG_WARN, "broker: stored health of '%s' ignored: %s", name, pv_error_last());
+	return rc;
+}
+
+static persisted *persisted_of(pv_broker *b, const char *name)
+{
+	for (size_t i = 0; i < b->n_state; i++)
+		if (strcmp(pv_strategy_name(b->state[i].s), name) == 0)
+			return &b->state[i];
+	return NULL;
+}
+
+void pv_broker_learn_health(pv_broker *b)
+{
+	if (b->health_learned || !b->store)
+		return;
+	b->health_learned = true;
+	json_t *names = pv_context_names(b->ctx);
+	if (pv_store_begin(b->store, false) == 0) {
+		size_t i;
+		json_t *nm;
+		json_array_foreach(names, i, nm) {
+			pv_health h;
+			if (read_health(b, json_string_value(nm), &h) < 0)
+				continue;
+			pv_context_put_health(b->ctx, json_string_value(nm), &h);
+			persisted *p = persisted_of(b, json_string_value(nm));
+			if (p)
+				p->health_ms = h.checked_at_ms;
+			pv_health_clear(&h);
+		}
+		pv_store_commit(b->store);
+	}
+	json_decref(names);
+}
+
+/* Writes the health this process knows that is newer than the store's
+ * record (write transaction open); how many it wrote, or PV_E*. */
+static int save_health(pv_broker *b, int64_t *saved_ms)
+{
+	int written = 0;
+	for (size_t i = 0; i < b->n_state; i++) {
+		const char *name = pv_strategy_name(b->state[i].s);
+		pv_health mine, stored = {0};
+		saved_ms[i] = 0;
+		if (pv_context_cached_health(b->ctx, name, &mine) < 0)
+			continue;
+		bool newer = mine.checked_at_ms > b->state[i].health_ms &&
+			     (read_health(b, name, &stored) < 0 || stored.checked_at_ms < mine.checked_at_ms);
+		pv_health_clear(&stored);
+		int rc = 0;
+		if (newer) {
+			json_t *j = pv_health_to_json(&mine);
+			char *text = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS), key[128];
+			json_decref(j);
+			health_key(name, key, sizeof key);
+			rc = text ? pv_store_kv_put(b->store, key, text) : pv_error_set(PV_ENOMEM, "out of memory");
+			free(text);
+			saved_ms[i] = mine.checked_at_ms;
+			written++;
+		}
+		pv_health_clear(&mine);
+		if (rc < 0)
+			return rc;
+	}
+	return written;
 }
 
 /* Reads every strategy's saved state in one read transaction. A state the
@@ -189,9 +318,14 @@ static int load_state(pv_broker *b)
 static int save_state(pv_broker *b)
 {
 	size_t n = b->n_state, changed = 0;
-	char **texts = calloc(n, sizeof *texts); /* every strategy's, however many */
-	if (!texts)
+	/* every strategy's, however many */
+	char **texts = calloc(n, sizeof *texts);
+	int64_t *health_ms = calloc(n, sizeof *health_ms);
+	if (!texts || !health_ms) {
+		free(texts);
+		free(health_ms);
 		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = pv_strategy_state_save(b->state[i].s);
 		texts[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -201,6 +335,10 @@ static int save_state(pv_broker *b)
 			texts[i] = NULL;
 		}
 		changed += texts[i] != NULL;
+		pv_health h;
+		if (pv_context_cached_health(b->ctx, pv_strategy_name(b->state[i].s), &h) == 0)
+			changed += h.checked_at_ms > b->state[i].health_ms;
+		pv_health_clear(&h);
 	}
 	int rc = 0;
 	if (changed && (rc = pv_store_begin(b->store, true)) == 0) {
@@ -210,7 +348,7 @@ static int save_state(pv_broker *b)
 			if (texts[i])
 				rc = pv_store_kv_put(b->store, key, texts[i]);
 		}
-		if (rc == 0)
+		if (rc == 0 && (rc = save_health(b, health_ms)) >= 0)
 			rc = pv_store_commit(b->store);
 		if (rc < 0) {
 			pv_store_rollback(b->store);
@@ -225,8 +363,11 @@ static int save_state(pv_broker *b)
 		} else {
 			free(texts[i]);
 		}
+		if (rc == 0 && health_ms[i])
+			b->state[i].health_ms = health_ms[i];
 	}
 	free(texts);
+	free(health_ms);
 	return rc;
 }
 
@@ -237,13 +378,13 @@ int pv_broker_save_state(pv_broker *b)
 
 /* ---- life ------------------------------------------------------------------- */
 
-static int copy_names(pv_broker *b, const char *const *names, size_t n)
+static int copy_names(char ***dst, size_t *n_dst, const char *const *names, size_t n)
 {
-	b->providers = calloc(n + 1, sizeof *b->providers);
-	if (!b->providers)
+	*dst = calloc(n + 1, sizeof **dst);
+	if (!*dst)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	for (size_t i = 0; i < n; i++)
-		if (!(b->providers[b->n_providers++] = strdup(names[i])))
+		if (!((*dst)[(*n_dst)++] = strdup(names[i])))
 			return pv_error_set(PV_ENOMEM, "out of memory");
 	return 0;
 }
@@ -264,7 +405,9 @@ int pv_broker_new(pv_broker **out, const pv_broker_setup *setup)
 	apply_defaults(&b->set);
 	int rc = set_templates(b, setup->templates);
 	if (rc == 0)
-		rc = copy_names(b, setup->providers, setup->n_providers);
+		rc = copy_names(&b->providers, &b->n_providers, setup->providers, setup->n_providers);
+	if (rc == 0)
+		rc = copy_names(&b->disabled, &b->n_disabled, setup->disabled, setup->n_disabled);
 	if (rc == 0 && setup->n_strategies &&
 	    !(b->state = calloc(setup->n_strategies, sizeof *b->state)))
 		rc = pv_error_set(PV_ENOMEM, "out of memory");
@@ -285,8 +428,9 @@ void pv_broker_close(pv_broker *b)
 	if (!b)
 		return;
 	/* A process that called no strategy changed no kernel state (only the
-	 * clock moved): a status read stays a read, with no write transaction. */
-	if (b->store && b->n_state && b->calls)
+	 * clock moved) and checked no health: a status read stays a read, with
+	 * no write transaction. */
+	if (b->store && b->n_state && (b->calls || b->health_learned))
 		(void)save_state(b);
 	for (size_t i = 0; i < b->n_state; i++) {
 		pv_strategy_unref(b->state[i].s);
@@ -296,6 +440,9 @@ void pv_broker_close(pv_broker *b)
 	for (size_t i = 0; i < b->n_providers; i++)
 		free(b->providers[i]);
 	free(b->providers);
+	for (size_t i = 0; i < b->n_disabled; i++)
+		free(b->disabled[i]);
+	free(b->disabled);
 	json_decref(b->templates);
 	free(b->templates_path);
 	if (b->owns_store)
@@ -457,7 +604,8 @@ static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *template
 	}
 	pv_broker_setup setup = {.ctx = g->ctx, .strategies = all, .n_strategies = n,
 				 .providers = leaves, .n_providers = nl, .store = st,
-				 .templates = templates, .settings = *set, .clock = clock};
+				 .templates = templates, .settings = *set, .clock = clock,
+				 .disabled = (const char *const *)g->disabled, .n_disabled = g->n_disabled};
 	int rc = all && leaves ? pv_broker_new(out, &setup) : pv_error_set(PV_ENOMEM, "out of memory");
 	free(all);
 	free(leaves);

@@ -10,8 +10,9 @@
 #include "provisio/broker.h"
 
 typedef struct persisted {
-	pv_strategy *s; /* referenced */
-	char *loaded;   /* state as loaded (serialised), NULL when none */
+	pv_strategy *s;    /* referenced */
+	char *loaded;      /* state as loaded (serialised), NULL when none */
+	int64_t health_ms; /* checked_at_ms of its health as loaded or saved; 0 = none */
 } persisted;
 
 struct pv_broker {
@@ -26,6 +27,9 @@ struct pv_broker {
 	size_t n_state;
 	char **providers;
 	size_t n_providers;
+	char **disabled;   /* configured, "enabled": false */
+	size_t n_disabled;
+	bool health_learned; /* the store's health records were read (at the first pick needing them) */
 	pv_broker_settings set;
 	const pv_clock *clock;
 	unsigned long calls; /* provider calls made by this broker */
@@ -44,6 +48,15 @@ void pv_machine_from_instance(pv_machine_rec *m, const json_t *inst, const char 
 void pv_broker_run(pv_broker *b, const char *name, pv_op_type type, json_t *params, pv_result *out);
 
 int64_t pv_broker_now_ms(void);
+
+/* The strategy that serves a new request of `tmpl`: its "provider" (PV_EINVAL
+ * naming it when disabled or not configured), else the context's pick for
+ * create_instances. Copied into buf. */
+int pv_broker_choose_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size);
+
+/* Before the first pick that reads health: the health other processes
+ * recorded in the store, handed to the context (once per broker). */
+void pv_broker_learn_health(pv_broker *b);
 
 /* Whether process `pid` (of this host) exists and is not a zombie. */
 bool pv_broker_pid_alive(int64_t pid);

@@ -17,9 +17,15 @@ static int take(pv_graph *g, const json_t *list, bool provider)
 	json_t *item;
 	json_array_foreach(list, i, item) {
 		const char *name = json_string_value(json_object_get(item, "name"));
+		if (json_is_false(json_object_get(item, "enabled"))) {
+			if (!(g->disabled[g->n_disabled] = strdup(name)))
+				return pv_error_set(PV_ENOMEM, "out of memory");
+			g->n_disabled++;
+			continue;
+		}
 		pv_strategy *s = pv_context_strategy(g->ctx, name);
 		if (!s)
-			continue; /* disabled */
+			continue;
 		pv_graph_item *it = &g->items[g->n];
 		it->s = s;
 		it->provider = provider;
@@ -39,7 +45,10 @@ int pv_graph_build(const json_t *graph, const pv_clock *clock, pv_graph **out, p
 	const json_t *strategies = json_object_get(graph, "strategies");
 	size_t cap = json_array_size(providers) + json_array_size(strategies);
 	pv_graph *g = calloc(1, sizeof *g);
-	if (!g || !(g->items = calloc(cap + 1, sizeof *g->items))) {
+	if (!g || !(g->items = calloc(cap + 1, sizeof *g->items)) ||
+	    !(g->disabled = calloc(cap + 1, sizeof *g->disabled))) {
+		if (g)
+			free(g->items);
 		free(g);
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	}
@@ -68,5 +77,8 @@ void pv_graph_free(pv_graph *g)
 		free(g->items[i].name);
 	}
 	free(g->items);
+	for (size_t i = 0; i < g->n_disabled; i++)
+		free(g->disabled[i]);
+	free(g->disabled);
 	free(g);
 }

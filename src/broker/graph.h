@@ -26,6 +26,8 @@ typedef struct pv_graph {
 	pv_context *ctx; /* every item registered; default strategy current */
 	pv_graph_item *items;
 	size_t n;
+	char **disabled; /* providers configured with "enabled": false */
+	size_t n_disabled;
 } pv_graph;
 
 /* Builds a normalised, valid graph (pv_config_normalize's output) and

@@ -400,14 +400,14 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	r.updated_ms = r.created_ms;
 	if (!queue)
 		take_ownership(b, &r);
-	if (pv_broker_template_strategy(b, tmpl, r.strategy, sizeof r.strategy) < 0)
-		return pv_error_set(PV_EINVAL, "template '%s' names no provider and no default strategy "
-					       "is configured", template_id);
+	int rc = pv_broker_choose_strategy(b, tmpl, r.strategy, sizeof r.strategy);
+	if (rc < 0)
+		return rc;
 	set_msg(r.template_id, sizeof r.template_id, template_id);
 	pv_broker_new_id("req", r.id, sizeof r.id);
 	if (!queue)
 		pv_broker_recover(b); /* dead processes' reservations count against maxNumber */
-	int rc = reserve(b, &r, count);
+	rc = reserve(b, &r, count);
 	if (rc < 0)
 		return rc;
 	/* queued: the daemon provisions it; Host Factory asks for the status */

@@ -124,6 +124,12 @@ static const kind_ops *find_kind(const char *kind)
 	return NULL;
 }
 
+int pv_config_check_kind(const char *kind, const char *name, const json_t *config)
+{
+	const kind_ops *ops = find_kind(kind);
+	return ops ? ops->check(name ? name : "", config) : 0;
+}
+
 /* The path of an item (or of its config) in the user's file. */
 static void where(const json_t *item, const char *list, size_t i, bool config, char *out, size_t size)
 {
@@ -193,7 +199,7 @@ static void build_one(builder *b, built *it)
 	size_t n = json_array_size(names), k = 0;
 	pv_strategy **kids = calloc(n ? n : 1, sizeof *kids);
 	double *weights = calloc(n ? n : 1, sizeof *weights);
-	bool primary_missing = false;
+	bool primary_missing = false, is_fallback = strcmp(kind, "fallback") == 0;
 	for (size_t i = 0; kids && weights && i < n; i++) {
 		built *c = find(b, json_string_value(json_array_get(names, i)));
 		if (c) {
@@ -203,7 +209,7 @@ static void build_one(builder *b, built *it)
 		if (c && c->s) {
 			kids[k] = c->s;
 			weights[k++] = c->weight;
-		} else if (i == 0 && strcmp(kind, "fallback") == 0) {
+		} else if (i == 0 && is_fallback) {
 			primary_missing = true;
 		}
 	}
@@ -215,11 +221,13 @@ static void build_one(builder *b, built *it)
 		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
 			     "kind '%s' is not available in this build of provisio", kind);
 	} else if (primary_missing || k == 0) {
+		/* (its config was checked with the graph: pv_config_check_kind) */
 		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
 			     primary_missing ? "the primary of '%s' is disabled or failed to build"
 					     : "'%s' has no usable child", it->name);
-		if (ops->check(it->name, config) < 0)
-			pv_diags_add(b->diags, PV_DIAG_ERROR, cpath, "%s", pv_error_last());
+	} else if (is_fallback && k == 1) {
+		pv_diags_add(b->diags, PV_DIAG_ERROR, path,
+			     "'%s' has no usable fallback: each one is disabled or failed to build", it->name);
 	} else if (ops->build(&it->s, it->name, kids, weights, k, config, b->clock) < 0) {
 		pv_diags_add(b->diags, PV_DIAG_ERROR, cpath, "%s", pv_error_last());
 	}
@@ -241,6 +249,24 @@ static void load_plugins(const json_t *graph, pv_diags *diags)
 	}
 }
 
+/* Provider `i` of the graph made by its type's factory (constructors
+ * validate their config; nothing connects), or NULL with the problem in
+ * diags at the path of its config in the user's file. */
+static pv_strategy *make_provider(const json_t *p, size_t i, const pv_clock *clock, pv_diags *diags)
+{
+	const char *type = json_string_value(json_object_get(p, "type"));
+	pv_provider_factory f = pv_provider_factory_find(type);
+	pv_strategy *s = NULL;
+	char path[128];
+	where(p, "providers", i, true, path, sizeof path);
+	if (!f)
+		pv_diags_add(diags, PV_DIAG_ERROR, path, "no factory for type '%s'", type ? type : "");
+	else if (f(&s, json_string_value(json_object_get(p, "name")), json_object_get(p, "config"),
+		   clock) < 0)
+		pv_diags_add(diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+	return s;
+}
+
 static void build_providers(builder *b, const json_t *graph)
 {
 	size_t i;
@@ -253,16 +279,22 @@ static void build_providers(builder *b, const json_t *graph)
 		it->state = 2;
 		json_t *w = json_object_get(p, "weight");
 		it->weight = w ? json_number_value(w) : 1.0;
-		if (json_is_false(json_object_get(p, "enabled")))
-			continue;
-		pv_provider_factory f = pv_provider_factory_find(json_string_value(json_object_get(p, "type")));
-		char path[128];
-		where(p, "providers", i, true, path, sizeof path);
-		if (!f)
-			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "no factory for type '%s'",
-				     json_string_value(json_object_get(p, "type")));
-		else if (f(&it->s, it->name, json_object_get(p, "config"), b->clock) < 0)
-			pv_diags_add(b->diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
+		if (!json_is_false(json_object_get(p, "enabled")))
+			it->s = make_provider(p, i, b->clock, b->diags);
+	}
+}
+
+void pv_config_check_providers(const json_t *graph, pv_diags *diags)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(graph, "providers"), i, p) {
+		json_t *config = json_object_get(p, "config");
+		if (!json_is_object(p) || !json_is_string(json_object_get(p, "name")) ||
+		    !pv_provider_factory_find(json_string_value(json_object_get(p, "type"))) ||
+		    json_is_false(json_object_get(p, "enabled")) || (config && !json_is_object(config)))
+			continue; /* the graph's own checks reported it */
+		pv_strategy_unref(make_provider(p, i, NULL, diags));
 	}
 }
 

@@ -5,7 +5,9 @@
  * An unset variable without a default is an error naming the variable and
  * the JSON path, and the string is left unexpanded but marked invalid: a
  * literal "${PROVIDER1_API_KEY}" must never reach a provider as a key.
- * "$$" writes a literal "$".
+ * "$$" writes a literal "$". "$NAME" without braces is left as written with
+ * a warning: the Python original expanded it, so a file brought from there
+ * would otherwise send "$HOME/..." on without a word.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -35,17 +37,43 @@ static int buf_add(buf *b, const char *s, size_t n)
 	return 0;
 }
 
+static bool name_start(char c) { return isalpha((unsigned char)c) || c == '_'; }
+
+/* Warns once per string about "$NAME" left as written. The name is quoted
+ * only where it cannot be part of a secret (a secret key's value, a URL's
+ * password). */
+static void warn_bare_variable(const char *in, const char *at, const char *path, bool secret,
+			       pv_diags *diags)
+{
+	if (secret || pv_config_url_has_password(in)) {
+		pv_diags_add(diags, PV_DIAG_WARNING, path,
+			     "a '$' followed by a name is left as written: only ${NAME} is expanded "
+			     "(write $$ for a literal '$')");
+		return;
+	}
+	int n = 1;
+	while (isalnum((unsigned char)at[n]) || at[n] == '_')
+		n++;
+	pv_diags_add(diags, PV_DIAG_WARNING, path,
+		     "'%.*s' is left as written: only ${%.*s} is expanded (write $$ for a literal '$')",
+		     n, at, n - 1, at + 1);
+}
+
 /* Expands one string; NULL when a variable is missing (diag added). */
-static char *expand_string(const char *in, const char *path, pv_diags *diags)
+static char *expand_string(const char *in, const char *path, bool secret, pv_diags *diags)
 {
 	buf b = {0};
-	bool ok = true;
+	bool ok = true, warned = false;
 	buf_add(&b, "", 0);
 	for (const char *p = in; *p;) {
 		if (p[0] == '$' && p[1] == '$') {
 			buf_add(&b, "$", 1);
 			p += 2;
 			continue;
+		}
+		if (p[0] == '$' && name_start(p[1]) && !warned) {
+			warn_bare_variable(in, p, path, secret, diags);
+			warned = true;
 		}
 		if (p[0] != '$' || p[1] != '{') {
 			const char *next = strchr(p + 1, '$');
@@ -71,7 +99,7 @@ static char *expand_string(const char *in, const char *path, pv_diags *diags)
 			*dflt = '\0';
 			dflt += 2;
 		}
-		bool valid = name[0] && (isalpha((unsigned char)name[0]) || name[0] == '_');
+		bool valid = name_start(name[0]);
 		for (char *c = name; valid && *c; c++)
 			valid = isalnum((unsigned char)*c) || *c == '_';
 		if (!valid) {
@@ -102,7 +130,8 @@ static char *expand_string(const char *in, const char *path, pv_diags *diags)
 	return b.s;
 }
 
-static void expand_node(json_t *node, const char *path, pv_diags *diags)
+/* `secret`: the node is (under) a secret key's value. */
+static void expand_node(json_t *node, const char *path, bool secret, pv_diags *diags)
 {
 	char sub[1024];
 	if (json_is_object(node)) {
@@ -111,13 +140,14 @@ static void expand_node(json_t *node, const char *path, pv_diags *diags)
 		void *tmp;
 		json_object_foreach_safe(node, tmp, key, v) {
 			snprintf(sub, sizeof sub, "%s%s%s", path, *path ? "." : "", key);
+			bool hidden = secret || pv_config_is_secret_key(key);
 			if (json_is_string(v) && strchr(json_string_value(v), '$')) {
-				char *s = expand_string(json_string_value(v), sub, diags);
+				char *s = expand_string(json_string_value(v), sub, hidden, diags);
 				/* On error the value becomes null so nothing can use the literal. */
 				json_object_set_new(node, key, s ? json_string(s) : json_null());
 				free(s);
 			} else {
-				expand_node(v, sub, diags);
+				expand_node(v, sub, hidden, diags);
 			}
 		}
 	} else if (json_is_array(node)) {
@@ -126,17 +156,17 @@ static void expand_node(json_t *node, const char *path, pv_diags *diags)
 		json_array_foreach(node, i, v) {
 			snprintf(sub, sizeof sub, "%s[%zu]", path, i);
 			if (json_is_string(v) && strchr(json_string_value(v), '$')) {
-				char *s = expand_string(json_string_value(v), sub, diags);
+				char *s = expand_string(json_string_value(v), sub, secret, diags);
 				json_array_set_new(node, i, s ? json_string(s) : json_null());
 				free(s);
 			} else {
-				expand_node(v, sub, diags);
+				expand_node(v, sub, secret, diags);
 			}
 		}
 	}
 }
 
-void pv_config_expand(json_t *doc, pv_diags *diags) { expand_node(doc, "", diags); }
+void pv_config_expand(json_t *doc, pv_diags *diags) { expand_node(doc, "", false, diags); }
 
 void pv_config_merge(json_t *base, const json_t *overlay)
 {

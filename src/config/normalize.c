@@ -18,6 +18,7 @@
 #include "provisio/config.h"
 #include "provisio/context.h"
 #include "provisio/error.h"
+#include "provisio/fallback.h"
 
 #define KINDS "fallback, balancer, composite, chaos"
 
@@ -26,7 +27,7 @@ typedef struct norm {
 	bool strict;
 } norm;
 
-static void validate_context(norm *n, const json_t *ctx);
+static void validate_context(norm *n, const json_t *ctx, bool in_file);
 
 static void unknown_keys(norm *n, const json_t *obj, const char *path, const char *const *known)
 {
@@ -67,6 +68,16 @@ static void item_path(const json_t *item, const char *list, size_t i, char *out,
 		snprintf(out, size, "%s[%zu]", list, i);
 }
 
+/* Where an item's "config" came from ("_config_at"), else <path>.config. */
+static void item_config_path(const json_t *item, const char *path, char *out, size_t size)
+{
+	const char *at = json_string_value(json_object_get(item, "_config_at"));
+	if (at)
+		snprintf(out, size, "%s", at);
+	else
+		snprintf(out, size, "%s.config", path);
+}
+
 static const char *const provider_keys[] = {"name", "type", "enabled", "priority", "weight",
 					    "config", "selectable", "capabilities", "_at",
 					    "_config_at", NULL};
@@ -75,7 +86,7 @@ static const char *const strategy_keys[] = {"name", "kind", "children", "primary
 					    "_config_at", NULL};
 static const char *const context_keys[] = {"selection_policy", "selection_criteria",
 					   "health_check_interval_seconds",
-					   "metrics_collection_enabled", "failover_enabled", NULL};
+					   "metrics_collection_enabled", "failover_enabled", "_at", NULL};
 static const char *const criteria_keys[] = {"min_success_rate", "max_response_time_ms",
 					    "require_healthy", "min_samples", "required_operations",
 					    "required_features", "exclude", "prefer", NULL};
@@ -115,13 +126,12 @@ static size_t count_name(const json_t *graph, const char *name)
 	return count;
 }
 
-static void check_names_array(norm *n, const json_t *a, const char *path, bool allow_empty)
+static void check_names_array(norm *n, const json_t *a, const char *path)
 {
 	size_t i;
 	json_t *v;
-	if (!json_is_array(a) || (!allow_empty && json_array_size(a) == 0)) {
-		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be a %sarray of strategy names",
-			     allow_empty ? "" : "non-empty ");
+	if (!json_is_array(a) || json_array_size(a) == 0) {
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be a non-empty array of strategy names");
 		return;
 	}
 	json_array_foreach(a, i, v) if (!json_is_string(v))
@@ -200,31 +210,32 @@ static bool has_cycle(const json_t *graph, size_t i, int *state, char *trail, si
 	return cyc;
 }
 
-static void validate_criteria(norm *n, const json_t *c)
+static void validate_criteria(norm *n, const json_t *c, const char *at)
 {
-	const char *path = "context.selection_criteria";
+	char path[160], sub[256];
+	snprintf(path, sizeof path, "%s.selection_criteria", at);
 	if (!json_is_object(c)) {
 		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 		return;
 	}
 	unknown_keys(n, c, path, criteria_keys);
 	json_t *v;
-	char sub[256];
+#define CRITERION(key) (snprintf(sub, sizeof sub, "%s." key, path), sub)
 	if ((v = json_object_get(c, "min_success_rate")) &&
 	    (!json_is_number(v) || json_number_value(v) < 0 || json_number_value(v) > 100))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.selection_criteria.min_success_rate",
+		pv_diags_add(n->diags, PV_DIAG_ERROR, CRITERION("min_success_rate"),
 			     "must be a percentage from 0 to 100");
 	if ((v = json_object_get(c, "max_response_time_ms")) &&
 	    (!json_is_number(v) || json_number_value(v) < 0))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.selection_criteria.max_response_time_ms",
+		pv_diags_add(n->diags, PV_DIAG_ERROR, CRITERION("max_response_time_ms"),
 			     "must be a number of milliseconds >= 0");
 	if ((v = json_object_get(c, "min_samples")) &&
 	    (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > 1000000))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.selection_criteria.min_samples",
+		pv_diags_add(n->diags, PV_DIAG_ERROR, CRITERION("min_samples"),
 			     "must be an integer from 0 to 1000000");
 	if ((v = json_object_get(c, "require_healthy")) && !json_is_boolean(v))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.selection_criteria.require_healthy",
-			     "must be true or false");
+		pv_diags_add(n->diags, PV_DIAG_ERROR, CRITERION("require_healthy"), "must be true or false");
+#undef CRITERION
 	const char *lists[] = {"required_operations", "required_features", "exclude", "prefer"};
 	for (int l = 0; l < 4; l++) {
 		snprintf(sub, sizeof sub, "%s.%s", path, lists[l]);
@@ -249,10 +260,32 @@ static void validate_criteria(norm *n, const json_t *c)
 void pv_config_check_context(const json_t *ctx, bool strict, pv_diags *diags)
 {
 	norm n = {diags, strict};
-	validate_context(&n, ctx);
+	validate_context(&n, ctx, false);
 }
 
-static void validate_context(norm *n, const json_t *ctx)
+/* A policy name: 0 and *out, or the reason it is not one (pv_error_last). */
+static int check_policy(const json_t *v, bool in_file, pv_policy *out)
+{
+	if (!json_is_string(v))
+		return pv_error_set(PV_EINVAL, "must be a policy name (string)");
+	int rc = pv_policy_parse(json_string_value(v), out);
+	if (rc == 0 && in_file && *out == PV_POLICY_CUSTOM)
+		return pv_error_set(PV_EINVAL, "'%s' needs a selection callback registered in code "
+					       "(pv_context_set_custom_policy): a file cannot name one",
+				    json_string_value(v));
+	return rc;
+}
+
+static bool good_interval(const json_t *v)
+{
+	return json_is_number(v) && json_number_value(v) > 0 && json_number_value(v) <= 86400;
+}
+
+#define INTERVAL_RANGE "must be a number of seconds > 0 and <= 86400"
+
+/* The "context" block; its paths are where it came from in the user's file
+ * ("_at": provider.strategy in the spec format), "context" by default. */
+static void validate_context(norm *n, const json_t *ctx, bool in_file)
 {
 	if (!ctx)
 		return;
@@ -260,22 +293,28 @@ static void validate_context(norm *n, const json_t *ctx)
 		pv_diags_add(n->diags, PV_DIAG_ERROR, "context", "must be an object");
 		return;
 	}
-	unknown_keys(n, ctx, "context", context_keys);
+	const char *at = json_string_value(json_object_get(ctx, "_at"));
+	if (!at)
+		at = "context";
+	char sub[160];
+	unknown_keys(n, ctx, at, context_keys);
 	json_t *v = json_object_get(ctx, "selection_policy");
 	pv_policy p;
-	if (v && (!json_is_string(v) || pv_policy_parse(json_string_value(v), &p) < 0))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.selection_policy", "%s",
-			     json_is_string(v) ? pv_error_last() : "must be a policy name (string)");
+	snprintf(sub, sizeof sub, "%s.selection_policy", at);
+	if (v && check_policy(v, in_file, &p) < 0)
+		pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "%s", pv_error_last());
 	v = json_object_get(ctx, "health_check_interval_seconds");
-	if (v && (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > 86400))
-		pv_diags_add(n->diags, PV_DIAG_ERROR, "context.health_check_interval_seconds",
-			     "must be a number of seconds > 0 and <= 86400");
+	snprintf(sub, sizeof sub, "%s.health_check_interval_seconds", at);
+	if (v && !good_interval(v))
+		pv_diags_add(n->diags, PV_DIAG_ERROR, sub, INTERVAL_RANGE);
 	const char *bools[] = {"metrics_collection_enabled", "failover_enabled"};
-	for (int b = 0; b < 2; b++)
+	for (int b = 0; b < 2; b++) {
+		snprintf(sub, sizeof sub, "%s.%s", at, bools[b]);
 		if ((v = json_object_get(ctx, bools[b])) && !json_is_boolean(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, "context", "'%s' must be true or false", bools[b]);
+			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "must be true or false");
+	}
 	if ((v = json_object_get(ctx, "selection_criteria")))
-		validate_criteria(n, v);
+		validate_criteria(n, v, at);
 }
 
 /* A provider's or strategy's name: well formed and unique in the graph. */
@@ -323,17 +362,20 @@ static void validate_providers(norm *n, const json_t *graph)
 			json_decref(types);
 		}
 		json_t *v;
+#define FIELD_AT(key) (snprintf(sub, sizeof sub, "%s." key, path), sub)
 		if ((v = json_object_get(p, "enabled")) && !json_is_boolean(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'enabled' must be true or false");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, FIELD_AT("enabled"), "must be true or false");
 		if ((v = json_object_get(p, "selectable")) && !json_is_boolean(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'selectable' must be true or false");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, FIELD_AT("selectable"), "must be true or false");
 		if ((v = json_object_get(p, "priority")) && !json_is_integer(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'priority' must be an integer");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, FIELD_AT("priority"), "must be an integer");
 		if ((v = json_object_get(p, "weight")) &&
 		    (!json_is_number(v) || !(json_number_value(v) > 0) || json_number_value(v) > 1e9))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'weight' must be a number > 0 and <= 1e9");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, FIELD_AT("weight"),
+				     "must be a number > 0 and <= 1e9");
 		if ((v = json_object_get(p, "config")) && !json_is_object(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'config' must be an object");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, FIELD_AT("config"), "must be an object");
+#undef FIELD_AT
 	}
 }
 
@@ -366,25 +408,36 @@ static void validate_strategies(norm *n, const json_t *graph)
 				     kind ? "'" : "", kind ? kind : "(missing)", kind ? "'" : "");
 			continue;
 		}
-		if (json_object_get(s, "config") && !json_is_object(json_object_get(s, "config")))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'config' must be an object");
-		json_t *v;
+		json_t *v, *config = json_object_get(s, "config");
+		char cpath[192];
+		item_config_path(s, path, cpath, sizeof cpath);
+		if (config && !json_is_object(config))
+			pv_diags_add(n->diags, PV_DIAG_ERROR, cpath, "must be an object");
+		else if (pv_config_check_kind(kind, name, config) < 0)
+			pv_diags_add(n->diags, PV_DIAG_ERROR, cpath, "%s", pv_error_last());
+		snprintf(sub, sizeof sub, "%s.selectable", path);
 		if ((v = json_object_get(s, "selectable")) && !json_is_boolean(v))
-			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'selectable' must be true or false");
+			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "must be true or false");
 		if (strcmp(kind, "fallback") == 0) {
 			snprintf(sub, sizeof sub, "%s.primary", path);
 			if (!json_is_string(json_object_get(s, "primary")))
 				pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "is required: the name of the primary strategy");
 			snprintf(sub, sizeof sub, "%s.fallbacks", path);
-			if (json_object_get(s, "fallbacks"))
-				check_names_array(n, json_object_get(s, "fallbacks"), sub, true);
+			v = json_object_get(s, "fallbacks");
+			if (!v || (json_is_array(v) && json_array_size(v) == 0))
+				pv_diags_add(n->diags, PV_DIAG_ERROR, sub,
+					     "%s: a fallback needs at least one strategy to fall back to (a "
+					     "primary alone needs no fallback: name it directly)",
+					     v ? "is empty" : "is required");
+			else
+				check_names_array(n, v, sub);
 		} else if (strcmp(kind, "chaos") == 0) {
 			snprintf(sub, sizeof sub, "%s.child", path);
 			if (!json_is_string(json_object_get(s, "child")))
 				pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "is required: the name of the wrapped strategy");
 		} else {
 			snprintf(sub, sizeof sub, "%s.children", path);
-			check_names_array(n, json_object_get(s, "children"), sub, false);
+			check_names_array(n, json_object_get(s, "children"), sub);
 		}
 		json_t *kids = children_of(s);
 		size_t k;
@@ -420,7 +473,7 @@ static void validate_graph(norm *n, json_t *graph)
 	unknown_keys(n, graph, "", top_keys);
 	validate_providers(n, graph);
 	validate_strategies(n, graph);
-	validate_context(n, json_object_get(graph, "context"));
+	validate_context(n, json_object_get(graph, "context"), true);
 	json_t *d = json_object_get(graph, "default_strategy");
 	if (d && !json_is_string(d))
 		pv_diags_add(n->diags, PV_DIAG_ERROR, "default_strategy", "must be a strategy name");
@@ -514,6 +567,7 @@ static json_t *from_spec(norm *n, const json_t *prov)
 			pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.strategy", "must be an object");
 		} else {
 			json_object_update(ctx, strategy);
+			json_object_set_new(ctx, "_at", json_string("provider.strategy"));
 			failover = !json_is_false(json_object_get(strategy, "failover_enabled"));
 		}
 	}
@@ -562,23 +616,41 @@ static json_t *from_spec(norm *n, const json_t *prov)
 				: (type && lookup(graph, type, NULL) >= 0) ? type
 				: json_string_value(json_array_get(names, 0));
 		json_t *fbs = json_array();
-		if (!failover)
-			; /* failover_enabled: false keeps the primary alone */
-		else if (fallbacks)
+		if (fallbacks && !json_is_array(fallbacks)) {
+			json_decref(fbs); /* kept as written: validation says what is wrong */
+			fbs = json_incref(fallbacks);
+		} else if (fallbacks) {
 			json_array_extend(fbs, fallbacks);
-		else {
+		} else {
 			size_t i;
 			json_t *nm;
 			json_array_foreach(names, i, nm) if (strcmp(json_string_value(nm), pname) != 0)
 				json_array_append(fbs, nm);
 		}
 		static const char *const fb_struct[] = {"primary", "fallbacks", NULL};
-		json_array_append_new(strategies,
-				      json_pack("{s:s, s:s, s:s, s:o, s:o, s:s, s:s}", "name", "fallback", "kind",
-						"fallback", "primary", pname, "fallbacks", fbs, "config",
-						strip_keys(fb, fb_struct), "_at", "provider.fallback", "_config_at",
-						"provider.fallback"));
-		deflt = "fallback";
+		json_t *fb_config = strip_keys(fb, fb_struct);
+		bool built = failover && (fallbacks || json_array_size(fbs) > 0);
+		if (!built && pv_config_check_kind("fallback", "fallback", fb_config) < 0)
+			pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.fallback", "%s", pv_error_last());
+		if (!failover) {
+			pv_diags_add(n->diags, PV_DIAG_WARNING, "provider.fallback",
+				     "not used: strategy.failover_enabled is false, so '%s' serves alone", pname);
+			deflt = pname;
+			json_decref(fbs);
+		} else if (!fallbacks && json_array_size(fbs) == 0) {
+			/* an explicit empty list is reported at provider.fallback.fallbacks */
+			pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.fallback",
+				     "no strategy to fall back to: '%s' is the only enabled provider", pname);
+			json_decref(fbs);
+		} else {
+			json_array_append_new(strategies,
+					      json_pack("{s:s, s:s, s:s, s:o, s:O, s:s, s:s}", "name", "fallback",
+							"kind", "fallback", "primary", pname, "fallbacks", fbs,
+							"config", fb_config, "_at", "provider.fallback",
+							"_config_at", "provider.fallback"));
+			deflt = "fallback";
+		}
+		json_decref(fb_config);
 	} else if (fb && !json_is_object(fb)) {
 		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.fallback", "must be an object");
 	}
@@ -603,84 +675,252 @@ static const char *const legacy_keys[] = {"providers", "selection_policy", "heal
 					  "circuit_breaker", "default_provider_type", "default_provider_instance",
 					  "provider_defaults", "active_provider", "plugins", NULL};
 
-static int by_priority(const void *a, const void *b)
+/* The original's circuit_breaker keys and the fallback fields they set. */
+static const char *const breaker_keys[][2] = {
+	{"failure_threshold", "circuit_breaker_threshold"},
+	{"recovery_timeout", "circuit_breaker_timeout_seconds"},
+	{"half_open_max_calls", "circuit_breaker_half_open_probes"},
+};
+#define N_BREAKER_KEYS (sizeof breaker_keys / sizeof breaker_keys[0])
+
+/* The reason of a fallback field error without provisio's field name
+ * ("fallback config: field 'x': must be ..." -> "must be ..."). */
+static const char *field_reason(const char *msg, const char *field)
 {
-	json_int_t pa = json_integer_value(json_object_get(*(json_t *const *)a, "priority"));
-	json_int_t pb = json_integer_value(json_object_get(*(json_t *const *)b, "priority"));
-	return (pa > pb) - (pa < pb);
+	char prefix[128];
+	snprintf(prefix, sizeof prefix, "fallback config: field '%s': ", field);
+	size_t len = strlen(prefix);
+	return strncmp(msg, prefix, len) == 0 ? msg + len : msg;
+}
+
+/* The failover chain's config from a circuit_breaker block: each of the
+ * user's keys checked alone, so a problem is reported at that key in the
+ * user's words; only valid values are passed on. */
+static json_t *legacy_breaker_config(norm *n, const json_t *cb)
+{
+	static const char *const known[] = {"enabled", "failure_threshold", "recovery_timeout",
+					    "half_open_max_calls", NULL};
+	unknown_keys(n, cb, "provider.circuit_breaker", known);
+	json_t *cfg = json_pack("{s:s}", "mode", "circuit_breaker");
+	for (size_t i = 0; i < N_BREAKER_KEYS; i++) {
+		json_t *v = json_object_get(cb, breaker_keys[i][0]);
+		if (!v)
+			continue;
+		char path[96];
+		snprintf(path, sizeof path, "provider.circuit_breaker.%s", breaker_keys[i][0]);
+		json_t *one = json_pack("{s:O}", breaker_keys[i][1], v);
+		pv_fallback_config fc;
+		if (pv_fallback_config_from_json(one, &fc) < 0)
+			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "%s",
+				     field_reason(pv_error_last(), breaker_keys[i][1]));
+		else
+			json_object_set(cfg, breaker_keys[i][1], v);
+		json_decref(one);
+	}
+	return cfg;
+}
+
+static bool enabled_item(const json_t *p) { return !json_is_false(json_object_get(p, "enabled")); }
+
+/* The provider of the list that provider.<key> names: its name, or NULL
+ * when the key is absent or wrong (reported: unknown names, disabled ones). */
+static const char *legacy_provider_ref(norm *n, const json_t *prov, const json_t *providers,
+				       const char *key)
+{
+	json_t *v = json_object_get(prov, key);
+	if (!v)
+		return NULL;
+	char path[64];
+	snprintf(path, sizeof path, "provider.%s", key);
+	const char *name = json_string_value(v);
+	size_t i;
+	json_t *p;
+	json_array_foreach(providers, i, p) {
+		const char *nm = json_string_value(json_object_get(p, "name"));
+		if (!name || !nm || strcmp(nm, name) != 0)
+			continue;
+		if (enabled_item(p))
+			return name;
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "'%s' is disabled (provider.providers[%zu])",
+			     name, i);
+		return NULL;
+	}
+	char known[512] = "";
+	json_array_foreach(providers, i, p) {
+		const char *nm = json_string_value(json_object_get(p, "name"));
+		size_t len = strlen(known);
+		if (nm && len + strlen(nm) + 3 < sizeof known)
+			snprintf(known + len, sizeof known - len, "%s%s", len ? ", " : "", nm);
+	}
+	if (name)
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path,
+			     "'%s' names no provider of provider.providers (known: %s)", name, known);
+	else
+		pv_diags_add(n->diags, PV_DIAG_ERROR, path,
+			     "must be the name of a provider of provider.providers (known: %s)", known);
+	return NULL;
+}
+
+/* The enabled providers in priority order (a stable sort: equal priorities
+ * keep their file order). A new array. */
+static json_t *by_priority(const json_t *providers)
+{
+	json_t *sorted = json_array();
+	size_t i;
+	json_t *p;
+	json_array_foreach(providers, i, p) {
+		if (!json_is_object(p) || !enabled_item(p))
+			continue;
+		json_int_t pr = json_integer_value(json_object_get(p, "priority"));
+		size_t at = json_array_size(sorted);
+		while (at > 0 && json_integer_value(json_object_get(json_array_get(sorted, at - 1),
+								    "priority")) > pr)
+			at--;
+		json_array_insert(sorted, at, p);
+	}
+	return sorted;
+}
+
+/* selection_policy: a policy name in any case; NULL when absent or wrong. */
+static const char *legacy_policy(norm *n, const json_t *prov, char *lower, size_t size)
+{
+	json_t *v = json_object_get(prov, "selection_policy");
+	pv_policy p;
+	if (!v)
+		return NULL;
+	if (check_policy(v, true, &p) < 0) {
+		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.selection_policy", "%s", pv_error_last());
+		return NULL;
+	}
+	snprintf(lower, size, "%s", pv_policy_name(p));
+	return lower;
+}
+
+/* "providers": the list, each item's path in the user's file kept. */
+static json_t *legacy_providers(norm *n, const json_t *prov)
+{
+	json_t *list = json_object_get(prov, "providers");
+	if (!json_is_array(list) || json_array_size(list) == 0) {
+		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.providers", "%s",
+			     json_is_array(list) ? "is empty: configure at least one provider"
+						 : "must be a list of provider objects");
+		return json_array();
+	}
+	json_t *providers = json_deep_copy(list);
+	size_t i;
+	json_t *p;
+	json_array_foreach(providers, i, p) {
+		char at[64], cat[80];
+		snprintf(at, sizeof at, "provider.providers[%zu]", i);
+		snprintf(cat, sizeof cat, "%s.config", at);
+		if (json_is_object(p)) {
+			json_object_set_new(p, "_at", json_string(at));
+			json_object_set_new(p, "_config_at", json_string(cat));
+		}
+	}
+	return providers;
+}
+
+static void unused_beside_active(norm *n, const char *path, const char *active)
+{
+	pv_diags_add(n->diags, PV_DIAG_WARNING, path,
+		     "not used: active_provider '%s' serves every operation", active);
 }
 
 static json_t *from_legacy(norm *n, const json_t *prov)
 {
 	unknown_keys(n, prov, "provider", legacy_keys);
-	json_t *graph = json_object(), *providers = json_deep_copy(json_object_get(prov, "providers"));
+	json_t *graph = json_object(), *providers = legacy_providers(n, prov);
 	json_object_set_new(graph, "providers", providers);
-	size_t pi;
-	json_t *pitem;
-	json_array_foreach(providers, pi, pitem) {
-		char at[64], cat[80];
-		snprintf(at, sizeof at, "provider.providers[%zu]", pi);
-		snprintf(cat, sizeof cat, "%s.config", at);
-		if (json_is_object(pitem)) {
-			json_object_set_new(pitem, "_at", json_string(at));
-			json_object_set_new(pitem, "_config_at", json_string(cat));
-		}
-	}
-	json_t *ctx = json_object();
+	json_t *ctx = json_pack("{s:s}", "_at", "provider");
 	json_object_set_new(graph, "context", ctx);
-	json_t *policy = json_object_get(prov, "selection_policy");
-	char lower[64] = "first_available";
-	if (json_is_string(policy)) {
-		snprintf(lower, sizeof lower, "%s", json_string_value(policy));
-		for (char *c = lower; *c; c++)
-			*c = (char)tolower((unsigned char)*c);
-		json_object_set_new(ctx, "selection_policy", json_string(lower));
-	}
-	json_t *interval = json_object_get(prov, "health_check_interval");
-	if (interval)
-		json_object_set(ctx, "health_check_interval_seconds", interval);
+	if (json_object_get(prov, "plugins"))
+		json_object_set(graph, "plugins", json_object_get(prov, "plugins"));
+	static const char *const unused[] = {"default_provider_type", "provider_defaults"};
+	for (int u = 0; u < 2; u++)
+		if (json_object_get(prov, unused[u]))
+			pv_diags_add(n->diags, PV_DIAG_WARNING, "provider",
+				     "'%s' is not used by provisio (ignored): a template names its "
+				     "provider, or the selection policy picks one", unused[u]);
 
+	char lower[64];
+	const char *policy = legacy_policy(n, prov, lower, sizeof lower);
+	json_t *interval = json_object_get(prov, "health_check_interval");
+	if (interval && !good_interval(interval))
+		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.health_check_interval", INTERVAL_RANGE);
+	else if (interval)
+		json_object_set(ctx, "health_check_interval_seconds", interval);
 	json_t *cb = json_object_get(prov, "circuit_breaker");
-	if (json_is_object(cb) && !json_is_false(json_object_get(cb, "enabled")) &&
-	    json_array_size(providers) > 0) {
-		/* Providers in priority order behind one breaker-guarded failover chain. */
-		size_t np = json_array_size(providers);
-		json_t **sorted = calloc(np, sizeof *sorted);
-		for (size_t i = 0; sorted && i < np; i++)
-			sorted[i] = json_array_get(providers, i);
-		if (sorted)
-			qsort(sorted, np, sizeof *sorted, by_priority);
+	if (cb && !json_is_object(cb)) {
+		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.circuit_breaker", "must be an object");
+		cb = NULL;
+	}
+	json_t *cb_on = json_object_get(cb, "enabled");
+	if (cb_on && !json_is_boolean(cb_on))
+		pv_diags_add(n->diags, PV_DIAG_ERROR, "provider.circuit_breaker.enabled", "must be true or false");
+	json_t *breaker = cb ? legacy_breaker_config(n, cb) : NULL;
+	bool chain = cb && !json_is_false(cb_on);
+
+	const char *active = legacy_provider_ref(n, prov, providers, "active_provider");
+	const char *deflt = legacy_provider_ref(n, prov, providers, "default_provider_instance");
+	if (active) {
+		/* single-provider mode: the original's active_provider serves alone */
+		if (policy)
+			unused_beside_active(n, "provider.selection_policy", active);
+		if (chain)
+			unused_beside_active(n, "provider.circuit_breaker", active);
+		if (deflt && strcmp(deflt, active) != 0)
+			unused_beside_active(n, "provider.default_provider_instance", active);
+		json_object_set_new(graph, "default_strategy", json_string(active));
+		json_decref(breaker);
+		return graph;
+	}
+	if (policy)
+		json_object_set_new(ctx, "selection_policy", json_string(policy));
+	bool first_available = !policy || strcmp(policy, "first_available") == 0;
+
+	json_t *sorted = by_priority(providers);
+	if (chain && json_array_size(sorted) < 2) {
+		pv_diags_add(n->diags, PV_DIAG_WARNING, "provider.circuit_breaker",
+			     "not used: with %zu enabled provider there is nothing to fail over to",
+			     json_array_size(sorted));
+		chain = false;
+	}
+	if (chain) {
+		/* the enabled providers behind one breaker-guarded chain, in priority
+		 * order, starting at default_provider_instance when it is given */
+		const char *primary = deflt ? deflt
+					    : json_string_value(json_object_get(json_array_get(sorted, 0), "name"));
 		json_t *fbs = json_array();
-		for (size_t i = 1; sorted && i < np; i++)
-			if (!json_is_false(json_object_get(sorted[i], "enabled")))
-				json_array_append(fbs, json_object_get(sorted[i], "name"));
-		json_t *cfg = json_pack("{s:s}", "mode", "circuit_breaker");
-		if (json_object_get(cb, "failure_threshold"))
-			json_object_set(cfg, "circuit_breaker_threshold", json_object_get(cb, "failure_threshold"));
-		if (json_object_get(cb, "recovery_timeout"))
-			json_object_set(cfg, "circuit_breaker_timeout_seconds", json_object_get(cb, "recovery_timeout"));
-		if (json_object_get(cb, "half_open_max_calls"))
-			json_object_set(cfg, "circuit_breaker_half_open_probes", json_object_get(cb, "half_open_max_calls"));
-		bool chain_serves = strcmp(lower, "first_available") == 0;
+		size_t i;
+		json_t *p;
+		json_array_foreach(sorted, i, p) {
+			json_t *nm = json_object_get(p, "name");
+			if (json_is_string(nm) && primary && strcmp(json_string_value(nm), primary) != 0)
+				json_array_append(fbs, nm);
+		}
 		json_object_set_new(graph, "strategies",
-				    json_pack("[{s:s, s:s, s:O, s:o, s:o, s:b, s:s, s:s}]", "name", "failover",
-					      "kind", "fallback", "primary",
-					      sorted ? json_object_get(sorted[0], "name") : json_null(),
-					      "fallbacks", fbs, "config", cfg, "selectable", chain_serves, "_at",
+				    json_pack("[{s:s, s:s, s:s?, s:o, s:O, s:b, s:s, s:s}]", "name", "failover",
+					      "kind", "fallback", "primary", primary, "fallbacks", fbs,
+					      "config", breaker, "selectable", first_available, "_at",
 					      "provider.circuit_breaker", "_config_at", "provider.circuit_breaker"));
-		if (chain_serves) {
+		if (first_available) {
 			json_object_set_new(graph, "default_strategy", json_string("failover"));
 			json_object_del(ctx, "selection_policy");
 		} else {
 			/* the policy chooses among the providers themselves */
-			size_t i;
-			json_t *p;
-			json_array_foreach(providers, i, p) json_object_set_new(p, "selectable", json_true());
+			json_array_foreach(providers, i, p) if (json_is_object(p))
+				json_object_set_new(p, "selectable", json_true());
 		}
-		free(sorted);
+	} else if (deflt) {
+		json_object_set_new(graph, "default_strategy", json_string(deflt));
+		if (policy && first_available) /* first available, trying the default first */
+			json_object_set_new(ctx, "selection_criteria", json_pack("{s:[s]}", "prefer", deflt));
 	}
-	if (json_object_get(prov, "plugins"))
-		json_object_set(graph, "plugins", json_object_get(prov, "plugins"));
+	if (chain && deflt && !first_available)
+		json_object_set_new(graph, "default_strategy", json_string(deflt));
+	json_decref(sorted);
+	json_decref(breaker);
 	return graph;
 }
 
@@ -706,8 +946,12 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 		for (const char *const *k = graph_keys; *k; k++)
 			if (json_object_get(doc, *k))
 				json_object_set(graph, *k, json_object_get(doc, *k));
-		if (!json_object_get(graph, "providers"))
+		json_t *list = json_object_get(graph, "providers");
+		if (!list)
 			json_object_set_new(graph, "providers", json_array());
+		else if (json_is_array(list) && json_array_size(list) == 0)
+			pv_diags_add(diags, PV_DIAG_ERROR, "providers",
+				     "is empty: configure at least one provider");
 		if (prov)
 			pv_diags_add(diags, PV_DIAG_ERROR, "provider",
 				     "a file uses either the 'provider' block or 'providers'/'strategies', not both");
@@ -736,5 +980,7 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 		pv_diags_add(diags, strict ? PV_DIAG_ERROR : PV_DIAG_WARNING, "",
 			     "unknown top-level section(s) %s%s", list, strict ? "" : " (ignored)");
 	validate_graph(&n, graph);
+	if (diags->errors) /* nothing will be built: the providers' own checks run here */
+		pv_config_check_providers(graph, diags);
 	return graph;
 }

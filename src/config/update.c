@@ -145,11 +145,15 @@ int pv_config_update(pv_context *ctx, const json_t *update, pv_diags *d)
 	if (d->errors)
 		return pv_error_set(PV_EINVAL, "%zu error(s) in the update: nothing was changed", d->errors);
 
-	/* Apply: every value was checked above, so these cannot fail on input. */
+	/* Apply: every value was checked above; only the context can still
+	 * refuse the policy (custom without its callback), so it goes first and
+	 * a refusal leaves everything as it was. */
 	pv_policy policy;
 	if ((v = json_object_get(update, "selection_policy")) &&
-	    pv_policy_parse(json_string_value(v), &policy) == 0)
-		pv_context_set_policy(ctx, policy);
+	    pv_policy_parse(json_string_value(v), &policy) == 0 && pv_context_set_policy(ctx, policy) < 0) {
+		pv_diags_add(d, PV_DIAG_ERROR, "selection_policy", "%s", pv_error_last());
+		return pv_error_set(PV_EINVAL, "1 error(s) in the update: nothing was changed");
+	}
 	json_t *crit = json_object_get(update, "selection_criteria");
 	if (crit && pv_config_apply_criteria(ctx, crit) < 0)
 		return PV_EINVAL;

@@ -100,3 +100,39 @@ json_t *pv_health_to_json(const pv_health *h)
 			 (double)h->response_ns / 1e6, "details",
 			 h->details ? json_incref(h->details) : json_object());
 }
+
+json_t *pv_health_answer(bool healthy, const char *message, uint64_t latency_ns)
+{
+	return json_pack("{s:b, s:s, s:s?, s:f}", "healthy", healthy, "status",
+			 healthy ? "healthy" : "unhealthy", "message", message, "latency_ms",
+			 (double)latency_ns / 1e6);
+}
+
+int pv_health_from_json(const json_t *j, pv_health *out)
+{
+	memset(out, 0, sizeof *out);
+	json_t *healthy = json_object_get(j, "healthy"), *at = json_object_get(j, "checked_at_ms");
+	json_t *msg = json_object_get(j, "message"), *ms = json_object_get(j, "response_ms");
+	json_t *details = json_object_get(j, "details");
+	if (!json_is_object(j))
+		return pv_error_set(PV_EINVAL, "health: must be a JSON object");
+	if (!json_is_boolean(healthy))
+		return pv_error_set(PV_EINVAL, "health: field 'healthy' must be true or false");
+	if (!json_is_integer(at) || json_integer_value(at) <= 0)
+		return pv_error_set(PV_EINVAL, "health: field 'checked_at_ms' must be an integer > 0");
+	if (msg && !json_is_string(msg) && !json_is_null(msg))
+		return pv_error_set(PV_EINVAL, "health: field 'message' must be a string");
+	if (ms && (!json_is_number(ms) || json_number_value(ms) < 0))
+		return pv_error_set(PV_EINVAL, "health: field 'response_ms' must be a number >= 0");
+	if (details && !json_is_object(details))
+		return pv_error_set(PV_EINVAL, "health: field 'details' must be an object");
+	out->healthy = json_is_true(healthy);
+	out->checked_at_ms = json_integer_value(at);
+	out->response_ns = ms ? (uint64_t)(json_number_value(ms) * 1e6) : 0;
+	if ((json_is_string(msg) && !(out->message = strdup(json_string_value(msg)))) ||
+	    (details && !(out->details = json_deep_copy(details)))) {
+		pv_health_clear(out);
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
+	return 0;
+}

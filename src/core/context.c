@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include "core/coarse_clock.h"
 #include "core/context_internal.h"
 #include "provisio/error.h"
 #include "provisio/log.h"
@@ -37,6 +38,7 @@ static void entry_destroy(entry *e)
 	pv_capabilities_clear(&e->caps);
 	pv_health_clear(&e->health);
 	pthread_mutex_destroy(&e->health_lock);
+	pthread_cond_destroy(&e->health_checked);
 	free(e->init_error);
 	pv_strategy_unref(e->s);
 	free(e);
@@ -73,6 +75,7 @@ static int entry_new(entry **out, pv_strategy *s, double weight)
 	atomic_init(&e->init_state, pv_strategy_is_initialized(s) ? INIT_OK : INIT_PENDING);
 	atomic_init(&e->health_state, HEALTH_UNKNOWN);
 	pthread_mutex_init(&e->health_lock, NULL);
+	pthread_cond_init(&e->health_checked, NULL);
 	pv_metrics_recorder_init(&e->metrics);
 	*out = e;
 	return 0;
@@ -117,6 +120,26 @@ static void release_all(entry **all, size_t n)
 	free(all);
 }
 
+/* The next pick that reads health learns it again first: what a pick may
+ * choose, or what is known of it, changed. */
+static void forget_known_health(pv_context *ctx)
+{
+	pthread_mutex_lock(&ctx->known_lock);
+	ctx->known_epoch++;
+	atomic_store_explicit(&ctx->health_known_until, 0, memory_order_release);
+	pthread_mutex_unlock(&ctx->known_lock);
+}
+
+/* Whether picks read health: health_based and custom (its candidates carry
+ * health) do, and so does require_healthy under any policy (lock held). */
+static void note_health_readers(pv_context *ctx)
+{
+	bool reads = ctx->policy != PV_POLICY_NONE &&
+		     (ctx->policy == PV_POLICY_HEALTH_BASED || ctx->policy == PV_POLICY_CUSTOM ||
+		      (ctx->crit.set && ctx->crit.require_healthy));
+	atomic_store(&ctx->picks_read_health, reads);
+}
+
 /* The first entry whose initialization did not fail (write lock held). */
 static entry *first_usable(const pv_context *ctx)
 {
@@ -140,6 +163,7 @@ int pv_context_new(pv_context **out, const pv_context_options *opts)
 		return pv_error_set(PV_ENOMEM, "out of memory");
 	pthread_rwlock_init(&ctx->lock, NULL);
 	pthread_mutex_init(&ctx->monitor_lock, NULL);
+	pthread_mutex_init(&ctx->known_lock, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -164,6 +188,7 @@ void pv_context_free(pv_context *ctx)
 	pv_criteria_clear(&ctx->crit);
 	pthread_rwlock_destroy(&ctx->lock);
 	pthread_mutex_destroy(&ctx->monitor_lock);
+	pthread_mutex_destroy(&ctx->known_lock);
 	pthread_cond_destroy(&ctx->monitor_cond);
 	free(ctx);
 }
@@ -213,6 +238,7 @@ int pv_context_register_weighted(pv_context *ctx, pv_strategy *s, double weight)
 	}
 	rc = pv_select_rebuild_schedule(ctx);
 	pthread_rwlock_unlock(&ctx->lock);
+	forget_known_health(ctx);
 
 	if (old) {
 		entry_release(old);
@@ -258,6 +284,7 @@ int pv_context_set_selectable(pv_context *ctx, const char *name, bool selectable
 	else
 		rc = pv_error_set(PV_ENOTFOUND, "strategy '%s' is not registered", name ? name : "(null)");
 	pthread_rwlock_unlock(&ctx->lock);
+	forget_known_health(ctx);
 	return rc;
 }
 
@@ -340,9 +367,14 @@ int pv_context_initialize(pv_context *ctx, json_t **report)
 		ctx->current = first_usable(ctx);
 		pv_log(PV_LOG_WARN, "current strategy '%s' failed to initialize; now '%s'", was->s->name,
 		       ctx->current ? ctx->current->s->name : "(none)");
+	} else if (!ctx->current) {
+		/* none was left current (an earlier initialize failed them all,
+		 * then a working one was registered under an old name) */
+		ctx->current = first_usable(ctx);
 	}
 	pthread_rwlock_unlock(&ctx->lock);
 	release_all(all, n);
+	forget_known_health(ctx);
 
 	int rc = 0;
 	if (ok == 0) {
@@ -411,10 +443,17 @@ int pv_context_set_policy(pv_context *ctx, pv_policy policy)
 {
 	if ((unsigned)policy >= PV_POLICY_COUNT)
 		return pv_error_set(PV_EINVAL, "unknown selection policy %d", (int)policy);
+	int rc = 0;
 	pthread_rwlock_wrlock(&ctx->lock);
-	ctx->policy = policy;
+	if (policy == PV_POLICY_CUSTOM && !ctx->custom)
+		rc = pv_error_set(PV_EINVAL, "selection policy custom needs a callback: register it with "
+					     "pv_context_set_custom_policy");
+	else
+		ctx->policy = policy;
+	note_health_readers(ctx);
 	pthread_rwlock_unlock(&ctx->lock);
-	return 0;
+	forget_known_health(ctx);
+	return rc;
 }
 
 pv_policy pv_context_policy(pv_context *ctx)
@@ -434,20 +473,30 @@ int pv_context_set_criteria(pv_context *ctx, const pv_criteria *c)
 	pthread_rwlock_wrlock(&ctx->lock);
 	old = ctx->crit;
 	ctx->crit = copy;
+	note_health_readers(ctx);
 	pthread_rwlock_unlock(&ctx->lock);
 	pv_criteria_clear(&old);
+	forget_known_health(ctx);
 	return 0;
 }
 
 int pv_context_set_custom_policy(pv_context *ctx, pv_select_fn fn, void *user)
 {
+	int rc = 0;
 	pthread_rwlock_wrlock(&ctx->lock);
-	ctx->custom = fn;
-	ctx->custom_user = user;
-	if (fn)
-		ctx->policy = PV_POLICY_CUSTOM;
+	if (!fn && ctx->policy == PV_POLICY_CUSTOM) {
+		rc = pv_error_set(PV_EINVAL, "the custom selection policy is in use: set another policy "
+					     "before removing its callback");
+	} else {
+		ctx->custom = fn;
+		ctx->custom_user = user;
+		if (fn)
+			ctx->policy = PV_POLICY_CUSTOM;
+	}
+	note_health_readers(ctx);
 	pthread_rwlock_unlock(&ctx->lock);
-	return 0;
+	forget_known_health(ctx);
+	return rc;
 }
 
 /* ---- execution ---------------------------------------------------------------------- */
@@ -455,6 +504,20 @@ int pv_context_set_custom_policy(pv_context *ctx, pv_select_fn fn, void *user)
 static inline uint64_t ctx_now(const pv_context *ctx)
 {
 	return ctx->clock ? ctx->clock->now_ns(ctx->clock->user) : pv_now_ns();
+}
+
+static void learn_health(pv_context *ctx, uint64_t now);
+
+/* A pick that reads health needs it known: the first pick after what is
+ * known expired learns it (docs/kernel.md, "Health"); the others pay one
+ * relaxed load, and picks that do not read health nothing more. */
+static inline void health_before_pick(pv_context *ctx)
+{
+	if (__builtin_expect(!atomic_load_explicit(&ctx->picks_read_health, memory_order_relaxed), 1))
+		return;
+	uint64_t now = pv_clock_now_coarse(ctx->clock); /* milliseconds do not matter here */
+	if (now >= atomic_load_explicit(&ctx->health_known_until, memory_order_acquire))
+		learn_health(ctx, ctx_now(ctx));
 }
 
 /* Runs `op` on `e` (a reference held), records its metrics. */
@@ -500,6 +563,7 @@ void pv_context_execute(pv_context *ctx, const pv_operation *op, pv_result *out)
 	pv_result_init(out);
 	if (!op_valid(op, out))
 		return;
+	health_before_pick(ctx);
 	pthread_rwlock_rdlock(&ctx->lock);
 	entry *e = ctx->policy == PV_POLICY_NONE ? ctx->current : pv_select_entry(ctx, op);
 	if (e)
@@ -537,6 +601,7 @@ void pv_context_execute_on(pv_context *ctx, const char *name, const pv_operation
 
 int pv_context_select(pv_context *ctx, const pv_operation *op, char *buf, size_t size)
 {
+	health_before_pick(ctx);
 	pthread_rwlock_rdlock(&ctx->lock);
 	entry *e = ctx->policy == PV_POLICY_NONE ? ctx->current : pv_select_entry(ctx, op);
 	if (e && size)
@@ -613,11 +678,14 @@ int pv_context_capabilities(pv_context *ctx, const char *name, pv_capabilities *
 /* ---- health ----------------------------------------------------------------------------- */
 
 /* Checks `e` now with no context lock held and caches the answer. Only one
- * thread checks a strategy at a time; others get the cached answer. */
+ * thread checks a strategy at a time; others get the cached answer, or
+ * wait for the check in flight when there is none yet. */
 static void refresh_entry(pv_context *ctx, entry *e, pv_health *copy_out)
 {
 	pthread_mutex_lock(&e->health_lock);
-	if (e->health_refreshing && e->health_cached) {
+	if (e->health_refreshing) {
+		while (e->health_refreshing && !e->health_cached)
+			pthread_cond_wait(&e->health_checked, &e->health_lock);
 		if (copy_out)
 			pv_health_copy(copy_out, &e->health);
 		pthread_mutex_unlock(&e->health_lock);
@@ -644,26 +712,107 @@ static void refresh_entry(pv_context *ctx, entry *e, pv_health *copy_out)
 	pthread_mutex_lock(&e->health_lock);
 	pv_health_clear(&e->health);
 	e->health = h;
-	e->health_at_ns = t1;
+	e->health_expires_ns = t1 + ctx->health_interval_ns;
 	e->health_cached = true;
 	e->health_refreshing = false;
 	atomic_store(&e->health_state, h.healthy ? HEALTH_UP : HEALTH_DOWN);
 	if (copy_out)
 		pv_health_copy(copy_out, &e->health);
+	pthread_cond_broadcast(&e->health_checked);
 	pthread_mutex_unlock(&e->health_lock);
 }
 
+/* health_lock held. */
 static bool health_fresh(pv_context *ctx, entry *e)
 {
-	return e->health_cached && ctx_now(ctx) - e->health_at_ns < ctx->health_interval_ns;
+	return e->health_cached && ctx_now(ctx) < e->health_expires_ns;
+}
+
+/* References to the entries a pick may choose: selectable and initialized. */
+static entry **acquire_pickable(pv_context *ctx, size_t *n)
+{
+	pthread_rwlock_rdlock(&ctx->lock);
+	entry **all = calloc(ctx->n ? ctx->n : 1, sizeof *all);
+	*n = 0;
+	for (size_t i = 0; all && i < ctx->n; i++)
+		if (ctx->entries[i]->selectable &&
+		    atomic_load(&ctx->entries[i]->init_state) == INIT_OK)
+			all[(*n)++] = entry_acquire(ctx->entries[i]);
+	pthread_rwlock_unlock(&ctx->lock);
+	return all;
+}
+
+static bool monitor_running(pv_context *ctx)
+{
+	pthread_mutex_lock(&ctx->monitor_lock);
+	bool on = ctx->monitor_running;
+	pthread_mutex_unlock(&ctx->monitor_lock);
+	return on;
+}
+
+/*
+ * Makes the health of every strategy a pick may choose known and younger
+ * than the interval: what this process cached, else what another process
+ * recorded (pv_context_put_health), else a check made now, once per
+ * strategy and interval whatever the number of picks. With the monitor
+ * running only a strategy never checked is checked here: the monitor keeps
+ * the others fresh, and no pick waits for a check it would make anyway.
+ */
+static void learn_health(pv_context *ctx, uint64_t now)
+{
+	pthread_mutex_lock(&ctx->known_lock);
+	uint64_t epoch = ctx->known_epoch;
+	pthread_mutex_unlock(&ctx->known_lock);
+	bool monitor = monitor_running(ctx);
+	size_t n;
+	entry **all = acquire_pickable(ctx, &n);
+	if (!all)
+		return;
+	uint64_t until = UINT64_MAX;
+	for (size_t i = 0; i < n; i++) {
+		entry *e = all[i];
+		pthread_mutex_lock(&e->health_lock);
+		bool check = !e->health_cached || (!monitor && !health_fresh(ctx, e));
+		pthread_mutex_unlock(&e->health_lock);
+		if (check)
+			refresh_entry(ctx, e, NULL);
+		pthread_mutex_lock(&e->health_lock);
+		if (e->health_expires_ns < until)
+			until = e->health_expires_ns;
+		pthread_mutex_unlock(&e->health_lock);
+	}
+	release_all(all, n);
+	if (monitor)
+		until = now + ctx->health_interval_ns;
+	pthread_mutex_lock(&ctx->known_lock);
+	if (ctx->known_epoch == epoch) /* nothing changed meanwhile */
+		atomic_store_explicit(&ctx->health_known_until, until, memory_order_release);
+	pthread_mutex_unlock(&ctx->known_lock);
+}
+
+/* Takes a reference on the named entry, or on the current one for NULL. */
+static entry *acquire_named_or_current(pv_context *ctx, const char *name)
+{
+	if (name)
+		return acquire_by_name(ctx, name);
+	pthread_rwlock_rdlock(&ctx->lock);
+	entry *e = ctx->current ? entry_acquire(ctx->current) : NULL;
+	pthread_rwlock_unlock(&ctx->lock);
+	return e;
+}
+
+static int not_found(const char *name)
+{
+	return name ? pv_error_set(PV_ENOTFOUND, "strategy '%s' is not registered", name)
+		    : pv_error_set(PV_ENOTFOUND, "no strategy is current");
 }
 
 int pv_context_check_health(pv_context *ctx, const char *name, pv_health *out)
 {
 	memset(out, 0, sizeof *out);
-	entry *e = acquire_by_name(ctx, name);
+	entry *e = acquire_named_or_current(ctx, name);
 	if (!e)
-		return pv_error_set(PV_ENOTFOUND, "strategy '%s' is not registered", name ? name : "(null)");
+		return not_found(name);
 	pthread_mutex_lock(&e->health_lock);
 	bool fresh = health_fresh(ctx, e);
 	if (fresh)
@@ -673,6 +822,53 @@ int pv_context_check_health(pv_context *ctx, const char *name, pv_health *out)
 		refresh_entry(ctx, e, out);
 	entry_release(e);
 	return 0;
+}
+
+int pv_context_put_health(pv_context *ctx, const char *name, const pv_health *h)
+{
+	if (!h || h->checked_at_ms <= 0)
+		return pv_error_set(PV_EINVAL, "health of '%s': checked_at_ms must say when it was checked",
+				    name ? name : "(null)");
+	entry *e = acquire_by_name(ctx, name);
+	if (!e)
+		return not_found(name ? name : "(null)");
+	int64_t age_ms = pv_wall_ms() - h->checked_at_ms;
+	uint64_t age_ns = age_ms > 0 ? (uint64_t)age_ms * PV_NS_PER_MS : 0;
+	uint64_t now = ctx_now(ctx);
+	int rc = 0;
+	pthread_mutex_lock(&e->health_lock);
+	if (!e->health_cached || e->health.checked_at_ms < h->checked_at_ms) {
+		rc = pv_health_copy(&e->health, h);
+		e->health_cached = rc == 0;
+		/* it expires one interval after it was checked, wherever that was */
+		e->health_expires_ns = age_ns < ctx->health_interval_ns
+					       ? now + (ctx->health_interval_ns - age_ns) : 0;
+		if (rc == 0)
+			atomic_store(&e->health_state, h->healthy ? HEALTH_UP : HEALTH_DOWN);
+	}
+	pthread_mutex_unlock(&e->health_lock);
+	entry_release(e);
+	forget_known_health(ctx);
+	return rc;
+}
+
+int pv_context_cached_health(pv_context *ctx, const char *name, pv_health *out)
+{
+	memset(out, 0, sizeof *out);
+	entry *e = acquire_by_name(ctx, name);
+	if (!e)
+		return not_found(name ? name : "(null)");
+	pthread_mutex_lock(&e->health_lock);
+	int rc = e->health_cached ? pv_health_copy(out, &e->health)
+				  : pv_error_set(PV_ENOTFOUND, "the health of '%s' is not known yet", name);
+	pthread_mutex_unlock(&e->health_lock);
+	entry_release(e);
+	return rc;
+}
+
+bool pv_context_picks_read_health(pv_context *ctx)
+{
+	return atomic_load(&ctx->picks_read_health);
 }
 
 int pv_context_refresh_health(pv_context *ctx, bool force)

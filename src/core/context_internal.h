@@ -25,10 +25,11 @@ typedef struct entry {
 	char *init_error;         /* under the write lock */
 	atomic_int health_state;  /* HEALTH_*; read by selection without locks */
 	pthread_mutex_t health_lock;
+	pthread_cond_t health_checked; /* a check in flight ended */
 	bool health_refreshing;   /* under health_lock */
 	bool health_cached;       /* under health_lock */
 	pv_health health;         /* under health_lock */
-	uint64_t health_at_ns;    /* context clock; under health_lock */
+	uint64_t health_expires_ns; /* context clock; 0 = stale; under health_lock */
 	pv_metrics_recorder metrics;
 } entry;
 
@@ -64,6 +65,14 @@ struct pv_context {
 
 	const pv_clock *clock;
 	uint64_t health_interval_ns;
+
+	/* Health for picks: set while the policy or the criteria read health.
+	 * Until `health_known_until` (context clock) every strategy a pick may
+	 * choose has a fresh health; past it, the next pick learns it first. */
+	atomic_bool picks_read_health;
+	atomic_uint_fast64_t health_known_until;
+	pthread_mutex_t known_lock; /* known_epoch, and stores of known_until */
+	uint64_t known_epoch;       /* bumped whenever what is known may change */
 
 	pthread_mutex_t monitor_lock;
 	pthread_cond_t monitor_cond;

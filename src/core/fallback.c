@@ -235,7 +235,7 @@ static bool should_retry(fallback *f, const pv_operation *op, const pv_result *r
 		return false;
 	}
 	pthread_mutex_lock(&f->lock);
-	uint64_t delay = pv_backoff_full_jitter(&f->rng, f->retry_base_ns, f->retry_cap_ns, retry);
+	uint64_t delay = pv_backoff(&f->rng, f->cfg.retry_jitter, f->retry_base_ns, f->retry_cap_ns, retry);
 	pthread_mutex_unlock(&f->lock);
 	uint64_t now = pv_clock_now(f->clock);
 	if (op->deadline_ns && now + delay >= op->deadline_ns) {

@@ -19,6 +19,13 @@ static const char *const mode_names[PV_FALLBACK_MODE_COUNT] = {
 	"immediate", "retry_then_fallback", "circuit_breaker", "health_based",
 };
 
+static const char *const jitter_names[PV_JITTER_COUNT] = {"equal", "full", "none"};
+
+const char *pv_retry_jitter_name(pv_retry_jitter j)
+{
+	return (unsigned)j < PV_JITTER_COUNT ? jitter_names[j] : "unknown";
+}
+
 const char *pv_fallback_mode_name(pv_fallback_mode mode)
 {
 	return (unsigned)mode < PV_FALLBACK_MODE_COUNT ? mode_names[mode] : "unknown";
@@ -40,6 +47,7 @@ void pv_fallback_config_default(pv_fallback_config *cfg)
 		.max_retries = 3,
 		.retry_delay_seconds = 1.0,
 		.retry_max_delay_seconds = 20.0,
+		.retry_jitter = PV_JITTER_EQUAL,
 		.circuit_breaker_threshold = 5,
 		.circuit_breaker_timeout_seconds = 60.0,
 		.circuit_breaker_max_timeout_seconds = 600.0,
@@ -58,7 +66,7 @@ void pv_fallback_config_default(pv_fallback_config *cfg)
 	};
 }
 
-typedef enum { F_MODE, F_UINT, F_REAL, F_BOOL, F_SEED } field_kind;
+typedef enum { F_MODE, F_JITTER, F_UINT, F_REAL, F_BOOL, F_SEED } field_kind;
 
 typedef struct field {
 	const char *key;
@@ -75,6 +83,7 @@ static const field fields[] = {
 	FIELD(max_retries, F_UINT, 0, 100, false),
 	FIELD(retry_delay_seconds, F_REAL, 0, 3600, false),
 	FIELD(retry_max_delay_seconds, F_REAL, 0, 3600, false),
+	FIELD(retry_jitter, F_JITTER, 0, 0, false),
 	FIELD(circuit_breaker_threshold, F_UINT, 1, 1000000, false),
 	FIELD(circuit_breaker_timeout_seconds, F_REAL, 0, 86400, true),
 	FIELD(circuit_breaker_max_timeout_seconds, F_REAL, 0, 604800, true),
@@ -113,6 +122,11 @@ static int check_field(const pv_fallback_config *cfg, const field *f)
 			return pv_error_set(PV_EINVAL,
 					    "fallback config: field 'mode': must be one of immediate, "
 					    "retry_then_fallback, circuit_breaker, health_based");
+		return 0;
+	case F_JITTER:
+		if ((unsigned)cfg->retry_jitter >= PV_JITTER_COUNT)
+			return pv_error_set(PV_EINVAL, "fallback config: field 'retry_jitter': must be one "
+						       "of equal, full, none");
 		return 0;
 	case F_BOOL:
 		return 0;
@@ -197,6 +211,20 @@ static int set_field(pv_fallback_config *cfg, const field *f, const json_t *v)
 			return pv_error_set(PV_EINVAL, "fallback config: field 'mode': %s", why);
 		}
 		return 0;
+	case F_JITTER: {
+		int i = json_is_string(v) ? pv_names_find(jitter_names, PV_JITTER_COUNT,
+							  json_string_value(v), "retry jitter")
+					  : type_error(f->key, "a string: equal, full or none");
+		if (i < 0 && json_is_string(v)) {
+			char why[256]; /* the parse's message names the valid values */
+			snprintf(why, sizeof why, "%s", pv_error_last());
+			return pv_error_set(PV_EINVAL, "fallback config: field 'retry_jitter': %s", why);
+		}
+		if (i < 0)
+			return i;
+		cfg->retry_jitter = (pv_retry_jitter)i;
+		return 0;
+	}
 	case F_BOOL:
 		if (!json_is_boolean(v))
 			return type_error(f->key, "true or false");
@@ -285,6 +313,9 @@ json_t *pv_fallback_config_to_json(const pv_fallback_config *cfg)
 		switch (f->kind) {
 		case F_MODE:
 			v = json_string(pv_fallback_mode_name(cfg->mode));
+			break;
+		case F_JITTER:
+			v = json_string(pv_retry_jitter_name(cfg->retry_jitter));
 			break;
 		case F_BOOL:
 			v = json_boolean(*(const bool *)(const void *)p);

@@ -1,5 +1,5 @@
 /*
- * retry.c - full-jitter backoff and the retry budget (see retry.h).
+ * retry.c - jittered backoff and the retry budget (see retry.h).
  *
  * The budget counts first calls and retries in PV_RETRY_BUDGET_SLOTS time
  * slots that together span the window. A slot is reused when the clock has
@@ -15,14 +15,32 @@
 #include "provisio/clock.h"
 #include "provisio/error.h"
 
-uint64_t pv_backoff_full_jitter(pv_rng *rng, uint64_t base_ns, uint64_t cap_ns, unsigned attempt)
+/* min(cap, base * 2^attempt), without overflow. */
+static uint64_t backoff_ceiling(uint64_t base_ns, uint64_t cap_ns, unsigned attempt)
 {
 	uint64_t ceiling = base_ns;
 	for (unsigned i = 0; i < attempt && ceiling < cap_ns; i++)
 		ceiling = ceiling > UINT64_MAX / 2 ? UINT64_MAX : ceiling * 2;
-	if (ceiling > cap_ns)
-		ceiling = cap_ns;
-	return ceiling ? pv_rng_below(rng, ceiling + 1) : 0;
+	return ceiling > cap_ns ? cap_ns : ceiling;
+}
+
+uint64_t pv_backoff_full_jitter(pv_rng *rng, uint64_t base_ns, uint64_t cap_ns, unsigned attempt)
+{
+	return pv_backoff(rng, PV_JITTER_FULL, base_ns, cap_ns, attempt);
+}
+
+uint64_t pv_backoff(pv_rng *rng, pv_retry_jitter jitter, uint64_t base_ns, uint64_t cap_ns,
+		    unsigned attempt)
+{
+	uint64_t c = backoff_ceiling(base_ns, cap_ns, attempt), half = c / 2;
+	switch (jitter) {
+	case PV_JITTER_NONE:
+		return c;
+	case PV_JITTER_FULL:
+		return c ? pv_rng_below(rng, c + 1) : 0;
+	default: /* equal: the upper half of the ceiling */
+		return c - half + (half ? pv_rng_below(rng, half + 1) : 0);
+	}
 }
 
 void pv_retry_budget_init(pv_retry_budget *b, double ratio, double min_per_second, uint64_t window_ns)

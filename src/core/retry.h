@@ -1,12 +1,14 @@
 /*
  * retry.h - the two halves of a safe retry (internal): how long to wait
- * (exponential backoff with full jitter) and whether to retry at all (a
- * retry budget).
+ * (exponential backoff with jitter) and whether to retry at all (a retry
+ * budget).
  *
- * Full jitter (delay uniform in [0, min(cap, base * 2^attempt)]) spreads the
- * retries of many clients that failed together, which fixed or "equal"
- * jitter does not (see the AWS Architecture Blog, "Exponential Backoff And
- * Jitter"). The budget is Finagle's idea: retries may add at most `ratio`
+ * Jitter spreads the retries of many clients that failed together (see the
+ * AWS Architecture Blog, "Exponential Backoff And Jitter"). Full jitter
+ * (uniform in [0, c], c = min(cap, base * 2^attempt)) spreads most but may
+ * wait next to nothing, which breaks the promise of a configured delay;
+ * equal jitter (uniform in [c/2, c], the default) keeps half of it fixed
+ * and still spreads. The budget is Finagle's idea: retries may add at most `ratio`
  * of the first calls made over a recent window, plus a small floor per
  * second, so a broken provider sees at most (1 + ratio) times the load
  * instead of (1 + max_retries) times.
@@ -19,10 +21,14 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <jansson.h>
+#include "provisio/fallback.h"
 #include "util/rng.h"
 
-/* A delay for retry number `attempt` (0 = the first retry). */
+/* A delay for retry number `attempt` (0 = the first retry): full jitter,
+ * and the same ceiling with the jitter the configuration chose. */
 uint64_t pv_backoff_full_jitter(pv_rng *rng, uint64_t base_ns, uint64_t cap_ns, unsigned attempt);
+uint64_t pv_backoff(pv_rng *rng, pv_retry_jitter jitter, uint64_t base_ns, uint64_t cap_ns,
+		    unsigned attempt);
 
 #define PV_RETRY_BUDGET_SLOTS 10
 

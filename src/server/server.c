@@ -150,6 +150,7 @@ pv_broker *srv_thread_broker(srv_thread *t)
 	pv_broker_setup setup = {.ctx = pv_broker_context(w->main), .store = t->st,
 				 .templates = pv_broker_templates(w->main),
 				 .settings = *pv_broker_get_settings(w->main)};
+	setup.disabled = pv_broker_disabled(w->main, &setup.n_disabled);
 	if (pv_broker_new(&t->b, &setup) < 0)
 		t->b = NULL;
 	return t->b;

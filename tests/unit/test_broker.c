@@ -784,6 +784,131 @@ static void test_large_graph_from_files_recovers_and_saves_every_strategy(void *
 	pv_store_close(st);
 }
 
+/* ---- selection in one-shot processes --------------------------------------------------- */
+
+/* The files a `provisio` process reads: configuration, templates, store. */
+typedef struct files {
+	char config[512], templates[512], db[400];
+} files;
+
+static void write_files(files *f, const char *stem, const char *config, const char *templates)
+{
+	snprintf(f->config, sizeof f->config, "%s/%s.json", bf_dir, stem);
+	snprintf(f->templates, sizeof f->templates, "%s/%s_templates.json", bf_dir, stem);
+	bf_db_path(f->db, sizeof f->db, stem);
+	bf_write_file(f->config, config);
+	bf_write_file(f->templates, templates);
+}
+
+/* One Host Factory call, from files: a new context and new strategies over
+ * the same store, as each `provisio` process has. */
+static pv_broker *open_process(const files *f)
+{
+	pv_broker_open_options o = {.config = {.path = f->config}, .templates_path = f->templates,
+				    .store_path = f->db};
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker *b = NULL;
+	int rc = pv_broker_open(&b, &o, &d);
+	if (rc < 0) {
+		char *all = pv_diags_format(&d);
+		print_error("%s\n%s", pv_error_last(), all ? all : "");
+		free(all);
+	}
+	assert_int_equal(rc, 0);
+	pv_diags_clear(&d);
+	return b;
+}
+
+static uint64_t health_checks_of(pv_broker *b, const char *name)
+{
+	pv_metrics m;
+	assert_int_equal(pv_context_metrics(pv_broker_context(b), name, &m), 0);
+	return m.health_checks;
+}
+
+/* Every machine of the request made by `provider`. */
+static void assert_made_by(pv_broker *b, const char *id, const char *provider, size_t n)
+{
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_broker_request_status(b, id, &r, &ms), 0);
+	assert_int_equal(ms.n, n);
+	for (size_t i = 0; i < ms.n; i++)
+		assert_string_equal(ms.items[i].provider, provider);
+	pv_machine_list_clear(&ms);
+}
+
+/* health_based in short processes: the first pick knows the sick provider
+ * is sick; the check is kept in the store with its age, so the next
+ * process within the interval does not check again, and one after it does. */
+static void test_health_based_request_avoids_the_sick_provider_across_processes(void **state)
+{
+	(void)state;
+	files w;
+	write_files(&w, "health",
+		    "{\"providers\": ["
+		    "  {\"name\": \"sick\", \"type\": \"sim\", \"config\": {\"healthy\": false}},"
+		    "  {\"name\": \"well\", \"type\": \"sim\"}],"
+		    " \"context\": {\"selection_policy\": \"health_based\", \"health_check_interval_seconds\": 60}}",
+		    "{\"templates\": [{\"templateId\": \"t\", \"maxNumber\": -1}]}");
+
+	pv_broker *b = open_process(&w);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b, "t", 2, id), 0);
+	assert_made_by(b, id, "well", 2);
+	assert_int_equal(health_checks_of(b, "sick"), 1);
+	pv_broker_close(b); /* records what it checked */
+	pv_store *st = bf_store(w.db);
+	char *rec = bf_kv_get(st, "health/sick");
+	assert_non_null(rec);
+	assert_non_null(strstr(rec, "\"healthy\":false"));
+	assert_non_null(strstr(rec, "\"checked_at_ms\":"));
+	free(rec);
+	pv_store_close(st);
+
+	b = open_process(&w);
+	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0);
+	assert_made_by(b, id, "well", 1);
+	assert_int_equal(health_checks_of(b, "sick"), 0); /* another process checked 0 s ago */
+	assert_int_equal(health_checks_of(b, "well"), 0);
+	pv_broker_close(b);
+
+	/* the record is older than the interval: checked again at the first pick */
+	char old[256];
+	snprintf(old, sizeof old, "{\"healthy\": false, \"message\": \"old\", \"checked_at_ms\": %lld}",
+		 (long long)(pv_wall_ms() - 61000));
+	st = bf_store(w.db);
+	bf_kv_put(st, "health/sick", old);
+	pv_store_close(st);
+	b = open_process(&w);
+	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0);
+	assert_made_by(b, id, "well", 1);
+	assert_int_equal(health_checks_of(b, "sick"), 1);
+	assert_int_equal(health_checks_of(b, "well"), 0);
+	pv_broker_close(b);
+}
+
+/* A template whose provider is disabled is refused as such. */
+static void test_template_naming_a_disabled_provider_says_disabled(void **state)
+{
+	(void)state;
+	files w;
+	write_files(&w, "disabled",
+		    "{\"providers\": [{\"name\": \"cloud\", \"type\": \"sim\"},"
+		    "  {\"name\": \"lab\", \"type\": \"sim\", \"enabled\": false}]}",
+		    "{\"templates\": [{\"templateId\": \"in-lab\", \"provider\": \"lab\"},"
+		    " {\"templateId\": \"nowhere\", \"provider\": \"ghost\"}]}");
+	pv_broker *b = open_process(&w);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b, "in-lab", 1, id), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "template 'in-lab': provider 'lab' is disabled"));
+	assert_int_equal(pv_broker_request_machines(b, "nowhere", 1, id), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "provider 'ghost' is not configured"));
+	assert_int_equal(bf_count_requests(pv_broker_store(b)), 0); /* nothing written */
+	pv_broker_close(b);
+}
+
 /* ---- idempotency ---------------------------------------------------------------------- */
 
 /* A wrapper that loses the first answer of its child (the call happened,
@@ -926,6 +1051,8 @@ int main(void)
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
 		cmocka_unit_test(test_large_graph_from_files_recovers_and_saves_every_strategy),
+		cmocka_unit_test(test_health_based_request_avoids_the_sick_provider_across_processes),
+		cmocka_unit_test(test_template_naming_a_disabled_provider_says_disabled),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),
 		cmocka_unit_test(test_templates_are_validated),
 	};

@@ -80,6 +80,36 @@ static void test_expansion_of_set_defaulted_and_missing_variables(void **state)
 	json_decref(doc);
 }
 
+/* "$NAME" without braces is left as written, with a warning that names it
+ * unless it may be part of a secret. */
+static void test_bare_dollar_name_warns_and_stays_literal(void **state)
+{
+	(void)state;
+	setenv("PV_TEST_REGION", "eu-west-1", 1);
+	json_t *doc = json_loads("{\"a\": \"$PV_TEST_REGION/x\", \"b\": \"${PV_TEST_REGION} $$5 $1\","
+				 " \"c\": {\"password\": \"pa$sw0rd\"},"
+				 " \"u\": \"postgresql://pv:Se$cr3tXq@db/pv\", \"t\": [\"ok\", \"$HOME\"]}", 0, NULL);
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_config_expand(doc, &d);
+	assert_int_equal(d.errors, 0);
+	assert_string_equal(json_string_value(json_object_get(doc, "a")), "$PV_TEST_REGION/x");
+	assert_string_equal(json_string_value(json_object_get(doc, "b")), "eu-west-1 $5 $1"); /* no warning */
+	const pv_diag *w = find_diag(&d, "a", "'$PV_TEST_REGION' is left as written: only ${PV_TEST_REGION} is expanded");
+	assert_non_null(w);
+	assert_int_equal(w->level, PV_DIAG_WARNING);
+	assert_non_null(find_diag(&d, "t[1]", "'$HOME'"));
+	assert_non_null(find_diag(&d, "c.password", "a '$' followed by a name is left as written"));
+	assert_non_null(find_diag(&d, "u", "a '$' followed by a name is left as written"));
+	assert_int_equal(d.n, 4);
+	char *all = pv_diags_format(&d);
+	assert_null(strstr(all, "sw0rd")); /* never a piece of a secret */
+	assert_null(strstr(all, "cr3tXq"));
+	free(all);
+	pv_diags_clear(&d);
+	json_decref(doc);
+}
+
 static void test_merge_replaces_arrays_and_merges_objects(void **state)
 {
 	(void)state;
@@ -191,28 +221,40 @@ static void test_explicit_graph_builds_context_with_default(void **state)
 	pv_diags_clear(&d);
 }
 
-static void expect_invalid(const char *json, const char *path, const char *text, bool strict)
+/* Normalises `json` and, when that finds no error, builds it: what a
+ * `config validate` reports, in d (initialised here). */
+static void diagnose(const char *json, bool strict, pv_diags *d)
 {
 	json_t *doc = json_loads(json, 0, NULL);
 	assert_non_null(doc);
-	pv_diags d;
-	pv_diags_init(&d);
-	json_t *graph = pv_config_normalize(doc, strict, &d);
-	if (!d.errors && graph) {
+	pv_diags_init(d);
+	json_t *graph = pv_config_normalize(doc, strict, d);
+	if (!d->errors && graph) {
 		pv_context *ctx = NULL;
-		pv_config_build(graph, NULL, &ctx, &d);
+		pv_config_build(graph, NULL, &ctx, d);
 		pv_context_free(ctx);
 	}
-	const pv_diag *g = find_diag(&d, path, text);
+	json_decref(graph);
+	json_decref(doc);
+}
+
+static void expect_diag(const pv_diags *d, pv_diag_level level, const char *path, const char *text)
+{
+	const pv_diag *g = find_diag(d, path, text);
 	if (!g) {
-		char *all = pv_diags_format(&d);
+		char *all = pv_diags_format(d);
 		print_error("wanted '%s' at '%s', got:\n%s", text, path, all ? all : "");
 		free(all);
 	}
 	assert_non_null(g);
-	assert_int_equal(g->level, PV_DIAG_ERROR);
-	json_decref(graph);
-	json_decref(doc);
+	assert_int_equal(g->level, level);
+}
+
+static void expect_invalid(const char *json, const char *path, const char *text, bool strict)
+{
+	pv_diags d;
+	diagnose(json, strict, &d);
+	expect_diag(&d, PV_DIAG_ERROR, path, text);
 	pv_diags_clear(&d);
 }
 
@@ -250,6 +292,181 @@ static void test_validation_errors_name_path_value_and_allowed(void **state)
 		       " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": 7,"
 		       " \"fallbacks\": [null, \"ghost\"]}]}",
 		       "strategies[0].fallbacks", "'ghost' names no provider or strategy", false);
+}
+
+/* Built and initialized from JSON text that must be valid. */
+static pv_context *build_json(const char *json, pv_diags *d)
+{
+	json_t *doc = json_loads(json, 0, NULL);
+	assert_non_null(doc);
+	pv_diags_init(d);
+	json_t *graph = pv_config_normalize(doc, false, d);
+	pv_context *ctx = NULL;
+	if (d->errors || pv_config_build(graph, NULL, &ctx, d) < 0) {
+		char *all = pv_diags_format(d);
+		print_error("%s\n", all ? all : "");
+		free(all);
+	}
+	assert_non_null(ctx);
+	assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+	json_decref(graph);
+	json_decref(doc);
+	return ctx;
+}
+
+/* The names of the strategies that answer `n` health checks, one letter each. */
+static void served_by(pv_context *ctx, int n, char *out)
+{
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	for (int i = 0; i < n; i++) {
+		pv_result r;
+		pv_context_execute(ctx, &op, &r);
+		assert_true(r.success);
+		out[i] = r.provider[0];
+		pv_result_clear(&r);
+	}
+	out[n] = '\0';
+}
+
+#define LEGACY_XY(extra) \
+	"{\"provider\": {" extra "\"providers\": [" \
+	" {\"name\": \"x\", \"type\": \"sim\", \"priority\": 1}," \
+	" {\"name\": \"y\", \"type\": \"sim\", \"priority\": 2}]}}"
+
+static void test_active_provider_serves_every_operation(void **state)
+{
+	(void)state;
+	pv_diags d;
+	pv_context *ctx = build_json(LEGACY_XY("\"active_provider\": \"y\", \"selection_policy\": \"ROUND_ROBIN\","
+					       " \"circuit_breaker\": {\"enabled\": true},"), &d);
+	char got[8];
+	served_by(ctx, 4, got);
+	assert_string_equal(got, "yyyy");
+	expect_diag(&d, PV_DIAG_WARNING, "provider.selection_policy", "active_provider 'y' serves every operation");
+	expect_diag(&d, PV_DIAG_WARNING, "provider.circuit_breaker", "active_provider 'y'");
+	pv_strategy *x = pv_context_strategy(ctx, "x"); /* the others stay reachable by name */
+	assert_non_null(x);
+	pv_strategy_unref(x);
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	for (int strict = 0; strict < 2; strict++)
+		expect_invalid(LEGACY_XY("\"active_provider\": \"nonexistent\","), "provider.active_provider",
+			       "'nonexistent' names no provider of provider.providers (known: x, y)", strict);
+	expect_invalid("{\"provider\": {\"active_provider\": \"x\", \"providers\": ["
+		       " {\"name\": \"x\", \"type\": \"sim\", \"enabled\": false}, {\"name\": \"y\", \"type\": \"sim\"}]}}",
+		       "provider.active_provider", "'x' is disabled", false);
+}
+
+static void test_default_provider_instance_is_the_default(void **state)
+{
+	(void)state;
+	pv_diags d;
+	pv_context *ctx = build_json(LEGACY_XY("\"default_provider_instance\": \"y\","), &d);
+	char got[8];
+	served_by(ctx, 3, got);
+	assert_string_equal(got, "yyy");
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	/* with the failover chain (FIRST_AVAILABLE): the chain starts there */
+	json_t *graph = NULL;
+	json_t *doc = json_loads(LEGACY_XY("\"default_provider_instance\": \"y\", \"circuit_breaker\": {\"enabled\": true},"),
+				 0, NULL);
+	pv_diags_init(&d);
+	graph = pv_config_normalize(doc, false, &d);
+	assert_int_equal(d.errors, 0);
+	json_t *chain = json_array_get(json_object_get(graph, "strategies"), 0);
+	assert_string_equal(json_string_value(json_object_get(chain, "primary")), "y");
+	assert_string_equal(json_string_value(json_array_get(json_object_get(chain, "fallbacks"), 0)), "x");
+	assert_string_equal(json_string_value(json_object_get(graph, "default_strategy")), "failover");
+	json_decref(graph);
+	json_decref(doc);
+	pv_diags_clear(&d);
+
+	/* FIRST_AVAILABLE without a chain: the default first */
+	ctx = build_json(LEGACY_XY("\"default_provider_instance\": \"y\", \"selection_policy\": \"FIRST_AVAILABLE\","), &d);
+	served_by(ctx, 3, got);
+	assert_string_equal(got, "yyy");
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	/* the spec format's failover_enabled: false keeps the primary alone */
+	ctx = build_json("{\"provider\": {\"type\": \"sim\", \"sim\": {}, \"provider1\": {\"type\": \"sim\"},"
+			 " \"strategy\": {\"failover_enabled\": false}, \"fallback\": {\"primary\": \"provider1\"}}}", &d);
+	served_by(ctx, 2, got);
+	assert_string_equal(got, "pp");
+	expect_diag(&d, PV_DIAG_WARNING, "provider.fallback", "not used: strategy.failover_enabled is false");
+	assert_null(pv_context_strategy(ctx, "fallback"));
+	pv_context_free(ctx);
+	pv_diags_clear(&d);
+
+	expect_invalid(LEGACY_XY("\"default_provider_instance\": \"zz\","), "provider.default_provider_instance",
+		       "'zz' names no provider of provider.providers (known: x, y)", true);
+	expect_invalid(LEGACY_XY("\"default_provider_instance\": 3,"), "provider.default_provider_instance",
+		       "must be the name of a provider", false);
+}
+
+static void test_empty_lists_and_callbackless_custom_are_errors(void **state)
+{
+	(void)state;
+	expect_invalid("{\"provider\": {\"providers\": []}}", "provider.providers", "is empty", false);
+	expect_invalid("{\"providers\": []}", "providers", "is empty", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": \"a\", \"fallbacks\": []}]}",
+		       "strategies[0].fallbacks", "is empty: a fallback needs at least one strategy", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		       " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": \"a\"}]}",
+		       "strategies[0].fallbacks", "is required", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}, {\"name\": \"b\", \"type\": \"sim\", \"enabled\": false}],"
+		       " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": \"a\", \"fallbacks\": [\"b\"]}]}",
+		       "strategies[0]", "'f' has no usable fallback", false);
+	expect_invalid("{\"provider\": {\"type\": \"sim\", \"sim\": {}, \"fallback\": {\"mode\": \"immediate\"}}}",
+		       "provider.fallback", "no strategy to fall back to: 'sim' is the only enabled provider", false);
+	expect_invalid("{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}], \"context\": {\"selection_policy\": \"custom\"}}",
+		       "context.selection_policy", "needs a selection callback registered in code", false);
+	expect_invalid(LEGACY_XY("\"selection_policy\": \"CUSTOM\","), "provider.selection_policy",
+		       "'CUSTOM' needs a selection callback", false);
+}
+
+/* Problems are reported at the user's own paths and field names, in every
+ * format, and one problem never hides another. */
+static void test_errors_point_at_the_users_own_fields(void **state)
+{
+	(void)state;
+	expect_invalid(LEGACY_XY("\"selection_policy\": \"FASTEST\","), "provider.selection_policy",
+		       "unknown selection policy 'FASTEST'", false);
+	expect_invalid(LEGACY_XY("\"health_check_interval\": 0,"), "provider.health_check_interval",
+		       "must be a number of seconds > 0", false);
+	pv_diags d;
+	diagnose(LEGACY_XY("\"circuit_breaker\": {\"enabled\": true, \"failure_threshold\": 0, \"recovery_timeout\": -5},"),
+		 false, &d);
+	expect_diag(&d, PV_DIAG_ERROR, "provider.circuit_breaker.failure_threshold", "must be an integer from 1");
+	expect_diag(&d, PV_DIAG_ERROR, "provider.circuit_breaker.recovery_timeout", "must be a number greater than 0");
+	char *all = pv_diags_format(&d);
+	assert_null(strstr(all, "circuit_breaker_threshold")); /* provisio's name, not the user's */
+	assert_null(strstr(all, "circuit_breaker_timeout_seconds"));
+	free(all);
+	pv_diags_clear(&d);
+	expect_invalid("{\"provider\": {\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"weight\": -1}]}}",
+		       "provider.providers[0].weight", "must be a number > 0", false);
+	expect_invalid("{\"providers\": [{\"name\": \"x\", \"type\": \"sim\", \"enabled\": 1}]}",
+		       "providers[0].enabled", "must be true or false", false);
+	expect_invalid("{\"provider\": {\"type\": \"sim\", \"sim\": {}, \"strategy\": {\"selection_policy\": \"FASTEST\"}}}",
+		       "provider.strategy.selection_policy", "unknown selection policy 'FASTEST'", false);
+	expect_invalid("{\"provider\": {\"type\": \"sim\", \"sim\": {},"
+		       " \"strategy\": {\"selection_criteria\": {\"require_healthy\": 1}}}}",
+		       "provider.strategy.selection_criteria.require_healthy", "must be true or false", false);
+
+	/* an unknown child type hides neither the fallback's bad mode nor a provider's bad config */
+	diagnose("{\"providers\": [{\"name\": \"a\", \"type\": \"nimbus\"},"
+		 " {\"name\": \"b\", \"type\": \"sim\", \"config\": {\"failure_rate\": 7}}],"
+		 " \"strategies\": [{\"name\": \"f\", \"kind\": \"fallback\", \"primary\": \"a\", \"fallbacks\": [\"b\"],"
+		 " \"config\": {\"mode\": \"circut_breaker\"}}]}", false, &d);
+	expect_diag(&d, PV_DIAG_ERROR, "providers[0].type", "'nimbus' is not a known provider type");
+	expect_diag(&d, PV_DIAG_ERROR, "strategies[0].config", "fallback mode 'circut_breaker'");
+	expect_diag(&d, PV_DIAG_ERROR, "providers[1].config", "failure_rate");
+	pv_diags_clear(&d);
 }
 
 static void test_every_error_is_reported_at_once(void **state)
@@ -638,11 +855,16 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_expansion_of_set_defaulted_and_missing_variables),
+		cmocka_unit_test(test_bare_dollar_name_warns_and_stays_literal),
 		cmocka_unit_test(test_merge_replaces_arrays_and_merges_objects),
 		cmocka_unit_test(test_redaction_hides_secrets_not_settings),
 		cmocka_unit_test(test_search_order_explicit_env_hfconfdir_local),
 		cmocka_unit_test(test_explicit_graph_builds_context_with_default),
 		cmocka_unit_test(test_validation_errors_name_path_value_and_allowed),
+		cmocka_unit_test(test_active_provider_serves_every_operation),
+		cmocka_unit_test(test_default_provider_instance_is_the_default),
+		cmocka_unit_test(test_empty_lists_and_callbackless_custom_are_errors),
+		cmocka_unit_test(test_errors_point_at_the_users_own_fields),
 		cmocka_unit_test(test_every_error_is_reported_at_once),
 		cmocka_unit_test(test_unknown_keys_warn_by_default),
 		cmocka_unit_test(test_overlay_from_env_name_is_merged),

@@ -219,6 +219,32 @@ static void test_initialize_fails_when_none_initializes(void **state)
 	pv_context_free(ctx);
 }
 
+/* The original's scenario: provider-1's init fails, so initialize fails and
+ * leaves nothing current; a working provider-1 replaces it and initialize
+ * succeeds: it must also make it current. */
+static void test_reregistered_strategy_becomes_current_after_a_failed_initialize(void **state)
+{
+	(void)state;
+	pv_context *ctx = new_ctx(NULL);
+	give(ctx, test_init_strategy("provider-1", true, NULL));
+	assert_int_equal(pv_context_initialize(ctx, NULL), PV_ESTATE);
+	char cur[32];
+	assert_int_equal(pv_context_current(ctx, cur, sizeof cur), PV_ENOTFOUND);
+	assert_true(pv_context_register(ctx, test_init_strategy("provider-1", false, NULL)) == 1);
+	pv_strategy *s = pv_context_strategy(ctx, "provider-1");
+	pv_strategy_unref(s); /* the registry's reference */
+	pv_strategy_unref(s); /* ours from test_init_strategy */
+	assert_int_equal(pv_context_initialize(ctx, NULL), 0);
+	assert_int_equal(pv_context_current(ctx, cur, sizeof cur), 0);
+	assert_string_equal(cur, "provider-1");
+	pv_result r;
+	pv_context_execute(ctx, &health_op, &r);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "provider-1");
+	pv_result_clear(&r);
+	pv_context_free(ctx);
+}
+
 static void test_not_initialized_strategy_answers_not_initialized(void **state)
 {
 	(void)state;
@@ -351,6 +377,91 @@ static void test_health_is_cached_for_the_interval(void **state)
 	assert_int_equal(m.health_checks, 2);
 	assert_int_equal(pv_context_refresh_health(ctx, false), 0); /* nothing stale */
 	assert_int_equal(pv_context_refresh_health(ctx, true), 1);
+	pv_context_free(ctx);
+	pv_manual_clock_free(mc);
+}
+
+static void test_check_health_of_null_checks_the_current_strategy(void **state)
+{
+	(void)state;
+	pv_context *ctx = new_ctx(NULL);
+	pv_health h;
+	assert_int_equal(pv_context_check_health(ctx, NULL, &h), PV_ENOTFOUND);
+	assert_non_null(strstr(pv_error_last(), "no strategy is current"));
+	give(ctx, sim("a", NULL, NULL));
+	give(ctx, sim("b", "{\"healthy\": false}", NULL));
+	assert_int_equal(pv_context_set_strategy(ctx, "b"), 0);
+	assert_int_equal(pv_context_check_health(ctx, NULL, &h), 0);
+	assert_false(h.healthy);
+	assert_non_null(strstr(h.message, "'b'"));
+	pv_health_clear(&h);
+	pv_context_free(ctx);
+}
+
+static pv_health recorded(bool healthy, int64_t age_ms)
+{
+	pv_health h = {0};
+	pv_health_set(&h, healthy, "recorded by another process");
+	h.checked_at_ms = pv_wall_ms() - age_ms;
+	return h;
+}
+
+/* What another process checked counts until one interval after its check:
+ * younger, picks use it without a check; older, the first pick checks. */
+static void test_put_health_is_used_until_one_interval_after_its_check(void **state)
+{
+	(void)state;
+	pv_manual_clock *mc = pv_manual_clock_new(1000 * PV_NS_PER_S);
+	pv_context *ctx = new_ctx(pv_manual_clock_get(mc)); /* interval 30 s */
+	give(ctx, sim("a", NULL, NULL));
+	give(ctx, sim("b", NULL, NULL));
+	assert_int_equal(pv_context_set_policy(ctx, PV_POLICY_HEALTH_BASED), 0);
+	assert_true(pv_context_picks_read_health(ctx));
+	pv_health h;
+	assert_int_equal(pv_context_cached_health(ctx, "a", &h), PV_ENOTFOUND);
+
+	pv_health sick = recorded(false, 10000); /* 10 s old: 20 s left */
+	assert_int_equal(pv_context_put_health(ctx, "a", &sick), 0);
+	pv_health fine = recorded(true, 10000);
+	assert_int_equal(pv_context_put_health(ctx, "b", &fine), 0);
+	pv_result r;
+	pv_context_execute(ctx, &health_op, &r);
+	assert_string_equal(r.provider, "b"); /* a is known sick though a sim says healthy */
+	pv_result_clear(&r);
+	pv_metrics m;
+	pv_context_metrics(ctx, "a", &m);
+	assert_int_equal(m.health_checks, 0);
+
+	/* an older record never replaces a newer one */
+	pv_health older = recorded(true, 20000);
+	assert_int_equal(pv_context_put_health(ctx, "a", &older), 0);
+	assert_int_equal(pv_context_cached_health(ctx, "a", &h), 0);
+	assert_false(h.healthy);
+	assert_int_equal(h.checked_at_ms, sick.checked_at_ms);
+	pv_health_clear(&h);
+
+	pv_manual_clock_advance(mc, 21 * PV_NS_PER_S); /* now 31 s after the check */
+	pv_context_execute(ctx, &health_op, &r);
+	assert_string_equal(r.provider, "a"); /* checked again: the sim is healthy */
+	pv_result_clear(&r);
+	pv_context_metrics(ctx, "a", &m);
+	assert_int_equal(m.health_checks, 1);
+
+	pv_health stale = recorded(false, 60000); /* older than the interval */
+	give(ctx, sim("c", NULL, NULL));
+	assert_int_equal(pv_context_put_health(ctx, "c", &stale), 0);
+	pv_context_execute(ctx, &health_op, &r);
+	pv_result_clear(&r);
+	pv_context_metrics(ctx, "c", &m);
+	assert_int_equal(m.health_checks, 1); /* stale on arrival: checked at the first pick */
+
+	pv_health never = {0};
+	assert_int_equal(pv_context_put_health(ctx, "a", &never), PV_EINVAL);
+	assert_int_equal(pv_context_put_health(ctx, "zz", &fine), PV_ENOTFOUND);
+	pv_health_clear(&sick);
+	pv_health_clear(&fine);
+	pv_health_clear(&older);
+	pv_health_clear(&stale);
 	pv_context_free(ctx);
 	pv_manual_clock_free(mc);
 }
@@ -521,6 +632,7 @@ int main(void)
 		cmocka_unit_test(test_register_same_name_replaces_and_says_so),
 		cmocka_unit_test(test_initialize_reports_failures_and_succeeds_with_one),
 		cmocka_unit_test(test_initialize_fails_when_none_initializes),
+		cmocka_unit_test(test_reregistered_strategy_becomes_current_after_a_failed_initialize),
 		cmocka_unit_test(test_not_initialized_strategy_answers_not_initialized),
 		cmocka_unit_test(test_execute_on_unknown_name_is_strategy_not_found),
 		cmocka_unit_test(test_unsupported_operation_fails_and_counts_as_failure),
@@ -528,6 +640,8 @@ int main(void)
 		cmocka_unit_test(test_invalid_operation_type_is_invalid_parameters),
 		cmocka_unit_test(test_success_rate_is_nan_with_zero_operations),
 		cmocka_unit_test(test_health_is_cached_for_the_interval),
+		cmocka_unit_test(test_check_health_of_null_checks_the_current_strategy),
+		cmocka_unit_test(test_put_health_is_used_until_one_interval_after_its_check),
 		cmocka_unit_test(test_health_monitor_thread_refreshes_health),
 		cmocka_unit_test(test_unregister_during_call_destroys_after_the_call),
 		cmocka_unit_test(test_unregister_current_moves_to_first_remaining),

@@ -199,7 +199,7 @@ static void test_retry_backoff_is_full_jitter_with_cap_on_the_clock(void **state
 	const pv_clock *clk = pv_manual_clock_get(mc);
 	pv_strategy *k[] = {sim("a", "{\"script\": [\"fail*5\"]}", clk), sim("b", NULL, clk)};
 	pv_strategy *f = fallback("{\"mode\": \"retry_then_fallback\", \"max_retries\": 5, "
-				  "\"retry_delay_seconds\": 1, \"retry_max_delay_seconds\": 4, "
+				  "\"retry_delay_seconds\": 1, \"retry_max_delay_seconds\": 4, \"retry_jitter\": \"full\", "
 				  "\"retry_budget_min_retries_per_second\": 100, \"seed\": 42}",
 				  k, 2, clk);
 	pv_result r = PV_RESULT_INIT;
@@ -221,6 +221,66 @@ static void test_retry_backoff_is_full_jitter_with_cap_on_the_clock(void **state
 	pv_result_clear(&r);
 	pv_strategy_unref(f);
 	pv_manual_clock_free(mc);
+}
+
+/* How long retry_then_fallback slept before giving the call to the
+ * fallback: retry_delay_seconds 0.1, max_retries 2, a primary that always
+ * fails, with `jitter` ("" = the default) and `seed`. */
+static uint64_t slept_before_fallback(const char *jitter, uint64_t seed)
+{
+	pv_manual_clock *mc = pv_manual_clock_new(S);
+	const pv_clock *clk = pv_manual_clock_get(mc);
+	pv_strategy *k[] = {sim("a", "{\"script\": [\"fail*3\"]}", clk), sim("b", NULL, clk)};
+	char cfg[512];
+	snprintf(cfg, sizeof cfg,
+		 "{\"mode\": \"retry_then_fallback\", \"max_retries\": 2, \"retry_delay_seconds\": 0.1, "
+		 "\"retry_budget_min_retries_per_second\": 100, \"seed\": %llu%s%s%s}",
+		 (unsigned long long)seed, *jitter ? ", \"retry_jitter\": \"" : "", jitter, *jitter ? "\"" : "");
+	pv_strategy *f = fallback(cfg, k, 2, clk);
+	pv_result r = PV_RESULT_INIT;
+	run(f, PV_OP_HEALTH_CHECK, &r, clk);
+	assert_true(r.success);
+	assert_string_equal(r.provider, "b");
+	assert_int_equal(json_integer_value(meta(&r, "fallback", "retries")), 2);
+	uint64_t slept = pv_manual_clock_slept(mc);
+	pv_result_clear(&r);
+	pv_strategy_unref(f);
+	pv_manual_clock_free(mc);
+	return slept;
+}
+
+/* The configured delay is honoured: by default (equal jitter) each wait is
+ * at least half of its backoff step, so two retries from 0.1 s wait at least
+ * 0.05 + 0.1 s, never the 80 ms full jitter allowed, and still vary; "none"
+ * waits exactly 0.1 + 0.2 s; "full" may wait next to nothing. */
+static void test_retry_delay_honours_the_configured_delay(void **state)
+{
+	(void)state;
+	uint64_t lo = UINT64_MAX, hi = 0, full_lo = UINT64_MAX;
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		uint64_t t = slept_before_fallback("", seed);
+		lo = t < lo ? t : lo;
+		hi = t > hi ? t : hi;
+		uint64_t f = slept_before_fallback("full", seed);
+		full_lo = f < full_lo ? f : full_lo;
+	}
+	assert_true(lo >= 150 * PV_NS_PER_MS);
+	assert_true(hi <= 300 * PV_NS_PER_MS);
+	assert_true(hi - lo > 50 * PV_NS_PER_MS); /* still jittered */
+	assert_true(full_lo < 100 * PV_NS_PER_MS);
+	assert_int_equal(slept_before_fallback("none", 1), 300 * PV_NS_PER_MS);
+	assert_int_equal(slept_before_fallback("equal", 7), slept_before_fallback("", 7));
+
+	pv_fallback_config c;
+	json_t *j = json_loads("{\"retry_jitter\": \"half\"}", 0, NULL);
+	assert_int_equal(pv_fallback_config_from_json(j, &c), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "field 'retry_jitter': retry jitter 'half' is not one of equal, full, none"));
+	json_decref(j);
+	pv_fallback_config_default(&c);
+	assert_int_equal(c.retry_jitter, PV_JITTER_EQUAL);
+	json_t *out = pv_fallback_config_to_json(&c);
+	assert_string_equal(json_string_value(json_object_get(out, "retry_jitter")), "equal");
+	json_decref(out);
 }
 
 static void test_retry_only_for_transient_and_throttled_classes(void **state)
@@ -900,7 +960,7 @@ static void test_config_accepts_the_spec_block(void **state)
 	assert_int_equal(pv_fallback_config_from_json(j, &back), 0);
 	json_t *j2 = pv_fallback_config_to_json(&back);
 	assert_true(json_equal(j, j2));
-	assert_int_equal(json_object_size(j), 19);
+	assert_int_equal(json_object_size(j), 20);
 	json_decref(j);
 	json_decref(j2);
 }
@@ -1025,6 +1085,7 @@ int main(void)
 		cmocka_unit_test(test_fallback_answer_explains_itself_when_read),
 		cmocka_unit_test(test_latency_is_the_childs_or_the_calls_and_backoff),
 		cmocka_unit_test(test_retry_backoff_is_full_jitter_with_cap_on_the_clock),
+		cmocka_unit_test(test_retry_delay_honours_the_configured_delay),
 		cmocka_unit_test(test_retry_only_for_transient_and_throttled_classes),
 		cmocka_unit_test(test_retry_never_sleeps_past_the_deadline),
 		cmocka_unit_test(test_retry_budget_caps_load_amplification),

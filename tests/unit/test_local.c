@@ -431,6 +431,34 @@ static void test_crash_at_each_step_leaves_no_unrecorded_machine(void **state)
 	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
 }
 
+/* health_check answers what the provider knows, not just a flag. */
+static void test_health_check_answers_status_message_and_latency(void **state)
+{
+	(void)state;
+	pv_strategy *s = make(NULL);
+	pv_result r = PV_RESULT_INIT;
+	exec_op(s, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_true(json_is_true(json_object_get(r.data, "healthy")));
+	assert_string_equal(json_string_value(json_object_get(r.data, "status")), "healthy");
+	assert_non_null(strstr(json_string_value(json_object_get(r.data, "message")), "writable"));
+	assert_true(json_is_number(json_object_get(r.data, "latency_ms")));
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(r.data, "details"), "live_machines")), 0);
+	pv_result_clear(&r);
+
+	char workdir[512];
+	snprintf(workdir, sizeof workdir, "%s/w%d", dir, seq);
+	assert_int_equal(pv_test_scratch_remove(workdir), 0); /* gone: nothing can be written */
+	exec_op(s, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "UNHEALTHY");
+	json_t *h = json_object_get(pv_result_meta(&r), "health");
+	assert_string_equal(json_string_value(json_object_get(h, "status")), "unhealthy");
+	assert_non_null(strstr(json_string_value(json_object_get(h, "message")), "not writable"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+}
+
 static void test_config_errors_name_the_field(void **state)
 {
 	(void)state;
@@ -463,6 +491,7 @@ int main(void)
 		cmocka_unit_test(test_describe_filters_by_request_and_status_reports_unknown),
 		cmocka_unit_test(test_lost_counter_never_reuses_an_id),
 		cmocka_unit_test(test_crash_at_each_step_leaves_no_unrecorded_machine),
+		cmocka_unit_test(test_health_check_answers_status_message_and_latency),
 		cmocka_unit_test(test_config_errors_name_the_field),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -235,7 +235,14 @@ static void test_capability_based_picks_most_capable(void **state)
 	pv_context_free(ctx);
 }
 
-static void test_health_based_skips_unhealthy_and_trusts_unknown(void **state)
+static int health_checks(pv_context *ctx, const char *name)
+{
+	pv_metrics m;
+	assert_int_equal(pv_context_metrics(ctx, name, &m), 0);
+	return (int)m.health_checks;
+}
+
+static void test_health_based_skips_unhealthy(void **state)
 {
 	(void)state;
 	pv_context *ctx = ctx_with(PV_POLICY_HEALTH_BASED);
@@ -244,15 +251,71 @@ static void test_health_based_skips_unhealthy_and_trusts_unknown(void **state)
 	give(ctx, sim("b", NULL), 1);
 	char got[8];
 	picks(ctx, 2, got);
-	assert_string_equal(got, "aa"); /* unknown health is not unhealthy */
-	pv_metrics m;
-	pv_context_metrics(ctx, "a", &m);
-	assert_int_equal(m.health_checks, 0); /* selection makes no health call */
-
+	assert_string_equal(got, "aa"); /* the first healthy one */
 	pv_sim_set_healthy(a, 0);
 	pv_context_refresh_health(ctx, true);
 	picks(ctx, 3, got);
 	assert_string_equal(got, "bbb");
+	pv_context_free(ctx);
+}
+
+/* A short process (one CLI or Host Factory call) has no monitor: the first
+ * pick learns the health it needs, then no pick checks again until the
+ * interval has passed. */
+static void test_health_based_knows_health_before_the_first_pick(void **state)
+{
+	(void)state;
+	pv_context *ctx = ctx_with(PV_POLICY_HEALTH_BASED);
+	pv_strategy *a = sim("a", "{\"healthy\": false}");
+	give(ctx, a, 1);
+	give(ctx, sim("b", NULL), 1);
+	char got[8];
+	picks(ctx, 6, got);
+	assert_string_equal(got, "bbbbbb");
+	assert_int_equal(health_checks(ctx, "a"), 1); /* once, not once a pick */
+	assert_int_equal(health_checks(ctx, "b"), 1);
+
+	pv_sim_set_healthy(a, 1);
+	picks(ctx, 2, got);
+	assert_string_equal(got, "bb"); /* what is known holds for the interval (30 s) */
+	pv_manual_clock_advance(mc, 31 * PV_NS_PER_S);
+	picks(ctx, 2, got);
+	assert_string_equal(got, "aa"); /* stale: checked again at the first pick */
+	assert_int_equal(health_checks(ctx, "a"), 2);
+	assert_int_equal(health_checks(ctx, "b"), 2);
+	pv_context_free(ctx);
+}
+
+static void test_weighted_round_robin_require_healthy_skips_the_sick_from_the_first_pick(void **state)
+{
+	(void)state;
+	pv_context *ctx = ctx_with(PV_POLICY_WEIGHTED_ROUND_ROBIN);
+	give(ctx, sim("a", "{\"healthy\": false}"), 5);
+	give(ctx, sim("b", NULL), 1);
+	pv_criteria c = {.require_healthy = true};
+	assert_int_equal(pv_context_set_criteria(ctx, &c), 0);
+	char got[8];
+	picks(ctx, 6, got);
+	assert_string_equal(got, "bbbbbb");
+	assert_int_equal(health_checks(ctx, "a"), 1);
+	pv_context_free(ctx);
+}
+
+/* Policies that do not read health never check it. */
+static void test_round_robin_checks_no_health(void **state)
+{
+	(void)state;
+	pv_context *ctx = ctx_with(PV_POLICY_ROUND_ROBIN);
+	give(ctx, sim("a", "{\"healthy\": false}"), 1);
+	give(ctx, sim("b", NULL), 1);
+	char got[8] = "";
+	for (int i = 0; i < 4; i++) {
+		char who[8];
+		assert_int_equal(pv_context_select(ctx, &hc, who, sizeof who), 0);
+		got[i] = who[0];
+	}
+	assert_string_equal(got, "abab");
+	assert_int_equal(health_checks(ctx, "a"), 0);
 	pv_context_free(ctx);
 }
 
@@ -322,6 +385,23 @@ static void test_custom_policy_callback_chooses(void **state)
 	pv_context_execute(ctx, &hc, &r); /* callback answers -1 */
 	assert_string_equal(r.error_code, "NO_STRATEGY_AVAILABLE");
 	pv_result_clear(&r);
+	pv_context_free(ctx);
+}
+
+static void test_custom_policy_without_a_callback_is_an_error(void **state)
+{
+	(void)state;
+	pv_context *ctx = ctx_with(PV_POLICY_ROUND_ROBIN);
+	give(ctx, sim("a", NULL), 1);
+	assert_int_equal(pv_context_set_policy(ctx, PV_POLICY_CUSTOM), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "pv_context_set_custom_policy"));
+	assert_int_equal(pv_context_policy(ctx), PV_POLICY_ROUND_ROBIN); /* unchanged */
+	size_t seen = 0;
+	assert_int_equal(pv_context_set_custom_policy(ctx, pick_last, &seen), 0);
+	assert_int_equal(pv_context_set_custom_policy(ctx, NULL, NULL), PV_EINVAL);
+	assert_int_equal(pv_context_set_policy(ctx, PV_POLICY_FIRST_AVAILABLE), 0);
+	assert_int_equal(pv_context_set_custom_policy(ctx, NULL, NULL), 0);
+	assert_int_equal(pv_context_set_policy(ctx, PV_POLICY_CUSTOM), PV_EINVAL);
 	pv_context_free(ctx);
 }
 
@@ -412,7 +492,7 @@ static void test_criteria_require_healthy_skips_known_unhealthy(void **state)
 	pv_context_set_criteria(ctx, &c);
 	char got[8];
 	picks(ctx, 4, got);
-	assert_non_null(strchr(got, 'a')); /* unknown health passes */
+	assert_non_null(strchr(got, 'a')); /* healthy passes */
 	pv_sim_set_healthy(a, 0);
 	pv_context_refresh_health(ctx, true);
 	picks(ctx, 4, got);
@@ -432,10 +512,14 @@ int main(void)
 		cmocka_unit_test(test_fastest_response_picks_lowest_ewma_and_tries_new_first),
 		cmocka_unit_test(test_highest_success_rate_prefers_reliable),
 		cmocka_unit_test(test_capability_based_picks_most_capable),
-		cmocka_unit_test(test_health_based_skips_unhealthy_and_trusts_unknown),
+		cmocka_unit_test(test_health_based_skips_unhealthy),
+		cmocka_unit_test(test_health_based_knows_health_before_the_first_pick),
+		cmocka_unit_test(test_weighted_round_robin_require_healthy_skips_the_sick_from_the_first_pick),
+		cmocka_unit_test(test_round_robin_checks_no_health),
 		cmocka_unit_test(test_random_is_seeded_and_spreads_evenly),
 		cmocka_unit_test(test_performance_based_trades_rate_against_latency),
 		cmocka_unit_test(test_custom_policy_callback_chooses),
+		cmocka_unit_test(test_custom_policy_without_a_callback_is_an_error),
 		cmocka_unit_test(test_criteria_min_success_rate_applies_after_min_samples),
 		cmocka_unit_test(test_criteria_max_response_time_excludes_slow),
 		cmocka_unit_test(test_criteria_required_capabilities_exclude_and_prefer),

@@ -157,6 +157,43 @@ static void test_latency_sleeps_on_clock_and_respects_deadline(void **state)
 	pv_manual_clock_free(mc);
 }
 
+/* health_check answers what the sim knows: status, message, latency. */
+static void test_health_check_answers_status_message_and_latency(void **state)
+{
+	(void)state;
+	pv_strategy *s = sim_from(NULL, NULL);
+	pv_result r = PV_RESULT_INIT, again = PV_RESULT_INIT;
+	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_true(json_is_true(json_object_get(r.data, "healthy")));
+	assert_string_equal(json_string_value(json_object_get(r.data, "status")), "healthy");
+	assert_string_equal(json_string_value(json_object_get(r.data, "message")), "sim 'sim1' healthy");
+	assert_true(json_real_value(json_object_get(r.data, "latency_ms")) == 0.0);
+	run(s, PV_OP_HEALTH_CHECK, NULL, &again);
+	assert_ptr_equal(again.data, r.data); /* one shared answer: the fast path allocates nothing */
+	pv_result_clear(&again);
+	pv_result_clear(&r);
+
+	pv_sim_set_healthy(s, 0);
+	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "UNHEALTHY");
+	json_t *h = json_object_get(pv_result_meta(&r), "health");
+	assert_string_equal(json_string_value(json_object_get(h, "status")), "unhealthy");
+	assert_string_equal(json_string_value(json_object_get(h, "message")), "sim 'sim1' unhealthy");
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+
+	pv_manual_clock *mc = pv_manual_clock_new(0);
+	s = sim_from("{\"latency\": {\"mean_ms\": 50}}", pv_manual_clock_get(mc));
+	run(s, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_true(json_real_value(json_object_get(r.data, "latency_ms")) == 50.0);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	pv_manual_clock_free(mc);
+}
+
 static void test_unsupported_operation_and_templates(void **state)
 {
 	(void)state;
@@ -210,6 +247,7 @@ int main(void)
 		cmocka_unit_test(test_create_beyond_capacity_is_partial_then_capacity_error),
 		cmocka_unit_test(test_instances_boot_after_delay_on_manual_clock),
 		cmocka_unit_test(test_latency_sleeps_on_clock_and_respects_deadline),
+		cmocka_unit_test(test_health_check_answers_status_message_and_latency),
 		cmocka_unit_test(test_unsupported_operation_and_templates),
 		cmocka_unit_test(test_bad_config_names_the_field),
 	};

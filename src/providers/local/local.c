@@ -428,6 +428,27 @@ static int live_count(local *l)
 	return n;
 }
 
+static int local_health(pv_strategy *s, pv_health *out);
+
+/* What the provider knows of its health: status, message, latency and the
+ * details of a health check. */
+static void op_health(pv_strategy *s, pv_result *out)
+{
+	pv_health h = {0};
+	uint64_t t0 = pv_now_ns();
+	local_health(s, &h);
+	json_t *answer = pv_health_answer(h.healthy, h.message, pv_now_ns() - t0);
+	if (answer && h.details)
+		json_object_set(answer, "details", h.details);
+	if (h.healthy) {
+		pv_result_ok(out, answer);
+	} else {
+		pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "%s", h.message ? h.message : "unhealthy");
+		pv_result_meta_set(out, "health", answer);
+	}
+	pv_health_clear(&h);
+}
+
 static int local_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	local *l = as_local(s);
@@ -451,11 +472,7 @@ static int local_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 		pv_result_ok(out, json_pack("{s:[]}", "templates"));
 		break;
 	case PV_OP_HEALTH_CHECK:
-		if (access(l->workdir, W_OK) == 0)
-			pv_result_ok(out, NULL);
-		else
-			pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "local '%s': %s is not writable",
-				       s->name, l->workdir);
+		op_health(s, out);
 		break;
 	default:
 		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
@@ -478,7 +495,8 @@ static int local_health(pv_strategy *s, pv_health *out)
 {
 	local *l = as_local(s);
 	bool ok = access(l->workdir, W_OK) == 0;
-	pv_health_set(out, ok, "local '%s': %s", s->name, ok ? "work directory writable" : "work directory not writable");
+	pv_health_set(out, ok, "local '%s': work directory %s %s", s->name, l->workdir,
+		      ok ? "writable" : "not writable");
 	out->details = json_pack("{s:i, s:I, s:s}", "live_machines", live_count(l), "capacity",
 				 (json_int_t)l->capacity, "workdir", l->workdir);
 	out->checked_at_ms = pv_wall_ms();

@@ -44,6 +44,7 @@ typedef struct sim {
 	int64_t capacity; /* -1 = unlimited */
 	uint64_t boot_delay_ns;
 	atomic_int healthy;
+	json_t *answer[2]; /* health_check data without latency: [unhealthy, healthy], shared */
 	pv_op_set operations;
 	json_t *features;
 	json_t *templates; /* array */
@@ -571,6 +572,24 @@ static void op_validate(sim *m, const pv_operation *op, pv_result *out)
 		       "template '%s' is not offered by sim '%s'", id, m->base.name);
 }
 
+/* The health the sim knows. Without latency the answer is one shared,
+ * immutable object (a reference, no allocation), so the kernel's
+ * benchmarks keep a zero-latency sim's health_check as their floor. */
+static void op_health(sim *m, uint64_t latency_ns, pv_result *out)
+{
+	int ok = atomic_load_explicit(&m->healthy, memory_order_relaxed) != 0;
+	json_t *answer = latency_ns ? pv_health_answer(ok, json_string_value(json_object_get(m->answer[ok],
+											       "message")),
+						       latency_ns)
+				    : json_incref(m->answer[ok]);
+	if (ok) {
+		pv_result_ok(out, answer);
+	} else {
+		pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "sim '%s' is unhealthy", m->base.name);
+		pv_result_meta_set(out, "health", answer);
+	}
+}
+
 static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	sim *m = as_sim(s);
@@ -623,11 +642,7 @@ static int sim_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 		pthread_mutex_unlock(&m->lock);
 		break;
 	case PV_OP_HEALTH_CHECK:
-		/* The answer is the success flag; no data keeps this path allocation-free. */
-		if (atomic_load_explicit(&m->healthy, memory_order_relaxed))
-			pv_result_ok(out, NULL);
-		else
-			pv_result_fail(out, "UNHEALTHY", PV_CLASS_TRANSIENT, "sim '%s' is unhealthy", s->name);
+		op_health(m, o.latency_ns, out);
 		break;
 	default:
 		break;
@@ -677,6 +692,8 @@ static void sim_destroy(pv_strategy *s)
 	json_decref(m->features);
 	json_decref(m->templates);
 	json_decref(m->instances);
+	json_decref(m->answer[0]);
+	json_decref(m->answer[1]);
 	free(m->script);
 	pv_counters_destroy(&m->calls);
 	pthread_mutex_destroy(&m->lock);
@@ -710,9 +727,15 @@ int pv_sim_new(pv_strategy **out, const char *name, const json_t *config, const 
 				 "maxNumber", -1, "attributes", "type", "String", "X86_64", "ncpus",
 				 "Numeric", "2", "nram", "Numeric", "4096");
 	m->instances = json_object();
+	for (int ok = 0; ok < 2; ok++) {
+		char *msg = NULL;
+		if (asprintf(&msg, "sim '%s' %s", m->base.name, ok ? "healthy" : "unhealthy") >= 0)
+			m->answer[ok] = pv_health_answer(ok, msg, 0);
+		free(msg);
+	}
 	m->nonce = (uint32_t)pv_mix64(pv_now_ns() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)m);
 	pv_rng_seed(&m->rng, 1);
-	int rc = !m->features || !m->templates || !m->instances ||
+	int rc = !m->features || !m->templates || !m->instances || !m->answer[0] || !m->answer[1] ||
 				 pv_counters_init(&m->calls) < 0
 			 ? pv_error_set(PV_ENOMEM, "out of memory")
 			 : parse_config(m, config);
