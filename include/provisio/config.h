@@ -56,9 +56,14 @@ typedef int (*pv_provider_factory)(pv_strategy **out, const char *name, const js
 				   const pv_clock *clock);
 
 /* Registers a factory for `type` (replacing one of the same type). The
- * built-in types (sim, and the providers compiled in) are always there. */
+ * built-in types (sim, local, and those of provisio's modules: libvirt,
+ * aws, rest) are always there. */
 int pv_provider_register_type(const char *type, pv_provider_factory factory);
-/* The factory of `type`, or NULL. */
+/* Whether `type` is registered or built in; loads nothing. */
+bool pv_provider_type_known(const char *type);
+/* The factory of `type`, loading the module that has it on first use
+ * (util/module.h); NULL with pv_error_last saying why (an unknown type, a
+ * module missing or failing to load). */
 pv_provider_factory pv_provider_factory_find(const char *type);
 /* Known type names, new JSON array. */
 json_t *pv_provider_types(void);

@@ -199,6 +199,8 @@ int pv_store_open_sqlite(pv_store **out, const char *path, const pv_store_option
  * lock, reads see one snapshot. `opts->busy_timeout_ms` bounds the wait for
  * that lock. The password never appears in messages. 0, PV_EINVAL (not
  * such a URL), PV_EIO (cannot connect, newer schema) or PV_ENOMEM.
+ * In the postgres module (provisio-postgres.so), not in the program:
+ * call pv_store_open.
  */
 int pv_store_open_postgres(pv_store **out, const char *url, const pv_store_options *opts);
 
@@ -206,10 +208,15 @@ int pv_store_open_postgres(pv_store **out, const char *url, const pv_store_optio
 bool pv_store_location_is_postgres(const char *location);
 
 /*
- * Opens the store at `location`: a PostgreSQL URL, else a SQLite file path.
- * Same returns as the opener it picks.
+ * Opens the store at `location`: a PostgreSQL URL (loading the postgres
+ * module on first use, util/module.h), else a SQLite file path. Same
+ * returns as the opener it picks, and those of pv_module_load.
  */
 int pv_store_open(pv_store **out, const char *location, const pv_store_options *opts);
+
+typedef int (*pv_store_opener)(pv_store **out, const char *location, const pv_store_options *opts);
+/* The postgres module registers pv_store_open_postgres here as it loads. */
+int pv_store_register_postgres(pv_store_opener open);
 
 /* The schema version this build writes. */
 int pv_store_schema_version(void);

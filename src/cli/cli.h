@@ -2,7 +2,7 @@
  * cli.h - what the command files of the `provisio` program share.
  *
  * Each command group lives in its own file (cmd_<group>.c) and is listed
- * once in main.c's table. Commands print JSON on stdout, diagnostics on
+ * once in main.c's table; serve and top are in the serve module. Commands print JSON on stdout, diagnostics on
  * stderr, and exit non-zero on failure.
  */
 #ifndef PV_CLI_H
@@ -13,6 +13,7 @@
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/hostfactory.h"
+#include "util/module.h"
 
 typedef struct pv_cli {
 	const char *config_path; /* --config */
@@ -29,8 +30,9 @@ typedef int (*pv_cli_command)(const pv_cli *cli, int argc, char **argv);
 int cmd_config(const pv_cli *cli, int argc, char **argv);
 int cmd_providers(const pv_cli *cli, int argc, char **argv);
 /* --- server --- */
-int cmd_serve(const pv_cli *cli, int argc, char **argv);
-int cmd_top(const pv_cli *cli, int argc, char **argv);
+/* In the serve module (util/module.h): main.c finds them by name. */
+PV_MODULE_EXPORT int cmd_serve(const pv_cli *cli, int argc, char **argv);
+PV_MODULE_EXPORT int cmd_top(const pv_cli *cli, int argc, char **argv);
 /* --- end server --- */
 /* broker branch */
 int cmd_hostfactory(const pv_cli *cli, int argc, char **argv);
@@ -52,5 +54,8 @@ void pv_cli_print_diags(const pv_diags *d);
 int pv_cli_open(const pv_cli *cli, pv_context **ctx, json_t **graph);
 /* True when argv holds -h or --help. */
 bool pv_cli_wants_help(int argc, char **argv);
+/* Puts the heap of a short-lived command in huge pages; call before the
+ * first malloc. cli/heap.c. */
+void pv_cli_heap_in_huge_pages(void);
 
 #endif

@@ -8,23 +8,44 @@
 #include <string.h>
 #include "cli/cli.h"
 
+/* A command is in this program (run), or cmd_<name> in a module: libevent
+ * and OpenSSL load only for the daemon (util/module.h). */
 static const struct {
 	const char *name;
 	pv_cli_command run;
+	const char *module;
 	const char *summary;
 } commands[] = {
-	{"config", cmd_config, "validate or show the configuration"},
-	{"providers", cmd_providers, "list, check, measure and exercise the strategy graph"},
+	{"config", cmd_config, NULL, "validate or show the configuration"},
+	{"providers", cmd_providers, NULL, "list, check, measure and exercise the strategy graph"},
 	/* --- server --- */
-	{"serve", cmd_serve, "run the REST API, /metrics, the reconciler and alerts (daemon)"},
-	{"top", cmd_top, "live table of strategies and requests from a running server"},
+	{"serve", NULL, "serve", "run the REST API, /metrics, the reconciler and alerts (daemon)"},
+	{"top", NULL, "serve", "live table of strategies and requests from a running server"},
 	/* --- end server --- */
 	/* broker branch */
-	{"hostfactory", cmd_hostfactory, "the five Host Factory provider calls (JSON in, JSON out)"},
-	{"templates", cmd_templates, "list and show the machine templates"},
-	{"machines", cmd_machines, "request, list and return machines"},
-	{"requests", cmd_requests, "list requests, show one, follow its status"},
+	{"hostfactory", cmd_hostfactory, NULL, "the five Host Factory provider calls (JSON in, JSON out)"},
+	{"templates", cmd_templates, NULL, "list and show the machine templates"},
+	{"machines", cmd_machines, NULL, "request, list and return machines"},
+	{"requests", cmd_requests, NULL, "list requests, show one, follow its status"},
 };
+
+static int run_command(size_t i, const pv_cli *cli, int argc, char **argv)
+{
+	pv_cli_command run = commands[i].run;
+	if (run)
+		pv_cli_heap_in_huge_pages(); /* a short command: one process per call */
+	if (!run) {
+		char symbol[64];
+		void *found;
+		snprintf(symbol, sizeof symbol, "cmd_%s", commands[i].name);
+		if (pv_module_symbol(commands[i].module, symbol, &found) < 0) {
+			pv_cli_error("%s: %s", commands[i].name, pv_error_last());
+			return PV_EXIT_FAIL;
+		}
+		run = (pv_cli_command)found;
+	}
+	return run(cli, argc, argv);
+}
 
 static void usage(FILE *f)
 {
@@ -141,7 +162,7 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(commands[i].name, name) == 0) {
 			optind = 0; /* the command parses its own options from its argv[0] on */
-			return commands[i].run(&cli, argc - first, argv + first);
+			return run_command(i, &cli, argc - first, argv + first);
 		}
 	pv_cli_error("unknown command '%s' (run 'provisio --help')", name);
 	return PV_EXIT_USAGE;

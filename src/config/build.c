@@ -254,13 +254,13 @@ static void load_plugins(const json_t *graph, pv_diags *diags)
  * diags at the path of its config in the user's file. */
 static pv_strategy *make_provider(const json_t *p, size_t i, const pv_clock *clock, pv_diags *diags)
 {
-	const char *type = json_string_value(json_object_get(p, "type"));
-	pv_provider_factory f = pv_provider_factory_find(type);
+	pv_provider_factory f = pv_provider_factory_find(json_string_value(json_object_get(p, "type")));
 	pv_strategy *s = NULL;
 	char path[128];
-	where(p, "providers", i, true, path, sizeof path);
+	/* no factory (its module missing): the provider is at fault, not its config */
+	where(p, "providers", i, f != NULL, path, sizeof path);
 	if (!f)
-		pv_diags_add(diags, PV_DIAG_ERROR, path, "no factory for type '%s'", type ? type : "");
+		pv_diags_add(diags, PV_DIAG_ERROR, path, "%s", pv_error_last());
 	else if (f(&s, json_string_value(json_object_get(p, "name")), json_object_get(p, "config"),
 		   clock) < 0)
 		pv_diags_add(diags, PV_DIAG_ERROR, path, "%s", pv_error_last());

@@ -53,7 +53,6 @@ static bool valid_name(const char *s)
 	return true;
 }
 
-static bool is_known_type(const char *type) { return pv_provider_factory_find(type) != NULL; }
 
 /* ---- explicit format: validation of the graph ------------------------------- */
 
@@ -353,7 +352,7 @@ static void validate_providers(norm *n, const json_t *graph)
 		snprintf(sub, sizeof sub, "%s.type", path);
 		if (!type)
 			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "is required (a provider type)");
-		else if (!is_known_type(type)) {
+		else if (!pv_provider_type_known(type)) {
 			json_t *types = pv_provider_types();
 			char *list = json_dumps(types, JSON_COMPACT);
 			pv_diags_add(n->diags, PV_DIAG_ERROR, sub, "'%s' is not a known provider type (known: %s)",
@@ -541,7 +540,7 @@ static json_t *from_spec(norm *n, const json_t *prov)
 			continue;
 		}
 		const char *type = json_string_value(json_object_get(v, "type"));
-		if (!type && is_known_type(key))
+		if (!type && pv_provider_type_known(key))
 			type = key;
 		if (!type) {
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path,

@@ -489,12 +489,6 @@ static int migrate(pg_store *s)
 	return rc;
 }
 
-bool pv_store_location_is_postgres(const char *location)
-{
-	return location && (strncmp(location, "postgresql://", 13) == 0 ||
-			    strncmp(location, "postgres://", 11) == 0);
-}
-
 int pv_store_open_postgres(pv_store **out, const char *url, const pv_store_options *opts)
 {
 	*out = NULL;

@@ -40,7 +40,12 @@ const char *const pv_store_migrations[] = {
 	/* 3 -> 4: a pid means something only on its own host and pid namespace;
 	 * with a shared PostgreSQL store the owner's node is recorded too */
 	"ALTER TABLE requests ADD COLUMN owner_node TEXT NOT NULL DEFAULT '';",
-	/* 4 -> 5: whether a request's id reached anyone (its machines are
+	/* 4 -> 5: the capacity count of a template (every getAvailableTemplates
+	 * and requestMachines) walks an index of the live machines alone: not
+	 * a row per machine, nor the terminated ones of all history */
+	"CREATE INDEX machines_live ON machines(template_id)"
+	" WHERE status <> 'terminated' AND result <> 'fail';",
+	/* 5 -> 6: whether a request's id reached anyone (its machines are
 	 * reclaimed when it never did); the requests already there had */
 	"ALTER TABLE requests ADD COLUMN delivered_ms BIGINT NOT NULL DEFAULT 0;"
 	"UPDATE requests SET delivered_ms = updated_ms;"

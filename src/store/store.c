@@ -5,11 +5,13 @@
  * The state machine lives here rather than in the broker so every store
  * implementation refuses the same illegal moves in request_put.
  */
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include "provisio/error.h"
 #include "provisio/store.h"
+#include "util/module.h"
 #include "util/names.h"
 
 static const char *const state_names[PV_REQ_STATE_COUNT] = {
@@ -221,8 +223,33 @@ int pv_store_kv_put(pv_store *st, const char *key, const char *value)
 	return rc < 0 ? rc : st->methods->kv_put(st, key, value);
 }
 
+bool pv_store_location_is_postgres(const char *location)
+{
+	return location && (strncmp(location, "postgresql://", 13) == 0 ||
+			    strncmp(location, "postgres://", 11) == 0);
+}
+
+/* Set once by the postgres module as it loads; read by any thread. */
+static _Atomic(pv_store_opener) postgres_opener;
+
+int pv_store_register_postgres(pv_store_opener open)
+{
+	atomic_store(&postgres_opener, open);
+	return 0;
+}
+
 int pv_store_open(pv_store **out, const char *location, const pv_store_options *opts)
 {
-	return pv_store_location_is_postgres(location) ? pv_store_open_postgres(out, location, opts)
-						       : pv_store_open_sqlite(out, location, opts);
+	*out = NULL;
+	if (!pv_store_location_is_postgres(location))
+		return pv_store_open_sqlite(out, location, opts);
+	/* libpq, and the LDAP and Kerberos libraries behind it, load only for
+	 * a PostgreSQL store. */
+	int rc = atomic_load(&postgres_opener) ? 0 : pv_module_load("postgres");
+	if (rc < 0)
+		return rc;
+	pv_store_opener open = atomic_load(&postgres_opener);
+	if (!open)
+		return pv_error_set(PV_ENOTFOUND, "module 'postgres' did not register the PostgreSQL store");
+	return open(out, location, opts);
 }

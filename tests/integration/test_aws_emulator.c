@@ -403,6 +403,83 @@ static void test_validate_template_uses_dry_run(void **state)
 	emu_stop(&e);
 }
 
+/* EC2 checks a dry run's parameters first: a type it does not have is not
+ * a valid template, although the emulator once answered DryRunOperation. */
+static void test_validate_template_with_unknown_instance_type_is_invalid(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *bad = tmpl_run();
+	json_object_set_new(bad, "vmType", json_string("t3.bogus"));
+	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "InvalidParameterValue"));
+	assert_non_null(strstr(pv_result_message(&r), "t3.bogus"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* An id that is not an instance id at all is the caller's error
+ * (InvalidInstanceID.Malformed), not an instance gone; a terminate naming
+ * one terminates nothing. */
+static void test_malformed_instance_id_is_invalid_and_terminates_nothing(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:[s]}", "instance_ids", "i-1"), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "InvalidInstanceID.Malformed"));
+	assert_non_null(strstr(pv_result_message(&r), "i-1"));
+	pv_result_clear(&r);
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s}", "count", 1, "template", tmpl_run(), "request_id", "req-malformed"), 0, &r);
+	assert_true(r.success);
+	const char *id = json_string_value(json_array_get(json_object_get(r.data, "instance_ids"), 0));
+	json_t *ids = json_pack("[s, s]", id, "web-1");
+	pv_result_clear(&r);
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", ids), 0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(pv_result_message(&r), "web-1"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* aws: tag keys are EC2's: a template asking for one fails for good and
+ * launches nothing. */
+static void test_reserved_aws_tag_is_refused_and_nothing_launched(void **state)
+{
+	(void)state;
+	emu_proc e = start(NULL);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *t = tmpl_run();
+	json_object_set_new(t, "instanceTags", json_string("team=blue;aws:owner=me"));
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-aws"),
+	    0, &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_int_equal(r.error_class, PV_CLASS_PERMANENT);
+	assert_non_null(strstr(pv_result_message(&r), "aws:"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 static void test_health_is_unknown_until_a_call_then_healthy(void **state)
 {
 	(void)state;
@@ -1023,8 +1100,8 @@ static void test_captured_client_requests_are_accepted(void **state)
 	};
 	/* run-instances.http and the SDK's use the same ClientToken "abc" with
 	 * the same parameters: the second is answered from the first. */
-	/* describe/terminate name i-1 and i-2, which this emulator never made:
-	 * InvalidInstanceID.NotFound (400) is checked before DryRun. */
+	/* describe/terminate name i-1 and i-2, which are not instance ids:
+	 * InvalidInstanceID.Malformed (400), checked before DryRun. */
 	const int want[] = {200, 200, 200, 400, 400, 200, 200, 400, 200, 200, 200, 200, 200, 200};
 	for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
 		char path[512];
@@ -1057,6 +1134,9 @@ int main(void)
 		cmocka_unit_test(test_wrong_credentials_fail_permanently_without_retries),
 		cmocka_unit_test(test_deadline_is_respected),
 		cmocka_unit_test(test_validate_template_uses_dry_run),
+		cmocka_unit_test(test_validate_template_with_unknown_instance_type_is_invalid),
+		cmocka_unit_test(test_malformed_instance_id_is_invalid_and_terminates_nothing),
+		cmocka_unit_test(test_reserved_aws_tag_is_refused_and_nothing_launched),
 		cmocka_unit_test(test_health_is_unknown_until_a_call_then_healthy),
 		cmocka_unit_test(test_imds_v2_credentials),
 		cmocka_unit_test(test_client_buckets_keep_emulator_from_throttling),

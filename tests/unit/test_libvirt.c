@@ -5,6 +5,8 @@
  * test:///<file> hosts written by the test (each its own host, with or
  * without a storage pool), plus a refused TCP URI for an unreachable host.
  * The same code paths as a real qemu host; no daemon, no hypervisor.
+ * Providers come from the libvirt module (provisio-libvirt.so), as in the
+ * program; only pv_libvirt_machine_state is called in the test's own copy.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -62,6 +64,17 @@ static int group_teardown(void **state)
 	return system(cmd) == 0 ? 0 : -1;
 }
 
+/* A libvirt provider as the program makes one: the factory its module
+ * registers as it loads. */
+static int libvirt_new(pv_strategy **out, const char *name, const json_t *config,
+		       const pv_clock *clock)
+{
+	pv_provider_factory f = pv_provider_factory_find("libvirt");
+	if (!f)
+		fail_msg("the libvirt module: %s", pv_error_last());
+	return f(out, name, config, clock);
+}
+
 static pv_strategy *lv_from(const char *json)
 {
 	json_error_t err;
@@ -69,10 +82,10 @@ static pv_strategy *lv_from(const char *json)
 	if (!cfg)
 		fail_msg("bad test JSON: %s", err.text);
 	pv_strategy *s = NULL;
-	int rc = pv_libvirt_new(&s, "lv1", cfg, NULL);
+	int rc = libvirt_new(&s, "lv1", cfg, NULL);
 	json_decref(cfg);
 	if (rc != 0)
-		fail_msg("pv_libvirt_new: %s", pv_error_last());
+		fail_msg("libvirt_new: %s", pv_error_last());
 	assert_int_equal(pv_strategy_initialize(s), 0);
 	return s;
 }
@@ -125,7 +138,7 @@ static int create_config_rejected(const char *json, const char *must_mention)
 	json_t *cfg = json_loads(json, 0, NULL);
 	assert_non_null(cfg);
 	pv_strategy *s = NULL;
-	int rc = pv_libvirt_new(&s, "lv1", cfg, NULL);
+	int rc = libvirt_new(&s, "lv1", cfg, NULL);
 	json_decref(cfg);
 	assert_null(s);
 	if (!strstr(pv_error_last(), must_mention))
@@ -730,7 +743,7 @@ static void test_dead_host_is_not_redialled_within_reconnect_interval(void **sta
 	pv_manual_clock *mc = pv_manual_clock_new(PV_NS_PER_S);
 	json_t *cfg = json_pack("{s:s, s:i}", "uri", REFUSED_URI, "reconnect_interval_ms", 2000);
 	pv_strategy *s = NULL;
-	assert_int_equal(pv_libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
+	assert_int_equal(libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
 	json_decref(cfg);
 	assert_int_equal(pv_strategy_initialize(s), 0);
 	assert_int_equal(connect_failures(s), 1);
@@ -902,7 +915,7 @@ static void test_passed_deadline_stops_before_creating(void **state)
 	pv_manual_clock *mc = pv_manual_clock_new(1000 * PV_NS_PER_S);
 	json_t *cfg = json_pack("{s:s}", "uri", "test:///default");
 	pv_strategy *s = NULL;
-	assert_int_equal(pv_libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
+	assert_int_equal(libvirt_new(&s, "lv1", cfg, pv_manual_clock_get(mc)), 0);
 	json_decref(cfg);
 	pv_strategy_initialize(s);
 	json_t *params = json_pack("{s:i, s:s}", "count", 2, "request_id", "req-late");

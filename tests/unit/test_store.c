@@ -459,6 +459,28 @@ static void test_version_1_file_is_migrated_keeping_rows(void **state)
 	sqlite3_close(db);
 }
 
+/* A template's capacity count (every getAvailableTemplates and
+ * requestMachines) walks the index of live machines: a row lookup per
+ * machine was half of a getAvailableTemplates next to 1,000 machines. */
+static void test_capacity_count_reads_only_live_machines(void **state)
+{
+	(void)state;
+	pv_store_close(open_store("plan.db"));
+	char path[400], sql[512];
+	snprintf(path, sizeof path, "%s/plan.db", dir);
+	snprintf(sql, sizeof sql, "EXPLAIN QUERY PLAN %s", pv_store_sql[PV_Q_IN_USE_M]);
+	sqlite3 *db;
+	sqlite3_stmt *q;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	const char *plan = (const char *)sqlite3_column_text(q, 3);
+	if (!strstr(plan, "USING INDEX machines_live"))
+		fail_msg("plan: %s", plan);
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+}
+
 static void test_newer_schema_is_refused(void **state)
 {
 	(void)state;
@@ -707,6 +729,7 @@ int main(void)
 		cmocka_unit_test(test_state_machine_allows_only_forward_moves),
 		cmocka_unit_test(test_store_refuses_illegal_transition),
 		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
+		cmocka_unit_test(test_capacity_count_reads_only_live_machines),
 		cmocka_unit_test(test_newer_schema_is_refused),
 		cmocka_unit_test(test_bad_path_is_an_error),
 	};

@@ -1,14 +1,18 @@
 /*
- * emu.c - the EC2 actions of the emulator and their XML answers.
+ * emu.c - the instance and launch template actions of the emulator, their
+ * XML answers, and the table of every action.
  *
  * RunInstances, CreateFleet (type instant), DescribeInstances,
  * TerminateInstances, CreateLaunchTemplate, DescribeLaunchTemplates,
  * DeleteLaunchTemplate, DescribeRegions, DescribeAvailabilityZones, with
  * EC2's rules where a client can notice them: ClientToken idempotency
- * (same token and parameters -> the first answer; other parameters ->
- * IdempotentParameterMismatch), DryRun, MinCount/MaxCount against a
- * capacity, InsufficientInstanceCapacity for chosen types / AZs, tags and
- * tag filters, NextToken pagination, states that move with time
+ * (same token and parameters -> the first answer, a RunInstances one with
+ * the instances' states now; other parameters ->
+ * IdempotentParameterMismatch), DryRun after the parameters are checked
+ * (an instance type EC2 does not have is InvalidParameterValue),
+ * malformed instance ids (InvalidInstanceID.Malformed), MinCount/MaxCount
+ * against a capacity, InsufficientInstanceCapacity for chosen types / AZs,
+ * tags, filters (filter.c), NextToken (paging.c), states that move with time
  * (pending -> running, shutting-down -> terminated), and launch templates
  * that must exist (an unknown id, name or version is a request error, as on
  * EC2: a lenient emulator would let a provider bug through). Response shapes
@@ -116,7 +120,11 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->tokens = json_object();
 	e->templates = json_object();
 	e->seeds = json_array();
+	e->groups = json_object();
+	e->ssm = json_object();
+	e->ssm_seeds = json_object();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
+	emu_paging_init(e);
 }
 
 void emu_reset(emu *e)
@@ -125,10 +133,13 @@ void emu_reset(emu *e)
 	json_object_clear(e->by_id);
 	json_object_clear(e->tokens);
 	json_object_clear(e->templates);
+	json_object_clear(e->groups);
 	size_t i;
 	json_t *t;
 	json_array_foreach(e->seeds, i, t)
 		json_object_set_new(e->templates, json_string_value(json_object_get(t, "name")), json_deep_copy(t));
+	json_object_clear(e->ssm);
+	json_object_update(e->ssm, e->ssm_seeds);
 }
 
 void emu_free(emu *e)
@@ -140,6 +151,9 @@ void emu_free(emu *e)
 	json_decref(e->tokens);
 	json_decref(e->templates);
 	json_decref(e->seeds);
+	json_decref(e->groups);
+	json_decref(e->ssm);
+	json_decref(e->ssm_seeds);
 }
 
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
@@ -155,19 +169,6 @@ void emu_error(emu_reply *r, int status, const char *code, const char *message, 
 	eb_add(&r->body, "</Response>");
 }
 
-static const char *param(json_t *p, const char *key) { return json_string_value(json_object_get(p, key)); }
-
-static const char *paramf(json_t *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static const char *paramf(json_t *p, const char *fmt, ...)
-{
-	char key[256];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(key, sizeof key, fmt, ap);
-	va_end(ap);
-	return param(p, key);
-}
-
 static bool in_list(json_t *arr, const char *s)
 {
 	size_t i;
@@ -177,7 +178,7 @@ static bool in_list(json_t *arr, const char *s)
 }
 
 /* Current state of an instance from its timestamps. */
-static const char *state_of(emu *e, json_t *in, int *code)
+const char *emu_state_of(emu *e, json_t *in, int *code)
 {
 	uint64_t now = emu_now_ms();
 	json_t *term = json_object_get(in, "terminate_ms");
@@ -191,13 +192,38 @@ static const char *state_of(emu *e, json_t *in, int *code)
 	return up ? "running" : "pending";
 }
 
+bool emu_live(json_t *in) { return !json_object_get(in, "terminate_ms"); }
+
 static int64_t live_count(emu *e)
 {
 	int64_t n = 0;
 	size_t i;
 	json_t *in;
-	json_array_foreach(e->instances, i, in) if (!json_object_get(in, "terminate_ms")) n++;
+	json_array_foreach(e->instances, i, in) if (emu_live(in)) n++;
 	return n;
+}
+
+void emu_terminate(emu *e, json_t *in, const char *reason_code, const char *reason_message)
+{
+	(void)e;
+	if (!emu_live(in))
+		return;
+	json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
+	json_object_set_new(in, "state_reason", json_pack("{s:s, s:s}", "code", reason_code, "message", reason_message));
+}
+
+void emu_time_now(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	strftime(out, size, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
+}
+
+void emu_uuid(emu *e, const char *prefix, char *out, size_t size)
+{
+	uint64_t x = emu_rand(e), y = emu_rand(e);
+	snprintf(out, size, "%s%08llx-%04llx-%04llx-%04llx-%012llx", prefix, (unsigned long long)(x >> 32),
+		 (unsigned long long)(x >> 16) & 0xffff, (unsigned long long)x & 0xffff,
+		 (unsigned long long)(y >> 48), (unsigned long long)(y >> 16) & 0xffffffffffffull);
 }
 
 /* ---- instance XML ------------------------------------------------------------- */
@@ -210,7 +236,7 @@ static void state_xml(emu_buf *b, const char *elem, const char *name, int code)
 static void instance_xml(emu *e, emu_buf *b, json_t *in)
 {
 	int code;
-	const char *st = state_of(e, in, &code);
+	const char *st = emu_state_of(e, in, &code);
 	eb_add(b, "<item>");
 	eb_elem(b, "instanceId", param(in, "id"));
 	eb_elem(b, "imageId", param(in, "image"));
@@ -237,6 +263,13 @@ static void instance_xml(emu *e, emu_buf *b, json_t *in)
 		eb_elem(b, "instanceLifecycle", "spot");
 	if (param(in, "token"))
 		eb_elem(b, "clientToken", param(in, "token"));
+	json_t *reason = json_object_get(in, "state_reason");
+	if (reason) {
+		eb_add(b, "<stateReason>");
+		eb_elem(b, "code", param(reason, "code"));
+		eb_elem(b, "message", param(reason, "message"));
+		eb_add(b, "</stateReason>");
+	}
 	json_t *tags = json_object_get(in, "tags");
 	if (json_object_size(tags)) {
 		const char *k;
@@ -253,7 +286,7 @@ static void instance_xml(emu *e, emu_buf *b, json_t *in)
 	eb_add(b, "</item>");
 }
 
-static void head(emu_buf *b, const char *action, const char *request_id)
+void emu_head(emu_buf *b, const char *action, const char *request_id)
 {
 	eb_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%sResponse xmlns=\"" EMU_NS "\">", action);
 	eb_elem(b, "requestId", request_id);
@@ -299,6 +332,14 @@ static bool version_exists(const char *v)
 	return strcmp(v, "$Default") == 0 || strcmp(v, "$Latest") == 0 || strcmp(v, "1") == 0;
 }
 
+json_t *emu_template_find(emu *e, const char *id, const char *name)
+{
+	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name ? name : "");
+	return t && (uint64_t)json_integer_value(json_object_get(t, "usable_ms")) <= emu_now_ms() ? t : NULL;
+}
+
+bool emu_template_version_ok(const char *v) { return !v || version_exists(v); }
+
 /*
  * The launch template named by <prefix>LaunchTemplateId or
  * <prefix>LaunchTemplateName, at <prefix>Version. EC2 refuses the whole
@@ -316,9 +357,7 @@ static bool template_param(emu *e, json_t *p, const char *prefix, const char *ri
 	*out = NULL;
 	if (!id && !name)
 		return true;
-	json_t *t = id ? template_by_id(e, id) : json_object_get(e->templates, name);
-	if (t && (uint64_t)json_integer_value(json_object_get(t, "usable_ms")) > emu_now_ms())
-		t = NULL; /* made a moment ago: not visible to launches yet */
+	json_t *t = emu_template_find(e, id, name); /* one made a moment ago is not visible yet */
 	if (!t && id) {
 		snprintf(msg, sizeof msg, "The specified launch template, with template ID %.128s, does not exist.", id);
 		emu_error(r, 400, "InvalidLaunchTemplateId.NotFound", msg, rid);
@@ -340,7 +379,7 @@ static bool template_param(emu *e, json_t *p, const char *prefix, const char *ri
 	return true;
 }
 
-static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
+const char *emu_az_of(emu *e, const char *subnet, char *buf, size_t size)
 {
 	/* A subnet lives in one AZ: pick it from the subnet id, stably. */
 	unsigned h = 0;
@@ -350,27 +389,30 @@ static const char *az_of(emu *e, const char *subnet, char *buf, size_t size)
 	return buf;
 }
 
-static json_t *launch_one(emu *e, const char *image, const char *type, const char *subnet,
-			  const char *key, const char *token, const char *lifecycle, json_t *tags,
-			  const char *reservation, int index)
+json_t *emu_launch(emu *e, const emu_launch_spec *spec, const char *token, const char *lifecycle, json_t *tags,
+		   const char *reservation, int index)
 {
 	uint64_t n = ++e->next_id;
-	char id[32], ip[32], dns[64], pub[32], az[48], when[32];
+	char id[32], ip[32], dns[64], pub[32], az[48], when[32], res[32];
 	snprintf(id, sizeof id, "i-%017llx", (unsigned long long)(0x0e00000000000000ull + n));
 	snprintf(ip, sizeof ip, "10.0.%u.%u", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
 	snprintf(dns, sizeof dns, "ip-10-0-%u-%u.ec2.internal", (unsigned)(n >> 8) & 255, (unsigned)n & 255);
 	snprintf(pub, sizeof pub, "54.%u.%u.%u", (unsigned)(n >> 16) & 255, (unsigned)(n >> 8) & 255,
 		 (unsigned)n & 255);
-	time_t now = time(NULL);
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S.000Z", gmtime(&now));
-	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:O}",
-			       "id", id, "image", image, "type", type, "subnet", subnet, "key", key,
-			       "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip", pub,
-			       "az", az_of(e, subnet, az, sizeof az), "launch_time", when, "launch_ms",
-			       (json_int_t)emu_now_ms(), "index", index, "tags", tags);
+	emu_time_now(when, sizeof when);
+	if (!reservation) {
+		snprintf(res, sizeof res, "r-%017llx", (unsigned long long)emu_rand(e) >> 4);
+		reservation = res;
+	}
+	/* Each instance its own tags: CreateTags changes one, not its siblings. */
+	json_t *in = json_pack("{s:s, s:s?, s:s, s:s?, s:s?, s:s?, s:s?, s:s, s:s, s:s, s:s, s:s, s:I, s:i, s:o, s:s, s:I}",
+			       "id", id, "image", spec->image, "type", spec->type, "subnet", spec->subnet, "key",
+			       spec->key, "token", token, "lifecycle", lifecycle, "ip", ip, "dns", dns, "public_ip",
+			       pub, "az", emu_az_of(e, spec->subnet, az, sizeof az), "launch_time", when, "launch_ms",
+			       (json_int_t)emu_now_ms(), "index", index, "tags", tags ? json_deep_copy(tags) : json_object(),
+			       "reservation", reservation, "weight", (json_int_t)(spec->weight > 0 ? spec->weight : 1));
 	if (!in)
 		abort(); /* a bug in the format above */
-	json_object_set_new(in, "reservation", json_string(reservation));
 	json_object_set(e->by_id, id, in);
 	json_array_append_new(e->instances, in);
 	return in;
@@ -386,12 +428,6 @@ static long int_param(json_t *p, const char *key, long dflt)
 	return *end || end == v ? -1 : n;
 }
 
-static bool is_true(json_t *p, const char *key)
-{
-	const char *v = param(p, key);
-	return v && strcmp(v, "true") == 0;
-}
-
 /* The canonical form of the parameters for ClientToken comparison. */
 static char *params_hash(json_t *p)
 {
@@ -402,11 +438,16 @@ static char *params_hash(json_t *p)
 	return s;
 }
 
-/* A replay of a ClientToken: true when handled (original body or
- * IdempotentParameterMismatch). */
-static bool idempotent_replay(emu *e, const char *action, json_t *p, const char *rid, emu_reply *r)
+/* By id through the index: a 200-id describe over thousands of instances
+ * must not cost 200 scans. */
+json_t *emu_find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
+
+static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r);
+
+/* EC2 answers a replayed RunInstances with the instances' states now, not
+ * those of the first answer. */
+bool emu_replay(emu *e, const char *action, json_t *p, const char *token, const char *rid, emu_reply *r)
 {
-	const char *token = param(p, "ClientToken");
 	json_t *seen = token ? json_object_get(e->tokens, token) : NULL;
 	if (!seen)
 		return false;
@@ -418,23 +459,36 @@ static bool idempotent_replay(emu *e, const char *action, json_t *p, const char 
 			  "Client token is already used with different parameters", rid);
 		return true;
 	}
+	json_t *ids = json_object_get(seen, "instance_ids");
+	if (ids) {
+		json_t *list = json_array();
+		size_t i;
+		json_t *id;
+		json_array_foreach(ids, i, id) json_array_append(list, emu_find(e, json_string_value(id)));
+		reservation_xml(e, param(seen, "reservation"), list, rid, r);
+		json_decref(list);
+		return true;
+	}
+	emu_head(&r->body, action, rid);
+	eb_add(&r->body, param(seen, "tail"));
 	r->status = 200;
-	eb_add(&r->body, param(seen, "body"));
 	return true;
 }
 
-static void remember(emu *e, const char *action, json_t *p, emu_reply *r)
+json_t *emu_remember(emu *e, const char *action, json_t *p, const char *token, emu_reply *r)
 {
-	const char *token = param(p, "ClientToken");
 	if (!token)
-		return;
+		return NULL;
+	const char *tail = strstr(r->body.s, "</requestId>");
 	char *h = params_hash(p);
-	json_object_set_new(e->tokens, token, json_pack("{s:s, s:s, s:s}", "action", action, "hash", h,
-							 "body", r->body.s));
+	json_t *seen = json_pack("{s:s, s:s, s:s}", "action", action, "hash", h, "tail",
+				 tail ? tail + strlen("</requestId>") : "");
 	free(h);
+	json_object_set_new(e->tokens, token, seen);
+	return seen;
 }
 
-static void dry_run_ok(emu_reply *r, const char *rid)
+void emu_dry_run_ok(emu_reply *r, const char *rid)
 {
 	emu_error(r, 412, "DryRunOperation", "Request would have succeeded, but DryRun flag is set.", rid);
 }
@@ -442,6 +496,24 @@ static void dry_run_ok(emu_reply *r, const char *rid)
 static bool ice(emu *e, const char *type, const char *az)
 {
 	return in_list(e->ice_types, type) || in_list(e->ice_azs, az);
+}
+
+bool emu_can_launch(emu *e, const char *type, const char *subnet)
+{
+	char az[48];
+	return !ice(e, type, emu_az_of(e, subnet, az, sizeof az)) && (e->capacity < 0 || e->capacity > live_count(e));
+}
+
+static void reservation_xml(emu *e, const char *reservation, json_t *instances, const char *rid, emu_reply *r)
+{
+	emu_head(&r->body, "RunInstances", rid);
+	eb_elem(&r->body, "reservationId", reservation);
+	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+	size_t i;
+	json_t *in;
+	json_array_foreach(instances, i, in) instance_xml(e, &r->body, in);
+	eb_add(&r->body, "</instancesSet></RunInstancesResponse>");
+	r->status = 200;
 }
 
 static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
@@ -456,21 +528,32 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	if (!type)
 		type = "m1.small";
 	long minc = int_param(p, "MinCount", 0), maxc = int_param(p, "MaxCount", 0);
+	char msg[300];
 	if (!image)
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter ImageId", rid);
-	if (strncmp(image, "ami-", 4) != 0)
-		return emu_error(r, 400, "InvalidAMIID.Malformed", "Invalid id (expecting \"ami-...\")", rid);
+	if (strncmp(image, "ami-", 4) != 0) {
+		snprintf(msg, sizeof msg, "Invalid id: \"%.200s\" (expecting \"ami-...\")", image);
+		return emu_error(r, 400, "InvalidAMIID.Malformed", msg, rid);
+	}
 	if (minc < 1 || maxc < 1 || minc > maxc)
 		return emu_error(r, 400, "InvalidParameterValue",
 				 "MinCount and MaxCount must be integers >= 1 with MinCount <= MaxCount", rid);
+	/* Validated before DryRun: a dry run answers whether the launch would
+	 * be accepted, so a type EC2 does not have is not DryRunOperation. */
+	if (!emu_instance_type_known(type)) {
+		snprintf(msg, sizeof msg, "Invalid value '%.200s' for InstanceType.", type);
+		return emu_error(r, 400, "InvalidParameterValue", msg, rid);
+	}
+	if (!emu_tag_specs_ok(p, "", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
-	if (idempotent_replay(e, "RunInstances", p, rid, r))
+		return emu_dry_run_ok(r, rid);
+	if (emu_replay(e, "RunInstances", p, param(p, "ClientToken"), rid, r))
 		return;
 	const char *subnet = param(p, "SubnetId") ? param(p, "SubnetId") : param(ltd, "SubnetId");
 	const char *key = param(p, "KeyName") ? param(p, "KeyName") : param(ltd, "KeyName");
 	char az[48];
-	if (ice(e, type, az_of(e, subnet, az, sizeof az)))
+	if (ice(e, type, emu_az_of(e, subnet, az, sizeof az)))
 		return emu_error(r, 500, "InsufficientInstanceCapacity",
 				 "We currently do not have sufficient capacity in the Availability Zone you requested", rid);
 	int64_t room = e->capacity < 0 ? maxc : e->capacity - live_count(e);
@@ -486,18 +569,23 @@ static void run_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 		tags = json_object();
 	json_object_update(tags, own);
 	json_decref(own);
-	head(&r->body, "RunInstances", rid);
-	eb_elem(&r->body, "reservationId", res);
-	eb_add(&r->body, "<ownerId>123456789012</ownerId><groupSet/><instancesSet>");
+	json_t *launched = json_array(), *ids = json_array();
 	for (long i = 0; i < n; i++) {
-		json_t *in = launch_one(e, image, type, subnet, key, param(p, "ClientToken"),
+		emu_launch_spec spec = {image, type, subnet, key, 1};
+		json_t *in = emu_launch(e, &spec, param(p, "ClientToken"),
 					market && strcmp(market, "spot") == 0 ? "spot" : NULL, tags, res, (int)i);
-		instance_xml(e, &r->body, in);
+		json_array_append(launched, in);
+		json_array_append(ids, json_object_get(in, "id"));
 	}
 	json_decref(tags);
-	eb_add(&r->body, "</instancesSet></RunInstancesResponse>");
-	r->status = 200;
-	remember(e, "RunInstances", p, r);
+	reservation_xml(e, res, launched, rid, r);
+	json_decref(launched);
+	json_t *seen = emu_remember(e, "RunInstances", p, param(p, "ClientToken"), r);
+	if (seen) {
+		json_object_set_new(seen, "reservation", json_string(res));
+		json_object_set(seen, "instance_ids", ids);
+	}
+	json_decref(ids);
 }
 
 /* ---- CreateFleet (instant) --------------------------------------------------------- */
@@ -525,22 +613,15 @@ static void fleet_error_xml(emu_buf *b, const char *lt, const fleet_override *o,
 }
 
 /* Launches `target` units over the overrides in order; writes errorSet
- * items into `errs` and fleetInstanceSet items into `insts`. */
+ * items into `errs` and fleetInstanceSet items into `insts`, appends the
+ * instance ids to `ids`. */
 static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_override *ov, int nov,
-		       long target, const char *lifecycle, const char *fleet_id, emu_buf *errs,
-		       emu_buf *insts)
+		       long target, const char *lifecycle, const char *fleet_id, json_t *tags, emu_buf *errs,
+		       emu_buf *insts, json_t *ids)
 {
-	/* The launch template's instance tags, then the fleet's own. */
-	json_t *tags = json_deep_copy(json_object_get(ltd, "tags"));
-	json_t *own = read_tags(p);
-	if (!tags)
-		tags = json_object();
-	json_object_update(tags, own);
-	json_decref(own);
-	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
 	for (int k = 0; k < nov && target > 0; k++) {
 		char az[48];
-		az_of(e, ov[k].subnet, az, sizeof az);
+		emu_az_of(e, ov[k].subnet, az, sizeof az);
 		int64_t room = e->capacity < 0 ? INT64_MAX : e->capacity - live_count(e);
 		if (ice(e, ov[k].type, az) || room <= 0) {
 			fleet_error_xml(errs, lt, &ov[k], lifecycle, "InsufficientInstanceCapacity",
@@ -565,9 +646,11 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 		eb_elem(insts, "lifecycle", lifecycle);
 		eb_add(insts, "<instanceIds>");
 		for (long i = 0; i < n; i++) {
-			json_t *in = launch_one(e, ov[k].image, ov[k].type, ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"),
-						param(ltd, "KeyName"), param(p, "ClientToken"), lifecycle, tags, res,
-						(int)i);
+			emu_launch_spec spec = {ov[k].image, ov[k].type,
+						ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"), param(ltd, "KeyName"), w};
+			json_t *in = emu_launch(e, &spec, param(p, "ClientToken"), lifecycle, tags, res, (int)i);
+			json_object_set_new(in, "group", json_string(fleet_id));
+			json_array_append(ids, json_object_get(in, "id"));
 			eb_elem(insts, "item", param(in, "id"));
 		}
 		eb_add(insts, "</instanceIds>");
@@ -575,7 +658,6 @@ static void fleet_fill(emu *e, json_t *p, const char *lt, json_t *ltd, fleet_ove
 		eb_add(insts, "</item>");
 		target -= n * w;
 	}
-	json_decref(tags);
 }
 
 /* LaunchTemplateConfigs.1.Overrides.N (the template's type alone when none);
@@ -605,12 +687,58 @@ static bool fleet_overrides(json_t *p, json_t *ltd, fleet_override *ov, int *nov
 	return true;
 }
 
+/* The instance tags of a fleet: the launch template's, the request's, and
+ * EC2's aws:ec2:fleet-id. */
+static json_t *fleet_tags(json_t *p, json_t *ltd, const char *fleet_id)
+{
+	json_t *tags = json_deep_copy(json_object_get(ltd, "tags"));
+	json_t *own = read_tags(p);
+	if (!tags)
+		tags = json_object();
+	json_object_update(tags, own);
+	json_decref(own);
+	json_object_set_new(tags, "aws:ec2:fleet-id", json_string(fleet_id));
+	return tags;
+}
+
+/* A fleet of any type is kept as a group (groups.c): DescribeFleets,
+ * DeleteFleets and, for maintain, replacement work on it. */
+static json_t *fleet_group(emu *e, json_t *p, const char *fleet_id, const char *type, json_t *tmpl,
+			   fleet_override *ov, int nov, long total, long od, json_t *tags)
+{
+	json_t *ltd = json_object_get(tmpl, "data");
+	json_t *g = emu_group_new(e, "fleet", fleet_id, type);
+	json_t *specs = json_object_get(g, "specs");
+	for (int k = 0; k < nov; k++)
+		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "image", ov[k].image, "type",
+						       ov[k].type, "subnet",
+						       ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"), "key",
+						       param(ltd, "KeyName"), "weight",
+						       (json_int_t)(ov[k].weight > 0 ? ov[k].weight : 1)));
+	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
+	const char *excess = param(p, "ExcessCapacityTerminationPolicy");
+	json_object_update_new(g, json_pack("{s:I, s:I, s:O, s:s?, s:s, s:s, s:s, s:s}", "target", (json_int_t)total,
+					"on_demand", (json_int_t)od, "tags", tags, "token", param(p, "ClientToken"),
+					"lt_id", param(tmpl, "id"), "lt_version",
+					param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version")
+						? param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.Version")
+						: "$Default",
+					"default_type", dflt ? dflt : "on-demand", "excess",
+					excess ? excess : "termination"));
+	return g;
+}
+
 static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *type = param(p, "Type");
 	long total = int_param(p, "TargetCapacitySpecification.TotalTargetCapacity", 0);
-	if (!type || strcmp(type, "instant") != 0)
-		return emu_error(r, 400, "InvalidParameterValue", "this emulator supports Type=instant only", rid);
+	if (!type)
+		type = "maintain"; /* EC2's default */
+	if (strcmp(type, "instant") != 0 && strcmp(type, "request") != 0 && strcmp(type, "maintain") != 0) {
+		char msg[200];
+		snprintf(msg, sizeof msg, "The fleet type '%.64s' is not valid: instant, request or maintain", type);
+		return emu_error(r, 400, "InvalidParameterValue", msg, rid);
+	}
 	json_t *tmpl;
 	if (!template_param(e, p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.", rid, r, &tmpl))
 		return;
@@ -626,9 +754,11 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	int nov;
 	if (!fleet_overrides(p, ltd, ov, &nov, rid, r))
 		return;
+	if (!emu_tag_specs_ok(p, "", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
-	if (idempotent_replay(e, "CreateFleet", p, rid, r))
+		return emu_dry_run_ok(r, rid);
+	if (emu_replay(e, "CreateFleet", p, param(p, "ClientToken"), rid, r))
 		return;
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
 	long od = int_param(p, "TargetCapacitySpecification.OnDemandTargetCapacity", -1);
@@ -643,26 +773,73 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 		spot = total - od;
 	}
 	char fleet_id[64];
-	uint64_t x = emu_rand(e);
-	snprintf(fleet_id, sizeof fleet_id, "fleet-%08llx-%04llx-%04llx-%04llx-%012llx",
-		 (unsigned long long)(x >> 32), (unsigned long long)(x >> 16) & 0xffff,
-		 (unsigned long long)x & 0xffff, (unsigned long long)(x >> 48),
-		 (unsigned long long)(emu_rand(e) >> 16));
+	emu_uuid(e, "fleet-", fleet_id, sizeof fleet_id);
+	json_t *tags = fleet_tags(p, ltd, fleet_id);
+	json_t *g = fleet_group(e, p, fleet_id, type, tmpl, ov, nov, total, od, tags);
 	emu_buf errs = {0}, insts = {0};
 	eb_add(&errs, "");
 	eb_add(&insts, "");
-	if (od > 0)
-		fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, &errs, &insts);
-	if (spot > 0)
-		fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, &errs, &insts);
-	head(&r->body, "CreateFleet", rid);
+	if (strcmp(type, "instant") == 0) {
+		/* instant answers what it launched and what failed, per override. */
+		json_t *ids = json_object_get(g, "instances");
+		if (od > 0)
+			fleet_fill(e, p, lt, ltd, ov, nov, od, "on-demand", fleet_id, tags, &errs, &insts, ids);
+		if (spot > 0)
+			fleet_fill(e, p, lt, ltd, ov, nov, spot, "spot", fleet_id, tags, &errs, &insts, ids);
+	} else {
+		emu_group_fill(e, g, NULL);
+	}
+	json_decref(tags);
+	emu_head(&r->body, "CreateFleet", rid);
 	eb_elem(&r->body, "fleetId", fleet_id);
 	eb_printf(&r->body, "<errorSet>%s</errorSet><fleetInstanceSet>%s</fleetInstanceSet>", errs.s, insts.s);
 	eb_add(&r->body, "</CreateFleetResponse>");
 	eb_free(&errs);
 	eb_free(&insts);
 	r->status = 200;
-	remember(e, "CreateFleet", p, r);
+	emu_remember(e, "CreateFleet", p, param(p, "ClientToken"), r);
+}
+
+/* A launch spec from a launch template, with an override's type, subnet and
+ * weight (NULL: the template's own). */
+static bool template_spec(json_t *specs, json_t *ltd, const char *type, const char *subnet, const char *weight,
+			  const char *rid, emu_reply *r)
+{
+	type = type ? type : param(ltd, "InstanceType");
+	if (!type || !param(ltd, "ImageId")) {
+		emu_error(r, 400, "MissingParameter",
+			  "A launch template without an ImageId or InstanceType needs them in Overrides", rid);
+		return false;
+	}
+	json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O}", "image", param(ltd, "ImageId"),
+					       "type", type, "subnet", subnet ? subnet : param(ltd, "SubnetId"), "key",
+					       param(ltd, "KeyName"), "weight",
+					       (json_int_t)(weight && atof(weight) >= 1 ? atof(weight) : 1), "tags",
+					       json_object_get(ltd, "tags")));
+	return true;
+}
+
+bool emu_template_configs(emu *e, json_t *p, const char *prefix, json_t *specs, const char *rid, emu_reply *r)
+{
+	for (int c = 1;; c++) {
+		char pre[200];
+		snprintf(pre, sizeof pre, "%sLaunchTemplateConfigs.%d.", prefix, c);
+		char spec[240];
+		snprintf(spec, sizeof spec, "%sLaunchTemplateSpecification.", pre);
+		json_t *tmpl;
+		if (!template_param(e, p, spec, rid, r, &tmpl))
+			return false;
+		if (!tmpl)
+			return true;
+		json_t *ltd = json_object_get(tmpl, "data");
+		if (!paramf(p, "%sOverrides.1.InstanceType", pre) && !template_spec(specs, ltd, NULL, NULL, NULL, rid, r))
+			return false;
+		for (int k = 1; paramf(p, "%sOverrides.%d.InstanceType", pre, k); k++)
+			if (!template_spec(specs, ltd, paramf(p, "%sOverrides.%d.InstanceType", pre, k),
+					   paramf(p, "%sOverrides.%d.SubnetId", pre, k),
+					   paramf(p, "%sOverrides.%d.WeightedCapacity", pre, k), rid, r))
+				return false;
+	}
 }
 
 /* ---- launch templates ------------------------------------------------------------------ */
@@ -765,9 +942,11 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 		return emu_error(r, 400, "InvalidLaunchTemplateName.MalformedException",
 				 "A launch template name must be between 3 and 128 characters, and may contain "
 				 "letters, numbers, and the following characters: - ( ) . / _.'", rid);
+	if (!emu_tag_specs_ok(p, "LaunchTemplateData.", rid, r))
+		return;
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
-	if (idempotent_replay(e, "CreateLaunchTemplate", p, rid, r))
+		return emu_dry_run_ok(r, rid);
+	if (emu_replay(e, "CreateLaunchTemplate", p, param(p, "ClientToken"), rid, r))
 		return;
 	if (json_object_get(e->templates, name))
 		return emu_error(r, 400, "InvalidLaunchTemplateName.AlreadyExistsException",
@@ -775,12 +954,12 @@ static void create_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 	char id[32];
 	snprintf(id, sizeof id, "lt-%017llx", (unsigned long long)emu_rand(e) >> 4);
 	json_t *t = template_add(e, id, name, template_data(p));
-	head(&r->body, "CreateLaunchTemplate", rid);
+	emu_head(&r->body, "CreateLaunchTemplate", rid);
 	eb_add(&r->body, "<launchTemplate>");
 	template_xml(&r->body, t);
 	eb_add(&r->body, "</launchTemplate></CreateLaunchTemplateResponse>");
 	r->status = 200;
-	remember(e, "CreateLaunchTemplate", p, r);
+	emu_remember(e, "CreateLaunchTemplate", p, param(p, "ClientToken"), r);
 }
 
 /* The templates named by LaunchTemplateId.N / LaunchTemplateName.N (all
@@ -819,7 +998,7 @@ static void describe_launch_templates(emu *e, json_t *p, const char *rid, emu_re
 	json_t *list = templates_param(e, p, rid, r);
 	if (!list)
 		return;
-	head(&r->body, "DescribeLaunchTemplates", rid);
+	emu_head(&r->body, "DescribeLaunchTemplates", rid);
 	eb_add(&r->body, "<launchTemplates>");
 	size_t i;
 	json_t *t;
@@ -844,8 +1023,8 @@ static void delete_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 		return emu_error(r, 400, id ? "InvalidLaunchTemplateId.NotFound" : "InvalidLaunchTemplateName.NotFoundException",
 				 "The specified launch template does not exist.", rid);
 	if (is_true(p, "DryRun"))
-		return dry_run_ok(r, rid);
-	head(&r->body, "DeleteLaunchTemplate", rid);
+		return emu_dry_run_ok(r, rid);
+	emu_head(&r->body, "DeleteLaunchTemplate", rid);
 	eb_add(&r->body, "<launchTemplate>");
 	template_xml(&r->body, t);
 	eb_add(&r->body, "</launchTemplate></DeleteLaunchTemplateResponse>");
@@ -855,20 +1034,33 @@ static void delete_launch_template(emu *e, json_t *p, const char *rid, emu_reply
 
 /* ---- describe / terminate ------------------------------------------------------------- */
 
-/* By id through the index: a 200-id describe over thousands of instances
- * must not cost 200 scans. */
-static json_t *find(emu *e, const char *id) { return json_object_get(e->by_id, id); }
-
-/* Collects InstanceId.N; on an unknown id fills r with NotFound. */
-static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+bool emu_instance_id_ok(const char *id)
 {
+	size_t n = strlen(id);
+	return strncmp(id, "i-", 2) == 0 && (n == 10 || n == 19) && strspn(id + 2, "0123456789abcdef") == n - 2;
+}
+
+json_t *emu_ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
+{
+	/* A malformed id is refused before any lookup, as EC2 does. */
+	for (int k = 1;; k++) {
+		const char *id = paramf(p, "InstanceId.%d", k);
+		if (!id)
+			break;
+		if (!emu_instance_id_ok(id)) {
+			char msg[300];
+			snprintf(msg, sizeof msg, "Invalid id: \"%.200s\"", id);
+			emu_error(r, 400, "InvalidInstanceID.Malformed", msg, rid);
+			return NULL;
+		}
+	}
 	json_t *list = json_array();
 	emu_buf missing = {0};
 	for (int k = 1;; k++) {
 		const char *id = paramf(p, "InstanceId.%d", k);
 		if (!id)
 			break;
-		json_t *in = find(e, id);
+		json_t *in = emu_find(e, id);
 		if (in) {
 			json_array_append(list, in);
 		} else {
@@ -889,75 +1081,85 @@ static json_t *ids_param(emu *e, json_t *p, const char *rid, emu_reply *r)
 	return list;
 }
 
-static bool filter_match(emu *e, json_t *in, const char *name, json_t *values)
+/* DescribeInstances' filters this emulator models (EC2 has more). */
+static const char *const instance_filters[] = {
+	"availability-zone", "client-token", "image-id", "instance-id", "instance-lifecycle",
+	"instance-state-code", "instance-state-name", "instance-type", "ip-address", "key-name",
+	"launch-index", "launch-time", "owner-id", "private-dns-name", "private-ip-address",
+	"reservation-id", "subnet-id", "tag:", "tag-key", "tag-value", NULL,
+};
+
+const char *emu_instance_field(emu *e, json_t *in, const char *name, char *buf, size_t size)
 {
-	const char *have = NULL;
+	static const struct {
+		const char *filter, *member;
+	} plain[] = {
+		{"availability-zone", "az"}, {"client-token", "token"}, {"image-id", "image"},
+		{"instance-id", "id"}, {"instance-lifecycle", "lifecycle"}, {"instance-type", "type"},
+		{"ip-address", "public_ip"}, {"key-name", "key"}, {"launch-time", "launch_time"},
+		{"private-dns-name", "dns"}, {"private-ip-address", "ip"}, {"reservation-id", "reservation"},
+		{"subnet-id", "subnet"},
+	};
+	for (size_t i = 0; i < sizeof plain / sizeof plain[0]; i++)
+		if (strcmp(name, plain[i].filter) == 0)
+			return param(in, plain[i].member);
 	int code;
+	const char *state = emu_state_of(e, in, &code);
 	if (strcmp(name, "instance-state-name") == 0)
-		have = state_of(e, in, &code);
-	else if (strcmp(name, "instance-type") == 0)
-		have = param(in, "type");
-	else if (strcmp(name, "reservation-id") == 0)
-		have = param(in, "reservation");
-	else if (strcmp(name, "client-token") == 0)
-		have = param(in, "token");
-	else if (strcmp(name, "availability-zone") == 0)
-		have = param(in, "az");
-	else if (strncmp(name, "tag:", 4) == 0)
-		have = json_string_value(json_object_get(json_object_get(in, "tags"), name + 4));
-	else if (strcmp(name, "tag-key") == 0) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(values, i, v)
-			if (json_object_get(json_object_get(in, "tags"), json_string_value(v)))
-				return true;
-		return false;
-	}
-	return have && in_list(values, have);
+		return state;
+	if (strcmp(name, "instance-state-code") == 0)
+		snprintf(buf, size, "%d", code);
+	else if (strcmp(name, "launch-index") == 0)
+		snprintf(buf, size, "%lld", (long long)json_integer_value(json_object_get(in, "index")));
+	else if (strcmp(name, "owner-id") == 0)
+		snprintf(buf, size, "123456789012");
+	else
+		return NULL;
+	return buf;
 }
 
-static bool matches_filters(emu *e, json_t *in, json_t *p)
+long emu_max_results(json_t *p, const char *rid, emu_reply *r)
 {
-	for (int f = 1;; f++) {
-		const char *name = paramf(p, "Filter.%d.Name", f);
-		if (!name)
-			return true;
-		json_t *values = json_array();
-		for (int v = 1;; v++) {
-			const char *val = paramf(p, "Filter.%d.Value.%d", f, v);
-			if (!val)
-				break;
-			json_array_append_new(values, json_string(val));
-		}
-		bool ok = filter_match(e, in, name, values);
-		json_decref(values);
-		if (!ok)
-			return false;
+	if (!param(p, "MaxResults"))
+		return -1;
+	if (param(p, "InstanceId.1")) {
+		emu_error(r, 400, "InvalidParameterCombination",
+			  "The parameter instancesSet cannot be used with the parameter maxResults", rid);
+		return 0;
 	}
+	long max = int_param(p, "MaxResults", 0);
+	if (max < 5 || max > 1000) {
+		emu_error(r, 400, "InvalidParameterValue", "MaxResults must be from 5 to 1000", rid);
+		return 0;
+	}
+	return max;
 }
 
 static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
-	long max = int_param(p, "MaxResults", 0);
-	/* EC2 may page even an id query when the answer is large. */
-	long page = param(p, "MaxResults") ? max : e->page_size;
-	if (param(p, "MaxResults") && param(p, "InstanceId.1"))
-		return emu_error(r, 400, "InvalidParameterCombination",
-				 "The parameter instancesSet cannot be used with the parameter maxResults", rid);
-	if (param(p, "MaxResults") && (max < 5 || max > 1000))
-		return emu_error(r, 400, "InvalidParameterValue", "MaxResults must be from 5 to 1000", rid);
-	json_t *pool = param(p, "InstanceId.1") ? ids_param(e, p, rid, r) : json_incref(e->instances);
-	if (!pool)
+	long max = emu_max_results(p, rid, r);
+	if (max == 0)
 		return;
-	long start = param(p, "NextToken") ? atol(param(p, "NextToken")) : 0, shown = 0, i = 0;
-	head(&r->body, "DescribeInstances", rid);
+	/* EC2 may page even an id query when the answer is large. */
+	long page = max > 0 ? max : e->page_size;
+	json_t *filters = emu_filters(p, instance_filters, rid, r);
+	if (!filters)
+		return;
+	json_t *pool = param(p, "InstanceId.1") ? emu_ids_param(e, p, rid, r) : json_incref(e->instances);
+	long start = pool ? emu_describe_start(e, "DescribeInstances", p, rid, r) : -1, shown = 0, i = 0;
+	if (start < 0) {
+		json_decref(pool);
+		json_decref(filters);
+		return;
+	}
+	emu_head(&r->body, "DescribeInstances", rid);
 	eb_add(&r->body, "<reservationSet>");
 	const char *open_res = NULL;
 	size_t k;
 	json_t *in;
 	long next = -1;
 	json_array_foreach(pool, k, in) {
-		if (!matches_filters(e, in, p))
+		if (!emu_filters_match(e, filters, in, emu_instance_field))
 			continue;
 		if (i++ < start)
 			continue;
@@ -980,10 +1182,10 @@ static void describe_instances(emu *e, json_t *p, const char *rid, emu_reply *r)
 	if (open_res)
 		eb_add(&r->body, "</instancesSet></item>");
 	eb_add(&r->body, "</reservationSet>");
-	if (next >= 0)
-		eb_printf(&r->body, "<nextToken>%ld</nextToken>", next);
+	emu_page_next(e, "DescribeInstances", p, next, &r->body);
 	eb_add(&r->body, "</DescribeInstancesResponse>");
 	json_decref(pool);
+	json_decref(filters);
 	r->status = 200;
 }
 
@@ -991,23 +1193,22 @@ static void terminate_instances(emu *e, json_t *p, const char *rid, emu_reply *r
 {
 	if (!param(p, "InstanceId.1"))
 		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter InstanceId", rid);
-	json_t *list = ids_param(e, p, rid, r);
+	json_t *list = emu_ids_param(e, p, rid, r);
 	if (!list)
 		return;
 	if (is_true(p, "DryRun")) {
 		json_decref(list);
-		return dry_run_ok(r, rid);
+		return emu_dry_run_ok(r, rid);
 	}
-	head(&r->body, "TerminateInstances", rid);
+	emu_head(&r->body, "TerminateInstances", rid);
 	eb_add(&r->body, "<instancesSet>");
 	size_t i;
 	json_t *in;
 	json_array_foreach(list, i, in) {
 		int before, after;
-		const char *prev = state_of(e, in, &before);
-		if (!json_object_get(in, "terminate_ms"))
-			json_object_set_new(in, "terminate_ms", json_integer((json_int_t)emu_now_ms()));
-		const char *cur = state_of(e, in, &after);
+		const char *prev = emu_state_of(e, in, &before);
+		emu_terminate(e, in, EMU_USER_SHUTDOWN);
+		const char *cur = emu_state_of(e, in, &after);
 		eb_add(&r->body, "<item>");
 		eb_elem(&r->body, "instanceId", param(in, "id"));
 		state_xml(&r->body, "currentState", cur, after);
@@ -1023,7 +1224,7 @@ static void describe_regions(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	(void)p;
 	const char *regions[] = {"us-east-1", "us-east-2", "us-west-2", "eu-west-1", e->region};
-	head(&r->body, "DescribeRegions", rid);
+	emu_head(&r->body, "DescribeRegions", rid);
 	eb_add(&r->body, "<regionInfo>");
 	for (int i = 0; i < 5; i++) {
 		if (i == 4 && (strcmp(e->region, "us-east-1") == 0 || strcmp(e->region, "us-east-2") == 0 ||
@@ -1041,7 +1242,7 @@ static void describe_regions(emu *e, json_t *p, const char *rid, emu_reply *r)
 static void describe_azs(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	(void)p;
-	head(&r->body, "DescribeAvailabilityZones", rid);
+	emu_head(&r->body, "DescribeAvailabilityZones", rid);
 	eb_add(&r->body, "<availabilityZoneInfo>");
 	for (char c = 'a'; c <= 'c'; c++) {
 		char az[48];
@@ -1056,35 +1257,80 @@ static void describe_azs(emu *e, json_t *p, const char *rid, emu_reply *r)
 	r->status = 200;
 }
 
-/* The actions this emulator serves. */
+/* The actions this emulator serves: one table for the three services one
+ * endpoint answers (a request names its service by what it is signed for). */
 static const struct {
-	const char *name;
+	const char *service, *name;
 	void (*run)(emu *e, json_t *p, const char *rid, emu_reply *r);
 } actions[] = {
-	{"RunInstances", run_instances},
-	{"CreateFleet", create_fleet},
-	{"DescribeInstances", describe_instances},
-	{"TerminateInstances", terminate_instances},
-	{"CreateLaunchTemplate", create_launch_template},
-	{"DescribeLaunchTemplates", describe_launch_templates},
-	{"DeleteLaunchTemplate", delete_launch_template},
-	{"DescribeRegions", describe_regions},
-	{"DescribeAvailabilityZones", describe_azs},
+	{"ec2", "RunInstances", run_instances},
+	{"ec2", "CreateFleet", create_fleet},
+	{"ec2", "DescribeInstances", describe_instances},
+	{"ec2", "TerminateInstances", terminate_instances},
+	{"ec2", "CreateLaunchTemplate", create_launch_template},
+	{"ec2", "DescribeLaunchTemplates", describe_launch_templates},
+	{"ec2", "DeleteLaunchTemplate", delete_launch_template},
+	{"ec2", "DescribeRegions", describe_regions},
+	{"ec2", "DescribeAvailabilityZones", describe_azs},
+	{"ec2", "CreateTags", emu_create_tags},
+	{"ec2", "DeleteTags", emu_delete_tags},
+	{"ec2", "DescribeTags", emu_describe_tags},
+	{"ec2", "DescribeInstanceStatus", emu_describe_instance_status},
+	{"ec2", "DescribeFleets", emu_describe_fleets},
+	{"ec2", "DescribeFleetInstances", emu_describe_fleet_instances},
+	{"ec2", "DeleteFleets", emu_delete_fleets},
+	{"ec2", "ModifyFleet", emu_modify_fleet},
+	{"ec2", "RequestSpotFleet", emu_request_spot_fleet},
+	{"ec2", "DescribeSpotFleetRequests", emu_describe_spot_fleet_requests},
+	{"ec2", "DescribeSpotFleetInstances", emu_describe_spot_fleet_instances},
+	{"ec2", "CancelSpotFleetRequests", emu_cancel_spot_fleet_requests},
+	{"ec2", "ModifySpotFleetRequest", emu_modify_spot_fleet_request},
+	{"autoscaling", "CreateAutoScalingGroup", emu_create_auto_scaling_group},
+	{"autoscaling", "SetDesiredCapacity", emu_set_desired_capacity},
+	{"autoscaling", "TerminateInstanceInAutoScalingGroup", emu_terminate_instance_in_asg},
+	{"autoscaling", "DescribeAutoScalingGroups", emu_describe_auto_scaling_groups},
+	{"autoscaling", "DescribeAutoScalingInstances", emu_describe_auto_scaling_instances},
+	{"autoscaling", "DeleteAutoScalingGroup", emu_delete_auto_scaling_group},
+	{"ssm", "GetParameter", emu_get_parameter},
 };
 
-void emu_dispatch(emu *e, const char *action, json_t *params, const char *rid, emu_reply *r)
+bool emu_service_known(const char *service)
 {
-	const char *version = param(params, "Version");
+	return strcmp(service, "ec2") == 0 || strcmp(service, "autoscaling") == 0 || strcmp(service, "ssm") == 0;
+}
+
+void emu_service_error(emu_reply *r, const char *service, int status, const char *code, const char *message,
+		       const char *rid)
+{
+	if (strcmp(service, "autoscaling") == 0)
+		emu_asg_error(r, status, code, message, rid);
+	else if (strcmp(service, "ssm") == 0)
+		emu_ssm_error(r, status, code, message, rid);
+	else
+		emu_error(r, status, code, message, rid);
+}
+
+void emu_dispatch(emu *e, const char *service, const char *action, json_t *params, const char *rid, emu_reply *r)
+{
+	bool query = strcmp(service, "ssm") != 0; /* ssm speaks JSON: no Version */
 	if (!action)
-		return emu_error(r, 400, "MissingAction", "The request must contain the parameter Action", rid);
-	if (!version)
-		return emu_error(r, 400, "MissingParameter", "The request must contain the parameter Version", rid);
+		return emu_service_error(r, service, 400, query ? "MissingAction" : "UnknownOperationException",
+					 query ? "The request must contain the parameter Action"
+					       : "The request must name the operation in X-Amz-Target",
+					 rid);
+	if (query && !param(params, "Version"))
+		return emu_service_error(r, service, 400, "MissingParameter",
+					 "The request must contain the parameter Version", rid);
+	emu_groups_reconcile(e);
 	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
-		if (strcmp(action, actions[i].name) == 0) {
+		if (strcmp(service, actions[i].service) == 0 && strcmp(action, actions[i].name) == 0) {
 			actions[i].run(e, params, rid, r);
 			return;
 		}
-	emu_error(r, 400, "InvalidAction", "The action is not valid for this web service", rid);
+	if (query)
+		return emu_service_error(r, service, 400, "InvalidAction",
+					 "The action is not valid for this web service", rid);
+	emu_ssm_error(r, 400, "UnknownOperationException", "", rid);
 }
 
 json_t *emu_instance_stats(emu *e)
@@ -1094,12 +1340,13 @@ json_t *emu_instance_stats(emu *e)
 	json_t *in;
 	json_array_foreach(e->instances, i, in) {
 		int code;
-		const char *st = state_of(e, in, &code);
+		const char *st = emu_state_of(e, in, &code);
 		json_object_set_new(by_state, st, json_integer(json_integer_value(json_object_get(by_state, st)) + 1));
 		const char *t = param(in, "token");
 		if (t)
 			json_object_set_new(by_token, t, json_integer(json_integer_value(json_object_get(by_token, t)) + 1));
 	}
-	return json_pack("{s:I, s:I, s:o, s:o}", "total", (json_int_t)json_array_size(e->instances), "live",
-			 (json_int_t)live_count(e), "by_state", by_state, "by_client_token", by_token);
+	return json_pack("{s:I, s:I, s:o, s:o, s:I}", "total", (json_int_t)json_array_size(e->instances), "live",
+			 (json_int_t)live_count(e), "by_state", by_state, "by_client_token", by_token, "groups",
+			 (json_int_t)json_object_size(e->groups));
 }

@@ -14,12 +14,19 @@
  *                [--drop-rate P] [--ice-types t1,t2] [--ice-azs az1,az2]
  *                [--capacity N] [--no-throttle] [--boot-ms MS]
  *                [--shutdown-ms MS] [--page-size N] [--seed N]
- *                [--launch-template-settle-ms MS]
+ *                [--launch-template-settle-ms MS] [--status-ms MS]
  *                [--launch-template ID:NAME[:IMAGE[:TYPE]]]...
+ *                [--ssm-parameter NAME=VALUE]...
  *
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
  * underscores), POST /_emu/reset, POST /_emu/launch_template (JSON id,
- * name, image_id, instance_type).
+ * name, image_id, instance_type), POST /_emu/interrupt (JSON count or
+ * instance_ids: spot interruptions), POST /_emu/ssm_parameter (JSON name,
+ * value).
+ *
+ * The endpoint answers three services, by the one a request is signed
+ * for: ec2 (Query), autoscaling (Query) and ssm (JSON); EC2's buckets and
+ * the injected faults apply to ec2 only.
  *
  * --launch-template exists because the emulator, like EC2, refuses a
  * launch template it does not know: a test that names a template id of its
@@ -188,6 +195,7 @@ typedef struct pending {
 	int status;
 	char rid[40];
 	struct evbuffer *body;
+	const char *content_type; /* a static string */
 	struct event *ev;
 	bool drop;
 	server *s;
@@ -239,7 +247,7 @@ static void send_now(pending *p)
 		int one = 1;
 		setsockopt((int)bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		struct evkeyvalq *h = evhttp_request_get_output_headers(p->req);
-		evhttp_add_header(h, "Content-Type", "text/xml;charset=UTF-8");
+		evhttp_add_header(h, "Content-Type", p->content_type);
 		evhttp_add_header(h, "x-amzn-RequestId", p->rid);
 		evhttp_add_header(h, "Server", "AmazonEC2");
 		evhttp_send_reply(p->req, p->status, reason(p->status), p->body);
@@ -258,10 +266,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 static void reply(server *s, struct evhttp_request *req, int status, const char *rid, const char *body,
-		  size_t len, bool drop)
+		  size_t len, const char *content_type, bool drop)
 {
 	pending *p = calloc(1, sizeof *p);
 	p->req = req;
+	p->content_type = content_type ? content_type : "text/xml;charset=UTF-8";
 	p->status = status;
 	p->s = s;
 	p->drop = drop;
@@ -288,7 +297,7 @@ static void reply_error(server *s, struct evhttp_request *req, int status, const
 {
 	emu_reply r = {0};
 	emu_error(&r, status, code, msg, rid);
-	reply(s, req, status, rid, r.body.s, r.body.len, false);
+	reply(s, req, status, rid, r.body.s, r.body.len, NULL, false);
 	eb_free(&r.body);
 }
 
@@ -348,6 +357,8 @@ static void apply_config(server *s, json_t *c)
 		s->e.shutdown_ms = (uint64_t)json_integer_value(v);
 	if ((v = json_object_get(c, "launch_template_settle_ms")))
 		s->e.lt_settle_ms = (uint64_t)json_integer_value(v);
+	if ((v = json_object_get(c, "status_ms")))
+		s->e.status_ms = (uint64_t)json_integer_value(v);
 	set_list(&s->e.ice_types, json_object_get(c, "ice_types"));
 	set_list(&s->e.ice_azs, json_object_get(c, "ice_azs"));
 }
@@ -365,6 +376,45 @@ static void admin_launch_template(server *s, struct evhttp_request *req, const c
 				      json_string_value(json_object_get(c, "name")),
 				      json_string_value(json_object_get(c, "image_id")),
 				      json_string_value(json_object_get(c, "instance_type")), false, err, sizeof err);
+	json_decref(c);
+	if (rc < 0)
+		return send_json(req, 400, json_pack("{s:s}", "error", err));
+	send_json(req, 200, json_pack("{s:b}", "ok", 1));
+}
+
+/* POST /_emu/interrupt: {"count": N} (the oldest live spot instances) or
+ * {"instance_ids": [...]} (each must be a live spot instance). */
+static void admin_interrupt(server *s, struct evhttp_request *req, const char *body, size_t len)
+{
+	json_t *c = json_loadb(body ? body : "", len, 0, NULL);
+	json_t *ids = json_object_get(c, "instance_ids"), *count = json_object_get(c, "count");
+	const char *why = NULL;
+	size_t i;
+	json_t *v;
+	if (!json_is_object(c) || (!json_is_array(ids) && !json_is_integer(count)))
+		why = "body must be {\"count\": N} or {\"instance_ids\": [...]}";
+	json_array_foreach(ids, i, v) {
+		json_t *in = json_is_string(v) ? emu_find(&s->e, json_string_value(v)) : NULL;
+		const char *l = in ? json_string_value(json_object_get(in, "lifecycle")) : NULL;
+		if (!why && (!in || !emu_live(in) || !l || strcmp(l, "spot") != 0))
+			why = "every instance_ids item must be a live spot instance";
+	}
+	if (why) {
+		json_decref(c);
+		return send_json(req, 400, json_pack("{s:s}", "error", why));
+	}
+	json_t *done = emu_interrupt_spot(&s->e, (long)json_integer_value(count), json_is_array(ids) ? ids : NULL);
+	json_decref(c);
+	send_json(req, 200, json_pack("{s:o}", "interrupted", done));
+}
+
+/* POST /_emu/ssm_parameter: {"name", "value"}. */
+static void admin_ssm_parameter(server *s, struct evhttp_request *req, const char *body, size_t len)
+{
+	json_t *c = json_loadb(body ? body : "", len, 0, NULL);
+	char err[256];
+	int rc = emu_ssm_put(&s->e, json_string_value(json_object_get(c, "name")),
+			     json_string_value(json_object_get(c, "value")), false, err, sizeof err);
 	json_decref(c);
 	if (rc < 0)
 		return send_json(req, 400, json_pack("{s:s}", "error", err));
@@ -396,6 +446,10 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 	}
 	if (strcmp(path, "/_emu/launch_template") == 0)
 		return admin_launch_template(s, req, body, len);
+	if (strcmp(path, "/_emu/interrupt") == 0)
+		return admin_interrupt(s, req, body, len);
+	if (strcmp(path, "/_emu/ssm_parameter") == 0)
+		return admin_ssm_parameter(s, req, body, len);
 	send_json(req, 404, json_pack("{s:s}", "error", "unknown admin path"));
 }
 
@@ -443,8 +497,29 @@ static const char *method_name(enum evhttp_cmd_type c)
 	}
 }
 
-/* SigV4 over what evhttp parsed. 0 when valid, else replied. */
-static int authenticate(server *s, struct evhttp_request *req, const char *body, size_t len, const char *rid)
+/* The service a request is signed for, from its credential scope
+ * (AK/date/region/SERVICE/aws4_request): one endpoint answers ec2,
+ * autoscaling and ssm. Another or none: ec2, whose verifier then refuses. */
+static void signed_service(struct evhttp_request *req, char *out, size_t size)
+{
+	const char *auth = evhttp_find_header(evhttp_request_get_input_headers(req), "Authorization");
+	const char *cred = auth ? strstr(auth, "Credential=") : NULL;
+	snprintf(out, size, "ec2");
+	for (int slash = 0; cred && *cred && *cred != ',' && *cred != ' '; cred++) {
+		if (*cred == '/' && ++slash == 3) {
+			size_t n = strcspn(cred + 1, "/, ");
+			char svc[32];
+			snprintf(svc, sizeof svc, "%.*s", (int)(n < sizeof svc ? n : sizeof svc - 1), cred + 1);
+			if (emu_service_known(svc))
+				snprintf(out, size, "%s", svc);
+			return;
+		}
+	}
+}
+
+/* SigV4 over what evhttp parsed, for `service`. 0 when valid, else replied. */
+static int authenticate(server *s, struct evhttp_request *req, const char *service, const char *body, size_t len,
+			const char *rid)
 {
 	struct evkeyvalq *in = evhttp_request_get_input_headers(req);
 	sigv4_header hdrs[64];
@@ -454,10 +529,13 @@ static int authenticate(server *s, struct evhttp_request *req, const char *body,
 	sigv4_request q = {method_name(evhttp_request_get_command(req)), evhttp_request_get_uri(req), hdrs, n,
 			   (const unsigned char *)body, len};
 	sigv4_verdict v;
-	if (sigv4_verify(&q, secret_of, s, s->e.region, "ec2", time(NULL), s->max_skew_s, true, &v) == 0)
+	if (sigv4_verify(&q, secret_of, s, s->e.region, service, time(NULL), s->max_skew_s, true, &v) == 0)
 		return 0;
 	s->auth_failures++;
-	reply_error(s, req, v.http_status, v.code, v.message, rid);
+	emu_reply r = {0};
+	emu_service_error(&r, service, v.http_status, v.code, v.message, rid);
+	reply(s, req, r.status, rid, r.body.s, r.body.len, r.content_type, false);
+	eb_free(&r.body);
 	return -1;
 }
 
@@ -515,28 +593,42 @@ static void on_request(struct evhttp_request *req, void *arg)
 	snprintf(rid, sizeof rid, "%08llx-%04llx-%04llx-%04llx-%012llx", (unsigned long long)(a >> 32),
 		 (unsigned long long)(a >> 16) & 0xffff, (unsigned long long)a & 0xffff,
 		 (unsigned long long)(b >> 48), (unsigned long long)b & 0xffffffffffffull);
-	if (authenticate(s, req, body, len, rid) < 0) {
+	char service[32];
+	signed_service(req, service, sizeof service);
+	if (authenticate(s, req, service, body, len, rid) < 0) {
 		free(body);
 		return;
 	}
-	json_t *params = json_object();
-	const char *query = evhttp_uri_get_query(uri);
-	if (query)
-		parse_form(query, strlen(query), params);
-	parse_form(body, len, params);
+	const char *action;
+	json_t *params;
+	if (strcmp(service, "ssm") == 0) {
+		/* JSON protocol: the operation in X-Amz-Target, the parameters in the body. */
+		const char *target = evhttp_find_header(evhttp_request_get_input_headers(req), "X-Amz-Target");
+		action = target && strncmp(target, "AmazonSSM.", 10) == 0 ? target + 10 : NULL;
+		params = json_loadb(body, len, 0, NULL);
+		if (!params)
+			params = json_null();
+	} else {
+		params = json_object();
+		const char *query = evhttp_uri_get_query(uri);
+		if (query)
+			parse_form(query, strlen(query), params);
+		parse_form(body, len, params);
+		action = json_string_value(json_object_get(params, "Action"));
+	}
 	free(body);
-	const char *action = json_string_value(json_object_get(params, "Action"));
 	bump(s->calls, action ? action : "(none)");
-	if (action && refuse(s, req, action, rid)) {
+	/* EC2's buckets and the injected faults are EC2's (its error envelope). */
+	if (action && strcmp(service, "ec2") == 0 && refuse(s, req, action, rid)) {
 		json_decref(params);
 		return;
 	}
 	emu_reply r = {0};
-	emu_dispatch(&s->e, action, params, rid, &r);
-	bool drop = s->drop_rate > 0 && dice(s) < s->drop_rate;
+	emu_dispatch(&s->e, service, action, params, rid, &r);
+	bool drop = strcmp(service, "ec2") == 0 && s->drop_rate > 0 && dice(s) < s->drop_rate;
 	if (drop)
 		bump(s->faults, "drop");
-	reply(s, req, r.status, rid, r.body.s, r.body.len, drop);
+	reply(s, req, r.status, rid, r.body.s, r.body.len, r.content_type, drop);
 	eb_free(&r.body);
 	json_decref(params);
 }
@@ -559,8 +651,8 @@ static int usage(void)
 			"[--credentials AK:SECRET]... [--max-skew-s S] [--latency-ms MS] "
 			"[--throttle-rate P] [--error-rate P] [--drop-rate P] [--ice-types a,b] "
 			"[--ice-azs a,b] [--capacity N] [--no-throttle] [--boot-ms MS] "
-			"[--shutdown-ms MS] [--page-size N] [--seed N] [--launch-template-settle-ms MS] "
-			"[--launch-template ID:NAME[:IMAGE[:TYPE]]]...\n");
+			"[--shutdown-ms MS] [--page-size N] [--seed N] [--launch-template-settle-ms MS] [--status-ms MS] "
+			"[--launch-template ID:NAME[:IMAGE[:TYPE]]]... [--ssm-parameter NAME=VALUE]...\n");
 	return 2;
 }
 
@@ -633,11 +725,22 @@ static int parse_args(server *s, int argc, char **argv, int *port, const char **
 			s->e.shutdown_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--launch-template-settle-ms") == 0)
 			s->e.lt_settle_ms = (uint64_t)atoll(v);
+		else if (strcmp(a, "--status-ms") == 0)
+			s->e.status_ms = (uint64_t)atoll(v);
 		else if (strcmp(a, "--seed") == 0)
 			s->e.rng = s->fault_rng = (uint64_t)atoll(v) | 1;
 		else if (strcmp(a, "--launch-template") == 0) {
 			if (seed_template(s, v))
 				return 2;
+		} else if (strcmp(a, "--ssm-parameter") == 0) {
+			char name[2100], err[256];
+			const char *eq = strchr(v, '=');
+			snprintf(name, sizeof name, "%.*s", eq ? (int)(eq - v) : 0, v);
+			if (!eq || emu_ssm_put(&s->e, name, eq + 1, true, err, sizeof err) < 0) {
+				fprintf(stderr, "ec2-emulator: --ssm-parameter %s: %s\n", v,
+					eq ? err : "expected NAME=VALUE");
+				return 2;
+			}
 		} else
 			return usage();
 	}
