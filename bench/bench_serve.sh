@@ -4,6 +4,9 @@
 #   bench/bench_serve.sh [BUILD_DIR] [SECONDS]
 # Targets (issue 9): GET /api/v1/requests/{id} at >= 35% of nginx's
 # requests/s, p99 <= 10 ms, no errors. 64 connections, wrk -t1.
+# Then (issue 16) the same honest load while 3,000 slowloris connections
+# (bench/slowloris.py, from 16 loopback addresses) are held open: the
+# connections the server holds, its RSS, and the honest requests/s and p99.
 # "cpu/req" is the server's CPU time (user + system, /proc) per answered
 # request: on a shared machine requests/s and p99 move with the other
 # load, the CPU a request costs much less, so it is what compares builds.
@@ -50,7 +53,7 @@ cat > "$DIR/provisio.json" <<C
  "store": {"path": "$DIR/provisio.db"},
  "broker": {"templates_file": "$DIR/templates.json", "status_max_age_seconds": 3600},
  "server": {"listen": "127.0.0.1:0", "access_log": false, "logging": {"level": "warn"},
-            "auth": {"tokens": [{"name": "bench", "sha256": "$HASH", "role": "admin"}]}}}
+            "auth": {"tokens": [{"name": "bench", "hash": "$HASH", "role": "admin"}]}}}
 C
 "$BIN" --config "$DIR/provisio.json" serve --url-file "$DIR/url" >/dev/null 2>"$DIR/serve.log" &
 SERVE=$!
@@ -93,3 +96,23 @@ run metrics "GET /metrics" "$URL/metrics" auth
 run health "GET /health" "$URL/health"
 N=$(cat "$DIR/rps.nginx"); R=$(cat "$DIR/rps.req")
 python3 -c "n=float('$N'); r=float('$R'); print('requests/{id} at %.1f%% of nginx (target >= 35%%)' % (100*r/n))"
+
+# ---- under 3,000 slowloris connections ---------------------------------------------
+rss() { awk '/VmRSS/ {print $2}' "/proc/$SERVE/status"; }
+held() { curl -s -H "Authorization: Bearer $TOKEN" "$URL/metrics" | awk '$1 == "provisio_http_connections" {print $2}'; }
+SLOW=${SLOW:-3000}
+PORT=${URL##*:}
+RSS0=$(rss)
+python3 "$(dirname "$0")/slowloris.py" 127.0.0.1 "$PORT" "$SLOW" >"$DIR/slowloris.out" &
+PIDS+=($!)
+for _ in $(seq 300); do [ "$(held)" -ge "$SLOW" ] 2>/dev/null && break; sleep 0.1; done
+echo
+echo "under $SLOW slowloris connections (held by the server: $(held); RSS $((RSS0 / 1024)) MiB before, $(( $(rss) / 1024 )) MiB now)"
+printf "%-34s %12s %10s %10s  %s\n" "endpoint" "requests/s" "p99" "cpu/req" "errors"
+run slowreq "GET /api/v1/requests/{id}" "$URL/api/v1/requests/$ID" auth
+run slowhealth "GET /health" "$URL/health"
+echo "held after: $(held); RSS $(( $(rss) / 1024 )) MiB"
+kill "${PIDS[-1]}"; wait "${PIDS[-1]}" 2>/dev/null || true
+for _ in $(seq 300); do [ "$(held)" -le 1 ] 2>/dev/null && break; sleep 0.1; done
+echo "slowloris gone: held $(held); RSS $(( $(rss) / 1024 )) MiB"
+

@@ -6,7 +6,7 @@
  * machines that start, run, and must really be stopped. Each machine is a
  * detached supervisor process (its own session, reparented to init, stdio
  * on /dev/null so it never holds Host Factory's pipe) that runs the
- * template's command and, asked to stop with SIGTERM, passes SIGTERM to the
+ * configured command and, asked to stop with SIGTERM, passes SIGTERM to the
  * command's process group and sends SIGKILL after the grace period. The
  * provider remembers each machine as a JSON file in its work directory
  * (pid + process start time, so a reused pid is never mistaken for a
@@ -20,7 +20,9 @@
  *   {
  *     "workdir": "./var/local",      default $HF_PROVIDER_WORKDIR/local, else ./var/local
  *     "capacity": 16,                live machines at most; -1 = unlimited
- *     "command": "sleep 86400",      default command; a template's "command" wins
+ *     "command": "sleep 86400",      what a machine runs
+ *     "template_commands": false,    true: a template's "command" replaces it
+ *                                    (off: a template with one is refused)
  *     "grace_period_ms": 2000,       SIGTERM -> SIGKILL delay, 0..600000
  *     "hostname": "node",            default gethostname(); machines are <hostname>-<n>
  *     "answer_delay_ms": 0           waits after creating, before answering (tests

@@ -2,9 +2,11 @@
  * server.h - `provisio serve`: the REST API, Prometheus metrics, probes and
  * the reconciler in one long-running process (docs/serve.md, docs/api.md).
  *
- * HTTP runs on libevent's evhttp: one event loop a thread, every loop with
- * its own listening socket on the same port (SO_REUSEPORT), so the kernel
- * spreads connections without a shared accept lock. The main thread's loop
+ * HTTP/1.1 is provisio's own, on libevent's event loops and bufferevents
+ * (TLS through OpenSSL): one loop a thread, one listening socket that a
+ * second daemon cannot bind (unless both set server.reuse_port), limits on
+ * connections a client and in all, deadlines for request heads and bodies,
+ * and a caller's token checked before its body is read. The main thread's loop
  * carries the signals (SIGTERM/SIGINT stop, SIGHUP reload), the reconciler
  * and the alert rules. Each thread has its own broker over its own store
  * connection and one shared strategy graph: the same arrangement as many
@@ -90,9 +92,16 @@ int pv_server_evaluate_alerts(pv_server *srv);
 /* Frees a server that is not running. NULL is fine. */
 void pv_server_free(pv_server *srv);
 
-/* SHA-256 of `token` as 64 lower-case hex digits in `hex` (>= 65 bytes):
- * what server.auth.tokens[].sha256 holds. */
-void pv_server_hash_token(const char *token, char hex[65]);
+/* Room for the text of a token hash. */
+#define PV_SERVER_TOKEN_HASH_MAX 160
+
+/*
+ * The salted hash of `token` that server.auth.tokens[].hash holds:
+ * "pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>", a random salt each
+ * call. `iterations` 0 = the default (10000); at least 1000. 0, or
+ * PV_EINVAL / PV_EIO.
+ */
+int pv_server_hash_token(const char *token, unsigned iterations, char *out, size_t size);
 
 #ifdef __cplusplus
 }

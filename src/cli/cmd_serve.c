@@ -2,10 +2,14 @@
  * cmd_serve.c - `provisio serve`: the daemon (REST API, /metrics, probes,
  * reconciler, alerts) until SIGTERM; SIGHUP reloads. docs/serve.md.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "cli/cli.h"
 #include "provisio/server.h"
 
@@ -27,8 +31,9 @@ static void help(FILE *f)
 		"  --templates FILE    templates file (else as for the Host Factory commands)\n"
 		"  --store FILE|URL    SQLite file or postgresql:// URL (else store.url, store.path,\n"
 		"                      $HF_PROVIDER_WORKDIR/provisio.db, ./var/provisio.db)\n"
-		"  --url-file FILE     writes the URL there once listening (scripts, tests)\n"
-		"  --hash-token TOKEN  prints the SHA-256 to put in server.auth.tokens[].sha256\n"
+		"  --url-file FILE     writes the URL (and a generated admin token) there once\n"
+		"                      listening, readable by its owner only (scripts, tests)\n"
+		"  --hash-token TOKEN  prints the salted hash to put in server.auth.tokens[].hash\n"
 		"\n"
 		"When auth is on and no token is configured, an admin token is generated and\n"
 		"printed once on stdout.\n"
@@ -36,6 +41,27 @@ static void help(FILE *f)
 		"examples:\n"
 		"  provisio --config config/provisio.json serve --listen 127.0.0.1:8080\n"
 		"  provisio serve --hash-token \"$(openssl rand -hex 24)\"\n");
+}
+
+/* The URL and the generated admin token: a secret, so the file is the
+ * owner's alone (0600 even when it existed with other permissions). */
+static int write_url_file(const char *path, pv_server *srv)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0 || fchmod(fd, 0600) < 0) {
+		pv_cli_error("serve: --url-file %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	const char *tok = pv_server_generated_token(srv);
+	char text[512];
+	int n = snprintf(text, sizeof text, "%s\n%s\n", pv_server_url(srv), tok ? tok : "");
+	bool ok = n > 0 && (size_t)n < sizeof text && write(fd, text, (size_t)n) == n;
+	if (!ok)
+		pv_cli_error("serve: --url-file %s: cannot write it", path);
+	close(fd);
+	return ok ? 0 : -1;
 }
 
 static void banner(pv_server *srv)
@@ -89,9 +115,12 @@ int cmd_serve(const pv_cli *cli, int argc, char **argv)
 		case 's': o.open.store_path = optarg; break;
 		case 'u': url_file = optarg; break;
 		case 'H': {
-			char hex[65];
-			pv_server_hash_token(optarg, hex);
-			printf("%s\n", hex);
+			char hash[PV_SERVER_TOKEN_HASH_MAX];
+			if (pv_server_hash_token(optarg, 0, hash, sizeof hash) < 0) {
+				pv_cli_error("serve: --hash-token: %s", pv_error_last());
+				return PV_EXIT_FAIL;
+			}
+			printf("%s\n", hash);
 			return PV_EXIT_OK;
 		}
 		default: help(stderr); return PV_EXIT_USAGE;
@@ -112,13 +141,9 @@ int cmd_serve(const pv_cli *cli, int argc, char **argv)
 		return PV_EXIT_FAIL;
 	}
 	banner(srv);
-	if (url_file) {
-		FILE *f = fopen(url_file, "w");
-		if (f) {
-			fprintf(f, "%s\n%s\n", pv_server_url(srv),
-				pv_server_generated_token(srv) ? pv_server_generated_token(srv) : "");
-			fclose(f);
-		}
+	if (url_file && write_url_file(url_file, srv) < 0) {
+		pv_server_free(srv);
+		return PV_EXIT_FAIL;
 	}
 	rc = pv_server_run(srv, true);
 	pv_server_free(srv);

@@ -222,6 +222,32 @@ bool pv_config_url_has_password(const char *value)
 	return clean != NULL;
 }
 
+/* Under a secret key everything is hidden but names and roles (token
+ * lists: [{"name": "ops", "hash": "***", "role": "admin"}]). */
+static void redact_secret(json_t *v)
+{
+	size_t i;
+	const char *key;
+	json_t *x;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, x) {
+			if (json_is_string(x))
+				json_array_set_new(v, i, json_string("***"));
+			else
+				redact_secret(x);
+		}
+	} else if (json_is_object(v)) {
+		json_object_foreach(v, key, x) {
+			if (strcmp(key, "name") == 0 || strcmp(key, "role") == 0)
+				continue;
+			if (json_is_string(x))
+				json_object_set_new(v, key, json_string("***"));
+			else
+				redact_secret(x);
+		}
+	}
+}
+
 static void redact_node(json_t *node)
 {
 	const char *key;
@@ -231,11 +257,9 @@ static void redact_node(json_t *node)
 		json_object_foreach(node, key, v) {
 			if (pv_config_is_secret_key(key) && json_is_string(v))
 				json_object_set_new(node, key, json_string("***"));
-			else if (pv_config_is_secret_key(key) && json_is_array(v)) {
-				for (size_t k = 0; k < json_array_size(v); k++)
-					if (json_is_string(json_array_get(v, k)))
-						json_array_set_new(v, k, json_string("***"));
-			} else if (json_is_string(v)) {
+			else if (pv_config_is_secret_key(key))
+				redact_secret(v);
+			else if (json_is_string(v)) {
 				char *clean = redact_url_password(json_string_value(v));
 				if (clean)
 					json_object_set_new(node, key, json_string(clean));

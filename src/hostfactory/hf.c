@@ -20,6 +20,7 @@
 #include "provisio/hostfactory.h"
 #include "provisio/log.h"
 #include "util/names.h"
+#include "util/utf8.h"
 
 static const char *const names[PV_HF_COMMAND_COUNT] = {
 	"getAvailableTemplates", "requestMachines", "getRequestStatus", "requestReturnMachines",
@@ -39,7 +40,32 @@ int pv_hf_command_parse(const char *name, pv_hf_command *out)
 	return 0;
 }
 
-static json_t *message(const char *text) { return json_pack("{s:s}", "message", text ? text : ""); }
+/* A JSON string of stored or provider text: bytes that are not UTF-8 (a
+ * message cut by a fixed-size field, a provider's Latin-1) become U+FFFD
+ * instead of making jansson refuse the string and the answer lose it. */
+static json_t *text_json(const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (pv_utf8_valid(s, n))
+		return json_stringn(s ? s : "", n);
+	char *clean = malloc(3 * n + 1);
+	if (!clean)
+		return json_string("");
+	pv_utf8_clean(clean, 3 * n + 1, s, n);
+	json_t *j = json_string(clean);
+	free(clean);
+	return j;
+}
+
+/* The contract's failure answer, {"message": ...}: never NULL, whatever
+ * bytes the message holds. */
+static json_t *message(const char *text)
+{
+	json_t *j = json_object();
+	if (j)
+		json_object_set_new(j, "message", text_json(text));
+	return j;
+}
 
 /* ---- getAvailableTemplates ------------------------------------------------------ */
 
@@ -117,16 +143,20 @@ static int request_machines(pv_broker *b, const json_t *in, json_t **out)
 
 json_t *pv_hf_machine_json(const pv_machine_rec *m)
 {
-	json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "machineId", m->machine_id, "name", m->name,
-			      "result", m->result, "status", m->status, "privateIpAddress", m->private_ip);
+	json_t *j = json_object();
+	json_object_set_new(j, "machineId", text_json(m->machine_id));
+	json_object_set_new(j, "name", text_json(m->name));
+	json_object_set_new(j, "result", text_json(m->result));
+	json_object_set_new(j, "status", text_json(m->status));
+	json_object_set_new(j, "privateIpAddress", text_json(m->private_ip));
 	if (m->public_ip[0])
-		json_object_set_new(j, "publicIpAddress", json_string(m->public_ip));
+		json_object_set_new(j, "publicIpAddress", text_json(m->public_ip));
 	json_object_set_new(j, "launchtime", json_integer(m->launch_time));
-	json_object_set_new(j, "message", json_string(m->message));
+	json_object_set_new(j, "message", text_json(m->message));
 	if (m->instance_type[0])
-		json_object_set_new(j, "instanceType", json_string(m->instance_type));
+		json_object_set_new(j, "instanceType", text_json(m->instance_type));
 	if (m->price_type[0])
-		json_object_set_new(j, "priceType", json_string(m->price_type));
+		json_object_set_new(j, "priceType", text_json(m->price_type));
 	return j;
 }
 
@@ -216,9 +246,9 @@ static int request_status(pv_broker *b, const json_t *in, json_t **out)
 		json_t *machines = json_array();
 		for (size_t k = 0; k < s.machines[i].n; k++)
 			json_array_append_new(machines, pv_hf_machine_json(&s.machines[i].items[k]));
-		json_array_append_new(list, json_pack("{s:s, s:s, s:s, s:o}", "requestId", s.asked[i],
+		json_array_append_new(list, json_pack("{s:o, s:s, s:o, s:o}", "requestId", text_json(s.asked[i]),
 						      "status", pv_broker_hf_status(s.reqs[i].state),
-						      "message", s.reqs[i].message, "machines", machines));
+						      "message", text_json(s.reqs[i].message), "machines", machines));
 	}
 	status_set_clear(&s);
 	*out = json_pack("{s:o}", "requests", list);
@@ -257,7 +287,8 @@ static void put_n(outbuf *o, const char *s, size_t n)
 #define PUT_LIT(o, lit) put_n((o), (lit), sizeof(lit) - 1)
 
 /* A JSON string (quotes included), escaped as jansson escapes it; runs of
- * plain bytes are copied at once. */
+ * plain bytes are copied at once, bytes that are not UTF-8 become U+FFFD
+ * (as text_json makes them). */
 static void put_str(outbuf *o, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
@@ -265,6 +296,17 @@ static void put_str(outbuf *o, const char *s)
 	PUT_LIT(o, "\"");
 	for (; *p; p++) {
 		unsigned char c = (unsigned char)*p;
+		if (c >= 0x80) {
+			size_t n = pv_utf8_char((const unsigned char *)p, strnlen(p, 4));
+			if (n) {
+				p += n - 1;
+				continue;
+			}
+			put_n(o, run, (size_t)(p - run));
+			run = p + 1;
+			PUT_LIT(o, "\xef\xbf\xbd");
+			continue;
+		}
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
 		put_n(o, run, (size_t)(p - run));
@@ -495,6 +537,8 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 	} else {
 		rc = run(b, cmd, in, &out);
 	}
+	if (!out) /* an answer that could not be built is still an answer */
+		out = message(rc < 0 ? pv_error_last() : "the answer could not be built");
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', f);
 	/* a new request's id is Host Factory's once it is out of this process:

@@ -3,16 +3,19 @@
  * reading bodies and query strings strictly, request and trace ids, and
  * the JSON-line log with per-component levels.
  *
- * Every answer goes through finish(), which counts it for /metrics and
- * writes the access log line, so no route can forget either.
+ * Every answer goes through srv_send(), which counts it for /metrics and
+ * writes the access log line, so no route can forget either, and no
+ * request goes unlogged, however malformed (the connection layer answers
+ * its own errors through the same calls).
  */
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
-#include <event2/buffer.h>
-#include <event2/keyvalq_struct.h>
+#include "server/jsonw.h"
 #include "server/server_internal.h"
+#include "util/utf8.h"
 
 const double srv_http_bounds_s[12] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 				      0.05,   0.1,   0.25,   0.5,   1,    5};
@@ -119,6 +122,10 @@ static void write_line(pv_server *srv, json_t *line)
 	size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
 	snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
 	json_t *head = json_pack("{s:s}", "ts", when);
+	if (!head || !line) {
+		json_decref(head);
+		return;
+	}
 	json_object_update(head, line);
 	char *text = json_dumps(head, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
 	json_decref(head);
@@ -148,7 +155,7 @@ void srv_log(pv_server *srv, pv_log_level level, const char *component, const sr
 	char msg[2048];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	pv_utf8_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
 	json_t *line = json_pack("{s:s, s:s, s:s}", "level", pv_log_level_name(level), "component",
 				 component, "msg", msg);
@@ -170,8 +177,10 @@ static void sink(void *user, pv_log_level level, const char *text)
 	}
 	if ((int)level < component_level(component))
 		return;
+	char msg[2048]; /* a provider's message may carry any bytes */
+	pv_utf8_clean(msg, sizeof msg, text, strlen(text));
 	json_t *line = json_pack("{s:s, s:s, s:s}", "level", pv_log_level_name(level), "component",
-				 component, "msg", text);
+				 component, "msg", msg);
 	add_ids(line, current_req);
 	write_line(user, line);
 	json_decref(line);
@@ -228,95 +237,101 @@ void srv_hist_observe(atomic_uint_fast64_t *hist, const double *bounds, size_t n
 		}
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
+/* The path of the request as sent, for the log: printable ASCII, every
+ * other byte %XX. */
+static const char *log_path(const srv_req *r, char *buf, size_t size)
 {
-	switch (m) {
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	default: return "OTHER";
-	}
+	if (!r->target || !*r->target)
+		return "-";
+	srv_escape_for_log(r->target, strcspn(r->target, "?"), buf, size);
+	return buf;
 }
 
-void srv_finish_send(srv_req *r, int status, struct evbuffer *body);
-
-static void finish(srv_req *r, int status, struct evbuffer *body)
+static void access_log(srv_req *r, int status, uint64_t ns)
 {
-	if (r->job) {
-		srv_job_capture(r->job, status, body);
+	char method[40], path[600];
+	const char *m = r->method_text && *r->method_text ? r->method_text : NULL;
+	if (m)
+		srv_escape_for_log(m, strlen(m), method, sizeof method);
+	json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "level", "info", "component",
+				 "http", "msg", "request", "method", m ? method : "-", "path",
+				 log_path(r, path, sizeof path), "status", status, "duration_ms",
+				 (double)ns / 1e6);
+	if (!line)
 		return;
-	}
-	srv_finish_send(r, status, body);
+	if (r->conn)
+		json_object_set_new(line, "client", json_string(srv_conn_peer(r->conn)));
+	if (r->token_name[0])
+		json_object_set_new(line, "token", json_string(r->token_name));
+	add_ids(line, r);
+	write_line(r->t->srv, line);
+	json_decref(line);
 }
 
-/* Sends, counts and logs; the loop thread only. */
-void srv_finish_send(srv_req *r, int status, struct evbuffer *body)
+void srv_send(srv_req *r, int status, char *body, size_t len, bool owned)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
-	evhttp_add_header(h, "X-Request-Id", r->request_id);
 	r->status = status;
-	evhttp_send_reply(r->req, status, NULL, body);
-	pv_server *srv = r->t->srv;
 	uint64_t ns = pv_now_ns() - r->start_ns;
 	unsigned cls = status >= 100 && status < 600 ? (unsigned)status / 100 - 1 : 5;
 	srv_http_stats *st = &r->t->stats;
 	atomic_fetch_add_explicit(&st->by_class[cls], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->duration_ns_sum, ns, memory_order_relaxed);
 	srv_hist_observe(st->hist, srv_http_bounds_s, 12, (double)ns / 1e9);
-	if (r->w && r->w->set.access_log && component_level("http") <= PV_LOG_INFO) {
-		json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:i, s:f}", "level", "info",
-					 "component", "http", "msg", "request", "method",
-					 method_name(r->method), "path", r->path ? r->path : "", "status",
-					 status, "duration_ms", (double)ns / 1e6);
-		if (r->token_name)
-			json_object_set_new(line, "token", json_string(r->token_name));
-		add_ids(line, r);
-		write_line(srv, line);
-		json_decref(line);
-	}
+	if (r->w && r->w->set.access_log && component_level("http") <= PV_LOG_INFO)
+		access_log(r, status, ns);
+	srv_conn_write(r, status, body, len, owned); /* last: it may free the request */
 }
 
-static void free_ref(const void *data, size_t len, void *extra)
+/* Every answer: a worker keeps it for the loop, the loop sends it. */
+static void finish(srv_req *r, int status, char *body, size_t len, bool owned)
 {
-	(void)len;
-	(void)extra;
-	free((void *)data);
+	if (r->job)
+		srv_job_capture(r->job, status, body, len, owned);
+	else
+		srv_send(r, status, body, len, owned);
 }
 
 void srv_add_header(srv_req *r, const char *key, const char *value)
 {
-	if (r->job)
-		srv_job_add_header(r->job, key, value);
+	size_t room = sizeof r->out_headers - r->out_headers_len;
+	int n = snprintf(r->out_headers + r->out_headers_len, room, "%s: %s\r\n", key, value);
+	if (n > 0 && (size_t)n < room)
+		r->out_headers_len += (size_t)n;
 	else
-		evhttp_add_header(evhttp_request_get_output_headers(r->req), key, value);
+		r->out_headers[r->out_headers_len] = '\0'; /* never half a header */
+}
+
+/* When even an error cannot be built (out of memory): a fixed one. */
+static void reply_internal(srv_req *r)
+{
+	static const char text[] = "{\"error\":{\"code\":\"INTERNAL_ERROR\",\"message\":\"the answer "
+				   "could not be built (out of memory?)\"}}\n";
+	r->out_headers_len = 0;
+	srv_add_header(r, "Content-Type", "application/json");
+	finish(r, 500, (char *)text, sizeof text - 1, false);
 }
 
 void srv_reply_json(srv_req *r, int status, json_t *body)
 {
-	srv_add_header(r, "Content-Type", "application/json");
-	struct evbuffer *buf = evbuffer_new();
-	if (body) {
-		char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER);
-		if (text) {
-			size_t n = strlen(text);
-			text[n] = '\n';
-			evbuffer_add_reference(buf, text, n + 1, free_ref, NULL);
-		}
-		json_decref(body);
+	/* a json_pack that failed upstream (bad UTF-8, no memory) gives NULL:
+	 * answer that, never an empty body */
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(body);
+	if (!text) {
+		srv_log(r->t->srv, PV_LOG_ERROR, "http", r, "the answer (status %d) could not be built", status);
+		reply_internal(r);
+		return;
 	}
-	finish(r, status, buf);
-	evbuffer_free(buf);
+	size_t n = strlen(text);
+	text[n] = '\n'; /* over the NUL: json_dumps' buffer has room for it */
+	srv_add_header(r, "Content-Type", "application/json");
+	finish(r, status, text, n + 1, true);
 }
 
 void srv_reply_owned(srv_req *r, int status, char *text, size_t len)
 {
 	srv_add_header(r, "Content-Type", "application/json");
-	struct evbuffer *buf = evbuffer_new();
-	evbuffer_add_reference(buf, text, len, free_ref, NULL);
-	finish(r, status, buf);
-	evbuffer_free(buf);
+	finish(r, status, text, len, true);
 }
 
 void srv_reply_error(srv_req *r, int status, const char *code, const char *field, const char *fmt, ...)
@@ -324,47 +339,48 @@ void srv_reply_error(srv_req *r, int status, const char *code, const char *field
 	char msg[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	pv_utf8_vformat(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	json_t *e = json_pack("{s:s, s:s}", "code", code, "message", msg);
+	jsonw w = {0}; /* cannot refuse a string: invalid bytes become U+FFFD */
+	jw_open(&w, '{');
+	jw_key(&w, "error");
+	jw_open(&w, '{');
+	jw_str(&w, "code", code);
+	jw_str(&w, "message", msg);
 	if (field)
-		json_object_set_new(e, "field", json_string(field));
-	srv_reply_json(r, status, json_pack("{s:o}", "error", e));
+		jw_str(&w, "field", field);
+	jw_close(&w, '}');
+	jw_close(&w, '}');
+	jw_raw(&w, "\n", 1);
+	size_t len = 0;
+	char *text = jw_take(&w, &len);
+	if (!text) {
+		reply_internal(r);
+		return;
+	}
+	srv_reply_owned(r, status, text, len);
 }
 
 void srv_reply_text(srv_req *r, int status, const char *content_type, const char *text, size_t len)
 {
 	srv_add_header(r, "Content-Type", content_type);
-	struct evbuffer *buf = evbuffer_new();
-	evbuffer_add(buf, text, len);
-	finish(r, status, buf);
-	evbuffer_free(buf);
+	finish(r, status, (char *)text, len, false);
 }
 
 /* ---- input -------------------------------------------------------------------------------- */
 
 json_t *srv_body_object(srv_req *r)
 {
-	struct evbuffer *in = r->job ? NULL : evhttp_request_get_input_buffer(r->req);
-	size_t n = 0;
-	const char *data = r->job ? srv_job_body(r->job, &n) : NULL;
-	if (!r->job)
-		n = evbuffer_get_length(in);
-	size_t limit = r->w ? r->w->set.max_body_bytes : (1u << 20);
-	if (n > limit) {
-		srv_reply_error(r, 413, "BODY_TOO_LARGE", NULL, "request body of %zu bytes is over the "
-				"limit of %zu bytes (server.max_body_bytes)", n, limit);
-		return NULL;
-	}
-	/* any Content-Type: curl -d sends a form type, and the body says what it is */
-	if (!r->job)
-		data = (const char *)evbuffer_pullup(in, -1);
-	json_error_t err;
-	json_t *j = n ? json_loadb(data, n, JSON_REJECT_DUPLICATES, &err) : NULL;
+	/* any Content-Type: curl -d sends a form type, and the body says what
+	 * it is; its size was checked against server.max_body_bytes before it
+	 * was read */
+	size_t n = r->body_len;
 	if (!n) {
 		srv_reply_error(r, 400, "INVALID_JSON", NULL, "the request needs a JSON object body");
 		return NULL;
 	}
+	json_error_t err;
+	json_t *j = json_loadb(r->body, n, JSON_REJECT_DUPLICATES, &err);
 	if (!j) {
 		srv_reply_error(r, 400, "INVALID_JSON", NULL, "malformed JSON at line %d column %d: %s",
 				err.line, err.column, err.text);
@@ -400,14 +416,15 @@ int srv_check_fields(srv_req *r, const json_t *obj, const char *const *allowed)
 
 const char *srv_query(srv_req *r, const char *key)
 {
-	return r->has_query ? evhttp_find_header(&r->query, key) : NULL;
+	for (size_t i = 0; i < r->n_query; i++)
+		if (strcmp(r->query[i].key, key) == 0)
+			return r->query[i].value;
+	return NULL;
 }
 
 const char *srv_header(srv_req *r, const char *key)
 {
-	if (r->job)
-		return srv_job_header(r->job, key);
-	return evhttp_find_header(evhttp_request_get_input_headers(r->req), key);
+	return r->head ? srv_head_get(r->head, key) : NULL;
 }
 
 /* ---- ids ------------------------------------------------------------------------------------ */
@@ -454,7 +471,6 @@ static void format_id(srv_req *r)
 
 /* A client's X-Request-Id when it is sane, else the thread and a counter;
  * the trace id from traceparent (W3C), X-Trace-Id, or the request id. */
-void srv_req_ids(srv_req *r);
 void srv_req_ids(srv_req *r)
 {
 	const char *given = srv_header(r, "X-Request-Id");
@@ -473,13 +489,4 @@ void srv_req_ids(srv_req *r)
 	current_req = r;
 }
 
-void srv_set_current(const srv_req *r);
 void srv_set_current(const srv_req *r) { current_req = r; }
-
-void srv_req_done(srv_req *r);
-void srv_req_done(srv_req *r)
-{
-	current_req = NULL;
-	if (r->has_query)
-		evhttp_clear_headers(&r->query);
-}

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "server/jsonw.h"
+#include "util/utf8.h"
 
 /* Room for `more` bytes and a final NUL; false when memory ran out. The
  * first growth takes 2 KiB, what a request with a few machines needs, so
@@ -57,20 +58,6 @@ static void sep(jsonw *w)
 	w->need_comma = false;
 }
 
-/* Length of a valid UTF-8 sequence at s (1..4), or 0 when invalid. */
-static size_t utf8_len(const unsigned char *s)
-{
-	if (s[0] < 0x80)
-		return 1;
-	size_t n = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
-	if (!n || (n == 2 && s[0] < 0xc2))
-		return 0;
-	for (size_t i = 1; i < n; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return n;
-}
-
 /* Bytes copied as they are: printable ASCII but the quote and backslash.
  * A table, because this loop is most of what writing an answer costs. */
 static const unsigned char plain[256] = {
@@ -104,7 +91,7 @@ static void string_slow(jsonw *w, const unsigned char *p)
 			p++;
 			jw_raw(w, e, 6);
 		} else {
-			size_t n = utf8_len(p);
+			size_t n = pv_utf8_char(p, strnlen((const char *)p, 4));
 			if (n) {
 				jw_raw(w, (const char *)p, n);
 				p += n;

@@ -72,6 +72,36 @@ static void histogram(FILE *f, const char *name, const char *labels, const atomi
 		(unsigned long long)cum);
 }
 
+static unsigned long long load(atomic_uint_fast64_t *v)
+{
+	return (unsigned long long)atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* The door: connections held, refused, out of descriptors, too slow. */
+static void connection_metrics(FILE *f, pv_server *srv)
+{
+	head(f, "provisio_http_connections", "gauge", "Client connections held now.");
+	fprintf(f, "provisio_http_connections %u\n", atomic_load(&srv->conns_open));
+	head(f, "provisio_http_connections_refused_total", "counter",
+	     "Connections answered 503 at once: over server.max_connections or the per-client limit.");
+	fprintf(f, "provisio_http_connections_refused_total{reason=\"max_connections\"} %llu\n",
+		load(&srv->refused_max));
+	fprintf(f, "provisio_http_connections_refused_total{reason=\"per_client\"} %llu\n",
+		load(&srv->refused_per_client));
+	head(f, "provisio_http_accept_errors_total", "counter",
+	     "accept() failures; each pauses accepting briefly.");
+	fprintf(f, "provisio_http_accept_errors_total{reason=\"out_of_descriptors\"} %llu\n",
+		load(&srv->accept_fd_exhausted));
+	fprintf(f, "provisio_http_accept_errors_total{reason=\"other\"} %llu\n", load(&srv->accept_errors));
+	head(f, "provisio_http_request_timeouts_total", "counter",
+	     "Requests answered 408: the head or the body came too slowly.");
+	fprintf(f, "provisio_http_request_timeouts_total{phase=\"header\"} %llu\n", load(&srv->header_timeouts));
+	fprintf(f, "provisio_http_request_timeouts_total{phase=\"body\"} %llu\n", load(&srv->body_timeouts));
+	head(f, "provisio_http_auth_rate_limited_total", "counter",
+	     "Requests answered 429: their address failed to authenticate too often.");
+	fprintf(f, "provisio_http_auth_rate_limited_total %llu\n", load(&srv->auth_limited));
+}
+
 static void http_metrics(FILE *f, pv_server *srv)
 {
 	uint64_t by[SRV_CODE_BUCKETS] = {0}, hist[12] = {0}, sum_ns = 0, total = 0;
@@ -101,6 +131,7 @@ static void http_metrics(FILE *f, pv_server *srv)
 	fprintf(f, "provisio_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", (unsigned long long)all);
 	fprintf(f, "provisio_http_request_duration_seconds_sum %.6f\n", (double)sum_ns / 1e9);
 	fprintf(f, "provisio_http_request_duration_seconds_count %llu\n", (unsigned long long)all);
+	connection_metrics(f, srv);
 }
 
 static void op_histogram(FILE *f, const char *name, const pv_metrics *m)

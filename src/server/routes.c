@@ -9,45 +9,42 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <event2/keyvalq_struct.h>
 #include "server/server_internal.h"
-
-void srv_req_ids(srv_req *r);
-void srv_req_done(srv_req *r);
 
 typedef void (*h0)(srv_req *r);
 typedef void (*h1)(srv_req *r, const char *arg);
 
 typedef struct route {
-	enum evhttp_cmd_type method;
+	srv_method method;
 	const char *pattern; /* "*" matches one segment, passed to h1 */
 	srv_role role;
 	h0 fn0;
 	h1 fn1;
-	bool slow; /* calls providers: runs on a worker, not on the loop */
+	bool slow;  /* calls providers: runs on a worker, not on the loop */
+	bool store; /* reads the store through the loop's broker */
 } route;
 
 static void post_reload(srv_req *r);
 
 static const route routes[] = {
-	{EVHTTP_REQ_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
-	{EVHTTP_REQ_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL},
-	{EVHTTP_REQ_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template},
-	{EVHTTP_REQ_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true},
-	{EVHTTP_REQ_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request},
-	{EVHTTP_REQ_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL, true},
-	{EVHTTP_REQ_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/providers", SRV_ROLE_READ, srv_get_providers, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health, true},
-	{EVHTTP_REQ_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec, true},
-	{EVHTTP_REQ_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL, true},
-	{EVHTTP_REQ_GET, "/api/v1/log-levels", SRV_ROLE_READ, srv_get_log_levels, NULL},
-	{EVHTTP_REQ_PUT, "/api/v1/log-levels", SRV_ROLE_ADMIN, srv_put_log_levels, NULL},
-	{EVHTTP_REQ_GET, "/api/v1/alerts", SRV_ROLE_READ, srv_get_alerts, NULL},
-	{EVHTTP_REQ_POST, "/api/v1/reload", SRV_ROLE_ADMIN, post_reload, NULL, true},
+	{SRV_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
+	{SRV_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL, .store = true},
+	{SRV_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
+	{SRV_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL, .store = true},
+	{SRV_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template, .store = true},
+	{SRV_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true, true},
+	{SRV_GET, "/api/v1/requests", SRV_ROLE_READ, srv_get_requests, NULL, .store = true},
+	{SRV_GET, "/api/v1/requests/*", SRV_ROLE_READ, NULL, srv_get_request, .store = true},
+	{SRV_POST, "/api/v1/returns", SRV_ROLE_ADMIN, srv_post_returns, NULL, true, true},
+	{SRV_GET, "/api/v1/machines", SRV_ROLE_READ, srv_get_machines, NULL, .store = true},
+	{SRV_GET, "/api/v1/providers", SRV_ROLE_READ, srv_get_providers, NULL},
+	{SRV_GET, "/api/v1/providers/*/health", SRV_ROLE_READ, NULL, srv_get_provider_health, true},
+	{SRV_POST, "/api/v1/providers/*/exec", SRV_ROLE_ADMIN, NULL, srv_post_exec, true, true},
+	{SRV_PUT, "/api/v1/strategy", SRV_ROLE_ADMIN, srv_put_strategy, NULL, true},
+	{SRV_GET, "/api/v1/log-levels", SRV_ROLE_READ, srv_get_log_levels, NULL},
+	{SRV_PUT, "/api/v1/log-levels", SRV_ROLE_ADMIN, srv_put_log_levels, NULL},
+	{SRV_GET, "/api/v1/alerts", SRV_ROLE_READ, srv_get_alerts, NULL},
+	{SRV_POST, "/api/v1/reload", SRV_ROLE_ADMIN, post_reload, NULL, true},
 };
 
 /* Whether `path` matches `pattern`; the "*" segment is copied to arg. */
@@ -71,82 +68,105 @@ static bool match(const char *pattern, const char *path, char *arg, size_t size)
 	return !*pattern && !*path;
 }
 
-static const char *method_str(enum evhttp_cmd_type m)
+/* 404 or 405 (with Allow) for a path no route of this method serves. */
+static void no_route(srv_req *r, const char *path, const char *allow)
 {
-	return m == EVHTTP_REQ_GET ? "GET" : m == EVHTTP_REQ_POST ? "POST" : m == EVHTTP_REQ_PUT ? "PUT" : "DELETE";
-}
-
-static void dispatch(srv_req *r)
-{
-	char arg[256] = "", allow[64] = "";
-	size_t plen = strlen(r->path);
-	char path[1024];
-	/* one trailing slash is forgiven */
-	if (plen > 1 && r->path[plen - 1] == '/')
-		plen--;
-	if (plen >= sizeof path)
-		plen = sizeof path - 1;
-	memcpy(path, r->path, plen);
-	path[plen] = '\0';
-	enum evhttp_cmd_type m = r->method == EVHTTP_REQ_HEAD ? EVHTTP_REQ_GET : r->method;
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-		const route *rt = &routes[i];
-		if (!match(rt->pattern, path, arg, sizeof arg))
-			continue;
-		if (rt->method != m) {
-			snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
-				 method_str(rt->method));
-			continue;
-		}
-		if (srv_auth(r, rt->role) < 0)
-			return;
-		if (rt->slow && srv_offload(r, rt->fn0, rt->fn1, arg) == 0)
-			return;
-		if (rt->fn0)
-			rt->fn0(r);
-		else
-			rt->fn1(r, arg);
-		return;
-	}
 	if (allow[0]) {
 		srv_add_header(r, "Allow", allow);
-		srv_reply_error(r, 405, "METHOD_NOT_ALLOWED", NULL, "%s %s: allowed: %s", method_str(r->method),
-				path, allow);
+		srv_reply_error(r, 405, "METHOD_NOT_ALLOWED", NULL, "%s %s: allowed: %s",
+				srv_method_name(r->method), path, allow);
 		return;
 	}
 	srv_reply_error(r, 404, "NOT_FOUND", NULL, "no route %s (see docs/api.md)", path);
 }
 
-void srv_route(srv_req *r)
+/* The route of r's method and path, its "*" segment in r->arg; NULL when
+ * none (answered). */
+static const route *find(srv_req *r)
 {
-	srv_req_ids(r);
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(r->req);
-	const char *raw = uri ? evhttp_uri_get_path(uri) : NULL;
-	const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
-	char *decoded = NULL;
-	if (raw && strchr(raw, '%'))
-		raw = decoded = evhttp_uridecode(raw, 0, NULL);
-	r->path = raw && *raw ? raw : "/";
-	if (q && *q) {
-		TAILQ_INIT(&r->query);
-		r->has_query = evhttp_parse_query_str(q, &r->query) == 0;
-		if (!r->has_query)
-			evhttp_clear_headers(&r->query);
+	char allow[64] = "";
+	size_t plen = strlen(r->path);
+	char path[SRV_MAX_PATH];
+	/* one trailing slash is forgiven */
+	if (plen > 1 && r->path[plen - 1] == '/')
+		plen--;
+	memcpy(path, r->path, plen);
+	path[plen] = '\0';
+	srv_method m = r->method == SRV_HEAD ? SRV_GET : r->method;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		const route *rt = &routes[i];
+		if (!match(rt->pattern, path, r->arg, sizeof r->arg))
+			continue;
+		if (rt->method == m)
+			return rt;
+		snprintf(allow + strlen(allow), sizeof allow - strlen(allow), "%s%s", allow[0] ? ", " : "",
+			 srv_method_name(rt->method));
 	}
-	if (!srv_thread_broker(r->t)) {
-		srv_reply_error(r, 503, "UNAVAILABLE", NULL, "the store cannot be opened: %s", pv_error_last());
-	} else {
-		r->w = r->t->w;
-		if (r->has_query || (q && *q)) {
-			if (!r->has_query)
-				srv_reply_error(r, 400, "INVALID_QUERY", NULL, "malformed query string");
-			else
-				dispatch(r);
-		} else
-			dispatch(r);
+	no_route(r, path, allow);
+	return NULL;
+}
+
+/* The query string, split and decoded into r->query. */
+static int read_query(srv_req *r)
+{
+	char *q = strchr(r->head->target, '?');
+	if (!q || !q[1])
+		return 0;
+	const char *why, *key;
+	/* decoded in place: the head is the connection's, and the log keeps
+	 * only the path, before the '?' */
+	if (srv_query_parse(q + 1, r->query, &r->n_query, &why, &key) < 0) {
+		r->n_query = 0;
+		srv_reply_error(r, 400, "INVALID_QUERY", key, "malformed query string: %s%s%s", why,
+				key ? ": " : "", key ? key : "");
+		return -1;
 	}
-	srv_req_done(r);
-	free(decoded);
+	return 0;
+}
+
+int srv_route_prepare(srv_req *r)
+{
+	srv_method m = r->method;
+	if (m == SRV_CONNECT || m == SRV_OPTIONS || m == SRV_TRACE || m == SRV_PATCH || m == SRV_OTHER) {
+		r->close = r->close || m == SRV_CONNECT; /* whatever follows a CONNECT is not HTTP */
+		srv_reply_error(r, 501, "NOT_IMPLEMENTED", NULL, "method %s is not supported here (GET, HEAD, "
+				"POST, PUT, DELETE are)", m == SRV_OTHER ? "(unknown)" : srv_method_name(m));
+		return -1;
+	}
+	const char *why = "";
+	int st = srv_path_decode(r->head->target, r->path, sizeof r->path, &why);
+	if (st) {
+		srv_reply_error(r, st, st == 414 ? "URI_TOO_LONG" : "INVALID_PATH", NULL, "%s", why);
+		return -1;
+	}
+	if (read_query(r) < 0)
+		return -1;
+	const route *rt = find(r);
+	if (!rt || srv_auth(r, rt->role) < 0)
+		return -1;
+	/* probes and metrics answer without the store (a loop opens its
+	 * connection on first use, which may be when descriptors ran out) */
+	if (rt->store && !rt->slow) {
+		if (!srv_thread_broker(r->t)) {
+			srv_reply_error(r, 503, "UNAVAILABLE", NULL, "the store cannot be opened: %s",
+					pv_error_last());
+			return -1;
+		}
+		r->w = r->t->w; /* the same world, unless a reload just landed */
+	}
+	r->route = rt;
+	return 0;
+}
+
+void srv_route_run(srv_req *r)
+{
+	const route *rt = r->route;
+	if (rt->slow && srv_offload(r, rt->fn0, rt->fn1) == 0)
+		return;
+	if (rt->fn0)
+		rt->fn0(r);
+	else
+		rt->fn1(r, r->arg);
 }
 
 /* ---- probes ---------------------------------------------------------------------- */
@@ -275,7 +295,7 @@ void srv_put_strategy(srv_req *r)
 	}
 	pv_diags_clear(&d);
 	srv_log(r->t->srv, PV_LOG_INFO, "server", r, "strategy updated by %s",
-		r->token_name ? r->token_name : "(auth off)");
+		r->token_name[0] ? r->token_name : "(auth off)");
 	srv_reply_json(r, 200, providers_view(r->w));
 }
 
@@ -297,6 +317,24 @@ static int exec_parse(srv_req *r, json_t *body, pv_operation *op)
 		srv_reply_error(r, 400, "INVALID_FIELD", "params", "params: must be an object");
 		return -1;
 	}
+	/* a template (with whatever command or image it names) comes from the
+	 * templates file on disk, never from the request */
+	if (json_object_get(p, "template")) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "params.template", "params.template: templates come "
+				"only from the templates file; name one with params.template_id");
+		return -1;
+	}
+	json_t *tid = json_object_get(p, "template_id");
+	if (tid) {
+		const json_t *t = json_is_string(tid) ? pv_broker_template(r->t->b, json_string_value(tid)) : NULL;
+		if (!t) {
+			srv_reply_error(r, 400, "INVALID_FIELD", "params.template_id", "params.template_id: %s",
+					json_is_string(tid) ? "no such template in the templates file"
+							    : "must be a string");
+			return -1;
+		}
+		json_object_set_new(p, "template", json_deep_copy(t));
+	}
 	if (c && !json_is_object(c)) {
 		srv_reply_error(r, 400, "INVALID_FIELD", "context", "context: must be an object");
 		return -1;
@@ -315,6 +353,11 @@ static int exec_parse(srv_req *r, json_t *body, pv_operation *op)
 
 void srv_post_exec(srv_req *r, const char *name)
 {
+	if (!r->w->set.allow_exec) {
+		srv_reply_error(r, 403, "EXEC_DISABLED", NULL, "running operations on providers directly is off; "
+				"it is turned on by server.allow_exec: true");
+		return;
+	}
 	pv_context *ctx = pv_broker_context(r->w->main);
 	pv_strategy *s = pv_context_strategy(ctx, name);
 	if (!s) {

@@ -11,7 +11,6 @@
  */
 #include <stdlib.h>
 #include <string.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/crypto.h>
 #include "server/jsonw.h"
 #include "server/server_internal.h"
@@ -94,15 +93,13 @@ static void reply_written(srv_req *r, int status, jsonw *w)
 
 static int check_query(srv_req *r, const char *const *allowed)
 {
-	if (!r->has_query)
-		return 0;
-	struct evkeyval *kv;
-	TAILQ_FOREACH(kv, &r->query, next) {
+	for (size_t i = 0; i < r->n_query; i++) {
+		const char *key = r->query[i].key;
 		bool ok = false;
 		for (const char *const *a = allowed; *a; a++)
-			ok |= strcmp(*a, kv->key) == 0;
+			ok |= strcmp(*a, key) == 0;
 		if (!ok) {
-			srv_reply_error(r, 400, "UNKNOWN_FIELD", kv->key, "unknown query parameter '%s'", kv->key);
+			srv_reply_error(r, 400, "UNKNOWN_FIELD", key, "unknown query parameter '%s'", key);
 			return -1;
 		}
 	}
@@ -184,6 +181,31 @@ typedef struct idem {
 	char hash[65];
 } idem;
 
+srv_idem_verdict srv_idem_judge(const char *text, const char *hash, int64_t now_ms, char *request_id,
+				size_t size)
+{
+	json_t *old = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *at_j = json_object_get(old, "at_ms");
+	int64_t at = json_integer_value(at_j);
+	const char *state = json_string_value(json_object_get(old, "state"));
+	const char *was = json_string_value(json_object_get(old, "hash"));
+	const char *rid = json_string_value(json_object_get(old, "request_id"));
+	/* a record is only as good as what it says: a time that is not one
+	 * (missing, negative, beyond any clock skew) makes it no record at all;
+	 * within range the age cannot overflow */
+	bool sane = json_is_integer(at_j) && at >= 0 && at <= now_ms + IDEM_TTL_MS && state;
+	int64_t age = sane ? now_ms - at : 0;
+	bool live = sane && age < IDEM_TTL_MS && strcmp(state, "failed") != 0 &&
+		    !(strcmp(state, "pending") == 0 && age > IDEM_PENDING_MS);
+	srv_idem_verdict v = SRV_IDEM_NEW;
+	if (live)
+		v = !was || strcmp(was, hash) != 0 ? SRV_IDEM_CONFLICT
+		    : strcmp(state, "pending") == 0 ? SRV_IDEM_PENDING : SRV_IDEM_REPLAY;
+	snprintf(request_id, size, "%s", v == SRV_IDEM_REPLAY && rid ? rid : "");
+	json_decref(old);
+	return v;
+}
+
 /* Claims the key. 1 = proceed with the create; 0 = answered (replay, 409,
  * 503 while another create with the key runs); -1 = store failure answered. */
 static int idem_claim(srv_req *r, const idem *k)
@@ -194,25 +216,17 @@ static int idem_claim(srv_req *r, const idem *k)
 		return -1;
 	}
 	char *text = NULL;
-	json_t *old = pv_store_kv_get(st, k->key, &text) == 0 ? json_loads(text, 0, NULL) : NULL;
+	int64_t now = pv_wall_ms();
+	char id[PV_STORE_SHORT_MAX];
+	srv_idem_verdict v = srv_idem_judge(pv_store_kv_get(st, k->key, &text) == 0 ? text : NULL, k->hash,
+					    now, id, sizeof id);
 	free(text);
-	int64_t now = pv_wall_ms(), at = json_integer_value(json_object_get(old, "at_ms"));
-	const char *state = json_string_value(json_object_get(old, "state"));
-	const char *hash = json_string_value(json_object_get(old, "hash"));
-	bool live = old && state && now - at < IDEM_TTL_MS && strcmp(state, "failed") != 0 &&
-		    !(strcmp(state, "pending") == 0 && now - at > IDEM_PENDING_MS);
-	if (live) {
+	if (v != SRV_IDEM_NEW) {
 		pv_store_commit(st);
-		char id[PV_STORE_SHORT_MAX];
-		const char *rid = json_string_value(json_object_get(old, "request_id"));
-		snprintf(id, sizeof id, "%s", rid ? rid : "");
-		bool same = hash && strcmp(hash, k->hash) == 0;
-		bool pending = strcmp(state, "pending") == 0;
-		json_decref(old);
-		if (!same)
+		if (v == SRV_IDEM_CONFLICT)
 			srv_reply_error(r, 409, "IDEMPOTENCY_KEY_REUSED", NULL, "Idempotency-Key was used with a "
 					"different body");
-		else if (pending) {
+		else if (v == SRV_IDEM_PENDING) {
 			srv_add_header(r, "Retry-After", "1");
 			srv_reply_error(r, 503, "IN_PROGRESS", NULL, "a request with this Idempotency-Key is "
 					"being created; retry");
@@ -220,7 +234,6 @@ static int idem_claim(srv_req *r, const idem *k)
 			reply_request(r, 200, id);
 		return 0;
 	}
-	json_decref(old);
 	json_t *claim = json_pack("{s:s, s:s, s:I}", "state", "pending", "hash", k->hash, "at_ms",
 				  (json_int_t)now);
 	char *ct = json_dumps(claim, JSON_COMPACT);
@@ -284,7 +297,7 @@ static void idem_key(srv_req *r, const char *header, const char *tid, int64_t co
 	snprintf(k->key, sizeof k->key, "idem/%s", header);
 	char canon[512];
 	snprintf(canon, sizeof canon, "%s\n%lld", tid, (long long)count);
-	pv_server_hash_token(canon, k->hash);
+	srv_sha256_hex(canon, k->hash);
 	(void)r;
 }
 

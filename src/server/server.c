@@ -1,23 +1,22 @@
 /*
  * server.c - the life of `provisio serve`: worlds (what one configuration
- * built) and their swap on reload, the listening sockets, one evhttp loop a
- * thread, the main loop with signals and timers, and the graceful stop.
+ * built) and their swap on reload, one event loop a thread, the main loop
+ * with signals and timers, and the graceful stop.
  *
- * Why loops a thread with SO_REUSEPORT: the kernel balances new connections
- * across the sockets, no lock is shared on accept, and each loop's requests
- * stay on one core with one store connection (SQLite connections are not to
- * be shared between threads mid-transaction).
+ * Why a loop a thread: each loop's connections stay on one core with one
+ * store connection (SQLite connections are not to be shared between
+ * threads mid-transaction). Loops only read the store: anything that calls
+ * a provider runs on the worker pool (pool.c), so a slow cloud never
+ * holds a loop.
  */
 #include <errno.h>
-#include <netdb.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/socket.h>
+#include <sys/resource.h>
 #include <unistd.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include "server/server_internal.h"
@@ -126,18 +125,15 @@ static int load_world(pv_server *srv, unsigned gen, srv_world **out, pv_diags *d
 	return 0;
 }
 
-pv_broker *srv_thread_broker(srv_thread *t)
+srv_world *srv_thread_world(srv_thread *t)
 {
-	pv_server *srv = t->srv;
-	unsigned gen = atomic_load_explicit(&srv->gen, memory_order_acquire);
-	if (t->b && t->w->gen == gen)
-		return t->b;
-	srv_world *w = srv_world_get(srv);
-	if (!w) {
-		pv_error_set(PV_ESTATE, "server is stopping");
-		return NULL;
-	}
-	pv_broker_close(t->b);
+	unsigned gen = atomic_load_explicit(&t->srv->gen, memory_order_acquire);
+	if (t->w && t->w->gen == gen)
+		return t->w;
+	srv_world *w = srv_world_get(t->srv);
+	if (!w)
+		return t->w;
+	pv_broker_close(t->b); /* rebuilt on the new world when next needed */
 	t->b = NULL;
 	if (t->w && strcmp(t->w->store_location, w->store_location) != 0) {
 		pv_store_close(t->st);
@@ -145,6 +141,18 @@ pv_broker *srv_thread_broker(srv_thread *t)
 	}
 	srv_world_release(t->w);
 	t->w = w;
+	return w;
+}
+
+pv_broker *srv_thread_broker(srv_thread *t)
+{
+	srv_world *w = srv_thread_world(t);
+	if (!w) {
+		pv_error_set(PV_ESTATE, "server is stopping");
+		return NULL;
+	}
+	if (t->b)
+		return t->b;
 	if (!t->st && pv_store_open(&t->st, w->store_location, &w->store_opts) < 0)
 		return NULL;
 	pv_broker_setup setup = {.ctx = pv_broker_context(w->main), .store = t->st,
@@ -153,6 +161,10 @@ pv_broker *srv_thread_broker(srv_thread *t)
 	setup.disabled = pv_broker_disabled(w->main, &setup.n_disabled);
 	if (pv_broker_new(&t->b, &setup) < 0)
 		t->b = NULL;
+	/* a loop reads the store as the reconciler keeps it: a status that
+	 * needed a provider call would hold every connection of the loop */
+	else if (!t->worker)
+		pv_broker_set_mode(t->b, PV_BROKER_DEFERRED);
 	return t->b;
 }
 
@@ -167,47 +179,7 @@ static void thread_drop_broker(srv_thread *t)
 	t->w = NULL;
 }
 
-/* ---- sockets ------------------------------------------------------------------- */
-
-static evutil_socket_t listen_socket(const char *host, int port, int *bound_port)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE | AI_NUMERICSERV}, *ai = NULL;
-	char ps[16];
-	snprintf(ps, sizeof ps, "%d", port);
-	int g = getaddrinfo(host, ps, &hints, &ai);
-	if (g != 0) {
-		pv_error_set(PV_EIO, "listen %s:%d: %s", host, port, gai_strerror(g));
-		return -1;
-	}
-	evutil_socket_t fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0 ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, 1024) < 0 ||
-	    evutil_make_socket_nonblocking(fd) < 0) {
-		pv_error_set(PV_EIO, "listen %s:%d: %s", host, port, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return -1;
-	}
-	freeaddrinfo(ai);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-	getsockname(fd, (struct sockaddr *)&ss, &sl);
-	*bound_port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-						     : ((struct sockaddr_in *)&ss)->sin_port);
-	return fd;
-}
-
-static struct bufferevent *tls_bev(struct event_base *base, void *arg)
-{
-	pv_server *srv = arg;
-	SSL *ssl = SSL_new(srv->ssl);
-	return bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING,
-					      BEV_OPT_CLOSE_ON_FREE);
-}
+/* ---- TLS, loops ------------------------------------------------------------------- */
 
 static int tls_setup(pv_server *srv, const srv_settings *s)
 {
@@ -226,64 +198,29 @@ static int tls_setup(pv_server *srv, const srv_settings *s)
 	return 0;
 }
 
-static void on_request(struct evhttp_request *req, void *arg);
-
 static int thread_setup(pv_server *srv, srv_thread *t, const srv_settings *s)
 {
 	t->srv = srv;
-	t->fd = -1;
 	/* with evthread_use_pthreads the base has a lock: the main loop may
-	 * post the stop to it (event_base_once) */
+	 * post the stop to it (event_base_once), loop 0 hand it connections */
 	t->base = event_base_new();
-	t->http = t->base ? evhttp_new(t->base) : NULL;
-	if (!t->http)
+	if (!t->base || srv_inbox_init(t) < 0)
 		return pv_error_set(PV_ENOMEM, "cannot create an event loop");
-	/* libevent's own limit is a memory ceiling; the configured limit is
-	 * checked by the route so the 413 is JSON like every other answer */
-	evhttp_set_max_body_size(t->http, (ev_ssize_t)(s->max_body_bytes * 4 + 4096));
-	evhttp_set_max_headers_size(t->http, 64 * 1024);
-	evhttp_set_timeout(t->http, 60);
-	evhttp_set_allowed_methods(t->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_PUT |
-						    EVHTTP_REQ_DELETE | EVHTTP_REQ_HEAD);
-	evhttp_set_default_content_type(t->http, "application/json");
-	evhttp_set_gencb(t->http, on_request, t);
-	if (srv->ssl)
-		evhttp_set_bevcb(t->http, tls_bev, srv);
+	/* one socket (loop 0 accepts for all), or one a loop (reuse_port) */
+	if (t->index > 0 && !s->reuse_port)
+		return 0;
 	int port = srv->port ? srv->port : s->port;
-	t->fd = listen_socket(s->host, port, &srv->port);
-	if (t->fd < 0)
+	if (srv_listener_open(t, s->host, &port, s->reuse_port) < 0)
 		return PV_EIO;
-	t->bound = evhttp_accept_socket_with_handle(t->http, t->fd);
-	if (!t->bound)
-		return pv_error_set(PV_EIO, "cannot accept on %s:%d", s->host, srv->port);
+	srv->port = port;
 	return 0;
-}
-
-/* ---- one request ------------------------------------------------------------------ */
-
-static void on_complete(struct evhttp_request *req, void *arg)
-{
-	(void)req;
-	srv_thread *t = arg;
-	atomic_fetch_sub_explicit(&t->pending_writes, 1, memory_order_relaxed);
-}
-
-static void on_request(struct evhttp_request *req, void *arg)
-{
-	srv_thread *t = arg;
-	srv_req r = {.t = t, .req = req, .method = evhttp_request_get_command(req),
-		     .start_ns = pv_now_ns()};
-	atomic_fetch_add_explicit(&t->pending_writes, 1, memory_order_relaxed);
-	evhttp_request_set_on_complete_cb(req, on_complete, t);
-	if (atomic_load_explicit(&t->srv->stopping, memory_order_relaxed))
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Connection", "close");
-	srv_route(&r);
 }
 
 static void *thread_main(void *arg)
 {
 	srv_thread *t = arg;
-	event_base_dispatch(t->base);
+	/* a loop that does not accept waits for connections handed to it */
+	event_base_loop(t->base, EVLOOP_NO_EXIT_ON_EMPTY);
 	thread_drop_broker(t);
 	return NULL;
 }
@@ -302,11 +239,8 @@ static void thread_stop(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	srv_thread *t = arg;
-	if (t->bound) {
-		evhttp_del_accept_socket(t->http, t->bound); /* closes the socket */
-		t->bound = NULL;
-		t->fd = -1;
-	}
+	srv_listener_close(t);
+	srv_conns_close_idle(t);
 	srv_world *w = t->w ? t->w : t->srv->world;
 	double limit = w ? w->set.shutdown_timeout_s : 30;
 	t->drain_deadline_ns = pv_now_ns() + (uint64_t)(limit * 1e9);
@@ -412,6 +346,24 @@ static void make_token(pv_server *srv)
 
 static void use_pthreads(void) { evthread_use_pthreads(); }
 
+/* Descriptors: the soft limit raised to the hard one (each connection is
+ * one), and a word when server.max_connections cannot all be held. */
+static void raise_fd_limit(pv_server *srv, const srv_settings *s)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && (rlim_t)s->max_connections + 64 > rl.rlim_cur)
+		srv_log(srv, PV_LOG_WARN, "server", NULL, "server.max_connections is %u but RLIMIT_NOFILE is "
+			"%llu: when descriptors run out, accepting pauses (and new clients are answered 503) "
+			"until connections close", s->max_connections, (unsigned long long)rl.rlim_cur);
+}
+
 static int server_setup(pv_server *srv, pv_diags *diags)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -422,6 +374,12 @@ static int server_setup(pv_server *srv, pv_diags *diags)
 	atomic_store(&srv->gen, 1);
 	srv_settings *s = &srv->world->set;
 	srv_log_install(srv, s);
+	/* big buffers (request bodies) are mapped and unmapped on their own,
+	 * never left in the heap when their connections are gone */
+	mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+	raise_fd_limit(srv, s);
+	if ((rc = srv_clients_new(&srv->clients)) < 0)
+		return rc;
 	if (s->auth_enabled && !s->n_tokens)
 		make_token(srv);
 	if ((rc = tls_setup(srv, s)) < 0)
@@ -601,9 +559,10 @@ int pv_server_reload(pv_server *srv, pv_diags *diags)
 	copy_diags(diags, &local);
 	pv_diags_clear(&local);
 	srv_world *old_w = srv->world;
-	if (strcmp(old_w->set.host, w->set.host) || (old_w->set.port != w->set.port && w->set.port))
-		srv_log(srv, PV_LOG_WARN, "server", NULL, "server.listen changed: it applies at the next "
-			"restart");
+	if (strcmp(old_w->set.host, w->set.host) || (old_w->set.port != w->set.port && w->set.port) ||
+	    old_w->set.reuse_port != w->set.reuse_port)
+		srv_log(srv, PV_LOG_WARN, "server", NULL, "server.listen or server.reuse_port changed: it "
+			"applies at the next restart");
 	pthread_mutex_lock(&srv->world_lock);
 	srv->world = w;
 	atomic_store_explicit(&srv->gen, gen, memory_order_release);
@@ -645,17 +604,17 @@ void pv_server_free(pv_server *srv)
 		return;
 	for (unsigned i = 0; srv->threads && i < srv->n_threads; i++) {
 		srv_thread *t = &srv->threads[i];
+		srv_listener_close(t);
+		srv_inbox_free(t);
+		srv_conns_free(t);
 		thread_drop_broker(t);
 		if (t->drain)
 			event_free(t->drain);
-		if (t->http)
-			evhttp_free(t->http);
-		else if (t->fd >= 0)
-			close(t->fd);
 		if (t->base)
 			event_base_free(t->base);
 	}
 	free(srv->threads);
+	srv_clients_free(srv->clients);
 	struct event *evs[] = {srv->sig_term, srv->sig_int, srv->sig_hup, srv->stop_ev, srv->reconcile_ev,
 			       srv->alert_ev, srv->queue_ev};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -683,13 +642,4 @@ void pv_server_free(pv_server *srv)
 	pthread_cond_destroy(&srv->pool_cond);
 	pthread_mutex_destroy(&srv->gauges.lock);
 	free(srv);
-}
-
-void pv_server_hash_token(const char *token, char hex[65])
-{
-	unsigned char h[32];
-	srv_token_hash_raw(token, h);
-	for (int i = 0; i < 32; i++)
-		sprintf(hex + 2 * i, "%02x", h[i]);
-	hex[64] = '\0';
 }

@@ -16,15 +16,17 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/server.h"
+#include "server/http_parse.h"
 
-typedef struct srv_job srv_job; /* a request handed to a worker (pool.c) */
+typedef struct srv_job srv_job;           /* a request handed to a worker (pool.c) */
+typedef struct srv_conn srv_conn;         /* one client connection (conn.c) */
+typedef struct srv_listener srv_listener; /* a listening socket (conn.c) */
 
 /* ---- settings (settings.c) ------------------------------------------------ */
 
@@ -32,11 +34,19 @@ typedef enum srv_role { SRV_ROLE_NONE = 0, SRV_ROLE_READ, SRV_ROLE_ADMIN } srv_r
 const char *srv_role_name(srv_role r);
 int srv_role_parse(const char *name, srv_role *out);
 
+/* A token as configured: its salted PBKDF2-HMAC-SHA256 hash, never the
+ * token ("pbkdf2-sha256$<iterations>$<salt hex>$<hash hex>"). */
+enum { SRV_KDF_SALT_MAX = 64, SRV_KDF_MIN_ITERATIONS = 1000, SRV_KDF_DEFAULT_ITERATIONS = 10000 };
 typedef struct srv_token {
 	char name[64];
-	unsigned char hash[32];
 	srv_role role;
+	unsigned iterations;
+	unsigned char salt[SRV_KDF_SALT_MAX];
+	size_t salt_len;
+	unsigned char hash[32];
 } srv_token;
+/* Parses a "pbkdf2-sha256$..." text into t. 0 or PV_EINVAL with the reason. */
+int srv_token_hash_parse(const char *text, srv_token *t);
 
 typedef enum srv_alert_kind {
 	SRV_ALERT_UNHEALTHY = 0,
@@ -60,14 +70,25 @@ typedef struct srv_alert_rule {
 typedef struct srv_settings {
 	char host[256];
 	int port;
+	bool reuse_port;         /* one socket a loop with SO_REUSEPORT (another
+				    process may then bind the port too) */
 	unsigned threads;
 	size_t max_body_bytes;
+	size_t max_header_bytes;
+	unsigned max_connections;
+	unsigned max_connections_per_client;
+	double header_timeout_s; /* a request head must arrive within this */
+	double body_timeout_s;   /* its body within this after the head */
+	double idle_timeout_s;   /* keep-alive between requests; a client not reading its answer */
 	double shutdown_timeout_s;
 	bool access_log;
 	char tls_cert[PATH_MAX], tls_key[PATH_MAX];
 	bool auth_enabled;
 	srv_token *tokens;
 	size_t n_tokens;
+	unsigned auth_max_failures;  /* per client address within the window */
+	double auth_failure_window_s;
+	bool allow_exec;             /* POST /api/v1/providers/{name}/exec */
 	double reconcile_interval_s;
 	double queue_poll_s;     /* how often the Host Factory queue is looked at */
 	bool terminate_orphans;
@@ -117,10 +138,19 @@ typedef struct srv_thread {
 	unsigned index;
 	pthread_t th;
 	bool started;
+	bool worker;            /* a pool thread: may call providers */
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *bound;
-	evutil_socket_t fd;
+	srv_listener *listener; /* the socket this loop accepts on, if any */
+	/* connections accepted elsewhere and handed to this loop */
+	pthread_mutex_t inbox_lock;
+	struct srv_inbox_item *inbox;
+	size_t inbox_n, inbox_cap;
+	struct event *inbox_ev;
+	TAILQ_HEAD(, srv_conn) conns;
+	atomic_uint n_conns;
+	unsigned peak_conns;    /* since memory was last given back */
+	char date[40];          /* the Date header, formatted once a second */
+	int64_t date_s;
 	struct event *drain;
 	uint64_t drain_deadline_ns;
 	atomic_int pending_writes;
@@ -135,16 +165,40 @@ typedef struct srv_thread {
 	/* machines read for an answer, kept between requests (capacity only)
 	 * so the hot GET does not allocate a list each time */
 	pv_machine_list scratch;
-	/* the last token this loop accepted (auth.c): clients keep sending the
-	 * same one, and hashing it was a tenth of a cheap request */
-	struct {
+	/* the last tokens this loop accepted (auth.c): clients keep sending the
+	 * same one, and checking it against salted hashes costs milliseconds */
+	struct srv_auth_slot {
 		unsigned gen;           /* world generation it was checked in; 0 = none */
 		size_t len;
 		char token[128];
 		srv_role role;
-		const char *name;       /* the world's token name (lives with t->w) */
-	} auth;
+		char name[64];
+	} auth[8];
+	unsigned auth_next;
 } srv_thread;
+
+/* ---- client addresses (clients.c) ------------------------------------------------ */
+
+/* An address as 16 bytes (IPv4 mapped into IPv6): the key of the table. */
+typedef struct srv_addr {
+	unsigned char b[16];
+} srv_addr;
+void srv_addr_from_sockaddr(const struct sockaddr *sa, srv_addr *out, char *text, size_t tsize);
+
+typedef struct srv_clients srv_clients;
+int srv_clients_new(srv_clients **out);
+void srv_clients_free(srv_clients *c);
+/* Counts a connection from `a`; false (nothing counted) when it already
+ * holds `cap`. */
+bool srv_clients_open(srv_clients *c, const srv_addr *a, unsigned cap);
+void srv_clients_close(srv_clients *c, const srv_addr *a);
+void srv_clients_auth_failed(srv_clients *c, const srv_addr *a, int64_t now_ms, double window_s);
+/* Whether `a` failed `max` times within the window; when so, the seconds
+ * until it may try again. */
+bool srv_clients_auth_blocked(srv_clients *c, const srv_addr *a, int64_t now_ms, unsigned max,
+			      double window_s, unsigned *retry_after_s);
+/* Failures not rate-limited because the table was full. */
+uint64_t srv_clients_untracked(srv_clients *c);
 
 
 /* Broker gauges the reconciler refreshes and /metrics shows. */
@@ -173,6 +227,11 @@ struct pv_server {
 	atomic_uint gen;
 	srv_thread *threads;
 	unsigned n_threads;
+	srv_clients *clients;
+	atomic_uint conns_open;  /* connections held, every loop */
+	/* the HTTP layer's refusals and timeouts, for /metrics */
+	atomic_uint_fast64_t refused_max, refused_per_client, accept_fd_exhausted, accept_errors,
+		header_timeouts, body_timeouts, auth_limited;
 	int port;
 	char url[300];
 	char generated_token[80];
@@ -217,37 +276,71 @@ pv_broker *srv_thread_broker(srv_thread *t);
 typedef struct srv_req {
 	srv_thread *t;
 	srv_world *w;
-	struct evhttp_request *req;
-	enum evhttp_cmd_type method;
-	const char *path;        /* decoded path without the query */
-	struct evkeyvalq query;  /* parsed query string */
-	bool has_query;
+	srv_conn *conn;          /* the connection it came on */
+	srv_method method;
+	const srv_head *head;    /* NULL when the head could not be parsed */
+	const char *method_text; /* as sent ("" when unknown) */
+	const char *target;      /* the request-target as sent ("" when unknown) */
+	char path[SRV_MAX_PATH]; /* decoded, without the query */
+	srv_kv query[SRV_MAX_QUERY];
+	size_t n_query;
+	const char *body;
+	size_t body_len;
 	char request_id[40];
 	char trace_id[80];
 	srv_role role;
-	const char *token_name;
+	char token_name[64];     /* "" when none */
+	const void *route;       /* routes.c's match, between the head and the body */
+	char arg[256];           /* its "*" segment */
 	uint64_t start_ns;
 	int status;
-	srv_job *job;            /* set while a worker runs it: no libevent calls */
+	bool close;              /* answer with Connection: close */
+	char out_headers[512];   /* "Name: value\r\n" lines added by the route */
+	size_t out_headers_len;
+	srv_job *job;            /* set while a worker runs it */
 } srv_req;
 
 typedef void (*srv_handler0)(srv_req *r);
 typedef void (*srv_handler1)(srv_req *r, const char *arg);
 
-/* Adds an answer header (captured when a worker runs the request). */
+/* Adds an answer header (name and value from the route, never CR or LF). */
 void srv_add_header(srv_req *r, const char *key, const char *value);
+
+/* ---- accepting (listen.c) and connections (conn.c) ------------------------------------- */
+
+/* Binds the listening socket of loop t (reuse_port: SO_REUSEPORT, one a
+ * loop; else one socket whose connections loop t hands to the least busy
+ * loop). The bound port in *port (0 asks for any). 0 or PV_EIO naming the
+ * address and the reason. */
+int srv_listener_open(srv_thread *t, const char *host, int *port, bool reuse_port);
+/* Stops accepting and closes the socket (loop thread, or before it runs). */
+void srv_listener_close(srv_thread *t);
+/* A loop's queue of connections accepted on another loop. */
+int srv_inbox_init(srv_thread *t);
+void srv_inbox_free(srv_thread *t);
+/* Serves a connection just accepted (socket non-blocking; the caller
+ * counted it in conns_open and the client table). */
+void srv_conn_new(srv_thread *t, evutil_socket_t fd, const srv_addr *a, const char *peer);
+/* Frees a loop's connections, after the loop and the pool stopped. */
+void srv_conns_free(srv_thread *t);
+/* Closes the connections waiting for a request (a graceful stop). */
+void srv_conns_close_idle(srv_thread *t);
+/* Writes the answer to the request's connection; `body` is taken when
+ * `owned`. The request (and its connection) may be gone after. */
+void srv_conn_write(srv_req *r, int status, char *body, size_t len, bool owned);
+/* The client's address as text. */
+const char *srv_conn_peer(const srv_conn *c);
+const srv_addr *srv_conn_addr(const srv_conn *c);
 
 /* ---- the worker pool (pool.c) ----------------------------------------------------- */
 
 /* Hands the request to a worker; the answer is sent from the loop later.
  * 0, or -1 (out of memory: run it inline). Loop thread only. */
-int srv_offload(srv_req *r, srv_handler0 fn0, srv_handler1 fn1, const char *arg);
+int srv_offload(srv_req *r, srv_handler0 fn0, srv_handler1 fn1);
 int srv_pool_start(pv_server *srv);
 void srv_pool_stop(pv_server *srv);
-const char *srv_job_header(const srv_job *j, const char *key);
-const char *srv_job_body(const srv_job *j, size_t *len);
-void srv_job_add_header(srv_job *j, const char *key, const char *value);
-void srv_job_capture(srv_job *j, int status, struct evbuffer *body);
+/* Keeps a worker's answer for the loop to send. */
+void srv_job_capture(srv_job *j, int status, char *body, size_t len, bool owned);
 
 /* Answers with `body` (taken; NULL = no body) as JSON. */
 void srv_reply_json(srv_req *r, int status, json_t *body);
@@ -259,8 +352,17 @@ void srv_reply_owned(srv_req *r, int status, char *text, size_t len);
 /* Answers with a text body (/metrics). */
 void srv_reply_text(srv_req *r, int status, const char *content_type, const char *text, size_t len);
 
-/* The request body parsed as a JSON object. Answers 413/400 itself and
- * returns NULL when it is too large or not an object. New reference. */
+/* Sends, counts and logs an answer (the loop thread); `body` taken when owned. */
+void srv_send(srv_req *r, int status, char *body, size_t len, bool owned);
+/* The world this loop answers with, renewed when a reload changed it. */
+srv_world *srv_thread_world(srv_thread *t);
+/* The ids of a new request (X-Request-Id, traceparent), and the request
+ * the library's log lines belong to on this thread (NULL: none). */
+void srv_req_ids(srv_req *r);
+void srv_set_current(const srv_req *r);
+
+/* The request body parsed as a JSON object. Answers 400 itself and
+ * returns NULL when it is not an object. New reference. */
 json_t *srv_body_object(srv_req *r);
 /* 0 when every key of `obj` is one of `allowed` (NULL-terminated); else
  * answers 400 naming the first unknown key and returns -1. */
@@ -286,12 +388,17 @@ void srv_log_uninstall(void);
 /* Decides who the request is. 0 when it may proceed with `need`; else the
  * answer (401/403) has been sent and -1 is returned. */
 int srv_auth(srv_req *r, srv_role need);
-void srv_token_hash_raw(const char *token, unsigned char out[32]);
+/* SHA-256 of text as 64 hex digits (idempotency keys' body hashes). */
+void srv_sha256_hex(const char *text, char hex[65]);
 
 /* ---- routes -------------------------------------------------------------------------- */
 
-/* Dispatches one request to its route (routes.c). */
-void srv_route(srv_req *r);
+/* Once the head is read: the route, its query, who the caller is. 0 when
+ * the body (if any) is to be read and srv_route_run called; -1 when the
+ * answer has been sent (404, 405, 401, 501, ...). (routes.c) */
+int srv_route_prepare(srv_req *r);
+/* Runs the route prepared, on this loop or on a worker. */
+void srv_route_run(srv_req *r);
 
 void srv_get_health(srv_req *r);
 void srv_get_ready(srv_req *r);
@@ -311,6 +418,14 @@ void srv_get_request(srv_req *r, const char *id);
 void srv_get_requests(srv_req *r);
 void srv_post_returns(srv_req *r);
 void srv_get_machines(srv_req *r);
+
+/* What a stored Idempotency-Key record (the store's text, any bytes: it is
+ * read back, not trusted) says about a create with body hash `hash` now:
+ * go ahead, answer the request it made (its id into request_id), 409, or
+ * 503 while that create runs. */
+typedef enum srv_idem_verdict { SRV_IDEM_NEW = 0, SRV_IDEM_REPLAY, SRV_IDEM_CONFLICT, SRV_IDEM_PENDING } srv_idem_verdict;
+srv_idem_verdict srv_idem_judge(const char *text, const char *hash, int64_t now_ms, char *request_id,
+				size_t size);
 
 /* JSON of a request and its machines, as docs/api.md's R. New reference. */
 json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms);

@@ -160,20 +160,6 @@ static void get_str(reader *rd, const json_t *o, const char *path, const char *k
 	snprintf(buf, size, "%s", json_string_value(v));
 }
 
-static int hex_to_bytes(const char *hex, unsigned char out[32])
-{
-	if (!hex || strlen(hex) != 64)
-		return -1;
-	for (int i = 0; i < 32; i++) {
-		unsigned v;
-		if (!isxdigit((unsigned char)hex[2 * i]) || !isxdigit((unsigned char)hex[2 * i + 1]) ||
-		    sscanf(hex + 2 * i, "%2x", &v) != 1)
-			return -1;
-		out[i] = (unsigned char)v;
-	}
-	return 0;
-}
-
 static void read_tokens(reader *rd, const json_t *auth, srv_settings *s)
 {
 	json_t *list = json_object_get(auth, "tokens");
@@ -181,7 +167,7 @@ static void read_tokens(reader *rd, const json_t *auth, srv_settings *s)
 		return;
 	if (!json_is_array(list)) {
 		pv_diags_add(rd->d, PV_DIAG_ERROR, "server.auth.tokens", "must be an array of "
-			     "{\"name\", \"sha256\", \"role\"}");
+			     "{\"name\", \"hash\", \"role\"}");
 		return;
 	}
 	s->tokens = calloc(json_array_size(list) + 1, sizeof *s->tokens);
@@ -190,7 +176,7 @@ static void read_tokens(reader *rd, const json_t *auth, srv_settings *s)
 	json_array_foreach(list, i, t) {
 		char path[64];
 		snprintf(path, sizeof path, "server.auth.tokens[%zu]", i);
-		static const char *const keys[] = {"name", "sha256", "role", NULL};
+		static const char *const keys[] = {"name", "hash", "role", "sha256", NULL};
 		if (!json_is_object(t)) {
 			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "must be an object");
 			continue;
@@ -198,9 +184,14 @@ static void read_tokens(reader *rd, const json_t *auth, srv_settings *s)
 		unknown_keys(rd, t, path, keys);
 		srv_token *tk = &s->tokens[s->n_tokens];
 		get_str(rd, t, path, "name", tk->name, sizeof tk->name);
-		if (hex_to_bytes(json_string_value(json_object_get(t, "sha256")), tk->hash) < 0) {
-			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "sha256: must be 64 hex digits (the SHA-256 "
-				     "of the token, e.g. from 'provisio serve --hash-token')");
+		if (json_object_get(t, "sha256")) {
+			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "sha256: unsalted SHA-256 token hashes are no "
+				     "longer accepted; hash the token again with 'provisio serve --hash-token "
+				     "TOKEN' and put the result in \"hash\"");
+			continue;
+		}
+		if (srv_token_hash_parse(json_string_value(json_object_get(t, "hash")), tk) < 0) {
+			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "hash: %s", pv_error_last());
 			continue;
 		}
 		if (srv_role_parse(json_string_value(json_object_get(t, "role")), &tk->role) < 0) {
@@ -321,9 +312,17 @@ static void defaults(srv_settings *s)
 	snprintf(s->host, sizeof s->host, "127.0.0.1");
 	s->port = 8080;
 	s->max_body_bytes = 1u << 20;
+	s->max_header_bytes = 16384;
+	s->max_connections = 10000;
+	s->max_connections_per_client = 256;
+	s->header_timeout_s = 10;
+	s->body_timeout_s = 30;
+	s->idle_timeout_s = 60;
 	s->shutdown_timeout_s = 30;
 	s->access_log = true;
 	s->auth_enabled = true;
+	s->auth_max_failures = 10;
+	s->auth_failure_window_s = 60;
 	s->reconcile_interval_s = 10;
 	s->queue_poll_s = 0.25;
 	s->alert_interval_s = 15;
@@ -341,15 +340,27 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 		pv_diags_add(diags, PV_DIAG_ERROR, "server", "must be an object");
 		return PV_EINVAL;
 	}
-	static const char *const keys[] = {"listen", "threads", "max_body_bytes", "shutdown_timeout_seconds",
-					   "access_log", "tls", "auth", "reconcile_interval_seconds",
-					   "queue_poll_seconds", "terminate_orphans", "alerts", "logging", NULL};
+	static const char *const keys[] = {"listen", "reuse_port", "threads", "max_body_bytes", "max_header_bytes",
+					   "max_connections", "max_connections_per_client",
+					   "header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds",
+					   "shutdown_timeout_seconds", "access_log", "tls", "auth",
+					   "reconcile_interval_seconds", "queue_poll_seconds", "terminate_orphans",
+					   "allow_exec", "alerts", "logging", NULL};
 	unknown_keys(&rd, b, "server", keys);
 	json_t *l = json_object_get(b, "listen");
 	if (l && (!json_is_string(l) || split_listen(json_string_value(l), s->host, sizeof s->host, &s->port) < 0))
 		pv_diags_add(diags, PV_DIAG_ERROR, "server.listen", "must be \"HOST:PORT\" with PORT 0..65535");
+	s->reuse_port = get_bool(&rd, b, "server", "reuse_port", false);
 	s->threads = (unsigned)get_num(&rd, b, "server", "threads", 0, 0, 256);
 	s->max_body_bytes = (size_t)get_num(&rd, b, "server", "max_body_bytes", 1u << 20, 64, 1u << 30);
+	s->max_header_bytes = (size_t)get_num(&rd, b, "server", "max_header_bytes", 16384, 1024, 1u << 20);
+	s->max_connections = (unsigned)get_num(&rd, b, "server", "max_connections", 10000, 1, 1000000);
+	s->max_connections_per_client = (unsigned)get_num(&rd, b, "server", "max_connections_per_client", 256,
+							  1, 1000000);
+	s->header_timeout_s = get_num(&rd, b, "server", "header_timeout_seconds", 10, 0.01, 3600);
+	s->body_timeout_s = get_num(&rd, b, "server", "body_timeout_seconds", 30, 0.01, 3600);
+	s->idle_timeout_s = get_num(&rd, b, "server", "idle_timeout_seconds", 60, 0.01, 86400);
+	s->allow_exec = get_bool(&rd, b, "server", "allow_exec", false);
 	s->shutdown_timeout_s = get_num(&rd, b, "server", "shutdown_timeout_seconds", 30, 0, 3600);
 	s->access_log = get_bool(&rd, b, "server", "access_log", true);
 	s->reconcile_interval_s = get_num(&rd, b, "server", "reconcile_interval_seconds", 10, 0.01, 86400);
@@ -366,9 +377,13 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 	}
 	json_t *auth = json_object_get(b, "auth");
 	if (auth) {
-		static const char *const akeys[] = {"enabled", "tokens", NULL};
+		static const char *const akeys[] = {"enabled", "tokens", "max_failures", "failure_window_seconds",
+						    NULL};
 		unknown_keys(&rd, auth, "server.auth", akeys);
 		s->auth_enabled = get_bool(&rd, auth, "server.auth", "enabled", true);
+		s->auth_max_failures = (unsigned)get_num(&rd, auth, "server.auth", "max_failures", 10, 1, 1e6);
+		s->auth_failure_window_s = get_num(&rd, auth, "server.auth", "failure_window_seconds", 60, 1,
+						   86400);
 		read_tokens(&rd, auth, s);
 	}
 	read_alerts(&rd, json_object_get(b, "alerts"), s);

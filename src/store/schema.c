@@ -43,13 +43,13 @@ const char *const pv_store_migrations[] = {
 	/* 4 -> 5: the capacity count of a template (every getAvailableTemplates
 	 * and requestMachines) walks an index of the live machines alone: not
 	 * a row per machine, nor the terminated ones of all history */
-	"CREATE INDEX machines_live ON machines(template_id)"
-	" WHERE status <> 'terminated' AND result <> 'fail';",
+	("CREATE INDEX machines_live ON machines(template_id)"
+	 " WHERE status <> 'terminated' AND result <> 'fail';"), /* one statement (clang asks) */
 	/* 5 -> 6: whether a request's id reached anyone (its machines are
 	 * reclaimed when it never did); the requests already there had */
-	"ALTER TABLE requests ADD COLUMN delivered_ms BIGINT NOT NULL DEFAULT 0;"
-	"UPDATE requests SET delivered_ms = updated_ms;"
-	"CREATE INDEX requests_undelivered ON requests(delivered_ms, created_ms);",
+	("ALTER TABLE requests ADD COLUMN delivered_ms BIGINT NOT NULL DEFAULT 0;"
+	 "UPDATE requests SET delivered_ms = updated_ms;"
+	 "CREATE INDEX requests_undelivered ON requests(delivered_ms, created_ms);"),
 };
 const int pv_store_migration_count = (int)(sizeof pv_store_migrations / sizeof pv_store_migrations[0]);
 

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "provisio/error.h"
+#include "util/utf8.h"
 
 static _Thread_local char last_message[512];
 static _Thread_local int last_code;
@@ -15,11 +16,13 @@ int pv_error_last_code(void) { return last_code; }
 int pv_error_set(int code, const char *fmt, ...)
 {
 	/* Format aside first: callers may pass pv_error_last() as an argument
-	 * to wrap the previous message. */
+	 * to wrap the previous message. Cut on a character boundary and kept
+	 * valid UTF-8: the message ends up in JSON answers, which refuse
+	 * anything else. */
 	char text[sizeof last_message];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	pv_utf8_vformat(text, sizeof text, fmt, ap);
 	va_end(ap);
 	memcpy(last_message, text, sizeof text);
 	last_code = code;

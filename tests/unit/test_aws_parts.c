@@ -442,6 +442,37 @@ static void test_creds_shared_file_profile_and_region_from_config(void **state)
 	clear_env();
 }
 
+/* A credential goes into an HTTP header: one with a control character (a
+ * CR LF would add a header of the file's choosing) is refused, naming the
+ * key, never passed on or silently dropped. */
+static void test_creds_with_control_characters_are_refused(void **state)
+{
+	(void)state;
+	clear_env();
+	char creds[] = "/tmp/pv-aws-creds-XXXXXX";
+	int fd = mkstemp(creds);
+	const char *text = "[default]\naws_access_key_id = AKDEF\naws_secret_access_key = s\n"
+			   "aws_session_token = SeCr3t\rX-Injected: yes\n";
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	setenv("AWS_SHARED_CREDENTIALS_FILE", creds, 1);
+	aws_creds c;
+	aws_creds_opts o = {0};
+	assert_int_equal(aws_creds_resolve(&o, &c), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "aws_session_token"));
+	assert_null(strstr(pv_error_last(), "SeCr3t")); /* the message holds no secret */
+	unlink(creds);
+	clear_env();
+	static const char doc[] = "{\"AccessKeyId\": \"ASIA1\", \"SecretAccessKey\": \"s\","
+				  " \"Token\": \"t\\r\\nX-Injected: yes\", \"Expiration\": \"2026-12-05T10:00:00Z\"}";
+	assert_int_equal(aws_creds_from_imds_json(doc, strlen(doc), &c), PV_EIO);
+	static const char good[] = "{\"AccessKeyId\": \"ASIA1\", \"SecretAccessKey\": \"s\","
+				   " \"Token\": \"t\", \"Expiration\": \"2026-12-05T10:00:00Z\"}";
+	assert_int_equal(aws_creds_from_imds_json(good, strlen(good), &c), 0);
+	assert_string_equal(c.session_token, "t");
+	assert_int_equal(c.expires_wall_ms, 1796464800000LL);
+}
+
 static void test_creds_wipe_zeroes_secrets(void **state)
 {
 	(void)state;
@@ -590,6 +621,7 @@ int main(void)
 		cmocka_unit_test(test_form_encodes_like_sigv4_expects),
 		cmocka_unit_test(test_creds_explicit_beat_env),
 		cmocka_unit_test(test_creds_shared_file_profile_and_region_from_config),
+		cmocka_unit_test(test_creds_with_control_characters_are_refused),
 		cmocka_unit_test(test_creds_wipe_zeroes_secrets),
 		cmocka_unit_test(test_config_errors_name_the_field),
 		cmocka_unit_test(test_config_secret_never_in_errors_or_stats),

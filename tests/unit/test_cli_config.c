@@ -96,6 +96,31 @@ static void test_config_show_expands_and_redacts(void **state)
 	cli_free(&r);
 }
 
+/* The server's token hashes are hidden like any secret (docs say tokens
+ * are redacted); names and roles stay readable. */
+static void test_config_show_hides_token_hashes(void **state)
+{
+	(void)state;
+	const char *hash = "pbkdf2-sha256$10000$00112233445566778899aabbccddeeff$"
+			   "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+	char text[1024];
+	snprintf(text, sizeof text, "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}],"
+		 " \"server\": {\"auth\": {\"tokens\": [{\"name\": \"ops\", \"hash\": \"%s\","
+		 " \"role\": \"admin\"}]}}}", hash);
+	const char *cfg = file("tokens.json", text);
+	snprintf(args, sizeof args, "--config %s config show", cfg);
+	cli_run r = cli(NULL, args);
+	assert_int_equal(r.status, 0);
+	assert_null(strstr(r.out, "0123456789abcdef"));
+	assert_null(strstr(r.out, "pbkdf2"));
+	json_t *tok = json_array_get(json_object_get(json_object_get(json_object_get(json_object_get(r.json,
+		"config"), "server"), "auth"), "tokens"), 0);
+	assert_string_equal(json_string_value(json_object_get(tok, "name")), "ops");
+	assert_string_equal(json_string_value(json_object_get(tok, "role")), "admin");
+	assert_string_equal(json_string_value(json_object_get(tok, "hash")), "***");
+	cli_free(&r);
+}
+
 static const char *weighted =
 	"{\"providers\": [{\"name\": \"a\", \"type\": \"sim\", \"weight\": 5},"
 	"                 {\"name\": \"b\", \"type\": \"sim\"}, {\"name\": \"c\", \"type\": \"sim\"}],"
@@ -204,6 +229,7 @@ int main(void)
 		cmocka_unit_test(test_help_and_unknown_command),
 		cmocka_unit_test(test_config_validate_good_and_bad),
 		cmocka_unit_test(test_config_show_expands_and_redacts),
+		cmocka_unit_test(test_config_show_hides_token_hashes),
 		cmocka_unit_test(test_exec_repeat_shows_weighted_distribution),
 		cmocka_unit_test(test_exec_repeat_shows_breaker_opening),
 		cmocka_unit_test(test_providers_list_health_metrics_capabilities),

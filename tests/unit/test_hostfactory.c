@@ -148,6 +148,40 @@ static void test_request_machines_answers_request_id_and_message(void **state)
 	destroy(f);
 }
 
+/* A failure whose message is longer than the error buffer, made of 2-byte
+ * characters: it is cut between characters, so the answer on stdout is
+ * still the contract's {"message"} (not a bare newline). Two ids one byte
+ * apart: one of them puts a byte cut inside a character. */
+static void test_failure_message_is_cut_between_characters(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	const char *const starts[] = {"x", "xy"};
+	for (int k = 0; k < 2; k++) {
+		char input[2048];
+		int n = snprintf(input, sizeof input, "{\"template\": {\"templateId\": \"%s", starts[k]);
+		for (int i = 0; i < 400; i++)
+			n += snprintf(input + n, sizeof input - (size_t)n, "\xc3\xa9");
+		snprintf(input + n, sizeof input - (size_t)n, "\", \"machineCount\": 1}}");
+		json_t *in = json_loads(input, 0, NULL);
+		assert_non_null(in);
+		char *text = NULL;
+		size_t len = 0;
+		FILE *out = open_memstream(&text, &len);
+		assert_true(pv_hf_write(f->b, PV_HF_REQUEST_MACHINES, in, out) < 0);
+		fclose(out);
+		json_decref(in);
+		json_t *answer = json_loads(text, 0, NULL);
+		assert_non_null(answer);
+		const char *msg = json_string_value(json_object_get(answer, "message"));
+		assert_non_null(msg);
+		assert_non_null(strstr(msg, starts[k]));
+		json_decref(answer);
+		free(text);
+	}
+	destroy(f);
+}
+
 static void test_get_request_status_machine_fields(void **state)
 {
 	(void)state;
@@ -605,6 +639,7 @@ int main(void)
 		cmocka_unit_test(test_get_available_templates_matches_contract_example),
 		cmocka_unit_test(test_unlimited_template_shows_max_minus_one_and_no_available),
 		cmocka_unit_test(test_request_machines_answers_request_id_and_message),
+		cmocka_unit_test(test_failure_message_is_cut_between_characters),
 		cmocka_unit_test(test_get_request_status_machine_fields),
 		cmocka_unit_test(test_status_of_several_requests_in_order),
 		cmocka_unit_test(test_return_cycle_ends_terminated_and_succeed),

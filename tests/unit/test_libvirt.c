@@ -20,6 +20,7 @@
 #include <libvirt/libvirt.h>
 #include "provisio/provisio.h"
 #include "provisio/libvirt.h"
+#include "providers/libvirt/lv.h"
 
 #define REFUSED_URI "qemu+tcp://127.0.0.1:1/system"
 
@@ -985,9 +986,27 @@ static void test_concurrent_creates_never_exceed_host_capacity(void **state)
 	pv_strategy_unref(s);
 }
 
+/* Metadata read back from a domain (anyone with access to the hypervisor
+ * may have changed it): an attribute too long for its field is refused,
+ * never cut into another request's id. */
+static void metadata_too_long_is_refused_not_cut(void **state)
+{
+	(void)state;
+	lv_meta m;
+	assert_int_equal(lv_meta_parse("<provisio:instance xmlns:provisio='" LV_METADATA_URI "' request='req-1'"
+				       " template='t1' launch_time_ms='12'/>", &m), 0);
+	assert_string_equal(m.request_id, "req-1");
+	assert_int_equal(m.launch_time_ms, 12);
+	char xml[600];
+	snprintf(xml, sizeof xml, "<provisio:instance xmlns:provisio='" LV_METADATA_URI "' request='req-%0200d'/>", 1);
+	assert_int_equal(lv_meta_parse(xml, &m), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "'request'"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(metadata_too_long_is_refused_not_cut),
 		cmocka_unit_test(test_config_errors_name_the_field_and_valid_values),
 		cmocka_unit_test(test_create_defines_and_starts_domains_named_from_request),
 		cmocka_unit_test(test_retried_create_reuses_domains_instead_of_defining_twice),

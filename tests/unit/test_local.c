@@ -299,10 +299,33 @@ static void test_machine_that_exits_is_terminated(void **state)
 	pv_strategy_unref(s);
 }
 
-static void test_template_command_wins_over_default(void **state)
+/* A template's command is a shell command the provider runs: refused
+ * (with the reason, nothing started) unless the config allows it. */
+static void test_template_command_is_refused_unless_allowed(void **state)
 {
 	(void)state;
 	pv_strategy *s = make("\"command\": \"sleep 60\"");
+	pv_result r = PV_RESULT_INIT;
+	exec_op(s, PV_OP_CREATE_INSTANCES,
+		json_pack("{s:i, s:s, s:s, s:{s:s}}", "count", 1, "client_token", "x", "template_id", "t9",
+			  "template", "command", "touch /tmp/pv-should-not-run"),
+		&r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, PV_ERR_INVALID_PARAMETERS);
+	assert_non_null(strstr(pv_result_message(&r), "template_commands"));
+	assert_non_null(strstr(pv_result_message(&r), "t9"));
+	pv_result_clear(&r);
+	exec_op(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_object(), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 0);
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+}
+
+static void test_template_command_wins_over_default(void **state)
+{
+	(void)state;
+	pv_strategy *s = make("\"command\": \"sleep 60\", \"template_commands\": true");
 	pv_result r = PV_RESULT_INIT;
 	exec_op(s, PV_OP_CREATE_INSTANCES,
 		json_pack("{s:i, s:s, s:{s:s}}", "count", 1, "client_token", "x", "template", "command", "sleep 0.1"),
@@ -487,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_terminate_stops_machine),
 		cmocka_unit_test(test_sigkill_after_grace_for_command_ignoring_sigterm),
 		cmocka_unit_test(test_machine_that_exits_is_terminated),
+		cmocka_unit_test(test_template_command_is_refused_unless_allowed),
 		cmocka_unit_test(test_template_command_wins_over_default),
 		cmocka_unit_test(test_describe_filters_by_request_and_status_reports_unknown),
 		cmocka_unit_test(test_lost_counter_never_reuses_an_id),

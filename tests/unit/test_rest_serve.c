@@ -94,14 +94,14 @@ static int start_serve(void **state)
 	snprintf(dir, sizeof dir, "/tmp/pv-test-rest-serve-XXXXXX");
 	if (!mkdtemp(dir))
 		return -1;
-	char hash[65], cfg[1024], cmd[512];
-	pv_server_hash_token(TOKEN, hash);
+	char hash[PV_SERVER_TOKEN_HASH_MAX], cfg[1024], cmd[512];
+	pv_server_hash_token(TOKEN, 1000, hash, sizeof hash);
 	static const char shape[] =
 		"{\"providers\": [{\"name\": \"sim-central\", \"type\": \"sim\","
 		"  \"config\": {\"seed\": 1, \"capacity\": 200}}],"
 		" \"default_strategy\": \"sim-central\","
 		" \"server\": {\"listen\": \"127.0.0.1:0\", \"threads\": 1,%s"
-		"  \"auth\": {\"tokens\": [{\"name\": \"site\", \"sha256\": \"%s\", \"role\": \"admin\"}]}}}";
+		"  \"auth\": {\"tokens\": [{\"name\": \"site\", \"hash\": \"%s\", \"role\": \"admin\"}]}}}";
 	snprintf(cfg, sizeof cfg, shape, "", hash);
 	write_file("central.json", cfg);
 	/* The same server over TLS, with a self-signed certificate for

@@ -12,6 +12,7 @@
 #include "test_strategies.h"
 #include "wait.h"
 #include "provisio/hostfactory.h"
+#include <openssl/evp.h>
 
 static int setup(void **state)
 {
@@ -120,11 +121,12 @@ static void remembered_token_is_forgotten_when_a_reload_removes_it(void **state)
 	ts_resp r = ts_call(e, "POST", "/api/v1/reload", READ_TOKEN, NULL, NULL);
 	assert_int_equal(r.status, 403); /* remembered with its role */
 	ts_resp_clear(&r);
-	char rh[65], text[8192];
-	pv_server_hash_token(READ_TOKEN, rh);
+	char text[8192];
 	bf_read_file(e->config, text, sizeof text);
-	char *at = strstr(text, rh);
+	char *at = strstr(text, "pbkdf2-sha256$"); /* the reader's, first in the file */
 	assert_non_null(at);
+	for (int i = 0; i < 3; i++) /* past "pbkdf2-sha256$", the iterations and the salt */
+		at = strchr(at, '$') + 1;
 	memset(at, '0', 64); /* the reader's hash replaced: its token is no longer configured */
 	bf_write_file(e->config, text);
 	assert_int_equal(pv_server_reload(e->srv, NULL), 0);
@@ -940,12 +942,27 @@ static void bad_tls_files_are_refused_at_start(void **state)
 	ts_env_clear(&e);
 }
 
-static void hash_token_is_sha256_hex(void **state)
+/* The hash is PBKDF2-HMAC-SHA256 with a fresh salt: the same token hashes
+ * differently each time, and the digest is OpenSSL's PBKDF2 of the token
+ * with the salt and iterations the text names. */
+static void hash_token_is_salted_pbkdf2(void **state)
 {
 	(void)state;
+	char a[PV_SERVER_TOKEN_HASH_MAX], b[PV_SERVER_TOKEN_HASH_MAX];
+	assert_int_equal(pv_server_hash_token("abc", 1000, a, sizeof a), 0);
+	assert_int_equal(pv_server_hash_token("abc", 1000, b, sizeof b), 0);
+	assert_int_equal(strncmp(a, "pbkdf2-sha256$1000$", 19), 0);
+	assert_string_not_equal(a, b); /* salted */
+	/* the digest is PBKDF2-HMAC-SHA256(token, salt, iterations) */
+	unsigned char salt[16], dk[32];
+	for (int i = 0; i < 16; i++)
+		sscanf(a + 19 + 2 * i, "%2hhx", &salt[i]);
+	assert_int_equal(PKCS5_PBKDF2_HMAC("abc", 3, salt, 16, 1000, EVP_sha256(), 32, dk), 1);
 	char hex[65];
-	pv_server_hash_token("abc", hex);
-	assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	for (int i = 0; i < 32; i++)
+		sprintf(hex + 2 * i, "%02x", dk[i]);
+	assert_string_equal(strrchr(a, '$') + 1, hex);
+	assert_int_equal(pv_server_hash_token("abc", 10, a, sizeof a), PV_EINVAL); /* too few iterations */
 }
 
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -1047,7 +1064,7 @@ int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(hash_token_is_sha256_hex),
+		cmocka_unit_test(hash_token_is_salted_pbkdf2),
 		T(health_needs_no_token),
 		T(ready_reports_store_and_healthy_providers),
 		T(missing_token_is_401_with_www_authenticate),

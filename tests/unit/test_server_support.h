@@ -113,12 +113,14 @@ static inline ts_resp ts_call(const ts_env *e, const char *method, const char *p
 }
 
 /* Writes the configuration; `server_extra` and `sim_extra` are spliced
- * into the "server" block and simA's config (start with a comma). */
+ * into the "server" block and simA's config (start with a comma). Exec is
+ * on (the tests drive providers through it); token hashes use the fewest
+ * PBKDF2 iterations allowed, so runs under valgrind stay quick. */
 static inline void ts_config(ts_env *e, const char *server_extra, const char *sim_extra, const char *broker_extra)
 {
-	char rh[65], ah[65], text[8192];
-	pv_server_hash_token(READ_TOKEN, rh);
-	pv_server_hash_token(ADMIN_TOKEN, ah);
+	char rh[PV_SERVER_TOKEN_HASH_MAX], ah[PV_SERVER_TOKEN_HASH_MAX], text[8192];
+	pv_server_hash_token(READ_TOKEN, 1000, rh, sizeof rh);
+	pv_server_hash_token(ADMIN_TOKEN, 1000, ah, sizeof ah);
 	snprintf(text, sizeof text,
 		 "{\"providers\": [{\"name\": \"simA\", \"type\": \"sim\", \"config\": {\"seed\": 1%s}},\n"
 		 "  {\"name\": \"simB\", \"type\": \"sim\", \"config\": {\"seed\": 2}}],\n"
@@ -128,10 +130,10 @@ static inline void ts_config(ts_env *e, const char *server_extra, const char *si
 		 " \"store\": {\"path\": \"%s\"},\n"
 		 " \"broker\": {\"templates_file\": \"%s\", \"status_max_age_seconds\": -1%s},\n"
 		 " \"server\": {\"listen\": \"127.0.0.1:0\", \"threads\": 2, \"access_log\": false,\n"
-		 "   \"reconcile_interval_seconds\": 3600,\n"
+		 "   \"reconcile_interval_seconds\": 3600, \"allow_exec\": true,\n"
 		 "   \"logging\": {\"level\": \"error\"},\n"
-		 "   \"auth\": {\"tokens\": [{\"name\": \"reader\", \"sha256\": \"%s\", \"role\": \"read\"},\n"
-		 "                          {\"name\": \"admin\", \"sha256\": \"%s\", \"role\": \"admin\"}]}%s}}\n",
+		 "   \"auth\": {\"tokens\": [{\"name\": \"reader\", \"hash\": \"%s\", \"role\": \"read\"},\n"
+		 "                          {\"name\": \"admin\", \"hash\": \"%s\", \"role\": \"admin\"}]}%s}}\n",
 		 sim_extra ? sim_extra : "", e->store, e->templates, broker_extra ? broker_extra : "", rh, ah,
 		 server_extra ? server_extra : "");
 	bf_write_file(e->config, text);
@@ -146,7 +148,7 @@ static inline void ts_config_open(ts_env *e, const char *graph)
 	snprintf(text, sizeof text,
 		 "{%s, \"store\": {\"path\": \"%s\"},"
 		 " \"broker\": {\"templates_file\": \"%s\"}, \"server\": {\"listen\": \"127.0.0.1:0\","
-		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"},"
+		 " \"threads\": 1, \"access_log\": false, \"logging\": {\"level\": \"error\"}, \"allow_exec\": true,"
 		 " \"auth\": {\"enabled\": false}}}", graph, e->store, e->templates);
 	bf_write_file(e->config, text);
 }

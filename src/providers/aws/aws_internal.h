@@ -176,6 +176,10 @@ int aws_creds_from_shared_file(const char *profile, aws_creds *out);
 /* The region from AWS_REGION, AWS_DEFAULT_REGION or the profile's entry in
  * the config file (AWS_CONFIG_FILE or ~/.aws/config). 1 found, 0 not. */
 int aws_region_resolve(const char *profile, char *out, size_t size);
+/* The role credentials document IMDS answers ({"AccessKeyId",
+ * "SecretAccessKey", "Token", "Expiration": ISO 8601}). 0, or PV_EIO when
+ * it is not one (the message holds no secret). */
+int aws_creds_from_imds_json(const char *body, size_t len, aws_creds *out);
 /* Zeroes secrets in a way the compiler keeps. */
 void aws_creds_wipe(aws_creds *c);
 

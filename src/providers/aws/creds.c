@@ -25,9 +25,20 @@ void aws_creds_wipe(aws_creds *c)
 		p[i] = 0;
 }
 
+/* Credentials and regions go into HTTP headers (X-Amz-Security-Token),
+ * URLs and the signature: one with a control character (a CR LF would add
+ * a header) is none at all. */
+static bool no_controls(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			return false;
+	return true;
+}
+
 static bool set_field(char *dst, size_t size, const char *src)
 {
-	if (!src || !*src || strlen(src) >= size)
+	if (!src || !*src || strlen(src) >= size || !no_controls(src))
 		return false;
 	memcpy(dst, src, strlen(src) + 1);
 	return true;
@@ -89,15 +100,25 @@ static int ini_section(const char *file, const char *section, ini_cb cb, void *u
 	return found;
 }
 
+typedef struct creds_ctx {
+	aws_creds c;
+	const char *bad; /* the first key whose value is no credential */
+} creds_ctx;
+
 static void creds_cb(void *user, const char *key, const char *value)
 {
-	aws_creds *c = user;
+	creds_ctx *x = user;
+	aws_creds *c = &x->c;
+	bool ok = true;
 	if (strcmp(key, "aws_access_key_id") == 0)
-		set_field(c->access_key_id, sizeof c->access_key_id, value);
+		ok = set_field(c->access_key_id, sizeof c->access_key_id, value);
 	else if (strcmp(key, "aws_secret_access_key") == 0)
-		set_field(c->secret_access_key, sizeof c->secret_access_key, value);
+		ok = set_field(c->secret_access_key, sizeof c->secret_access_key, value);
 	else if (strcmp(key, "aws_session_token") == 0)
-		set_field(c->session_token, sizeof c->session_token, value);
+		ok = set_field(c->session_token, sizeof c->session_token, value);
+	if (!ok && !x->bad)
+		x->bad = strcmp(key, "aws_access_key_id") == 0 ? "aws_access_key_id"
+			 : strcmp(key, "aws_secret_access_key") == 0 ? "aws_secret_access_key" : "aws_session_token";
 }
 
 static const char *profile_name(const char *profile)
@@ -112,16 +133,21 @@ int aws_creds_from_shared_file(const char *profile, aws_creds *out)
 {
 	char file[1024];
 	shared_path("AWS_SHARED_CREDENTIALS_FILE", "credentials", file, sizeof file);
-	aws_creds c;
-	memset(&c, 0, sizeof c);
-	int found = ini_section(file, profile_name(profile), creds_cb, &c);
-	if (!found || !c.access_key_id[0] || !c.secret_access_key[0]) {
-		aws_creds_wipe(&c);
+	creds_ctx x;
+	memset(&x, 0, sizeof x);
+	int found = ini_section(file, profile_name(profile), creds_cb, &x);
+	if (found && x.bad) { /* never half a credential: say which value is wrong */
+		aws_creds_wipe(&x.c);
+		return pv_error_set(PV_EINVAL, "%s, profile '%s': %s is empty, too long or holds a control "
+				    "character", file, profile_name(profile), x.bad);
+	}
+	if (!found || !x.c.access_key_id[0] || !x.c.secret_access_key[0]) {
+		aws_creds_wipe(&x.c);
 		return 0;
 	}
-	snprintf(c.source, sizeof c.source, "shared-file");
-	*out = c;
-	aws_creds_wipe(&c);
+	snprintf(x.c.source, sizeof x.c.source, "shared-file");
+	*out = x.c;
+	aws_creds_wipe(&x.c);
 	return 1;
 }
 
@@ -134,7 +160,7 @@ typedef struct region_ctx {
 static void region_cb(void *user, const char *key, const char *value)
 {
 	region_ctx *r = user;
-	if (strcmp(key, "region") == 0 && *value && strlen(value) < r->size) {
+	if (strcmp(key, "region") == 0 && *value && strlen(value) < r->size && no_controls(value)) {
 		snprintf(r->out, r->size, "%s", value);
 		r->found = true;
 	}
@@ -177,6 +203,28 @@ static int64_t parse_iso8601_ms(const char *s)
 	return (int64_t)timegm(&tm) * 1000;
 }
 
+int aws_creds_from_imds_json(const char *body, size_t len, aws_creds *out)
+{
+	json_t *j = json_loadb(body, len, 0, NULL);
+	aws_creds c;
+	memset(&c, 0, sizeof c);
+	bool ok = j && set_field(c.access_key_id, sizeof c.access_key_id,
+				 json_string_value(json_object_get(j, "AccessKeyId"))) &&
+		  set_field(c.secret_access_key, sizeof c.secret_access_key,
+			    json_string_value(json_object_get(j, "SecretAccessKey")));
+	json_t *token = json_object_get(j, "Token");
+	if (ok && token)
+		ok = set_field(c.session_token, sizeof c.session_token, json_string_value(token));
+	if (ok) {
+		c.expires_wall_ms = parse_iso8601_ms(json_string_value(json_object_get(j, "Expiration")));
+		snprintf(c.source, sizeof c.source, "imds");
+		*out = c;
+	}
+	aws_creds_wipe(&c);
+	json_decref(j);
+	return ok ? 0 : pv_error_set(PV_EIO, "IMDS: the role credentials document is not valid");
+}
+
 static int imds_role_creds(const char *base, const char *hdr, const char *role, long tmo,
 			   aws_creds *out)
 {
@@ -187,26 +235,10 @@ static int imds_role_creds(const char *base, const char *hdr, const char *role, 
 		aws_http_reply_free(&r);
 		return pv_error_set(PV_EIO, "IMDS: no credentials for the instance role");
 	}
-	json_error_t err;
-	json_t *j = json_loadb(r.body, r.len, 0, &err);
+	int rc = aws_creds_from_imds_json(r.body, r.len, out);
 	memset(r.body, 0, r.len);
 	aws_http_reply_free(&r);
-	aws_creds c;
-	memset(&c, 0, sizeof c);
-	bool ok = j && set_field(c.access_key_id, sizeof c.access_key_id,
-				 json_string_value(json_object_get(j, "AccessKeyId"))) &&
-		  set_field(c.secret_access_key, sizeof c.secret_access_key,
-			    json_string_value(json_object_get(j, "SecretAccessKey")));
-	if (ok) {
-		set_field(c.session_token, sizeof c.session_token,
-			  json_string_value(json_object_get(j, "Token")));
-		c.expires_wall_ms = parse_iso8601_ms(json_string_value(json_object_get(j, "Expiration")));
-		snprintf(c.source, sizeof c.source, "imds");
-		*out = c;
-	}
-	aws_creds_wipe(&c);
-	json_decref(j);
-	return ok ? 0 : pv_error_set(PV_EIO, "IMDS: the role credentials document is not valid");
+	return rc;
 }
 
 static int imds_resolve(const aws_creds_opts *o, aws_creds *out)
@@ -252,7 +284,7 @@ int aws_creds_resolve(const aws_creds_opts *o, aws_creds *out)
 						       "must both be given, non-empty");
 		if (o->session_token &&
 		    !set_field(out->session_token, sizeof out->session_token, o->session_token))
-			return pv_error_set(PV_EINVAL, "field 'session_token' is empty or too long");
+			return pv_error_set(PV_EINVAL, "field 'session_token' is empty, too long or holds a control character");
 		snprintf(out->source, sizeof out->source, "config");
 		return 0;
 	}
@@ -260,13 +292,17 @@ int aws_creds_resolve(const aws_creds_opts *o, aws_creds *out)
 	if (ak && *ak && sk && *sk) {
 		if (!set_field(out->access_key_id, sizeof out->access_key_id, ak) ||
 		    !set_field(out->secret_access_key, sizeof out->secret_access_key, sk))
-			return pv_error_set(PV_EINVAL, "AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is too long");
-		set_field(out->session_token, sizeof out->session_token, getenv("AWS_SESSION_TOKEN"));
+			return pv_error_set(PV_EINVAL, "AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY is too long or "
+					    "holds a control character");
+		const char *tok = getenv("AWS_SESSION_TOKEN");
+		if (tok && *tok && !set_field(out->session_token, sizeof out->session_token, tok))
+			return pv_error_set(PV_EINVAL, "AWS_SESSION_TOKEN is too long or holds a control character");
 		snprintf(out->source, sizeof out->source, "env");
 		return 0;
 	}
-	if (aws_creds_from_shared_file(o->profile, out) == 1)
-		return 0;
+	int rc = aws_creds_from_shared_file(o->profile, out);
+	if (rc != 0)
+		return rc < 0 ? rc : 0;
 	const char *off = getenv("AWS_EC2_METADATA_DISABLED");
 	if (o->imds_enabled && !(off && strcasecmp(off, "true") == 0) && imds_resolve(o, out) == 0)
 		return 0;

@@ -255,11 +255,16 @@ char *lv_render_domain(const char *tmpl, const lv_spec *sp)
 	return out;
 }
 
-static void copy_prop(xmlNodePtr n, const char *name, char *buf, size_t len)
+/* An attribute into buf; -1 when it does not fit (never cut: a cut
+ * request id names another request). */
+static int copy_prop(xmlNodePtr n, const char *name, char *buf, size_t len)
 {
 	xmlChar *v = xmlGetProp(n, BAD_CAST name);
-	snprintf(buf, len, "%s", v ? (const char *)v : "");
+	const char *s = v ? (const char *)v : "";
+	int rc = strlen(s) < len ? 0 : -1;
+	snprintf(buf, len, "%s", rc == 0 ? s : "");
 	xmlFree(v);
+	return rc;
 }
 
 int lv_meta_parse(const char *xml, lv_meta *out)
@@ -269,15 +274,27 @@ int lv_meta_parse(const char *xml, lv_meta *out)
 	if (!doc)
 		return PV_EINVAL;
 	xmlNodePtr root = xmlDocGetRootElement(doc);
+	const char *too_long = NULL;
 	if (root) {
 		char ms[32];
-		copy_prop(root, "request", out->request_id, sizeof out->request_id);
-		copy_prop(root, "template", out->template_id, sizeof out->template_id);
-		copy_prop(root, "pool", out->pool, sizeof out->pool);
-		copy_prop(root, "volume", out->volume, sizeof out->volume);
-		copy_prop(root, "launch_time_ms", ms, sizeof ms);
+		struct {
+			const char *name;
+			char *buf;
+			size_t len;
+		} props[] = {{"request", out->request_id, sizeof out->request_id},
+			     {"template", out->template_id, sizeof out->template_id},
+			     {"pool", out->pool, sizeof out->pool},
+			     {"volume", out->volume, sizeof out->volume},
+			     {"launch_time_ms", ms, sizeof ms}};
+		for (size_t i = 0; i < sizeof props / sizeof props[0]; i++)
+			if (copy_prop(root, props[i].name, props[i].buf, props[i].len) < 0 && !too_long)
+				too_long = props[i].name;
 		out->launch_time_ms = strtoll(ms, NULL, 10);
 	}
 	xmlFreeDoc(doc);
-	return root ? 0 : pv_error_set(PV_EINVAL, "provisio domain metadata has no element");
+	if (!root)
+		return pv_error_set(PV_EINVAL, "provisio domain metadata has no element");
+	if (too_long)
+		return pv_error_set(PV_EINVAL, "provisio domain metadata: attribute '%s' is too long", too_long);
+	return 0;
 }

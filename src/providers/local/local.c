@@ -29,6 +29,7 @@ typedef struct local {
 	char workdir[PATH_MAX - 64];
 	char hostname[128];
 	char *command;
+	bool template_commands; /* a template's "command" may replace it */
 	int64_t capacity;
 	long grace_ms;
 	uint64_t answer_delay_ns;
@@ -190,11 +191,17 @@ static void prune(const local *l, const json_t *all)
 
 /* ---- operations ---------------------------------------------------------------- */
 
+/* A template's own command, if it has one. */
+static const char *template_command(const json_t *params)
+{
+	const char *c = json_string_value(json_object_get(json_object_get(params, "template"), "command"));
+	return c && *c ? c : NULL;
+}
+
 static const char *command_for(const local *l, const json_t *params)
 {
-	const json_t *t = json_object_get(params, "template");
-	const char *c = json_string_value(json_object_get(t, "command"));
-	return c && *c ? c : l->command;
+	const char *c = template_command(params);
+	return c && l->template_commands ? c : l->command;
 }
 
 /* A test hook: PROVISIO_TEST_LOCAL_CRASH_AT=<step> kills this process
@@ -289,6 +296,16 @@ static void op_create(local *l, const pv_operation *op, pv_result *out)
 		return;
 	}
 	int64_t want = jc ? json_integer_value(jc) : 1;
+	/* a shell command per template runs whatever the templates file says:
+	 * only when the provider's own configuration allows it */
+	if (template_command(p) && !l->template_commands) {
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+			       "local '%s': template '%s' sets a command; commands from templates are off "
+			       "unless the provider's config has \"template_commands\": true", l->base.name,
+			       json_string_value(json_object_get(p, "template_id")) ?
+				       json_string_value(json_object_get(p, "template_id")) : "?");
+		return;
+	}
 	const char *token = json_string_value(json_object_get(p, "client_token"));
 	int fd = lock_workdir(l);
 	if (fd < 0) {
@@ -541,8 +558,8 @@ static int parse_ms(const char *name, const json_t *cfg, const char *key, long *
 static int parse_config(local *l, const json_t *cfg)
 {
 	const char *name = l->base.name;
-	static const char *const known[] = {"workdir", "capacity", "command", "grace_period_ms",
-					    "hostname", "answer_delay_ms", NULL};
+	static const char *const known[] = {"workdir", "capacity", "command", "template_commands",
+					    "grace_period_ms", "hostname", "answer_delay_ms", NULL};
 	if (cfg && !json_is_object(cfg))
 		return pv_error_set(PV_EINVAL, "local '%s': config must be a JSON object", name);
 	const char *key;
@@ -552,8 +569,8 @@ static int parse_config(local *l, const json_t *cfg)
 		for (const char *const *k = known; *k; k++)
 			ok |= strcmp(*k, key) == 0;
 		if (!ok)
-			return bad(name, key, "unknown (valid: workdir, capacity, command, grace_period_ms, "
-					      "hostname, answer_delay_ms)");
+			return bad(name, key, "unknown (valid: workdir, capacity, command, template_commands, "
+					      "grace_period_ms, hostname, answer_delay_ms)");
 	}
 	const char *wd = json_string_value(json_object_get(cfg, "workdir"));
 	const char *hf = getenv("HF_PROVIDER_WORKDIR");
@@ -571,6 +588,10 @@ static int parse_config(local *l, const json_t *cfg)
 	if (cmd && (!json_is_string(cmd) || !json_string_length(cmd)))
 		return bad(name, "command", "must be a non-empty shell command");
 	l->command = strdup(cmd ? json_string_value(cmd) : "sleep 86400");
+	json_t *tc = json_object_get(cfg, "template_commands");
+	if (tc && !json_is_boolean(tc))
+		return bad(name, "template_commands", "must be true or false");
+	l->template_commands = json_is_true(tc);
 	json_t *host = json_object_get(cfg, "hostname");
 	if (host && (!json_is_string(host) || !json_string_length(host)))
 		return bad(name, "hostname", "must be a non-empty string");
