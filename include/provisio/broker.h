@@ -145,14 +145,19 @@ int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out);
 
 /* ---- requests ------------------------------------------------------------- */
 
+/* The most machines one request may ask for, whatever the front end
+ * (Host Factory's machineCount, REST's count, the CLI's COUNT) and even for
+ * a template without maxNumber. */
+#define PV_BROKER_MAX_MACHINE_COUNT 100000
+
 /*
  * Provisions `count` machines of a template: validates (unknown template,
- * count <= 0 or over the available number, a template naming a provider
- * that is disabled or not configured: PV_EINVAL, nothing written), records
- * the request, asks the template's strategy — its "provider", else the one
- * the context's selection policy picks (the current one when there is no
- * policy; a policy that reads health learns it first, from the store's
- * records or a check) — (again for the rest
+ * count outside 1..PV_BROKER_MAX_MACHINE_COUNT or over the available
+ * number, a template naming a provider that is disabled or not configured:
+ * PV_EINVAL, nothing written), records the request, asks the template's
+ * strategy — its "provider", else the one the context's selection policy
+ * picks (the current one when there is no policy; a policy that reads health
+ * learns it first, from the store's records or a check) — (again for the rest
  * when a provider delivers part, so a fallback spills over), records the
  * machines. 0 and the id in id_out (req-<uuid>) when at least one machine
  * was created; PV_ERROR with the providers' message when none was (the
@@ -166,11 +171,28 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
  * the stored status is older than status_max_age_seconds (one batched
  * get_instance_status per provider). `machines` is appended to (the caller
  * clears it; an empty list is filled in place, so a caller that keeps one
- * list, n set to 0 between calls, reuses its memory). In DEFERRED mode the
- * store is only read. 0 or PV_ENOTFOUND.
+ * list, n set to 0 between calls, reuses its memory). Asked by someone
+ * holding the id, it marks the id delivered (one write, the first time).
+ * In DEFERRED mode the store is otherwise only read. 0 or PV_ENOTFOUND.
  */
 int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 			     pv_machine_list *machines);
+
+/* pv_broker_request_status for the reconciler: the same refresh, without
+ * marking the id delivered (the reconciler never got it from anyone). */
+int pv_broker_request_refresh(pv_broker *b, const char *id, pv_request_rec *req,
+			      pv_machine_list *machines);
+
+/*
+ * Records that an acquire request's id reached its caller: a front end
+ * calls it once it has written the id out (Host Factory's answer flushed,
+ * the CLI's line printed). A request whose id nobody got (the process died
+ * after committing it, before printing it) is reclaimed by
+ * pv_broker_recover once creating_timeout_seconds + pending_timeout_seconds
+ * have passed since it was made with neither this nor a status read. 0,
+ * PV_ENOTFOUND, or the store's PV_E*.
+ */
+int pv_broker_request_delivered(pv_broker *b, const char *id);
 
 /* A machine named by id, or by host name when id is NULL or empty. */
 typedef struct pv_machine_ref {
@@ -181,7 +203,10 @@ typedef struct pv_machine_ref {
 /*
  * Returns machines: records a return request, terminates the machines
  * grouped by owning provider, tracks them until gone. Machines unknown to
- * the store are PV_EINVAL (nothing written). 0 and ret-<uuid> in id_out.
+ * the store are left out and named in the return request's message ("N
+ * machine(s) unknown to provisio, not returned: ..."), which then ends
+ * complete_with_error; when none is known: PV_EINVAL naming them, nothing
+ * written. 0 and ret-<uuid> in id_out.
  */
 int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n,
 			      char id_out[PV_STORE_SHORT_MAX]);
@@ -190,13 +215,18 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
  * Reconciliation: of the machines given (NULL/0 = every live machine in
  * the store), those their provider is taking back or has already removed
  * (terminated, stopping, unknown to it) without a return request. Appends
- * them to `out`, with the store updated.
+ * them to `out`, with the store updated. In DIRECT mode it first runs
+ * pv_broker_recover, and terminates again the machines the broker released
+ * itself that are not gone yet.
  */
 int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out);
 
-/* Finishes requests left in "creating" by a process that died: finds the
- * machines their providers made (describe by request id), releases them
- * and marks the request failed. Returns how many were recovered (>= 0). */
+/* Finishes what crashes left: requests left in "creating" by a process
+ * that died (finds the machines their providers made, describe by request
+ * id, releases them, marks the request failed), and requests whose id was
+ * never delivered (pv_broker_request_delivered: their machines are
+ * released, the request says it was reclaimed). Returns how many requests
+ * it finished (>= 0). DIRECT mode only. */
 int pv_broker_recover(pv_broker *b);
 
 /* The Host Factory view of a request's state: running, complete,

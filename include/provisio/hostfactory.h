@@ -41,8 +41,11 @@ int pv_hf_command_parse(const char *name, pv_hf_command *out);
  * queued request left behind (pv_broker_run_queue). The answers have the
  * same shape in both modes. *out always receives a new
  * object: the answer, or {"message": "what is wrong"} on failure. Returns
- * 0, PV_EINVAL (bad input: nothing was written), PV_ENOTFOUND (unknown
- * request id) or another PV_E* (provider or store failure).
+ * 0, PV_EINVAL (bad input: nothing was written) or another PV_E* (provider
+ * or store failure). getRequestStatus answers an unknown request id with
+ * an entry of its own (complete_with_error), not an error. The caller that
+ * hands a requestMachines answer on calls pv_broker_request_delivered with
+ * its requestId once it is out (pv_hf_write does).
  */
 int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out);
 
@@ -51,7 +54,8 @@ int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out);
  * indented JSON and a newline; returns like pv_hf_run. getRequestStatus is
  * written as it is read, without building a JSON tree: for a request of
  * 1,000 machines that tree is most of the call's time. The text is the one
- * json_dumpf(JSON_INDENT(2)) gives for pv_hf_run's answer.
+ * json_dumpf(JSON_INDENT(2)) gives for pv_hf_run's answer. A
+ * requestMachines answer is flushed, then its id marked delivered.
  */
 int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f);
 

@@ -11,7 +11,10 @@
  * provider remembers each machine as a JSON file in its work directory
  * (pid + process start time, so a reused pid is never mistaken for a
  * machine), which is what lets one short process create a machine and the
- * next one find, check and stop it.
+ * next one find, check and stop it. The record is written before the
+ * process exists and the command runs only once the record names it, so a
+ * creator killed at any point leaves no machine the records do not know
+ * (docs/local.md).
  *
  * Configuration (every field optional):
  *   {

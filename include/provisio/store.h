@@ -78,6 +78,10 @@ typedef struct pv_request_rec {
 						  store recorded it) */
 	int64_t created_ms, updated_ms;        /* wall clock, epoch ms */
 	int64_t refreshed_ms;                  /* last refresh from providers; 0 = never */
+	int64_t delivered_ms;                  /* when its id reached someone (the caller
+						  printed it, a status was read); 0 = not
+						  known to have; -1 = never did, its machines
+						  were reclaimed. Once set, a put keeps it. */
 } pv_request_rec;
 
 /* Machine status strings are Host Factory's: pending, running, stopping,
@@ -129,7 +133,7 @@ int pv_machine_filter_parse(const char *name, pv_machine_filter *out);
 
 typedef struct pv_store pv_store;
 
-#define PV_STORE_METHODS_VERSION 1
+#define PV_STORE_METHODS_VERSION 2
 
 typedef struct pv_store_methods {
 	int version; /* PV_STORE_METHODS_VERSION */
@@ -162,6 +166,12 @@ typedef struct pv_store_methods {
 	 * frees, or PV_ENOTFOUND. */
 	int (*kv_get)(pv_store *st, const char *key, char **value);
 	int (*kv_put)(pv_store *st, const char *key, const char *value);
+
+	/* Version 2. Acquire requests settled (neither queued nor creating)
+	 * whose id was never delivered (delivered_ms 0), created before
+	 * `before_ms`, oldest first. *out is a new calloc'd array the caller
+	 * frees. */
+	int (*request_list_undelivered)(pv_store *st, int64_t before_ms, pv_request_rec **out, size_t *n);
 } pv_store_methods;
 
 struct pv_store {
@@ -219,6 +229,8 @@ void pv_store_rollback(pv_store *st);
 int pv_store_request_put(pv_store *st, const pv_request_rec *r);
 int pv_store_request_get(pv_store *st, const char *id, pv_request_rec *out);
 int pv_store_request_list(pv_store *st, int state, size_t limit, pv_request_rec **out, size_t *n);
+/* An empty list from a store older than version 2. */
+int pv_store_request_list_undelivered(pv_store *st, int64_t before_ms, pv_request_rec **out, size_t *n);
 int pv_store_machine_put(pv_store *st, const pv_machine_rec *m);
 int pv_store_machine_get(pv_store *st, const char *id, const char *name, pv_machine_rec *out);
 int pv_store_machine_list(pv_store *st, pv_machine_filter f, const char *key, pv_machine_list *out);

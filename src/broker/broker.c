@@ -317,9 +317,15 @@ static int load_state(pv_broker *b)
  * outcome within a process, and the freshest view across processes. */
 static int save_state(pv_broker *b)
 {
-	char *texts[64] = {0};
-	int64_t health_ms[64] = {0};
-	size_t n = b->n_state < 64 ? b->n_state : 64, changed = 0;
+	size_t n = b->n_state, changed = 0;
+	/* every strategy's, however many */
+	char **texts = calloc(n, sizeof *texts);
+	int64_t *health_ms = calloc(n, sizeof *health_ms);
+	if (!texts || !health_ms) {
+		free(texts);
+		free(health_ms);
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
 	for (size_t i = 0; i < n; i++) {
 		json_t *j = pv_strategy_state_save(b->state[i].s);
 		texts[i] = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -360,6 +366,8 @@ static int save_state(pv_broker *b)
 		if (rc == 0 && health_ms[i])
 			b->state[i].health_ms = health_ms[i];
 	}
+	free(texts);
+	free(health_ms);
 	return rc;
 }
 
@@ -613,10 +621,12 @@ static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *template
 		    const pv_broker_settings *set, const pv_clock *clock, pv_limiter *limiter,
 		    const json_t *leaves)
 {
-	pv_strategy *all[256];
-	const char *providers[256];
+	/* every strategy of the graph: a leaf left out would be one crash
+	 * recovery never asks for the machines it made */
+	pv_strategy **all = calloc(g->n + 1, sizeof *all);
+	const char **providers = calloc(g->n + 1, sizeof *providers);
 	size_t n = 0, nl = 0;
-	for (size_t i = 0; i < g->n && n < 256; i++) {
+	for (size_t i = 0; all && providers && i < g->n; i++) {
 		all[n++] = g->items[i].s;
 		if (g->items[i].provider)
 			providers[nl++] = g->items[i].name;
@@ -626,7 +636,9 @@ static int assemble(pv_broker **out, pv_graph *g, pv_store *st, json_t *template
 				 .templates = templates, .settings = *set, .clock = clock,
 				 .disabled = (const char *const *)g->disabled, .n_disabled = g->n_disabled,
 				 .limiter = limiter, .leaves = leaves};
-	int rc = pv_broker_new(out, &setup);
+	int rc = all && providers ? pv_broker_new(out, &setup) : pv_error_set(PV_ENOMEM, "out of memory");
+	free(all);
+	free(providers);
 	json_decref(templates);
 	if (rc < 0) {
 		pv_store_close(st);

@@ -67,7 +67,8 @@ static pv_request_state derive(const pv_request_rec *r, const pv_machine_list *m
 		return PV_REQ_RUNNING;
 	if (r->kind == PV_REQ_ACQUIRE && (int64_t)ok >= r->requested)
 		return PV_REQ_COMPLETE;
-	if (r->kind == PV_REQ_RETURN && !failed)
+	/* a return's requested counts the machines named that nobody knew */
+	if (r->kind == PV_REQ_RETURN && !failed && (int64_t)ok >= r->requested)
 		return PV_REQ_COMPLETE;
 	if (msg && !msg[0])
 		snprintf(msg, size, "%zu of %lld machine(s) %s", ok, (long long)r->requested,
@@ -233,6 +234,27 @@ static int put_machine(pv_broker *b, const pv_machine_rec *m)
 	if (strcmp(now.status, "terminated") == 0)
 		set_msg(merged.status, sizeof merged.status, now.status);
 	return pv_store_machine_put(b->store, &merged);
+}
+
+/* Machines the broker released itself (failed, never returned) that are
+ * not gone yet. */
+static bool pick_released(const pv_machine_rec *m, void *user)
+{
+	(void)user;
+	return strcmp(m->result, "fail") == 0 && !m->return_id[0] && pick_not_gone(m, NULL);
+}
+
+/* Writes machines read before a provider call, in one transaction (put_machine). */
+static int write_machines(pv_broker *b, const pv_machine_list *ms)
+{
+	int rc = pv_store_begin(b->store, true);
+	for (size_t i = 0; rc == 0 && i < ms->n; i++)
+		rc = put_machine(b, &ms->items[i]);
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	if (rc < 0)
+		pv_store_rollback(b->store);
+	return rc;
 }
 
 /* Writes machines and (when it may move) the request, in one transaction. */
@@ -580,9 +602,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	const json_t *tmpl = pv_broker_template(b, template_id);
 	if (!tmpl)
 		return pv_error_set(PV_EINVAL, "unknown template '%s'", template_id ? template_id : "");
-	if (count <= 0)
-		return pv_error_set(PV_EINVAL, "machineCount must be an integer >= 1 (got %lld)",
-				    (long long)count);
+	if (count < 1 || count > PV_BROKER_MAX_MACHINE_COUNT)
+		return pv_error_set(PV_EINVAL, "machineCount must be from 1 to %d (got %lld)",
+				    PV_BROKER_MAX_MACHINE_COUNT, (long long)count);
 	bool queue = b->mode == PV_BROKER_DEFERRED;
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = queue ? PV_REQ_QUEUED : PV_REQ_CREATING,
 			    .requested = count, .created_ms = pv_broker_now_ms()};
@@ -672,8 +694,40 @@ static int read_request(pv_broker *b, const char *id, pv_request_rec *r, pv_mach
 	return rc;
 }
 
-int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
-			     pv_machine_list *machines)
+/* Records that an acquire request's id reached someone (the first time
+ * only: the store keeps the first mark, and a reclaimed one stays so). */
+static int mark_delivered(pv_broker *b, const char *id, int64_t *delivered_ms)
+{
+	int rc = pv_store_begin(b->store, true);
+	if (rc < 0)
+		return rc;
+	pv_request_rec r;
+	rc = pv_store_request_get(b->store, id, &r);
+	if (rc == 0 && r.kind == PV_REQ_ACQUIRE && r.delivered_ms == 0) {
+		r.delivered_ms = pv_broker_now_ms();
+		rc = pv_store_request_put(b->store, &r);
+	}
+	if (rc == 0)
+		rc = pv_store_commit(b->store);
+	if (rc < 0)
+		pv_store_rollback(b->store);
+	else if (delivered_ms)
+		*delivered_ms = r.delivered_ms;
+	return rc;
+}
+
+int pv_broker_request_delivered(pv_broker *b, const char *id)
+{
+	if (!id || !*id)
+		return pv_error_set(PV_EINVAL, "requestId must be a non-empty string");
+	int rc = mark_delivered(b, id, NULL);
+	return rc == PV_ENOTFOUND ? pv_error_set(PV_ENOTFOUND, "unknown request id '%s'", id) : rc;
+}
+
+/* The status; `reader`: asked by someone holding the id (a front end),
+ * which proves it was delivered, not by the reconciler. */
+static int status_of(pv_broker *b, const char *id, pv_request_rec *req, pv_machine_list *machines,
+		     bool reader)
 {
 	if (!id || !*id)
 		return pv_error_set(PV_EINVAL, "requestId must be a non-empty string");
@@ -689,6 +743,8 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 		ms->n = 0;
 		rc = read_request(b, id, req, ms);
 	}
+	if (rc == 0 && reader && req->kind == PV_REQ_ACQUIRE && req->delivered_ms == 0)
+		rc = mark_delivered(b, id, &req->delivered_ms);
 	bool moving = false;
 	for (size_t i = 0; rc == 0 && i < ms->n; i++)
 		moving |= pick_transitional(&ms->items[i], NULL) ||
@@ -704,24 +760,62 @@ int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
 	return rc;
 }
 
+int pv_broker_request_status(pv_broker *b, const char *id, pv_request_rec *req,
+			     pv_machine_list *machines)
+{
+	return status_of(b, id, req, machines, true);
+}
+
+int pv_broker_request_refresh(pv_broker *b, const char *id, pv_request_rec *req,
+			      pv_machine_list *machines)
+{
+	return status_of(b, id, req, machines, false);
+}
+
 /* ---- return ---------------------------------------------------------------------- */
 
-static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *ms,
-		   bool skip_unknown)
+/* Room for the names of unknown machines in a return's message (with "and
+ * N more" and the message's own words, it fits PV_STORE_MESSAGE_MAX). */
+#define UNKNOWN_NAMES_MAX 420
+
+static const char *ref_text(const pv_machine_ref *ref)
 {
+	return ref->machine_id && *ref->machine_id ? ref->machine_id : ref->name ? ref->name : "";
+}
+
+/* The machines `refs` name, each once, into `ms`. Those the store does not
+ * know are skipped; with `unknown` they are counted and named in `note`
+ * ("a, b" and, past what fits, "and N more"). */
+static int resolve(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *ms,
+		   size_t *unknown, char *note, size_t size)
+{
+	size_t named = 0, len = 0;
+	char names[UNKNOWN_NAMES_MAX] = "";
 	for (size_t i = 0; i < n; i++) {
 		pv_machine_rec m;
 		const char *id = refs[i].machine_id && *refs[i].machine_id ? refs[i].machine_id : NULL;
 		int rc = pv_store_machine_get(b->store, id, id ? NULL : refs[i].name, &m);
-		if (rc == PV_ENOTFOUND && skip_unknown)
+		if (rc == PV_ENOTFOUND && unknown) {
+			const char *text = ref_text(&refs[i]);
+			if (len + strlen(text) + 2 <= UNKNOWN_NAMES_MAX - 40) {
+				len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", named ? ", " : "",
+							text);
+				named++;
+			}
+			++*unknown;
 			continue;
+		}
 		if (rc == PV_ENOTFOUND)
-			return pv_error_set(PV_EINVAL, "unknown machine '%s'", id ? id : refs[i].name ? refs[i].name : "");
+			continue;
 		if (rc < 0)
 			return rc;
 		if (!listed(ms, &m) && (rc = pv_machine_list_push(ms, &m)) < 0)
 			return rc;
 	}
+	if (unknown && named < *unknown)
+		snprintf(note, size, "%s and %zu more", names, *unknown - named);
+	else if (unknown)
+		snprintf(note, size, "%s", names);
 	return 0;
 }
 
@@ -751,10 +845,20 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 		take_ownership(b, &r);
 	pv_broker_new_id("ret", r.id, sizeof r.id);
 	pv_machine_list ms = {0};
+	size_t unknown = 0;
+	char names[UNKNOWN_NAMES_MAX] = "";
 	int rc = pv_store_begin(b->store, true);
 	if (rc == 0)
-		rc = resolve(b, refs, n, &ms, false);
-	r.requested = (int64_t)ms.n;
+		rc = resolve(b, refs, n, &ms, &unknown, names, sizeof names);
+	if (rc == 0 && ms.n == 0)
+		rc = pv_error_set(PV_EINVAL, "unknown machine(s), nothing returned: %s", names);
+	/* the known ones are returned; those nobody knew keep it from complete */
+	r.requested = (int64_t)(ms.n + unknown);
+	if (rc == 0 && unknown) {
+		snprintf(r.message, sizeof r.message, "%zu machine(s) unknown to provisio, not returned: %s",
+			 unknown, names);
+		pv_log(PV_LOG_WARN, "broker: return %s: %s", r.id, r.message);
+	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++) {
 		pv_machine_rec *m = &ms.items[i];
 		set_msg(m->return_id, sizeof m->return_id, r.id);
@@ -813,10 +917,14 @@ static bool pick_unsettled(const pv_machine_rec *m, void *user)
 int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_machine_list *out)
 {
 	pv_machine_list ms = {0};
+	/* Host Factory's periodic call: also where requests nobody got are
+	 * reclaimed when no other call comes */
+	pv_broker_recover(b);
 	int rc = pv_store_begin(b->store, false);
 	if (rc < 0)
 		return rc;
-	rc = n ? resolve(b, refs, n, &ms, true) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
+	/* a host Host Factory names that is not ours is nobody's to reclaim */
+	rc = n ? resolve(b, refs, n, &ms, NULL, NULL, 0) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
 	if (rc == 0)
 		rc = add_leaving(b, &ms);
 	pv_store_commit(b->store);
@@ -829,13 +937,10 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	/* deferred: the daemon's reconciler asked the providers already */
 	if (rc == 0 && ms.n && b->mode == PV_BROKER_DIRECT) {
 		per_provider(b, &ms, PV_OP_GET_INSTANCE_STATUS, pick_unsettled, apply_status, NULL);
-		rc = pv_store_begin(b->store, true);
-		for (size_t i = 0; rc == 0 && i < ms.n; i++)
-			rc = put_machine(b, &ms.items[i]);
-		if (rc == 0)
-			rc = pv_store_commit(b->store);
-		if (rc < 0)
-			pv_store_rollback(b->store);
+		/* machines the broker released whose terminate did not happen
+		 * (it failed, or its process died first) are ended now */
+		per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_released, apply_terminate, NULL);
+		rc = write_machines(b, &ms);
 	}
 	for (size_t i = 0; rc == 0 && i < ms.n; i++)
 		if (reclaimed(&ms.items[i]))
@@ -950,6 +1055,92 @@ static int requests_in(pv_broker *b, pv_request_state state, pv_request_rec **li
 	return rc;
 }
 
+/* ---- requests nobody got ---------------------------------------------------------------- */
+
+/*
+ * A request whose process died after committing it and before handing its
+ * id out (printing it, answering) holds machines nobody will ever ask
+ * about or return. The id is delivered when the front end has written it
+ * (pv_broker_request_delivered) or when anyone reads the request's status;
+ * a request still undelivered creating_timeout_seconds +
+ * pending_timeout_seconds after it was made is reclaimed: by then it has
+ * settled (or was recovered), and a caller that got its id would long
+ * have asked about it (Host Factory asks within seconds).
+ */
+
+/* In one write transaction: still undelivered, it is marked reclaimed
+ * (delivered_ms -1) and its machines not returned nor gone marked failed
+ * (released: machines the broker gives back itself, PV_MF_LEAVING), into
+ * `ms`. false when someone read it meanwhile (or the store failed). */
+static bool claim_undelivered(pv_broker *b, const pv_request_rec *seen, double waited_s,
+			      pv_machine_list *ms)
+{
+	if (pv_store_begin(b->store, true) < 0)
+		return false;
+	pv_request_rec r;
+	pv_machine_list all = {0};
+	int rc = pv_store_request_get(b->store, seen->id, &r);
+	bool ok = rc == 0 && r.delivered_ms == 0;
+	if (ok)
+		rc = pv_store_machine_list(b->store, PV_MF_REQUEST, r.id, &all);
+	for (size_t i = 0; ok && rc == 0 && i < all.n; i++) {
+		pv_machine_rec *m = &all.items[i];
+		if (m->return_id[0] || strcmp(m->status, "terminated") == 0)
+			continue;
+		set_msg(m->result, sizeof m->result, "fail");
+		set_msg(m->message, sizeof m->message,
+			"released: its request's id was never delivered to anyone");
+		m->updated_ms = pv_broker_now_ms();
+		rc = pv_store_machine_put(b->store, m);
+		if (rc == 0)
+			rc = pv_machine_list_push(ms, m);
+	}
+	if (ok && rc == 0) {
+		r.delivered_ms = -1;
+		snprintf(r.message, sizeof r.message, "reclaimed: its id was never delivered (nobody read it "
+			 "in %.0f s); %zu machine(s) released", waited_s, ms->n);
+		if (!pv_request_state_final(r.state))
+			r.state = derive(&r, &all, NULL, 0);
+		r.updated_ms = pv_broker_now_ms();
+		rc = pv_store_request_put(b->store, &r);
+	}
+	if (ok && rc == 0)
+		rc = pv_store_commit(b->store);
+	if (!ok || rc < 0)
+		pv_store_rollback(b->store);
+	pv_machine_list_clear(&all);
+	return ok && rc == 0;
+}
+
+static int reclaim_undelivered(pv_broker *b)
+{
+	double waited_s = b->set.creating_timeout_seconds + b->set.pending_timeout_seconds;
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	int rc = pv_store_begin(b->store, false);
+	if (rc < 0)
+		return 0;
+	rc = pv_store_request_list_undelivered(b->store, pv_broker_now_ms() - (int64_t)(waited_s * 1000),
+					      &list, &n);
+	pv_store_commit(b->store);
+	int reclaimed = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		pv_machine_list ms = {0};
+		if (!claim_undelivered(b, &list[i], waited_s, &ms))
+			continue;
+		/* a crash from here on leaves them failed, not returned, not gone:
+		 * pv_broker_reclaimed terminates them again */
+		per_provider(b, &ms, PV_OP_TERMINATE_INSTANCES, pick_released, apply_terminate, NULL);
+		write_machines(b, &ms);
+		pv_log(PV_LOG_WARN, "broker: reclaimed %s: its id was never delivered; %zu machine(s) "
+		       "released", list[i].id, ms.n);
+		reclaimed++;
+		pv_machine_list_clear(&ms);
+	}
+	free(list);
+	return reclaimed;
+}
+
 int pv_broker_recover(pv_broker *b)
 {
 	if (b->mode != PV_BROKER_DIRECT)
@@ -994,7 +1185,7 @@ int pv_broker_recover(pv_broker *b)
 		pv_machine_list_clear(&ms);
 	}
 	free(list);
-	return recovered;
+	return recovered + reclaim_undelivered(b);
 }
 
 /* ---- the queue ---------------------------------------------------------------------------- */

@@ -104,6 +104,9 @@ static int request(pv_broker *b, int argc, char **argv)
 	if (wait)
 		return wait_for(b, id, timeout);
 	pv_cli_print(json_pack("{s:s}", "requestId", id));
+	/* printed: the id is the person's now (else its machines are reclaimed) */
+	if (fflush(stdout) == 0 && pv_broker_request_delivered(b, id) < 0)
+		pv_cli_error("%s", pv_error_last());
 	return PV_EXIT_OK;
 }
 
@@ -111,13 +114,18 @@ static int give_back(pv_broker *b, int argc, char **argv)
 {
 	bool wait = false;
 	double timeout = 300;
-	pv_machine_ref refs[256];
-	size_t n = 0;
 	if (opts(argc, argv, 2, &wait, &timeout, NULL) < 0) {
 		usage(stderr);
 		return PV_EXIT_USAGE;
 	}
-	for (int i = 2; i < argc && n < 256; i++) {
+	/* as many references as words: no cap on what a person may return */
+	pv_machine_ref *refs = calloc((size_t)argc, sizeof *refs);
+	size_t n = 0;
+	if (!refs) {
+		pv_cli_error("out of memory");
+		return PV_EXIT_FAIL;
+	}
+	for (int i = 2; i < argc; i++) {
 		if (strcmp(argv[i], "--timeout") == 0)
 			i++;
 		else if (argv[i][0] != '-')
@@ -130,7 +138,9 @@ static int give_back(pv_broker *b, int argc, char **argv)
 			refs[i] = (pv_machine_ref){NULL, refs[i].machine_id};
 	}
 	char id[PV_STORE_SHORT_MAX];
-	if (pv_broker_return_machines(b, refs, n, id) < 0) {
+	int rc = pv_broker_return_machines(b, refs, n, id);
+	free(refs);
+	if (rc < 0) {
 		pv_cli_error("%s", pv_error_last());
 		return PV_EXIT_FAIL;
 	}

@@ -3,6 +3,7 @@
  * and weights, checked like the configuration file before anything moves.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include "provisio/config.h"
@@ -77,9 +78,17 @@ static void check_weights(pv_context *ctx, const json_t *weights, pv_diags *d)
 int pv_config_apply_criteria(pv_context *ctx, const json_t *crit)
 {
 	pv_criteria pc = {0};
-	const char *ex[64], *pr[64];
+	json_t *exclude = json_object_get(crit, "exclude"), *prefer = json_object_get(crit, "prefer");
+	/* as long as the lists given: every name counts */
+	const char **ex = calloc(json_array_size(exclude) + 1, sizeof *ex);
+	const char **pr = calloc(json_array_size(prefer) + 1, sizeof *pr);
 	size_t i;
 	json_t *x;
+	if (!ex || !pr) {
+		free(ex);
+		free(pr);
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	}
 	pc.min_success_rate = json_number_value(json_object_get(crit, "min_success_rate"));
 	pc.max_response_time_ms = json_number_value(json_object_get(crit, "max_response_time_ms"));
 	pc.min_samples = (unsigned)json_integer_value(json_object_get(crit, "min_samples"));
@@ -90,13 +99,14 @@ int pv_config_apply_criteria(pv_context *ctx, const json_t *crit)
 		if (pv_op_parse(json_string_value(x), &t) == 0)
 			pc.required_operations |= PV_OP_BIT(t);
 	}
-	json_array_foreach(json_object_get(crit, "exclude"), i, x) if (pc.n_exclude < 64)
-		ex[pc.n_exclude++] = json_string_value(x);
-	json_array_foreach(json_object_get(crit, "prefer"), i, x) if (pc.n_prefer < 64)
-		pr[pc.n_prefer++] = json_string_value(x);
+	json_array_foreach(exclude, i, x) ex[pc.n_exclude++] = json_string_value(x);
+	json_array_foreach(prefer, i, x) pr[pc.n_prefer++] = json_string_value(x);
 	pc.exclude = ex;
 	pc.prefer = pr;
-	return pv_context_set_criteria(ctx, &pc);
+	int rc = pv_context_set_criteria(ctx, &pc); /* copies the names */
+	free(ex);
+	free(pr);
+	return rc;
 }
 
 int pv_config_update(pv_context *ctx, const json_t *update, pv_diags *d)

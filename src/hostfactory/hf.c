@@ -125,8 +125,8 @@ static int request_machines(pv_broker *b, const json_t *in, json_t **out)
 		*out = message("template.templateId is required and must be a non-empty string");
 		return PV_EINVAL;
 	}
-	if (!json_is_integer(count) || json_integer_value(count) <= 0) {
-		*out = message("template.machineCount is required and must be an integer >= 1");
+	if (!json_is_integer(count)) {
+		*out = message("template.machineCount is required and must be an integer");
 		return PV_EINVAL;
 	}
 	char rid[PV_STORE_SHORT_MAX];
@@ -162,6 +162,7 @@ json_t *pv_hf_machine_json(const pv_machine_rec *m)
 
 /* What getRequestStatus answers, before it is written either way. */
 typedef struct status_set {
+	const char **asked;  /* the ids as given (borrowed from the input) */
 	pv_request_rec *reqs;
 	pv_machine_list *machines;
 	size_t n;
@@ -171,13 +172,25 @@ static void status_set_clear(status_set *s)
 {
 	for (size_t i = 0; i < s->n; i++)
 		pv_machine_list_clear(&s->machines[i]);
+	free(s->asked);
 	free(s->reqs);
 	free(s->machines);
 	memset(s, 0, sizeof *s);
 }
 
-/* Validates the input and reads (refreshing) every request asked for. On
- * failure *err receives the {"message"} answer. */
+/* The entry of an id nobody knows: done, with the reason, so Host Factory
+ * gets its answer for the other ids and stops asking about this one. */
+static void unknown_request(pv_request_rec *r, const char *id)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%s", id);
+	r->state = PV_REQ_FAILED;
+	snprintf(r->message, sizeof r->message, "%s", pv_error_last());
+}
+
+/* Validates the input and reads (refreshing) every request asked for; an
+ * unknown id gets an entry of its own. On failure (bad input, the store)
+ * *err receives the {"message"} answer. */
 static int collect_status(pv_broker *b, const json_t *in, status_set *s, json_t **err)
 {
 	memset(s, 0, sizeof *s);
@@ -197,9 +210,10 @@ static int collect_status(pv_broker *b, const json_t *in, status_set *s, json_t 
 			return PV_EINVAL;
 		}
 	}
+	s->asked = calloc(n, sizeof *s->asked);
 	s->reqs = calloc(n, sizeof *s->reqs);
 	s->machines = calloc(n, sizeof *s->machines);
-	if (!s->reqs || !s->machines) {
+	if (!s->asked || !s->reqs || !s->machines) {
 		status_set_clear(s);
 		*err = message("out of memory");
 		return PV_ENOMEM;
@@ -207,8 +221,12 @@ static int collect_status(pv_broker *b, const json_t *in, status_set *s, json_t 
 	for (size_t i = 0; i < n; i++) {
 		const char *id = json_string_value(json_object_get(one ? one : json_array_get(reqs, i), "requestId"));
 		s->n = i + 1;
+		s->asked[i] = id;
 		int rc = pv_broker_request_status(b, id, &s->reqs[i], &s->machines[i]);
-		if (rc < 0) {
+		if (rc == PV_ENOTFOUND) {
+			pv_log(PV_LOG_WARN, "hostfactory: getRequestStatus: %s", pv_error_last());
+			unknown_request(&s->reqs[i], id);
+		} else if (rc < 0) {
 			*err = message(pv_error_last());
 			status_set_clear(s);
 			return rc;
@@ -228,7 +246,7 @@ static int request_status(pv_broker *b, const json_t *in, json_t **out)
 		json_t *machines = json_array();
 		for (size_t k = 0; k < s.machines[i].n; k++)
 			json_array_append_new(machines, pv_hf_machine_json(&s.machines[i].items[k]));
-		json_array_append_new(list, json_pack("{s:o, s:s, s:o, s:o}", "requestId", text_json(s.reqs[i].id),
+		json_array_append_new(list, json_pack("{s:o, s:s, s:o, s:o}", "requestId", text_json(s.asked[i]),
 						      "status", pv_broker_hf_status(s.reqs[i].state),
 						      "message", text_json(s.reqs[i].message), "machines", machines));
 	}
@@ -362,7 +380,7 @@ static void put_status(outbuf *o, const status_set *s)
 	for (size_t i = 0; i < s->n; i++) {
 		const pv_request_rec *r = &s->reqs[i];
 		PUT_LIT(o, "    {\n");
-		put_field(o, R "requestId\": ", r->id, false);
+		put_field(o, R "requestId\": ", s->asked[i], false);
 		put_field(o, R "status\": ", pv_broker_hf_status(r->state), false);
 		put_field(o, R "message\": ", r->message, false);
 		if (s->machines[i].n == 0) {
@@ -436,7 +454,16 @@ static int return_machines(pv_broker *b, const json_t *in, json_t **out)
 		*out = message(pv_error_last());
 		return rc;
 	}
-	*out = json_pack("{s:s, s:s}", "requestId", rid, "message", "Delete VM success.");
+	/* the machines nobody knew are named in the request's message */
+	pv_request_rec r = {0};
+	pv_store *st = pv_broker_store(b);
+	if (pv_store_begin(st, false) == 0) {
+		pv_store_request_get(st, rid, &r);
+		pv_store_commit(st);
+	}
+	char text[PV_STORE_MESSAGE_MAX + 32];
+	snprintf(text, sizeof text, "Delete VM success%s%s.", r.message[0] ? "; " : "", r.message);
+	*out = json_pack("{s:s, s:s}", "requestId", rid, "message", text);
 	return 0;
 }
 
@@ -514,6 +541,12 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 		out = message(rc < 0 ? pv_error_last() : "the answer could not be built");
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', f);
+	/* a new request's id is Host Factory's once it is out of this process:
+	 * until then, a crash leaves a request nobody knows (reclaimed later) */
+	const char *id = json_string_value(json_object_get(out, "requestId"));
+	if (cmd == PV_HF_REQUEST_MACHINES && rc == 0 && id && fflush(f) == 0 && !ferror(f) &&
+	    pv_broker_request_delivered(b, id) < 0)
+		pv_log(PV_LOG_WARN, "hostfactory: %s not marked delivered: %s", id, pv_error_last());
 	json_decref(out);
 	return rc;
 }

@@ -48,7 +48,7 @@ static int refresh_requests(pv_server *srv, srv_world *w, bool leader, int64_t *
 		    !pv_request_state_unsettled(qs[i].state)) {
 			pv_request_rec q;
 			pv_machine_list ms = {0};
-			if (pv_broker_request_status(b, qs[i].id, &q, &ms) == 0) {
+			if (pv_broker_request_refresh(b, qs[i].id, &q, &ms) == 0) {
 				refreshed++;
 				if (q.state != qs[i].state)
 					srv_log(srv, PV_LOG_INFO, "reconciler", NULL, "request %s: %s -> %s (%s)", q.id,

@@ -279,8 +279,8 @@ static int request_input(srv_req *r, json_t *body, const char **tid, int64_t *co
 				"string");
 		return -1;
 	}
-	if (!json_is_integer(c) || json_integer_value(c) < 1 || json_integer_value(c) > 100000) {
-		srv_reply_error(r, 400, "INVALID_FIELD", "count", "count: must be an integer from 1 to 100000");
+	if (!json_is_integer(c)) {
+		srv_reply_error(r, 400, "INVALID_FIELD", "count", "count: must be an integer");
 		return -1;
 	}
 	*tid = json_string_value(t);

@@ -295,18 +295,9 @@ static int pq_request_get(pv_store *st, const char *id, pv_request_rec *out)
 	return rc;
 }
 
-static int pq_request_list(pv_store *st, int state, size_t limit, pv_request_rec **out, size_t *n)
+/* The rows of a request query's result into a new array; frees `res`. */
+static int read_requests(PGresult *res, pv_request_rec **out, size_t *n)
 {
-	*out = NULL;
-	*n = 0;
-	pv_store_param p[2] = {{.text = pv_request_state_name((pv_request_state)state)},
-			       {.num = (int64_t)limit}};
-	pv_store_param *from = state < 0 ? p + 1 : p;
-	PGresult *res;
-	int rc = run(as_pg(st), state < 0 ? PV_Q_REQ_LIST : PV_Q_REQ_LIST_STATE, from,
-		     state < 0 ? 1 : 2, limit == 0, "list requests", &res);
-	if (rc < 0)
-		return rc;
 	size_t rows = (size_t)PQntuples(res), cap = 0;
 	for (size_t i = 0; i < rows; i++) {
 		if (pv_store_request_array_grow(out, i, &cap) < 0) {
@@ -319,6 +310,29 @@ static int pq_request_list(pv_store *st, int state, size_t limit, pv_request_rec
 	*n = rows;
 	PQclear(res);
 	return 0;
+}
+
+static int pq_request_list(pv_store *st, int state, size_t limit, pv_request_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	pv_store_param p[2] = {{.text = pv_request_state_name((pv_request_state)state)},
+			       {.num = (int64_t)limit}};
+	pv_store_param *from = state < 0 ? p + 1 : p;
+	PGresult *res;
+	int rc = run(as_pg(st), state < 0 ? PV_Q_REQ_LIST : PV_Q_REQ_LIST_STATE, from,
+		     state < 0 ? 1 : 2, limit == 0, "list requests", &res);
+	return rc < 0 ? rc : read_requests(res, out, n);
+}
+
+static int pq_request_list_undelivered(pv_store *st, int64_t before_ms, pv_request_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	pv_store_param p = {.num = before_ms};
+	PGresult *res;
+	int rc = run(as_pg(st), PV_Q_REQ_UNDELIVERED, &p, 1, false, "list undelivered requests", &res);
+	return rc < 0 ? rc : read_requests(res, out, n);
 }
 
 static int pq_machine_put(pv_store *st, const pv_machine_rec *m)
@@ -427,6 +441,7 @@ static const pv_store_methods postgres_methods = {
 	.request_put = pq_request_put,
 	.request_get = pq_request_get,
 	.request_list = pq_request_list,
+	.request_list_undelivered = pq_request_list_undelivered,
 	.machine_put = pq_machine_put,
 	.machine_get = pq_machine_get,
 	.machine_list = pq_machine_list,

@@ -45,6 +45,11 @@ const char *const pv_store_migrations[] = {
 	 * a row per machine, nor the terminated ones of all history */
 	("CREATE INDEX machines_live ON machines(template_id)"
 	 " WHERE status <> 'terminated' AND result <> 'fail';"), /* one statement (clang asks) */
+	/* 5 -> 6: whether a request's id reached anyone (its machines are
+	 * reclaimed when it never did); the requests already there had */
+	("ALTER TABLE requests ADD COLUMN delivered_ms BIGINT NOT NULL DEFAULT 0;"
+	 "UPDATE requests SET delivered_ms = updated_ms;"
+	 "CREATE INDEX requests_undelivered ON requests(delivered_ms, created_ms);"),
 };
 const int pv_store_migration_count = (int)(sizeof pv_store_migrations / sizeof pv_store_migrations[0]);
 
@@ -55,21 +60,27 @@ int pv_store_schema_version(void) { return pv_store_migration_count; }
 	"status, result, instance_type, price_type, message, launch_time, updated_ms"
 #define REQUEST_COLS                                                                              \
 	"id, kind, state, template_id, strategy, requested, message, owner_pid, created_ms, "     \
-	"updated_ms, refreshed_ms, owner_node"
+	"updated_ms, refreshed_ms, owner_node, delivered_ms"
 
 const char *const pv_store_sql[PV_Q_COUNT] = {
-	[PV_Q_REQ_PUT] = "INSERT INTO requests (" REQUEST_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?) "
+	/* delivered_ms, once set, stays: a writer holding an older copy of the
+	 * request never takes back that its id was delivered (or reclaimed) */
+	[PV_Q_REQ_PUT] = "INSERT INTO requests (" REQUEST_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
 			 "ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, state = excluded.state, "
 			 "template_id = excluded.template_id, strategy = excluded.strategy, "
 			 "requested = excluded.requested, message = excluded.message, "
 			 "owner_pid = excluded.owner_pid, created_ms = excluded.created_ms, "
 			 "updated_ms = excluded.updated_ms, refreshed_ms = excluded.refreshed_ms, "
-			 "owner_node = excluded.owner_node",
+			 "owner_node = excluded.owner_node, delivered_ms = CASE WHEN "
+			 "requests.delivered_ms <> 0 THEN requests.delivered_ms ELSE excluded.delivered_ms END",
 	[PV_Q_REQ_GET] = "SELECT " REQUEST_COLS " FROM requests WHERE id = ?",
 	/* the limit is bound by each store: its own "no limit" */
 	[PV_Q_REQ_LIST] = "SELECT " REQUEST_COLS " FROM requests ORDER BY created_ms DESC, id LIMIT ?",
 	[PV_Q_REQ_LIST_STATE] = "SELECT " REQUEST_COLS " FROM requests WHERE state = ? "
 				"ORDER BY created_ms DESC, id LIMIT ?",
+	[PV_Q_REQ_UNDELIVERED] = "SELECT " REQUEST_COLS " FROM requests WHERE delivered_ms = 0 "
+				 "AND created_ms < ? AND kind = 'acquire' "
+				 "AND state NOT IN ('creating', 'queued') ORDER BY created_ms, id",
 	[PV_Q_M_PUT] = "INSERT INTO machines (" MACHINE_COLS ") VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
 		       "ON CONFLICT (machine_id) DO UPDATE SET request_id = excluded.request_id, "
 		       "return_id = excluded.return_id, template_id = excluded.template_id, "
@@ -145,6 +156,7 @@ void pv_store_request_params(const pv_request_rec *r, pv_store_param out[PV_REQ_
 		text(r->message),     num(r->owner_pid),
 		num(r->created_ms),   num(r->updated_ms),
 		num(r->refreshed_ms), text(r->owner_node),
+		num(r->delivered_ms),
 	};
 	memcpy(out, p, sizeof p);
 }
@@ -192,6 +204,7 @@ void pv_store_read_request(const pv_store_row *row, pv_request_rec *r)
 	r->updated_ms = row->num(row->q, 9);
 	r->refreshed_ms = row->num(row->q, 10);
 	col_text(row, 11, r->owner_node, sizeof r->owner_node);
+	r->delivered_ms = row->num(row->q, 12);
 }
 
 void pv_store_read_machine(const pv_store_row *row, pv_machine_rec *m)

@@ -18,7 +18,7 @@
 
 /* The queries, indexes into pv_store_sql. */
 enum {
-	PV_Q_REQ_PUT, PV_Q_REQ_GET, PV_Q_REQ_LIST, PV_Q_REQ_LIST_STATE,
+	PV_Q_REQ_PUT, PV_Q_REQ_GET, PV_Q_REQ_LIST, PV_Q_REQ_LIST_STATE, PV_Q_REQ_UNDELIVERED,
 	PV_Q_M_PUT, PV_Q_M_GET_ID, PV_Q_M_GET_NAME,
 	PV_Q_M_BY_REQ, PV_Q_M_BY_RET, PV_Q_M_BY_TEMPLATE, PV_Q_M_ALIVE, PV_Q_M_ALL, PV_Q_M_LEAVING,
 	PV_Q_IN_USE_M, PV_Q_IN_USE_R, PV_Q_KV_GET, PV_Q_KV_PUT,
@@ -48,7 +48,7 @@ int pv_store_machine_query(pv_machine_filter f);
 int pv_store_machine_query_keyed(pv_machine_filter f);
 
 /* How many parameters PV_Q_REQ_PUT and PV_Q_M_PUT take. */
-#define PV_REQ_PARAMS 12
+#define PV_REQ_PARAMS 13
 #define PV_M_PARAMS 15
 
 /* One parameter of a put: text (never NULL) or an integer. */

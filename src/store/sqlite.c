@@ -153,18 +153,9 @@ static int sq_request_get(pv_store *st, const char *id, pv_request_rec *out)
 	return rc == SQLITE_ROW ? 0 : db_error(s, "read request");
 }
 
-static int sq_request_list(pv_store *st, int state, size_t limit, pv_request_rec **out, size_t *n)
+/* The rows of a bound request query into a new array. */
+static int read_requests(sqlite_store *s, sqlite3_stmt *q, pv_request_rec **out, size_t *n)
 {
-	sqlite_store *s = as_sq(st);
-	*out = NULL;
-	*n = 0;
-	sqlite3_stmt *q = stmt(s, state < 0 ? PV_Q_REQ_LIST : PV_Q_REQ_LIST_STATE);
-	if (!q)
-		return PV_EIO;
-	int i = 1;
-	if (state >= 0)
-		bind_text(q, i++, pv_request_state_name((pv_request_state)state));
-	sqlite3_bind_int64(q, i, limit ? (sqlite3_int64)limit : -1); /* -1: no limit */
 	size_t cap = 0;
 	int rc;
 	while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
@@ -183,6 +174,33 @@ static int sq_request_list(pv_store *st, int state, size_t limit, pv_request_rec
 		return db_error(s, "list requests");
 	}
 	return 0;
+}
+
+static int sq_request_list(pv_store *st, int state, size_t limit, pv_request_rec **out, size_t *n)
+{
+	sqlite_store *s = as_sq(st);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *q = stmt(s, state < 0 ? PV_Q_REQ_LIST : PV_Q_REQ_LIST_STATE);
+	if (!q)
+		return PV_EIO;
+	int i = 1;
+	if (state >= 0)
+		bind_text(q, i++, pv_request_state_name((pv_request_state)state));
+	sqlite3_bind_int64(q, i, limit ? (sqlite3_int64)limit : -1); /* -1: no limit */
+	return read_requests(s, q, out, n);
+}
+
+static int sq_request_list_undelivered(pv_store *st, int64_t before_ms, pv_request_rec **out, size_t *n)
+{
+	sqlite_store *s = as_sq(st);
+	*out = NULL;
+	*n = 0;
+	sqlite3_stmt *q = stmt(s, PV_Q_REQ_UNDELIVERED);
+	if (!q)
+		return PV_EIO;
+	sqlite3_bind_int64(q, 1, (sqlite3_int64)before_ms);
+	return read_requests(s, q, out, n);
 }
 
 /* ---- machines ------------------------------------------------------------- */
@@ -321,6 +339,7 @@ static const pv_store_methods sqlite_methods = {
 	.request_put = sq_request_put,
 	.request_get = sq_request_get,
 	.request_list = sq_request_list,
+	.request_list_undelivered = sq_request_list_undelivered,
 	.machine_put = sq_machine_put,
 	.machine_get = sq_machine_get,
 	.machine_list = sq_machine_list,

@@ -182,6 +182,15 @@ int pv_store_request_list(pv_store *st, int state, size_t limit, pv_request_rec 
 	return st->methods->request_list(st, state, limit, out, n);
 }
 
+int pv_store_request_list_undelivered(pv_store *st, int64_t before_ms, pv_request_rec **out, size_t *n)
+{
+	*out = NULL;
+	*n = 0;
+	if (st->methods->version < 2 || !st->methods->request_list_undelivered)
+		return 0;
+	return st->methods->request_list_undelivered(st, before_ms, out, n);
+}
+
 int pv_store_machine_put(pv_store *st, const pv_machine_rec *m)
 {
 	int rc = need_write(st);

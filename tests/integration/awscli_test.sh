@@ -36,7 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 i=0
-while [ ! -s "$WORK/port" ] && [ $i -lt 500 ]; do sleep 0.01; i=$((i + 1)); done
+# the emulator writes its port once it listens (a 120 s safety bound)
+while [ ! -s "$WORK/port" ] && [ $i -lt 12000 ]; do sleep 0.01; i=$((i + 1)); done
 [ -s "$WORK/port" ] || { echo "FAIL - the emulator did not start: $(cat "$WORK/emu.log")"; exit 1; }
 PORT=$(cat "$WORK/port")
 URL="http://127.0.0.1:$PORT"

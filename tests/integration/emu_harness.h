@@ -19,6 +19,7 @@
 #include "../support/child_process.h"
 #include "provisio/aws.h"
 #include "provisio/error.h"
+#include "../support/wait.h"
 
 typedef struct emu_proc {
 	pid_t pid;
@@ -26,6 +27,17 @@ typedef struct emu_proc {
 	char url[64];
 	char dir[64];
 } emu_proc;
+
+/* The port the emulator wrote to `path`, once it has. */
+static inline bool emu_read_port(const char *path, int *port)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return false;
+	bool ok = fscanf(f, "%d", port) == 1;
+	fclose(f);
+	return ok;
+}
 
 /* Starts the emulator with extra arguments (NULL-terminated list). 0 or -1. */
 static inline int emu_start(emu_proc *e, const char *binary, const char *const *args)
@@ -50,20 +62,12 @@ static inline int emu_start(emu_proc *e, const char *binary, const char *const *
 		execv(binary, (char *const *)argv);
 		_exit(127);
 	}
-	for (int i = 0; i < 500; i++) { /* up to 5 s */
-		FILE *f = fopen(port_file, "r");
-		if (f) {
-			int ok = fscanf(f, "%d", &e->port) == 1;
-			fclose(f);
-			if (ok) {
-				snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d/", e->port);
-				return 0;
-			}
-		}
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-	}
-	return -1;
+	bool listening = false; /* the emulator writes its port once it listens */
+	PV_TEST_WAIT_UNTIL((listening = emu_read_port(port_file, &e->port)));
+	if (!listening)
+		return -1;
+	snprintf(e->url, sizeof e->url, "http://127.0.0.1:%d/", e->port);
+	return 0;
 }
 
 static inline void emu_stop(emu_proc *e)

@@ -4,8 +4,10 @@
 # with HF_PROVIDER_{CONFDIR,WORKDIR,LOGDIR} set. Checks the contract, bad
 # input (message, non-zero exit, nothing written), 20 processes at once on
 # one SQLite file (and maxNumber under that race), a process killed with
-# SIGKILL during requestMachines (consistent store, no duplicate machines
-# after the next call), spill-over from a full provider, and the return
+# SIGKILL during requestMachines (consistent store, its machines released by
+# the next call), a crash at each step of a local machine's creation
+# (recorded, recovered, no process left), spill-over from a full provider,
+# an unknown id among known ones, and the return
 # cycle; then the same scripts next to a running `provisio serve` on the same
 # store (loopback, a free port): the commands only queue and read, the daemon
 # provisions and terminates, and a daemon killed with work queued loses
@@ -37,7 +39,24 @@ live_pid() {
 	pid=$(sed -n 's/.*"pid": *\([0-9]*\).*/\1/p' "$1")
 	st=$(sed -n 's/.*"start_time": *\([0-9]*\).*/\1/p' "$1")
 	[ -n "$pid" ] && [ -r "/proc/$pid/stat" ] || return 1
-	[ "$(sed 's/.*) //' "/proc/$pid/stat" | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+	[ "$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null | cut -d' ' -f20)" = "$st" ] && echo "$pid"
+}
+
+# true when no record of any local provider names a live process
+none_alive() {
+	local rec
+	for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
+		[ -f "$rec" ] && live_pid "$rec" >/dev/null && return 1
+	done
+	return 0
+}
+# live_in PROVIDER: how many of its records name a live process
+live_in() {
+	local n=0 rec
+	for rec in "$HF_PROVIDER_WORKDIR/$1"/machines/*.json; do
+		[ -f "$rec" ] && live_pid "$rec" >/dev/null && n=$((n + 1))
+	done
+	echo $n
 }
 
 SERVE_PID=
@@ -50,15 +69,7 @@ cleanup() {
 		[ -f "$rec" ] || continue
 		pid=$(live_pid "$rec") && kill -TERM "$pid" 2>/dev/null
 	done
-	for _ in $(seq 100); do
-		alive=0
-		for rec in "$HF_PROVIDER_WORKDIR"/*/machines/*.json; do
-			[ -f "$rec" ] || continue
-			live_pid "$rec" >/dev/null && alive=1
-		done
-		[ $alive = 0 ] && break
-		sleep 0.1
-	done
+	wait_until none_alive
 	[ "$ENGINE" = postgres ] && psql -q "$PV_TEST_POSTGRES_URL" -c "DROP SCHEMA IF EXISTS $PG_SCHEMA CASCADE" 2>/dev/null
 	rm -rf "$T"
 }
@@ -80,9 +91,22 @@ kv_value() {
 	fi
 }
 
+# wait_until CMD...: runs CMD until it succeeds (every 0.1 s); fails only past
+# $PATIENCE seconds, a safety bound for a broken program, never the expected
+# time: the suite must pass on a loaded 2-core machine
+PATIENCE=${PV_TEST_PATIENCE_S:-120}
+wait_until() {
+	local end=$((SECONDS + PATIENCE))
+	until "$@"; do
+		[ $SECONDS -ge $end ] && return 1
+		sleep 0.1
+	done
+}
+
 fail() { echo "FAIL: $*"; fails=$((fails + 1)); }
 ok() { echo "ok: $*"; }
 
+CRASHY_SLEEP=$((300000 + $$)) # a command line no other run has: its processes are countable
 cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
 {
   "providers": [
@@ -94,9 +118,12 @@ cat > "$HF_PROVIDER_CONFDIR/provisio.json" <<JSON
                 "command": "sleep 300", "grace_period_ms": 300}},
     {"name": "slow", "type": "local",
      "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/slow", "capacity": 10,
-                "command": "sleep 300", "grace_period_ms": 300, "answer_delay_ms": 1500}},
+                "command": "sleep 300", "grace_period_ms": 300, "answer_delay_ms": 600000}},
     {"name": "sim", "type": "sim", "config": {"capacity": 100}},
     {"name": "broken", "type": "sim", "config": {"failure_rate": 1.0}},
+    {"name": "crashy", "type": "local",
+     "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/crashy", "capacity": 4,
+                "command": "exec sleep $CRASHY_SLEEP", "grace_period_ms": 300}},
     {"name": "backup", "type": "local",
      "config": {"workdir": "\${HF_PROVIDER_WORKDIR}/backup", "capacity": 10,
                 "command": "sleep 300", "grace_period_ms": 300}}
@@ -121,7 +148,8 @@ cat > "$HF_PROVIDER_CONFDIR/mycluster_templates.json" <<'JSON'
   {"templateId": "tight", "maxNumber": 5, "provider": "local"},
   {"templateId": "spill", "maxNumber": 10, "provider": "small-then-sim"},
   {"templateId": "slow", "maxNumber": 3, "provider": "slow"},
-  {"templateId": "guarded", "maxNumber": 10, "provider": "guarded"}
+  {"templateId": "guarded", "maxNumber": 10, "provider": "guarded"},
+  {"templateId": "crashy", "maxNumber": 4, "provider": "crashy"}
 ]}
 JSON
 
@@ -142,14 +170,10 @@ status_of() { # status_of ID: getRequestStatus, prints the request's status
 	hf getRequestStatus "{\"requests\": [{\"requestId\": \"$1\"}]}"
 	field status
 }
-wait_status() { # wait_status ID WANT: polls (bounded, 15 s)
-	local s
-	for _ in $(seq 150); do
-		s=$(status_of "$1")
-		[ "$s" = "$2" ] && return 0
-		sleep 0.1
-	done
-	echo "  $1 is '$s', wanted '$2'"
+status_is() { [ "$(status_of "$1")" = "$2" ]; }
+wait_status() { # wait_status ID WANT: polls until it is (or the patience ends)
+	wait_until status_is "$1" "$2" && return 0
+	echo "  $1 is '$(status_of "$1")', wanted '$2'"
 	return 1
 }
 
@@ -182,11 +206,8 @@ else fail "getReturnRequests: $(cat "$T/out")"; fi
 victim=$(echo "$names" | head -n 1)
 rec=$(grep -l "\"name\": *\"$victim\"" "$HF_PROVIDER_WORKDIR"/local/machines/*.json)
 kill -TERM "$(live_pid "$rec")"
-for _ in $(seq 50); do
-	hf getReturnRequests "{\"machines\": [$ids]}"
-	grep -q "\"machine\": \"$victim\"" "$T/out" && break
-	sleep 0.1
-done
+reports_victim() { hf getReturnRequests "{\"machines\": [$ids]}"; grep -q "\"machine\": \"$victim\"" "$T/out"; }
+wait_until reports_victim
 if grep -q "\"machine\": \"$victim\"" "$T/out" && grep -q '"gracePeriod": 0' "$T/out"; then
 	ok "getReturnRequests reports a machine gone outside Host Factory"
 else fail "getReturnRequests after outside kill: $(cat "$T/out")"; fi
@@ -216,7 +237,12 @@ check_bad requestMachines '{"template": {"machineCount": 1}}' templateId
 check_bad requestMachines '{"template": {"templateId": "nope", "machineCount": 1}}' "unknown template"
 check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 0}}' machineCount
 check_bad requestMachines '{"template": {"templateId": "conc", "machineCount": 41}}' "available number"
-check_bad getRequestStatus '{"requests": [{"requestId": "req-nope"}]}' "unknown request id"
+# an unknown id among known ones: answered for each, the unknown one done with the reason
+hf getRequestStatus "{\"requests\": [{\"requestId\": \"req-nope\"}, {\"requestId\": \"$req\"}]}"
+if [ $rc = 0 ] && is_json "$T/out" && grep -q "\"message\": \"unknown request id 'req-nope'\"" "$T/out" &&
+   grep -q '"status": "complete_with_error"' "$T/out" && grep -q "\"requestId\": \"$req\"" "$T/out"; then
+	ok "getRequestStatus answers known ids and reports an unknown one"
+else fail "getRequestStatus with an unknown id: rc=$rc $(cat "$T/out")"; fi
 check_bad requestReturnMachines '{"machines": [{"machineId": "i-nope"}]}' "unknown machine"
 "$HF/getRequestStatus.sh" -f "$T/does-not-exist" > "$T/out" 2>/dev/null; rc=$?
 if [ $rc != 0 ] && grep -q "cannot read input file" "$T/out"; then ok "missing input file"
@@ -255,34 +281,55 @@ if [ $rc = 0 ] && wait_status "$ret" complete; then ok "45 machines returned and
 else fail "bulk return: $(head -c 600 "$T/out")"; fi
 
 # ---- SIGKILL during requestMachines ----------------------------------------------------------
+# The slow provider answers 10 minutes after it made the machines: the call
+# is surely killed with its 3 machines made and nothing written or printed.
 "$HF/requestMachines.sh" -d '{"template": {"templateId": "slow", "machineCount": 3}}' > "$T/killed" 2>&1 &
 victim=$!
-for _ in $(seq 100); do
-	[ "$(ls "$HF_PROVIDER_WORKDIR"/slow/machines/*.json 2>/dev/null | wc -l)" -ge 3 ] && break
-	sleep 0.05
-done
+three_live() { [ "$(live_in slow)" = 3 ]; }
+wait_until three_live || fail "the slow call never made its 3 machines"
 kill -KILL $victim; wait $victim 2>/dev/null
 creating=$("$BIN" requests list --state creating 2>/dev/null | tail -n +2 | wc -l)
 [ "$creating" = 1 ] && ok "killed call left one 'creating' request" || fail "after SIGKILL: $creating creating"
 [ -s "$T/killed" ] && fail "the killed call printed: $(cat "$T/killed")"
-hf requestMachines '{"template": {"templateId": "slow", "machineCount": 3}}'
+hf requestMachines '{"template": {"templateId": "tight", "machineCount": 1}}'
 again=$(field requestId)
 failed=$("$BIN" requests list --state failed 2>/dev/null | grep -c slow)
 if [ $rc = 0 ] && [ -n "$again" ] && [ "$failed" = 1 ]; then ok "next call recovered the killed request and provisioned"
 else fail "recovery: rc=$rc failed=$failed $(cat "$T/out")"; fi
-live=0
-for _ in $(seq 100); do
-	live=0
-	for rec in "$HF_PROVIDER_WORKDIR"/slow/machines/*.json; do
-		live_pid "$rec" >/dev/null && live=$((live + 1))
-	done
-	[ $live = 3 ] && break
-	sleep 0.1
-done
+none_live() { [ "$(live_in slow)" = 0 ]; }
+wait_until none_live
 hf getReturnRequests '{}' # Host Factory's periodic call records the released machines' end
 inuse=$("$BIN" machines list 2>/dev/null | awk '$6 == "slow" && $3 != "terminated"' | wc -l)
-if [ $live = 3 ] && [ "$inuse" = 3 ]; then ok "no duplicate machines: 3 live processes, 3 machines in the store"
-else fail "after recovery: $live live processes, $inuse machines in use"; fi
+if [ "$(live_in slow)" = 0 ] && [ "$inuse" = 0 ]; then ok "the killed call's machines released: no live process, none in use"
+else fail "after recovery: $(live_in slow) live processes, $inuse machines in use"; fi
+
+# ---- a crash at each step of a local machine's creation ----------------------------------
+# PROVISIO_TEST_LOCAL_CRASH_AT kills requestMachines right after that step.
+# Whatever the step, the machine has a record: recovery (a status of the
+# request left "creating") finds it and releases it, and no process runs
+# that a record does not name.
+crashy_gone() { [ "$(pgrep -c -f "^sleep $CRASHY_SLEEP\$")" = 0 ] && [ "$(live_in crashy)" = 0 ]; }
+for step in intent spawned recorded started; do
+	{ # (bash's "Killed" notice goes to /dev/null, the call's output to $T/crash)
+		PROVISIO_TEST_LOCAL_CRASH_AT=$step "$HF/requestMachines.sh" \
+			-d '{"template": {"templateId": "crashy", "machineCount": 1}}' > "$T/crash" 2>&1
+		crc=$?
+	} 2>/dev/null
+	cid=$("$BIN" requests list --state creating 2>/dev/null | awk '$4 == "crashy" {print $1}')
+	if [ $crc != 137 ] || [ -s "$T/crash" ] || [ -z "$cid" ]; then
+		fail "crash at $step: exit $crc, creating '$cid', printed: $(cat "$T/crash")"
+		continue
+	fi
+	hf getRequestStatus "{\"requests\": [{\"requestId\": \"$cid\"}]}"
+	if ! grep -q 'interrupted before Host Factory got the request id; 1 machine(s) released' "$T/out"; then
+		fail "crash at $step: recovery did not find the machine: $(cat "$T/out")"
+		continue
+	fi
+	# no process runs the crashy command but a recorded machine, and the released one ends
+	if wait_until crashy_gone; then
+		ok "crash at $step: recorded, recovered, released; no process left"
+	else fail "crash at $step: $(pgrep -c -f "^sleep $CRASHY_SLEEP\$") processes, $(live_in crashy) live records"; fi
+done
 
 # ---- spill-over through a fallback ---------------------------------------------------------------
 hf requestMachines '{"template": {"templateId": "spill", "machineCount": 4}}'
@@ -328,8 +375,7 @@ start_serve() {
 	rm -f "$T/url"
 	"$BIN" serve --listen 127.0.0.1:0 --url-file "$T/url" > "$T/serve.out" 2> "$T/serve.log" &
 	SERVE_PID=$!
-	for _ in $(seq 100); do [ -s "$T/url" ] && break; sleep 0.05; done
-	[ -s "$T/url" ]
+	wait_until test -s "$T/url"
 }
 deferred_calls() { grep -c "deferred to provisio serve (pid $SERVE_PID " "$HF_PROVIDER_LOGDIR/provisio.log"; }
 if start_serve; then ok "provisio serve on $(head -1 "$T/url")"; else fail "serve did not start: $(cat "$T/serve.log")"; fi
@@ -389,7 +435,7 @@ if [ "$ENGINE" = postgres ]; then
 		"$BIN" --config "$T/node.json" serve --listen 127.0.0.1:0 --url-file "$T/url$n" \
 			> "$T/node$n.out" 2> "$T/node$n.log" & NODE_PIDS+=($!)
 	done
-	for _ in $(seq 100); do [ -s "$T/url1" ] && [ -s "$T/url2" ] && break; sleep 0.05; done
+	wait_until test -s "$T/url1" -a -s "$T/url2"
 	pids=()
 	for i in $(seq 8); do
 		"$HF/requestMachines.sh" -d '{"template": {"templateId": "conc", "machineCount": 2}}' \
@@ -413,7 +459,7 @@ if [ "$ENGINE" = postgres ]; then
 	lead=1; follow=2
 	grep -q "leading the reconciler" "$T/node2.log" && { lead=2; follow=1; }
 	kill -TERM "${NODE_PIDS[$((lead - 1))]}"; wait "${NODE_PIDS[$((lead - 1))]}" 2>/dev/null
-	for _ in $(seq 100); do grep -q "leading the reconciler" "$T/node$follow.log" && break; sleep 0.1; done
+	wait_until grep -q "leading the reconciler" "$T/node$follow.log"
 	grep -q "leading the reconciler" "$T/node$follow.log" && ok "two nodes: a graceful stop hands the lead over" ||
 		fail "two nodes: node $follow never took the lead"
 	kill -TERM "${NODE_PIDS[$((follow - 1))]}"; wait "${NODE_PIDS[$((follow - 1))]}" 2>/dev/null

@@ -369,25 +369,29 @@ static void do_returns(rts_server *s, const http_req *rq, http_resp *r)
 		json_decref(body);
 		return;
 	}
-	json_array_foreach(ms, i, e) {
-		const char *id = json_string_value(json_object_get(e, "machine_id"));
-		if (!id || !json_object_get(s->machines, id)) {
-			error_resp(r, 400, "INVALID_PARAMETERS", "unknown machine", "machines[].machine_id");
-			json_decref(body);
-			return;
-		}
-	}
+	/* as provisio does: the known machines are returned and listed, the
+	 * others left out; none known is a 400 */
+	json_t *known = json_array();
 	json_array_foreach(ms, i, e) {
 		json_t *m = json_object_get(s->machines, json_string_value(json_object_get(e, "machine_id")));
+		if (!m)
+			continue;
 		if (strcmp(json_string_value(json_object_get(m, "state")), "terminated") != 0)
 			s->live--;
 		json_object_set_new(m, "state", json_string("terminated"));
+		json_array_append(known, m);
+	}
+	if (json_array_size(known) == 0) {
+		error_resp(r, 400, "INVALID_PARAMETERS", "unknown machine", "machines[].machine_id");
+		json_decref(known);
+		json_decref(body);
+		return;
 	}
 	char rid[32];
 	snprintf(rid, sizeof rid, "ret-%u", ++s->next_id);
 	r->status = 202;
-	r->body = dump(json_pack("{s:s, s:s, s:s, s:[]}", "request_id", rid, "kind", "return", "status",
-				 "running", "machines"));
+	r->body = dump(json_pack("{s:s, s:s, s:s, s:o}", "request_id", rid, "kind", "return", "status",
+				 "running", "machines", known));
 	json_decref(body);
 }
 

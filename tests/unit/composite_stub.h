@@ -17,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include "provisio/provisio.h"
+#include "wait.h"
 
 typedef struct stub {
 	pv_strategy base;
@@ -25,7 +26,7 @@ typedef struct stub {
 	pv_error_class fail_class;
 	uint64_t report_latency_ns;  /* set on the result when non-zero */
 	unsigned sleep_ms;           /* real sleep that ignores the deadline */
-	atomic_int *wait_for;        /* answer only once *wait_for != 0 (5 s bound) */
+	atomic_int *wait_for;        /* answer only once *wait_for != 0 (PV_TEST_PATIENCE_S at most) */
 	atomic_int *signal;          /* set to 1 after answering */
 	pv_strategy *delegate;       /* forward to it (deadline dropped) */
 	pv_op_set ops;
@@ -45,8 +46,8 @@ static int stub_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	stub *st = (stub *)s;
 	atomic_fetch_add(&st->calls, 1);
 	atomic_store(&st->ran_on, pthread_self());
-	for (int i = 0; st->wait_for && !atomic_load(st->wait_for) && i < 5000; i++)
-		stub_sleep_ms(1);
+	if (st->wait_for)
+		PV_TEST_WAIT_UNTIL(atomic_load(st->wait_for));
 	if (st->sleep_ms)
 		stub_sleep_ms(st->sleep_ms);
 	if (st->delegate) {

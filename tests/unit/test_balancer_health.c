@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <cmocka.h>
 #include "test_balancer_support.h"
+#include "wait.h"
 
 static const char *const AB[] = {"a", "b"};
 
@@ -167,23 +168,22 @@ static void test_active_checks_eject_and_bring_back(void **state)
 	pv_manual_clock_free(mc);
 }
 
-/* Advances the clock one interval and waits (bounded) for the thread's round. */
-static void tick(pv_strategy *lb, pv_manual_clock *mc)
+static long rounds(pv_strategy *lb)
 {
 	json_t *st = pv_strategy_stats(lb);
-	long before = (long)json_integer_value(json_object_get(st, "health_check_rounds"));
+	long n = (long)json_integer_value(json_object_get(st, "health_check_rounds"));
 	json_decref(st);
+	return n;
+}
+
+/* Advances the clock one interval and waits for the thread's round. */
+static void tick(pv_strategy *lb, pv_manual_clock *mc)
+{
+	long before = rounds(lb);
 	pv_manual_clock_advance(mc, 10 * PV_NS_PER_S);
-	for (int i = 0; i < 5000; i++) {
-		st = pv_strategy_stats(lb);
-		long now = (long)json_integer_value(json_object_get(st, "health_check_rounds"));
-		json_decref(st);
-		if (now > before)
-			return;
-		struct timespec ts = {0, 1000000};
-		nanosleep(&ts, NULL);
-	}
-	fail_msg("the health thread did not run a round");
+	PV_TEST_WAIT_UNTIL(rounds(lb) > before);
+	if (rounds(lb) <= before)
+		fail_msg("the health thread did not run a round");
 }
 
 static void test_health_thread_checks_every_interval_and_restores(void **state)
@@ -347,10 +347,7 @@ static void test_least_connections_balances_operations_in_flight(void **state)
 	json_decref(st);
 	/* The one that finishes first gets the next operation. */
 	t_gate_open(g[1]);
-	for (int spins = 0; spins < 10000 && stat_int(lb, "b", "active_connections"); spins++) {
-		struct timespec ts = {0, 1000000};
-		nanosleep(&ts, NULL);
-	}
+	PV_TEST_WAIT_UNTIL(stat_int(lb, "b", "active_connections") == 0);
 	assert_int_equal(stat_int(lb, "b", "active_connections"), 0);
 	char who[64];
 	t_run(lb, who, sizeof who);

@@ -13,6 +13,7 @@
 #include <time.h>
 #include "provisio/balancer.h"
 #include "provisio/provisio.h"
+#include "wait.h"
 
 static inline pv_strategy *t_sim(const char *name, const char *json, const pv_clock *clock)
 {
@@ -100,7 +101,7 @@ static inline int gate_execute(pv_strategy *s, const pv_operation *op, pv_result
 	t_gate *g = (t_gate *)s;
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10; /* never hang a test run */
+	until.tv_sec += PV_TEST_PATIENCE_S; /* never hang a test run */
 	pthread_mutex_lock(&g->mu);
 	g->arrived++;
 	pthread_cond_broadcast(&g->cv);
@@ -178,23 +179,24 @@ static inline pv_strategy *t_gate_new(const char *name)
 	return t_gate_make(name, &gate_methods);
 }
 
-/* Waits (bounded) until `n` operations in total have arrived at the gates. */
+static inline int t_gates_arrived(pv_strategy **gates, size_t ng)
+{
+	int total = 0;
+	for (size_t i = 0; i < ng; i++) {
+		t_gate *g = (t_gate *)gates[i];
+		pthread_mutex_lock(&g->mu);
+		total += g->arrived;
+		pthread_mutex_unlock(&g->mu);
+	}
+	return total;
+}
+
+/* Waits until `n` operations in total have arrived at the gates. */
 static inline void t_gates_wait(pv_strategy **gates, size_t ng, int n)
 {
-	for (int spins = 0; spins < 10000; spins++) {
-		int total = 0;
-		for (size_t i = 0; i < ng; i++) {
-			t_gate *g = (t_gate *)gates[i];
-			pthread_mutex_lock(&g->mu);
-			total += g->arrived;
-			pthread_mutex_unlock(&g->mu);
-		}
-		if (total >= n)
-			return;
-		struct timespec ts = {0, 1000000};
-		nanosleep(&ts, NULL);
-	}
-	fail_msg("gates: %d operations never arrived", n);
+	PV_TEST_WAIT_UNTIL(t_gates_arrived(gates, ng) >= n);
+	if (t_gates_arrived(gates, ng) < n)
+		fail_msg("gates: %d operations never arrived", n);
 }
 
 static inline void t_gate_open(pv_strategy *s)

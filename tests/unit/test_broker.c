@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "broker_fixture.h"
+#include "wait.h"
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
 #include "provisio/fallback.h"
@@ -165,9 +166,17 @@ static void test_pending_timeout_fails_and_releases_machines(void **state)
 	fixture *f = make("{\"capacity\": 10, \"boot_delay_ms\": 100000000}", NULL, &set);
 	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(f->br, "only-a", 2, id), 0);
-	usleep(1100 * 1000); /* launch times are whole seconds */
-	pv_request_rec r;
+	/* launched two seconds ago (launch times are whole seconds) */
 	pv_machine_list ms = {0};
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_machine_list(f->st, PV_MF_REQUEST, id, &ms), 0);
+	for (size_t i = 0; i < ms.n; i++) {
+		ms.items[i].launch_time -= 2;
+		assert_int_equal(pv_store_machine_put(f->st, &ms.items[i]), 0);
+	}
+	assert_int_equal(pv_store_commit(f->st), 0);
+	pv_machine_list_clear(&ms);
+	pv_request_rec r;
 	status(f, id, &r, &ms);
 	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
 	assert_string_equal(ms.items[0].result, "fail");
@@ -339,20 +348,72 @@ static void test_return_by_host_name(void **state)
 	destroy(f);
 }
 
-static void test_return_of_unknown_machine_writes_nothing(void **state)
+/* A fixture that refreshes on every status, with one machine of "only-b"
+ * (its record in *ms). */
+static fixture *with_one_machine(pv_machine_list *ms)
 {
-	(void)state;
-	fixture *f = make(NULL, NULL, NULL);
-	char id[PV_STORE_SHORT_MAX], ret[PV_STORE_SHORT_MAX];
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, id), 0);
 	pv_request_rec r;
+	status(f, id, &r, ms);
+	return f;
+}
+
+static void test_return_of_unknown_machines_returns_the_known_ones(void **state)
+{
+	(void)state;
 	pv_machine_list ms = {0};
-	status(f, id, &r, &ms);
-	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
-	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), PV_EINVAL);
-	assert_non_null(strstr(pv_error_last(), "i-ghost"));
+	fixture *f = with_one_machine(&ms);
+	char ret[PV_STORE_SHORT_MAX];
+	pv_request_rec r;
+	/* none known: nothing to do, nothing written, each named */
+	pv_machine_ref ghosts[] = {{"i-ghost", NULL}, {NULL, "host-ghost"}};
+	assert_int_equal(pv_broker_return_machines(f->br, ghosts, 2, ret), PV_EINVAL);
+	assert_string_equal(pv_error_last(), "unknown machine(s), nothing returned: i-ghost, host-ghost");
 	assert_int_equal(bf_count_requests(f->st), 1);
-	assert_int_equal(pv_sim_live_instances(f->b), 1);
+	/* some known: those are returned, the others named */
+	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {"i-ghost", NULL}};
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 2, ret), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_int_equal(r.requested, 2);
+	assert_string_equal(r.message, "1 machine(s) unknown to provisio, not returned: i-ghost");
+	assert_int_equal(ms.n, 1);
+	assert_string_equal(ms.items[0].result, "succeed");
+	pv_machine_list_clear(&ms);
+	destroy(f);
+}
+
+/* However many are unknown, the message says how many and names what fits. */
+static void test_many_unknown_machines_are_counted_not_cut(void **state)
+{
+	(void)state;
+	pv_machine_list ms = {0};
+	fixture *f = with_one_machine(&ms);
+	char ret[PV_STORE_SHORT_MAX];
+	pv_request_rec r;
+	pv_machine_ref refs[901];
+	char names[900][16];
+	refs[0] = (pv_machine_ref){ms.items[0].machine_id, NULL};
+	for (int i = 0; i < 900; i++) {
+		snprintf(names[i], sizeof names[i], "i-ghost-%03d", i);
+		refs[i + 1] = (pv_machine_ref){names[i], NULL};
+	}
+	assert_int_equal(pv_broker_return_machines(f->br, refs, 901, ret), 0);
+	status(f, ret, &r, &ms);
+	assert_int_equal(r.state, PV_REQ_COMPLETE_WITH_ERROR);
+	assert_int_equal(r.requested, 901);
+	assert_non_null(strstr(r.message, "900 machine(s) unknown to provisio, not returned: i-ghost-000, "));
+	const char *more = strstr(r.message, " and ");
+	assert_non_null(more);
+	int named = 0, rest = 0;
+	for (const char *p = r.message; (p = strstr(p, "i-ghost-")); p++)
+		named++;
+	assert_int_equal(sscanf(more, " and %d more", &rest), 1);
+	assert_int_equal(named + rest, 900);
 	pv_machine_list_clear(&ms);
 	destroy(f);
 }
@@ -508,6 +569,95 @@ static void test_recovery_waits_for_another_nodes_owner_until_its_lease_ends(voi
 	destroy(f);
 }
 
+/* ---- requests nobody got ---------------------------------------------------------- */
+
+/* Moves a request's creation back past the reclaim delay. */
+static void age_request(fixture *f, const char *id)
+{
+	const pv_broker_settings *set = pv_broker_get_settings(f->br);
+	pv_request_rec r;
+	assert_int_equal(pv_store_begin(f->st, true), 0);
+	assert_int_equal(pv_store_request_get(f->st, id, &r), 0);
+	r.created_ms -= (int64_t)((set->creating_timeout_seconds + set->pending_timeout_seconds) * 1000) + 1000;
+	assert_int_equal(pv_store_request_put(f->st, &r), 0);
+	assert_int_equal(pv_store_commit(f->st), 0);
+}
+
+/* A request whose id reached nobody (the process died after committing it,
+ * before printing it) has its machines released once the delay has
+ * passed; one whose id was delivered, or whose status someone read, is
+ * kept; the reconciler's refresh is no delivery. */
+static void test_request_whose_id_nobody_got_is_reclaimed(void **state)
+{
+	(void)state;
+	fixture *f = make(NULL, NULL, NULL);
+	char lost[PV_STORE_SHORT_MAX], delivered[PV_STORE_SHORT_MAX], read[PV_STORE_SHORT_MAX],
+		refreshed[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 2, lost), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, delivered), 0);
+	assert_int_equal(pv_broker_request_delivered(f->br, delivered), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, read), 0);
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 1, refreshed), 0);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	status(f, read, &r, &ms);
+	assert_true(r.delivered_ms > 0);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_request_refresh(f->br, refreshed, &r, &ms), 0);
+	assert_int_equal(r.delivered_ms, 0);
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_recover(f->br), 0); /* too young yet */
+	assert_int_equal(pv_sim_live_instances(f->b), 5);
+
+	const char *all[] = {lost, delivered, read, refreshed};
+	for (size_t i = 0; i < 4; i++)
+		age_request(f, all[i]);
+	assert_int_equal(pv_broker_recover(f->br), 2);
+	assert_int_equal(pv_sim_live_instances(f->b), 2); /* the delivered and the read one's */
+	status(f, lost, &r, &ms);
+	assert_int_equal(r.delivered_ms, -1);
+	assert_int_equal(r.state, PV_REQ_COMPLETE); /* a final state stays; its message tells */
+	assert_non_null(strstr(r.message, "reclaimed: its id was never delivered"));
+	assert_non_null(strstr(r.message, "2 machine(s) released"));
+	assert_int_equal(ms.n, 2);
+	for (size_t i = 0; i < ms.n; i++) {
+		assert_string_equal(ms.items[i].result, "fail");
+		assert_string_not_equal(ms.items[i].status, "running");
+	}
+	pv_machine_list_clear(&ms);
+	status(f, refreshed, &r, &ms);
+	assert_int_equal(r.delivered_ms, -1);
+	pv_machine_list_clear(&ms);
+	status(f, delivered, &r, &ms);
+	assert_true(r.delivered_ms > 0);
+	assert_string_equal(ms.items[0].result, "succeed");
+	pv_machine_list_clear(&ms);
+	assert_int_equal(pv_broker_recover(f->br), 0); /* once */
+	destroy(f);
+}
+
+/* The process reclaiming a request dies after marking its machines
+ * released, before they are terminated (here: the terminate fails): Host
+ * Factory's next getReturnRequests ends them. */
+static void test_released_machines_not_yet_gone_are_terminated_again(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1};
+	fixture *f = make(NULL, NULL, &set);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(f->br, "only-b", 2, id), 0);
+	age_request(f, id);
+	assert_int_equal(pv_sim_script(f->b, "fail:THROTTLED"), 0);
+	assert_int_equal(pv_broker_recover(f->br), 1);
+	assert_int_equal(pv_sim_live_instances(f->b), 2); /* released, still running */
+	pv_machine_list gone = {0};
+	assert_int_equal(pv_broker_reclaimed(f->br, NULL, 0, &gone), 0);
+	assert_int_equal(pv_sim_live_instances(f->b), 0);
+	assert_int_equal(gone.n, 0); /* never Host Factory's: nothing to drain */
+	pv_machine_list_clear(&gone);
+	destroy(f);
+}
+
 /* ---- kernel state --------------------------------------------------------------------- */
 
 static void test_breaker_state_outlives_the_broker(void **state)
@@ -566,6 +716,72 @@ static void test_save_state_writes_each_change_without_closing(void **state)
 	free(saved);
 	assert_int_equal(pv_broker_save_state(NULL), 0);
 	destroy(f);
+}
+
+/* A broker opened from files knows every strategy of the graph, however
+ * many: crash recovery asks the 300th provider too, and the state of a
+ * wrapper defined after 300 providers is saved (both lists were once cut,
+ * at 256 and 64, without a word). */
+static void test_large_graph_from_files_recovers_and_saves_every_strategy(void **state)
+{
+	(void)state;
+	char conf[400], tmpl[400], db[400];
+	snprintf(conf, sizeof conf, "%s/large.json", bf_dir);
+	snprintf(tmpl, sizeof tmpl, "%s/large_templates.json", bf_dir);
+	bf_db_path(db, sizeof db, "large");
+	bf_write_file(tmpl, "{\"templates\": [{\"templateId\": \"t\", \"provider\": \"fb\"}]}");
+	json_t *providers = json_array();
+	for (int i = 0; i < 300; i++)
+		json_array_append_new(providers, json_pack("{s:o, s:s, s:{s:f}}", "name", json_sprintf("p%d", i),
+							   "type", "sim", "config", "failure_rate",
+							   i == 0 ? 1.0 : 0.0));
+	json_t *cfg = json_pack("{s:o, s:[{s:s, s:s, s:s, s:[s], s:{s:s, s:i}}], s:s, s:{s:s}, s:{s:s}}",
+				"providers", providers, "strategies", "name", "fb", "kind", "fallback",
+				"primary", "p0", "fallbacks", "p299", "config", "mode", "circuit_breaker",
+				"circuit_breaker_threshold", 1, "default_strategy", "fb", "store", "path", db,
+				"broker", "templates_file", tmpl);
+	assert_int_equal(json_dump_file(cfg, conf, 0), 0);
+	json_decref(cfg);
+	pv_broker_open_options o = {.config = {.path = conf}};
+	pv_diags d;
+	pv_diags_init(&d);
+	pv_broker *b = NULL;
+	assert_int_equal(pv_broker_open(&b, &o, &d), 0);
+	pv_diags_clear(&d);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0); /* p0 fails: its breaker opens */
+
+	/* a process died after p299 made a machine for its request */
+	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 1,
+			    .owner_pid = bf_dead_pid(), .created_ms = pv_wall_ms(), .updated_ms = pv_wall_ms()};
+	snprintf(r.id, sizeof r.id, "req-crashed");
+	snprintf(r.template_id, sizeof r.template_id, "t");
+	snprintf(r.strategy, sizeof r.strategy, "fb");
+	pv_store *st = pv_broker_store(b);
+	assert_int_equal(pv_store_begin(st, true), 0);
+	assert_int_equal(pv_store_request_put(st, &r), 0);
+	assert_int_equal(pv_store_commit(st), 0);
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
+			   .params = json_pack("{s:i, s:s}", "count", 1, "request_id", "req-crashed")};
+	pv_result res = PV_RESULT_INIT;
+	pv_context_execute_on(pv_broker_context(b), "p299", &op, &res);
+	assert_true(res.success);
+	json_decref(op.params);
+	pv_result_clear(&res);
+	assert_int_equal(pv_broker_recover(b), 1);
+	pv_request_rec got;
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_broker_request_status(b, "req-crashed", &got, &ms), 0);
+	assert_non_null(strstr(got.message, "1 machine(s) released"));
+	pv_machine_list_clear(&ms);
+	pv_broker_close(b);
+
+	st = bf_store(db);
+	char *saved = bf_kv_get(st, "state/fb");
+	assert_non_null(saved);
+	assert_non_null(strstr(saved, "\"state\":\"open\""));
+	free(saved);
+	pv_store_close(st);
 }
 
 /* ---- selection in one-shot processes --------------------------------------------------- */
@@ -802,13 +1018,9 @@ static void test_retried_create_after_lost_answer_makes_no_duplicates(void **sta
 
 	pv_machine_ref refs[] = {{ms.items[0].machine_id, NULL}, {ms.items[1].machine_id, NULL}};
 	assert_int_equal(pv_broker_return_machines(b, refs, 2, ret), 0);
-	for (int i = 0; i < 200; i++) { /* bounded wait for the real processes to end */
-		pv_machine_list_clear(&ms);
-		assert_int_equal(pv_broker_request_status(b, ret, &r, &ms), 0);
-		if (r.state == PV_REQ_COMPLETE)
-			break;
-		usleep(50 * 1000);
-	}
+	/* until the real processes have ended */
+	PV_TEST_WAIT_UNTIL((pv_machine_list_clear(&ms), pv_broker_request_status(b, ret, &r, &ms) == 0 &&
+							   r.state == PV_REQ_COMPLETE));
 	assert_int_equal(r.state, PV_REQ_COMPLETE);
 	pv_machine_list_clear(&ms);
 	bf_close(b, st);
@@ -929,14 +1141,18 @@ int main(void)
 		cmocka_unit_test(test_unknown_request_id_is_not_found),
 		cmocka_unit_test(test_return_terminates_through_each_owning_provider),
 		cmocka_unit_test(test_return_by_host_name),
-		cmocka_unit_test(test_return_of_unknown_machine_writes_nothing),
+		cmocka_unit_test(test_return_of_unknown_machines_returns_the_known_ones),
+		cmocka_unit_test(test_many_unknown_machines_are_counted_not_cut),
 		cmocka_unit_test(test_terminate_failure_keeps_return_running_until_retried),
 		cmocka_unit_test(test_reconciliation_reports_machines_gone_outside),
 		cmocka_unit_test(test_recovery_releases_machines_of_interrupted_request),
 		cmocka_unit_test(test_recovery_leaves_live_owners_alone),
 		cmocka_unit_test(test_recovery_waits_for_another_nodes_owner_until_its_lease_ends),
+		cmocka_unit_test(test_request_whose_id_nobody_got_is_reclaimed),
+		cmocka_unit_test(test_released_machines_not_yet_gone_are_terminated_again),
 		cmocka_unit_test(test_breaker_state_outlives_the_broker),
 		cmocka_unit_test(test_save_state_writes_each_change_without_closing),
+		cmocka_unit_test(test_large_graph_from_files_recovers_and_saves_every_strategy),
 		cmocka_unit_test(test_health_based_request_avoids_the_sick_provider_across_processes),
 		cmocka_unit_test(test_template_naming_a_disabled_provider_says_disabled),
 		cmocka_unit_test(test_retried_create_after_lost_answer_makes_no_duplicates),

@@ -381,13 +381,17 @@ static void test_redundant_create_prefers_a_full_answer(void **state)
 static void test_parallel_timeout_keeps_finished_results(void **state)
 {
 	(void)state;
-	/* Real threads: one child takes 150 ms, the composite waits 50 ms. */
-	pv_strategy *kids[3] = {sim("a", NULL), sim("slow", "{\"latency\": {\"mean_ms\": 150}}"),
-				sim("b", NULL)};
-	pv_strategy *c = composite_of(kids, NULL, 3, "{\"timeout_seconds\": 0.05}");
+	/* Real threads: one child answers only after the call (the test lets
+	 * it), the others at once; the composite waits 1 s, plenty for them. */
+	atomic_int release = 0;
+	stub *held = stub_new("slow", "{\"templates\": []}");
+	held->wait_for = &release;
+	pv_strategy *kids[3] = {sim("a", NULL), &held->base, sim("b", NULL)};
+	pv_strategy *c = composite_of(kids, NULL, 3, "{\"timeout_seconds\": 1}");
 	pv_result r;
 	pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
 	pv_strategy_execute(c, &op, &r, NULL);
+	atomic_store(&release, 1);
 	assert_true(r.success);
 	json_t *by = json_object_get(r.data, "by_child");
 	assert_non_null(json_object_get(by, "a"));
@@ -402,30 +406,34 @@ static void test_parallel_timeout_keeps_finished_results(void **state)
 	unref_all(kids, 3);
 }
 
-/* Polls the composite's stats until `key` reaches `want` (5 s bound). */
+static json_int_t stat_of(pv_strategy *c, const char *key)
+{
+	json_t *st = pv_strategy_stats(c);
+	json_int_t v = ival(st, key);
+	json_decref(st);
+	return v;
+}
+
+/* Polls the composite's stats until `key` reaches `want`. */
 static json_int_t wait_stat(pv_strategy *c, const char *key, json_int_t want)
 {
 	json_int_t v = -1;
-	for (int i = 0; i < 5000 && v < want; i++) {
-		json_t *st = pv_strategy_stats(c);
-		v = ival(st, key);
-		json_decref(st);
-		if (v < want)
-			stub_sleep_ms(1);
-	}
+	PV_TEST_WAIT_UNTIL((v = stat_of(c, key)) >= want);
 	return v;
 }
 
 static void test_late_finisher_is_discarded_safely(void **state)
 {
 	(void)state;
+	atomic_int release = 0;
 	stub *late = stub_new("late", "{\"v\": 1}");
-	late->sleep_ms = 150; /* ignores the deadline */
+	late->wait_for = &release; /* answers after the call, whatever its deadline */
 	pv_strategy *kids[2] = {sim("a", NULL), &late->base};
-	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 0.03}");
+	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 1}");
 	pv_result r;
 	pv_operation op = {.type = PV_OP_GET_AVAILABLE_TEMPLATES};
 	pv_strategy_execute(c, &op, &r, NULL);
+	atomic_store(&release, 1);
 	assert_true(r.success);
 	assert_string_equal(r.provider, "a");
 	pv_result_clear(&r);
@@ -441,16 +449,19 @@ static void test_late_finisher_is_discarded_safely(void **state)
 static void test_composite_freed_while_a_child_is_still_running(void **state)
 {
 	(void)state;
+	static atomic_int release; /* outlives the test's frame: the late call reads it */
+	atomic_store(&release, 0);
 	stub *late = stub_new("late", NULL);
-	late->sleep_ms = 100;
+	late->wait_for = &release;
 	pv_strategy *kids[2] = {sim("a", NULL), &late->base};
-	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 0.02}");
+	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 1}");
 	unref_all(kids, 2); /* the composite holds the only references */
 	pv_result r;
 	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
 	pv_strategy_execute(c, &op, &r, NULL);
 	assert_true(r.success);
 	pv_result_clear(&r);
+	atomic_store(&release, 1); /* let go while the composite is freed */
 	pv_strategy_unref(c); /* joins the pool: the late call ends first, nothing leaks */
 }
 
@@ -458,13 +469,15 @@ static void test_machines_of_a_late_create_are_terminated(void **state)
 {
 	(void)state;
 	pv_strategy *backing = sim("backing", NULL);
+	atomic_int release = 0;
 	stub *late = stub_new("late", NULL);
-	late->sleep_ms = 150;
+	late->wait_for = &release; /* creates after the call has given up */
 	late->delegate = pv_strategy_ref(backing);
 	pv_strategy *kids[2] = {sim("a", NULL), &late->base};
-	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 0.03}");
+	pv_strategy *c = composite_of(kids, NULL, 2, "{\"timeout_seconds\": 1}");
 	pv_result r;
 	create(c, 4, &r);
+	atomic_store(&release, 1);
 	assert_true(r.success);
 	assert_true(json_is_true(json_object_get(r.data, "partial")));
 	assert_int_equal(ival(r.data, "count"), 2); /* a's half; late's half timed out */
@@ -521,9 +534,8 @@ typedef struct advance_arg {
 static void *advance_clock(void *p)
 {
 	advance_arg *a = p;
-	for (int i = 0; i < 5000 && !atomic_load(a->start); i++)
-		stub_sleep_ms(1);
-	for (int i = 0; i < 5000 && !atomic_load(a->stop); i++) {
+	PV_TEST_WAIT_UNTIL(atomic_load(a->start));
+	for (int i = 0; i < 100000 && !atomic_load(a->stop); i++) {
 		stub_sleep_ms(1);
 		pv_manual_clock_advance(a->mc, PV_NS_PER_S);
 	}
@@ -542,7 +554,9 @@ static void test_parallel_timeout_follows_the_composites_clock(void **state)
 	pv_strategy *kids[2] = {&quick->base, &stuck->base};
 	pv_composite_config cc;
 	pv_composite_config_default(&cc);
-	cc.timeout_seconds = 5; /* five seconds of manual time */
+	/* 1,000 s of manual time, a second a millisecond once quick has
+	 * answered: its answer has a second of real time to be published */
+	cc.timeout_seconds = 1000;
 	pv_strategy *c = NULL;
 	assert_int_equal(pv_composite_new(&c, "comp", kids, NULL, 2, &cc, pv_manual_clock_get(mc)), 0);
 	assert_int_equal(pv_strategy_initialize(c), 0);

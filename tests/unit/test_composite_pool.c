@@ -14,11 +14,13 @@
 #include <cmocka.h>
 #include "provisio/error.h"
 #include "util/pool.h"
+#include "wait.h"
 
 typedef struct job {
 	pv_pool_task task; /* first */
 	atomic_int *running, *max_running, *done;
 	unsigned sleep_us;
+	int meet; /* > 0: waits until that many jobs have run at once */
 } job;
 
 static void job_run(pv_pool_task *t)
@@ -30,11 +32,13 @@ static void job_run(pv_pool_task *t)
 		;
 	struct timespec ts = {0, (long)j->sleep_us * 1000L};
 	nanosleep(&ts, NULL);
+	if (j->meet > 0)
+		PV_TEST_WAIT_UNTIL(atomic_load(j->max_running) >= j->meet);
 	atomic_fetch_sub(j->running, 1);
 	atomic_fetch_add(j->done, 1);
 }
 
-static void run_jobs(unsigned threads, size_t n, unsigned sleep_us, bool batch, int *max_out,
+static void run_jobs(unsigned threads, size_t n, unsigned sleep_us, int meet, bool batch, int *max_out,
 		     unsigned *threads_out)
 {
 	atomic_int running = 0, max_running = 0, done = 0;
@@ -43,7 +47,7 @@ static void run_jobs(unsigned threads, size_t n, unsigned sleep_us, bool batch, 
 	pv_pool *p = NULL;
 	assert_int_equal(pv_pool_new(&p, threads), 0);
 	for (size_t i = 0; i < n; i++) {
-		jobs[i] = (job){{job_run, NULL}, &running, &max_running, &done, sleep_us};
+		jobs[i] = (job){{job_run, NULL}, &running, &max_running, &done, sleep_us, meet};
 		tasks[i] = &jobs[i].task;
 	}
 	if (batch)
@@ -64,7 +68,7 @@ static void test_pool_never_runs_more_than_its_bound(void **state)
 	(void)state;
 	int max;
 	unsigned threads;
-	run_jobs(3, 40, 1000, true, &max, &threads);
+	run_jobs(3, 40, 1000, 0, true, &max, &threads);
 	assert_in_range(max, 1, 3);
 	assert_in_range(threads, 1, 3);
 }
@@ -74,7 +78,9 @@ static void test_pool_runs_work_in_parallel_up_to_its_bound(void **state)
 	(void)state;
 	int max;
 	unsigned threads;
-	run_jobs(4, 8, 20000, false, &max, &threads); /* 20 ms each: they overlap */
+	/* each job waits (bounded) until two have run at once: a serial pool
+	 * would never get there */
+	run_jobs(4, 8, 0, 2, false, &max, &threads);
 	assert_int_equal(threads, 4);
 	assert_true(max >= 2);
 }
@@ -84,7 +90,7 @@ static void test_pool_free_runs_every_queued_task(void **state)
 	(void)state;
 	int max;
 	unsigned threads;
-	run_jobs(1, 200, 0, true, &max, &threads); /* freed at once: the queue is full */
+	run_jobs(1, 200, 0, 0, true, &max, &threads); /* freed at once: the queue is full */
 	assert_int_equal(max, 1);
 }
 

@@ -773,18 +773,26 @@ static void test_spec_full_example_builds_the_documented_graph(void **state)
 	}
 }
 
+/* The context of configuration `text` (written to `name`), initialized. */
+static pv_context *context_of(const char *name, const char *text, pv_diags *d)
+{
+	write_file(name, text, 0600);
+	pv_diags_init(d);
+	pv_config_options o = {.path = path_of(name)};
+	pv_context *ctx = NULL;
+	assert_int_equal(pv_config_open(&o, &ctx, NULL, d), 0);
+	pv_context_initialize(ctx, NULL);
+	return ctx;
+}
+
 static void test_runtime_update_is_validated_then_applied(void **state)
 {
 	(void)state;
-	write_file("upd.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}, {\"name\": \"b\", \"type\": \"sim\"}],"
-			       " \"strategies\": [{\"name\": \"lb\", \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
-			       " \"config\": {\"algorithm\": \"weighted_round_robin\"}}]}", 0600);
 	pv_diags d;
-	pv_diags_init(&d);
-	pv_config_options o = {.path = path_of("upd.json")};
-	pv_context *ctx = NULL;
-	assert_int_equal(pv_config_open(&o, &ctx, NULL, &d), 0);
-	pv_context_initialize(ctx, NULL);
+	pv_context *ctx = context_of("upd.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"},"
+				     " {\"name\": \"b\", \"type\": \"sim\"}], \"strategies\": [{\"name\": \"lb\","
+				     " \"kind\": \"balancer\", \"children\": [\"a\", \"b\"],"
+				     " \"config\": {\"algorithm\": \"weighted_round_robin\"}}]}", &d);
 
 	json_t *bad = json_loads("{\"selection_policy\": \"cheapest\", \"weights\": {\"lb\": {\"a\": -1, \"zz\": 1}}}", 0, NULL);
 	assert_int_equal(pv_config_update(ctx, bad, &d), PV_EINVAL);
@@ -817,6 +825,32 @@ static void test_runtime_update_is_validated_then_applied(void **state)
 	pv_context_free(ctx);
 }
 
+/* A criteria list is used whole, however long: the 70th name excluded is
+ * as excluded as the first (a list cut at 64 once chose it anyway). */
+static void test_criteria_lists_of_any_length_count_every_name(void **state)
+{
+	(void)state;
+	pv_diags d;
+	pv_context *ctx = context_of("long.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"},"
+				     " {\"name\": \"b\", \"type\": \"sim\"}]}", &d);
+	json_t *names = json_array();
+	for (int i = 0; i < 69; i++)
+		json_array_append_new(names, json_sprintf("absent-%d", i));
+	json_array_append_new(names, json_string("a"));
+	json_t *update = json_pack("{s:s, s:{s:o}}", "selection_policy", "round_robin",
+				   "selection_criteria", "exclude", names);
+	assert_int_equal(pv_config_update(ctx, update, &d), 0);
+	pv_operation op = {.type = PV_OP_HEALTH_CHECK};
+	for (int i = 0; i < 4; i++) {
+		char got[64];
+		assert_int_equal(pv_context_select(ctx, &op, got, sizeof got), 0);
+		assert_string_equal(got, "b");
+	}
+	json_decref(update);
+	pv_diags_clear(&d);
+	pv_context_free(ctx);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -841,6 +875,7 @@ int main(void)
 		cmocka_unit_test(test_python_original_single_and_legacy_files_load),
 		cmocka_unit_test(test_spec_full_example_builds_the_documented_graph),
 		cmocka_unit_test(test_runtime_update_is_validated_then_applied),
+		cmocka_unit_test(test_criteria_lists_of_any_length_count_every_name),
 	};
 	return cmocka_run_group_tests_name("config", tests, setup, teardown);
 }

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 #include "provisio/provisio.h"
 #include "test_strategies.h"
+#include "wait.h"
 
 static pv_strategy *sim(const char *name, const char *json, const pv_clock *clock)
 {
@@ -475,13 +476,7 @@ static void test_health_monitor_thread_refreshes_health(void **state)
 	give(ctx, s);
 	assert_int_equal(pv_context_start_health_monitor(ctx), 0);
 	pv_metrics m;
-	for (int i = 0; i < 500; i++) { /* up to 5 s; usually a few ms */
-		pv_context_metrics(ctx, "a", &m);
-		if (m.health_checks >= 2)
-			break;
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
-	}
+	PV_TEST_WAIT_UNTIL((pv_context_metrics(ctx, "a", &m), m.health_checks >= 2));
 	assert_true(m.health_checks >= 2);
 	pv_context_stop_health_monitor(ctx);
 	pv_context_free(ctx);

@@ -14,6 +14,7 @@
 #include "core/retry.h"
 #include "provisio/fallback.h"
 #include "provisio/provisio.h"
+#include "wait.h"
 
 #define S PV_NS_PER_S
 
@@ -518,7 +519,7 @@ static int gate_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 	pthread_cond_broadcast(&g->cv);
 	struct timespec until;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;
+	until.tv_sec += PV_TEST_PATIENCE_S;
 	while (n > g->fail_first && !g->open)
 		if (pthread_cond_timedwait(&g->cv, &g->m, &until) == ETIMEDOUT)
 			break;
@@ -578,12 +579,12 @@ static void *work(void *arg)
 	return NULL;
 }
 
-/* Waits (bounded) until `cond` holds with the gate's mutex held. */
+/* Waits until `cond` holds (with the gate's mutex held), PV_TEST_PATIENCE_S at most. */
 #define WAIT_FOR(g, cond)                                                                 \
 	do {                                                                              \
 		struct timespec until;                                                    \
 		clock_gettime(CLOCK_REALTIME, &until);                                    \
-		until.tv_sec += 10;                                                       \
+		until.tv_sec += PV_TEST_PATIENCE_S;                                       \
 		pthread_mutex_lock(&(g)->m);                                              \
 		while (!(cond))                                                           \
 			if (pthread_cond_timedwait(&(g)->cv, &(g)->m, &until) == ETIMEDOUT) \

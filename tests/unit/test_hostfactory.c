@@ -25,7 +25,7 @@ typedef struct fx {
 	pv_broker *b;
 } fx;
 
-static fx *make(const json_t *templates, const char *sim_cfg)
+static fx *make(const json_t *templates, const char *sim_cfg, const pv_broker_settings *set)
 {
 	fx *f = calloc(1, sizeof *f);
 	f->sim = bf_sim("sim", sim_cfg ? sim_cfg : "{\"capacity\": 1000}", NULL);
@@ -37,6 +37,8 @@ static fx *make(const json_t *templates, const char *sim_cfg)
 	pv_broker_setup s = {.ctx = f->ctx, .strategies = &f->sim, .n_strategies = 1,
 			     .providers = leaves, .n_providers = 1, .store = f->st,
 			     .templates = templates};
+	if (set)
+		s.settings = *set;
 	f->b = bf_broker(&s, NULL);
 	return f;
 }
@@ -47,7 +49,7 @@ static fx *make_default(void)
 			    " \"attributes\": {\"type\": [\"String\", \"X86_64\"], \"ncpus\": [\"Numeric\", \"1\"],"
 			    " \"ncores\": [\"Numeric\", \"1\"], \"nram\": [\"Numeric\", \"1024\"]},"
 			    " \"provider\": \"sim\", \"vmType\": \"t3.micro\"}]}");
-	fx *f = make(t, NULL);
+	fx *f = make(t, NULL, NULL);
 	json_decref(t);
 	return f;
 }
@@ -112,7 +114,7 @@ static void test_unlimited_template_shows_max_minus_one_and_no_available(void **
 {
 	(void)state;
 	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"any\", \"attributes\": {}}]}");
-	fx *f = make(t, NULL);
+	fx *f = make(t, NULL, NULL);
 	json_decref(t);
 	json_t *out;
 	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
@@ -328,7 +330,6 @@ static void test_bad_inputs_answer_message_and_write_nothing(void **state)
 		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": \"2\"}}", "machineCount"},
 		{PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 11}}", "available number"},
 		{PV_HF_GET_REQUEST_STATUS, "{}", "requests"},
-		{PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": \"req-unknown\"}]}", "unknown request id"},
 		{PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{}]}", "requestId"},
 		{PV_HF_REQUEST_RETURN_MACHINES, "{\"machines\": []}", "machines"},
 		{PV_HF_REQUEST_RETURN_MACHINES, "{\"machines\": [{\"machineId\": \"i-x\"}]}", "unknown machine"},
@@ -351,13 +352,43 @@ static void test_bad_inputs_answer_message_and_write_nothing(void **state)
 	destroy(f);
 }
 
+/* A template without maxNumber still bounds machineCount: one constant and
+ * one message for every front end, checked before anything is written or
+ * any provider asked (10^12 once ran for minutes and grew to gigabytes). */
+static void test_machine_count_over_the_bound_is_refused_without_max_number(void **state)
+{
+	(void)state;
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"free\", \"provider\": \"sim\"}]}");
+	fx *f = make(t, "{\"capacity\": 1000}", NULL);
+	json_decref(t);
+	const char *counts[] = {"100001", "10000000", "1000000000000", "0", "-5"};
+	for (size_t i = 0; i < sizeof counts / sizeof counts[0]; i++) {
+		char in[160], want[80];
+		snprintf(in, sizeof in, "{\"template\": {\"templateId\": \"free\", \"machineCount\": %s}}",
+			 counts[i]);
+		snprintf(want, sizeof want, "machineCount must be from 1 to %d (got %s)",
+			 PV_BROKER_MAX_MACHINE_COUNT, counts[i]);
+		json_t *out;
+		assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, in, &out), PV_EINVAL);
+		assert_string_equal(json_string_value(json_object_get(out, "message")), want);
+		json_decref(out);
+	}
+	assert_int_equal(bf_count_requests(f->st), 0);
+	assert_int_equal(pv_sim_calls(f->sim, PV_OP_CREATE_INSTANCES), 0);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_MACHINES, "{\"template\": {\"templateId\": \"free\","
+				 " \"machineCount\": 100000}}", &out), 0); /* the bound itself is allowed */
+	json_decref(out);
+	destroy(f);
+}
+
 static void test_original_templates_file_and_inputs_work_unchanged(void **state)
 {
 	(void)state;
 	json_error_t e;
 	json_t *t = json_load_file(DATA "awsprov_templates.json", 0, &e);
 	assert_non_null(t);
-	fx *f = make(t, NULL); /* no "provider" fields: the current strategy (sim) serves them */
+	fx *f = make(t, NULL, NULL); /* no "provider" fields: the current strategy (sim) serves them */
 	json_t *out;
 	assert_int_equal(run(f, PV_HF_GET_AVAILABLE_TEMPLATES, "{}", &out), 0);
 	json_t *list = json_object_get(out, "templates");
@@ -396,7 +427,7 @@ static void test_request_of_1000_machines_reports_all(void **state)
 {
 	(void)state;
 	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"big\", \"maxNumber\": 1000}]}");
-	fx *f = make(t, NULL);
+	fx *f = make(t, NULL, NULL);
 	json_decref(t);
 	char *id = request(f, "big", 1000);
 	char q[128];
@@ -457,12 +488,147 @@ static void test_streamed_status_is_the_json_dump_byte_for_byte(void **state)
 	free(got);
 	free(want);
 	/* errors are written as {"message"} */
-	got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": \"req-x\"}]}", &rc);
-	assert_int_equal(rc, PV_ENOTFOUND);
-	assert_non_null(strstr(got, "\"message\": \"unknown request id 'req-x'\""));
+	got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, "{\"requests\": [{\"requestId\": 7}]}", &rc);
+	assert_int_equal(rc, PV_EINVAL);
+	assert_non_null(strstr(got, "\"message\": \"requests[0].requestId must be a non-empty string\""));
 	free(got);
 	free(id);
 	free(empty);
+	destroy(f);
+}
+
+/* One unknown id among several: the known ones are answered as always,
+ * the unknown one gets an entry of its own (complete_with_error, saying
+ * why, its id echoed whole), in both writers, and the call succeeds. */
+static void test_status_answers_known_ids_and_reports_unknown_ones(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	char *id = request(f, "OnDemand-Minimal", 2);
+	char longid[201];
+	memset(longid, 'x', 200);
+	longid[200] = '\0';
+	char input[700];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"req-nope\"}, {\"requestId\": \"%s\"},"
+		 " {\"requestId\": \"%s\"}]}", id, longid);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *reqs = json_object_get(out, "requests");
+	assert_int_equal(json_array_size(reqs), 3);
+	json_t *nope = json_array_get(reqs, 0), *known = json_array_get(reqs, 1), *lng = json_array_get(reqs, 2);
+	static const char *const rk[] = {"requestId", "status", "message", "machines", NULL};
+	keys_are(nope, rk);
+	assert_string_equal(json_string_value(json_object_get(nope, "requestId")), "req-nope");
+	assert_string_equal(json_string_value(json_object_get(nope, "status")), "complete_with_error");
+	assert_string_equal(json_string_value(json_object_get(nope, "message")), "unknown request id 'req-nope'");
+	assert_int_equal(json_array_size(json_object_get(nope, "machines")), 0);
+	assert_string_equal(json_string_value(json_object_get(known, "status")), "complete");
+	assert_int_equal(json_array_size(json_object_get(known, "machines")), 2);
+	assert_string_equal(json_string_value(json_object_get(lng, "requestId")), longid);
+	assert_string_equal(json_string_value(json_object_get(lng, "status")), "complete_with_error");
+	char *want = json_dumps(out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(out);
+	int rc;
+	char *got = write_to_string(f, PV_HF_GET_REQUEST_STATUS, input, &rc);
+	assert_int_equal(rc, 0);
+	got[strlen(got) - 1] = '\0';
+	assert_string_equal(got, want);
+	free(got);
+	free(want);
+	free(id);
+	destroy(f);
+}
+
+/* One unknown machine among several: the known ones are returned (really
+ * terminated), the unknown one is named in the answer and in the return
+ * request, which ends complete_with_error. */
+static void test_return_returns_known_machines_and_names_unknown_ones(void **state)
+{
+	(void)state;
+	json_t *t = bf_json("{\"templates\": [{\"templateId\": \"t\", \"provider\": \"sim\"}]}");
+	pv_broker_settings always = {.status_max_age_seconds = -1};
+	fx *f = make(t, NULL, &always);
+	json_decref(t);
+	char *id = request(f, "t", 2);
+	pv_machine_list ms = {0};
+	assert_int_equal(pv_store_machine_list(f->st, PV_MF_REQUEST, id, &ms), 0);
+	char input[600];
+	snprintf(input, sizeof input, "{\"machines\": [{\"machineId\": \"%s\"}, {\"machineId\": \"i-ghost\"},"
+		 " {\"name\": \"%s\"}]}", ms.items[0].machine_id, ms.items[1].name);
+	json_t *out;
+	assert_int_equal(run(f, PV_HF_REQUEST_RETURN_MACHINES, input, &out), 0);
+	const char *ret = json_string_value(json_object_get(out, "requestId"));
+	assert_non_null(ret);
+	assert_string_equal(json_string_value(json_object_get(out, "message")),
+			    "Delete VM success; 1 machine(s) unknown to provisio, not returned: i-ghost.");
+	assert_int_equal(pv_sim_live_instances(f->sim), 0);
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}]}", ret);
+	json_decref(out);
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
+	assert_string_equal(json_string_value(json_object_get(r, "status")), "complete_with_error");
+	assert_string_equal(json_string_value(json_object_get(r, "message")),
+			    "1 machine(s) unknown to provisio, not returned: i-ghost");
+	json_t *machines = json_object_get(r, "machines");
+	assert_int_equal(json_array_size(machines), 2);
+	for (size_t i = 0; i < 2; i++) {
+		json_t *m = json_array_get(machines, i);
+		assert_string_equal(json_string_value(json_object_get(m, "status")), "terminated");
+		assert_string_equal(json_string_value(json_object_get(m, "result")), "succeed");
+	}
+	json_decref(out);
+	pv_machine_list_clear(&ms);
+	free(id);
+	destroy(f);
+}
+
+/* requestMachines committed, its answer never written (the process was
+ * killed before it printed): nobody has the id, and after the delay its
+ * machines are released. An answer pv_hf_write wrote out is delivered and
+ * kept. */
+static void test_request_whose_answer_was_never_written_is_reclaimed(void **state)
+{
+	(void)state;
+	fx *f = make_default();
+	const char *in = "{\"template\": {\"templateId\": \"OnDemand-Minimal\", \"machineCount\": 2}}";
+	json_t *out, *input_json = json_loads(in, 0, NULL);
+	assert_int_equal(pv_hf_run(f->b, PV_HF_REQUEST_MACHINES, input_json, &out), 0); /* never printed */
+	json_decref(input_json);
+	char *lost = strdup(json_string_value(json_object_get(out, "requestId")));
+	json_decref(out);
+	int rc;
+	char *written = write_to_string(f, PV_HF_REQUEST_MACHINES, in, &rc);
+	assert_int_equal(rc, 0);
+	json_t *answer = json_loads(written, 0, NULL);
+	const char *kept = json_string_value(json_object_get(answer, "requestId"));
+	assert_non_null(kept);
+	const pv_broker_settings *set = pv_broker_get_settings(f->b);
+	int64_t back = (int64_t)((set->creating_timeout_seconds + set->pending_timeout_seconds) * 1000) + 1000;
+	const char *ids[] = {lost, kept};
+	for (size_t i = 0; i < 2; i++) {
+		pv_request_rec r;
+		assert_int_equal(pv_store_begin(f->st, true), 0);
+		assert_int_equal(pv_store_request_get(f->st, ids[i], &r), 0);
+		r.created_ms -= back;
+		assert_int_equal(pv_store_request_put(f->st, &r), 0);
+		assert_int_equal(pv_store_commit(f->st), 0);
+	}
+	assert_int_equal(pv_sim_live_instances(f->sim), 4);
+	/* Host Factory's periodic call is where it happens */
+	assert_int_equal(run(f, PV_HF_GET_RETURN_REQUESTS, "{}", &out), 0);
+	json_decref(out);
+	assert_int_equal(pv_sim_live_instances(f->sim), 2);
+	char input[200];
+	snprintf(input, sizeof input, "{\"requests\": [{\"requestId\": \"%s\"}]}", lost);
+	assert_int_equal(run(f, PV_HF_GET_REQUEST_STATUS, input, &out), 0);
+	json_t *r = json_array_get(json_object_get(out, "requests"), 0);
+	assert_non_null(strstr(json_string_value(json_object_get(r, "message")), "never delivered"));
+	assert_string_equal(json_string_value(json_object_get(json_array_get(json_object_get(r, "machines"), 0),
+							   "result")), "fail");
+	json_decref(out);
+	json_decref(answer);
+	free(written);
+	free(lost);
 	destroy(f);
 }
 
@@ -479,6 +645,10 @@ int main(void)
 		cmocka_unit_test(test_return_cycle_ends_terminated_and_succeed),
 		cmocka_unit_test(test_get_return_requests_shape_and_grace_period),
 		cmocka_unit_test(test_bad_inputs_answer_message_and_write_nothing),
+		cmocka_unit_test(test_machine_count_over_the_bound_is_refused_without_max_number),
+		cmocka_unit_test(test_status_answers_known_ids_and_reports_unknown_ones),
+		cmocka_unit_test(test_return_returns_known_machines_and_names_unknown_ones),
+		cmocka_unit_test(test_request_whose_answer_was_never_written_is_reclaimed),
 		cmocka_unit_test(test_original_templates_file_and_inputs_work_unchanged),
 		cmocka_unit_test(test_request_of_1000_machines_reports_all),
 		cmocka_unit_test(test_streamed_status_is_the_json_dump_byte_for_byte),

@@ -7,6 +7,7 @@
  *
  * Every process a test starts is terminated and waited for before it ends.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,9 +15,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <cmocka.h>
 #include "scratch_dir.h"
+#include "wait.h"
 #include "provisio/provisio.h"
 #include "provisio/local.h"
 
@@ -25,7 +30,7 @@ static int seq;
 
 static pv_strategy *make(const char *extra)
 {
-	char cfg[1024];
+	char cfg[2048];
 	snprintf(cfg, sizeof cfg, "{\"workdir\": \"%s/w%d\", \"hostname\": \"node\"%s%s}", dir, ++seq,
 		 extra ? ", " : "", extra ? extra : "");
 	json_t *c = json_loads(cfg, 0, NULL);
@@ -64,19 +69,21 @@ static const char *state_of(pv_strategy *s, const char *id)
 	return buf;
 }
 
-/* Waits (bounded: 15 s) until every id is terminated. */
+static bool gone_now(pv_strategy *s, json_t *ids)
+{
+	bool gone = true;
+	size_t i;
+	json_t *id;
+	json_array_foreach(ids, i, id) gone &= strcmp(state_of(s, json_string_value(id)), "terminated") == 0;
+	return gone;
+}
+
+/* Waits until every id is terminated; false past the safety bound. */
 static bool all_gone(pv_strategy *s, json_t *ids)
 {
-	for (int tries = 0; tries < 300; tries++) {
-		bool gone = true;
-		size_t i;
-		json_t *id;
-		json_array_foreach(ids, i, id) gone &= strcmp(state_of(s, json_string_value(id)), "terminated") == 0;
-		if (gone)
-			return true;
-		usleep(50 * 1000);
-	}
-	return false;
+	bool gone = false;
+	PV_TEST_WAIT_UNTIL((gone = gone_now(s, ids)));
+	return gone;
 }
 
 static void terminate_all(pv_strategy *s)
@@ -240,36 +247,40 @@ static void test_terminate_stops_machine(void **state)
 	pv_strategy_unref(s);
 }
 
+/* The pid a command wrote to `path` (whole: the command writes a temporary
+ * file and renames it), 0 while there is none. */
+static int read_pid(const char *path)
+{
+	int pid = 0;
+	FILE *f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &pid) != 1)
+			pid = 0;
+		fclose(f);
+	}
+	return pid;
+}
+
 static void test_sigkill_after_grace_for_command_ignoring_sigterm(void **state)
 {
 	(void)state;
-	char extra[512], pidfile[300];
+	char extra[1200], pidfile[300];
 	snprintf(pidfile, sizeof pidfile, "%s/stubborn.pid", dir);
 	snprintf(extra, sizeof extra,
-		 "\"grace_period_ms\": 200, \"command\": \"trap '' TERM; echo $$ > %s; exec sleep 60\"", pidfile);
+		 "\"grace_period_ms\": 200, \"command\": \"trap '' TERM; echo $$ > %s.tmp; mv %s.tmp %s;"
+		 " exec sleep 60\"", pidfile, pidfile, pidfile);
 	pv_strategy *s = make(extra);
 	pv_result r = PV_RESULT_INIT;
 	create(s, 1, "t", &r);
 	json_t *ids = ids_of(&r);
 	pv_result_clear(&r);
 	int cmd_pid = 0;
-	for (int i = 0; i < 100 && !cmd_pid; i++) {
-		FILE *f = fopen(pidfile, "r");
-		if (f) {
-			if (fscanf(f, "%d", &cmd_pid) != 1)
-				cmd_pid = 0;
-			fclose(f);
-		}
-		if (!cmd_pid)
-			usleep(20 * 1000);
-	}
+	PV_TEST_WAIT_UNTIL((cmd_pid = read_pid(pidfile)) > 0);
 	assert_true(cmd_pid > 0);
 	exec_op(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:O}", "instance_ids", ids), &r);
 	pv_result_clear(&r);
 	assert_true(all_gone(s, ids));
-	int tries = 0;
-	while (kill(cmd_pid, 0) == 0 && tries++ < 100)
-		usleep(20 * 1000);
+	PV_TEST_WAIT_UNTIL(kill(cmd_pid, 0) != 0);
 	assert_int_not_equal(kill(cmd_pid, 0), 0); /* killed, not left behind */
 	json_decref(ids);
 	pv_strategy_unref(s);
@@ -368,6 +379,81 @@ static void test_lost_counter_never_reuses_an_id(void **state)
 	terminate_all(s);
 }
 
+/* Reaps the descendants that have ended; true once none is left. */
+static bool reaped_all(void)
+{
+	pid_t p;
+	while ((p = waitpid(-1, NULL, WNOHANG)) > 0)
+		;
+	return p < 0 && errno == ECHILD;
+}
+
+/* Reaps every descendant this process adopted (it is their subreaper)
+ * until none is left; false past the safety bound. */
+static bool reap_all(void)
+{
+	bool none = false;
+	PV_TEST_WAIT_UNTIL((none = reaped_all()));
+	return none;
+}
+
+/* A process creating a machine is killed (SIGKILL) right after each step
+ * of the creation. Whatever the step, the machine has a record, and no
+ * process runs that its record does not name: before the go, the
+ * supervisor ends without running the command; after it, the record names
+ * the running machine. This process adopts the orphans (a subreaper), so
+ * it sees every process the killed one left behind. */
+static void test_crash_at_each_step_leaves_no_unrecorded_machine(void **state)
+{
+	(void)state;
+	const char *steps[] = {"intent", "spawned", "recorded", "started"};
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+	for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+		bool started = strcmp(steps[i], "started") == 0;
+		char ran[300], extra[1200];
+		snprintf(ran, sizeof ran, "%s/ran-%s", dir, steps[i]);
+		snprintf(extra, sizeof extra, "\"command\": \"echo $$ > %s.tmp && mv %s.tmp %s; exec sleep 60\","
+			 " \"grace_period_ms\": 100", ran, ran, ran);
+		pv_strategy *s = make(extra);
+		pid_t child = fork();
+		assert_true(child >= 0);
+		if (child == 0) {
+			setenv("PROVISIO_TEST_LOCAL_CRASH_AT", steps[i], 1);
+			pv_result r = PV_RESULT_INIT;
+			create(s, 1, "tok-crash", &r);
+			_exit(3); /* not reached: the hook kills this process */
+		}
+		int st = 0;
+		assert_int_equal(waitpid(child, &st, 0), child);
+		assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+
+		/* before the go: the supervisor (if it was made) ends by itself */
+		if (!started)
+			assert_true(reap_all());
+		pv_result r = PV_RESULT_INIT;
+		exec_op(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:s}", "request_id", "req-1"), &r);
+		json_t *list = json_object_get(r.data, "instances");
+		assert_int_equal(json_array_size(list), 1); /* recorded, whatever the step */
+		json_t *m = json_array_get(list, 0);
+		const char *mstate = json_string_value(json_object_get(m, "state"));
+		if (!started) {
+			assert_string_equal(mstate, "terminated");
+			struct stat sb;
+			assert_int_not_equal(stat(ran, &sb), 0); /* it never ran the command */
+		} else {
+			assert_string_equal(mstate, "running");
+			pid_t pid = (pid_t)json_integer_value(json_object_get(m, "pid"));
+			assert_true(pid > 0);
+			PV_TEST_WAIT_UNTIL(access(ran, F_OK) == 0); /* the command writes it once it runs */
+			assert_int_equal(access(ran, F_OK), 0);
+		}
+		pv_result_clear(&r);
+		terminate_all(s);
+		assert_true(reap_all());
+	}
+	assert_int_equal(prctl(PR_SET_CHILD_SUBREAPER, 0), 0);
+}
+
 /* health_check answers what the provider knows, not just a flag. */
 static void test_health_check_answers_status_message_and_latency(void **state)
 {
@@ -428,6 +514,7 @@ int main(void)
 		cmocka_unit_test(test_template_command_wins_over_default),
 		cmocka_unit_test(test_describe_filters_by_request_and_status_reports_unknown),
 		cmocka_unit_test(test_lost_counter_never_reuses_an_id),
+		cmocka_unit_test(test_crash_at_each_step_leaves_no_unrecorded_machine),
 		cmocka_unit_test(test_health_check_answers_status_message_and_latency),
 		cmocka_unit_test(test_config_errors_name_the_field),
 	};

@@ -416,6 +416,16 @@ static void test_terminate_returns_machines_and_unknown_is_not_found(void **stat
 	run(f, PV_OP_TERMINATE_INSTANCES, json_pack("{s:[s]}", "instance_ids", "i-nobody"), &r);
 	assert_failed(&r, "NOT_FOUND", PV_CLASS_PERMANENT);
 	pv_result_clear(&r);
+	/* a known machine beside an unknown one: the known one is returned */
+	create(f, 1, "req-u", &r);
+	json_t *known = json_incref(json_array_get(json_object_get(r.data, "instance_ids"), 0));
+	pv_result_clear(&r);
+	run(f, PV_OP_TERMINATE_INSTANCES, json_pack("{s:[o, s]}", "instance_ids", known, "i-nobody"), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "terminated")), 1);
+	assert_string_equal(json_string_value(json_array_get(json_object_get(r.data, "not_found"), 0)), "i-nobody");
+	assert_int_equal(rts_live(f->srv), 0);
+	pv_result_clear(&r);
 	run(f, PV_OP_TERMINATE_INSTANCES, json_pack("{s:s}", "instance_ids", "i-1"), &r);
 	assert_failed(&r, "INVALID_PARAMETERS", PV_CLASS_PERMANENT);
 	pv_result_clear(&r);

@@ -28,6 +28,7 @@
 #include "provisio/provisio.h"
 #include "provisio/server.h"
 #include "run_cli.h"
+#include "wait.h"
 
 #define TOKEN "site-broker-token-0123456789"
 
@@ -82,13 +83,9 @@ static pid_t spawn_serve(const char *config, const char *name, char *url_out, si
 		return -1;
 	char file[64];
 	snprintf(file, sizeof file, "%s.url", name);
-	for (int i = 0; i < 1500 && !read_url(file, url_out, len, scheme); i++) { /* up to 15 s */
-		struct timespec ts = {0, 10 * 1000000L};
-		nanosleep(&ts, NULL);
-		if (waitpid(pid, NULL, WNOHANG) == pid)
-			return -1;
-	}
-	return url_out[0] ? pid : -1;
+	bool died = false;
+	PV_TEST_WAIT_UNTIL(read_url(file, url_out, len, scheme) || (died = waitpid(pid, NULL, WNOHANG) == pid));
+	return url_out[0] && !died ? pid : -1;
 }
 
 static int start_serve(void **state)
@@ -183,7 +180,7 @@ static pv_context *context_from(const char *json)
 
 static void exec_on(pv_context *ctx, const char *name, pv_op_type type, json_t *params, pv_result *r)
 {
-	pv_operation op = {.type = type, .params = params, .deadline_ns = pv_now_ns() + 20 * PV_NS_PER_S};
+	pv_operation op = {.type = type, .params = params, .deadline_ns = pv_now_ns() + PV_TEST_PATIENCE_S * PV_NS_PER_S};
 	pv_result_init(r);
 	pv_context_execute_on(ctx, name, &op, r);
 	json_decref(params);
@@ -383,8 +380,9 @@ static void tls_health(const char *extra, pv_result *r)
 	char cfg[768];
 	snprintf(cfg, sizeof cfg,
 		 "{\"providers\": [{\"name\": \"central\", \"type\": \"rest\", \"config\":"
-		 " {\"endpoint_url\": \"%s\", \"api_key\": \"${PV_TEST_CENTRAL_TOKEN}\"%s}}]}",
-		 tls_url, extra);
+		 " {\"endpoint_url\": \"%s\", \"api_key\": \"${PV_TEST_CENTRAL_TOKEN}\","
+		 " \"connect_timeout\": %d, \"timeout\": %d%s}}]}",
+		 tls_url, PV_TEST_PATIENCE_S, PV_TEST_PATIENCE_S, extra);
 	pv_context *ctx = context_from(cfg);
 	exec_on(ctx, "central", PV_OP_GET_AVAILABLE_TEMPLATES, NULL, r);
 	pv_context_free(ctx);

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 #include "test_server_support.h"
+#include "test_strategies.h"
+#include "wait.h"
 #include "provisio/hostfactory.h"
 #include <openssl/evp.h>
 
@@ -258,6 +260,19 @@ static void over_available_is_400_naming_count(void **state)
 			    "{\"template_id\": \"small\", \"count\": 3}", NULL);
 	assert_int_equal(r.status, 400);
 	assert_string_equal(err_field(&r), "count");
+	ts_resp_clear(&r);
+}
+
+/* The bound of every front end (PV_BROKER_MAX_MACHINE_COUNT), in the
+ * broker's one message. */
+static void count_over_the_bound_is_400_with_the_brokers_message(void **state)
+{
+	ts_resp r = ts_call(*state, "POST", "/api/v1/requests", ADMIN_TOKEN,
+			    "{\"template_id\": \"t1\", \"count\": 100001}", NULL);
+	assert_int_equal(r.status, 400);
+	assert_string_equal(err_field(&r), "count");
+	const char *msg = json_string_value(json_object_get(json_object_get(r.body, "error"), "message"));
+	assert_non_null(strstr(msg, "machineCount must be from 1 to 100000 (got 100001)"));
 	ts_resp_clear(&r);
 }
 
@@ -540,28 +555,40 @@ static void *slow_create(void *arg)
 	return NULL;
 }
 
+/* Providers of type "gate" (built by the server from its configuration)
+ * hold every call until the test opens them; the last one built. */
+static pv_strategy *the_gate;
+
+static int gate_factory(pv_strategy **out, const char *name, const json_t *config, const pv_clock *clock)
+{
+	(void)config;
+	(void)clock;
+	*out = the_gate = test_gate_strategy(name, NULL);
+	return 0;
+}
+
 static void a_slow_provider_does_not_hold_the_loop(void **state)
 {
 	(void)state;
 	ts_env e;
 	ts_env_init(&e);
-	/* one loop; every sim call takes 1.5 s */
-	ts_config_open(&e, "\"providers\": [{\"name\": \"s\", \"type\": \"sim\", \"config\": {\"latency\":"
-			" {\"distribution\": \"fixed\", \"mean_ms\": 1500}}}]");
+	assert_int_equal(pv_provider_register_type("gate", gate_factory), 0);
+	/* one loop, one provider that holds the create until the test lets it go */
+	ts_config_open(&e, "\"providers\": [{\"name\": \"s\", \"type\": \"gate\"}]");
 	assert_int_equal(ts_start(&e), 0);
 	slow_call c = {.e = &e};
 	pthread_t th;
 	pthread_create(&th, NULL, slow_create, &c);
-	usleep(200 * 1000); /* the create is with the provider now */
+	test_gate_wait_inside(the_gate, 1); /* the create is with the provider now */
 	ts_resp h = ts_call(&e, "GET", "/health", NULL, NULL, NULL);
-	uint64_t health_ns = pv_now_ns();
+	/* answered while the create is still held (on the loop itself it
+	 * could not be) */
 	assert_int_equal(h.status, 200);
+	assert_int_equal(c.done_ns, 0);
 	ts_resp_clear(&h);
+	test_gate_open(the_gate);
 	pthread_join(th, NULL);
-	assert_int_equal(c.r.status, 202);
-	/* the health answer came while the create was still with the provider
-	 * (on the loop itself they would finish together) */
-	assert_true(c.done_ns > health_ns + 500 * PV_NS_PER_MS);
+	assert_int_equal(c.r.status, 502); /* the gate makes no machine */
 	ts_resp_clear(&c.r);
 	ts_env_clear(&e);
 }
@@ -702,6 +729,21 @@ static void reconciler_terminates_orphans_when_configured(void **state)
 	ts_env_clear(&e);
 }
 
+/* One reconciler pass; whether request `id` is final after it. */
+static bool refreshed_until_final(ts_env *e, const char *id)
+{
+	json_decref(reconcile(e));
+	pv_store *st = bf_store(e->store); /* read as it is: a status call would refresh it */
+	pv_request_rec q;
+	bool final = false;
+	if (pv_store_begin(st, false) == 0) {
+		final = pv_store_request_get(st, id, &q) == 0 && pv_request_state_final(q.state);
+		pv_store_commit(st);
+	}
+	pv_store_close(st);
+	return final;
+}
+
 static void reconciler_enforces_pending_timeout(void **state)
 {
 	(void)state;
@@ -713,12 +755,11 @@ static void reconciler_enforces_pending_timeout(void **state)
 	const char *id = create(&e, 1);
 	char rid[80];
 	snprintf(rid, sizeof rid, "%s", id);
-	json_t *rep = reconcile(&e);
-	json_decref(rep);
-	usleep(2100 * 1000); /* launch times are whole seconds */
-	rep = reconcile(&e);
-	assert_true(json_integer_value(json_object_get(rep, "refreshed")) >= 1);
-	json_decref(rep);
+	/* reconciler passes until one has found the machine pending too long
+	 * (launch times are whole seconds: at least a second passes first) */
+	bool failed = false;
+	PV_TEST_WAIT_UNTIL((failed = refreshed_until_final(&e, rid)));
+	assert_true(failed);
 	char path[160];
 	snprintf(path, sizeof path, "/api/v1/requests/%s", rid);
 	ts_resp r = ts_call(&e, "GET", path, READ_TOKEN, NULL, NULL);
@@ -762,19 +803,12 @@ static void alert_fires_and_resolves_once_per_transition(void **state)
 	x = ts_call(&e, "GET", "/api/v1/alerts", READ_TOKEN, NULL, NULL);
 	assert_true(json_is_true(json_object_get(json_array_get(json_object_get(x.body, "alerts"), 0), "firing")));
 	ts_resp_clear(&x);
-	for (int i = 0; i < 100 && access(out, R_OK) != 0; i++)
-		usleep(20000);
+	PV_TEST_WAIT_UNTIL(bf_file_has(out, "simA-down firing\n"));
 	char line[128] = "";
-	for (int i = 0; i < 100 && !strstr(line, "firing"); i++) {
-		FILE *f = fopen(out, "r");
-		if (f) {
-			if (!fgets(line, sizeof line, f))
-				line[0] = '\0';
-			fclose(f);
-		}
-		if (!strstr(line, "firing"))
-			usleep(20000);
-	}
+	FILE *f = fopen(out, "r");
+	assert_non_null(f);
+	assert_non_null(fgets(line, sizeof line, f));
+	fclose(f);
 	assert_string_equal(line, "simA-down firing\n");
 	/* healthy again: resolved, once */
 	ts_config(&e, extra, NULL, NULL);
@@ -1024,8 +1058,8 @@ static void hostfactory_defers_to_the_running_daemon(void **state)
 	pv_broker *b = NULL;
 	assert_int_equal(pv_broker_open(&b, &o, &d), 0);
 	pv_diags_clear(&d);
-	for (int i = 0; i < 300 && pv_broker_daemon_get(b, NULL) != 0; i++)
-		usleep(10000); /* the heartbeat is written as the server starts running */
+	/* the heartbeat is written as the server starts running */
+	PV_TEST_WAIT_UNTIL(pv_broker_daemon_get(b, NULL) == 0);
 	pv_daemon_info di;
 	assert_int_equal(pv_broker_daemon_get(b, &di), 0);
 	assert_int_equal(di.pid, getpid());
@@ -1041,13 +1075,8 @@ static void hostfactory_defers_to_the_running_daemon(void **state)
 	json_decref(out);
 	/* the queue timer (0.25 s), not the hour-long reconciler tick, provisions it */
 	ts_resp r = {0};
-	for (int i = 0; i < 300; i++) {
-		ts_resp_clear(&r);
-		r = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
-		if (strcmp(json_string_value(json_object_get(r.body, "state")), "complete") == 0)
-			break;
-		usleep(10000);
-	}
+	PV_TEST_WAIT_UNTIL((ts_resp_clear(&r), r = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL),
+			    strcmp(json_string_value(json_object_get(r.body, "state")), "complete") == 0));
 	assert_string_equal(json_string_value(json_object_get(r.body, "state")), "complete");
 	assert_int_equal(json_array_size(json_object_get(r.body, "machines")), 2);
 	ts_resp_clear(&r);
@@ -1077,6 +1106,7 @@ int main(void)
 		T(unknown_path_is_404_and_wrong_method_405),
 		T(unknown_template_is_400_naming_template_id),
 		T(over_available_is_400_naming_count),
+		T(count_over_the_bound_is_400_with_the_brokers_message),
 		T(templates_list_and_one),
 		T(create_then_get_request),
 		T(requests_list_filters_by_status),

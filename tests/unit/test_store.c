@@ -238,11 +238,58 @@ static void test_request_round_trips_every_field(void **state)
 	r.owner_pid = 4242;
 	snprintf(r.owner_node, sizeof r.owner_node, "node-7 pid:[4026531836]");
 	r.refreshed_ms = 555;
+	r.delivered_ms = 777;
 	put_request(st, &r, 0);
 	pv_request_rec got;
 	assert_int_equal(pv_store_request_get(st, "ret-9", &got), 0);
 	assert_memory_equal(&got, &r, sizeof r);
 	assert_int_equal(pv_store_request_get(st, "nope", &got), PV_ENOTFOUND);
+	pv_store_close(st);
+}
+
+/* Once a request's id is delivered (or it is reclaimed), a writer holding
+ * an older copy cannot take that back; the undelivered list holds settled
+ * acquire requests made before the cutoff, oldest first. */
+static void test_delivery_sticks_and_undelivered_requests_are_listed(void **state)
+{
+	(void)state;
+	pv_store *st = open_store("undelivered.db");
+	struct {
+		const char *id;
+		pv_request_state state;
+		pv_request_kind kind;
+		int64_t created, delivered;
+	} rows[] = {
+		{"req-late", PV_REQ_COMPLETE, PV_REQ_ACQUIRE, 300, 0},   /* listed, second */
+		{"req-early", PV_REQ_RUNNING, PV_REQ_ACQUIRE, 100, 0},   /* listed, first */
+		{"req-read", PV_REQ_COMPLETE, PV_REQ_ACQUIRE, 100, 50},  /* delivered */
+		{"req-gone", PV_REQ_COMPLETE, PV_REQ_ACQUIRE, 100, -1},  /* reclaimed */
+		{"req-busy", PV_REQ_CREATING, PV_REQ_ACQUIRE, 100, 0},   /* not settled */
+		{"req-queued", PV_REQ_QUEUED, PV_REQ_ACQUIRE, 100, 0},   /* not settled */
+		{"ret-1", PV_REQ_COMPLETE, PV_REQ_RETURN, 100, 0},       /* a return */
+		{"req-new", PV_REQ_COMPLETE, PV_REQ_ACQUIRE, 900, 0},    /* after the cutoff */
+	};
+	for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+		pv_request_rec r = request(rows[i].id, rows[i].state, "t", 1);
+		r.kind = rows[i].kind;
+		r.created_ms = rows[i].created;
+		r.delivered_ms = rows[i].delivered;
+		put_request(st, &r, 0);
+	}
+	pv_request_rec stale = request("req-read", PV_REQ_COMPLETE, "t", 1); /* delivered_ms 0 */
+	put_request(st, &stale, 0);
+	pv_request_rec got;
+	assert_int_equal(pv_store_request_get(st, "req-read", &got), 0);
+	assert_int_equal(got.delivered_ms, 50);
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_begin(st, false), 0);
+	assert_int_equal(pv_store_request_list_undelivered(st, 500, &list, &n), 0);
+	pv_store_commit(st);
+	assert_int_equal(n, 2);
+	assert_string_equal(list[0].id, "req-early");
+	assert_string_equal(list[1].id, "req-late");
+	free(list);
 	pv_store_close(st);
 }
 
@@ -418,7 +465,9 @@ static void test_version_1_file_is_migrated_keeping_rows(void **state)
 		"CREATE INDEX machines_name ON machines(name);"
 		"CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_ms BIGINT NOT NULL);"
 		"INSERT INTO machines (machine_id, request_id, template_id, provider, name, status, result,"
-		" updated_ms) VALUES ('i-old', 'req-old', 't', 'sim', 'old-host', 'running', 'succeed', 1);";
+		" updated_ms) VALUES ('i-old', 'req-old', 't', 'sim', 'old-host', 'running', 'succeed', 1);"
+		"INSERT INTO requests (id, kind, state, template_id, created_ms, updated_ms)"
+		" VALUES ('req-old', 'acquire', 'complete', 't', 1, 2);";
 	assert_int_equal(sqlite3_exec(db, v1, NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	pv_store *st = NULL;
@@ -428,6 +477,16 @@ static void test_version_1_file_is_migrated_keeping_rows(void **state)
 	assert_int_equal(l.n, 1);
 	assert_string_equal(l.items[0].name, "old-host");
 	pv_machine_list_clear(&l);
+	/* a request from before delivery was recorded counts as delivered:
+	 * an upgrade reclaims nothing */
+	pv_request_rec old;
+	assert_int_equal(pv_store_request_get(st, "req-old", &old), 0);
+	assert_int_equal(old.delivered_ms, 2);
+	pv_request_rec *list = NULL;
+	size_t n = 0;
+	assert_int_equal(pv_store_request_list_undelivered(st, INT64_MAX, &list, &n), 0);
+	assert_int_equal(n, 0);
+	free(list);
 	pv_store_close(st);
 	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
 	sqlite3_stmt *q;
@@ -695,6 +754,7 @@ int main(void)
 	const struct CMUnitTest shared[] = {
 		EACH_STORE(test_writes_need_a_write_transaction),
 		EACH_STORE(test_request_round_trips_every_field),
+		EACH_STORE(test_delivery_sticks_and_undelivered_requests_are_listed),
 		EACH_STORE(test_rollback_leaves_nothing),
 		EACH_STORE(test_machine_filters_and_lookup_by_name),
 		EACH_STORE(test_in_use_counts_live_machines_and_unsettled_reservations),

@@ -204,26 +204,86 @@ static const char *command_for(const local *l, const json_t *params)
 	return c && l->template_commands ? c : l->command;
 }
 
+/* A test hook: PROVISIO_TEST_LOCAL_CRASH_AT=<step> kills this process
+ * (SIGKILL) right after that step of a machine's creation, so tests can
+ * show that a crash anywhere leaves no machine its record does not name. */
+static void crash_point(const char *step)
+{
+	const char *at = getenv("PROVISIO_TEST_LOCAL_CRASH_AT");
+	if (at && strcmp(at, step) == 0)
+		raise(SIGKILL);
+}
+
+static void record_forget(const local *l, const char *id)
+{
+	char path[PATH_MAX + 128];
+	record_path(l, id, path, sizeof path);
+	unlink(path);
+}
+
+static void create_failed(const local *l, const char *id, pv_result *out, const char *why)
+{
+	record_forget(l, id);
+	pv_result_fail(out, PV_ERR_EXECUTION_ERROR, PV_CLASS_TRANSIENT, "%s", why);
+}
+
+/*
+ * One machine (lock held), in the order that keeps every process
+ * accounted for: its record first (the intent, no pid yet: a crash now
+ * leaves a machine that never ran), then the supervisor, held before its
+ * command; its pid into the record; only then the go. A caller killed
+ * before the go leaves a supervisor that exits unstarted (spawn.c), so
+ * whatever the record says is the truth. The record, or NULL (`out` says
+ * why).
+ */
 static json_t *spawn_one(local *l, const json_t *params, const char *token, pv_result *out)
 {
 	const char *cmd = command_for(l, params);
-	pid_t pid;
-	if (pv_local_spawn(cmd, l->grace_ms, &pid) < 0) {
-		pv_result_fail(out, PV_ERR_EXECUTION_ERROR, PV_CLASS_TRANSIENT,
-			       "local '%s': cannot start a process: %s", l->base.name, strerror(errno));
-		return NULL;
-	}
 	int64_t n = next_number(l);
 	char id[96], name[200];
 	snprintf(id, sizeof id, "%s-%lld", l->base.name, (long long)n);
 	snprintf(name, sizeof name, "%s-%lld", l->hostname, (long long)n);
-	return json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:I, s:I, s:s}", "instance_id", id,
-			 "provider", l->base.name, "name", name, "private_ip", "127.0.0.1",
-			 "launch_time_ms", (json_int_t)pv_wall_ms(), "template_id",
-			 json_string_value(json_object_get(params, "template_id")), "request_id",
-			 json_string_value(json_object_get(params, "request_id")), "client_token", token,
-			 "pid", (json_int_t)pid, "start_time",
-			 (json_int_t)pv_local_start_time(pid), "command", cmd);
+	json_t *rec = json_pack("{s:s, s:s, s:s, s:s, s:I, s:s?, s:s?, s:s?, s:i, s:i, s:s}", "instance_id",
+				id, "provider", l->base.name, "name", name, "private_ip", "127.0.0.1",
+				"launch_time_ms", (json_int_t)pv_wall_ms(), "template_id",
+				json_string_value(json_object_get(params, "template_id")), "request_id",
+				json_string_value(json_object_get(params, "request_id")), "client_token",
+				token, "pid", 0, "start_time", 0, "command", cmd);
+	if (!rec || record_write(l, rec) < 0) {
+		create_failed(l, id, out, rec ? pv_error_last() : "out of memory");
+		json_decref(rec);
+		return NULL;
+	}
+	crash_point("intent");
+	pid_t pid;
+	int go;
+	if (pv_local_spawn(cmd, l->grace_ms, &pid, &go) < 0) {
+		char why[256];
+		snprintf(why, sizeof why, "local '%s': cannot start a process: %s", l->base.name, strerror(errno));
+		create_failed(l, id, out, why);
+		json_decref(rec);
+		return NULL;
+	}
+	crash_point("spawned");
+	json_object_set_new(rec, "pid", json_integer(pid));
+	json_object_set_new(rec, "start_time", json_integer((json_int_t)pv_local_start_time(pid)));
+	if (record_write(l, rec) < 0) {
+		pv_local_go(go, false); /* never named: it must never run */
+		create_failed(l, id, out, pv_error_last());
+		json_decref(rec);
+		return NULL;
+	}
+	crash_point("recorded");
+	if (pv_local_go(go, true) < 0) {
+		/* the supervisor died before its go (killed from outside): its
+		 * record shows a machine that ended */
+		pv_result_fail(out, PV_ERR_EXECUTION_ERROR, PV_CLASS_TRANSIENT,
+			       "local '%s': %s ended before it started", l->base.name, id);
+		json_decref(rec);
+		return NULL;
+	}
+	crash_point("started");
+	return rec;
 }
 
 static void op_create(local *l, const pv_operation *op, pv_result *out)
@@ -272,10 +332,8 @@ static void op_create(local *l, const pv_operation *op, pv_result *out)
 	}
 	for (int64_t k = 0; k < n && !pv_operation_dry_run(op); k++) {
 		json_t *r = spawn_one(l, p, token, out);
-		if (!r || record_write(l, r) < 0) {
-			json_decref(r);
+		if (!r)
 			break;
-		}
 		json_array_append_new(made, view(r));
 		json_decref(r);
 	}

@@ -7,6 +7,12 @@
  * The double fork detaches the supervisor from the caller: the caller
  * reaps the short-lived middle child at once and never sees the machine
  * again except through its pid.
+ *
+ * The supervisor waits for a "go" from the caller before it runs the
+ * command: the caller gives it once the machine's record names the
+ * supervisor. A caller that dies first never gives it (the socket closes), and
+ * the supervisor exits without running anything, so no machine runs that
+ * its record does not name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -58,15 +65,36 @@ static void supervise(const char *command, long grace_ms)
 	}
 }
 
-int pv_local_spawn(const char *command, long grace_ms, pid_t *out)
+/* Blocks until the caller says go (1) or is gone (0: the pipe closed). */
+static int await_go(int fd)
 {
-	int fds[2];
+	char c;
+	ssize_t r;
+	do
+		r = read(fd, &c, 1);
+	while (r < 0 && errno == EINTR);
+	close(fd);
+	return r == 1;
+}
+
+int pv_local_spawn(const char *command, long grace_ms, pid_t *out, int *go)
+{
+	int fds[2], gofds[2];
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -1;
+	/* a socket, not a pipe: a go to a supervisor that died is an error
+	 * (MSG_NOSIGNAL), never a SIGPIPE in the caller */
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, gofds) < 0) {
+		close(fds[0]);
+		close(fds[1]);
+		return -1;
+	}
 	pid_t a = fork();
 	if (a < 0) {
 		close(fds[0]);
 		close(fds[1]);
+		close(gofds[0]);
+		close(gofds[1]);
 		return -1;
 	}
 	if (a == 0) {
@@ -78,17 +106,20 @@ int pv_local_spawn(const char *command, long grace_ms, pid_t *out)
 		dup2(null, 1);
 		dup2(null, 2);
 		for (int fd = 3; fd < 4096; fd++)
-			if (fd != fds[1])
+			if (fd != fds[1] && fd != gofds[0])
 				close(fd);
 		pid_t s = fork();
 		if (s == 0) {
 			close(fds[1]);
+			if (!await_go(gofds[0]))
+				_exit(0); /* the caller died before it recorded us: no machine */
 			supervise(command, grace_ms);
 		}
 		ssize_t w = write(fds[1], &s, sizeof s);
 		_exit(w == (ssize_t)sizeof s && s > 0 ? 0 : 1);
 	}
 	close(fds[1]);
+	close(gofds[0]);
 	pid_t s = -1;
 	ssize_t r;
 	do
@@ -98,10 +129,24 @@ int pv_local_spawn(const char *command, long grace_ms, pid_t *out)
 	int status = 0;
 	while (waitpid(a, &status, 0) < 0 && errno == EINTR)
 		;
-	if (r != (ssize_t)sizeof s || s <= 0)
+	if (r != (ssize_t)sizeof s || s <= 0) {
+		close(gofds[1]);
 		return -1;
+	}
 	*out = s;
+	*go = gofds[1];
 	return 0;
+}
+
+int pv_local_go(int go, bool start)
+{
+	ssize_t w = 0;
+	if (start)
+		do
+			w = send(go, "g", 1, MSG_NOSIGNAL);
+		while (w < 0 && errno == EINTR);
+	close(go);
+	return !start || w == 1 ? 0 : -1;
 }
 
 unsigned long long pv_local_start_time(pid_t pid)

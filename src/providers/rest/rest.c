@@ -417,8 +417,19 @@ static void op_terminate(rs_provider *p, const pv_operation *op, pv_result *out)
 	} else if (!json_is_object(c.json)) {
 		bad_shape(p, &c, "a return request object", out);
 	} else {
-		pv_result_ok(out, json_pack("{s:O, s:[], s:b, s:O?, s:O?}", "terminated", ids, "not_found",
-					    "dry_run", 0, "return_request_id",
+		/* a provisio remote returns the machines it knows and lists
+		 * them (naming the others in its message); a remote that lists
+		 * none took them all */
+		json_t *done = json_array(), *missing = json_array(), *m;
+		json_t *listed = json_object_get(c.json, "machines");
+		json_array_foreach(ids, i, v) {
+			size_t k;
+			bool found = json_array_size(listed) == 0;
+			json_array_foreach(listed, k, m) found |= json_equal(json_object_get(m, "machine_id"), v);
+			json_array_append(found ? done : missing, v);
+		}
+		pv_result_ok(out, json_pack("{s:o, s:o, s:b, s:O?, s:O?}", "terminated", done, "not_found",
+					    missing, "dry_run", 0, "return_request_id",
 					    json_object_get(c.json, "request_id"), "status",
 					    json_object_get(c.json, "status")));
 		rs_call_annotate(&c, out);
