@@ -17,6 +17,7 @@
 #include "wait.h"
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
+#include "provisio/sim.h"
 #include "provisio/fallback.h"
 #include "provisio/local.h"
 
@@ -750,6 +751,11 @@ static void test_large_graph_from_files_recovers_and_saves_every_strategy(void *
 	pv_diags_clear(&d);
 	char id[PV_STORE_SHORT_MAX];
 	assert_int_equal(pv_broker_request_machines(b, "t", 1, id), 0); /* p0 fails: its breaker opens */
+	/* p0 answers again (its breaker stays open): recovery can list what it holds */
+	pv_strategy *p0 = pv_context_strategy(pv_broker_context(b), "p0");
+	assert_non_null(p0);
+	pv_sim_set_failure_rate(p0, 0.0);
+	pv_strategy_unref(p0);
 
 	/* a process died after p299 made a machine for its request */
 	pv_request_rec r = {.kind = PV_REQ_ACQUIRE, .state = PV_REQ_CREATING, .requested = 1,
