@@ -17,14 +17,16 @@
 #include "provisio/error.h"
 #include "provisio/log.h"
 #include "providers/aws/aws_strategy.h"
+#include "providers/aws/template_fields.h"
 
 static const char *const action_names[ACT_COUNT] = {
 	"RunInstances", "CreateFleet", "DescribeInstances", "TerminateInstances", "DescribeRegions",
-	"CreateLaunchTemplate", "DescribeLaunchTemplates",
+	"CreateLaunchTemplate", "DescribeLaunchTemplates", "DescribeImages", "GetParameter",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	BK_RUN, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_DESCRIBE, BK_MUTATING, BK_DESCRIBE,
+	BK_DESCRIBE, BK_DESCRIBE, /* SSM is metered apart; one describe token spares it a burst */
 };
 
 const char *aws_action_name(aws_action act) { return act < ACT_COUNT ? action_names[act] : "?"; }
@@ -208,6 +210,10 @@ static int parse_numbers(aws *a, const json_t *cfg)
 	a->describe_max_in_flight = (int)v;
 	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0)
 		return rc;
+	v = (long)(a->ssm_ttl_ns / PV_NS_PER_S);
+	if ((rc = get_long(a, cfg, "ssm_cache_ttl_s", 0, 86400, &v)) < 0)
+		return rc;
+	a->ssm_ttl_ns = (uint64_t)v * PV_NS_PER_S;
 	json_t *seed = json_object_get(cfg, "seed");
 	if (seed && !json_is_integer(seed))
 		return field_error(a->base.name, "seed", "must be an integer");
@@ -219,7 +225,7 @@ static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
 	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
 	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "describe_max_in_flight", "imds", "imds_endpoint",
-	"imds_timeout_ms", "seed", "throttle", "templates", "enabled", "priority", "weight",
+	"imds_timeout_ms", "seed", "throttle", "templates", "ssm_cache_ttl_s", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
 };
 
@@ -240,6 +246,31 @@ static int check_keys(aws *a, const json_t *cfg)
 					   "is not a field of the aws provider (see docs/aws.md)");
 	}
 	return 0;
+}
+
+/* The configured templates, every field, at load: an error refuses the
+ * config (all of them listed), a warning is logged. A template Host
+ * Factory is offered must not fail only when it is requested. */
+static int check_templates(aws *a)
+{
+	json_t *problems = json_array();
+	size_t errors = 0, i;
+	json_t *t;
+	json_array_foreach(a->templates, i, t) errors += aws_template_check(t, problems);
+	int rc = 0;
+	char text[4096];
+	if (errors) {
+		aws_template_problems_text(problems, true, text, sizeof text);
+		rc = pv_error_set(PV_EINVAL, "aws '%s': field 'templates': %s", a->base.name, text);
+	} else {
+		json_array_foreach(problems, i, t)
+			pv_log(PV_LOG_WARN, "aws '%s': template '%s': field '%s': %s", a->base.name,
+			       json_string_value(json_object_get(t, "template_id")),
+			       json_string_value(json_object_get(t, "field")),
+			       json_string_value(json_object_get(t, "message")));
+	}
+	json_decref(problems);
+	return rc;
 }
 
 static int parse_config(aws *a, const json_t *cfg)
@@ -271,6 +302,7 @@ static int parse_config(aws *a, const json_t *cfg)
 		goto out;
 	}
 	a->templates = t ? json_deep_copy(t) : json_array();
+	rc = check_templates(a);
 out:
 	json_decref(empty);
 	return rc;
@@ -330,6 +362,23 @@ void aws_call_free(aws_call *c)
 }
 
 /* Classifies the last answer into c. */
+/* A JSON protocol error (SSM): {"__type": "[ns#]Code", "message"}. */
+static void json_error(aws_call *c)
+{
+	json_t *j = json_loadb(c->reply.body, c->reply.len, 0, NULL);
+	const char *type = json_string_value(json_object_get(j, "__type"));
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	if (!msg)
+		msg = json_string_value(json_object_get(j, "Message"));
+	if (type) {
+		const char *hash = strrchr(type, '#');
+		snprintf(c->ec2_code, sizeof c->ec2_code, "%s", hash ? hash + 1 : type);
+	}
+	if (msg && *msg)
+		c->ec2_message = strdup(msg);
+	json_decref(j);
+}
+
 static void classify(aws_call *c)
 {
 	free(c->ec2_message);
@@ -344,7 +393,9 @@ static void classify(aws_call *c)
 		return;
 	}
 	c->ok = false;
-	if (r->status)
+	if (r->status && r->len && r->body[0] == '{')
+		json_error(c);
+	else if (r->status)
 		aws_xml_error(r->body, r->len, c->ec2_code, sizeof c->ec2_code, &c->ec2_message,
 			      c->request_id, sizeof c->request_id);
 	c->cls = aws_error_class(c->ec2_code, r->status);
@@ -384,8 +435,10 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
 		return false;
 	}
-	*o = (aws_http_opts){a->endpoint_url, a->region, a->proxy, a->connect_timeout_ms,
+	bool ssm = act == ACT_SSM_GET_PARAMETER;
+	*o = (aws_http_opts){a->endpoint_url, a->region, ssm ? "ssm" : NULL, a->proxy, a->connect_timeout_ms,
 			     call_timeout_ms(a, deadline_ns), a->verify_tls};
+	o->json_target = ssm ? "AmazonSSM.GetParameter" : NULL;
 	c->attempts++;
 	atomic_fetch_add_explicit(&a->calls[act], 1, memory_order_relaxed);
 	return true;
@@ -662,6 +715,7 @@ static void aws_destroy(pv_strategy *s)
 	aws_creds_wipe(&a->creds);
 	json_decref(a->templates);
 	json_decref(a->lt_cache);
+	json_decref(a->image_cache);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
 	aws_http_pool_destroy(&a->pool);
@@ -708,6 +762,8 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->max_per_call = 100;
 	a->describe_max_in_flight = 8;
 	a->lt_cache = json_object();
+	a->image_cache = json_object();
+	a->ssm_ttl_ns = 300 * PV_NS_PER_S;
 	int rc = parse_config(a, config);
 	if (rc < 0) {
 		pv_strategy_unref(&a->base);

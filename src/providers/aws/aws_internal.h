@@ -198,10 +198,14 @@ void aws_creds_wipe(aws_creds *c);
 typedef struct aws_http_opts {
 	const char *endpoint_url;
 	const char *region;
+	const char *service;   /* SigV4 service name; NULL = "ec2" */
 	const char *proxy;     /* NULL = libcurl's default (env) */
 	long connect_timeout_ms;
 	long timeout_ms;
 	bool verify_tls;
+	/* JSON protocol 1.1 (SSM): the X-Amz-Target operation; NULL = the
+	 * Query API's form body */
+	const char *json_target;
 } aws_http_opts;
 
 typedef struct aws_http_reply {
