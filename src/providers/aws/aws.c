@@ -259,15 +259,19 @@ static int check_templates(aws *a)
 	json_array_foreach(a->templates, i, t) errors += aws_template_check(t, problems);
 	int rc = 0;
 	char text[4096];
-	if (errors) {
-		aws_template_problems_text(problems, true, text, sizeof text);
+	json_array_foreach(problems, i, t) {
+		bool error = strcmp(json_string_value(json_object_get(t, "level")), "error") == 0;
+		pv_log(error ? PV_LOG_ERROR : PV_LOG_WARN, "aws '%s': template '%s': field '%s': %s", a->base.name,
+		       json_string_value(json_object_get(t, "template_id")), json_string_value(json_object_get(t, "field")),
+		       json_string_value(json_object_get(t, "message")));
+	}
+	if (errors == 1) {
+		aws_template_problems_text(problems, true, false, text, sizeof text);
 		rc = pv_error_set(PV_EINVAL, "aws '%s': field 'templates': %s", a->base.name, text);
-	} else {
-		json_array_foreach(problems, i, t)
-			pv_log(PV_LOG_WARN, "aws '%s': template '%s': field '%s': %s", a->base.name,
-			       json_string_value(json_object_get(t, "template_id")),
-			       json_string_value(json_object_get(t, "field")),
-			       json_string_value(json_object_get(t, "message")));
+	} else if (errors) {
+		aws_template_problems_text(problems, true, true, text, sizeof text);
+		rc = pv_error_set(PV_EINVAL, "aws '%s': field 'templates': %zu problems (each logged with its "
+					     "reason), as template.field: %s", a->base.name, errors, text);
 	}
 	json_decref(problems);
 	return rc;

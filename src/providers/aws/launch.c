@@ -179,7 +179,7 @@ static int check_template(launch *l, pv_result *out)
 	size_t errors = aws_template_check(l->tmpl, problems);
 	if (errors) {
 		char text[2048];
-		aws_template_problems_text(problems, true, text, sizeof text);
+		aws_template_problems_text(problems, true, false, text, sizeof text);
 		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT, "%s", text);
 		pv_result_meta_set(out, "problems", problems);
 		return -1;

@@ -553,7 +553,7 @@ size_t aws_template_check(const json_t *tmpl, json_t *problems)
 	return c.errors;
 }
 
-void aws_template_problems_text(const json_t *problems, bool errors_only, char *out, size_t size)
+void aws_template_problems_text(const json_t *problems, bool errors_only, bool brief, char *out, size_t size)
 {
 	size_t n = 0, i;
 	json_t *p;
@@ -561,8 +561,10 @@ void aws_template_problems_text(const json_t *problems, bool errors_only, char *
 	json_array_foreach(problems, i, p) {
 		if (errors_only && !eq(str(p, "level"), "error"))
 			continue;
-		int w = snprintf(out + n, size - n, "%stemplate '%s': field '%s': %s", n ? "; " : "",
-				 str(p, "template_id"), str(p, "field"), str(p, "message"));
+		int w = brief ? snprintf(out + n, size - n, "%s%s.%s", n ? ", " : "",
+					 str(p, "template_id"), str(p, "field"))
+			      : snprintf(out + n, size - n, "%stemplate '%s': field '%s': %s", n ? "; " : "",
+					 str(p, "template_id"), str(p, "field"), str(p, "message"));
 		if (w < 0 || (size_t)w >= size - n)
 			break;
 		n += (size_t)w;

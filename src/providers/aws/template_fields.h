@@ -27,9 +27,11 @@ size_t aws_template_check(const json_t *tmpl, json_t *problems);
  * its pairs supported in the table behind this. */
 bool aws_launch_supported(const char *api, const char *fleet_type);
 
-/* The problems joined into one message ("t1: field 'x': why; ..."), at
- * most `size` bytes, errors only when `errors_only`. */
-void aws_template_problems_text(const json_t *problems, bool errors_only, char *out, size_t size);
+/* The problems joined into one message ("template 't1': field 'x': why;
+ * ..."), at most `size` bytes, errors only when `errors_only`; `brief`
+ * leaves the reasons out ("t1.x, t2.y"), for a list of
+ * many templates whose reasons are logged one by one. */
+void aws_template_problems_text(const json_t *problems, bool errors_only, bool brief, char *out, size_t size);
 
 /* Reads a userDataScript file: a new string (caller frees), or NULL with
  * `why` saying why (missing, unreadable, over AWS_USER_DATA_MAX). */
