@@ -320,6 +320,15 @@ static void test_ssm_parameter_not_found_names_it(void **state)
 	pv_result_clear(&r);
 	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
 	pv_strategy_unref(s);
+
+	/* ssm_endpoint_url: SSM is asked there, not at EC2's endpoint */
+	s = provider(&e, "{\"ssm_endpoint_url\": \"http://127.0.0.1:9/\", \"max_retries\": 0}");
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:o}", "template", tmpl_image(AL2023)), &r);
+	assert_false(r.success);
+	assert_non_null(strstr(pv_result_message(&r), "GetParameter"));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "GetParameter"), 1); /* the first provider's only */
+	pv_strategy_unref(s);
 	emu_stop(&e);
 }
 

@@ -225,7 +225,7 @@ static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
 	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
 	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "describe_max_in_flight", "imds", "imds_endpoint",
-	"imds_timeout_ms", "seed", "throttle", "templates", "ssm_cache_ttl_s", "enabled", "priority", "weight",
+	"imds_timeout_ms", "seed", "throttle", "templates", "ssm_cache_ttl_s", "ssm_endpoint_url", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
 };
 
@@ -246,6 +246,23 @@ static int check_keys(aws *a, const json_t *cfg)
 					   "is not a field of the aws provider (see docs/aws.md)");
 	}
 	return 0;
+}
+
+/* SSM's endpoint: ssm_endpoint_url; else endpoint_url when the config
+ * names one (the emulator answers every service there); else AWS's. */
+static int parse_ssm_endpoint(aws *a, const json_t *cfg)
+{
+	int rc = get_str(a, cfg, "ssm_endpoint_url", &a->ssm_url);
+	if (rc < 0)
+		return rc;
+	if (a->ssm_url && strncmp(a->ssm_url, "https://", 8) != 0 && strncmp(a->ssm_url, "http://", 7) != 0)
+		return field_error(a->base.name, "ssm_endpoint_url", "must start with https:// or http://");
+	if (!a->ssm_url) {
+		char url[128];
+		snprintf(url, sizeof url, "https://ssm.%s.amazonaws.com/", a->region);
+		a->ssm_url = strdup(json_object_get(cfg, "endpoint_url") ? a->endpoint_url : url);
+	}
+	return a->ssm_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
 }
 
 /* The configured templates, every field, at load: an error refuses the
@@ -306,7 +323,9 @@ static int parse_config(aws *a, const json_t *cfg)
 		goto out;
 	}
 	a->templates = t ? json_deep_copy(t) : json_array();
-	rc = check_templates(a);
+	rc = parse_ssm_endpoint(a, c);
+	if (rc == 0)
+		rc = check_templates(a);
 out:
 	json_decref(empty);
 	return rc;
@@ -440,7 +459,7 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 		return false;
 	}
 	bool ssm = act == ACT_SSM_GET_PARAMETER;
-	*o = (aws_http_opts){a->endpoint_url, a->region, ssm ? "ssm" : NULL, a->proxy, a->connect_timeout_ms,
+	*o = (aws_http_opts){ssm ? a->ssm_url : a->endpoint_url, a->region, ssm ? "ssm" : NULL, a->proxy, a->connect_timeout_ms,
 			     call_timeout_ms(a, deadline_ns), a->verify_tls};
 	o->json_target = ssm ? "AmazonSSM.GetParameter" : NULL;
 	c->attempts++;
@@ -720,6 +739,7 @@ static void aws_destroy(pv_strategy *s)
 	json_decref(a->templates);
 	json_decref(a->lt_cache);
 	json_decref(a->image_cache);
+	free(a->ssm_url);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
 	aws_http_pool_destroy(&a->pool);

@@ -52,6 +52,8 @@ typedef struct aws {
 	 * "root:<image id>" -> device name */
 	json_t *image_cache;
 	uint64_t ssm_ttl_ns; /* ssm_cache_ttl_s */
+	char *ssm_url;       /* SSM's endpoint: ssm_endpoint_url, else endpoint_url
+				when one is set (the emulator, a proxy), else AWS's */
 
 	atomic_uint_fast64_t calls[ACT_COUNT];
 	atomic_uint_fast64_t retries, throttled_received, transport_errors, throttle_wait_ns;
