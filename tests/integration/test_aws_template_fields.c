@@ -451,6 +451,66 @@ static void test_original_templates_are_checked_at_load(void **state)
 	json_decref(doc);
 }
 
+/* `provisio templates validate [--dry-run]`: each template on its
+ * strategy, every problem with the template and the field; the dry run
+ * asks EC2 (the emulator refuses an instance type it does not have). */
+static int cli(const emu_proc *e, const char *args, char *out, size_t size)
+{
+	char cmd[1024];
+	snprintf(cmd, sizeof cmd, "cd %s && %s --config %s/provisio.json templates validate %s 2>/dev/null", e->dir,
+		 PV_CLI_BIN, e->dir, args);
+	FILE *fp = popen(cmd, "r");
+	assert_non_null(fp);
+	size_t n = fread(out, 1, size - 1, fp);
+	out[n] = '\0';
+	int st = pclose(fp);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void test_templates_validate_command_lists_problems_and_dry_runs(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	char path[128];
+	snprintf(path, sizeof path, "%s/provisio.json", e.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
+		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
+		   " \"imds\": false}}], \"default_strategy\": \"aws\", \"store\": {\"path\": \"%s/p.db\"},"
+		   " \"broker\": {\"templates_file\": \"%s/t.json\"}}\n", e.url, e.dir, e.dir);
+	fclose(f);
+	snprintf(path, sizeof path, "%s/t.json", e.dir);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"templates\": ["
+	      "{\"templateId\": \"good\", \"provider\": \"aws\", \"imageId\": \"ami-12345678\", \"vmType\": \"t3.micro\","
+	      " \"colour\": \"blue\"},"
+	      "{\"templateId\": \"badtype\", \"provider\": \"aws\", \"imageId\": \"ami-12345678\", \"vmType\": \"t3.bogus\"},"
+	      "{\"templateId\": \"bad\", \"provider\": \"aws\", \"imageId\": \"ami-12345678\", \"vmType\": \"t3.micro\","
+	      " \"tenancy\": \"dedicated\", \"iops\": 10}]}\n", f);
+	fclose(f);
+	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
+	setenv("EMU_SK", EMU_SECRET, 1);
+	char out[8192];
+	assert_int_equal(cli(&e, "", out, sizeof out), 1);
+	assert_non_null(strstr(out, "warning colour: not a field the aws provider knows"));
+	assert_non_null(strstr(out, "error tenancy: not supported"));
+	assert_non_null(strstr(out, "error iops: must be an integer"));
+	assert_null(strstr(out, "badtype                  aws              refused")); /* no call without --dry-run */
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
+
+	assert_int_equal(cli(&e, "--dry-run", out, sizeof out), 1);
+	assert_non_null(strstr(out, "good                     aws              valid (dry run)"));
+	assert_non_null(strstr(out, "Invalid value 't3.bogus' for InstanceType"));
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 2); /* good and badtype; bad never called */
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+
+	assert_int_equal(cli(&e, "good", out, sizeof out), 0);
+	assert_int_equal(cli(&e, "nosuch", out, sizeof out), 1);
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +523,7 @@ int main(void)
 		cmocka_unit_test(test_ssm_answer_matches_the_aws_cli),
 		cmocka_unit_test(test_template_problems_are_all_listed_and_nothing_called),
 		cmocka_unit_test(test_original_templates_are_checked_at_load),
+		cmocka_unit_test(test_templates_validate_command_lists_problems_and_dry_runs),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
