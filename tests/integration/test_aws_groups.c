@@ -1,0 +1,384 @@
+/*
+ * test_aws_groups.c - the AWS provider's fleets and groups against the EC2
+ * emulator, both real programs on loopback: Spot Fleet (request and
+ * maintain), EC2 Fleet request / maintain and Auto Scaling groups launched
+ * from a launch template, their instances given back without the fleet or
+ * group replacing them, the fleet / group ended with its last instance,
+ * ClientToken retries, lost answers looked up, and the return of a fleet's
+ * instances by a provider that did not launch them (a restart).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include "provisio/provisio.h"
+#include "provisio/aws.h"
+#include "emu_harness.h"
+
+#ifndef PV_EC2_EMULATOR
+#define PV_EC2_EMULATOR "ec2-emulator"
+#endif
+
+#define ROLE "arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role"
+
+static emu_proc start(void)
+{
+	emu_proc e;
+	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, NULL), 0);
+	return e;
+}
+
+/* A provider aimed at the emulator, Auto Scaling included (the emulator
+ * serves it at the same address); `extra` merged into its config. */
+static pv_strategy *provider(const emu_proc *e, const char *extra)
+{
+	char cfg[4096];
+	snprintf(cfg, sizeof cfg, "{\"autoscaling_endpoint_url\": \"%s\"%s%s}", e->url, extra ? ", " : "",
+		 extra ? extra : "");
+	pv_strategy *s = emu_provider(e, "aws-groups", cfg);
+	if (!s)
+		fail_msg("aws provider: %s", pv_error_last());
+	return s;
+}
+
+static void run(pv_strategy *s, pv_op_type type, json_t *params, pv_result *r)
+{
+	pv_operation op = {.type = type, .params = params, .deadline_ns = pv_now_ns() + 60 * PV_NS_PER_S};
+	pv_strategy_execute(s, &op, r, NULL);
+	json_decref(params);
+}
+
+/* A template of `api` and `fleet_type` (NULL: the default) from an image
+ * and one instance type (the provider makes the launch template). */
+static json_t *tmpl(const char *id, const char *api, const char *fleet_type)
+{
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s, s:s}", "templateId", id, "providerApi", api, "imageId",
+			      "ami-12345678", "vmType", "t3.micro", "instanceTags", "team=blue");
+	if (fleet_type)
+		json_object_set_new(t, "fleetType", json_string(fleet_type));
+	if (strcmp(api, "SpotFleet") == 0)
+		json_object_set_new(t, "fleetRole", json_string(ROLE));
+	return t;
+}
+
+static long long calls(const emu_proc *e, const char *action) { return emu_stat(e, "calls", action); }
+
+/* Creates `count` through `t` (consumed); the result's instance ids (new
+ * reference). */
+static json_t *create(pv_strategy *s, json_t *t, int count, const char *request, const char *token, pv_result *r)
+{
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", count, "template", t, "request_id", request, "client_token",
+		      token),
+	    r);
+	if (!r->success)
+		fail_msg("create through %s: %s", request, pv_result_message(r));
+	return json_incref(json_object_get(r->data, "instance_ids"));
+}
+
+/* Returns ids[from, to) of `ids`. */
+static void give_back(pv_strategy *s, const json_t *ids, size_t from, size_t to)
+{
+	json_t *some = json_array();
+	for (size_t i = from; i < to; i++)
+		json_array_append(some, json_array_get(ids, i));
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", some), &r);
+	if (!r.success)
+		fail_msg("return: %s", pv_result_message(&r));
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), to - from);
+	pv_result_clear(&r);
+}
+
+/* One EC2 call through the provider: the emulator tops its maintained
+ * groups up before it answers, so a replacement would show after it. */
+static void poke(pv_strategy *s, const json_t *ids)
+{
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:O}", "instance_ids", ids), &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+}
+
+/* ---- Spot Fleet ------------------------------------------------------------------- */
+
+static void test_spot_fleet_request_launches_and_ends_with_its_last_instance(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-sf", "SpotFleet", NULL), 4, "req-sf", "req-sf-r0", &r);
+	assert_string_equal(json_string_value(json_object_get(r.data, "api")), "SpotFleet");
+	assert_string_equal(json_string_value(json_object_get(r.data, "fleet_type")), "request");
+	assert_int_equal(strncmp(json_string_value(json_object_get(r.data, "fleet_id")), "sfr-", 4), 0);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 4);
+	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+	assert_string_equal(json_string_value(json_object_get(in0, "request_id")), "req-sf");
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "RequestSpotFleet"), 1);
+	assert_int_equal(calls(&e, "DescribeSpotFleetInstances"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 4);
+	/* Half back: a request fleet does not replace, so a plain terminate. */
+	give_back(s, ids, 0, 2);
+	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 0);
+	/* The rest: the fleet goes with them. */
+	give_back(s, ids, 2, 4);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1);
+	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_maintain_spot_fleet_does_not_replace_a_returned_instance(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-sfm", "SpotFleet", "maintain"), 4, "req-sfm", "req-sfm-r0", &r);
+	pv_result_clear(&r);
+	give_back(s, ids, 0, 1);
+	assert_int_equal(calls(&e, "ModifySpotFleetRequest"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4); /* nothing replaced it */
+	assert_int_equal(emu_stat(&e, "instances", "live"), 3);
+	give_back(s, ids, 1, 4);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_spot_fleet_without_fleet_role_is_refused_and_nothing_launched(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	json_t *t = tmpl("t-norole", "SpotFleet", "request");
+	json_object_del(t, "fleetRole");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", 2, "template", t, "request_id", "req-nr"), &r);
+	assert_false(r.success);
+	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
+	assert_non_null(strstr(pv_result_message(&r), "fleetRole"));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "RequestSpotFleet"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* One token, one launch: the same token again is the same fleet; a new
+ * round's token a new one. */
+static void test_spot_fleet_client_token_is_one_fleet(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *a = create(s, tmpl("t-tok", "SpotFleet", "request"), 3, "req-tok", "req-tok-r0", &r);
+	json_t *fleet = json_incref(json_object_get(r.data, "fleet_id"));
+	pv_result_clear(&r);
+	json_t *b = create(s, tmpl("t-tok", "SpotFleet", "request"), 3, "req-tok", "req-tok-r0", &r);
+	assert_true(json_equal(fleet, json_object_get(r.data, "fleet_id")));
+	pv_result_clear(&r);
+	assert_true(json_equal(a, b));
+	json_t *c = create(s, tmpl("t-tok", "SpotFleet", "request"), 3, "req-tok", "req-tok-r1", &r);
+	assert_false(json_equal(fleet, json_object_get(r.data, "fleet_id")));
+	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 2);
+	json_decref(fleet);
+	json_decref(a);
+	json_decref(b);
+	json_decref(c);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* Every RequestSpotFleet answer lost: the fleet is found by its token. */
+static void test_lost_spot_fleet_answer_is_found_by_its_token(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	assert_int_equal(emu_config(&e, "{\"faults_next\": {\"RequestSpotFleet\": [\"lose\", \"lose\"]}}"), 0);
+	pv_strategy *s = provider(&e, "\"timeout_ms\": 300, \"max_retries\": 1");
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-lost", "SpotFleet", "request"), 3, "req-lost", "req-lost-r0", &r);
+	assert_int_equal(json_integer_value(json_object_get(pv_result_meta(&r), "found_after_lost_answer")), 1);
+	assert_int_equal(json_array_size(ids), 3);
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "RequestSpotFleet"), 2);
+	assert_true(calls(&e, "DescribeSpotFleetRequests") >= 1);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 3);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* ---- EC2 Fleet request / maintain ------------------------------------------------ */
+
+static void test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-fm", "EC2Fleet", "maintain"), 5, "req-fm", "req-fm-r0", &r);
+	assert_string_equal(json_string_value(json_object_get(r.data, "fleet_type")), "maintain");
+	assert_int_equal(strncmp(json_string_value(json_object_get(r.data, "fleet_id")), "fleet-", 6), 0);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 5);
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CreateFleet"), 1);
+	assert_int_equal(calls(&e, "DescribeFleetInstances"), 1);
+	give_back(s, ids, 0, 2);
+	assert_int_equal(calls(&e, "ModifyFleet"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 5);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 3);
+	give_back(s, ids, 2, 5);
+	assert_int_equal(calls(&e, "DeleteFleets"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 5);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+static void test_ec2_fleet_request_is_not_run_as_instant(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-fr", "EC2Fleet", "request"), 3, "req-fr", "req-fr-r0", &r);
+	assert_string_equal(json_string_value(json_object_get(r.data, "fleet_type")), "request");
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "DescribeFleetInstances"), 1); /* instant answers its instances itself */
+	give_back(s, ids, 0, 1);
+	assert_int_equal(calls(&e, "ModifyFleet"), 0); /* a request fleet is not modified */
+	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	give_back(s, ids, 1, 3);
+	assert_int_equal(calls(&e, "DeleteFleets"), 1);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* A provider that did not launch them (the service restarted) finds the
+ * fleet from the instances' aws:ec2:fleet-id tag and still keeps the
+ * maintain fleet from replacing them. */
+static void test_return_after_restart_finds_the_fleet_by_the_instance_tag(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	json_t *t = tmpl("t-rs", "EC2Fleet", "maintain");
+	char *text = json_dumps(t, JSON_COMPACT);
+	char extra[2048];
+	snprintf(extra, sizeof extra, "\"templates\": [%s]", text);
+	free(text);
+	pv_strategy *s = provider(&e, extra);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:s, s:s, s:s}", "count", 4, "template_id", "t-rs", "request_id", "req-rs", "client_token",
+		      "req-rs-r0"),
+	    &r);
+	assert_true(r.success);
+	json_t *ids = json_incref(json_object_get(r.data, "instance_ids"));
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	s = provider(&e, extra); /* a new process: knows nothing of the fleet */
+	give_back(s, ids, 0, 1);
+	assert_int_equal(calls(&e, "DescribeFleets"), 1);
+	assert_int_equal(calls(&e, "ModifyFleet"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
+	give_back(s, ids, 1, 4);
+	assert_int_equal(calls(&e, "DeleteFleets"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	json_decref(ids);
+	json_decref(t);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* ---- Auto Scaling ----------------------------------------------------------------- */
+
+static void test_asg_launches_gives_back_one_by_one_then_deletes(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-asg", "ASG", NULL), 3, "req-asg", "req-asg-r0", &r);
+	const char *group = json_string_value(json_object_get(r.data, "group_id"));
+	assert_non_null(group);
+	assert_int_equal(strncmp(group, "provisio-", 9), 0);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 3);
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CreateAutoScalingGroup"), 1);
+	give_back(s, ids, 0, 1);
+	assert_int_equal(calls(&e, "TerminateInstanceInAutoScalingGroup"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 3); /* the group shrank: no replacement */
+	assert_int_equal(emu_stat(&e, "instances", "live"), 2);
+	give_back(s, ids, 1, 3);
+	assert_int_equal(calls(&e, "DeleteAutoScalingGroup"), 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 0);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* A repeated create of one launch (the same token) is the same group: its
+ * name comes from the token and AlreadyExists means "made already". */
+static void test_asg_retry_of_one_launch_is_the_same_group(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *a = create(s, tmpl("t-asg2", "ASG", NULL), 2, "req-a2", "req-a2-r0", &r);
+	pv_result_clear(&r);
+	json_t *b = create(s, tmpl("t-asg2", "ASG", NULL), 2, "req-a2", "req-a2-r0", &r);
+	assert_int_equal(json_integer_value(json_object_get(pv_result_meta(&r), "found_after_lost_answer")), 1);
+	pv_result_clear(&r);
+	assert_true(json_equal(a, b));
+	assert_int_equal(emu_stat(&e, "instances", "total"), 2);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 1);
+	json_decref(a);
+	json_decref(b);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spot_fleet_request_launches_and_ends_with_its_last_instance),
+		cmocka_unit_test(test_maintain_spot_fleet_does_not_replace_a_returned_instance),
+		cmocka_unit_test(test_spot_fleet_without_fleet_role_is_refused_and_nothing_launched),
+		cmocka_unit_test(test_spot_fleet_client_token_is_one_fleet),
+		cmocka_unit_test(test_lost_spot_fleet_answer_is_found_by_its_token),
+		cmocka_unit_test(test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes),
+		cmocka_unit_test(test_ec2_fleet_request_is_not_run_as_instant),
+		cmocka_unit_test(test_return_after_restart_finds_the_fleet_by_the_instance_tag),
+		cmocka_unit_test(test_asg_launches_gives_back_one_by_one_then_deletes),
+		cmocka_unit_test(test_asg_retry_of_one_launch_is_the_same_group),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
