@@ -21,12 +21,14 @@
 
 #define ROLE "arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role"
 
-static emu_proc start(void)
+static emu_proc start_with(const char *const *args)
 {
 	emu_proc e;
-	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, NULL), 0);
+	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, args), 0);
 	return e;
 }
+
+static emu_proc start(void) { return start_with(NULL); }
 
 /* A provider aimed at the emulator, Auto Scaling included (the emulator
  * serves it at the same address); `extra` merged into its config. */
@@ -119,6 +121,12 @@ static void test_spot_fleet_request_launches_and_ends_with_its_last_instance(voi
 	assert_int_equal(calls(&e, "RequestSpotFleet"), 1);
 	assert_int_equal(calls(&e, "DescribeSpotFleetInstances"), 1);
 	assert_int_equal(emu_stat(&e, "instances", "live"), 4);
+	/* The instances carry the request's tag (from the launch template made
+	 * for it): found by the request like RunInstances' are. */
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-sf"), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 4);
+	pv_result_clear(&r);
 	/* Half back: a request fleet does not replace, so a plain terminate. */
 	give_back(s, ids, 0, 2);
 	assert_int_equal(calls(&e, "TerminateInstances"), 1);
@@ -127,6 +135,7 @@ static void test_spot_fleet_request_launches_and_ends_with_its_last_instance(voi
 	give_back(s, ids, 2, 4);
 	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1);
 	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1); /* the request's template goes too */
 	poke(s, ids);
 	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
@@ -276,6 +285,37 @@ static void test_ec2_fleet_request_is_not_run_as_instant(void **state)
 	emu_stop(&e);
 }
 
+/* Capacity for 3 of 5: the maintain fleet answers what it has, and its
+ * target is lowered to that, so nothing appears later that no request
+ * records; a request fleet is ended (its instances kept). */
+static void test_partly_filled_fleets_are_held_where_they_are(void **state)
+{
+	(void)state;
+	const char *args[] = {"--capacity", "3", NULL};
+	emu_proc e = start_with(args);
+	pv_strategy *s = provider(&e, "\"group_fill_wait_ms\": 0");
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-pm", "EC2Fleet", "maintain"), 5, "req-pm", "req-pm-r0", &r);
+	assert_int_equal(json_array_size(ids), 3);
+	assert_true(json_is_true(json_object_get(r.data, "partial")));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "ModifyFleet"), 1);
+	give_back(s, ids, 0, 3);
+	assert_int_equal(calls(&e, "DeleteFleets"), 1);
+	json_decref(ids);
+	ids = create(s, tmpl("t-pr", "SpotFleet", "request"), 5, "req-pr", "req-pr-r0", &r);
+	assert_int_equal(json_array_size(ids), 3);
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1); /* ended, TerminateInstances=false */
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 3);
+	give_back(s, ids, 0, 3); /* the fleet has ended: plain terminate */
+	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* A provider that did not launch them (the service restarted) finds the
  * fleet from the instances' aws:ec2:fleet-id tag and still keeps the
  * maintain fleet from replacing them. */
@@ -377,6 +417,7 @@ int main(void)
 		cmocka_unit_test(test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes),
 		cmocka_unit_test(test_ec2_fleet_request_is_not_run_as_instant),
 		cmocka_unit_test(test_return_after_restart_finds_the_fleet_by_the_instance_tag),
+		cmocka_unit_test(test_partly_filled_fleets_are_held_where_they_are),
 		cmocka_unit_test(test_asg_launches_gives_back_one_by_one_then_deletes),
 		cmocka_unit_test(test_asg_retry_of_one_launch_is_the_same_group),
 	};

@@ -25,7 +25,7 @@ static const char *const action_names[ACT_COUNT] = {
 	"RequestSpotFleet", "DescribeSpotFleetRequests", "DescribeSpotFleetInstances", "ModifySpotFleetRequest",
 	"CancelSpotFleetRequests", "DescribeFleets", "DescribeFleetInstances", "ModifyFleet", "DeleteFleets",
 	"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "TerminateInstanceInAutoScalingGroup",
-	"SetDesiredCapacity", "DeleteAutoScalingGroup",
+	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
@@ -34,10 +34,14 @@ static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	 * buckets; Auto Scaling meters its own API. */
 	BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING, BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING,
 	BK_MUTATING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING,
+	BK_MUTATING,
 };
 
 /* Auto Scaling is its own Query API: its endpoint, signed for its service. */
-static bool is_autoscaling(aws_action act) { return act >= ACT_CREATE_AUTO_SCALING_GROUP && act < ACT_COUNT; }
+static bool is_autoscaling(aws_action act)
+{
+	return act >= ACT_CREATE_AUTO_SCALING_GROUP && act <= ACT_DELETE_AUTO_SCALING_GROUP;
+}
 
 const char *aws_action_name(aws_action act) { return act < ACT_COUNT ? action_names[act] : "?"; }
 

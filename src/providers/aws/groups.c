@@ -513,7 +513,7 @@ static bool create_group(aws *a, const pv_operation *op, const aws_group_launch 
 /* ---- the group cache ---------------------------------------------------------- */
 
 static void remember(aws *a, group_kind k, const char *gid, const char *type, int64_t target, int64_t on_demand,
-		     json_t *weights, const json_t *instances)
+		     json_t *weights, const json_t *instances, const char *lt_id, const char *lt_name)
 {
 	json_t *ids = json_object(); /* id -> instance type */
 	size_t i;
@@ -526,6 +526,9 @@ static void remember(aws *a, group_kind k, const char *gid, const char *type, in
 	json_object_set_new(a->group_cache, gid, json_pack("{s:i, s:s, s:I, s:I, s:O, s:o}", "kind", (int)k, "type",
 							   type, "target", (json_int_t)target, "on_demand",
 							   (json_int_t)on_demand, "weights", weights, "instances", ids));
+	if (lt_id)
+		json_object_set_new(json_object_get(a->group_cache, gid), "launch_template",
+				    json_pack("{s:s, s:s?}", "id", lt_id, "name", lt_name));
 	pthread_mutex_unlock(&a->lock);
 }
 
@@ -540,6 +543,33 @@ static void forget(aws *a, const char *gid, const json_t *ids)
 		json_object_del(json_object_get(g, "instances"), json_string_value(v));
 	}
 	pthread_mutex_unlock(&a->lock);
+}
+
+/* The launch template made for one request, once its group has ended (a
+ * failure only costs a template: said, not fatal). */
+static void drop_launch_template(aws *a, const pv_operation *op, const char *lt_id, const char *lt_name)
+{
+	if (!lt_id || !*lt_id)
+		return;
+	if (lt_name) {
+		pthread_mutex_lock(&a->lock);
+		json_object_del(a->lt_cache, lt_name);
+		pthread_mutex_unlock(&a->lock);
+	}
+	group_acc acc = {0};
+	aws_form f;
+	aws_form_init(&f, "DeleteLaunchTemplate");
+	aws_form_add(&f, "LaunchTemplateId", lt_id);
+	aws_call c;
+	if (call(a, op, ACT_DELETE_LAUNCH_TEMPLATE, &f, &acc, &c))
+		aws_call_free(&c);
+	else {
+		pv_log(PV_LOG_WARN, "aws '%s': launch template %s of an ended group was not deleted: %s", a->base.name,
+		       lt_id, c.ec2_code[0] ? c.ec2_code : acc.failed ? acc.fail.ec2_code : "?");
+		aws_call_free(&c);
+	}
+	if (acc.failed)
+		aws_call_free(&acc.fail);
 }
 
 /* ---- holding a partly filled group ----------------------------------------- */
@@ -559,6 +589,8 @@ static bool hold(aws *a, const pv_operation *op, group_kind k, const char *gid, 
 		return end_group(a, op, k, gid, false, acc);
 	return modify_target(a, op, k, gid, units, on_demand, acc);
 }
+
+static const char *owned_lt(const aws_group_launch *g) { return g->lt_owned ? g->lt_id : NULL; }
 
 /* ---- create_instances ---------------------------------------------------------- */
 
@@ -611,7 +643,8 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 	}
 	int64_t units = units_of(weights, instances);
 	if (units < g->count && g->all_or_nothing) {
-		end_group(a, op, k, gid, true, &acc);
+		if (end_group(a, op, k, gid, true, &acc))
+			drop_launch_template(a, op, owned_lt(g), g->lt_name);
 		pv_result_fail(out, PV_ERR_CAPACITY, PV_CLASS_CAPACITY,
 			       "aws '%s': %s %s filled %lld of %lld units (all or nothing): ended with its instances",
 			       a->base.name, kinds[k].api, gid, (long long)units, (long long)g->count);
@@ -621,11 +654,19 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 		goto done;
 	}
 	int64_t od = on_demand_units(g);
-	if (units < g->count && !hold(a, op, k, gid, g->fleet_type, units, od, &acc))
+	bool ended = units == 0 || (k != GK_ASG && eq(g->fleet_type, "request"));
+	if (units < g->count && hold(a, op, k, gid, g->fleet_type, units, od, &acc) && ended)
+		drop_launch_template(a, op, owned_lt(g), g->lt_name);
+	else if (units < g->count)
 		pv_log(PV_LOG_WARN, "aws '%s': %s %s filled %lld of %lld units and could not be held there: %s",
 		       a->base.name, kinds[k].api, gid, (long long)units, (long long)g->count, acc.fail.ec2_code);
 	remember(a, k, gid, g->fleet_type, units < g->count ? units : g->count, od < units ? od : units, weights,
-		 instances);
+		 instances, ended && units < g->count ? NULL : owned_lt(g), g->lt_name);
+	if (ended && units < g->count) {
+		pthread_mutex_lock(&a->lock);
+		json_object_set_new(json_object_get(a->group_cache, gid), "ended", json_true());
+		pthread_mutex_unlock(&a->lock);
+	}
 	size_t i;
 	json_t *in, *ids = json_array();
 	json_array_foreach(instances, i, in) {
@@ -739,10 +780,13 @@ static bool end_group(aws *a, const pv_operation *op, group_kind k, const char *
 	bool ok = call(a, op, act, &f, acc, &c);
 	if (ok && k != GK_ASG) {
 		/* a fleet the answer lists as unsuccessful was not ended */
-		char code[96];
+		char code[96], msg[300];
 		aws_xml_find_text(c.reply.body, c.reply.len, "code", code, sizeof code);
 		if (code[0]) {
+			aws_xml_find_text(c.reply.body, c.reply.len, "message", msg, sizeof msg);
 			snprintf(c.ec2_code, sizeof c.ec2_code, "%s", code);
+			free(c.ec2_message);
+			c.ec2_message = strdup(msg);
 			c.ok = ok = false;
 			c.cls = PV_CLASS_PERMANENT;
 		}
@@ -761,6 +805,7 @@ typedef struct group_state {
 	bool active;      /* still launching / maintaining */
 	int64_t target, on_demand;
 	json_t *weights;  /* owned */
+	char lt_id[64], lt_name[160]; /* the launch template made for it, when known */
 	json_t *live;     /* owned: live instance id -> instance type */
 } group_state;
 
@@ -778,11 +823,14 @@ static bool state_cached(aws *a, const char *gid, group_state *s)
 	if (g) {
 		s->kind = (group_kind)json_integer_value(json_object_get(g, "kind"));
 		snprintf(s->type, sizeof s->type, "%s", str(g, "type"));
-		s->active = true;
+		s->active = !json_is_true(json_object_get(g, "ended"));
 		s->target = json_integer_value(json_object_get(g, "target"));
 		s->on_demand = json_integer_value(json_object_get(g, "on_demand"));
 		s->weights = json_deep_copy(json_object_get(g, "weights"));
 		s->live = json_deep_copy(json_object_get(g, "instances"));
+		json_t *lt = json_object_get(g, "launch_template");
+		snprintf(s->lt_id, sizeof s->lt_id, "%s", str(lt, "id") ? str(lt, "id") : "");
+		snprintf(s->lt_name, sizeof s->lt_name, "%s", str(lt, "name") ? str(lt, "name") : "");
 	}
 	pthread_mutex_unlock(&a->lock);
 	return g != NULL;
@@ -900,8 +948,17 @@ static bool release_group(aws *a, const pv_operation *op, group_kind k, const ch
 		ok = terminate(a, op, ids, done, acc);
 	} else if (all) {
 		ok = end_group(a, op, k, gid, true, acc);
-		if (ok)
+		if (!ok && acc->failed && (strstr(acc->fail.ec2_code, "NotIn") || strstr(acc->fail.ec2_code, "NotExist") ||
+					   strstr(acc->fail.ec2_code, "NotFound"))) {
+			/* ended or gone already (elsewhere): its instances alone */
+			aws_call_free(&acc->fail);
+			acc->failed = false;
+			ok = terminate(a, op, ids, done, acc);
+		} else if (ok) {
 			mark_done(done, ids);
+		}
+		if (ok)
+			drop_launch_template(a, op, s.lt_id, s.lt_name[0] ? s.lt_name : NULL);
 		if (ok) {
 			pthread_mutex_lock(&a->lock);
 			json_object_del(a->group_cache, gid);

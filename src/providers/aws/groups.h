@@ -25,6 +25,9 @@ typedef struct aws_group_launch {
 	const char *price_type, *max_price;
 	int64_t count;          /* capacity units */
 	bool all_or_nothing;
+	bool lt_owned;          /* the launch template was made for this request
+				   (lt_name): deleted with the group */
+	const char *lt_name;
 } aws_group_launch;
 
 /* Whether a template launches through a group (SpotFleet, ASG, EC2Fleet

@@ -496,7 +496,9 @@ static const char lt_model_text[] =
 	" \"Value\": {\"target\": \"String\"}}}}";
 
 /* LaunchTemplateData from the template: what does not change between
- * requests (the request id tag goes on CreateFleet itself). */
+ * requests (the request id tag goes on CreateFleet itself). A fleet or
+ * group that is not instant can tag its instances only from the launch
+ * template: its data carries the request's tag, one template a request. */
 static json_t *lt_data(const launch *l)
 {
 	json_t *d = json_pack("{s:s, s:s}", "ImageId", l->image_id, "InstanceType",
@@ -514,8 +516,9 @@ static json_t *lt_data(const launch *l)
 	json_t *tags = json_array();
 	const char *k;
 	json_t *v;
+	bool per_request = aws_template_uses_group(l->tmpl);
 	json_object_foreach(l->tags, k, v)
-		if (strcmp(k, TAG_REQUEST) != 0)
+		if (per_request || strcmp(k, TAG_REQUEST) != 0)
 			json_array_append_new(tags, json_pack("{s:s, s:O}", "Key", k, "Value", v));
 	json_object_set_new(d, "TagSpecifications",
 			    json_pack("[{s:s, s:o}]", "ResourceType", "instance", "Tags", tags));
@@ -835,6 +838,7 @@ static void create_in_group(aws *a, launch *l, const pv_operation *op, pv_result
 			.lt_id = l->lt_id, .lt_version = l->lt_version, .types = l->types, .subnets = l->subnets,
 			.tags = l->tags, .price_type = l->price_type, .max_price = l->max_price, .count = l->count,
 			.all_or_nothing = l->all_or_nothing,
+			.lt_owned = l->lt_how != NULL, .lt_name = l->lt_name,
 		};
 		aws_group_create(a, op, &g, data, out);
 		if (acc.calls)
