@@ -235,7 +235,58 @@ static void test_lost_spot_fleet_answer_is_found_by_its_token(void **state)
 	emu_stop(&e);
 }
 
+/* The orphan sweep's question (every instance of this provider) lists a
+ * fleet's instances with their request, as RunInstances' are. */
+static void test_fleet_instances_are_listed_for_the_orphan_sweep_with_their_request(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-orph", "SpotFleet", "maintain"), 3, "req-orph", "req-orph-r0", &r);
+	pv_result_clear(&r);
+	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_object(), &r);
+	assert_true(r.success);
+	json_t *list = json_object_get(r.data, "instances");
+	assert_int_equal(json_array_size(list), 3);
+	size_t i;
+	json_t *in;
+	json_array_foreach(list, i, in) {
+		assert_string_equal(json_string_value(json_object_get(in, "request_id")), "req-orph");
+		assert_non_null(json_object_get(json_object_get(in, "tags"), "aws:ec2spot:fleet-request-id"));
+	}
+	pv_result_clear(&r);
+	/* what the sweep then does with orphans: terminate; the fleet goes too */
+	give_back(s, ids, 0, 3);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- EC2 Fleet request / maintain ------------------------------------------------ */
+
+/* Every CreateFleet answer lost: the fleet is found by its clientToken
+ * (DescribeFleets), not made twice. */
+static void test_lost_ec2_fleet_answer_is_found_by_its_token(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	assert_int_equal(emu_config(&e, "{\"faults_next\": {\"CreateFleet\": [\"lose\", \"drop\"]}}"), 0);
+	pv_strategy *s = provider(&e, "\"timeout_ms\": 300, \"max_retries\": 1");
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-lfm", "EC2Fleet", "maintain"), 4, "req-lfm", "req-lfm-r0", &r);
+	assert_int_equal(json_integer_value(json_object_get(pv_result_meta(&r), "found_after_lost_answer")), 1);
+	assert_int_equal(json_array_size(ids), 4);
+	pv_result_clear(&r);
+	assert_true(calls(&e, "DescribeFleets") >= 1);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 4);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 
 static void test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes(void **state)
 {
@@ -414,6 +465,8 @@ int main(void)
 		cmocka_unit_test(test_spot_fleet_without_fleet_role_is_refused_and_nothing_launched),
 		cmocka_unit_test(test_spot_fleet_client_token_is_one_fleet),
 		cmocka_unit_test(test_lost_spot_fleet_answer_is_found_by_its_token),
+		cmocka_unit_test(test_fleet_instances_are_listed_for_the_orphan_sweep_with_their_request),
+		cmocka_unit_test(test_lost_ec2_fleet_answer_is_found_by_its_token),
 		cmocka_unit_test(test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes),
 		cmocka_unit_test(test_ec2_fleet_request_is_not_run_as_instant),
 		cmocka_unit_test(test_return_after_restart_finds_the_fleet_by_the_instance_tag),
