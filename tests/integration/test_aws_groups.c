@@ -18,6 +18,9 @@
 #ifndef PV_EC2_EMULATOR
 #define PV_EC2_EMULATOR "ec2-emulator"
 #endif
+#ifndef PV_TEST_DATA_DIR
+#define PV_TEST_DATA_DIR "tests/data"
+#endif
 
 #define ROLE "arn:aws:iam::123456789012:role/aws-ec2-spot-fleet-tagging-role"
 
@@ -457,6 +460,65 @@ static void test_asg_retry_of_one_launch_is_the_same_group(void **state)
 	emu_stop(&e);
 }
 
+/* The original project's fleet and group templates (tests/data), as a user
+ * brings them: each launches through its API and ends with its last
+ * instance. Two changes: an AMI id for the SSM parameter path (resolved by
+ * the template side, not here) and the fleetRole Spot Fleet requires,
+ * which those templates lack (without it they are refused by name). */
+static void test_original_fleet_and_group_templates_run_for_real(void **state)
+{
+	(void)state;
+	json_error_t err;
+	json_t *doc = json_load_file(PV_TEST_DATA_DIR "/hostfactory/awsprov_templates.json", 0, &err);
+	if (!doc)
+		fail_msg("awsprov_templates.json: %s", err.text);
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	json_t *all = json_array();
+	static const struct {
+		const char *id, *create, *end;
+	} cases[] = {
+		{"EC2FleetMaintain", "CreateFleet", "DeleteFleets"},
+		{"EC2FleetRequest", "CreateFleet", "DeleteFleets"},
+		{"SpotFleetRequest", "RequestSpotFleet", "CancelSpotFleetRequests"},
+		{"SpotFleetMaintain", "RequestSpotFleet", "CancelSpotFleetRequests"},
+		{"ASG", "CreateAutoScalingGroup", "DeleteAutoScalingGroup"},
+	};
+	for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+		json_t *t = NULL, *v;
+		size_t i;
+		json_array_foreach(json_object_get(doc, "templates"), i, v)
+			if (strcmp(json_string_value(json_object_get(v, "templateId")), cases[c].id) == 0)
+				t = json_deep_copy(v);
+		assert_non_null(t);
+		json_object_set_new(t, "imageId", json_string("ami-12345678"));
+		if (strncmp(cases[c].id, "SpotFleet", 9) == 0)
+			json_object_set_new(t, "fleetRole", json_string(ROLE));
+		long long made = calls(&e, cases[c].create), ended = calls(&e, cases[c].end);
+		char req[64], token[80];
+		snprintf(req, sizeof req, "req-orig-%zu", c);
+		snprintf(token, sizeof token, "%s-r0", req);
+		pv_result r = PV_RESULT_INIT;
+		json_t *ids = create(s, t, 2, req, token, &r);
+		assert_int_equal(json_array_size(ids), 2);
+		json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
+		assert_string_equal(json_string_value(json_object_get(in0, "template_id")), cases[c].id);
+		pv_result_clear(&r);
+		assert_int_equal(calls(&e, cases[c].create), made + 1);
+		give_back(s, ids, 0, 2);
+		assert_int_equal(calls(&e, cases[c].end), ended + 1);
+		json_array_extend(all, ids);
+		json_decref(ids);
+	}
+	poke(s, all);
+	json_decref(all);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 10);
+	json_decref(doc);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -473,6 +535,7 @@ int main(void)
 		cmocka_unit_test(test_partly_filled_fleets_are_held_where_they_are),
 		cmocka_unit_test(test_asg_launches_gives_back_one_by_one_then_deletes),
 		cmocka_unit_test(test_asg_retry_of_one_launch_is_the_same_group),
+		cmocka_unit_test(test_original_fleet_and_group_templates_run_for_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

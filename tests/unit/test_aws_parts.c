@@ -580,6 +580,7 @@ static void test_templates_and_parameter_validation(void **state)
 		 " \"fleetType\": \"forever\"}}", "fleetType"},
 		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"SpotFleet\","
 		 " \"fleetRole\": \"arn:aws:iam::1:role/r\", \"fleetType\": \"instant\"}}", "fleetType"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"fleetType\": \"maintain\"}}", "fleetType"},
 		{"{\"template\": {\"vmType\": \"t\", \"providerApi\": \"EC2Fleet\"}}", "launchTemplateId"},
 		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"instanceTags\": \"novalue\"}}", "instanceTags"},
 	};

@@ -61,6 +61,8 @@ static bool eq(const char *a, const char *b) { return a && b && strcmp(a, b) == 
 const char *aws_template_fleet_type(const json_t *tmpl)
 {
 	const char *api = str(tmpl, "providerApi"), *t = str(tmpl, "fleetType");
+	if (!eq(api, "ASG") && !eq(api, "SpotFleet") && !eq(api, "EC2Fleet"))
+		return t ? NULL : "instant"; /* RunInstances takes no fleet type */
 	if (eq(api, "ASG"))
 		return t && !eq(t, "maintain") ? NULL : "maintain";
 	if (!t)

@@ -36,7 +36,8 @@ bool aws_template_uses_group(const json_t *tmpl);
 /* Whether any of `templates` does. */
 bool aws_groups_configured(const json_t *templates);
 /* The fleet type a template asks for: instant, request or maintain, NULL
- * when it is not one of them (the template field is then wrong). */
+ * when it is not one of them or the API takes none (RunInstances): the
+ * template field is then wrong. */
 const char *aws_template_fleet_type(const json_t *tmpl);
 
 /* Creates the fleet / group and answers what it launched (create_instances'

@@ -189,8 +189,8 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	    strcmp(l->api, "SpotFleet") != 0 && strcmp(l->api, "ASG") != 0)
 		return bad(out, "template field '%s' must be RunInstances, EC2Fleet, SpotFleet or ASG", "providerApi");
 	if (!aws_template_fleet_type(l->tmpl))
-		return bad(out, "template field '%s' must be request or maintain (EC2Fleet also instant; "
-				"ASG maintains)", "fleetType");
+		return bad(out, "template field '%s' must be request or maintain for SpotFleet, instant, request "
+				"or maintain for EC2Fleet, maintain for ASG; RunInstances takes none", "fleetType");
 	if (l->api && strcmp(l->api, "SpotFleet") == 0 && !tstr(l->tmpl, "fleetRole") &&
 	    !tstr(l->tmpl, "iamFleetRole"))
 		return bad(out, "template field '%s' (the IAM role Spot Fleet launches with, its ARN) is required "
