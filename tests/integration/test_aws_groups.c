@@ -460,6 +460,89 @@ static void test_asg_retry_of_one_launch_is_the_same_group(void **state)
 	emu_stop(&e);
 }
 
+/* A weighted maintain fleet: an instance of weight 2 returned lowers the
+ * target by 2 (by 1, the fleet would launch another to make it up). */
+static void test_weighted_return_lowers_the_target_by_the_weight(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	json_t *t = tmpl("t-w", "EC2Fleet", "maintain");
+	json_object_del(t, "vmType");
+	json_object_set_new(t, "vmTypes", json_pack("{s:i}", "t3.small", 2));
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, t, 4, "req-w", "req-w-r0", &r);
+	assert_int_equal(json_array_size(ids), 2);
+	assert_int_equal(json_integer_value(json_object_get(r.data, "fulfilled_capacity")), 4);
+	pv_result_clear(&r);
+	give_back(s, ids, 0, 1);
+	poke(s, ids);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 2);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 1);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* One return naming instances of two fleets and of RunInstances: each
+ * fleet ended with its own, the others terminated in one call. */
+static void test_one_return_across_fleets_and_plain_instances(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	json_t *all = create(s, tmpl("t-x1", "SpotFleet", "maintain"), 2, "req-x1", "req-x1-r0", &r);
+	pv_result_clear(&r);
+	json_t *b = create(s, tmpl("t-x2", "EC2Fleet", "maintain"), 2, "req-x2", "req-x2-r0", &r);
+	pv_result_clear(&r);
+	json_t *c = create(s, tmpl("t-x3", "RunInstances", NULL), 2, "req-x3", "req-x3-r0", &r);
+	pv_result_clear(&r);
+	json_array_extend(all, b);
+	json_array_extend(all, c);
+	give_back(s, all, 0, 6);
+	assert_int_equal(calls(&e, "CancelSpotFleetRequests"), 1);
+	assert_int_equal(calls(&e, "DeleteFleets"), 1);
+	assert_int_equal(calls(&e, "TerminateInstances"), 1);
+	poke(s, all);
+	assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 6);
+	json_decref(all);
+	json_decref(b);
+	json_decref(c);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* Auto Scaling's calls spend its own client bucket: with it nearly empty a
+ * return through the group fails naming the client-side throttle (the wait
+ * would pass the deadline, so nothing is sent), while EC2's calls go on. */
+static void test_auto_scaling_has_its_own_client_bucket(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	pv_strategy *s = provider(&e, "\"throttle\": {\"autoscaling\": {\"capacity\": 2, \"refill_per_s\": 0.001}}");
+	pv_result r = PV_RESULT_INIT;
+	json_t *ids = create(s, tmpl("t-ab", "ASG", NULL), 2, "req-ab", "req-ab-r0", &r);
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CreateAutoScalingGroup"), 1);
+	assert_int_equal(calls(&e, "DescribeAutoScalingGroups"), 1);
+	json_t *one = json_pack("[O]", json_array_get(ids, 0));
+	run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", one), &r);
+	assert_false(r.success);
+	/* the cause named: this API's bucket, before any call was sent */
+	if (!strstr(pv_result_message(&r), "TerminateInstanceInAutoScalingGroup") ||
+	    !strstr(pv_result_message(&r), "client-side throttle"))
+		fail_msg("%s: %s", r.error_code, pv_result_message(&r));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "TerminateInstanceInAutoScalingGroup"), 0);
+	poke(s, ids); /* EC2's describe bucket is another one */
+	assert_int_equal(emu_stat(&e, "instances", "live"), 2);
+	json_decref(ids);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* The original project's fleet and group templates (tests/data), as a user
  * brings them: each launches through its API and ends with its last
  * instance. Two changes: an AMI id for the SSM parameter path (resolved by
@@ -535,6 +618,9 @@ int main(void)
 		cmocka_unit_test(test_partly_filled_fleets_are_held_where_they_are),
 		cmocka_unit_test(test_asg_launches_gives_back_one_by_one_then_deletes),
 		cmocka_unit_test(test_asg_retry_of_one_launch_is_the_same_group),
+		cmocka_unit_test(test_weighted_return_lowers_the_target_by_the_weight),
+		cmocka_unit_test(test_one_return_across_fleets_and_plain_instances),
+		cmocka_unit_test(test_auto_scaling_has_its_own_client_bucket),
 		cmocka_unit_test(test_original_fleet_and_group_templates_run_for_real),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,8 +119,8 @@ static void acc_fail(group_acc *acc, aws_action act, aws_call *c)
 	memset(c, 0, sizeof *c);
 }
 
-/* One call of `f` (freed here); true with c filled, false with the failure
- * kept in acc (c emptied). An out-of-memory form is a failure too. */
+/* One call of `f` (freed here): c filled either way (an out-of-memory
+ * form is a failed call that made no attempt); returns c->ok. */
 static bool call(aws *a, const pv_operation *op, aws_action act, aws_form *f, group_acc *acc, aws_call *c)
 {
 	memset(c, 0, sizeof *c);
@@ -128,7 +128,6 @@ static bool call(aws *a, const pv_operation *op, aws_action act, aws_form *f, gr
 		aws_form_free(f);
 		c->cls = PV_CLASS_INTERNAL;
 		snprintf(c->reply.error, sizeof c->reply.error, "out of memory");
-		acc_fail(acc, act, c);
 		return false;
 	}
 	bool ok = aws_do(a, act, f->buf, op->deadline_ns, c);
@@ -338,8 +337,7 @@ static bool describe_all(aws *a, const pv_operation *op, aws_action act, const a
 		next = NULL;
 		aws_call c;
 		if (!call(a, op, act, &f, acc, &c)) {
-			if (c.attempts)
-				acc_fail(acc, act, &c);
+			acc_fail(acc, act, &c);
 			return false;
 		}
 		json_t *got = aws_xml_list(c.reply.body, c.reply.len, set, fields, &next);
@@ -485,8 +483,10 @@ static bool create_group(aws *a, const pv_operation *op, const aws_group_launch 
 		aws_call_free(&c);
 		return gid[0] != '\0';
 	}
-	if (!c.attempts) /* the form failed: acc has it */
+	if (c.cls == PV_CLASS_INTERNAL && !c.attempts) { /* the form failed */
+		acc_fail(acc, acts[k], &c);
 		return false;
+	}
 	/* AlreadyExists: the group of this launch's name, made by an earlier
 	 * attempt whose answer was lost. */
 	bool lost = c.maybe_ran || (k == GK_ASG && eq(c.ec2_code, "AlreadyExists"));
@@ -751,7 +751,7 @@ static bool modify_target(aws *a, const pv_operation *op, group_kind k, const ch
 	bool ok = call(a, op, act, &f, acc, &c);
 	if (ok)
 		aws_call_free(&c);
-	else if (c.attempts)
+	else
 		acc_fail(acc, act, &c);
 	return ok;
 }
@@ -795,7 +795,7 @@ static bool end_group(aws *a, const pv_operation *op, group_kind k, const char *
 	}
 	if (ok)
 		aws_call_free(&c);
-	else if (c.attempts)
+	else
 		acc_fail(acc, act, &c);
 	return ok;
 }
@@ -860,8 +860,7 @@ static bool state_described(aws *a, const pv_operation *op, group_kind k, const 
 				s->live = json_object();
 				return true;
 			}
-			if (c.attempts)
-				acc_fail(acc, act, &c);
+			acc_fail(acc, act, &c);
 			return false;
 		}
 		aws_xml_find_text(c.reply.body, c.reply.len, spot ? "spotFleetRequestState" : "fleetState", text,
@@ -910,8 +909,7 @@ static bool terminate(aws *a, const pv_operation *op, const json_t *ids, json_t 
 			aws_form_addf(&f, json_string_value(json_array_get(ids, i)), "InstanceId.%zu", i - start + 1);
 		aws_call c;
 		if (!call(a, op, ACT_TERMINATE_INSTANCES, &f, acc, &c)) {
-			if (c.attempts)
-				acc_fail(acc, ACT_TERMINATE_INSTANCES, &c);
+			acc_fail(acc, ACT_TERMINATE_INSTANCES, &c);
 			return false;
 		}
 		json_t *got = aws_xml_terminated(c.reply.body, c.reply.len);
@@ -975,8 +973,7 @@ static bool release_group(aws *a, const pv_operation *op, group_kind k, const ch
 			aws_form_add(&f, "ShouldDecrementDesiredCapacity", "true");
 			aws_call c;
 			if (!call(a, op, ACT_TERMINATE_INSTANCE_IN_AUTO_SCALING_GROUP, &f, acc, &c)) {
-				if (c.attempts)
-					acc_fail(acc, ACT_TERMINATE_INSTANCE_IN_AUTO_SCALING_GROUP, &c);
+				acc_fail(acc, ACT_TERMINATE_INSTANCE_IN_AUTO_SCALING_GROUP, &c);
 				ok = false;
 				break;
 			}
