@@ -96,6 +96,7 @@ static group_kind kind_of_api(const char *api)
 /* What the calls of one operation came to, and the failed one. */
 typedef struct group_acc {
 	unsigned calls, retries, throttled, found;
+	bool unknown; /* a create's answer was lost and could not be looked up */
 	aws_call fail;
 	aws_action fail_act;
 	bool failed;
@@ -507,6 +508,9 @@ static bool create_group(aws *a, const pv_operation *op, const aws_group_launch 
 			aws_call_free(&c);
 			return true;
 		}
+		acc->unknown = !looked;
+	} else if (lost) {
+		acc->unknown = true; /* no time left to look */
 	}
 	acc_fail(acc, acts[k], &c);
 	return false;
@@ -606,6 +610,8 @@ static void group_meta(const group_acc *acc, pv_result *out)
 	}
 	if (acc->found)
 		pv_result_meta_set(out, "found_after_lost_answer", json_integer(acc->found));
+	if (acc->unknown)
+		pv_result_meta_set(out, "outcome_unknown", json_true());
 }
 
 void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g, json_t *data, pv_result *out)
@@ -640,7 +646,7 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 		/* The group exists and its instances could not be listed: say
 		 * so, with its id, rather than lose it. */
 		pv_result_meta_set(out, "group_id", json_string(gid));
-		pv_result_meta_set(out, "outcome_unknown", json_true());
+		acc.unknown = true;
 		goto failed;
 	}
 	int64_t units = units_of(weights, instances);
@@ -656,24 +662,30 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 		goto done;
 	}
 	int64_t od = on_demand_units(g);
-	bool ended = units == 0 || (k != GK_ASG && eq(g->fleet_type, "request"));
-	if (units < g->count && hold(a, op, k, gid, g->fleet_type, units, od, &acc) && ended)
-		drop_launch_template(a, op, owned_lt(g), g->lt_name);
-	else if (units < g->count)
-		pv_log(PV_LOG_WARN, "aws '%s': %s %s filled %lld of %lld units and could not be held there: %s",
-		       a->base.name, kinds[k].api, gid, (long long)units, (long long)g->count, acc.fail.ec2_code);
-	remember(a, k, gid, g->fleet_type, units < g->count ? units : g->count, od < units ? od : units, weights,
-		 instances, ended && units < g->count ? NULL : owned_lt(g), g->lt_name);
-	if (ended && units < g->count) {
+	bool ended = units < g->count && (units == 0 || (k != GK_ASG && eq(g->fleet_type, "request")));
+	if (units < g->count) {
+		if (!hold(a, op, k, gid, g->fleet_type, units, od, &acc))
+			pv_log(PV_LOG_WARN, "aws '%s': %s %s filled %lld of %lld units and could not be held there: %s",
+			       a->base.name, kinds[k].api, gid, (long long)units, (long long)g->count,
+			       acc.failed ? acc.fail.ec2_code : "?");
+		else if (ended)
+			drop_launch_template(a, op, owned_lt(g), g->lt_name);
+	}
+	if (units > 0) {
+		remember(a, k, gid, g->fleet_type, units < g->count ? units : g->count, od < units ? od : units,
+			 weights, instances, ended ? NULL : owned_lt(g), g->lt_name);
 		pthread_mutex_lock(&a->lock);
-		json_object_set_new(json_object_get(a->group_cache, gid), "ended", json_true());
+		if (ended)
+			json_object_set_new(json_object_get(a->group_cache, gid), "ended", json_true());
 		pthread_mutex_unlock(&a->lock);
 	}
+	const char *lifecycle = od == g->count ? "on-demand" : od == 0 ? "spot" : NULL;
 	size_t i;
 	json_t *in, *ids = json_array();
 	json_array_foreach(instances, i, in) {
 		json_object_set_new(in, "provider", json_string(a->base.name));
-		json_object_set_new(in, "lifecycle", json_string(on_demand_units(g) == g->count ? "on-demand" : "spot"));
+		if (lifecycle) /* a mixed group does not say which is which */
+			json_object_set_new(in, "lifecycle", json_string(lifecycle));
 		if (g->request_id)
 			json_object_set_new(in, "request_id", json_string(g->request_id));
 		if (g->template_id)
