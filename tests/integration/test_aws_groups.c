@@ -267,6 +267,33 @@ static void test_fleet_instances_are_listed_for_the_orphan_sweep_with_their_requ
 	emu_stop(&e);
 }
 
+/* Every RequestSpotFleet answer and every lookup's answer lost: nobody
+ * can know whether the fleet exists, and the result says so rather than a
+ * plain failure (the caller looks under the request's tag, which the
+ * fleet's instances carry). */
+static void test_lost_spot_fleet_that_cannot_be_looked_up_is_an_unknown_outcome(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	assert_int_equal(emu_config(&e, "{\"lose_rate\": 1.0, \"fault_actions\": [\"RequestSpotFleet\", "
+					"\"DescribeSpotFleetRequests\"]}"), 0);
+	pv_strategy *s = provider(&e, "\"timeout_ms\": 200, \"max_retries\": 1");
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", 3, "template", tmpl("t-unk", "SpotFleet", "request"),
+		      "request_id", "req-unk", "client_token", "req-unk-r0"), &r);
+	assert_false(r.success);
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(emu_config(&e, "{\"lose_rate\": 0}"), 0);
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-unk"), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 3); /* found by the request */
+	pv_result_clear(&r);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* ---- EC2 Fleet request / maintain ------------------------------------------------ */
 
 /* Every CreateFleet answer lost: the fleet is found by its clientToken
@@ -610,6 +637,7 @@ int main(void)
 		cmocka_unit_test(test_spot_fleet_without_fleet_role_is_refused_and_nothing_launched),
 		cmocka_unit_test(test_spot_fleet_client_token_is_one_fleet),
 		cmocka_unit_test(test_lost_spot_fleet_answer_is_found_by_its_token),
+		cmocka_unit_test(test_lost_spot_fleet_that_cannot_be_looked_up_is_an_unknown_outcome),
 		cmocka_unit_test(test_fleet_instances_are_listed_for_the_orphan_sweep_with_their_request),
 		cmocka_unit_test(test_lost_ec2_fleet_answer_is_found_by_its_token),
 		cmocka_unit_test(test_ec2_fleet_maintain_gives_back_without_replacement_then_deletes),
