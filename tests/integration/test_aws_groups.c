@@ -116,7 +116,9 @@ static void test_spot_fleet_request_launches_and_ends_with_its_last_instance(voi
 	json_t *ids = create(s, tmpl("t-sf", "SpotFleet", NULL), 4, "req-sf", "req-sf-r0", &r);
 	assert_string_equal(json_string_value(json_object_get(r.data, "api")), "SpotFleet");
 	assert_string_equal(json_string_value(json_object_get(r.data, "fleet_type")), "request");
-	assert_int_equal(strncmp(json_string_value(json_object_get(r.data, "fleet_id")), "sfr-", 4), 0);
+	char fleet_id[128];
+	snprintf(fleet_id, sizeof fleet_id, "%s", json_string_value(json_object_get(r.data, "fleet_id")));
+	assert_int_equal(strncmp(fleet_id, "sfr-", 4), 0);
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 4);
 	json_t *in0 = json_array_get(json_object_get(r.data, "instances"), 0);
 	assert_string_equal(json_string_value(json_object_get(in0, "request_id")), "req-sf");
@@ -124,6 +126,11 @@ static void test_spot_fleet_request_launches_and_ends_with_its_last_instance(voi
 	assert_int_equal(calls(&e, "RequestSpotFleet"), 1);
 	assert_int_equal(calls(&e, "DescribeSpotFleetInstances"), 1);
 	assert_int_equal(emu_stat(&e, "instances", "live"), 4);
+	/* ... and are listed by the fleet's id */
+	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:s}", "resource_id", fleet_id), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 4);
+	pv_result_clear(&r);
 	/* The instances carry the request's tag (from the launch template made
 	 * for it): found by the request like RunInstances' are. */
 	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", "req-sf"), &r);
@@ -448,8 +455,13 @@ static void test_asg_launches_gives_back_one_by_one_then_deletes(void **state)
 	assert_non_null(group);
 	assert_int_equal(strncmp(group, "provisio-", 9), 0);
 	assert_int_equal(json_integer_value(json_object_get(r.data, "count")), 3);
+	json_t *gid = json_incref(json_object_get(r.data, "group_id"));
 	pv_result_clear(&r);
 	assert_int_equal(calls(&e, "CreateAutoScalingGroup"), 1);
+	run(s, PV_OP_DESCRIBE_RESOURCE_INSTANCES, json_pack("{s:o}", "resource_id", gid), &r);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 3); /* by the group's name */
+	pv_result_clear(&r);
 	give_back(s, ids, 0, 1);
 	assert_int_equal(calls(&e, "TerminateInstanceInAutoScalingGroup"), 1);
 	poke(s, ids);

@@ -346,6 +346,10 @@ void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resou
 		ok = describe_filter(a, op, "reservation-id", res, list, &calls, out);
 	else if (res && strncmp(res, "fleet-", 6) == 0)
 		ok = describe_filter(a, op, "tag:aws:ec2:fleet-id", res, list, &calls, out);
+	else if (res && strncmp(res, "sfr-", 4) == 0)
+		ok = describe_filter(a, op, "tag:aws:ec2spot:fleet-request-id", res, list, &calls, out);
+	else if (res && strncmp(res, "provisio-", 9) == 0) /* the Auto Scaling groups groups.c names */
+		ok = describe_filter(a, op, "tag:aws:autoscaling:groupName", res, list, &calls, out);
 	else if (res || req)
 		ok = describe_filter(a, op, "tag:provisio:request-id", res ? res : req, list, &calls, out);
 	else if (by_resource)
