@@ -414,9 +414,9 @@ static void test_template_problems_are_all_listed_and_nothing_called(void **stat
 	emu_stop(&e);
 }
 
-/* The original project's templates at load: those whose API does not
- * launch here yet, and the native spec files, are refused by name; the
- * others load. */
+/* The original project's templates at load: every launch path they use
+ * launches here (issue 15 part A), so only the native spec files are
+ * refused, by name; the others load, SSM images and all. */
 static void test_original_templates_are_checked_at_load(void **state)
 {
 	(void)state;
@@ -428,25 +428,32 @@ static void test_original_templates_are_checked_at_load(void **state)
 	pv_strategy *s = NULL;
 	assert_int_equal(pv_aws_new(&s, "orb", cfg, NULL), PV_EINVAL);
 	const char *msg = pv_error_last();
-	assert_non_null(strstr(msg, " SpotFleet.providerApi"));
-	assert_non_null(strstr(msg, " ASG.providerApi"));
 	assert_non_null(strstr(msg, "RunInstancesNativeSpec.launch_template_spec_file"));
+	assert_non_null(strstr(msg, "EC2FleetNativeSpec.provider_api_spec_file"));
+	assert_non_null(strstr(msg, "SpotFleetNativeSpec.provider_api_spec_file"));
+	assert_non_null(strstr(msg, "ASGNativeSpec.provider_api_spec_file"));
+	assert_null(strstr(msg, "providerApi"));
 	assert_null(strstr(msg, " RunInstances."));
-	assert_null(strstr(msg, "EC2FleetInstant."));
 
-	/* the ones that launch here load, SSM images and all */
 	json_t *keep = json_array();
 	size_t i;
 	json_t *t;
-	json_array_foreach(json_object_get(doc, "templates"), i, t) {
-		const char *id = sget(t, "templateId");
-		if (strcmp(id, "RunInstances") == 0 || strcmp(id, "EC2FleetInstant") == 0 || strcmp(id, "EC2Fleet") == 0)
+	json_array_foreach(json_object_get(doc, "templates"), i, t)
+		if (!strstr(sget(t, "templateId"), "NativeSpec"))
 			json_array_append(keep, t);
-	}
+	assert_int_equal(json_array_size(keep), 9);
 	json_object_set_new(cfg, "templates", keep);
 	if (pv_aws_new(&s, "orb", cfg, NULL) != 0)
 		fail_msg("%s", pv_error_last());
 	pv_strategy_unref(s);
+
+	/* a launch path the table marks unsupported is refused at load, by
+	 * name: a SpotFleet template without a fleet type it takes */
+	json_object_set_new(cfg, "templates",
+			    json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "templateId", "sf", "providerApi", "SpotFleet",
+				      "fleetType", "instant", "imageId", "ami-12345678", "vmType", "t3.micro"));
+	assert_int_equal(pv_aws_new(&s, "orb", cfg, NULL), PV_EINVAL);
+	assert_non_null(strstr(pv_error_last(), "template 'sf': field 'fleetType'"));
 	json_decref(cfg);
 	json_decref(doc);
 }

@@ -79,12 +79,12 @@ static const struct {
 } launch_paths[] = {
 	{"RunInstances", NULL, true},
 	{"EC2Fleet", "instant", true},
-	/* issue 15 part A (groups): mark these supported when they launch */
-	{"EC2Fleet", "request", false},
-	{"EC2Fleet", "maintain", false},
-	{"SpotFleet", "request", false},
-	{"SpotFleet", "maintain", false},
-	{"ASG", "maintain", false},
+	/* issue 15 part A: launched through a group (groups.c) */
+	{"EC2Fleet", "request", true},
+	{"EC2Fleet", "maintain", true},
+	{"SpotFleet", "request", true},
+	{"SpotFleet", "maintain", true},
+	{"ASG", "maintain", true},
 };
 
 static const char *default_fleet_type(const char *api)
@@ -453,6 +453,8 @@ static void check_fleet_role(check_ctx *c, const char *f, const json_t *v)
 {
 	if (need_string(c, f, v) && !eq(str(c->tmpl, "providerApi"), "SpotFleet"))
 		problem(c, false, f, "not sent: only a Spot Fleet launches with a fleet role");
+	else if (eq(f, "iamFleetRole") && json_object_get(c->tmpl, "fleetRole"))
+		problem(c, true, f, "give fleetRole or iamFleetRole (the same field), not both");
 }
 
 static void check_lt_id(check_ctx *c, const char *f, const json_t *v)
@@ -493,6 +495,7 @@ static const field_def fields[] = {
 	{"providerApi", FIELD_SENT, check_api, NULL},
 	{"fleetType", FIELD_SENT, check_fleet_type, NULL},
 	{"fleetRole", FIELD_SENT, check_fleet_role, NULL},
+	{"iamFleetRole", FIELD_SENT, check_fleet_role, NULL},
 	{"priceType", FIELD_SENT, check_price_type, NULL},
 	{"percentOnDemand", FIELD_SENT, check_percent, NULL},
 	{"allocationStrategy", FIELD_SENT, check_allocation, NULL},
