@@ -26,7 +26,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include "provisio/error.h"
-#include "provisio/log.h"
 #include "providers/aws/aws_strategy.h"
 #include "providers/aws/template_fields.h"
 #include "providers/aws/groups.h"
