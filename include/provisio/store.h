@@ -123,10 +123,14 @@ typedef enum pv_machine_filter {
 	PV_MF_ALL,         /* key ignored */
 	PV_MF_LEAVING,     /* key ignored: failed, not returned, not yet terminated
 			      (machines the broker is releasing itself) */
+	PV_MF_TAKEN_BACK,  /* key ignored: terminated, not returned, not failed
+			      (machines their provider took back: a spot
+			      interruption, a termination outside provisio) */
 	PV_MF_COUNT
 } pv_machine_filter;
 
-/* "request", "return", "template", "alive", "all", "leaving". Static. */
+/* "request", "return", "template", "alive", "all", "leaving",
+ * "taken_back". Static. */
 const char *pv_machine_filter_name(pv_machine_filter f);
 /* 0 or PV_EINVAL listing the valid names. */
 int pv_machine_filter_parse(const char *name, pv_machine_filter *out);

@@ -120,6 +120,21 @@ static pv_machine_rec *find_machine(pv_machine_list *ms, const char *provider, c
 }
 
 /* Status answers: new state (and addresses, now that they may be known). */
+/* A machine leaving that nobody returned: the provider is taking it back
+ * (a spot interruption, a termination outside provisio). Its reason, when
+ * the provider gives one (state_reason), is recorded with it: Host Factory
+ * sees it in getReturnRequests until it returns the machine. */
+static void note_taken_back(pv_machine_rec *m, const json_t *inst)
+{
+	const char *why = json_string_value(json_object_get(inst, "state_reason"));
+	const char *text = json_string_value(json_object_get(inst, "state_reason_message"));
+	bool leaving = strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0;
+	if (!why || !leaving || m->return_id[0] || strcmp(m->result, "fail") == 0 || m->message[0])
+		return;
+	snprintf(m->message, sizeof m->message, "taken back by the provider: %s%s%s", why, text ? ": " : "",
+		 text ? text : "");
+}
+
 static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider,
 			 const pv_result *res, void *user)
 {
@@ -144,6 +159,7 @@ static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider
 			set_msg(m->private_ip, sizeof m->private_ip, fresh.private_ip);
 		if (fresh.public_ip[0])
 			set_msg(m->public_ip, sizeof m->public_ip, fresh.public_ip);
+		note_taken_back(m, inst);
 		m->updated_ms = pv_broker_now_ms();
 	}
 	/* The provider no longer knows it: it is gone. */
@@ -894,13 +910,15 @@ static bool reclaimed(const pv_machine_rec *m)
 	       strcmp(m->status, "pending") != 0;
 }
 
-/* Machines on their way out that no request will look at again (released
- * by recovery or a pending timeout): Host Factory's periodic
- * getReturnRequests is where their end gets recorded. */
-static int add_leaving(pv_broker *b, pv_machine_list *ms)
+/* Machines of filter `f` not listed yet: those on their way out that no
+ * request will look at again (released by recovery or a pending timeout:
+ * Host Factory's periodic getReturnRequests is where their end gets
+ * recorded), and those their provider took back (a spot interruption, a
+ * termination outside provisio: reported until Host Factory returns them). */
+static int add_listed(pv_broker *b, pv_machine_filter f, pv_machine_list *ms)
 {
 	pv_machine_list leaving = {0};
-	int rc = pv_store_machine_list(b->store, PV_MF_LEAVING, NULL, &leaving);
+	int rc = pv_store_machine_list(b->store, f, NULL, &leaving);
 	for (size_t i = 0; rc == 0 && i < leaving.n; i++)
 		if (!listed(ms, &leaving.items[i]))
 			rc = pv_machine_list_push(ms, &leaving.items[i]);
@@ -926,7 +944,9 @@ int pv_broker_reclaimed(pv_broker *b, const pv_machine_ref *refs, size_t n, pv_m
 	/* a host Host Factory names that is not ours is nobody's to reclaim */
 	rc = n ? resolve(b, refs, n, &ms, NULL, NULL, 0) : pv_store_machine_list(b->store, PV_MF_ALIVE, NULL, &ms);
 	if (rc == 0)
-		rc = add_leaving(b, &ms);
+		rc = add_listed(b, PV_MF_LEAVING, &ms);
+	if (rc == 0 && !n)
+		rc = add_listed(b, PV_MF_TAKEN_BACK, &ms);
 	pv_store_commit(b->store);
 	/* only machines nobody returned; returned ones are the return's business */
 	size_t k = 0;

@@ -1,6 +1,7 @@
 /*
- * cmd_templates.c - `provisio templates list|show`: the machine templates
- * and how many machines of each may still be requested.
+ * cmd_templates.c - `provisio templates list|show|validate`: the machine
+ * templates, how many machines of each may still be requested, and whether
+ * the strategy serving each takes every field (validate_template).
  */
 #include <stdio.h>
 #include <string.h>
@@ -24,13 +25,18 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: provisio templates list\n"
 		   "       provisio templates show TEMPLATE_ID\n"
+		   "       provisio templates validate [TEMPLATE_ID] [--dry-run]\n"
 		   "\n"
 		   "The templates Host Factory sees (from $HF_PROVIDER_CONFDIR or config/templates.json),\n"
 		   "the strategy serving each, and how many machines are still available.\n"
+		   "validate asks the strategy serving each template to check its fields (validate_template):\n"
+		   "every problem with the template id and the field, unknown fields as warnings; --dry-run\n"
+		   "also asks the provider (a DryRun call on EC2). Exit 1 when a template is refused.\n"
 		   "\n"
 		   "examples:\n"
 		   "  provisio templates list\n"
-		   "  provisio templates show local-small\n");
+		   "  provisio templates show local-small\n"
+		   "  provisio templates validate --dry-run\n");
 }
 
 static const char *attr(const json_t *t, const char *name)
@@ -60,6 +66,52 @@ static int list(pv_broker *b)
 	return PV_EXIT_OK;
 }
 
+/* Prints a validate_template answer's problems, "  level field: message". */
+static void print_problems(const json_t *problems)
+{
+	size_t i;
+	json_t *p;
+	json_array_foreach(problems, i, p)
+		printf("  %s %s: %s\n", json_string_value(json_object_get(p, "level")),
+		       json_string_value(json_object_get(p, "field")), json_string_value(json_object_get(p, "message")));
+}
+
+/* validate_template on the strategy of each template (or of `only`):
+ * the number of templates refused. */
+static int validate(pv_broker *b, const char *only, bool dry_run, size_t *checked)
+{
+	int refused = 0;
+	size_t i;
+	json_t *t;
+	*checked = 0;
+	json_array_foreach(pv_broker_templates(b), i, t) {
+		const char *id = json_string_value(json_object_get(t, "templateId"));
+		if (only && strcmp(only, id) != 0)
+			continue;
+		(*checked)++;
+		char strategy[64] = "-";
+		pv_broker_template_strategy(b, t, strategy, sizeof strategy);
+		json_t *params = json_pack("{s:O, s:s, s:b}", "template", t, "template_id", id, "check_only", !dry_run);
+		pv_operation op = {.type = PV_OP_VALIDATE_TEMPLATE, .params = params,
+				   .deadline_ns = pv_now_ns() + 30 * PV_NS_PER_S};
+		pv_result r = PV_RESULT_INIT;
+		pv_context_execute_on(pv_broker_context(b), strategy, &op, &r);
+		if (r.success) {
+			printf("%-24s %-16s valid%s\n", id, strategy, dry_run ? " (dry run)" : "");
+			print_problems(json_object_get(r.data, "problems"));
+		} else if (strcmp(r.error_code, PV_ERR_OPERATION_NOT_SUPPORTED) == 0) {
+			printf("%-24s %-16s not checked: the strategy has no validate_template\n", id, strategy);
+		} else {
+			refused++;
+			printf("%-24s %-16s refused: %s\n", id, strategy, pv_result_message(&r));
+			print_problems(json_object_get(pv_result_meta(&r), "problems"));
+		}
+		pv_result_clear(&r);
+		json_decref(params);
+	}
+	return refused;
+}
+
 int cmd_templates(const pv_cli *cli, int argc, char **argv)
 {
 	if (argc < 2 || pv_cli_wants_help(argc, argv)) {
@@ -67,8 +119,31 @@ int cmd_templates(const pv_cli *cli, int argc, char **argv)
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
 	bool show = strcmp(argv[1], "show") == 0;
+	if (strcmp(argv[1], "validate") == 0) {
+		bool dry_run = false;
+		const char *only = NULL;
+		for (int i = 2; i < argc; i++) {
+			if (strcmp(argv[i], "--dry-run") == 0)
+				dry_run = true;
+			else if (!only && argv[i][0] != '-')
+				only = argv[i];
+			else {
+				usage(stderr);
+				return PV_EXIT_USAGE;
+			}
+		}
+		pv_broker *b;
+		if (pv_cli_open_broker(cli, &b) < 0)
+			return PV_EXIT_FAIL;
+		size_t checked;
+		int refused = validate(b, only, dry_run, &checked);
+		if (only && !checked)
+			pv_cli_error("no template '%s' in %s", only, pv_broker_templates_path(b));
+		pv_broker_close(b);
+		return refused || (only && !checked) ? PV_EXIT_FAIL : PV_EXIT_OK;
+	}
 	if (!show && strcmp(argv[1], "list") != 0) {
-		pv_cli_error("templates: unknown subcommand '%s' (list, show)", argv[1]);
+		pv_cli_error("templates: unknown subcommand '%s' (list, show, validate)", argv[1]);
 		return PV_EXIT_USAGE;
 	}
 	if (show && argc != 3) {

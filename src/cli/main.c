@@ -24,7 +24,7 @@ static const struct {
 	/* --- end server --- */
 	/* broker branch */
 	{"hostfactory", cmd_hostfactory, NULL, "the five Host Factory provider calls (JSON in, JSON out)"},
-	{"templates", cmd_templates, NULL, "list and show the machine templates"},
+	{"templates", cmd_templates, NULL, "list, show and validate the machine templates"},
 	{"machines", cmd_machines, NULL, "request, list and return machines"},
 	{"requests", cmd_requests, NULL, "list requests, show one, follow its status"},
 };

@@ -102,6 +102,8 @@ const char *const pv_store_sql[PV_Q_COUNT] = {
 	[PV_Q_M_ALL] = "SELECT " MACHINE_COLS " FROM machines ORDER BY machine_id",
 	[PV_Q_M_LEAVING] = "SELECT " MACHINE_COLS " FROM machines WHERE result = 'fail' AND return_id = '' "
 			   "AND status <> 'terminated' ORDER BY machine_id",
+	[PV_Q_M_TAKEN_BACK] = "SELECT " MACHINE_COLS " FROM machines WHERE status = 'terminated' "
+			      "AND return_id = '' AND result <> 'fail' ORDER BY machine_id",
 	[PV_Q_IN_USE_M] = "SELECT COUNT(*) FROM machines WHERE template_id = ? AND status <> 'terminated' "
 			  "AND result <> 'fail'",
 	[PV_Q_IN_USE_R] = "SELECT COALESCE(SUM(requested), 0) FROM requests "
@@ -136,7 +138,8 @@ int pv_store_migrate(int version, const char *where, int (*exec)(void *conn, con
 int pv_store_machine_query(pv_machine_filter f)
 {
 	static const int by_filter[PV_MF_COUNT] = {PV_Q_M_BY_REQ, PV_Q_M_BY_RET, PV_Q_M_BY_TEMPLATE,
-						   PV_Q_M_ALIVE,  PV_Q_M_ALL,    PV_Q_M_LEAVING};
+						   PV_Q_M_ALIVE,  PV_Q_M_ALL,    PV_Q_M_LEAVING,
+						   PV_Q_M_TAKEN_BACK};
 	if ((unsigned)f >= PV_MF_COUNT)
 		return pv_error_set(PV_EINVAL, "machine filter %d is not valid", (int)f);
 	return by_filter[f];

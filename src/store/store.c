@@ -82,7 +82,7 @@ int pv_request_kind_parse(const char *name, pv_request_kind *out)
 }
 
 static const char *const filter_names[PV_MF_COUNT] = {"request", "return", "template",
-							"alive",   "all",    "leaving"};
+							"alive",   "all",    "leaving", "taken_back"};
 
 const char *pv_machine_filter_name(pv_machine_filter f)
 {

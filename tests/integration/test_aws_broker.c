@@ -22,6 +22,7 @@
 #include "broker_fixture.h"
 #include "emu_harness.h"
 #include "provisio/provisio.h"
+#include "provisio/hostfactory.h"
 
 #ifndef PV_EC2_EMULATOR
 #define PV_EC2_EMULATOR "ec2-emulator"
@@ -438,6 +439,74 @@ static void test_brokers_on_one_store_share_ec2_buckets(void **state)
 	down(w);
 }
 
+
+/* getReturnRequests' machines: name -> gracePeriod (owned). */
+static json_t *hf_return_requests(world *w, const char *in_text)
+{
+	json_t *in = json_loads(in_text, 0, NULL), *out = NULL;
+	assert_non_null(in);
+	assert_int_equal(pv_hf_run(w->b, PV_HF_GET_RETURN_REQUESTS, in, &out), 0);
+	json_decref(in);
+	json_t *by_name = json_object();
+	size_t i;
+	json_t *m;
+	json_array_foreach(json_object_get(out, "requests"), i, m)
+		json_object_set(by_name, json_string_value(json_object_get(m, "machine")), json_object_get(m, "gracePeriod"));
+	json_decref(out);
+	return by_name;
+}
+
+/* A spot interruption (EC2 takes the instance back: stateReason
+ * Server.SpotInstanceTermination) reaches Host Factory through
+ * getReturnRequests, asked with or without the machines, and is reported
+ * at every call until Host Factory returns the machine; the store says
+ * why. A machine still running is not reported. */
+static void test_spot_interruption_reaches_get_return_requests_until_returned(void **state)
+{
+	(void)state;
+	world *w = up(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(w->b, "spot", 3, id), 0);
+	pv_machine_list ms = {0};
+	assert_int_equal(machines_of(w, id, &ms), 3);
+	char victim[PV_STORE_ID_MAX], name[PV_STORE_NAME_MAX], body[PV_STORE_ID_MAX + 64];
+	snprintf(victim, sizeof victim, "%s", ms.items[0].machine_id);
+	snprintf(name, sizeof name, "%s", ms.items[0].name);
+	pv_machine_list_clear(&ms);
+	snprintf(body, sizeof body, "{\"instance_ids\": [\"%s\"]}", victim);
+	json_t *ans = emu_admin(&w->e, "/_emu/interrupt", body);
+	assert_int_equal(json_array_size(json_object_get(ans, "interrupted")), 1);
+	json_decref(ans);
+
+	for (int round = 0; round < 3; round++) {
+		json_t *got = hf_return_requests(w, round == 1 ? "{\"machines\": []}" : "{}");
+		if (json_object_size(got) != 1 || !json_object_get(got, name))
+			fail_msg("round %d: getReturnRequests reported %zu machine(s), not the interrupted %s", round,
+				 json_object_size(got), name);
+		json_decref(got);
+	}
+	char in[PV_STORE_ID_MAX + PV_STORE_NAME_MAX + 64];
+	snprintf(in, sizeof in, "{\"machines\": [{\"name\": \"%s\", \"machineId\": \"%s\"}]}", name, victim);
+	json_t *got = hf_return_requests(w, in);
+	assert_int_equal(json_object_size(got), 1);
+	json_decref(got);
+	/* the store says why */
+	assert_int_equal(machines_of(w, id, &ms), 3);
+	for (size_t i = 0; i < ms.n; i++)
+		if (strcmp(ms.items[i].machine_id, victim) == 0)
+			assert_non_null(strstr(ms.items[i].message, "Server.SpotInstanceTermination"));
+	pv_machine_list_clear(&ms);
+
+	/* Host Factory returns it: no longer reported */
+	pv_machine_ref ref = {victim, name};
+	char rid[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_return_machines(w->b, &ref, 1, rid), 0);
+	got = hf_return_requests(w, "{}");
+	assert_int_equal(json_object_size(got), 0);
+	json_decref(got);
+	down(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -449,6 +518,7 @@ int main(void)
 		cmocka_unit_test(test_throttled_request_names_the_cause),
 		cmocka_unit_test(test_hf_machine_fields_on_aws_follow_the_contract),
 		cmocka_unit_test(test_brokers_on_one_store_share_ec2_buckets),
+		cmocka_unit_test(test_spot_interruption_reaches_get_return_requests_until_returned),
 	};
 	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
 }

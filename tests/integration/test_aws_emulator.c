@@ -390,8 +390,12 @@ static void test_validate_template_uses_dry_run(void **state)
 	run(s, PV_OP_VALIDATE_TEMPLATE, json_pack("{s:o}", "template", bad), 0, &r);
 	assert_false(r.success);
 	assert_string_equal(r.error_code, "INVALID_PARAMETERS");
-	assert_non_null(strstr(pv_result_message(&r), "InvalidAMIID.Malformed"));
+	/* refused by the provider's own check, naming the field, before any
+	 * call (EC2 would answer InvalidAMIID.Malformed) */
+	assert_non_null(strstr(pv_result_message(&r), "field 'imageId'"));
+	assert_non_null(strstr(pv_result_message(&r), "not-an-ami"));
 	pv_result_clear(&r);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 1);
 	assert_int_equal(emu_stat(&e, "instances", "total"), 0);
 	pv_strategy_unref(s);
 	emu_stop(&e);

@@ -123,6 +123,7 @@ void emu_init(emu *e, const char *region, uint64_t seed)
 	e->groups = json_object();
 	e->ssm = json_object();
 	e->ssm_seeds = json_object();
+	e->images = json_object();
 	e->rng = seed ? seed : 0x9e3779b97f4a7c15ull;
 	emu_paging_init(e);
 }
@@ -140,6 +141,7 @@ void emu_reset(emu *e)
 		json_object_set_new(e->templates, json_string_value(json_object_get(t, "name")), json_deep_copy(t));
 	json_object_clear(e->ssm);
 	json_object_update(e->ssm, e->ssm_seeds);
+	json_object_clear(e->images);
 }
 
 void emu_free(emu *e)
@@ -154,6 +156,7 @@ void emu_free(emu *e)
 	json_decref(e->groups);
 	json_decref(e->ssm);
 	json_decref(e->ssm_seeds);
+	json_decref(e->images);
 }
 
 void emu_error(emu_reply *r, int status, const char *code, const char *message, const char *request_id)
@@ -1276,6 +1279,7 @@ static const struct {
 	{"ec2", "DeleteTags", emu_delete_tags},
 	{"ec2", "DescribeTags", emu_describe_tags},
 	{"ec2", "DescribeInstanceStatus", emu_describe_instance_status},
+	{"ec2", "DescribeImages", emu_describe_images},
 	{"ec2", "DescribeFleets", emu_describe_fleets},
 	{"ec2", "DescribeFleetInstances", emu_describe_fleet_instances},
 	{"ec2", "DeleteFleets", emu_delete_fleets},

@@ -51,6 +51,7 @@ typedef struct emu {
 					   id / name (groups.c) */
 	json_t *ssm;                    /* SSM parameter name -> {value, version, modified} */
 	json_t *ssm_seeds;              /* from --ssm-parameter: survive a reset */
+	json_t *images;                 /* image id -> root device name (images.c) */
 	uint64_t next_id;
 	uint64_t rng;
 	unsigned char page_key[32];     /* signs NextTokens (paging.c) */
@@ -212,6 +213,9 @@ void emu_delete_tags(emu *e, json_t *p, const char *request_id, emu_reply *r);
 void emu_describe_tags(emu *e, json_t *p, const char *request_id, emu_reply *r);
 
 /* status.c */
+/* images.c: DescribeImages, and an image's root device (POST /_emu/image). */
+void emu_describe_images(emu *e, json_t *p, const char *request_id, emu_reply *r);
+int emu_image_put(emu *e, const char *id, const char *root_device, char *err, size_t size);
 void emu_describe_instance_status(emu *e, json_t *p, const char *request_id, emu_reply *r);
 
 /* groups.c: a set of instances kept at a target capacity (EC2 Fleet,

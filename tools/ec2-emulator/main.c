@@ -23,7 +23,9 @@
  * underscores, plus "faults_next" and "buckets"), POST /_emu/reset, POST
  * /_emu/launch_template (JSON id, name, image_id, instance_type), POST
  * /_emu/interrupt (JSON count or instance_ids: spot interruptions), POST
- * /_emu/ssm_parameter (JSON name, value).
+ * /_emu/ssm_parameter (JSON name, value), POST /_emu/image (JSON id,
+ * root_device_name: DescribeImages' answer), GET /_emu/last_request/ACTION (the
+ * parameters of that action's last call: what a client sent).
  *
  * The endpoint answers three services, by the one a request is signed
  * for: ec2 (Query), autoscaling (Query) and ssm (JSON); EC2's buckets and
@@ -85,6 +87,8 @@ typedef struct server {
 	double bucket_spec[B_COUNT][2]; /* capacity, refill per second */
 	bucket buckets[B_COUNT];
 	json_t *calls;       /* action -> count */
+	json_t *last;        /* action -> the parameters of its last call (tests read
+				what a client sent: GET /_emu/last_request/<Action>) */
 	json_t *faults;      /* kind -> count */
 	uint64_t requests, auth_failures, throttled;
 	uint64_t fault_rng;
@@ -537,6 +541,7 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 	if (strcmp(path, "/_emu/reset") == 0) {
 		emu_reset(&s->e);
 		json_object_clear(s->calls);
+		json_object_clear(s->last);
 		json_object_clear(s->faults);
 		json_object_clear(s->faults_next);
 		s->requests = s->auth_failures = s->throttled = 0;
@@ -563,6 +568,22 @@ static void admin(server *s, struct evhttp_request *req, const char *path, const
 		return admin_interrupt(s, req, body, len);
 	if (strcmp(path, "/_emu/ssm_parameter") == 0)
 		return admin_ssm_parameter(s, req, body, len);
+	if (strcmp(path, "/_emu/image") == 0) {
+		json_t *c = json_loadb(body ? body : "", len, 0, NULL);
+		char err[256];
+		int rc = emu_image_put(&s->e, json_string_value(json_object_get(c, "id")),
+				       json_string_value(json_object_get(c, "root_device_name")), err, sizeof err);
+		json_decref(c);
+		if (rc < 0)
+			return send_json(req, 400, json_pack("{s:s}", "error", err));
+		return send_json(req, 200, json_pack("{s:b}", "ok", 1));
+	}
+	if (strncmp(path, "/_emu/last_request/", 19) == 0) {
+		json_t *p = json_object_get(s->last, path + 19);
+		if (!p)
+			return send_json(req, 404, json_pack("{s:s}", "error", "no call of that action since start or reset"));
+		return send_json(req, 200, json_incref(p));
+	}
 	send_json(req, 404, json_pack("{s:s}", "error", "unknown admin path"));
 }
 
@@ -771,6 +792,8 @@ static void on_request(struct evhttp_request *req, void *arg)
 	}
 	free(body);
 	bump(s->calls, action ? action : "(none)");
+	if (action)
+		json_object_set(s->last, action, params);
 	/* EC2's buckets and the injected faults are EC2's (its error envelope). */
 	fault f = F_NONE;
 	if (action && strcmp(service, "ec2") == 0 && refuse(s, req, action, &f, rid)) {
@@ -924,6 +947,7 @@ int main(int argc, char **argv)
 	emu_init(&s.e, "us-east-1", 42);
 	s.creds = json_array();
 	s.calls = json_object();
+	s.last = json_object();
 	s.faults = json_object();
 	s.faults_next = json_object();
 	bucket_defaults(&s);
@@ -986,6 +1010,7 @@ int main(int argc, char **argv)
 	emu_free(&s.e);
 	json_decref(s.creds);
 	json_decref(s.calls);
+	json_decref(s.last);
 	json_decref(s.faults);
 	json_decref(s.faults_next);
 	json_decref(s.fault_actions);

@@ -18,6 +18,7 @@
 #include "provisio/log.h"
 #include "providers/aws/aws_strategy.h"
 #include "providers/aws/groups.h"
+#include "providers/aws/template_fields.h"
 
 static const char *const action_names[ACT_COUNT] = {
 	"RunInstances", "CreateFleet", "DescribeInstances", "TerminateInstances", "DescribeRegions",
@@ -25,7 +26,7 @@ static const char *const action_names[ACT_COUNT] = {
 	"RequestSpotFleet", "DescribeSpotFleetRequests", "DescribeSpotFleetInstances", "ModifySpotFleetRequest",
 	"CancelSpotFleetRequests", "DescribeFleets", "DescribeFleetInstances", "ModifyFleet", "DeleteFleets",
 	"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "TerminateInstanceInAutoScalingGroup",
-	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate",
+	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DescribeImages", "GetParameter",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
@@ -35,6 +36,7 @@ static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING, BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING,
 	BK_MUTATING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING,
 	BK_MUTATING,
+	BK_DESCRIBE, BK_DESCRIBE, /* SSM is metered apart; one describe token spares it a burst */
 };
 
 /* Auto Scaling is its own Query API: its endpoint, signed for its service. */
@@ -240,6 +242,10 @@ static int parse_numbers(aws *a, const json_t *cfg)
 	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0 ||
 	    (rc = get_long(a, cfg, "group_fill_wait_ms", 0, 3600000, &a->group_fill_wait_ms)) < 0)
 		return rc;
+	v = (long)(a->ssm_ttl_ns / PV_NS_PER_S);
+	if ((rc = get_long(a, cfg, "ssm_cache_ttl_s", 0, 86400, &v)) < 0)
+		return rc;
+	a->ssm_ttl_ns = (uint64_t)v * PV_NS_PER_S;
 	json_t *seed = json_object_get(cfg, "seed");
 	if (seed && !json_is_integer(seed))
 		return field_error(a->base.name, "seed", "must be an integer");
@@ -251,7 +257,7 @@ static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
 	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
 	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "describe_max_in_flight", "imds", "imds_endpoint",
-	"imds_timeout_ms", "seed", "throttle", "autoscaling_endpoint_url", "group_fill_wait_ms", "templates", "enabled", "priority", "weight",
+	"imds_timeout_ms", "seed", "throttle", "autoscaling_endpoint_url", "group_fill_wait_ms", "templates", "ssm_cache_ttl_s", "ssm_endpoint_url", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
 };
 
@@ -272,6 +278,52 @@ static int check_keys(aws *a, const json_t *cfg)
 					   "is not a field of the aws provider (see docs/aws.md)");
 	}
 	return 0;
+}
+
+/* SSM's endpoint: ssm_endpoint_url; else endpoint_url when the config
+ * names one (the emulator answers every service there); else AWS's. */
+static int parse_ssm_endpoint(aws *a, const json_t *cfg)
+{
+	int rc = get_str(a, cfg, "ssm_endpoint_url", &a->ssm_url);
+	if (rc < 0)
+		return rc;
+	if (a->ssm_url && strncmp(a->ssm_url, "https://", 8) != 0 && strncmp(a->ssm_url, "http://", 7) != 0)
+		return field_error(a->base.name, "ssm_endpoint_url", "must start with https:// or http://");
+	if (!a->ssm_url) {
+		char url[128];
+		snprintf(url, sizeof url, "https://ssm.%s.amazonaws.com/", a->region);
+		a->ssm_url = strdup(json_object_get(cfg, "endpoint_url") ? a->endpoint_url : url);
+	}
+	return a->ssm_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
+}
+
+/* The configured templates, every field, at load: an error refuses the
+ * config (all of them listed), a warning is logged. A template Host
+ * Factory is offered must not fail only when it is requested. */
+static int check_templates(aws *a)
+{
+	json_t *problems = json_array();
+	size_t errors = 0, i;
+	json_t *t;
+	json_array_foreach(a->templates, i, t) errors += aws_template_check(t, problems);
+	int rc = 0;
+	char text[4096];
+	json_array_foreach(problems, i, t) {
+		bool error = strcmp(json_string_value(json_object_get(t, "level")), "error") == 0;
+		pv_log(error ? PV_LOG_ERROR : PV_LOG_WARN, "aws '%s': template '%s': field '%s': %s", a->base.name,
+		       json_string_value(json_object_get(t, "template_id")), json_string_value(json_object_get(t, "field")),
+		       json_string_value(json_object_get(t, "message")));
+	}
+	if (errors == 1) {
+		aws_template_problems_text(problems, true, false, text, sizeof text);
+		rc = pv_error_set(PV_EINVAL, "aws '%s': field 'templates': %s", a->base.name, text);
+	} else if (errors) {
+		aws_template_problems_text(problems, true, true, text, sizeof text);
+		rc = pv_error_set(PV_EINVAL, "aws '%s': field 'templates': %zu problems (each logged with its "
+					     "reason), as template.field: %s", a->base.name, errors, text);
+	}
+	json_decref(problems);
+	return rc;
 }
 
 static int parse_config(aws *a, const json_t *cfg)
@@ -304,6 +356,9 @@ static int parse_config(aws *a, const json_t *cfg)
 	}
 	a->templates = t ? json_deep_copy(t) : json_array();
 	a->group_templates = aws_groups_configured(a->templates);
+	rc = parse_ssm_endpoint(a, c);
+	if (rc == 0)
+		rc = check_templates(a);
 out:
 	json_decref(empty);
 	return rc;
@@ -363,6 +418,23 @@ void aws_call_free(aws_call *c)
 }
 
 /* Classifies the last answer into c. */
+/* A JSON protocol error (SSM): {"__type": "[ns#]Code", "message"}. */
+static void json_error(aws_call *c)
+{
+	json_t *j = json_loadb(c->reply.body, c->reply.len, 0, NULL);
+	const char *type = json_string_value(json_object_get(j, "__type"));
+	const char *msg = json_string_value(json_object_get(j, "message"));
+	if (!msg)
+		msg = json_string_value(json_object_get(j, "Message"));
+	if (type) {
+		const char *hash = strrchr(type, '#');
+		snprintf(c->ec2_code, sizeof c->ec2_code, "%s", hash ? hash + 1 : type);
+	}
+	if (msg && *msg)
+		c->ec2_message = strdup(msg);
+	json_decref(j);
+}
+
 static void classify(aws_call *c)
 {
 	free(c->ec2_message);
@@ -377,7 +449,9 @@ static void classify(aws_call *c)
 		return;
 	}
 	c->ok = false;
-	if (r->status)
+	if (r->status && r->len && r->body[0] == '{')
+		json_error(c);
+	else if (r->status)
 		aws_xml_error(r->body, r->len, c->ec2_code, sizeof c->ec2_code, &c->ec2_message,
 			      c->request_id, sizeof c->request_id);
 	c->cls = aws_error_class(c->ec2_code, r->status);
@@ -417,9 +491,11 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
 		return false;
 	}
-	bool asg = is_autoscaling(act);
-	*o = (aws_http_opts){asg ? a->autoscaling_url : a->endpoint_url, a->region, asg ? "autoscaling" : NULL,
-			     a->proxy, a->connect_timeout_ms, call_timeout_ms(a, deadline_ns), a->verify_tls};
+	bool asg = is_autoscaling(act), ssm = act == ACT_SSM_GET_PARAMETER;
+	*o = (aws_http_opts){asg ? a->autoscaling_url : ssm ? a->ssm_url : a->endpoint_url, a->region,
+			     asg ? "autoscaling" : ssm ? "ssm" : NULL, a->proxy, a->connect_timeout_ms,
+			     call_timeout_ms(a, deadline_ns), a->verify_tls};
+	o->json_target = ssm ? "AmazonSSM.GetParameter" : NULL;
 	c->attempts++;
 	atomic_fetch_add_explicit(&a->calls[act], 1, memory_order_relaxed);
 	return true;
@@ -700,6 +776,8 @@ static void aws_destroy(pv_strategy *s)
 	aws_creds_wipe(&a->creds);
 	json_decref(a->templates);
 	json_decref(a->lt_cache);
+	json_decref(a->image_cache);
+	free(a->ssm_url);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++)
 		aws_bucket_destroy(&a->buckets[k]);
 	aws_http_pool_destroy(&a->pool);
@@ -746,6 +824,8 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->max_per_call = 100;
 	a->describe_max_in_flight = 8;
 	a->lt_cache = json_object();
+	a->image_cache = json_object();
+	a->ssm_ttl_ns = 300 * PV_NS_PER_S;
 	a->group_cache = json_object();
 	a->instance_group = json_object();
 	a->group_fill_wait_ms = 30000;

@@ -203,6 +203,9 @@ typedef struct aws_http_opts {
 	long connect_timeout_ms;
 	long timeout_ms;
 	bool verify_tls;
+	/* JSON protocol 1.1 (SSM): the X-Amz-Target operation; NULL = the
+	 * Query API's form body */
+	const char *json_target;
 } aws_http_opts;
 
 typedef struct aws_http_reply {

@@ -35,6 +35,8 @@ typedef enum aws_action {
 	ACT_SET_DESIRED_CAPACITY,
 	ACT_DELETE_AUTO_SCALING_GROUP,
 	ACT_DELETE_LAUNCH_TEMPLATE,
+	ACT_DESCRIBE_IMAGES,     /* images.c: an image's root device */
+	ACT_SSM_GET_PARAMETER,   /* ssm.c: SSM, JSON protocol */
 	ACT_COUNT
 } aws_action;
 
@@ -73,6 +75,12 @@ typedef struct aws {
 	pthread_mutex_t lock; /* creds, rng, lt_cache */
 	aws_creds creds;
 	pv_rng rng;
+	/* images.c / ssm.c, under lock: "ssm:<name>" -> {image, expires_ns},
+	 * "root:<image id>" -> device name */
+	json_t *image_cache;
+	uint64_t ssm_ttl_ns; /* ssm_cache_ttl_s */
+	char *ssm_url;       /* SSM's endpoint: ssm_endpoint_url, else endpoint_url
+				when one is set (the emulator, a proxy), else AWS's */
 
 	atomic_uint_fast64_t calls[ACT_COUNT];
 	atomic_uint_fast64_t retries, throttled_received, transport_errors, throttle_wait_ns;
@@ -168,6 +176,18 @@ void aws_op_health(aws *a, const pv_operation *op, pv_result *out);
 /* The template an operation names: params.template or the configured one
  * with params.template_id. Borrowed; NULL with `out` failed. */
 const json_t *aws_template(aws *a, const pv_operation *op, pv_result *out);
+/* ---- ssm.c / images.c --------------------------------------------------------- */
+
+/* The image id an SSM parameter holds (`name`: /aws/service/..., from
+ * aws_image_ssm_name), from the cache while its TTL lasts, else through
+ * GetParameter. 0 with the id in `out`; -1 with `res` failed (NOT_FOUND
+ * naming the parameter when SSM has none). */
+int aws_ssm_image(aws *a, const pv_operation *op, const char *name, char *out, size_t size, pv_result *res);
+/* The root device name of `image_id` (DescribeImages, cached: an image
+ * never changes). 0 or -1 with `res` failed. */
+int aws_image_root_device(aws *a, const pv_operation *op, const char *image_id, char *out, size_t size,
+			  pv_result *res);
+
 /* Adds provider, request_id and template_id (from tags) to each instance. */
 void aws_annotate(aws *a, json_t *instances);
 /* DescribeInstances with `filters` (name, value, name, value, ..., NULL;

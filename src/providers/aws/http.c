@@ -130,7 +130,15 @@ int aws_http_xfer_begin(aws_http_xfer *x, aws_http_pool *pool, const aws_http_op
 	}
 	char sigv4[96];
 	snprintf(sigv4, sizeof sigv4, "aws:amz:%s:%s", o->region, o->service ? o->service : "ec2");
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+	struct curl_slist *hdr;
+	if (o->json_target) {
+		char target[128];
+		snprintf(target, sizeof target, "X-Amz-Target: %s", o->json_target);
+		hdr = curl_slist_append(NULL, "Content-Type: application/x-amz-json-1.1");
+		hdr = curl_slist_append(hdr, target);
+	} else {
+		hdr = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
+	}
 	hdr = curl_slist_append(hdr, "Expect:");
 	if (c->session_token[0]) {
 		/* Built on the stack and wiped: the token is a secret. */

@@ -27,6 +27,7 @@
 #include <string.h>
 #include "provisio/error.h"
 #include "providers/aws/aws_strategy.h"
+#include "providers/aws/template_fields.h"
 #include "providers/aws/groups.h"
 
 #define TAG_MANAGED "provisio:managed"
@@ -45,8 +46,10 @@ typedef struct launch {
 	const char *basis; /* what the tokens derive from: client_token, request_id or nonce */
 	const char *image_id, *key_name, *user_data, *api, *price_type;
 	const char *lt_id, *lt_version, *max_price;
+	const char *instance_profile;
 	json_t *types;   /* owned: [{"type":..,"weight":..}] in preference order */
 	json_t *subnets; /* owned: array of subnet ids */
+	json_t *groups;  /* owned: array of security group ids */
 	json_t *tags;    /* owned: object */
 	int64_t count;
 	bool all_or_nothing;
@@ -54,6 +57,12 @@ typedef struct launch {
 	char lt_made[64]; /* the launch template made (or found) for EC2Fleet */
 	char lt_name[128];
 	const char *lt_how; /* created, existing, cached */
+	char *user_data_buf;  /* owned: userDataScript's text */
+	char price[32];       /* maxSpotPrice / spotPrice as EC2 takes it */
+	char image_buf[128];  /* the image an SSM parameter named */
+	char root_device[64]; /* the image's root device ("" = none asked) */
+	int64_t on_demand;    /* RunInstances heterogeneous: how many on-demand */
+	json_t *warnings;     /* owned: the template's warnings */
 } launch;
 
 static const char *tstr(const json_t *t, const char *key)
@@ -65,7 +74,10 @@ static void launch_free(launch *l)
 {
 	json_decref(l->types);
 	json_decref(l->subnets);
+	json_decref(l->groups);
 	json_decref(l->tags);
+	json_decref(l->warnings);
+	free(l->user_data_buf);
 }
 
 static int bad(pv_result *out, const char *fmt, const char *field)
@@ -100,24 +112,29 @@ static int read_types(launch *l, pv_result *out)
 	return 0;
 }
 
-/* subnetId: a string (comma separated list allowed) or an array. */
-static void read_subnets(launch *l)
+/* A list of ids: a string (comma separated list allowed) or an array. */
+static json_t *read_ids(const json_t *s)
 {
-	l->subnets = json_array();
-	json_t *s = json_object_get(l->tmpl, "subnetId");
-	if (!s)
-		s = json_object_get(l->tmpl, "subnetIds");
+	json_t *ids = json_array();
 	size_t i;
 	json_t *v;
 	if (json_is_array(s)) {
-		json_array_foreach(s, i, v) if (json_is_string(v)) json_array_append(l->subnets, v);
+		json_array_foreach(s, i, v) if (json_is_string(v)) json_array_append(ids, v);
 	} else if (json_is_string(s)) {
-		char buf[1024];
-		snprintf(buf, sizeof buf, "%s", json_string_value(s));
-		char *save = NULL;
-		for (char *t = strtok_r(buf, ", ", &save); t; t = strtok_r(NULL, ", ", &save))
-			json_array_append_new(l->subnets, json_string(t));
+		char *buf = strdup(json_string_value(s)), *save = NULL;
+		for (char *t = buf ? strtok_r(buf, ", ", &save) : NULL; t; t = strtok_r(NULL, ", ", &save))
+			json_array_append_new(ids, json_string(t));
+		free(buf);
 	}
+	return ids;
+}
+
+/* subnetId or subnetIds; securityGroupIds. */
+static void read_subnets(launch *l)
+{
+	json_t *s = json_object_get(l->tmpl, "subnetId");
+	l->subnets = read_ids(s ? s : json_object_get(l->tmpl, "subnetIds"));
+	l->groups = read_ids(json_object_get(l->tmpl, "securityGroupIds"));
 }
 
 /* The template's instanceTags ("k=v;k2=v2") plus provisio's own. */
@@ -138,6 +155,15 @@ static int read_tags(aws *a, launch *l, pv_result *out)
 		}
 		free(buf);
 	}
+	/* tags: {k: v} or [{Key, Value}] (checked by aws_template_check) */
+	json_t *tg = json_object_get(l->tmpl, "tags");
+	const char *k;
+	json_t *v;
+	size_t i;
+	if (json_is_object(tg))
+		json_object_foreach(tg, k, v) json_object_set(l->tags, k, v);
+	else if (json_is_array(tg))
+		json_array_foreach(tg, i, v) json_object_set(l->tags, tstr(v, "Key"), json_object_get(v, "Value"));
 	json_object_set_new(l->tags, TAG_MANAGED, json_string("true"));
 	json_object_set_new(l->tags, TAG_PROVIDER, json_string(a->base.name));
 	if (l->request_id)
@@ -145,6 +171,36 @@ static int read_tags(aws *a, launch *l, pv_result *out)
 	if (l->template_id)
 		json_object_set_new(l->tags, TAG_TEMPLATE, json_string(l->template_id));
 	return 0;
+}
+
+/* Every field checked before any call (template_fields.c): errors refuse
+ * the launch, all of them listed; warnings ride along in the result. */
+static int check_template(launch *l, pv_result *out)
+{
+	json_t *problems = json_array();
+	size_t errors = aws_template_check(l->tmpl, problems);
+	if (errors) {
+		char text[2048];
+		aws_template_problems_text(problems, true, false, text, sizeof text);
+		pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT, "%s", text);
+		pv_result_meta_set(out, "problems", problems);
+		return -1;
+	}
+	l->warnings = problems;
+	return 0;
+}
+
+/* maxSpotPrice, or its other name spotPrice: a string or a number. */
+static void read_price(launch *l)
+{
+	json_t *p = json_object_get(l->tmpl, "maxSpotPrice");
+	if (!p)
+		p = json_object_get(l->tmpl, "spotPrice");
+	if (json_is_string(p))
+		snprintf(l->price, sizeof l->price, "%s", json_string_value(p));
+	else if (json_is_number(p))
+		snprintf(l->price, sizeof l->price, "%.6g", json_number_value(p));
+	l->max_price = l->price[0] ? l->price : NULL;
 }
 
 static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out)
@@ -158,6 +214,8 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	l->all_or_nothing = json_is_true(json_object_get(p, "all_or_nothing"));
 	l->tmpl = aws_template(a, op, out);
 	if (!l->tmpl)
+		return -1;
+	if (check_template(l, out) < 0)
 		return -1;
 	l->template_id = json_string_value(json_object_get(p, "template_id"));
 	if (!l->template_id)
@@ -180,11 +238,22 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	l->image_id = tstr(l->tmpl, "imageId");
 	l->key_name = tstr(l->tmpl, "keyName");
 	l->user_data = tstr(l->tmpl, "userData");
+	if (tstr(l->tmpl, "userDataScript")) {
+		char why[512];
+		l->user_data_buf = aws_read_user_data_script(tstr(l->tmpl, "userDataScript"), why, sizeof why);
+		if (!l->user_data_buf) {
+			pv_result_fail(out, PV_ERR_INVALID_PARAMETERS, PV_CLASS_PERMANENT,
+				       "template field 'userDataScript': %s", why);
+			return -1;
+		}
+		l->user_data = l->user_data_buf;
+	}
+	l->instance_profile = tstr(l->tmpl, "instanceProfile");
 	l->api = tstr(l->tmpl, "providerApi");
 	l->price_type = tstr(l->tmpl, "priceType");
 	l->lt_id = tstr(l->tmpl, "launchTemplateId");
 	l->lt_version = tstr(l->tmpl, "launchTemplateVersion");
-	l->max_price = tstr(l->tmpl, "maxSpotPrice");
+	read_price(l);
 	if (l->api && strcmp(l->api, "RunInstances") != 0 && strcmp(l->api, "EC2Fleet") != 0 &&
 	    strcmp(l->api, "SpotFleet") != 0 && strcmp(l->api, "ASG") != 0)
 		return bad(out, "template field '%s' must be RunInstances, EC2Fleet, SpotFleet or ASG", "providerApi");
@@ -201,6 +270,12 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	if (read_types(l, out) < 0)
 		return -1;
 	read_subnets(l);
+	if (l->price_type && strcmp(l->price_type, "heterogeneous") == 0) {
+		json_t *pct = json_object_get(l->tmpl, "percentOnDemand");
+		l->on_demand = l->count * (json_is_integer(pct) ? json_integer_value(pct) : 0) / 100;
+	} else {
+		l->on_demand = l->price_type && strcmp(l->price_type, "spot") == 0 ? 0 : l->count;
+	}
 	if (read_tags(a, l, out) < 0)
 		return -1;
 	bool fleet = (l->api && strcmp(l->api, "EC2Fleet") == 0) || aws_template_uses_group(l->tmpl);
@@ -242,9 +317,40 @@ static void add_user_data(aws_form *f, const char *ud)
 	free(b);
 }
 
-/* The RunInstances body of one batch. */
+/* IamInstanceProfile.Arn for an ARN, .Name for a name. */
+static void add_instance_profile(aws_form *f, const char *prefix, const char *profile)
+{
+	if (profile)
+		aws_form_addf(f, profile, "%sIamInstanceProfile.%s", prefix,
+			      strncmp(profile, "arn:", 4) == 0 ? "Arn" : "Name");
+}
+
+/* The root volume's size / type / iops / throughput as a mapping of the
+ * image's root device (another device name would add a second volume). */
+static void add_root_volume(aws_form *f, const char *prefix, const launch *l)
+{
+	if (!l->root_device[0])
+		return;
+	static const char *const keys[][2] = {{"rootDeviceVolumeSize", "VolumeSize"}, {"volumeType", "VolumeType"},
+					      {"iops", "Iops"}, {"throughput", "Throughput"}};
+	aws_form_addf(f, l->root_device, "%sBlockDeviceMapping.1.DeviceName", prefix);
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		json_t *v = json_object_get(l->tmpl, keys[i][0]);
+		char num[32];
+		if (json_is_integer(v))
+			snprintf(num, sizeof num, "%lld", (long long)json_integer_value(v));
+		else if (json_is_string(v))
+			snprintf(num, sizeof num, "%s", json_string_value(v));
+		else
+			continue;
+		aws_form_addf(f, num, "%sBlockDeviceMapping.1.Ebs.%s", prefix, keys[i][1]);
+	}
+}
+
+/* The RunInstances body of one batch: `subnet` may be NULL, `spot` asks
+ * for spot instances. */
 static void run_form(aws *a, const launch *l, aws_form *f, const char *type, int64_t n,
-		     const char *token, bool dry_run)
+		     const char *token, bool dry_run, const char *subnet, bool spot)
 {
 	char num[24];
 	(void)a;
@@ -264,14 +370,16 @@ static void run_form(aws *a, const launch *l, aws_form *f, const char *type, int
 		aws_form_add(f, "ClientToken", token);
 	if (l->key_name)
 		aws_form_add(f, "KeyName", l->key_name);
-	if (json_array_size(l->subnets))
-		aws_form_add(f, "SubnetId", json_string_value(json_array_get(l->subnets, 0)));
+	if (subnet)
+		aws_form_add(f, "SubnetId", subnet);
 	size_t i;
 	json_t *v;
-	json_array_foreach(json_object_get(l->tmpl, "securityGroupIds"), i, v)
+	json_array_foreach(l->groups, i, v)
 		aws_form_addf(f, json_string_value(v), "SecurityGroupId.%zu", i + 1);
 	add_user_data(f, l->user_data);
-	if (l->price_type && strcmp(l->price_type, "spot") == 0) {
+	add_instance_profile(f, "", l->instance_profile);
+	add_root_volume(f, "", l);
+	if (spot) {
 		aws_form_add(f, "InstanceMarketOptions.MarketType", "spot");
 		if (l->max_price)
 			aws_form_add(f, "InstanceMarketOptions.SpotOptions.MaxPrice", l->max_price);
@@ -346,13 +454,15 @@ static void record_failure(launch_acc *acc, aws_call *c, const char *type)
 
 /* One RunInstances call; returns instances launched (>0), 0 on failure. */
 static int64_t run_batch(aws *a, const launch *l, const pv_operation *op, launch_acc *acc,
-			 const char *type, int64_t n, int batch)
+			 const char *type, int64_t n, int batch, const char *subnet, bool spot)
 {
-	char group[160], token[AWS_CLIENT_TOKEN_MAX + 1];
-	snprintf(group, sizeof group, "run:%d:%s:%lld", batch, type, (long long)n);
+	char group[320], token[AWS_CLIENT_TOKEN_MAX + 1];
+	int w = snprintf(group, sizeof group, "run:%d:%s:%lld", batch, type, (long long)n);
+	if (subnet || spot)
+		snprintf(group + w, sizeof group - (size_t)w, ":%s:%s", subnet ? subnet : "", spot ? "spot" : "");
 	aws_client_token(token, l->basis, a->base.name, group);
 	aws_form f;
-	run_form(a, l, &f, type, n, token, false);
+	run_form(a, l, &f, type, n, token, false, subnet, spot);
 	aws_call c;
 	if (f.oom) {
 		aws_form_free(&f);
@@ -381,26 +491,53 @@ static int64_t run_batch(aws *a, const launch *l, const pv_operation *op, launch
 
 /* Batches through RunInstances; on a capacity error moves on to the next
  * instance type of the template. */
-static void create_run(aws *a, const launch *l, const pv_operation *op, launch_acc *acc)
+/* `want` instances of one market (on-demand or spot) through RunInstances
+ * batches, spread over the subnets in turn (one subnet a batch). A
+ * capacity error moves to the next subnet, and when every subnet failed
+ * for a type, to the next type. Returns how many launched; false in *go_on
+ * when a failure other than capacity stops the launch. */
+static int64_t run_market(aws *a, const launch *l, const pv_operation *op, launch_acc *acc, int64_t want,
+			  bool spot, int *batch, bool *go_on)
 {
-	int64_t left = l->count;
-	size_t t = 0;
-	int batch = 0;
+	int64_t left = want;
+	size_t t = 0, nsub = json_array_size(l->subnets), sub = 0, failed_subnets = 0;
 	while (left > 0 && t < json_array_size(l->types)) {
 		const char *type = json_string_value(json_object_get(json_array_get(l->types, t), "type"));
+		const char *subnet = nsub ? json_string_value(json_array_get(l->subnets, sub % nsub)) : NULL;
 		int64_t n = left < a->max_per_call ? left : a->max_per_call;
-		int64_t got = run_batch(a, l, op, acc, type, n, batch);
+		int64_t got = run_batch(a, l, op, acc, type, n, *batch, subnet, spot);
+		sub++;
 		if (got == 0) {
-			if (acc->last.cls != PV_CLASS_CAPACITY || acc->last.deadline_hit)
+			if (acc->last.cls != PV_CLASS_CAPACITY || acc->last.deadline_hit) {
+				*go_on = false;
 				break;
-			t++; /* capacity: try the next type */
+			}
+			/* capacity: the next subnet, then the next type */
+			if (++failed_subnets >= (nsub ? nsub : 1)) {
+				t++;
+				failed_subnets = 0;
+			}
 			continue;
 		}
+		failed_subnets = 0;
 		left -= got;
-		batch++;
-		if (got < n)
+		(*batch)++;
+		if (got < n && nsub <= 1)
 			t++; /* EC2 gave what it had of this type */
 	}
+	return want - left;
+}
+
+/* Batches through RunInstances: the on-demand part, then the spot part
+ * (priceType spot: all; heterogeneous: what percentOnDemand leaves). */
+static void create_run(aws *a, const launch *l, const pv_operation *op, launch_acc *acc)
+{
+	int batch = 0;
+	bool go_on = true;
+	if (l->on_demand > 0)
+		run_market(a, l, op, acc, l->on_demand, false, &batch, &go_on);
+	if (go_on && l->count - l->on_demand > 0)
+		run_market(a, l, op, acc, l->count - l->on_demand, true, &batch, &go_on);
 }
 
 static const char *spot_strategy(const char *s)
@@ -483,9 +620,22 @@ static const char lt_model_text[] =
 	" \"KeyName\": {\"target\": \"String\"}, \"UserData\": {\"target\": \"String\"},"
 	" \"SecurityGroupIds\": {\"target\": \"SecurityGroupIdStringList\","
 	" \"traits\": {\"ec2QueryName\": \"SecurityGroupId\"}},"
+	" \"IamInstanceProfile\": {\"target\": \"LaunchTemplateIamInstanceProfileSpecificationRequest\"},"
+	" \"BlockDeviceMappings\": {\"target\": \"LaunchTemplateBlockDeviceMappingRequestList\","
+	" \"traits\": {\"ec2QueryName\": \"BlockDeviceMapping\"}},"
 	" \"TagSpecifications\": {\"target\": \"LaunchTemplateTagSpecificationRequestList\","
 	" \"traits\": {\"ec2QueryName\": \"TagSpecification\"}}}},"
 	" \"SecurityGroupIdStringList\": {\"type\": \"list\", \"member\": {\"target\": \"String\"}},"
+	" \"LaunchTemplateIamInstanceProfileSpecificationRequest\": {\"type\": \"structure\", \"members\": {"
+	" \"Arn\": {\"target\": \"String\"}, \"Name\": {\"target\": \"String\"}}},"
+	" \"LaunchTemplateBlockDeviceMappingRequestList\": {\"type\": \"list\","
+	" \"member\": {\"target\": \"LaunchTemplateBlockDeviceMappingRequest\"}},"
+	" \"LaunchTemplateBlockDeviceMappingRequest\": {\"type\": \"structure\", \"members\": {"
+	" \"DeviceName\": {\"target\": \"String\"},"
+	" \"Ebs\": {\"target\": \"LaunchTemplateEbsBlockDeviceRequest\"}}},"
+	" \"LaunchTemplateEbsBlockDeviceRequest\": {\"type\": \"structure\", \"members\": {"
+	" \"VolumeSize\": {\"target\": \"Integer\"}, \"VolumeType\": {\"target\": \"String\"},"
+	" \"Iops\": {\"target\": \"Integer\"}, \"Throughput\": {\"target\": \"Integer\"}}},"
 	" \"LaunchTemplateTagSpecificationRequestList\": {\"type\": \"list\","
 	" \"member\": {\"target\": \"LaunchTemplateTagSpecificationRequest\"}},"
 	" \"LaunchTemplateTagSpecificationRequest\": {\"type\": \"structure\", \"members\": {"
@@ -510,9 +660,24 @@ static json_t *lt_data(const launch *l)
 		json_object_set_new(d, "UserData", json_string(b ? b : ""));
 		free(b);
 	}
-	json_t *sg = json_object_get(l->tmpl, "securityGroupIds");
-	if (json_is_array(sg) && json_array_size(sg))
-		json_object_set_new(d, "SecurityGroupIds", json_deep_copy(sg));
+	if (json_array_size(l->groups))
+		json_object_set_new(d, "SecurityGroupIds", json_deep_copy(l->groups));
+	if (l->instance_profile)
+		json_object_set_new(d, "IamInstanceProfile",
+				    json_pack("{s:s}", strncmp(l->instance_profile, "arn:", 4) == 0 ? "Arn" : "Name",
+					      l->instance_profile));
+	if (l->root_device[0]) {
+		json_t *ebs = json_object();
+		static const char *const keys[][2] = {{"rootDeviceVolumeSize", "VolumeSize"},
+						      {"volumeType", "VolumeType"},
+						      {"iops", "Iops"},
+						      {"throughput", "Throughput"}};
+		for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+			if (json_object_get(l->tmpl, keys[i][0]))
+				json_object_set(ebs, keys[i][1], json_object_get(l->tmpl, keys[i][0]));
+		json_object_set_new(d, "BlockDeviceMappings",
+				    json_pack("[{s:s, s:o}]", "DeviceName", l->root_device, "Ebs", ebs));
+	}
 	json_t *tags = json_array();
 	const char *k;
 	json_t *v;
@@ -821,6 +986,36 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 
 static void dry_run_create(aws *a, const launch *l, const pv_operation *op, pv_result *out);
 
+/* What the fields need from AWS before the launch call: the image an SSM
+ * parameter names, and the image's root device for the root volume. */
+static int resolve_image(aws *a, const pv_operation *op, launch *l, pv_result *out)
+{
+	const char *ssm = aws_image_ssm_name(l->image_id);
+	if (ssm) {
+		if (aws_ssm_image(a, op, ssm, l->image_buf, sizeof l->image_buf, out) < 0)
+			return -1;
+		l->image_id = l->image_buf;
+	}
+	static const char *const volume[] = {"rootDeviceVolumeSize", "volumeType", "iops", "throughput"};
+	const char *asked = NULL;
+	for (size_t i = 0; i < sizeof volume / sizeof volume[0] && !asked; i++)
+		if (json_object_get(l->tmpl, volume[i]))
+			asked = volume[i];
+	if (!asked)
+		return 0;
+	if (!l->image_id)
+		return bad(out, "template field '%s' needs imageId: the root device of a launch template's "
+				"image is not looked up (set the volume in the launch template)", asked);
+	return aws_image_root_device(a, op, l->image_id, l->root_device, sizeof l->root_device, out);
+}
+
+/* The template's warnings, in the result: nothing is dropped unsaid. */
+static void note_warnings(const launch *l, pv_result *out)
+{
+	if (json_array_size(l->warnings))
+		pv_result_meta_set(out, "template_warnings", json_incref(l->warnings));
+}
+
 /* SpotFleet, ASG, EC2Fleet request / maintain: the launch template (the
  * template's, or one made from its data as for EC2Fleet), then groups.c. */
 static void create_in_group(aws *a, launch *l, const pv_operation *op, pv_result *out)
@@ -854,7 +1049,7 @@ static void create_in_group(aws *a, launch *l, const pv_operation *op, pv_result
 void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 {
 	launch l;
-	if (read_launch(a, op, &l, out) < 0) {
+	if (read_launch(a, op, &l, out) < 0 || resolve_image(a, op, &l, out) < 0) {
 		launch_free(&l);
 		return;
 	}
@@ -865,6 +1060,7 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 	}
 	if (aws_template_uses_group(l.tmpl)) {
 		create_in_group(a, &l, op, out);
+		note_warnings(&l, out);
 		launch_free(&l);
 		return;
 	}
@@ -880,6 +1076,7 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 	else if (!fleet)
 		create_run(a, &l, op, &acc);
 	finish_create(a, &l, op, &acc, data, out);
+	note_warnings(&l, out);
 	json_decref(acc.instances);
 	json_decref(acc.errors);
 	if (acc.have_fail)
@@ -907,7 +1104,9 @@ static bool dry_run_call(aws *a, const launch *l, const pv_operation *op, pv_res
 	} else if (fleet) {
 		fleet_form(a, l, &f, NULL, true);
 	} else {
-		run_form(a, l, &f, type, 1, NULL, true);
+		run_form(a, l, &f, type, 1, NULL, true,
+			 json_array_size(l->subnets) ? json_string_value(json_array_get(l->subnets, 0)) : NULL,
+			 l->on_demand < l->count);
 	}
 	aws_call c;
 	bool ok = !f.oom && aws_do(a, act, f.buf, op->deadline_ns, &c);
@@ -939,8 +1138,16 @@ void aws_op_validate(aws *a, const pv_operation *op, pv_result *out)
 		launch_free(&l);
 		return;
 	}
-	if (dry_run_call(a, &l, op, out))
-		pv_result_ok(out, json_pack("{s:b, s:s?}", "valid", 1, "template_id", l.template_id));
+	/* check_only: the fields alone, no call (templates validate without
+	 * --dry-run) */
+	bool call = !json_is_true(json_object_get(op->params, "check_only"));
+	if (call && resolve_image(a, op, &l, out) < 0) {
+		launch_free(&l);
+		return;
+	}
+	if (!call || dry_run_call(a, &l, op, out))
+		pv_result_ok(out, json_pack("{s:b, s:s?, s:b, s:O}", "valid", 1, "template_id", l.template_id,
+					    "dry_run", call, "problems", l.warnings));
 	else if (strcmp(out->error_code, PV_ERR_EXECUTION_ERROR) == 0 &&
 		 out->error_class == PV_CLASS_PERMANENT)
 		snprintf(out->error_code, sizeof out->error_code, "%s", PV_ERR_INVALID_PARAMETERS);

@@ -124,6 +124,10 @@ static json_t *instance_json(xmlNodePtr item, json_t *reservation_id)
 	json_t *o = json_object();
 	set_text(o, "instance_id", item, "instanceId");
 	set_text(o, "state", item, "instanceState/name");
+	/* why it stopped or went: Server.SpotInstanceTermination (a spot
+	 * interruption), Client.UserInitiatedShutdown, ... */
+	set_text(o, "state_reason", item, "stateReason/code");
+	set_text(o, "state_reason_message", item, "stateReason/message");
 	set_text(o, "private_ip", item, "privateIpAddress");
 	set_text(o, "public_ip", item, "ipAddress");
 	set_text(o, "private_dns", item, "privateDnsName");
