@@ -393,7 +393,10 @@ static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_res
 {
 	child *c = &f->children[i];
 	out->attempts = rs->attempts;
-	bump(f, i > 0 ? FB_FALLBACK_ANSWERS : FB_PRIMARY_ANSWERS);
+	if (i > 0)
+		bump(f, FB_FALLBACK_ANSWERS);
+	else
+		bump(f, FB_PRIMARY_ANSWERS);
 	if (op->type == PV_OP_GET_AVAILABLE_TEMPLATES && f->cfg.enable_graceful_degradation)
 		remember_templates(f, out, c->s->name);
 	bool notable = i > 0 || rs->retries > 0 || rs->meta ||
