@@ -49,22 +49,42 @@ static croster *roster_new(size_t n)
 	return r;
 }
 
+/*
+ * A roster's block is never freed while its composite lives, only its
+ * members let go when the last reference goes: roster_get may touch the
+ * count of a roster that was just replaced (see there). `released` makes
+ * the letting go happen once, even when such a touch brings the count from
+ * 0 to 1 and back.
+ */
 void pv_croster_unref(croster *r)
 {
-	if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) != 1)
+	if (!r || atomic_fetch_sub_explicit(&r->refs, 1, memory_order_seq_cst) != 1)
+		return;
+	if (atomic_exchange_explicit(&r->released, true, memory_order_acq_rel))
 		return;
 	for (size_t i = 0; i < r->n; i++)
 		pv_cmember_unref(r->m[i]);
-	free(r);
 }
 
+/*
+ * The current roster with one reference, without a lock (a mutex here was
+ * two atomic operations and fifty instructions on every call). Take a
+ * reference, then check the roster is still the current one: publishing
+ * stores the new pointer before dropping the old one's reference, and with
+ * the four operations sequentially consistent, a check that still sees the
+ * old pointer means our increment came before that drop, so the members
+ * stay. A check that sees a newer one gives the reference back and tries
+ * again. The block itself outlives every such touch (pv_croster_unref).
+ */
 static croster *roster_get(composite *c)
 {
-	pthread_mutex_lock(&c->lock);
-	croster *r = c->roster;
-	atomic_fetch_add_explicit(&r->refs, 1, memory_order_relaxed);
-	pthread_mutex_unlock(&c->lock);
-	return r;
+	for (;;) {
+		croster *r = atomic_load_explicit(&c->roster, memory_order_seq_cst);
+		atomic_fetch_add_explicit(&r->refs, 1, memory_order_seq_cst);
+		if (atomic_load_explicit(&c->roster, memory_order_seq_cst) == r)
+			return r;
+		pv_croster_unref(r);
+	}
 }
 
 /* Index of `name` in the roster, or -1. */
@@ -333,7 +353,13 @@ static void composite_destroy(pv_strategy *s)
 {
 	composite *c = as_composite(s);
 	pv_pool_free(c->pool); /* first: late finishers still use members and counters */
-	pv_croster_unref(c->roster);
+	croster *cur = atomic_load(&c->roster);
+	pv_croster_unref(cur);
+	free(cur);
+	for (croster *r = c->retired, *next; r; r = next) { /* no call runs any more */
+		next = r->retired;
+		free(r);
+	}
 	json_decref(atomic_load(&c->merged_spare));
 	pv_composite_config_clear(&c->cfg);
 	pthread_mutex_destroy(&c->lock);
@@ -440,11 +466,13 @@ static bool contains(pv_strategy *s, const pv_strategy *target, int depth)
 	return found;
 }
 
-/* Publishes `next` (lock held) and returns the old roster to unref. */
+/* Publishes `next` (lock held) and returns the old roster to unref, its
+ * block kept on the retired list until the composite goes. */
 static croster *publish(composite *c, croster *next)
 {
-	croster *old = c->roster;
-	c->roster = next;
+	croster *old = atomic_exchange_explicit(&c->roster, next, memory_order_seq_cst);
+	old->retired = c->retired;
+	c->retired = old;
 	return old;
 }
 

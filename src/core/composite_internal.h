@@ -9,9 +9,10 @@
  * composite_create.c  create_instances: split, spill-over, hedge
  *
  * Children live in "members" (a strategy, its weight, its counters) and a
- * call sees an immutable "roster" of members taken under the lock with one
- * reference: adding or removing a child publishes a new roster, so a call
- * never holds a lock while children run and never sees a half-edited list.
+ * call sees an immutable "roster" of members with one reference, taken
+ * without a lock (composite.c: roster_get): adding or removing a child
+ * publishes a new roster, so a call never holds a lock while children run
+ * and never sees a half-edited list.
  */
 #ifndef PV_CORE_COMPOSITE_INTERNAL_H
 #define PV_CORE_COMPOSITE_INTERNAL_H
@@ -36,6 +37,8 @@ typedef struct cmember {
 
 typedef struct croster {
 	atomic_uint refs;
+	atomic_bool released; /* its members were let go (refs reached 0) */
+	struct croster *retired; /* the next older replaced roster */
 	size_t n;
 	cmember *m[]; /* one reference each */
 } croster;
@@ -45,8 +48,9 @@ typedef struct composite {
 	pv_composite_config cfg; /* owns weights / volatile_fields */
 	const pv_clock *clock;
 	pv_pool *pool;
-	pthread_mutex_t lock; /* guards `roster` (the pointer only) */
-	croster *roster;
+	pthread_mutex_t lock;    /* serialises publishing a roster */
+	_Atomic(croster *) roster; /* the current one; read without the lock */
+	croster *retired;        /* replaced rosters' blocks, freed at destroy (lock) */
 	atomic_uint_fast64_t successes, failures; /* calls = successes + failures */
 	atomic_uint_fast64_t late_results;    /* finished after the call gave up */
 	atomic_uint_fast64_t late_reaped;     /* machines of late creates terminated */

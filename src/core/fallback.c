@@ -62,8 +62,10 @@ typedef struct fallback {
 	pv_counters counts; /* FB_* by thread: two threads calling one fallback do not collide */
 } fallback;
 
+/* A success bumps one counter, the primary's or a fallback's answers:
+ * successes are their sum (one atomic add a call, not two). */
 enum {
-	FB_SUCCESSES, FB_FAILURES, FB_FALLBACK_ANSWERS, FB_RETRIES, FB_RETRIES_DENIED,
+	FB_PRIMARY_ANSWERS, FB_FAILURES, FB_FALLBACK_ANSWERS, FB_RETRIES, FB_RETRIES_DENIED,
 	FB_RETRIES_PAST_DEADLINE, FB_DEGRADED_ANSWERS, FB_UNHEALTHY_SKIPS,
 	FB_COUNTERS
 };
@@ -391,9 +393,10 @@ static void finish_success(fallback *f, size_t i, const pv_operation *op, pv_res
 {
 	child *c = &f->children[i];
 	out->attempts = rs->attempts;
-	bump(f, FB_SUCCESSES);
 	if (i > 0)
 		bump(f, FB_FALLBACK_ANSWERS);
+	else
+		bump(f, FB_PRIMARY_ANSWERS);
 	if (op->type == PV_OP_GET_AVAILABLE_TEMPLATES && f->cfg.enable_graceful_degradation)
 		remember_templates(f, out, c->s->name);
 	bool notable = i > 0 || rs->retries > 0 || rs->meta ||
@@ -600,7 +603,8 @@ static json_t *fb_stats(pv_strategy *s)
 	json_t *names = json_array();
 	for (size_t i = 1; i < f->n; i++)
 		json_array_append_new(names, json_string(f->children[i].s->name));
-	uint64_t ok = count_of(f, FB_SUCCESSES), bad = count_of(f, FB_FAILURES);
+	uint64_t ok = count_of(f, FB_PRIMARY_ANSWERS) + count_of(f, FB_FALLBACK_ANSWERS);
+	uint64_t bad = count_of(f, FB_FAILURES);
 	pthread_mutex_lock(&f->lock);
 	json_t *cache = json_pack("{s:b, s:I}", "cached", f->templates != NULL, "cached_at_ms",
 				  (json_int_t)f->templates_at_ms);

@@ -725,6 +725,34 @@ static void test_children_change_while_calls_run(void **state)
 	pv_strategy_unref(c);
 }
 
+/* A replaced roster keeps its block until the composite goes (a lock-free
+ * reader may still touch its count), but not its members: a removed child
+ * is let go as soon as no call holds the old roster. */
+static void test_removed_child_is_let_go_at_once(void **state)
+{
+	(void)state;
+	pv_strategy *c = composite_of(NULL, 0, NULL);
+	pv_strategy *a = sim("a", NULL), *b = sim("b", NULL);
+	assert_int_equal(pv_composite_add(c, a, 1), 0);
+	assert_int_equal(pv_composite_add(c, b, 1), 0);
+	pv_result r;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	assert_int_equal(atomic_load(&a->refs), 2); /* ours and its member's */
+	assert_int_equal(pv_composite_remove(c, "a"), 0);
+	assert_int_equal(atomic_load(&a->refs), 1); /* ours only */
+	assert_int_equal(atomic_load(&b->refs), 2);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_string_equal(r.provider, "b");
+	pv_result_clear(&r);
+	assert_int_equal(pv_sim_calls(a, PV_OP_COUNT), 1);
+	pv_strategy_unref(c);
+	assert_int_equal(atomic_load(&b->refs), 1);
+	pv_strategy_unref(a);
+	pv_strategy_unref(b);
+}
+
 /* ---- deferred metadata, recycled merges -------------------------------------- */
 
 static void assert_json(json_t *got, const char *want_text)
@@ -1050,6 +1078,7 @@ int main(void)
 		cmocka_unit_test(test_add_remove_and_set_weight_at_runtime),
 		cmocka_unit_test(test_nested_composite_and_cycle_refused),
 		cmocka_unit_test(test_children_change_while_calls_run),
+		cmocka_unit_test(test_removed_child_is_let_go_at_once),
 		cmocka_unit_test(test_metadata_is_built_when_read_and_reads_as_before),
 		cmocka_unit_test(test_keyless_merge_is_refilled_only_when_given_back),
 		cmocka_unit_test(test_merge_of_equal_answers_is_refilled_only_when_given_back),
