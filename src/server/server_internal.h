@@ -429,10 +429,6 @@ typedef enum srv_idem_verdict { SRV_IDEM_NEW = 0, SRV_IDEM_REPLAY, SRV_IDEM_CONF
 srv_idem_verdict srv_idem_judge(const char *text, const char *hash, int64_t now_ms, char *request_id,
 				size_t size);
 
-/* JSON of a request and its machines, as docs/api.md's R. New reference. */
-json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms);
-json_t *srv_machine_json(const pv_machine_rec *m);
-
 /* ---- /metrics (prom.c) -------------------------------------------------------------- */
 
 /* The Prometheus text exposition. Caller frees. */

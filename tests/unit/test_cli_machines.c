@@ -64,7 +64,7 @@ static char *request(int count)
 	snprintf(args, sizeof args, "machines request t %d", count);
 	cli_run r = cli(env, args);
 	assert_int_equal(r.status, 0);
-	char *id = strdup(json_string_value(json_object_get(r.json, "requestId")));
+	char *id = strdup(json_string_value(json_object_get(r.json, "request_id")));
 	cli_free(&r);
 	return id;
 }
@@ -87,7 +87,7 @@ static void test_return_takes_every_id_given(void **state)
 	json_t *m;
 	json_array_foreach(machines, i, m)
 		len += (size_t)snprintf(ret + len, cap - len, " %s",
-					json_string_value(json_object_get(m, "machineId")));
+					json_string_value(json_object_get(m, "machine_id")));
 	cli_run r = cli(env, ret);
 	/* every one of the 900, not the first 256 */
 	assert_int_equal(r.status, 0);
