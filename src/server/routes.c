@@ -30,6 +30,7 @@ static const route routes[] = {
 	{SRV_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
 	{SRV_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL, .store = true},
 	{SRV_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
+	{SRV_GET, "/openapi.json", SRV_ROLE_NONE, srv_get_openapi, NULL},
 	{SRV_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL, .store = true},
 	{SRV_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template, .store = true},
 	{SRV_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true, true},
@@ -213,6 +214,16 @@ void srv_get_metrics(srv_req *r)
 	}
 	srv_reply_text(r, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
 	free(text);
+}
+
+/* docs/openapi.yaml as JSON (tools/openapi/embed.py, at build time): the
+ * API's description needs no token, as the docs need none. */
+extern const char srv_openapi_json[];
+extern const size_t srv_openapi_json_len;
+
+void srv_get_openapi(srv_req *r)
+{
+	srv_reply_text(r, 200, "application/json", srv_openapi_json, srv_openapi_json_len);
 }
 
 /* ---- the strategy graph ------------------------------------------------------------- */

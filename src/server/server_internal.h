@@ -405,6 +405,7 @@ void srv_route_run(srv_req *r);
 void srv_get_health(srv_req *r);
 void srv_get_ready(srv_req *r);
 void srv_get_metrics(srv_req *r);
+void srv_get_openapi(srv_req *r);
 void srv_get_providers(srv_req *r);
 void srv_get_provider_health(srv_req *r, const char *name);
 void srv_put_strategy(srv_req *r);
