@@ -29,6 +29,7 @@ typedef int (*pv_cli_command)(const pv_cli *cli, int argc, char **argv);
 
 int cmd_config(const pv_cli *cli, int argc, char **argv);
 int cmd_providers(const pv_cli *cli, int argc, char **argv);
+int cmd_migrate(const pv_cli *cli, int argc, char **argv);
 /* --- server --- */
 /* In the serve module (util/module.h): main.c finds them by name. */
 PV_MODULE_EXPORT int cmd_serve(const pv_cli *cli, int argc, char **argv);
