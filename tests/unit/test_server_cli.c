@@ -149,6 +149,27 @@ static void providers_json_has_the_rest_fields(void **state)
 	json_decref(cfg);
 }
 
+/* top's one-shot JSON is the two documents it reads, as the server gave them. */
+static void top_json_is_the_rest_documents(void **state)
+{
+	ts_env *e = *state;
+	char args[1024];
+	snprintf(args, sizeof args, "top --url %s --token %s --json", e->url, READ_TOKEN);
+	json_t *top = cli_json(e, args);
+	assert_same(rest(e, "/api/v1/requests?status=running&limit=20"), json_incref(json_object_get(top, "requests")),
+		    "top --json requests");
+	json_t *p = json_object_get(top, "providers"), *r = rest(e, "/api/v1/providers");
+	assert_true(json_equal(json_object_get(p, "current"), json_object_get(r, "current")));
+	assert_int_equal(json_object_size(json_object_get(p, "strategies")), 3);
+	json_decref(r);
+	json_decref(top);
+	snprintf(args, sizeof args, "--config %s top --url %s --jsn", e->config, e->url);
+	cli_run bad = cli(NULL, args);
+	assert_int_equal(bad.status, 2);
+	assert_non_null(strstr(bad.err, "--jsn"));
+	cli_free(&bad);
+}
+
 /* Every command that takes options refuses one it does not know. */
 static void unknown_flags_exit_2_naming_flag_and_command(void **state)
 {
@@ -211,6 +232,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(templates_json_is_the_rest_document, setup, teardown),
 		cmocka_unit_test_setup_teardown(requests_and_machines_json_are_the_rest_documents, setup, teardown),
 		cmocka_unit_test_setup_teardown(providers_json_has_the_rest_fields, setup, teardown),
+		cmocka_unit_test_setup_teardown(top_json_is_the_rest_documents, setup, teardown),
 		cmocka_unit_test_setup_teardown(unknown_flags_exit_2_naming_flag_and_command, setup, teardown),
 		cmocka_unit_test_setup_teardown(deprecated_state_flag_warns_and_filters_like_status, setup, teardown),
 	};
