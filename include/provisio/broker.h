@@ -243,6 +243,28 @@ const pv_broker_settings *pv_broker_get_settings(pv_broker *b);
  * Static string. */
 const char *pv_machine_status_from_state(const char *state);
 
+/* ---- the REST API's documents (docs/api.md) -------------------------------- */
+/* The server and the CLI's --format json print these, so both speak one
+ * vocabulary. Each returns a new reference. */
+
+/* {machine_id, name, provider, template_id, request_id, state, result,
+ * private_ip, public_ip, launch_time, message}. */
+json_t *pv_broker_machine_json(const pv_machine_rec *m);
+/* {request_id, kind, template_id, count, status, state, message,
+ * created_at, machines: [machine...]}; `ms` may be NULL. */
+json_t *pv_broker_request_json(const pv_request_rec *q, const pv_machine_list *ms);
+/* A copy of template `t` with availableNumber (-1: unlimited) and provider
+ * (the strategy serving it). Reads the store: inside a transaction. */
+json_t *pv_broker_template_json(pv_broker *b, const json_t *t);
+/* A requests list's status filter: a Host Factory status (running,
+ * complete, complete_with_error) or a stored state (queued, creating, ...). */
+bool pv_broker_status_filter_valid(const char *status);
+/* Whether `q` passes the filter (NULL passes everything). */
+bool pv_broker_status_filter_matches(const pv_request_rec *q, const char *status);
+/* A machine state of Host Factory's: pending, running, stopping, stopped,
+ * shutting-down, terminated. */
+bool pv_broker_machine_state_valid(const char *state);
+
 /* ---- the daemon, the queue ----------------------------------------------- */
 
 /* Who calls the providers for this broker's requests. */
@@ -303,6 +325,15 @@ int pv_broker_daemon_clear(pv_broker *b, int64_t pid);
  * store cannot be read.
  */
 int pv_broker_daemon_get(pv_broker *b, pv_daemon_info *out);
+
+/*
+ * Sets the mode a short-lived process should run in: DEFERRED when a live
+ * daemon serves the store (no provider call from this process), else
+ * DIRECT, finishing first what a gone daemon left queued. `who` names the
+ * caller in the log lines ("hostfactory", "machines request"). Every
+ * front end that is not the daemon calls it before its work.
+ */
+pv_broker_mode pv_broker_choose_mode(pv_broker *b, const char *who);
 
 /*
  * A lease in the store: several daemons sharing one (PostgreSQL) store

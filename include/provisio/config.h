@@ -131,6 +131,11 @@ bool pv_config_url_has_password(const char *value);
  */
 json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags);
 
+/* GET /api/v1/providers's document: pv_context_to_json(ctx) with each
+ * strategy's "kind" (provider, fallback, ...) and "children" from `graph`
+ * (pv_config_normalize's). New reference. config/view.c. */
+json_t *pv_config_providers_view(pv_context *ctx, const json_t *graph);
+
 /* The providers under each strategy of a normalised graph (a provider is
  * its own): {"fallback-1": ["aws-east", "sim"], "aws-east": ["aws-east"]}.
  * New reference. */

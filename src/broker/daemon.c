@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include "broker/broker_internal.h"
 #include "provisio/error.h"
+#include "provisio/log.h"
 #include "util/names.h"
 
 #define HEARTBEAT_KEY "daemon/heartbeat"
@@ -249,4 +250,23 @@ int pv_broker_lease_release(pv_broker *b, const char *name, const char *holder)
 	if (!name || !*name || !holder || !*holder)
 		return pv_error_set(PV_EINVAL, "lease: name and holder must be non-empty");
 	return lease_update(b, name, holder, 0, false, NULL);
+}
+
+pv_broker_mode pv_broker_choose_mode(pv_broker *b, const char *who)
+{
+	pv_daemon_info d;
+	if (pv_broker_daemon_get(b, &d) == 0) {
+		pv_broker_set_mode(b, PV_BROKER_DEFERRED);
+		pv_log(PV_LOG_INFO, "%s: deferred to provisio serve (pid %lld on %s): no provider call", who,
+		       (long long)d.pid, d.host);
+		return PV_BROKER_DEFERRED;
+	}
+	/* the lookup's "not found" is no error of the caller's: forget it, so a
+	 * later failure is not reported with this message */
+	pv_error_clear();
+	pv_broker_set_mode(b, PV_BROKER_DIRECT);
+	int n = pv_broker_run_queue(b);
+	if (n > 0)
+		pv_log(PV_LOG_WARN, "%s: no live daemon; finished %d queued request(s)", who, n);
+	return PV_BROKER_DIRECT;
 }

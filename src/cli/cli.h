@@ -29,6 +29,7 @@ typedef int (*pv_cli_command)(const pv_cli *cli, int argc, char **argv);
 
 int cmd_config(const pv_cli *cli, int argc, char **argv);
 int cmd_providers(const pv_cli *cli, int argc, char **argv);
+int cmd_migrate(const pv_cli *cli, int argc, char **argv);
 /* --- server --- */
 /* In the serve module (util/module.h): main.c finds them by name. */
 PV_MODULE_EXPORT int cmd_serve(const pv_cli *cli, int argc, char **argv);
@@ -54,6 +55,75 @@ void pv_cli_print_diags(const pv_diags *d);
 int pv_cli_open(const pv_cli *cli, pv_context **ctx, json_t **graph);
 /* True when argv holds -h or --help. */
 bool pv_cli_wants_help(int argc, char **argv);
+/* ---- options (cli/options.c) and output (cli/output.c) ---- */
+
+/* How a command prints its data: a table for people, or the REST API's
+ * JSON document (--format json, --json). */
+typedef enum pv_cli_format { PV_FORMAT_TABLE = 0, PV_FORMAT_JSON } pv_cli_format;
+
+/* One flag a command takes. A table of them ends with {NULL}. */
+typedef struct pv_cli_flag {
+	const char *name;        /* "--limit" */
+	const char *value_name;  /* "N" when it takes a value, NULL for a switch */
+	const char *replaced_by; /* a deprecated spelling: the flag it stands for
+				    (used, with a warning naming both) */
+} pv_cli_flag;
+
+#define PV_CLI_FLAGS_MAX 16
+
+/* A command line read against a command's flags. */
+typedef struct pv_cli_args {
+	const char *command;                  /* "requests list", for messages */
+	const pv_cli_flag *flags;
+	bool formats;                         /* --format/--json accepted */
+	const char *values[PV_CLI_FLAGS_MAX]; /* per flag: its value, "" for a
+						 switch, NULL when absent */
+	char **words;                         /* the other arguments, in order */
+	size_t n_words;
+	pv_cli_format format;
+} pv_cli_args;
+
+/*
+ * Reads argv[first..argc) against `flags` ("--flag VALUE", "--flag=VALUE",
+ * "--" ends the flags); with `formats`, also --format table|json and
+ * --json, the format defaulting to `def`. An unknown flag, a missing value
+ * or a bad format prints an error naming it and the command: -1 (exit
+ * PV_EXIT_USAGE). Free with pv_cli_args_clear either way.
+ */
+int pv_cli_parse(pv_cli_args *a, const char *command, const pv_cli_flag *flags, bool formats,
+		 pv_cli_format def, int argc, char **argv, int first);
+/* The value of flag `name` ("" for a switch), NULL when not given. */
+const char *pv_cli_arg(const pv_cli_args *a, const char *name);
+bool pv_cli_flag_set(const pv_cli_args *a, const char *name);
+/* Checks min <= words <= max; else prints what is missing (`what`) or the
+ * first extra word: -1. */
+int pv_cli_words(const pv_cli_args *a, size_t min, size_t max, const char *what);
+void pv_cli_args_clear(pv_cli_args *a);
+
+typedef enum pv_cli_column_kind {
+	PV_COL_TEXT = 0,
+	PV_COL_TIME,      /* epoch seconds, shown as local time */
+	PV_COL_UNLIMITED, /* a negative number is "unlimited" */
+} pv_cli_column_kind;
+
+typedef struct pv_cli_column {
+	const char *title;
+	const char *path; /* dotted path in a row ("attributes.ncpus.1"); "" is
+			     the row's key when the rows are an object */
+	pv_cli_column_kind kind;
+} pv_cli_column;
+
+/* A table: the rows are doc[rows] (an array, or an object of rows), or
+ * the document itself when rows is NULL; columns end with {NULL}. */
+typedef struct pv_cli_table {
+	const char *rows;
+	const pv_cli_column *columns;
+} pv_cli_table;
+
+/* Prints `doc` (taken) as JSON, or as `table`; a document with no table
+ * is shown as one "path value" line per leaf. */
+void pv_cli_output(json_t *doc, pv_cli_format format, const pv_cli_table *table);
+
 /* Puts the heap of a short-lived command in huge pages; call before the
  * first malloc. cli/heap.c. */
 void pv_cli_heap_in_huge_pages(void);

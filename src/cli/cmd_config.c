@@ -1,7 +1,6 @@
 /*
  * cmd_config.c - `provisio config validate|show`.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,14 +9,15 @@
 static void help(FILE *f)
 {
 	fprintf(f,
-		"usage: provisio config validate [FILE]\n"
-		"       provisio config show\n"
+		"usage: provisio config validate [FILE] [--format table|json] [--json]\n"
+		"       provisio config show [--format table|json] [--json]\n"
 		"\n"
 		"validate  loads the file (with the --env overlay and ${VAR} expansion), checks every\n"
 		"          block and builds every strategy without contacting any provider; prints\n"
 		"          {\"valid\", \"errors\", \"warnings\", \"diagnostics\"}; exits 1 when invalid.\n"
 		"show      prints the effective configuration and the strategy graph built from it,\n"
 		"          with secrets (api_key, secret_access_key, password, token, ...) redacted.\n"
+		"Both print JSON; --format table prints one \"path value\" line a setting.\n"
 		"\n"
 		"examples:\n"
 		"  provisio config validate config/provisio.json\n"
@@ -25,7 +25,7 @@ static void help(FILE *f)
 		"  PROVIDER1_API_KEY=... provisio --strict config validate\n");
 }
 
-static int validate(const pv_cli *cli, const char *file)
+static int validate(const pv_cli *cli, const char *file, pv_cli_format format)
 {
 	pv_diags d;
 	pv_diags_init(&d);
@@ -38,15 +38,15 @@ static int validate(const pv_cli *cli, const char *file)
 		pv_diags_add(&d, PV_DIAG_ERROR, "", "%s", pv_error_last());
 	pv_context_free(ctx);
 	pv_cli_print_diags(&d);
-	pv_cli_print(json_pack("{s:b, s:s?, s:I, s:I, s:o}", "valid", rc == 0, "file", path,
-			       "errors", (json_int_t)d.errors, "warnings", (json_int_t)(d.n - d.errors),
-			       "diagnostics", pv_diags_to_json(&d)));
+	pv_cli_output(json_pack("{s:b, s:s?, s:I, s:I, s:o}", "valid", rc == 0, "file", path,
+				"errors", (json_int_t)d.errors, "warnings", (json_int_t)(d.n - d.errors),
+				"diagnostics", pv_diags_to_json(&d)), format, NULL);
 	free(path);
 	pv_diags_clear(&d);
 	return rc == 0 ? PV_EXIT_OK : PV_EXIT_FAIL;
 }
 
-static int show(const pv_cli *cli)
+static int show(const pv_cli *cli, pv_cli_format format)
 {
 	pv_diags d;
 	pv_diags_init(&d);
@@ -65,7 +65,7 @@ static int show(const pv_cli *cli)
 		json_object_set_new(out, "env", env && *env ? json_string(env) : json_null());
 		json_object_set_new(out, "config", pv_config_redact(doc));
 		json_object_set_new(out, "graph", graph ? pv_config_redact(graph) : json_null());
-		pv_cli_print(out);
+		pv_cli_output(out, format, NULL);
 		free(path);
 	}
 	bool bad = rc < 0 || d.errors;
@@ -81,10 +81,19 @@ int cmd_config(const pv_cli *cli, int argc, char **argv)
 		help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	if (strcmp(argv[1], "validate") == 0 && argc <= 3)
-		return validate(cli, argc == 3 ? argv[2] : NULL);
-	if (strcmp(argv[1], "show") == 0 && argc == 2)
-		return show(cli);
-	pv_cli_error("config: unknown or malformed subcommand '%s' (see 'provisio config --help')", argv[1]);
-	return PV_EXIT_USAGE;
+	bool is_validate = strcmp(argv[1], "validate") == 0;
+	if (!is_validate && strcmp(argv[1], "show") != 0) {
+		pv_cli_error("config: unknown subcommand '%s' (validate, show)", argv[1]);
+		return PV_EXIT_USAGE;
+	}
+	pv_cli_args a;
+	if (pv_cli_parse(&a, is_validate ? "config validate" : "config show", NULL, true, PV_FORMAT_JSON, argc,
+			 argv, 2) < 0 ||
+	    pv_cli_words(&a, 0, is_validate, "") < 0) {
+		pv_cli_args_clear(&a);
+		return PV_EXIT_USAGE;
+	}
+	int rc = is_validate ? validate(cli, a.n_words ? a.words[0] : NULL, a.format) : show(cli, a.format);
+	pv_cli_args_clear(&a);
+	return rc;
 }

@@ -5,9 +5,13 @@
  * Host Factory reads stdout and nothing else: the answer is the only thing
  * printed there, as JSON, even when the call fails ({"message": ...} and a
  * non-zero exit). Diagnostics go to a log file under HF_PROVIDER_LOGDIR
- * (stderr when it is not set).
+ * (stderr when it is not set), JSON lines like serve's, rotated at
+ * $PROVISIO_HF_LOG_MAX_BYTES (10 MiB) keeping $PROVISIO_HF_LOG_KEEP (5).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +29,9 @@ static void hf_usage(FILE *f)
 		"  getAvailableTemplates  requestMachines  getRequestStatus\n"
 		"  requestReturnMachines  getReturnRequests\n"
 		"The input JSON comes from FILE (-f), the argument (-d), or stdin.\n"
-		"Only the JSON answer goes to stdout; logs go to $HF_PROVIDER_LOGDIR/provisio.log.\n"
+		"Only the JSON answer goes to stdout; logs go to $HF_PROVIDER_LOGDIR/provisio.log as JSON\n"
+		"lines, rotated at $PROVISIO_HF_LOG_MAX_BYTES (default 10 MiB) keeping\n"
+		"$PROVISIO_HF_LOG_KEEP older files (default 5).\n"
 		"Templates: $HF_PROVIDER_CONFDIR/*templates.json (see docs/hostfactory.md).\n"
 		"\n"
 		"examples:\n"
@@ -35,15 +41,88 @@ static void hf_usage(FILE *f)
 }
 
 static FILE *log_file;
+static const char *log_command;
 
-static void file_sink(void *user, pv_log_level level, const char *line)
+/* One JSON line a message, as `provisio serve` writes them (docs/serve.md):
+ * ts, level, component, msg, and which call of which process. */
+static void file_sink(void *user, pv_log_level level, const char *text)
 {
 	(void)user;
-	time_t t = time(NULL);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
 	struct tm tm;
-	char when[32];
-	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t, &tm));
-	fprintf(log_file, "%s %d %s %s\n", when, (int)getpid(), pv_log_level_name(level), line);
+	gmtime_r(&ts.tv_sec, &tm);
+	char when[40], component[48] = "hostfactory";
+	size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(when + n, sizeof when - n, ".%03ldZ", ts.tv_nsec / 1000000);
+	/* "component: message", as the server splits the library's lines */
+	const char *colon = strstr(text, ": ");
+	size_t len = colon ? (size_t)(colon - text) : 0;
+	if (len > 0 && len < sizeof component && !memchr(text, ' ', len)) {
+		memcpy(component, text, len);
+		component[len] = '\0';
+		text = colon + 2;
+	}
+	json_t *line = json_pack("{s:s, s:s, s:s, s:s, s:s, s:I}", "ts", when, "level", pv_log_level_name(level),
+				 "component", component, "msg", text, "command", log_command ? log_command : "",
+				 "pid", (json_int_t)getpid());
+	char *out = line ? json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	if (out) {
+		fputs(out, log_file);
+		fputc('\n', log_file);
+	}
+	free(out);
+	json_decref(line);
+}
+
+/* A size from the environment, or `def`; a bad one is said on stderr
+ * (Host Factory reads only stdout) and the default used. */
+static long long env_number(const char *name, long long def, long long lo, long long hi)
+{
+	const char *v = getenv(name);
+	if (!v || !*v)
+		return def;
+	char *end;
+	long long n = strtoll(v, &end, 10);
+	if (*end || n < lo || n > hi) {
+		pv_cli_error("%s '%s': an integer from %lld to %lld; using %lld", name, v, lo, hi, def);
+		return def;
+	}
+	return n;
+}
+
+/* Keeps the log bounded: when provisio.log has reached `max` bytes it
+ * becomes provisio.log.1 (.1 becomes .2, ... up to `keep`; the oldest is
+ * dropped). Many calls run at once: one rotates, under a lock, and the
+ * others see the fresh file. */
+static void rotate(const char *path, long long max, long long keep)
+{
+	struct stat sb;
+	if (stat(path, &sb) < 0 || sb.st_size < max)
+		return;
+	char lock[4200];
+	snprintf(lock, sizeof lock, "%s.lock", path);
+	int fd = open(lock, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || flock(fd, LOCK_EX) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	if (stat(path, &sb) == 0 && sb.st_size >= max) { /* not rotated by another call meanwhile */
+		char from[4200], to[4200];
+		for (long long i = keep; i >= 1; i--) {
+			if (i == 1)
+				snprintf(from, sizeof from, "%s", path);
+			else
+				snprintf(from, sizeof from, "%s.%lld", path, i - 1);
+			snprintf(to, sizeof to, "%s.%lld", path, i);
+			rename(from, to);
+		}
+		if (keep == 0)
+			unlink(path);
+	}
+	flock(fd, LOCK_UN);
+	close(fd);
 }
 
 static void open_log(const char *command)
@@ -53,14 +132,17 @@ static void open_log(const char *command)
 		return;
 	char path[4096];
 	snprintf(path, sizeof path, "%s/provisio.log", dir);
+	rotate(path, env_number("PROVISIO_HF_LOG_MAX_BYTES", 10LL << 20, 1024, 1LL << 40),
+	       env_number("PROVISIO_HF_LOG_KEEP", 5, 0, 100));
 	log_file = fopen(path, "a");
 	if (!log_file)
 		return; /* nowhere to log is not a reason to fail the call */
 	setvbuf(log_file, NULL, _IOLBF, 0);
+	log_command = command;
 	pv_log_set_sink(file_sink, NULL);
 	if (pv_log_get_level() > PV_LOG_INFO)
 		pv_log_set_level(PV_LOG_INFO);
-	pv_log(PV_LOG_INFO, "hostfactory %s", command);
+	pv_log(PV_LOG_INFO, "hostfactory: %s", command);
 }
 
 static void answer(json_t *j)
@@ -156,7 +238,7 @@ int cmd_hostfactory(const pv_cli *cli, int argc, char **argv)
 	rc = pv_hf_write(b, cmd, in, stdout);
 	fflush(stdout);
 	if (rc < 0)
-		pv_log(PV_LOG_ERROR, "%s failed: %s", argv[1], pv_error_last());
+		pv_log(PV_LOG_ERROR, "hostfactory: %s failed: %s", argv[1], pv_error_last());
 	pv_broker_close(b);
 	json_decref(in);
 	if (log_file) {

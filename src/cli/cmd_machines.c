@@ -1,6 +1,12 @@
 /*
  * cmd_machines.c - `provisio machines request|list|return`: the Host
  * Factory cycle for people, with --wait and a progress bar on a terminal.
+ *
+ * Like the Host Factory commands, request and return leave the providers
+ * to a live `provisio serve` on the same store (pv_broker_choose_mode): the
+ * request is queued and the daemon does it; without one this process
+ * calls the providers itself. The JSON printed is the REST API's document
+ * for the same thing (POST /api/v1/requests, /returns, GET /machines).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,18 +16,38 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: provisio machines request TEMPLATE_ID COUNT [--wait] [--timeout SECONDS]\n"
-		   "       provisio machines list [--all]\n"
-		   "       provisio machines return MACHINE_ID|NAME... [--wait] [--timeout SECONDS]\n"
+	fprintf(f, "usage: provisio machines request TEMPLATE_ID COUNT [--wait] [--timeout SECONDS] [--json]\n"
+		   "       provisio machines list [--all] [--state STATE] [--request-id ID]\n"
+		   "                              [--format table|json] [--json]\n"
+		   "       provisio machines return MACHINE_ID|NAME... [--wait] [--timeout SECONDS] [--json]\n"
 		   "\n"
 		   "request asks the template's strategy for COUNT machines; return terminates machines\n"
 		   "through the provider that owns them. --wait follows the request until it is done.\n"
+		   "Both print the request's document (as POST /api/v1/requests does; default json).\n"
+		   "With `provisio serve` running on the same store they queue the work for it and\n"
+		   "call no provider themselves.\n"
+		   "list shows live machines (default table); --all, --state or --request-id read every\n"
+		   "machine, as GET /api/v1/machines does. STATE: pending, running, stopping, stopped,\n"
+		   "shutting-down, terminated.\n"
 		   "\n"
 		   "examples:\n"
 		   "  provisio machines request local-small 3 --wait\n"
-		   "  provisio machines list\n"
+		   "  provisio machines list --state running --json\n"
 		   "  provisio machines return local-1 local-2 --wait\n");
 }
+
+static const pv_cli_flag cycle_flags[] = {
+	{"--wait", NULL, NULL},
+	{"--timeout", "SECONDS", NULL},
+	{NULL, NULL, NULL},
+};
+
+static const pv_cli_flag list_flags[] = {
+	{"--all", NULL, NULL},
+	{"--state", "STATE", NULL},
+	{"--request-id", "ID", NULL},
+	{NULL, NULL, NULL},
+};
 
 static void progress(const pv_request_rec *r, const pv_machine_list *ms, bool tty)
 {
@@ -39,7 +65,7 @@ static void progress(const pv_request_rec *r, const pv_machine_list *ms, bool tt
 }
 
 /* Follows a request until it leaves running; prints its final view. */
-static int wait_for(pv_broker *b, const char *id, double timeout)
+static int wait_for(pv_broker *b, const char *id, double timeout, pv_cli_format format)
 {
 	bool tty = isatty(STDERR_FILENO);
 	uint64_t end = pv_now_ns() + (uint64_t)(timeout * 1e9);
@@ -55,12 +81,7 @@ static int wait_for(pv_broker *b, const char *id, double timeout)
 		if (done || pv_now_ns() >= end) {
 			if (tty)
 				fputc('\n', stderr);
-			json_t *machines = json_array();
-			for (size_t i = 0; i < ms.n; i++)
-				json_array_append_new(machines, pv_hf_machine_json(&ms.items[i]));
-			pv_cli_print(json_pack("{s:s, s:s, s:s, s:o}", "requestId", r.id, "status",
-					       pv_broker_hf_status(r.state), "message", r.message,
-					       "machines", machines));
+			pv_cli_output(pv_broker_request_json(&r, &ms), format, NULL);
 			pv_machine_list_clear(&ms);
 			if (!done)
 				pv_cli_error("%s is still running after %.0f s", id, timeout);
@@ -71,110 +92,140 @@ static int wait_for(pv_broker *b, const char *id, double timeout)
 	}
 }
 
-static int opts(int argc, char **argv, int first, bool *wait, double *timeout, bool *all)
+/* The request as stored, without asking anyone: what POST answers. */
+static int print_stored(pv_broker *b, const char *id, pv_cli_format format)
 {
-	for (int i = first; i < argc; i++) {
-		if (strcmp(argv[i], "--wait") == 0)
-			*wait = true;
-		else if (strcmp(argv[i], "--all") == 0 && all)
-			*all = true;
-		else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-			*timeout = atof(argv[++i]);
-		else if (argv[i][0] == '-')
-			return -1;
+	pv_store *st = pv_broker_store(b);
+	pv_request_rec r;
+	pv_machine_list ms = {0};
+	int rc = pv_store_begin(st, false);
+	if (rc == 0) {
+		rc = pv_store_request_get(st, id, &r);
+		if (rc == 0)
+			rc = pv_store_machine_list(st, r.kind == PV_REQ_ACQUIRE ? PV_MF_REQUEST : PV_MF_RETURN, id,
+						   &ms);
+		pv_store_commit(st);
+	}
+	if (rc < 0) {
+		/* the request is made: its id must reach the person anyway */
+		pv_cli_error("%s made, but cannot be read back: %s", id, pv_error_last());
+		pv_cli_print(json_pack("{s:s}", "request_id", id));
+	} else {
+		pv_cli_output(pv_broker_request_json(&r, &ms), format, NULL);
+	}
+	pv_machine_list_clear(&ms);
+	return rc;
+}
+
+static int timeout_of(const pv_cli_args *a, double *out)
+{
+	const char *t = pv_cli_arg(a, "--timeout");
+	char *end = NULL;
+	*out = t ? strtod(t, &end) : 300;
+	if (t && (!*t || *end || *out <= 0 || *out > 86400)) {
+		pv_cli_error("%s: --timeout '%s': seconds, more than 0 and at most 86400", a->command, t);
+		return -1;
 	}
 	return 0;
 }
 
-static int request(pv_broker *b, int argc, char **argv)
+static int request(pv_broker *b, const pv_cli_args *a)
 {
-	bool wait = false;
-	double timeout = 300;
+	double timeout;
+	if (pv_cli_words(a, 2, 2, "TEMPLATE_ID COUNT") < 0 || timeout_of(a, &timeout) < 0)
+		return PV_EXIT_USAGE;
 	char *end;
-	long long count = argc >= 4 ? strtoll(argv[3], &end, 10) : 0;
-	if (argc < 4 || *end || opts(argc, argv, 4, &wait, &timeout, NULL) < 0) {
-		usage(stderr);
+	long long count = strtoll(a->words[1], &end, 10);
+	if (!*a->words[1] || *end) {
+		pv_cli_error("machines request: COUNT '%s' is not an integer", a->words[1]);
 		return PV_EXIT_USAGE;
 	}
+	pv_broker_choose_mode(b, "machines request");
 	char id[PV_STORE_SHORT_MAX];
-	if (pv_broker_request_machines(b, argv[2], count, id) < 0) {
+	if (pv_broker_request_machines(b, a->words[0], count, id) < 0) {
 		pv_cli_error("%s", pv_error_last());
 		return PV_EXIT_FAIL;
 	}
-	if (wait)
-		return wait_for(b, id, timeout);
-	pv_cli_print(json_pack("{s:s}", "requestId", id));
+	if (pv_cli_flag_set(a, "--wait"))
+		return wait_for(b, id, timeout, a->format);
+	print_stored(b, id, a->format);
 	/* printed: the id is the person's now (else its machines are reclaimed) */
 	if (fflush(stdout) == 0 && pv_broker_request_delivered(b, id) < 0)
 		pv_cli_error("%s", pv_error_last());
 	return PV_EXIT_OK;
 }
 
-static int give_back(pv_broker *b, int argc, char **argv)
+static int give_back(pv_broker *b, const pv_cli_args *a)
 {
-	bool wait = false;
-	double timeout = 300;
-	if (opts(argc, argv, 2, &wait, &timeout, NULL) < 0) {
-		usage(stderr);
+	double timeout;
+	if (pv_cli_words(a, 1, a->n_words, "MACHINE_ID|NAME") < 0 || timeout_of(a, &timeout) < 0)
 		return PV_EXIT_USAGE;
-	}
 	/* as many references as words: no cap on what a person may return */
-	pv_machine_ref *refs = calloc((size_t)argc, sizeof *refs);
-	size_t n = 0;
+	pv_machine_ref *refs = calloc(a->n_words, sizeof *refs);
 	if (!refs) {
 		pv_cli_error("out of memory");
 		return PV_EXIT_FAIL;
 	}
-	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "--timeout") == 0)
-			i++;
-		else if (argv[i][0] != '-')
-			refs[n++] = (pv_machine_ref){argv[i], NULL};
-	}
+	pv_broker_choose_mode(b, "machines return");
 	/* a word may be a machine id or a host name */
-	for (size_t i = 0; i < n; i++) {
+	pv_store *st = pv_broker_store(b);
+	pv_store_begin(st, false);
+	for (size_t i = 0; i < a->n_words; i++) {
 		pv_machine_rec m;
-		if (pv_store_machine_get(pv_broker_store(b), refs[i].machine_id, NULL, &m) == PV_ENOTFOUND)
-			refs[i] = (pv_machine_ref){NULL, refs[i].machine_id};
+		if (pv_store_machine_get(st, a->words[i], NULL, &m) == PV_ENOTFOUND)
+			refs[i] = (pv_machine_ref){NULL, a->words[i]};
+		else
+			refs[i] = (pv_machine_ref){a->words[i], NULL};
 	}
+	pv_store_commit(st);
 	char id[PV_STORE_SHORT_MAX];
-	int rc = pv_broker_return_machines(b, refs, n, id);
+	int rc = pv_broker_return_machines(b, refs, a->n_words, id);
 	free(refs);
 	if (rc < 0) {
 		pv_cli_error("%s", pv_error_last());
 		return PV_EXIT_FAIL;
 	}
-	if (wait)
-		return wait_for(b, id, timeout);
-	pv_cli_print(json_pack("{s:s}", "requestId", id));
+	if (pv_cli_flag_set(a, "--wait"))
+		return wait_for(b, id, timeout, a->format);
+	print_stored(b, id, a->format);
 	return PV_EXIT_OK;
 }
 
-static int list(pv_broker *b, int argc, char **argv)
+static const pv_cli_column columns[] = {
+	{"MACHINE", "machine_id", PV_COL_TEXT}, {"NAME", "name", PV_COL_TEXT},
+	{"STATE", "state", PV_COL_TEXT},        {"RESULT", "result", PV_COL_TEXT},
+	{"PROVIDER", "provider", PV_COL_TEXT},  {"TEMPLATE", "template_id", PV_COL_TEXT},
+	{"IP", "private_ip", PV_COL_TEXT},      {NULL, NULL, 0},
+};
+
+static int list(pv_broker *b, const pv_cli_args *a)
 {
-	bool all = false, wait = false;
-	double timeout = 0;
-	if (opts(argc, argv, 2, &wait, &timeout, &all) < 0) {
-		usage(stderr);
+	const char *state = pv_cli_arg(a, "--state"), *req = pv_cli_arg(a, "--request-id");
+	if (pv_cli_words(a, 0, 0, "") < 0)
+		return PV_EXIT_USAGE;
+	if (state && !pv_broker_machine_state_valid(state)) {
+		pv_cli_error("machines list: --state '%s': valid: pending, running, stopping, stopped, "
+			     "shutting-down, terminated", state);
 		return PV_EXIT_USAGE;
 	}
+	bool all = pv_cli_flag_set(a, "--all") || state || req;
 	pv_machine_list ms = {0};
 	pv_store *st = pv_broker_store(b);
 	pv_store_begin(st, false);
-	int rc = pv_store_machine_list(st, all ? PV_MF_ALL : PV_MF_ALIVE, NULL, &ms);
+	int rc = req ? pv_store_machine_list(st, PV_MF_REQUEST, req, &ms)
+		     : pv_store_machine_list(st, all ? PV_MF_ALL : PV_MF_ALIVE, NULL, &ms);
 	pv_store_commit(st);
 	if (rc < 0) {
+		pv_machine_list_clear(&ms);
 		pv_cli_error("%s", pv_error_last());
 		return PV_EXIT_FAIL;
 	}
-	printf("%-28s %-28s %-14s %-10s %-16s %-16s %s\n", "MACHINE", "NAME", "STATUS", "RESULT",
-	       "PROVIDER", "TEMPLATE", "IP");
-	for (size_t i = 0; i < ms.n; i++) {
-		const pv_machine_rec *m = &ms.items[i];
-		printf("%-28s %-28s %-14s %-10s %-16s %-16s %s\n", m->machine_id, m->name, m->status,
-		       m->result, m->provider, m->template_id, m->private_ip);
-	}
+	json_t *list = json_array();
+	for (size_t i = 0; i < ms.n; i++)
+		if (!state || strcmp(ms.items[i].status, state) == 0)
+			json_array_append_new(list, pv_broker_machine_json(&ms.items[i]));
 	pv_machine_list_clear(&ms);
+	pv_cli_output(json_pack("{s:o}", "machines", list), a->format, &(pv_cli_table){"machines", columns});
 	return PV_EXIT_OK;
 }
 
@@ -184,18 +235,37 @@ int cmd_machines(const pv_cli *cli, int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	int (*fn)(pv_broker *, int, char **) = strcmp(argv[1], "request") == 0  ? request
-					       : strcmp(argv[1], "return") == 0 ? give_back
-					       : strcmp(argv[1], "list") == 0   ? list
-										: NULL;
-	if (!fn) {
+	static const struct {
+		const char *name;
+		int (*run)(pv_broker *, const pv_cli_args *);
+		const pv_cli_flag *flags;
+		pv_cli_format format;
+	} subs[] = {
+		{"request", request, cycle_flags, PV_FORMAT_JSON},
+		{"return", give_back, cycle_flags, PV_FORMAT_JSON},
+		{"list", list, list_flags, PV_FORMAT_TABLE},
+	};
+	size_t s = 0;
+	while (s < 3 && strcmp(argv[1], subs[s].name) != 0)
+		s++;
+	if (s == 3) {
 		pv_cli_error("machines: unknown subcommand '%s' (request, list, return)", argv[1]);
 		return PV_EXIT_USAGE;
 	}
+	char command[32];
+	snprintf(command, sizeof command, "machines %s", subs[s].name);
+	pv_cli_args a;
+	if (pv_cli_parse(&a, command, subs[s].flags, true, subs[s].format, argc, argv, 2) < 0) {
+		pv_cli_args_clear(&a);
+		return PV_EXIT_USAGE;
+	}
 	pv_broker *b;
-	if (pv_cli_open_broker(cli, &b) < 0)
+	if (pv_cli_open_broker(cli, &b) < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_FAIL;
-	int rc = fn(b, argc, argv);
+	}
+	int rc = subs[s].run(b, &a);
 	pv_broker_close(b);
+	pv_cli_args_clear(&a);
 	return rc;
 }

@@ -3,7 +3,6 @@
  * the strategy graph of the configuration, seen and exercised in one
  * process (balancing, fallback and breakers at work).
  */
-#include <getopt.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,15 +12,16 @@
 static void help(FILE *f)
 {
 	fprintf(f,
-		"usage: provisio providers list\n"
-		"       provisio providers health [--provider NAME]\n"
-		"       provisio providers metrics [--provider NAME]\n"
-		"       provisio providers capabilities [--provider NAME]\n"
+		"usage: provisio providers list [--format table|json] [--json]\n"
+		"       provisio providers health [--provider NAME] [--format table|json] [--json]\n"
+		"       provisio providers metrics [--provider NAME] [--format table|json] [--json]\n"
+		"       provisio providers capabilities [--provider NAME] [--format table|json] [--json]\n"
 		"       provisio providers exec OPERATION [--provider NAME] [--params JSON]\n"
 		"                               [--context JSON] [--repeat N] [--threads T]\n"
-		"                               [--deadline-ms MS]\n"
+		"                               [--deadline-ms MS] [--format table|json] [--json]\n"
 		"\n"
 		"list          every provider and strategy: name, type, kind, children, initialized, health\n"
+		"              (default table; --json prints GET /api/v1/providers's document)\n"
 		"health        checks health now (all, or one)\n"
 		"metrics       per-strategy metrics after initialization (all, or one)\n"
 		"capabilities  supported operations, features and limitations\n"
@@ -32,6 +32,7 @@ static void help(FILE *f)
 		"              --threads T): prints a summary (operations, succeeded, failed, count by\n"
 		"              answering provider and by error, latency percentiles, the last result),\n"
 		"              then the metrics and each strategy's stats (breakers, balancer weights).\n"
+		"              health, metrics, capabilities and exec print JSON unless --format table.\n"
 		"\n"
 		"examples:\n"
 		"  provisio providers list\n"
@@ -72,30 +73,32 @@ static int parse_long(const char *flag, const char *text, long lo, long hi, long
 	return 0;
 }
 
-static int parse_opts(int argc, char **argv, exec_opts *o, bool allow_exec)
+static const pv_cli_flag one_flags[] = {
+	{"--provider", "NAME", NULL},
+	{NULL, NULL, NULL},
+};
+
+static const pv_cli_flag exec_flags[] = {
+	{"--provider", "NAME", NULL}, {"--params", "JSON", NULL},      {"--context", "JSON", NULL},
+	{"--repeat", "N", NULL},      {"--threads", "T", NULL},        {"--deadline-ms", "MS", NULL},
+	{NULL, NULL, NULL},
+};
+
+/* exec's options from the parsed command line; -1 after saying what is wrong. */
+static int exec_opts_of(const pv_cli_args *a, exec_opts *o)
 {
-	static const struct option opts[] = {
-		{"provider", required_argument, NULL, 'p'}, {"params", required_argument, NULL, 'P'},
-		{"context", required_argument, NULL, 'C'},  {"repeat", required_argument, NULL, 'r'},
-		{"threads", required_argument, NULL, 't'},  {"deadline-ms", required_argument, NULL, 'd'},
-		{NULL, 0, NULL, 0},
-	};
-	int c;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		if (c != 'p' && !allow_exec) {
-			pv_cli_error("option not valid here (see 'provisio providers --help')");
-			return -1;
-		}
-		switch (c) {
-		case 'p': o->provider = optarg; break;
-		case 'P': if (parse_json_arg("--params", optarg, &o->params) < 0) return -1; break;
-		case 'C': if (parse_json_arg("--context", optarg, &o->context) < 0) return -1; break;
-		case 'r': if (parse_long("--repeat", optarg, 1, 100000000, &o->repeat) < 0) return -1; break;
-		case 't': if (parse_long("--threads", optarg, 1, 256, &o->threads) < 0) return -1; break;
-		case 'd': if (parse_long("--deadline-ms", optarg, 1, 86400000, &o->deadline_ms) < 0) return -1; break;
-		default: return -1;
-		}
-	}
+	const char *v;
+	o->provider = pv_cli_arg(a, "--provider");
+	if ((v = pv_cli_arg(a, "--params")) && parse_json_arg("--params", v, &o->params) < 0)
+		return -1;
+	if ((v = pv_cli_arg(a, "--context")) && parse_json_arg("--context", v, &o->context) < 0)
+		return -1;
+	if ((v = pv_cli_arg(a, "--repeat")) && parse_long("--repeat", v, 1, 100000000, &o->repeat) < 0)
+		return -1;
+	if ((v = pv_cli_arg(a, "--threads")) && parse_long("--threads", v, 1, 256, &o->threads) < 0)
+		return -1;
+	if ((v = pv_cli_arg(a, "--deadline-ms")) && parse_long("--deadline-ms", v, 1, 86400000, &o->deadline_ms) < 0)
+		return -1;
 	return 0;
 }
 
@@ -112,66 +115,25 @@ static json_t *names_for(pv_context *ctx, const char *one)
 	return json_pack("[s]", one);
 }
 
-static json_t *graph_item(const json_t *graph, const char *name, bool *is_strategy)
-{
-	const char *lists[] = {"providers", "strategies"};
-	for (int l = 0; l < 2; l++) {
-		size_t i;
-		json_t *item;
-		json_array_foreach(json_object_get(graph, lists[l]), i, item)
-			if (strcmp(json_string_value(json_object_get(item, "name")), name) == 0) {
-				*is_strategy = l == 1;
-				return item;
-			}
-	}
-	return NULL;
-}
+static const pv_cli_column columns[] = {
+	{"NAME", "", PV_COL_TEXT},
+	{"TYPE", "type", PV_COL_TEXT},
+	{"KIND", "kind", PV_COL_TEXT},
+	{"INITIALIZED", "initialized", PV_COL_TEXT},
+	{"HEALTHY", "health.healthy", PV_COL_TEXT},
+	{"CHILDREN", "children", PV_COL_TEXT},
+	{NULL, NULL, 0},
+};
 
-static json_t *children_json(const json_t *item)
-{
-	json_t *kids = json_array();
-	if (json_object_get(item, "primary"))
-		json_array_append(kids, json_object_get(item, "primary"));
-	const char *keys[] = {"fallbacks", "children"};
-	for (int k = 0; k < 2; k++)
-		if (json_is_array(json_object_get(item, keys[k])))
-			json_array_extend(kids, json_object_get(item, keys[k]));
-	if (json_object_get(item, "child"))
-		json_array_append(kids, json_object_get(item, "child"));
-	return kids;
-}
-
-static int list(pv_context *ctx, const json_t *graph)
+static int list(pv_context *ctx, const json_t *graph, pv_cli_format format)
 {
 	pv_context_initialize(ctx, NULL);
-	json_t *whole = pv_context_to_json(ctx), *out = json_array();
-	json_t *names = pv_context_names(ctx);
-	size_t i;
-	json_t *nm;
-	json_array_foreach(names, i, nm) {
-		const char *name = json_string_value(nm);
-		bool strat = false;
-		json_t *item = graph_item(graph, name, &strat);
-		json_t *info = json_object_get(json_object_get(whole, "strategies"), name);
-		pv_health h;
-		pv_context_check_health(ctx, name, &h);
-		json_array_append_new(out, json_pack("{s:s, s:O, s:s, s:o, s:O, s:O?, s:o}", "name", name,
-						     "type", json_object_get(info, "type"), "kind",
-						     strat ? json_string_value(json_object_get(item, "kind")) : "provider",
-						     "children", children_json(item), "initialized",
-						     json_object_get(info, "initialized"), "init_error",
-						     json_object_get(info, "init_error"), "health", pv_health_to_json(&h)));
-		pv_health_clear(&h);
-	}
-	json_t *top = json_pack("{s:O, s:O, s:o}", "current", json_object_get(whole, "current"), "policy",
-				json_object_get(whole, "policy"), "strategies", out);
-	json_decref(names);
-	json_decref(whole);
-	pv_cli_print(top);
+	pv_context_refresh_health(ctx, true);
+	pv_cli_output(pv_config_providers_view(ctx, graph), format, &(pv_cli_table){"strategies", columns});
 	return PV_EXIT_OK;
 }
 
-static int per_name(pv_context *ctx, const char *verb, const char *one)
+static int per_name(pv_context *ctx, const char *verb, const char *one, pv_cli_format format)
 {
 	pv_context_initialize(ctx, NULL);
 	json_t *names = names_for(ctx, one);
@@ -201,7 +163,7 @@ static int per_name(pv_context *ctx, const char *verb, const char *one)
 		}
 	}
 	json_decref(names);
-	pv_cli_print(out);
+	pv_cli_output(out, format, NULL);
 	return all_healthy ? PV_EXIT_OK : PV_EXIT_FAIL;
 }
 
@@ -273,7 +235,7 @@ static json_t *stats_of_all(pv_context *ctx)
 	return out;
 }
 
-static int exec_op(pv_context *ctx, const char *opname, exec_opts *o)
+static int exec_op(pv_context *ctx, const char *opname, exec_opts *o, pv_cli_format format)
 {
 	pv_op_type type;
 	if (pv_op_parse(opname, &type) < 0) {
@@ -304,18 +266,18 @@ static int exec_op(pv_context *ctx, const char *opname, exec_opts *o)
 	int rc = st.ok ? PV_EXIT_OK : PV_EXIT_FAIL;
 	if (!repeated) {
 		rc = st.last.success ? PV_EXIT_OK : PV_EXIT_FAIL;
-		pv_cli_print(pv_result_to_json(&st.last));
+		pv_cli_output(pv_result_to_json(&st.last), format, NULL);
 	} else {
 		pv_metrics lat;
 		pv_metrics_snapshot(&st.latency, &lat);
 		json_t *metrics = pv_context_metrics_json(ctx);
-		pv_cli_print(json_pack("{s:{s:I, s:I, s:I, s:I, s:o, s:o, s:{s:f, s:f, s:f, s:f}, s:o}, s:o, s:o}",
+		pv_cli_output(json_pack("{s:{s:I, s:I, s:I, s:I, s:o, s:o, s:{s:f, s:f, s:f, s:f}, s:o}, s:o, s:o}",
 				       "summary", "operations", (json_int_t)o->repeat, "threads", (json_int_t)threads,
 				       "succeeded", (json_int_t)st.ok, "failed", (json_int_t)st.failed,
 				       "by_provider", st.by_provider, "by_error", st.by_error, "latency_ms",
 				       "mean", lat.mean_latency_ms, "p50", lat.p50_ms, "p95", lat.p95_ms, "p99",
 				       lat.p99_ms, "last_result", pv_result_to_json(&st.last), "metrics", metrics,
-				       "stats", stats_of_all(ctx)));
+				       "stats", stats_of_all(ctx)), format, NULL);
 		st.by_provider = st.by_error = NULL;
 	}
 	json_decref(st.by_provider);
@@ -338,43 +300,33 @@ int cmd_providers(const pv_cli *cli, int argc, char **argv)
 		pv_cli_error("providers: unknown subcommand '%s' (see 'provisio providers --help')", verb);
 		return PV_EXIT_USAGE;
 	}
+	char command[48];
+	snprintf(command, sizeof command, "providers %s", verb);
+	pv_cli_args a;
 	exec_opts o = {0};
-	const char *opname = NULL;
-	int first = 2;
-	if (is_exec) {
-		if (argc < 3 || argv[2][0] == '-') {
-			pv_cli_error("providers exec: name the OPERATION to run (see --help)");
-			return PV_EXIT_USAGE;
-		}
-		opname = argv[2];
-		first = 3;
-	}
-	optind = 1;
-	if (parse_opts(argc - first + 1, argv + first - 1, &o, is_exec) < 0 || optind != argc - first + 1) {
-		if (optind != argc - first + 1)
-			pv_cli_error("providers %s: unexpected argument '%s'", verb, argv[first - 1 + optind]);
+	if (pv_cli_parse(&a, command, is_exec ? exec_flags : strcmp(verb, "list") ? one_flags : NULL, true,
+			 strcmp(verb, "list") ? PV_FORMAT_JSON : PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
+	    pv_cli_words(&a, is_exec, is_exec, "OPERATION") < 0 || exec_opts_of(&a, &o) < 0) {
+		pv_cli_args_clear(&a);
 		json_decref(o.params);
 		json_decref(o.context);
 		return PV_EXIT_USAGE;
 	}
-	pv_context *ctx;
-	json_t *graph;
-	if (pv_cli_open(cli, &ctx, &graph) < 0) {
-		json_decref(o.params);
-		json_decref(o.context);
-		json_decref(graph);
-		return PV_EXIT_FAIL;
+	pv_context *ctx = NULL;
+	json_t *graph = NULL;
+	int rc = PV_EXIT_FAIL;
+	if (pv_cli_open(cli, &ctx, &graph) == 0) {
+		if (is_exec)
+			rc = exec_op(ctx, a.words[0], &o, a.format);
+		else if (strcmp(verb, "list") == 0)
+			rc = list(ctx, graph, a.format);
+		else
+			rc = per_name(ctx, verb, o.provider, a.format);
+		pv_context_free(ctx);
 	}
-	int rc;
-	if (is_exec)
-		rc = exec_op(ctx, opname, &o);
-	else if (strcmp(verb, "list") == 0)
-		rc = list(ctx, graph);
-	else
-		rc = per_name(ctx, verb, o.provider);
-	pv_context_free(ctx);
 	json_decref(graph);
 	json_decref(o.params);
 	json_decref(o.context);
+	pv_cli_args_clear(&a);
 	return rc;
 }

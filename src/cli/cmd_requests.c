@@ -1,6 +1,6 @@
 /*
  * cmd_requests.c - `provisio requests list|show|status`: what was asked,
- * and where each request stands.
+ * and where each request stands. The JSON is GET /api/v1/requests's.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,56 +10,74 @@
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: provisio requests list [--state STATE] [--limit N]\n"
-		   "       provisio requests show REQUEST_ID     (the Host Factory view, JSON)\n"
-		   "       provisio requests status REQUEST_ID   (one line)\n"
+	fprintf(f, "usage: provisio requests list [--status STATUS] [--limit N] [--format table|json] [--json]\n"
+		   "       provisio requests show REQUEST_ID [--format table|json] [--json]\n"
+		   "       provisio requests status REQUEST_ID [--format table|json] [--json]\n"
 		   "\n"
-		   "STATE: queued, creating, running, complete, complete_with_error, failed.\n"
+		   "list    the newest requests (default table); --json prints GET /api/v1/requests's\n"
+		   "        document. STATUS: running, complete, complete_with_error (Host Factory's\n"
+		   "        status), or queued, creating, failed (the stored state); --state is a\n"
+		   "        deprecated spelling of --status. N: 1..1000 (default 100), 0 for all.\n"
+		   "show    one request and its machines (default json): GET /api/v1/requests/ID.\n"
+		   "status  one line (default table); --json prints what show prints.\n"
 		   "\n"
 		   "examples:\n"
-		   "  provisio requests list --state running\n"
+		   "  provisio requests list --status running\n"
+		   "  provisio requests list --json --limit 10\n"
 		   "  provisio requests show req-8c1f...\n");
 }
 
-static int list(pv_broker *b, int argc, char **argv)
+static const pv_cli_flag list_flags[] = {
+	{"--status", "STATUS", NULL},
+	{"--limit", "N", NULL},
+	{"--state", "STATUS", "--status"},
+	{NULL, NULL, NULL},
+};
+
+static const pv_cli_column columns[] = {
+	{"REQUEST", "request_id", PV_COL_TEXT}, {"KIND", "kind", PV_COL_TEXT},
+	{"STATE", "state", PV_COL_TEXT},        {"TEMPLATE", "template_id", PV_COL_TEXT},
+	{"COUNT", "count", PV_COL_TEXT},        {"CREATED", "created_at", PV_COL_TIME},
+	{NULL, NULL, 0},
+};
+
+static int list(pv_broker *b, const pv_cli_args *a)
 {
-	int state = -1;
-	size_t limit = 50;
-	for (int i = 2; i < argc; i++) {
-		pv_request_state s;
-		if (strcmp(argv[i], "--state") == 0 && i + 1 < argc) {
-			if (pv_request_state_parse(argv[++i], &s) < 0) {
-				pv_cli_error("%s", pv_error_last());
-				return PV_EXIT_USAGE;
-			}
-			state = (int)s;
-		} else if (strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
-			limit = (size_t)strtoul(argv[++i], NULL, 10);
-		} else {
-			usage(stderr);
-			return PV_EXIT_USAGE;
-		}
+	const char *status = pv_cli_arg(a, "--status"), *lim = pv_cli_arg(a, "--limit");
+	if (status && !pv_broker_status_filter_valid(status)) {
+		pv_cli_error("requests list: --status '%s': valid: running, complete, complete_with_error, "
+			     "queued, creating, failed", status);
+		return PV_EXIT_USAGE;
+	}
+	char *end = NULL;
+	long limit = lim ? strtol(lim, &end, 10) : 100;
+	if (lim && (!*lim || *end || limit < 0 || limit > 1000)) {
+		pv_cli_error("requests list: --limit '%s': an integer from 1 to 1000, or 0 for all", lim);
+		return PV_EXIT_USAGE;
 	}
 	pv_request_rec *rs = NULL;
 	size_t n = 0;
 	pv_store *st = pv_broker_store(b);
-	if (pv_store_begin(st, false) < 0 || pv_store_request_list(st, state, limit, &rs, &n) < 0) {
+	/* filtered after reading, as the server does: "running" spans two states */
+	if (pv_store_begin(st, false) < 0 ||
+	    pv_store_request_list(st, -1, status ? 0 : (size_t)limit, &rs, &n) < 0) {
 		pv_store_rollback(st);
 		pv_cli_error("%s", pv_error_last());
 		return PV_EXIT_FAIL;
 	}
-	pv_store_commit(st);
-	printf("%-40s %-7s %-20s %-20s %5s  %s\n", "REQUEST", "KIND", "STATE", "TEMPLATE", "COUNT", "CREATED");
-	for (size_t i = 0; i < n; i++) {
-		time_t t = (time_t)(rs[i].created_ms / 1000);
-		struct tm tm;
-		char when[32];
-		strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime_r(&t, &tm));
-		printf("%-40s %-7s %-20s %-20s %5lld  %s\n", rs[i].id, pv_request_kind_name(rs[i].kind),
-		       pv_request_state_name(rs[i].state), rs[i].template_id[0] ? rs[i].template_id : "-",
-		       (long long)rs[i].requested, when);
+	json_t *list = json_array();
+	for (size_t i = 0; i < n && (limit == 0 || json_array_size(list) < (size_t)limit); i++) {
+		if (!pv_broker_status_filter_matches(&rs[i], status))
+			continue;
+		pv_machine_list ms = {0};
+		pv_store_machine_list(st, rs[i].kind == PV_REQ_ACQUIRE ? PV_MF_REQUEST : PV_MF_RETURN, rs[i].id,
+				      &ms);
+		json_array_append_new(list, pv_broker_request_json(&rs[i], &ms));
+		pv_machine_list_clear(&ms);
 	}
+	pv_store_commit(st);
 	free(rs);
+	pv_cli_output(json_pack("{s:o}", "requests", list), a->format, &(pv_cli_table){"requests", columns});
 	return PV_EXIT_OK;
 }
 
@@ -70,28 +88,37 @@ int cmd_requests(const pv_cli *cli, int argc, char **argv)
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
 	const char *sub = argv[1];
-	bool is_list = strcmp(sub, "list") == 0;
-	if (!is_list && strcmp(sub, "show") && strcmp(sub, "status")) {
+	bool is_list = strcmp(sub, "list") == 0, is_status = strcmp(sub, "status") == 0;
+	if (!is_list && !is_status && strcmp(sub, "show")) {
 		pv_cli_error("requests: unknown subcommand '%s' (list, show, status)", sub);
 		return PV_EXIT_USAGE;
 	}
-	if (!is_list && argc != 3) {
-		usage(stderr);
+	char command[32];
+	snprintf(command, sizeof command, "requests %s", sub);
+	pv_cli_args a;
+	if (pv_cli_parse(&a, command, is_list ? list_flags : NULL, true,
+			 is_list || is_status ? PV_FORMAT_TABLE : PV_FORMAT_JSON, argc, argv, 2) < 0 ||
+	    pv_cli_words(&a, !is_list, !is_list, "REQUEST_ID") < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_USAGE;
 	}
 	pv_broker *b;
-	if (pv_cli_open_broker(cli, &b) < 0)
+	if (pv_cli_open_broker(cli, &b) < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_FAIL;
+	}
 	int rc = PV_EXIT_OK;
 	if (is_list) {
-		rc = list(b, argc, argv);
+		rc = list(b, &a);
 	} else {
+		/* a status read refreshes from the providers: the daemon's, when one runs */
+		pv_broker_choose_mode(b, command);
 		pv_request_rec r;
 		pv_machine_list ms = {0};
-		if (pv_broker_request_status(b, argv[2], &r, &ms) < 0) {
+		if (pv_broker_request_status(b, a.words[0], &r, &ms) < 0) {
 			pv_cli_error("%s", pv_error_last());
 			rc = PV_EXIT_FAIL;
-		} else if (strcmp(sub, "status") == 0) {
+		} else if (is_status && a.format == PV_FORMAT_TABLE) {
 			size_t ok = 0;
 			for (size_t i = 0; i < ms.n; i++)
 				ok += strcmp(ms.items[i].result, "succeed") == 0;
@@ -99,18 +126,11 @@ int cmd_requests(const pv_cli *cli, int argc, char **argv)
 			       pv_broker_hf_status(r.state), ok, (long long)r.requested,
 			       r.message[0] ? ": " : "", r.message);
 		} else {
-			json_t *machines = json_array();
-			for (size_t i = 0; i < ms.n; i++)
-				json_array_append_new(machines, pv_hf_machine_json(&ms.items[i]));
-			pv_cli_print(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:o}", "requestId", r.id,
-					       "kind", pv_request_kind_name(r.kind), "state",
-					       pv_request_state_name(r.state), "status",
-					       pv_broker_hf_status(r.state), "template", r.template_id,
-					       "requested", (json_int_t)r.requested, "message", r.message,
-					       "machines", machines));
+			pv_cli_output(pv_broker_request_json(&r, &ms), a.format, NULL);
 		}
 		pv_machine_list_clear(&ms);
 	}
 	pv_broker_close(b);
+	pv_cli_args_clear(&a);
 	return rc;
 }

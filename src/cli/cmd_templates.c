@@ -23,48 +23,31 @@ int pv_cli_open_broker(const pv_cli *cli, pv_broker **out)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: provisio templates list\n"
-		   "       provisio templates show TEMPLATE_ID\n"
+	fprintf(f, "usage: provisio templates list [--format table|json] [--json]\n"
+		   "       provisio templates show TEMPLATE_ID [--format table|json] [--json]\n"
 		   "       provisio templates validate [TEMPLATE_ID] [--dry-run]\n"
 		   "\n"
 		   "The templates Host Factory sees (from $HF_PROVIDER_CONFDIR or config/templates.json),\n"
-		   "the strategy serving each, and how many machines are still available.\n"
+		   "the strategy serving each (provider), and how many machines are still available\n"
+		   "(availableNumber; -1: unlimited). --format json prints the document of\n"
+		   "GET /api/v1/templates (list, default table) or /api/v1/templates/ID (show, default json).\n"
 		   "validate asks the strategy serving each template to check its fields (validate_template):\n"
 		   "every problem with the template id and the field, unknown fields as warnings; --dry-run\n"
 		   "also asks the provider (a DryRun call on EC2). Exit 1 when a template is refused.\n"
 		   "\n"
 		   "examples:\n"
 		   "  provisio templates list\n"
+		   "  provisio templates list --json\n"
 		   "  provisio templates show local-small\n"
 		   "  provisio templates validate --dry-run\n");
 }
 
-static const char *attr(const json_t *t, const char *name)
-{
-	const char *v = json_string_value(json_array_get(json_object_get(json_object_get(t, "attributes"), name), 1));
-	return v ? v : "-";
-}
-
-static int list(pv_broker *b)
-{
-	printf("%-24s %-16s %6s %9s %5s %7s\n", "TEMPLATE", "STRATEGY", "MAX", "AVAILABLE", "CPUS", "RAM_MB");
-	size_t i;
-	json_t *t;
-	pv_store_begin(pv_broker_store(b), false);
-	json_array_foreach(pv_broker_templates(b), i, t) {
-		char strategy[64] = "-", avail[24] = "unlimited";
-		int64_t a;
-		const char *id = json_string_value(json_object_get(t, "templateId"));
-		pv_broker_template_strategy(b, t, strategy, sizeof strategy);
-		if (pv_broker_available(b, id, &a) == 0 && a != INT64_MAX)
-			snprintf(avail, sizeof avail, "%lld", (long long)a);
-		json_t *max = json_object_get(t, "maxNumber");
-		printf("%-24s %-16s %6lld %9s %5s %7s\n", id, strategy,
-		       max ? (long long)json_integer_value(max) : -1LL, avail, attr(t, "ncpus"), attr(t, "nram"));
-	}
-	pv_store_commit(pv_broker_store(b));
-	return PV_EXIT_OK;
-}
+static const pv_cli_column columns[] = {
+	{"TEMPLATE", "templateId", PV_COL_TEXT},  {"STRATEGY", "provider", PV_COL_TEXT},
+	{"MAX", "maxNumber", PV_COL_TEXT},        {"AVAILABLE", "availableNumber", PV_COL_UNLIMITED},
+	{"CPUS", "attributes.ncpus.1", PV_COL_TEXT}, {"RAM_MB", "attributes.nram.1", PV_COL_TEXT},
+	{NULL, NULL, 0},
+};
 
 /* Prints a validate_template answer's problems, "  level field: message". */
 static void print_problems(const json_t *problems)
@@ -120,57 +103,67 @@ int cmd_templates(const pv_cli *cli, int argc, char **argv)
 	}
 	bool show = strcmp(argv[1], "show") == 0;
 	if (strcmp(argv[1], "validate") == 0) {
-		bool dry_run = false;
-		const char *only = NULL;
-		for (int i = 2; i < argc; i++) {
-			if (strcmp(argv[i], "--dry-run") == 0)
-				dry_run = true;
-			else if (!only && argv[i][0] != '-')
-				only = argv[i];
-			else {
-				usage(stderr);
-				return PV_EXIT_USAGE;
-			}
+		static const pv_cli_flag flags[] = {{"--dry-run", NULL, NULL}, {NULL, NULL, NULL}};
+		pv_cli_args a;
+		if (pv_cli_parse(&a, "templates validate", flags, false, PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
+		    pv_cli_words(&a, 0, 1, "TEMPLATE_ID") < 0) {
+			pv_cli_args_clear(&a);
+			return PV_EXIT_USAGE;
 		}
+		bool dry_run = pv_cli_flag_set(&a, "--dry-run");
+		const char *only = a.n_words ? a.words[0] : NULL;
 		pv_broker *b;
-		if (pv_cli_open_broker(cli, &b) < 0)
+		if (pv_cli_open_broker(cli, &b) < 0) {
+			pv_cli_args_clear(&a);
 			return PV_EXIT_FAIL;
+		}
 		size_t checked;
 		int refused = validate(b, only, dry_run, &checked);
 		if (only && !checked)
 			pv_cli_error("no template '%s' in %s", only, pv_broker_templates_path(b));
 		pv_broker_close(b);
-		return refused || (only && !checked) ? PV_EXIT_FAIL : PV_EXIT_OK;
+		int rc = refused || (only && !checked) ? PV_EXIT_FAIL : PV_EXIT_OK;
+		pv_cli_args_clear(&a);
+		return rc;
 	}
 	if (!show && strcmp(argv[1], "list") != 0) {
 		pv_cli_error("templates: unknown subcommand '%s' (list, show, validate)", argv[1]);
 		return PV_EXIT_USAGE;
 	}
-	if (show && argc != 3) {
-		usage(stderr);
+	pv_cli_args a;
+	if (pv_cli_parse(&a, show ? "templates show" : "templates list", NULL, true,
+			 show ? PV_FORMAT_JSON : PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
+	    pv_cli_words(&a, show, show, "TEMPLATE_ID") < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_USAGE;
 	}
 	pv_broker *b;
-	if (pv_cli_open_broker(cli, &b) < 0)
+	if (pv_cli_open_broker(cli, &b) < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_FAIL;
+	}
 	int rc = PV_EXIT_OK;
+	json_t *doc = NULL;
+	pv_store_begin(pv_broker_store(b), false);
 	if (!show) {
-		rc = list(b);
+		json_t *list = json_array();
+		size_t i;
+		json_t *t;
+		json_array_foreach(pv_broker_templates(b), i, t)
+			json_array_append_new(list, pv_broker_template_json(b, t));
+		doc = json_pack("{s:o}", "templates", list);
 	} else {
-		const json_t *t = pv_broker_template(b, argv[2]);
-		if (!t) {
-			pv_cli_error("no template '%s' in %s", argv[2], pv_broker_templates_path(b));
+		const json_t *t = pv_broker_template(b, a.words[0]);
+		if (t)
+			doc = pv_broker_template_json(b, t);
+		else {
+			pv_cli_error("no template '%s' in %s", a.words[0], pv_broker_templates_path(b));
 			rc = PV_EXIT_FAIL;
-		} else {
-			json_t *v = json_deep_copy(t);
-			int64_t a;
-			pv_store_begin(pv_broker_store(b), false);
-			if (pv_broker_available(b, argv[2], &a) == 0 && a != INT64_MAX)
-				json_object_set_new(v, "availableNumber", json_integer(a));
-			pv_store_commit(pv_broker_store(b));
-			pv_cli_print(v);
 		}
 	}
+	pv_store_commit(pv_broker_store(b));
+	pv_cli_output(doc, a.format, show ? NULL : &(pv_cli_table){"templates", columns});
 	pv_broker_close(b);
+	pv_cli_args_clear(&a);
 	return rc;
 }

@@ -25,6 +25,7 @@ static void help(FILE *f)
 {
 	fprintf(f,
 		"usage: provisio top [--url URL] [--token TOKEN] [--interval SECONDS] [--once]\n"
+		"                    [--format table|json] [--json]\n"
 		"\n"
 		"A live table of a running server's strategies (health, operations, success %%,\n"
 		"p50/p95 latency, breaker states, in flight) and active requests. Redraws every\n"
@@ -34,6 +35,8 @@ static void help(FILE *f)
 		"  --token TOKEN     a read token (default $PROVISIO_TOKEN)\n"
 		"  --interval S      seconds between refreshes, 0.2..3600 (default 2)\n"
 		"  --once            print once and exit\n"
+		"  --json            print once, as JSON: {\"providers\": GET /api/v1/providers,\n"
+		"                    \"requests\": GET /api/v1/requests?status=running&limit=20}\n"
 		"\n"
 		"example:\n"
 		"  PROVISIO_TOKEN=... provisio top --url http://127.0.0.1:8080\n");
@@ -168,7 +171,7 @@ static void print_requests(FILE *o, const json_t *list)
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) { (void)sig; interrupted = 1; }
 
-static int draw(const char *url, const char *token, bool tty)
+static int draw(const char *url, const char *token, bool tty, bool json)
 {
 	fetch p, r;
 	if (get(url, token, "/api/v1/providers", &p) < 0) {
@@ -181,6 +184,10 @@ static int draw(const char *url, const char *token, bool tty)
 		json_decref(p.body);
 		json_decref(r.body);
 		return -1;
+	}
+	if (json) { /* the two REST documents top reads, as they came */
+		pv_cli_print(json_pack("{s:o, s:o}", "providers", p.body, "requests", r.body));
+		return 0;
 	}
 	if (tty)
 		fputs("\033[H\033[2J", stdout);
@@ -206,11 +213,12 @@ int cmd_top(const pv_cli *cli, int argc, char **argv)
 	static const struct option opts[] = {
 		{"url", required_argument, NULL, 'u'}, {"token", required_argument, NULL, 't'},
 		{"interval", required_argument, NULL, 'i'}, {"once", no_argument, NULL, 'o'},
+		{"json", no_argument, NULL, 'j'}, {"format", required_argument, NULL, 'f'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *url = getenv("PROVISIO_URL"), *token = getenv("PROVISIO_TOKEN");
 	double interval = 2;
-	bool once = false;
+	bool once = false, json = false;
 	int c;
 	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
 		switch (c) {
@@ -226,17 +234,29 @@ int cmd_top(const pv_cli *cli, int argc, char **argv)
 			break;
 		}
 		case 'o': once = true; break;
+		case 'j': json = true; break;
+		case 'f':
+			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
+				pv_cli_error("top: --format '%s' is not one of table, json", optarg);
+				return PV_EXIT_USAGE;
+			}
+			json = strcmp(optarg, "json") == 0;
+			break;
 		default: help(stderr); return PV_EXIT_USAGE;
 		}
 	}
+	if (optind < argc) {
+		pv_cli_error("top: unexpected argument '%s' (see --help)", argv[optind]);
+		return PV_EXIT_USAGE;
+	}
 	if (!url)
 		url = "http://127.0.0.1:8080";
-	bool tty = isatty(STDOUT_FILENO) && !once;
+	bool tty = isatty(STDOUT_FILENO) && !once && !json;
 	if (!tty)
-		return draw(url, token, false) < 0 ? PV_EXIT_FAIL : PV_EXIT_OK;
+		return draw(url, token, false, json) < 0 ? PV_EXIT_FAIL : PV_EXIT_OK;
 	signal(SIGINT, on_sigint);
 	while (!interrupted) {
-		draw(url, token, true); /* a failed refresh is shown and retried */
+		draw(url, token, true, false); /* a failed refresh is shown and retried */
 		struct timespec ts = {(time_t)interval, (long)((interval - (time_t)interval) * 1e9)};
 		nanosleep(&ts, NULL);
 	}

@@ -27,6 +27,7 @@ static const struct {
 	{"templates", cmd_templates, NULL, "list, show and validate the machine templates"},
 	{"machines", cmd_machines, NULL, "request, list and return machines"},
 	{"requests", cmd_requests, NULL, "list requests, show one, follow its status"},
+	{"migrate", cmd_migrate, NULL, "convert the original project's config directory (--from-orb DIR)"},
 };
 
 static int run_command(size_t i, const pv_cli *cli, int argc, char **argv)

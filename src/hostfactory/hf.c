@@ -496,29 +496,27 @@ static int return_requests(pv_broker *b, const json_t *in, json_t **out)
 	return 0;
 }
 
-/* Deferred to a live daemon, or direct (taking over a dead daemon's queue). */
-static void choose_mode(pv_broker *b)
-{
-	pv_daemon_info d;
-	if (pv_broker_daemon_get(b, &d) == 0) {
-		pv_broker_set_mode(b, PV_BROKER_DEFERRED);
-		pv_log(PV_LOG_INFO, "hostfactory: deferred to provisio serve (pid %lld on %s): no provider "
-		       "call", (long long)d.pid, d.host);
-		return;
-	}
-	pv_broker_set_mode(b, PV_BROKER_DIRECT);
-	int n = pv_broker_run_queue(b);
-	if (n > 0)
-		pv_log(PV_LOG_WARN, "hostfactory: no live daemon; finished %d queued request(s)", n);
-}
-
 static int run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out);
+
+/* A failed call's reason is what its answer says: pv_error_last() must say
+ * it too, or the caller's log shows whatever an earlier lookup left there
+ * (an input error once was logged as "no key 'daemon/heartbeat'"). */
+static int keep_reason(int rc, const json_t *out)
+{
+	const char *text = json_string_value(json_object_get(out, "message"));
+	if (rc >= 0 || !text || text == pv_error_last())
+		return rc;
+	char copy[1024];
+	snprintf(copy, sizeof copy, "%s", text);
+	pv_error_set(rc, "%s", copy);
+	return rc;
+}
 
 int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 {
 	json_t *out = NULL;
 	int rc;
-	choose_mode(b);
+	pv_broker_choose_mode(b, "hostfactory");
 	if (cmd == PV_HF_GET_REQUEST_STATUS && json_is_object(in)) {
 		status_set s;
 		rc = collect_status(b, in, &s, &out);
@@ -539,6 +537,7 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 	}
 	if (!out) /* an answer that could not be built is still an answer */
 		out = message(rc < 0 ? pv_error_last() : "the answer could not be built");
+	keep_reason(rc, out);
 	json_dumpf(out, f, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	fputc('\n', f);
 	/* a new request's id is Host Factory's once it is out of this process:
@@ -553,7 +552,7 @@ int pv_hf_write(pv_broker *b, pv_hf_command cmd, const json_t *in, FILE *f)
 
 int pv_hf_run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
 {
-	choose_mode(b);
+	pv_broker_choose_mode(b, "hostfactory");
 	return run(b, cmd, in, out);
 }
 
@@ -562,7 +561,7 @@ static int run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
 	*out = NULL;
 	if (!json_is_object(in)) {
 		*out = message("the input must be a JSON object");
-		return PV_EINVAL;
+		return keep_reason(PV_EINVAL, *out);
 	}
 	int rc;
 	switch (cmd) {
@@ -583,9 +582,9 @@ static int run(pv_broker *b, pv_hf_command cmd, const json_t *in, json_t **out)
 		break;
 	default:
 		*out = message("unknown command");
-		return PV_EINVAL;
+		return keep_reason(PV_EINVAL, *out);
 	}
 	if (!*out)
 		*out = message(rc < 0 ? pv_error_last() : "");
-	return rc;
+	return keep_reason(rc, *out);
 }

@@ -5,14 +5,18 @@
  * flight, success rate, health, weight, breaker states; broker: requests by
  * state and machines by provider and state (from the reconciler's last
  * pass, so a scrape never scans the store), provisioning time, orphans and
- * reclaimed machines; HTTP; process: uptime, build info. Names and labels
- * are in docs/metrics.md.
+ * reclaimed machines; HTTP; process: the standard process_* metrics,
+ * uptime, build info. Names follow Prometheus' conventions (base units,
+ * ratios 0..1, _total on counters) and are in docs/metrics.md.
  *
  * The kernel's histogram has 8 buckets a power of two; Prometheus wants a
  * few fixed bounds, so kernel buckets are summed into the first bound at or
  * above their upper edge (never under-reporting a latency).
  */
+#include <dirent.h>
 #include <math.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include "server/server_internal.h"
@@ -44,8 +48,70 @@ static void head(FILE *f, const char *name, const char *type, const char *help)
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+/* A number from /proc/self/stat's fields after the command (1-based
+ * among them: 12 utime, 13 stime); -1 when unreadable. */
+static double proc_stat_field(int field)
+{
+	char buf[1024];
+	FILE *p = fopen("/proc/self/stat", "r");
+	if (!p)
+		return -1;
+	size_t n = fread(buf, 1, sizeof buf - 1, p);
+	fclose(p);
+	buf[n] = '\0';
+	char *s = strrchr(buf, ')'); /* the command may hold spaces */
+	if (!s)
+		return -1;
+	s += 2;
+	for (int i = 1; i < field && s; i++) {
+		s = strchr(s, ' ');
+		s = s ? s + 1 : NULL;
+	}
+	return s ? strtod(s, NULL) : -1;
+}
+
+/* The standard process_* metrics (the Prometheus client libraries'
+ * names), so dashboards made for any exporter work. */
+static void standard_process_metrics(FILE *f, pv_server *srv)
+{
+	head(f, "process_start_time_seconds", "gauge", "Start time of the process since unix epoch in seconds.");
+	fprintf(f, "process_start_time_seconds %.3f\n", (double)srv->started_ms / 1e3);
+	long tick = sysconf(_SC_CLK_TCK);
+	double ut = proc_stat_field(12), st = proc_stat_field(13);
+	if (ut >= 0 && st >= 0 && tick > 0) {
+		head(f, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds.");
+		fprintf(f, "process_cpu_seconds_total %.2f\n", (ut + st) / (double)tick);
+	}
+	long long pages_virt = 0, pages_res = 0;
+	FILE *m = fopen("/proc/self/statm", "r");
+	if (m && fscanf(m, "%lld %lld", &pages_virt, &pages_res) == 2) {
+		long page = sysconf(_SC_PAGESIZE);
+		head(f, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
+		fprintf(f, "process_resident_memory_bytes %lld\n", pages_res * page);
+		head(f, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes.");
+		fprintf(f, "process_virtual_memory_bytes %lld\n", pages_virt * page);
+	}
+	if (m)
+		fclose(m);
+	DIR *d = opendir("/proc/self/fd");
+	if (d) {
+		long n = -1; /* the directory's own descriptor */
+		while (readdir(d))
+			n++;
+		closedir(d);
+		head(f, "process_open_fds", "gauge", "Number of open file descriptors.");
+		fprintf(f, "process_open_fds %ld\n", n - 2); /* less "." and ".." */
+	}
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) {
+		head(f, "process_max_fds", "gauge", "Maximum number of open file descriptors.");
+		fprintf(f, "process_max_fds %llu\n", (unsigned long long)rl.rlim_cur);
+	}
+}
+
 static void process_metrics(FILE *f, pv_server *srv)
 {
+	standard_process_metrics(f, srv);
 	head(f, "provisio_build_info", "gauge", "Version of the running provisio.");
 	fprintf(f, "provisio_build_info{version=\"%s\"} 1\n", PROVISIO_VERSION);
 	head(f, "provisio_uptime_seconds", "gauge", "Seconds since the server started.");
@@ -263,9 +329,9 @@ static void strategy_metrics(FILE *f, pv_context *ctx)
 		label(s.infl, name);
 		fprintf(s.infl, "} %llu\n", (unsigned long long)m.in_flight);
 		if (!isnan(m.success_rate)) {
-			fputs("provisio_strategy_success_rate{strategy=", s.rate);
+			fputs("provisio_strategy_success_ratio{strategy=", s.rate);
 			label(s.rate, name);
-			fprintf(s.rate, "} %.4f\n", m.success_rate);
+			fprintf(s.rate, "} %.6f\n", m.success_rate / 100.0); /* the kernel keeps percent */
 		}
 		json_t *h = json_object_get(info, "health");
 		if (json_is_object(h)) {
@@ -289,7 +355,7 @@ static void strategy_metrics(FILE *f, pv_context *ctx)
 		{"provisio_strategy_operations_total", "counter", "Finished operations by strategy, type and outcome."},
 		{"provisio_strategy_operation_duration_seconds", "histogram", "Operation latency by strategy."},
 		{"provisio_strategy_in_flight", "gauge", "Operations running now."},
-		{"provisio_strategy_success_rate", "gauge", "Percent of operations that succeeded (absent before the first)."},
+		{"provisio_strategy_success_ratio", "gauge", "Share of operations that succeeded, 0 to 1 (absent before the first)."},
 		{"provisio_strategy_healthy", "gauge", "1 healthy, 0 unhealthy (absent until checked)."},
 		{"provisio_strategy_weight", "gauge", "Weight for weighted selection."},
 		{"provisio_strategy_current", "gauge", "1 for the current strategy."},

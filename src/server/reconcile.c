@@ -74,7 +74,7 @@ static json_t *find_reclaimed(pv_server *srv, srv_world *w)
 			srv_log(srv, PV_LOG_WARN, "reconciler", NULL, "machine %s (%s) was taken back by its "
 				"provider: %s", out.items[i].machine_id, out.items[i].provider,
 				out.items[i].message);
-			json_array_append_new(list, srv_machine_json(&out.items[i]));
+			json_array_append_new(list, pv_broker_machine_json(&out.items[i]));
 		}
 	atomic_fetch_add(&srv->reclaimed_found, out.n);
 	pv_machine_list_clear(&out);

@@ -30,6 +30,7 @@ static const route routes[] = {
 	{SRV_GET, "/health", SRV_ROLE_NONE, srv_get_health, NULL},
 	{SRV_GET, "/ready", SRV_ROLE_NONE, srv_get_ready, NULL, .store = true},
 	{SRV_GET, "/metrics", SRV_ROLE_READ, srv_get_metrics, NULL},
+	{SRV_GET, "/openapi.json", SRV_ROLE_NONE, srv_get_openapi, NULL},
 	{SRV_GET, "/api/v1/templates", SRV_ROLE_READ, srv_get_templates, NULL, .store = true},
 	{SRV_GET, "/api/v1/templates/*", SRV_ROLE_READ, NULL, srv_get_template, .store = true},
 	{SRV_POST, "/api/v1/requests", SRV_ROLE_ADMIN, srv_post_requests, NULL, true, true},
@@ -215,43 +216,22 @@ void srv_get_metrics(srv_req *r)
 	free(text);
 }
 
+/* docs/openapi.yaml as JSON (tools/openapi/embed.py, at build time): the
+ * API's description needs no token, as the docs need none. */
+extern const char srv_openapi_json[];
+extern const size_t srv_openapi_json_len;
+
+void srv_get_openapi(srv_req *r)
+{
+	srv_reply_text(r, 200, "application/json", srv_openapi_json, srv_openapi_json_len);
+}
+
 /* ---- the strategy graph ------------------------------------------------------------- */
 
-static json_t *graph_children(const json_t *item)
+void srv_get_providers(srv_req *r)
 {
-	json_t *kids = json_array();
-	if (json_object_get(item, "primary"))
-		json_array_append(kids, json_object_get(item, "primary"));
-	static const char *const keys[] = {"fallbacks", "children"};
-	for (int k = 0; k < 2; k++)
-		if (json_is_array(json_object_get(item, keys[k])))
-			json_array_extend(kids, json_object_get(item, keys[k]));
-	if (json_is_string(json_object_get(item, "child")))
-		json_array_append(kids, json_object_get(item, "child"));
-	return kids;
+	srv_reply_json(r, 200, pv_config_providers_view(pv_broker_context(r->w->main), r->w->graph));
 }
-
-static json_t *providers_view(srv_world *w)
-{
-	json_t *all = pv_context_to_json(pv_broker_context(w->main));
-	json_t *strategies = json_object_get(all, "strategies");
-	static const char *const lists[] = {"providers", "strategies"};
-	for (int l = 0; l < 2; l++) {
-		size_t i;
-		json_t *item;
-		json_array_foreach(json_object_get(w->graph, lists[l]), i, item) {
-			json_t *s = json_object_get(strategies, json_string_value(json_object_get(item, "name")));
-			if (!s)
-				continue;
-			json_object_set_new(s, "kind", l == 0 ? json_string("provider")
-							      : json_incref(json_object_get(item, "kind")));
-			json_object_set_new(s, "children", l == 0 ? json_array() : graph_children(item));
-		}
-	}
-	return all;
-}
-
-void srv_get_providers(srv_req *r) { srv_reply_json(r, 200, providers_view(r->w)); }
 
 void srv_get_provider_health(srv_req *r, const char *name)
 {
@@ -296,7 +276,7 @@ void srv_put_strategy(srv_req *r)
 	pv_diags_clear(&d);
 	srv_log(r->t->srv, PV_LOG_INFO, "server", r, "strategy updated by %s",
 		r->token_name[0] ? r->token_name : "(auth off)");
-	srv_reply_json(r, 200, providers_view(r->w));
+	srv_reply_json(r, 200, pv_config_providers_view(pv_broker_context(r->w->main), r->w->graph));
 }
 
 /* ---- exec ------------------------------------------------------------------------------ */

@@ -20,29 +20,9 @@
 
 /* ---- JSON shapes -------------------------------------------------------------------- */
 
-json_t *srv_machine_json(const pv_machine_rec *m)
-{
-	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:s}", "machine_id",
-			 m->machine_id, "name", m->name, "provider", m->provider, "template_id",
-			 m->template_id, "request_id", m->request_id, "state", m->status, "result",
-			 m->result, "private_ip", m->private_ip, "public_ip",
-			 m->public_ip[0] ? json_string(m->public_ip) : json_null(), "launch_time",
-			 (json_int_t)m->launch_time, "message", m->message);
-}
-
-json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms)
-{
-	json_t *list = json_array();
-	for (size_t i = 0; ms && i < ms->n; i++)
-		json_array_append_new(list, srv_machine_json(&ms->items[i]));
-	return json_pack("{s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:I, s:o}", "request_id", q->id, "kind",
-			 pv_request_kind_name(q->kind), "template_id", q->template_id, "count",
-			 (json_int_t)q->requested, "status", pv_broker_hf_status(q->state), "state",
-			 pv_request_state_name(q->state), "message", q->message, "created_at",
-			 (json_int_t)(q->created_ms / 1000), "machines", list);
-}
-
-/* The same shapes written directly (the hot path: no JSON tree). */
+/* The documents of pv_broker_machine_json and pv_broker_request_json
+ * (broker/views.c), written directly: the hot path, no JSON tree.
+ * test_server_cli checks both spellings give one document. */
 static void write_machine(jsonw *w, const pv_machine_rec *m)
 {
 	jw_open(w, '{');
@@ -108,20 +88,6 @@ static int check_query(srv_req *r, const char *const *allowed)
 
 /* ---- templates ------------------------------------------------------------------------- */
 
-static json_t *template_view(pv_broker *b, const json_t *t)
-{
-	json_t *v = json_deep_copy(t);
-	const char *id = json_string_value(json_object_get(t, "templateId"));
-	int64_t avail = 0;
-	if (pv_broker_available(b, id, &avail) == 0)
-		json_object_set_new(v, "availableNumber", avail == INT64_MAX ? json_integer(-1)
-									      : json_integer(avail));
-	char strategy[PV_RESULT_NAME_MAX] = "";
-	if (pv_broker_template_strategy(b, t, strategy, sizeof strategy) == 0)
-		json_object_set_new(v, "provider", json_string(strategy));
-	return v;
-}
-
 void srv_get_templates(srv_req *r)
 {
 	static const char *const allowed[] = {NULL};
@@ -132,7 +98,7 @@ void srv_get_templates(srv_req *r)
 	size_t i;
 	json_t *t;
 	json_array_foreach(pv_broker_templates(b), i, t)
-		json_array_append_new(list, template_view(b, t));
+		json_array_append_new(list, pv_broker_template_json(b, t));
 	srv_reply_json(r, 200, json_pack("{s:o}", "templates", list));
 }
 
@@ -143,7 +109,7 @@ void srv_get_template(srv_req *r, const char *id)
 		srv_reply_error(r, 404, "TEMPLATE_NOT_FOUND", NULL, "no template '%s'", id);
 		return;
 	}
-	srv_reply_json(r, 200, template_view(r->t->b, t));
+	srv_reply_json(r, 200, pv_broker_template_json(r->t->b, t));
 }
 
 /* ---- requests ------------------------------------------------------------------------------ */
@@ -346,26 +312,13 @@ void srv_post_requests(srv_req *r)
 	json_decref(body);
 }
 
-static bool status_matches(const pv_request_rec *q, const char *want)
-{
-	return !want || strcmp(want, pv_broker_hf_status(q->state)) == 0 ||
-	       strcmp(want, pv_request_state_name(q->state)) == 0;
-}
-
-static bool valid_status(const char *s)
-{
-	pv_request_state st;
-	return strcmp(s, "running") == 0 || strcmp(s, "complete") == 0 ||
-	       strcmp(s, "complete_with_error") == 0 || pv_request_state_parse(s, &st) == 0;
-}
-
 void srv_get_requests(srv_req *r)
 {
 	static const char *const allowed[] = {"status", "limit", NULL};
 	if (check_query(r, allowed) < 0)
 		return;
 	const char *status = srv_query(r, "status"), *lim = srv_query(r, "limit");
-	if (status && !valid_status(status)) {
+	if (status && !pv_broker_status_filter_valid(status)) {
 		srv_reply_error(r, 400, "INVALID_FIELD", "status", "status '%s': valid: running, complete, "
 				"complete_with_error, creating, queued, failed", status);
 		return;
@@ -388,7 +341,7 @@ void srv_get_requests(srv_req *r)
 		/* filtered after reading: HF's "running" spans two stored states */
 		if (pv_store_request_list(st, -1, status ? 0 : (size_t)limit, &qs, &n) == 0)
 			for (size_t i = 0; i < n && shown < (size_t)limit; i++) {
-				if (!status_matches(&qs[i], status))
+				if (!pv_broker_status_filter_matches(&qs[i], status))
 					continue;
 				pv_machine_list ms = {0};
 				pv_store_machine_list(st, qs[i].kind == PV_REQ_ACQUIRE ? PV_MF_REQUEST : PV_MF_RETURN,
@@ -532,12 +485,7 @@ void srv_get_machines(srv_req *r)
 		return;
 	const char *req = srv_query(r, "request_id"), *state = srv_query(r, "state"),
 		   *ids = srv_query(r, "ids");
-	static const char *const states[] = {"pending", "running", "stopping", "stopped",
-					     "shutting-down", "terminated", NULL};
-	bool ok = !state;
-	for (const char *const *s = states; state && *s; s++)
-		ok |= strcmp(*s, state) == 0;
-	if (!ok) {
+	if (state && !pv_broker_machine_state_valid(state)) {
 		srv_reply_error(r, 400, "INVALID_FIELD", "state", "state '%s': valid: pending, running, "
 				"stopping, stopped, shutting-down, terminated", state);
 		return;

@@ -405,6 +405,7 @@ void srv_route_run(srv_req *r);
 void srv_get_health(srv_req *r);
 void srv_get_ready(srv_req *r);
 void srv_get_metrics(srv_req *r);
+void srv_get_openapi(srv_req *r);
 void srv_get_providers(srv_req *r);
 void srv_get_provider_health(srv_req *r, const char *name);
 void srv_put_strategy(srv_req *r);
@@ -428,10 +429,6 @@ void srv_get_machines(srv_req *r);
 typedef enum srv_idem_verdict { SRV_IDEM_NEW = 0, SRV_IDEM_REPLAY, SRV_IDEM_CONFLICT, SRV_IDEM_PENDING } srv_idem_verdict;
 srv_idem_verdict srv_idem_judge(const char *text, const char *hash, int64_t now_ms, char *request_id,
 				size_t size);
-
-/* JSON of a request and its machines, as docs/api.md's R. New reference. */
-json_t *srv_request_json(const pv_request_rec *q, const pv_machine_list *ms);
-json_t *srv_machine_json(const pv_machine_rec *m);
 
 /* ---- /metrics (prom.c) -------------------------------------------------------------- */
 

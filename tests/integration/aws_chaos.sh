@@ -163,7 +163,7 @@ until_ 60 runs_at_least 2
 if kill -KILL $first 2>/dev/null; then wait $first 2>/dev/null; ok "SIGKILL of the CLI asking for 400 after $(emu .calls.RunInstances) launch call(s)"
 else wait $first; fail "the first CLI ended before it could be killed: $(cat "$T/first.err")"; fi
 if "$BIN" machines request chaos 400 > "$T/second.out" 2> "$T/second.err"; then
-	ID0=$(jq -r .requestId "$T/second.out")
+	ID0=$(jq -r .request_id "$T/second.out")
 	ok "asked again: $ID0"
 else fail "the second request for 400 failed: $(cat "$T/second.err")"; ID0=; fi
 killed_state=$(sql "SELECT state FROM requests WHERE kind = 'acquire' AND id <> '$ID0'")

@@ -288,12 +288,12 @@ victim=$!
 three_live() { [ "$(live_in slow)" = 3 ]; }
 wait_until three_live || fail "the slow call never made its 3 machines"
 kill -KILL $victim; wait $victim 2>/dev/null
-creating=$("$BIN" requests list --state creating 2>/dev/null | tail -n +2 | wc -l)
+creating=$("$BIN" requests list --status creating 2>/dev/null | tail -n +2 | wc -l)
 [ "$creating" = 1 ] && ok "killed call left one 'creating' request" || fail "after SIGKILL: $creating creating"
 [ -s "$T/killed" ] && fail "the killed call printed: $(cat "$T/killed")"
 hf requestMachines '{"template": {"templateId": "tight", "machineCount": 1}}'
 again=$(field requestId)
-failed=$("$BIN" requests list --state failed 2>/dev/null | grep -c slow)
+failed=$("$BIN" requests list --status failed 2>/dev/null | grep -c slow)
 if [ $rc = 0 ] && [ -n "$again" ] && [ "$failed" = 1 ]; then ok "next call recovered the killed request and provisioned"
 else fail "recovery: rc=$rc failed=$failed $(cat "$T/out")"; fi
 none_live() { [ "$(live_in slow)" = 0 ]; }
@@ -315,7 +315,7 @@ for step in intent spawned recorded started; do
 			-d '{"template": {"templateId": "crashy", "machineCount": 1}}' > "$T/crash" 2>&1
 		crc=$?
 	} 2>/dev/null
-	cid=$("$BIN" requests list --state creating 2>/dev/null | awk '$4 == "crashy" {print $1}')
+	cid=$("$BIN" requests list --status creating 2>/dev/null | awk '$4 == "crashy" {print $1}')
 	if [ $crc != 137 ] || [ -s "$T/crash" ] || [ -z "$cid" ]; then
 		fail "crash at $step: exit $crc, creating '$cid', printed: $(cat "$T/crash")"
 		continue
@@ -358,10 +358,10 @@ if "$BIN" machines request OnDemand-Minimal 2 --wait > "$T/wait" 2>/dev/null &&
    grep -q '"status": "complete"' "$T/wait" && [ "$(grep -c '"result": "succeed"' "$T/wait")" = 2 ]; then
 	ok "machines request --wait"
 else fail "machines request --wait: $(cat "$T/wait")"; fi
-mids=$(sed -n 's/.*"machineId": "\([^"]*\)".*/\1/p' "$T/wait")
+mids=$(sed -n 's/.*"machine_id": "\([^"]*\)".*/\1/p' "$T/wait")
 # shellcheck disable=SC2086
 if "$BIN" machines return $mids --wait > "$T/wait" 2>/dev/null &&
-   [ "$(grep -c '"status": "terminated"' "$T/wait")" = 2 ]; then ok "machines return --wait"
+   [ "$(grep -c '"state": "terminated"' "$T/wait")" = 2 ]; then ok "machines return --wait"
 else fail "machines return --wait: $(cat "$T/wait")"; fi
 "$BIN" templates list > "$T/tl" 2>&1 && grep -q "^tight .* 5 " "$T/tl" && ok "templates list" || fail "templates list: $(cat "$T/tl")"
 "$BIN" templates show spill > "$T/ts" 2>&1 && grep -q '"provider": "small-then-sim"' "$T/ts" && ok "templates show" || fail "templates show"

@@ -174,13 +174,13 @@ static void test_providers_list_health_metrics_capabilities(void **state)
 	(void)state;
 	const char *cfg = file("list.json", "{\"providers\": [{\"name\": \"a\", \"type\": \"sim\"}, {\"name\": \"b\", \"type\": \"sim\"}],"
 					    " \"strategies\": [{\"name\": \"ab\", \"kind\": \"fallback\", \"primary\": \"a\", \"fallbacks\": [\"b\"]}]}");
-	snprintf(args, sizeof args, "--config %s providers list", cfg);
+	snprintf(args, sizeof args, "--config %s providers list --json", cfg);
 	cli_run r = cli(NULL, args);
 	assert_int_equal(r.status, 0);
 	assert_string_equal(json_string_value(json_object_get(r.json, "current")), "ab");
 	json_t *list = json_object_get(r.json, "strategies");
-	assert_int_equal(json_array_size(list), 3);
-	json_t *ab = json_array_get(list, 2);
+	assert_int_equal(json_object_size(list), 3);
+	json_t *ab = json_object_get(list, "ab");
 	assert_string_equal(json_string_value(json_object_get(ab, "kind")), "fallback");
 	assert_int_equal(json_array_size(json_object_get(ab, "children")), 2);
 	assert_true(json_is_true(json_object_get(json_object_get(ab, "health"), "healthy")));
