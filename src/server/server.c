@@ -455,6 +455,17 @@ const char *pv_server_generated_token(const pv_server *srv)
 	return srv->generated_token[0] ? srv->generated_token : NULL;
 }
 
+const char *pv_server_first_template_id(pv_server *srv)
+{
+	srv_world *w = srv_world_get(srv);
+	if (!w)
+		return NULL;
+	const char *id = json_string_value(
+		json_object_get(json_array_get(pv_broker_templates(w->main), 0), "templateId"));
+	srv_world_release(w);
+	return id;
+}
+
 int pv_server_run(pv_server *srv, bool handle_signals)
 {
 	if (handle_signals) {
