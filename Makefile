@@ -7,7 +7,20 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run demo test test-all test-sanitize test-valgrind fuzz bench clean
+# The Debian package from the tree (debian/): built in a copy under
+# $(DEB_DIR) so the tree stays clean; the .deb files land in $(DEB_DIR).
+DEB_DIR ?= build-deb
+deb: deps
+	scripts/build-deb $(DEB_DIR)
+
+# make install: PREFIX (default /usr/local) and DESTDIR as usual.
+PREFIX ?= /usr/local
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+.PHONY: all deps build run demo deb install test test-all test-sanitize test-valgrind fuzz bench clean
 
 all: build
 
