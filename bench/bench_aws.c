@@ -9,7 +9,11 @@
  * 2) get_instance_status over 2,500 ids with 50 ms latency: DescribeInstances
  *    batches one after another (describe_max_in_flight 1) against the curl
  *    multi default (8 in flight), wall time and the ratio.
- * 3) Per-call overhead: health_check (DescribeRegions) against the emulator
+ * 3) Fleets and groups: 1,000 instances through SpotFleet, EC2 Fleet
+ *    request and maintain, and an Auto Scaling group (50 ms latency, EC2's
+ *    buckets enforced), then a part of them returned and the rest: calls
+ *    made against the fewest that can do it, RequestLimitExceeded sent.
+ * 4) Per-call overhead: health_check (DescribeRegions) against the emulator
  *    with no latency and no throttling, against a direct call to a
  *    zero-latency sim as the baseline.
  * A program, not a test; uses the system clock.
@@ -123,6 +127,82 @@ static void provision(const emu_proc *e, pv_strategy *s)
 	print_calls(e);
 }
 
+static long long total_calls(const emu_proc *e, long long *throttled)
+{
+	json_t *st = emu_admin(e, "/_emu/stats", NULL);
+	long long n = 0;
+	const char *k;
+	json_t *v;
+	json_object_foreach(json_object_get(st, "calls"), k, v) n += json_integer_value(v);
+	*throttled = json_integer_value(json_object_get(st, "throttled"));
+	json_decref(st);
+	return n;
+}
+
+/* One row: create N through `api` / `fleet_type`, return `part` of them,
+ * then the rest. The fewest calls: make the request's launch template,
+ * create the group, list its instances (one page of 1,000); a part back:
+ * lower the target and terminate (maintain), terminate (request), or one
+ * TerminateInstanceInAutoScalingGroup each; the rest back: end the group
+ * with its instances and delete the launch template. */
+static void group_row(const emu_proc *e, const char *api, const char *fleet_type, int part)
+{
+	const int N = 1000;
+	json_decref(emu_admin(e, "/_emu/reset", ""));
+	json_decref(emu_admin(e, "/_emu/config", "{\"latency_ms\": 50, \"throttle\": true}"));
+	pv_strategy *s = NULL;
+	json_t *cfg = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b}", "region", "us-east-1", "endpoint_url", e->url,
+				"autoscaling_endpoint_url", e->url, "access_key_id", "AKIDEXAMPLE", "secret_access_key",
+				"wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY", "imds", 0);
+	if (pv_aws_new(&s, "aws-bench", cfg, NULL) != 0 || pv_strategy_initialize(s) != 0) {
+		fprintf(stderr, "provider: %s\n", pv_error_last());
+		exit(1);
+	}
+	json_decref(cfg);
+	json_t *t = json_pack("{s:s, s:s, s:s, s:s}", "templateId", "bench-group", "providerApi", api, "imageId",
+			      "ami-12345678", "vmType", "t3.micro");
+	if (fleet_type)
+		json_object_set_new(t, "fleetType", json_string(fleet_type));
+	if (strcmp(api, "SpotFleet") == 0)
+		json_object_set_new(t, "fleetRole", json_string("arn:aws:iam::123456789012:role/fleet"));
+	long long lre0, calls0 = total_calls(e, &lre0), lre1;
+	uint64_t t0 = pv_now_ns();
+	json_t *d = run(s, PV_OP_CREATE_INSTANCES, json_pack("{s:i, s:o, s:s}", "count", N, "template", t, "request_id",
+							     "bench-group"));
+	double create_ms = ms_since(t0);
+	long long got = json_integer_value(json_object_get(d, "count"));
+	json_t *ids = json_incref(json_object_get(d, "instance_ids"));
+	json_decref(d);
+	json_t *some = json_array(), *rest = json_array();
+	for (size_t i = 0; i < json_array_size(ids); i++)
+		json_array_append(i < (size_t)part ? some : rest, json_array_get(ids, i));
+	t0 = pv_now_ns();
+	json_decref(run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", some)));
+	json_decref(run(s, PV_OP_TERMINATE_INSTANCES, json_pack("{s:o}", "instance_ids", rest)));
+	double return_ms = ms_since(t0);
+	long long calls = total_calls(e, &lre1) - calls0;
+	bool asg = strcmp(api, "ASG") == 0, maintain = fleet_type && strcmp(fleet_type, "maintain") == 0;
+	long long fewest = 3 + (asg ? part : maintain ? 2 : 1) + 2;
+	char name[48];
+	snprintf(name, sizeof name, "%s%s%s", api, fleet_type ? " " : "", fleet_type ? fleet_type : "");
+	printf("%-20s %9lld %6d %8lld %8lld %6.2f %8lld %10.0f %10.0f\n", name, got, part, calls, fewest,
+	       (double)calls / (double)fewest, lre1 - lre0, create_ms, return_ms);
+	json_decref(ids);
+	pv_strategy_unref(s);
+}
+
+static void groups(const emu_proc *e)
+{
+	printf("\nfleets and groups: 1,000 instances each, a part returned then the rest (50 ms latency, EC2 buckets)\n");
+	printf("%-20s %9s %6s %8s %8s %6s %8s %10s %10s\n", "api", "instances", "part", "calls", "fewest", "ratio",
+	       "RLE", "create ms", "return ms");
+	group_row(e, "SpotFleet", "request", 100);
+	group_row(e, "SpotFleet", "maintain", 100);
+	group_row(e, "EC2Fleet", "request", 100);
+	group_row(e, "EC2Fleet", "maintain", 100);
+	group_row(e, "ASG", NULL, 50);
+}
+
 /* get_instance_status over N ids: one DescribeInstances batch after
  * another (describe_max_in_flight 1) against the default 8 in flight. */
 static void describe_many(const emu_proc *e)
@@ -175,8 +255,10 @@ static double ns_per_op(pv_strategy *s, int iters)
 	return (double)(pv_now_ns() - t0) / iters;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* `bench_aws groups`: the fleets and groups table alone. */
+	bool only_groups = argc > 1 && strcmp(argv[1], "groups") == 0;
 	/* The fleet step names this launch template: the emulator, like EC2,
 	 * refuses one it does not know. */
 	const char *args[] = {"--latency-ms", "50", "--launch-template",
@@ -186,10 +268,16 @@ int main(void)
 		fprintf(stderr, "cannot start %s\n", PV_EC2_EMULATOR);
 		return 1;
 	}
+	if (only_groups) {
+		groups(&e);
+		emu_stop(&e);
+		return 0;
+	}
 	pv_strategy *s = provider(&e, true);
 	provision(&e, s);
 	pv_strategy_unref(s);
 	describe_many(&e);
+	groups(&e);
 
 	json_decref(emu_admin(&e, "/_emu/config", "{\"latency_ms\": 0, \"throttle\": false}"));
 	s = provider(&e, false);

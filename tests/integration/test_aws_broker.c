@@ -32,7 +32,12 @@ static const char *templates_json =
 	" {\"templateId\": \"od\", \"provider\": \"aws\", \"maxNumber\": -1, \"imageId\": \"ami-12345678\","
 	"  \"vmType\": \"t3.micro\", \"providerApi\": \"RunInstances\"},"
 	" {\"templateId\": \"spot\", \"provider\": \"aws\", \"maxNumber\": -1, \"imageId\": \"ami-12345678\","
-	"  \"vmType\": \"t3.small\", \"priceType\": \"spot\"}]}";
+	"  \"vmType\": \"t3.small\", \"priceType\": \"spot\"},"
+	" {\"templateId\": \"sfm\", \"provider\": \"aws\", \"maxNumber\": -1, \"imageId\": \"ami-12345678\","
+	"  \"vmType\": \"t3.micro\", \"providerApi\": \"SpotFleet\", \"fleetType\": \"maintain\","
+	"  \"fleetRole\": \"arn:aws:iam::123456789012:role/fleet\"},"
+	" {\"templateId\": \"efm\", \"provider\": \"aws\", \"maxNumber\": -1, \"imageId\": \"ami-12345678\","
+	"  \"vmType\": \"t3.micro\", \"providerApi\": \"EC2Fleet\", \"fleetType\": \"maintain\"}]}";
 
 typedef struct world {
 	emu_proc e;
@@ -170,6 +175,68 @@ static void test_each_round_is_a_launch_of_its_own(void **state)
 	pv_machine_list_clear(&ms);
 	assert_int_equal(emu_stat(&w->e, "instances", "total"), 250);
 	assert_int_equal(emu_stat(&w->e, "faults", "5xx"), 2);
+	down(w);
+}
+
+/* Returns machines [from, to) of `ms` through the broker. */
+static void return_some(world *w, const pv_machine_list *ms, size_t from, size_t to)
+{
+	pv_machine_ref refs[8];
+	for (size_t i = from; i < to; i++)
+		refs[i - from] = (pv_machine_ref){.machine_id = ms->items[i].machine_id};
+	char rid[PV_STORE_SHORT_MAX];
+	if (pv_broker_return_machines(w->b, refs, to - from, rid) != 0)
+		fail_msg("return: %s", pv_error_last());
+}
+
+/* One EC2 call: the emulator tops maintained fleets up before answering. */
+static void poke(world *w, const pv_machine_list *ms)
+{
+	json_t *ids = json_array();
+	for (size_t i = 0; i < ms->n; i++)
+		json_array_append_new(ids, json_string(ms->items[i].machine_id));
+	pv_operation op = {.type = PV_OP_GET_INSTANCE_STATUS, .params = json_pack("{s:o}", "instance_ids", ids)};
+	pv_result r = PV_RESULT_INIT;
+	pv_strategy_execute(w->aws, &op, &r, NULL);
+	assert_true(r.success);
+	pv_result_clear(&r);
+	json_decref(op.params);
+}
+
+/* Maintain fleets (Spot Fleet, EC2 Fleet) through the broker: the request
+ * completes with the fleet's instances; machines Host Factory returns are
+ * not replaced by the fleet; the last return ends it. */
+static void test_maintain_fleets_never_replace_returned_machines(void **state)
+{
+	(void)state;
+	pv_broker_settings set = {.status_max_age_seconds = -1}; /* each status asks EC2 */
+	world *w = up(NULL, NULL, &set);
+	const char *tmpls[] = {"sfm", "efm"};
+	const char *end_action[] = {"CancelSpotFleetRequests", "DeleteFleets"};
+	for (int k = 0; k < 2; k++) {
+		char id[PV_STORE_SHORT_MAX];
+		if (pv_broker_request_machines(w->b, tmpls[k], 4, id) != 0)
+			fail_msg("%s: %s", tmpls[k], pv_error_last());
+		/* the fleet answers its instances pending: complete once running */
+		pv_request_rec r;
+		pv_machine_list ms = {0};
+		PV_TEST_WAIT_UNTIL((ms.n = 0, pv_broker_request_status(w->b, id, &r, &ms) == 0 &&
+						     r.state == PV_REQ_COMPLETE));
+		if (r.state != PV_REQ_COMPLETE)
+			fail_msg("%s: %s: %s", tmpls[k], pv_request_state_name(r.state), r.message);
+		assert_int_equal(ms.n, 4);
+		return_some(w, &ms, 0, 2);
+		poke(w, &ms);
+		assert_int_equal(emu_stat(&w->e, "instances", "total"), 4 * (k + 1)); /* none replaced */
+		assert_int_equal(emu_stat(&w->e, "instances", "live"), 2);
+		assert_int_equal(emu_stat(&w->e, "calls", end_action[k]), 0);
+		return_some(w, &ms, 2, 4);
+		assert_int_equal(emu_stat(&w->e, "calls", end_action[k]), 1);
+		poke(w, &ms);
+		assert_int_equal(emu_stat(&w->e, "instances", "live"), 0);
+		assert_int_equal(emu_stat(&w->e, "instances", "total"), 4 * (k + 1));
+		pv_machine_list_clear(&ms);
+	}
 	down(w);
 }
 
@@ -377,6 +444,7 @@ int main(void)
 		cmocka_unit_test(test_lost_create_answers_resolve_the_request),
 		cmocka_unit_test(test_unsettled_request_is_left_to_recovery_which_releases_its_machines),
 		cmocka_unit_test(test_each_round_is_a_launch_of_its_own),
+		cmocka_unit_test(test_maintain_fleets_never_replace_returned_machines),
 		cmocka_unit_test(test_queued_request_taken_over_adopts_what_its_dead_owner_launched),
 		cmocka_unit_test(test_throttled_request_names_the_cause),
 		cmocka_unit_test(test_hf_machine_fields_on_aws_follow_the_contract),

@@ -574,7 +574,13 @@ static void test_templates_and_parameter_validation(void **state)
 		{"{\"template_id\": \"t1\", \"count\": 0}", "'count'"},
 		{"{\"template\": {\"templateId\": \"x\", \"vmType\": \"t3.micro\"}}", "imageId"},
 		{"{\"template\": {\"imageId\": \"ami-1\"}}", "vmType"},
-		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"ASG\"}}", "providerApi"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"Batch\"}}", "providerApi"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"SpotFleet\"}}", "fleetRole"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"EC2Fleet\","
+		 " \"fleetType\": \"forever\"}}", "fleetType"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"providerApi\": \"SpotFleet\","
+		 " \"fleetRole\": \"arn:aws:iam::1:role/r\", \"fleetType\": \"instant\"}}", "fleetType"},
+		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"fleetType\": \"maintain\"}}", "fleetType"},
 		{"{\"template\": {\"vmType\": \"t\", \"providerApi\": \"EC2Fleet\"}}", "launchTemplateId"},
 		{"{\"template\": {\"imageId\": \"ami-1\", \"vmType\": \"t\", \"instanceTags\": \"novalue\"}}", "instanceTags"},
 	};

@@ -17,15 +17,31 @@
 #include "provisio/error.h"
 #include "provisio/log.h"
 #include "providers/aws/aws_strategy.h"
+#include "providers/aws/groups.h"
 
 static const char *const action_names[ACT_COUNT] = {
 	"RunInstances", "CreateFleet", "DescribeInstances", "TerminateInstances", "DescribeRegions",
 	"CreateLaunchTemplate", "DescribeLaunchTemplates",
+	"RequestSpotFleet", "DescribeSpotFleetRequests", "DescribeSpotFleetInstances", "ModifySpotFleetRequest",
+	"CancelSpotFleetRequests", "DescribeFleets", "DescribeFleetInstances", "ModifyFleet", "DeleteFleets",
+	"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "TerminateInstanceInAutoScalingGroup",
+	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	BK_RUN, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_DESCRIBE, BK_MUTATING, BK_DESCRIBE,
+	/* Spot Fleet and EC2 Fleet are EC2 actions, metered by EC2's class
+	 * buckets; Auto Scaling meters its own API. */
+	BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING, BK_MUTATING, BK_DESCRIBE, BK_DESCRIBE, BK_MUTATING,
+	BK_MUTATING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING,
+	BK_MUTATING,
 };
+
+/* Auto Scaling is its own Query API: its endpoint, signed for its service. */
+static bool is_autoscaling(aws_action act)
+{
+	return act >= ACT_CREATE_AUTO_SCALING_GROUP && act <= ACT_DELETE_AUTO_SCALING_GROUP;
+}
 
 const char *aws_action_name(aws_action act) { return act < ACT_COUNT ? action_names[act] : "?"; }
 
@@ -75,10 +91,12 @@ static int get_bool(aws *a, const json_t *cfg, const char *key, bool *out)
 	return 0;
 }
 
-static const char *const bucket_keys[BK_COUNT] = {"run_instances", "mutating", "describe", "terminate"};
+static const char *const bucket_keys[BK_COUNT] = {"run_instances", "mutating", "describe", "terminate",
+						  "autoscaling"};
 /* EC2's documented defaults: RunInstances 5 at 2/s, mutating 50 at 5/s,
- * describe 100 at 20/s, TerminateInstances 100 at 5/s. */
-static const double bucket_defaults[BK_COUNT][2] = {{5, 2}, {50, 5}, {100, 20}, {100, 5}};
+ * describe 100 at 20/s, TerminateInstances 100 at 5/s. Auto Scaling
+ * publishes no bucket: 20 at 4/s keeps well under what it accepts. */
+static const double bucket_defaults[BK_COUNT][2] = {{5, 2}, {50, 5}, {100, 20}, {100, 5}, {20, 4}};
 
 static int parse_throttle(aws *a, const json_t *t)
 {
@@ -105,7 +123,7 @@ static int parse_throttle(aws *a, const json_t *t)
 			snprintf(field, sizeof field, "throttle.%.50s", key);
 			return field_error(a->base.name, field,
 					   "is not a throttle field (enabled, shared, safety_margin, run_instances, "
-					   "mutating, describe, terminate)");
+					   "mutating, describe, terminate, autoscaling)");
 		}
 	}
 	json_t *m = t ? json_object_get(t, "safety_margin") : NULL;
@@ -154,7 +172,20 @@ static int parse_endpoint(aws *a, const json_t *cfg)
 		snprintf(url, sizeof url, "https://ec2.%s.amazonaws.com/", a->region);
 		a->endpoint_url = strdup(url);
 	}
-	return a->endpoint_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
+	if (!a->endpoint_url)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	rc = get_str(a, cfg, "autoscaling_endpoint_url", &a->autoscaling_url);
+	if (rc < 0)
+		return rc;
+	if (a->autoscaling_url && strncmp(a->autoscaling_url, "https://", 8) != 0 &&
+	    strncmp(a->autoscaling_url, "http://", 7) != 0)
+		return field_error(a->base.name, "autoscaling_endpoint_url", "must start with https:// or http://");
+	if (!a->autoscaling_url) {
+		char url[128];
+		snprintf(url, sizeof url, "https://autoscaling.%s.amazonaws.com/", a->region);
+		a->autoscaling_url = strdup(url);
+	}
+	return a->autoscaling_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
 }
 
 static int parse_region(aws *a, const json_t *cfg)
@@ -206,7 +237,8 @@ static int parse_numbers(aws *a, const json_t *cfg)
 	if ((rc = get_long(a, cfg, "describe_max_in_flight", 1, 64, &v)) < 0)
 		return rc;
 	a->describe_max_in_flight = (int)v;
-	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0)
+	if ((rc = get_long(a, cfg, "imds_timeout_ms", 1, 60000, &a->imds_timeout_ms)) < 0 ||
+	    (rc = get_long(a, cfg, "group_fill_wait_ms", 0, 3600000, &a->group_fill_wait_ms)) < 0)
 		return rc;
 	json_t *seed = json_object_get(cfg, "seed");
 	if (seed && !json_is_integer(seed))
@@ -219,7 +251,7 @@ static const char *const known_keys[] = {
 	"type", "name", "region", "profile", "endpoint_url", "access_key_id", "secret_access_key",
 	"session_token", "proxy", "connect_timeout_ms", "timeout", "timeout_ms", "verify_tls", "max_retries",
 	"retry_base_ms", "retry_max_ms", "max_instances_per_call", "describe_max_in_flight", "imds", "imds_endpoint",
-	"imds_timeout_ms", "seed", "throttle", "templates", "enabled", "priority", "weight",
+	"imds_timeout_ms", "seed", "throttle", "autoscaling_endpoint_url", "group_fill_wait_ms", "templates", "enabled", "priority", "weight",
 	"capabilities", "health_check", "description",
 };
 
@@ -271,6 +303,7 @@ static int parse_config(aws *a, const json_t *cfg)
 		goto out;
 	}
 	a->templates = t ? json_deep_copy(t) : json_array();
+	a->group_templates = aws_groups_configured(a->templates);
 out:
 	json_decref(empty);
 	return rc;
@@ -384,8 +417,9 @@ bool aws_attempt_begin(aws *a, aws_action act, uint64_t deadline_ns, aws_call *c
 		snprintf(c->reply.error, sizeof c->reply.error, "%s", pv_error_last());
 		return false;
 	}
-	*o = (aws_http_opts){a->endpoint_url, a->region, a->proxy, a->connect_timeout_ms,
-			     call_timeout_ms(a, deadline_ns), a->verify_tls};
+	bool asg = is_autoscaling(act);
+	*o = (aws_http_opts){asg ? a->autoscaling_url : a->endpoint_url, a->region, asg ? "autoscaling" : NULL,
+			     a->proxy, a->connect_timeout_ms, call_timeout_ms(a, deadline_ns), a->verify_tls};
 	c->attempts++;
 	atomic_fetch_add_explicit(&a->calls[act], 1, memory_order_relaxed);
 	return true;
@@ -633,7 +667,8 @@ static int aws_set_limiter(pv_strategy *s, pv_limiter *l)
 	aws *a = as_aws(s);
 	for (int k = 0; a->buckets_ready && k < BK_COUNT; k++) {
 		char key[256];
-		snprintf(key, sizeof key, "ec2 %s %s %s", a->region, a->endpoint_url, bucket_keys[k]);
+		snprintf(key, sizeof key, "ec2 %s %s %s", a->region,
+			 k == BK_AUTOSCALING ? a->autoscaling_url : a->endpoint_url, bucket_keys[k]);
 		aws_bucket_share(&a->buckets[k], a->buckets_shared ? l : NULL, key);
 	}
 	return 0;
@@ -653,6 +688,9 @@ static void aws_destroy(pv_strategy *s)
 {
 	aws *a = as_aws(s);
 	free(a->endpoint_url);
+	free(a->autoscaling_url);
+	json_decref(a->group_cache);
+	json_decref(a->instance_group);
 	free(a->proxy);
 	free(a->profile);
 	free(a->imds_endpoint);
@@ -708,6 +746,9 @@ int pv_aws_new(pv_strategy **out, const char *name, const json_t *config, const 
 	a->max_per_call = 100;
 	a->describe_max_in_flight = 8;
 	a->lt_cache = json_object();
+	a->group_cache = json_object();
+	a->instance_group = json_object();
+	a->group_fill_wait_ms = 30000;
 	int rc = parse_config(a, config);
 	if (rc < 0) {
 		pv_strategy_unref(&a->base);

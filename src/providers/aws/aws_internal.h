@@ -198,6 +198,7 @@ void aws_creds_wipe(aws_creds *c);
 typedef struct aws_http_opts {
 	const char *endpoint_url;
 	const char *region;
+	const char *service;   /* SigV4 service name; NULL = "ec2" */
 	const char *proxy;     /* NULL = libcurl's default (env) */
 	long connect_timeout_ms;
 	long timeout_ms;

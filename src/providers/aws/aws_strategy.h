@@ -19,10 +19,30 @@ typedef enum aws_action {
 	ACT_DESCRIBE_REGIONS,
 	ACT_CREATE_LAUNCH_TEMPLATE,
 	ACT_DESCRIBE_LAUNCH_TEMPLATES,
+	/* groups.c: Spot Fleet, EC2 Fleet request/maintain, Auto Scaling */
+	ACT_REQUEST_SPOT_FLEET,
+	ACT_DESCRIBE_SPOT_FLEET_REQUESTS,
+	ACT_DESCRIBE_SPOT_FLEET_INSTANCES,
+	ACT_MODIFY_SPOT_FLEET_REQUEST,
+	ACT_CANCEL_SPOT_FLEET_REQUESTS,
+	ACT_DESCRIBE_FLEETS,
+	ACT_DESCRIBE_FLEET_INSTANCES,
+	ACT_MODIFY_FLEET,
+	ACT_DELETE_FLEETS,
+	ACT_CREATE_AUTO_SCALING_GROUP,
+	ACT_DESCRIBE_AUTO_SCALING_GROUPS,
+	ACT_TERMINATE_INSTANCE_IN_AUTO_SCALING_GROUP,
+	ACT_SET_DESIRED_CAPACITY,
+	ACT_DELETE_AUTO_SCALING_GROUP,
+	ACT_DELETE_LAUNCH_TEMPLATE,
 	ACT_COUNT
 } aws_action;
 
-typedef enum aws_bucket_kind { BK_RUN = 0, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_COUNT } aws_bucket_kind;
+/* EC2's buckets by action class, and Auto Scaling's own (another API,
+ * metered apart from EC2's). */
+typedef enum aws_bucket_kind {
+	BK_RUN = 0, BK_MUTATING, BK_DESCRIBE, BK_TERMINATE, BK_AUTOSCALING, BK_COUNT
+} aws_bucket_kind;
 
 typedef struct aws {
 	pv_strategy base;
@@ -38,6 +58,13 @@ typedef struct aws {
 	int describe_max_in_flight; /* DescribeInstances calls at once per operation */
 	json_t *templates;
 	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
+	char *autoscaling_url;  /* Auto Scaling's endpoint (its own Query API) */
+	long group_fill_wait_ms; /* how long a new fleet / group is watched filling */
+	bool group_templates;   /* a configured template launches through a group */
+	/* groups.c, under lock: group id -> {kind, type, target, weights,
+	 * instances}, and instance id -> group id, for what this process
+	 * launched (after a restart the instances' aws: tags tell). */
+	json_t *group_cache, *instance_group;
 	aws_bucket buckets[BK_COUNT];
 	bool buckets_ready;
 	bool buckets_shared; /* throttle.shared: take a limiter when given one */

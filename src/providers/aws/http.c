@@ -129,7 +129,7 @@ int aws_http_xfer_begin(aws_http_xfer *x, aws_http_pool *pool, const aws_http_op
 		return PV_EIO;
 	}
 	char sigv4[96];
-	snprintf(sigv4, sizeof sigv4, "aws:amz:%s:ec2", o->region);
+	snprintf(sigv4, sizeof sigv4, "aws:amz:%s:%s", o->region, o->service ? o->service : "ec2");
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/x-www-form-urlencoded; charset=utf-8");
 	hdr = curl_slist_append(hdr, "Expect:");
 	if (c->session_token[0]) {

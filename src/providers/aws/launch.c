@@ -1,7 +1,9 @@
 /*
  * launch.c - create_instances and validate_template for the AWS provider.
  *
- * Two EC2 APIs, chosen by the template's providerApi:
+ * Two EC2 APIs here, chosen by the template's providerApi (and fleetType);
+ * SpotFleet, ASG and EC2Fleet request / maintain launch through a group
+ * (groups.c) from the same launch template data:
  *  - RunInstances: one call per batch of at most max_instances_per_call
  *    (MaxCount = batch, MinCount = 1, or the whole batch when all-or-nothing),
  *    falling over to the template's next instance type on a capacity error;
@@ -25,6 +27,7 @@
 #include <string.h>
 #include "provisio/error.h"
 #include "providers/aws/aws_strategy.h"
+#include "providers/aws/groups.h"
 
 #define TAG_MANAGED "provisio:managed"
 #define TAG_REQUEST "provisio:request-id"
@@ -182,9 +185,16 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	l->lt_id = tstr(l->tmpl, "launchTemplateId");
 	l->lt_version = tstr(l->tmpl, "launchTemplateVersion");
 	l->max_price = tstr(l->tmpl, "maxSpotPrice");
-	if (l->api && strcmp(l->api, "RunInstances") != 0 && strcmp(l->api, "EC2Fleet") != 0)
-		return bad(out, "template field '%s' must be RunInstances or EC2Fleet "
-				"(SpotFleet and ASG are not supported by the aws provider)", "providerApi");
+	if (l->api && strcmp(l->api, "RunInstances") != 0 && strcmp(l->api, "EC2Fleet") != 0 &&
+	    strcmp(l->api, "SpotFleet") != 0 && strcmp(l->api, "ASG") != 0)
+		return bad(out, "template field '%s' must be RunInstances, EC2Fleet, SpotFleet or ASG", "providerApi");
+	if (!aws_template_fleet_type(l->tmpl))
+		return bad(out, "template field '%s' must be request or maintain for SpotFleet, instant, request "
+				"or maintain for EC2Fleet, maintain for ASG; RunInstances takes none", "fleetType");
+	if (l->api && strcmp(l->api, "SpotFleet") == 0 && !tstr(l->tmpl, "fleetRole") &&
+	    !tstr(l->tmpl, "iamFleetRole"))
+		return bad(out, "template field '%s' (the IAM role Spot Fleet launches with, its ARN) is required "
+				"for providerApi SpotFleet", "fleetRole");
 	if (l->price_type && strcmp(l->price_type, "ondemand") != 0 && strcmp(l->price_type, "spot") != 0 &&
 	    strcmp(l->price_type, "heterogeneous") != 0)
 		return bad(out, "template field '%s' must be ondemand, spot or heterogeneous", "priceType");
@@ -193,9 +203,9 @@ static int read_launch(aws *a, const pv_operation *op, launch *l, pv_result *out
 	read_subnets(l);
 	if (read_tags(a, l, out) < 0)
 		return -1;
-	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
+	bool fleet = (l->api && strcmp(l->api, "EC2Fleet") == 0) || aws_template_uses_group(l->tmpl);
 	if (fleet && !l->lt_id && !l->image_id)
-		return bad(out, "template field '%s' (or launchTemplateId) is required for providerApi EC2Fleet",
+		return bad(out, "template field '%s' (or launchTemplateId) is required for a fleet or group",
 			   "imageId");
 	if (!fleet && !l->image_id && !l->lt_id)
 		return bad(out, "template field '%s' is required for RunInstances", "imageId");
@@ -486,7 +496,9 @@ static const char lt_model_text[] =
 	" \"Value\": {\"target\": \"String\"}}}}";
 
 /* LaunchTemplateData from the template: what does not change between
- * requests (the request id tag goes on CreateFleet itself). */
+ * requests (the request id tag goes on CreateFleet itself). A fleet or
+ * group that is not instant can tag its instances only from the launch
+ * template: its data carries the request's tag, one template a request. */
 static json_t *lt_data(const launch *l)
 {
 	json_t *d = json_pack("{s:s, s:s}", "ImageId", l->image_id, "InstanceType",
@@ -504,8 +516,9 @@ static json_t *lt_data(const launch *l)
 	json_t *tags = json_array();
 	const char *k;
 	json_t *v;
+	bool per_request = aws_template_uses_group(l->tmpl);
 	json_object_foreach(l->tags, k, v)
-		if (strcmp(k, TAG_REQUEST) != 0)
+		if (per_request || strcmp(k, TAG_REQUEST) != 0)
 			json_array_append_new(tags, json_pack("{s:s, s:O}", "Key", k, "Value", v));
 	json_object_set_new(d, "TagSpecifications",
 			    json_pack("[{s:s, s:o}]", "ResourceType", "instance", "Tags", tags));
@@ -808,6 +821,36 @@ static void finish_create(aws *a, const launch *l, const pv_operation *op, launc
 
 static void dry_run_create(aws *a, const launch *l, const pv_operation *op, pv_result *out);
 
+/* SpotFleet, ASG, EC2Fleet request / maintain: the launch template (the
+ * template's, or one made from its data as for EC2Fleet), then groups.c. */
+static void create_in_group(aws *a, launch *l, const pv_operation *op, pv_result *out)
+{
+	launch_acc acc = {.instances = json_array(), .errors = json_array(), .last_act = ACT_CREATE_LAUNCH_TEMPLATE};
+	json_t *data = json_pack("{s:s}", "api", l->api);
+	if (!l->lt_id && ensure_launch_template(a, l, op, &acc))
+		note_launch_template(data, l);
+	if (!l->lt_id) {
+		finish_create(a, l, op, &acc, data, out); /* the launch template's failure */
+	} else {
+		aws_group_launch g = {
+			.api = l->api, .fleet_type = aws_template_fleet_type(l->tmpl), .tmpl = l->tmpl,
+			.template_id = l->template_id, .request_id = l->request_id, .basis = l->basis,
+			.lt_id = l->lt_id, .lt_version = l->lt_version, .types = l->types, .subnets = l->subnets,
+			.tags = l->tags, .price_type = l->price_type, .max_price = l->max_price, .count = l->count,
+			.all_or_nothing = l->all_or_nothing,
+			.lt_owned = l->lt_how != NULL, .lt_name = l->lt_name,
+		};
+		aws_group_create(a, op, &g, data, out);
+		if (acc.calls)
+			pv_result_meta_set(out, "api_calls", json_integer(acc.calls + json_integer_value(json_object_get(
+										     pv_result_meta(out), "api_calls"))));
+	}
+	json_decref(acc.instances);
+	json_decref(acc.errors);
+	if (acc.have_fail)
+		aws_call_free(&acc.last);
+}
+
 void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 {
 	launch l;
@@ -817,6 +860,11 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 	}
 	if (pv_operation_dry_run(op)) {
 		dry_run_create(a, &l, op, out);
+		launch_free(&l);
+		return;
+	}
+	if (aws_template_uses_group(l.tmpl)) {
+		create_in_group(a, &l, op, out);
 		launch_free(&l);
 		return;
 	}
@@ -848,7 +896,7 @@ static bool dry_run_call(aws *a, const launch *l, const pv_operation *op, pv_res
 	bool fleet = l->api && strcmp(l->api, "EC2Fleet") == 0;
 	const char *type = json_string_value(json_object_get(json_array_get(l->types, 0), "type"));
 	aws_action act = fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES;
-	if (fleet && !l->lt_id) {
+	if ((fleet || aws_template_uses_group(l->tmpl)) && !l->lt_id) {
 		/* No launch template yet: ask whether we could make one. */
 		json_t *data = lt_data(l);
 		launch named = *l;

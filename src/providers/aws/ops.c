@@ -16,6 +16,7 @@
 #include <string.h>
 #include "provisio/error.h"
 #include "providers/aws/aws_strategy.h"
+#include "providers/aws/groups.h"
 
 #define TERMINATE_BATCH 1000
 #define DESCRIBE_ID_BATCH 200
@@ -89,9 +90,18 @@ void aws_op_terminate(aws *a, const pv_operation *op, pv_result *out)
 	json_t *ids = get_ids(op, out, true);
 	if (!ids)
 		return;
-	json_t *done = json_array();
+	json_t *done = json_array(), *plain = NULL;
 	unsigned calls = 0;
 	bool dry = pv_operation_dry_run(op);
+	if (!dry) {
+		/* A fleet's or group's instances go back through it. */
+		plain = aws_groups_release(a, op, ids, done, &calls, out);
+		if (!plain) {
+			pv_result_meta_set(out, "terminated", done);
+			return;
+		}
+		ids = plain;
+	}
 	for (size_t start = 0; start < json_array_size(ids); start += TERMINATE_BATCH) {
 		aws_form f;
 		aws_form_init(&f, "TerminateInstances");
@@ -112,6 +122,7 @@ void aws_op_terminate(aws *a, const pv_operation *op, pv_result *out)
 			aws_call_fail(a, ACT_TERMINATE_INSTANCES, &c, out);
 			pv_result_meta_set(out, "terminated", done);
 			aws_call_free(&c);
+			json_decref(plain);
 			return;
 		}
 		json_t *got = aws_xml_terminated(c.reply.body, c.reply.len);
@@ -129,6 +140,7 @@ void aws_op_terminate(aws *a, const pv_operation *op, pv_result *out)
 	json_object_set_new(data, "terminated", tids);
 	pv_result_ok(out, data);
 	pv_result_meta_set(out, "api_calls", json_integer(calls));
+	json_decref(plain);
 }
 
 /* ---- describe ---------------------------------------------------------------- */
@@ -334,6 +346,10 @@ void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resou
 		ok = describe_filter(a, op, "reservation-id", res, list, &calls, out);
 	else if (res && strncmp(res, "fleet-", 6) == 0)
 		ok = describe_filter(a, op, "tag:aws:ec2:fleet-id", res, list, &calls, out);
+	else if (res && strncmp(res, "sfr-", 4) == 0)
+		ok = describe_filter(a, op, "tag:aws:ec2spot:fleet-request-id", res, list, &calls, out);
+	else if (res && strncmp(res, "provisio-", 9) == 0) /* the Auto Scaling groups groups.c names */
+		ok = describe_filter(a, op, "tag:aws:autoscaling:groupName", res, list, &calls, out);
 	else if (res || req)
 		ok = describe_filter(a, op, "tag:provisio:request-id", res ? res : req, list, &calls, out);
 	else if (by_resource)
