@@ -63,9 +63,13 @@ int main(void)
 }
 C
 flags=$(PKG_CONFIG_PATH=$(dirname "$pc") pkg-config --static --cflags --libs provisio 2>"$T/pc.err")
+[ -z "$flags" ] && fail "pkg-config provisio: $(cat "$T/pc.err")"
+# a sanitizer build installs an instrumented library: its users link the runtimes too
+san=""
+grep -q '^PV_SANITIZE:BOOL=ON' "$BUILD/CMakeCache.txt" && san="-fsanitize=address,undefined"
 if [ -z "$flags" ]; then
-	fail "pkg-config provisio: $(cat "$T/pc.err")"
-elif ! cc -std=c11 -o "$T/use" "$T/use.c" $flags 2>"$T/cc.err"; then
+	:
+elif ! cc -std=c11 $san -o "$T/use" "$T/use.c" $flags 2>"$T/cc.err"; then
 	fail "a program on the installed library does not build ($flags): $(head -5 "$T/cc.err")"
 else
 	out=$("$T/use")
