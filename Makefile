@@ -7,7 +7,20 @@ BUILD_SAN  ?= build-sanitize
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_ARGS ?=
 
-.PHONY: all deps build run demo test test-all test-sanitize test-valgrind fuzz bench clean
+# The Debian package from the tree (debian/): built in a copy under
+# $(DEB_DIR) so the tree stays clean; the .deb files land in $(DEB_DIR).
+DEB_DIR ?= build-deb
+deb: deps
+	scripts/build-deb $(DEB_DIR)
+
+# make install: PREFIX (default /usr/local) and DESTDIR as usual.
+PREFIX ?= /usr/local
+install: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
+	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli
+	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
+
+.PHONY: all deps build run demo deb install test test-all test-sanitize test-valgrind fuzz bench clean
 
 all: build
 
@@ -23,14 +36,18 @@ build: deps $(BUILD)/CMakeCache.txt
 # The main job: provisio serve on the embedded defaults (config/provisio.json:
 # SQLite under ./var, the local provider with sim fallback) on 127.0.0.1;
 # prints the URL, an admin token and three curl examples. Ctrl-C stops it.
+# Builds only what it runs: the program and the modules it loads (not the
+# tests and benchmarks `make build` adds).
 PORT ?= 8080
-run: build
+run: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli
 	$(BUILD)/provisio --config config/provisio.json serve --listen 127.0.0.1:$(PORT)
 
 # The Host Factory cycle on the same defaults, one process per call as Host
 # Factory runs them: templates, request 3 machines, status until complete,
 # return them, status until terminated.
-demo: build
+demo: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli
 	scripts/demo-hostfactory.sh $(BUILD)/provisio
 
 # Every test under AddressSanitizer + UBSan and under valgrind, every parser

@@ -60,6 +60,10 @@ const char *pv_server_url(const pv_server *srv);
 /* The admin token generated at start when auth is on and no token is
  * configured (printed once by `provisio serve`), else NULL. Borrowed. */
 const char *pv_server_generated_token(const pv_server *srv);
+/* The id of the first template the server offers (the banner's example
+ * request names a real one), or NULL when there is none. Borrowed: valid
+ * until the next reload. */
+const char *pv_server_first_template_id(pv_server *srv);
 
 /*
  * Serves until pv_server_stop or SIGTERM/SIGINT (when `handle_signals`;

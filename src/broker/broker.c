@@ -15,6 +15,7 @@
 #include "broker/broker_internal.h"
 #include "provisio/error.h"
 #include "provisio/log.h"
+#include "util/paths.h"
 
 int64_t pv_broker_now_ms(void) { return pv_wall_ms(); }
 
@@ -527,6 +528,11 @@ static char *find_templates(const char *explicit_path, const json_t *broker_cfg)
 		if (p)
 			return p;
 	}
+	if (pv_paths_installed(NULL)) { /* next to the installed configuration */
+		char path[PATH_MAX];
+		snprintf(path, sizeof path, "%s/templates.json", pv_paths_config_dir());
+		return strdup(path);
+	}
 	return strdup("config/templates.json");
 }
 
@@ -562,7 +568,7 @@ int pv_broker_store_config(const char *location, const json_t *store_block, char
 	int n = location ? snprintf(out, size, "%s", location)
 	      : url      ? snprintf(out, size, "%s", json_string_value(url))
 	      : path     ? snprintf(out, size, "%s", json_string_value(path))
-			 : snprintf(out, size, "%s/provisio.db", dir && *dir ? dir : "./var");
+			 : snprintf(out, size, "%s/provisio.db", dir && *dir ? dir : pv_paths_state_dir());
 	if (n < 0 || (size_t)n >= size)
 		return pv_error_set(PV_EINVAL, "store: the location is longer than %zu bytes", size - 1);
 	return 0;

@@ -73,9 +73,11 @@ static void banner(pv_server *srv)
 		printf("try:\n");
 		printf("  curl -s %s/health\n", url);
 		printf("  curl -s -H 'Authorization: Bearer %s' %s/api/v1/templates\n", tok, url);
-		printf("  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"
-		       "       -d '{\"template_id\": \"<a templateId above>\", \"count\": 1}' %s/api/v1/requests\n",
-		       tok, url);
+		const char *tmpl = pv_server_first_template_id(srv);
+		if (tmpl)
+			printf("  curl -s -H 'Authorization: Bearer %s' -H 'Content-Type: application/json' \\\n"
+			       "       -d '{\"template_id\": \"%s\", \"count\": 1}' %s/api/v1/requests\n",
+			       tok, tmpl, url);
 	}
 	fflush(stdout);
 }

@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include "provisio/config.h"
 #include "provisio/error.h"
+#include "util/paths.h"
 
 static bool exists(const char *path)
 {
@@ -36,9 +37,15 @@ char *pv_config_find(const char *explicit_path)
 	}
 	if (exists("config/provisio.json"))
 		return strdup("config/provisio.json");
+	char *sys;
+	if (asprintf(&sys, "%s/provisio.json", pv_paths_config_dir()) >= 0) {
+		if (exists(sys))
+			return sys;
+		free(sys);
+	}
 	pv_error_set(PV_ENOTFOUND,
 		     "no configuration found: give --config FILE, or set PROVISIO_CONFIG, or put "
-		     "provisio.json in $HF_PROVIDER_CONFDIR or ./config/");
+		     "provisio.json in $HF_PROVIDER_CONFDIR, ./config/ or %s/", pv_paths_config_dir());
 	return NULL;
 }
 

@@ -20,6 +20,7 @@
 #include <event2/thread.h>
 #include <openssl/err.h>
 #include "server/server_internal.h"
+#include "util/notify.h"
 
 int srv_parse_listen(const char *text, char *host, size_t hsize, int *port);
 
@@ -248,12 +249,30 @@ static void thread_stop(evutil_socket_t fd, short what, void *arg)
 
 /* ---- the main loop ---------------------------------------------------------------------- */
 
+/* A word to systemd when it runs us as a Type=notify service (no-op
+ * otherwise); a failure is logged, never fatal. */
+static void tell_systemd(pv_server *srv, const char *state)
+{
+	if (pv_notify(state) < 0)
+		srv_log(srv, PV_LOG_WARN, "server", NULL, "systemd notification: %s", pv_error_last());
+}
+
+/* From the main loop: a loop that hangs stops the pings, and systemd
+ * restarts the service (WatchdogSec=). */
+static void watchdog_cb(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	tell_systemd(arg, "WATCHDOG=1");
+}
+
 static void stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
 	pv_server *srv = arg;
 	atomic_store(&srv->stopping, true);
+	tell_systemd(srv, "STOPPING=1");
 	srv_log(srv, PV_LOG_INFO, "server", NULL, "stopping: no new connections; waiting for requests "
 		"in progress");
 	struct timeval now = {0, 0};
@@ -275,7 +294,10 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 	pv_server *srv = arg;
 	if (sig == SIGHUP) {
 		srv_log(srv, PV_LOG_INFO, "server", NULL, "SIGHUP: reloading the configuration");
-		pv_server_reload(srv, NULL);
+		if (pv_notify_reloading() < 0)
+			srv_log(srv, PV_LOG_WARN, "server", NULL, "systemd notification: %s", pv_error_last());
+		pv_server_reload(srv, NULL); /* a rejected one keeps the old: ready either way */
+		tell_systemd(srv, "READY=1");
 		return;
 	}
 	srv_log(srv, PV_LOG_INFO, "server", NULL, "%s received", sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -455,6 +477,17 @@ const char *pv_server_generated_token(const pv_server *srv)
 	return srv->generated_token[0] ? srv->generated_token : NULL;
 }
 
+const char *pv_server_first_template_id(pv_server *srv)
+{
+	srv_world *w = srv_world_get(srv);
+	if (!w)
+		return NULL;
+	const char *id = json_string_value(
+		json_object_get(json_array_get(pv_broker_templates(w->main), 0), "templateId"));
+	srv_world_release(w);
+	return id;
+}
+
 int pv_server_run(pv_server *srv, bool handle_signals)
 {
 	if (handle_signals) {
@@ -492,14 +525,28 @@ int pv_server_run(pv_server *srv, bool handle_signals)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	srv_log(srv, PV_LOG_INFO, "server", NULL, "listening on %s with %u loop(s)", srv->url,
 		srv->n_threads);
-	if (rc < 0)
+	if (rc < 0) {
 		pv_server_stop(srv);
+	} else {
+		char ready[sizeof srv->url + 64];
+		snprintf(ready, sizeof ready, "READY=1\nSTATUS=listening on %s", srv->url);
+		tell_systemd(srv, ready);
+		uint64_t wd = pv_notify_watchdog_usec();
+		if (wd) {
+			srv->watchdog_ev = event_new(srv->base, -1, EV_PERSIST, watchdog_cb, srv);
+			struct timeval half = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+			event_add(srv->watchdog_ev, &half);
+			tell_systemd(srv, "WATCHDOG=1");
+		}
+	}
 	event_base_dispatch(srv->base);
 	if (srv->stop_ev && !atomic_load(&srv->stopping))
 		stop_cb(-1, 0, srv);
 	event_del(srv->reconcile_ev);
 	event_del(srv->alert_ev);
 	event_del(srv->queue_ev);
+	if (srv->watchdog_ev)
+		event_del(srv->watchdog_ev);
 	srv_world *last = srv_world_get(srv);
 	if (last) {
 		pthread_mutex_lock(&srv->reconcile_lock);
@@ -612,7 +659,7 @@ void pv_server_free(pv_server *srv)
 	free(srv->threads);
 	srv_clients_free(srv->clients);
 	struct event *evs[] = {srv->sig_term, srv->sig_int, srv->sig_hup, srv->stop_ev, srv->reconcile_ev,
-			       srv->alert_ev, srv->queue_ev};
+			       srv->alert_ev, srv->queue_ev, srv->watchdog_ev};
 	for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
 		if (evs[i])
 			event_free(evs[i]);

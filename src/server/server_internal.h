@@ -238,6 +238,7 @@ struct pv_server {
 	SSL_CTX *ssl;
 	struct event_base *base; /* the main loop: signals, timers */
 	struct event *sig_term, *sig_int, *sig_hup, *stop_ev, *reconcile_ev, *alert_ev, *queue_ev;
+	struct event *watchdog_ev; /* WATCHDOG=1 to systemd (util/notify.h), or NULL */
 	atomic_bool stopping;
 	int64_t started_ms;
 	char lease_holder[400]; /* this daemon in the reconciler lease: node, pid, start */

@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 #include "scratch_dir.h"
+#include "util/paths.h"
 #include "provisio/provisio.h"
 
 static char dir[64];
@@ -169,8 +170,26 @@ static void test_search_order_explicit_env_hfconfdir_local(void **state)
 	char cwd[512];
 	assert_non_null(getcwd(cwd, sizeof cwd));
 	assert_int_equal(chdir(dir), 0); /* no ./config/provisio.json here */
-	assert_null(pv_config_find(NULL));
-	assert_non_null(strstr(pv_error_last(), "--config"));
+	/* last: the installation's (/etc/provisio/provisio.json), when there is one */
+	char sys[512];
+	snprintf(sys, sizeof sys, "%s/provisio.json", pv_paths_config_dir());
+	p = pv_config_find(NULL);
+	if (access(sys, F_OK) == 0) {
+		assert_string_equal(p, sys);
+		free(p);
+	} else {
+		assert_null(p);
+		assert_non_null(strstr(pv_error_last(), "--config"));
+		assert_non_null(strstr(pv_error_last(), pv_paths_config_dir()));
+	}
+	/* ./config/provisio.json comes before the installation's */
+	assert_int_equal(mkdir("config", 0700), 0);
+	write_file("config/provisio.json", "{}", 0600);
+	p = pv_config_find(NULL);
+	assert_string_equal(p, "config/provisio.json");
+	free(p);
+	unlink("config/provisio.json");
+	rmdir("config");
 	assert_int_equal(chdir(cwd), 0);
 	unsetenv("HF_PROVIDER_CONFDIR");
 }

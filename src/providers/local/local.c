@@ -22,6 +22,7 @@
 #include "provisio/error.h"
 #include "provisio/local.h"
 #include "providers/local/spawn.h"
+#include "util/paths.h"
 
 typedef struct local {
 	pv_strategy base;
@@ -579,7 +580,7 @@ static int parse_config(local *l, const json_t *cfg)
 	if (wd)
 		snprintf(l->workdir, sizeof l->workdir, "%s", wd);
 	else
-		snprintf(l->workdir, sizeof l->workdir, "%s/local", hf && *hf ? hf : "./var");
+		snprintf(l->workdir, sizeof l->workdir, "%s/local", hf && *hf ? hf : pv_paths_state_dir());
 	json_t *cap = json_object_get(cfg, "capacity");
 	if (cap && (!json_is_integer(cap) || json_integer_value(cap) < -1))
 		return bad(name, "capacity", "must be an integer >= 0, or -1 for unlimited");
