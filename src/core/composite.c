@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/composite_internal.h"
+#include "core/strategy_internal.h"
 #include "provisio/error.h"
 
 /* ---- members and rosters ------------------------------------------------ */
@@ -111,10 +112,11 @@ static bool may_stop_early(const pv_composite_config *cfg)
 
 /*
  * Runs a read on `mem`. `first`, when not NULL, is mem[0]'s answer already
- * obtained by the sequential fast path; it is taken over.
+ * obtained by the sequential fast path; it is taken over. `now`: as for
+ * pv_composite_run.
  */
 static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t n,
-		     pv_result *first, pv_result *out)
+		     pv_result *first, pv_result *out, uint64_t *now)
 {
 	child_job jstack[STACK_CHILDREN];
 	child_outcome ostack[STACK_CHILDREN];
@@ -137,7 +139,7 @@ static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t
 	}
 	if (n > done)
 		pv_composite_run(c, op, jobs + done, n - done, cfg->mode != PV_COMPOSITE_SEQUENTIAL,
-				 stop, o + done);
+				 stop, o + done, now);
 	for (size_t i = done; i < n; i++)
 		o[i].seq += o[i].seq ? done : 0;
 	pv_composite_aggregate(c, op, o, n, out);
@@ -153,12 +155,13 @@ done:
  * The hot path of sequential first_success: the first capable child
  * answers straight into `out`; no job list, no aggregation, no metadata.
  * Returns false (with that child's failure in `first`) when the general
- * path must go on with the other children.
+ * path must go on with the other children. `now`: the composite's start
+ * in, the child's end out (one clock read for both).
  */
 static bool sequential_first(composite *c, const pv_operation *op, cmember *m, pv_result *first,
-			     pv_result *out)
+			     pv_result *out, uint64_t *now)
 {
-	pv_strategy_execute(m->s, op, out, c->clock);
+	*now = pv_strategy_execute_from(m->s, op, out, c->clock, *now);
 	pv_composite_count_member(m, out);
 	if (out->success)
 		return true; /* its answer, its latency */
@@ -188,22 +191,27 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 		pv_result_fail(out, PV_ERR_OPERATION_NOT_SUPPORTED, PV_CLASS_PERMANENT,
 			       "no child of composite '%s' supports %s", s->name, pv_op_name(op->type));
 	} else {
-		/* One clock read starts the deadline and the composite's latency. */
-		uint64_t start = pv_clock_now(c->clock);
+		/* One clock read starts the deadline, the composite's latency and
+		 * its first child's call; each child's end starts the next one's,
+		 * and the last one's ends a sequential composite's latency (what
+		 * follows, aggregation, takes nanoseconds). */
+		uint64_t start = pv_clock_now(c->clock), now = start;
 		pv_operation cop = *op;
 		cop.deadline_ns = pv_composite_deadline_at(c, op, start);
 		const pv_composite_config *cfg = &c->cfg;
 		pv_result first;
 		bool hot = op->type != PV_OP_CREATE_INSTANCES && cfg->mode == PV_COMPOSITE_SEQUENTIAL &&
 			   may_stop_early(cfg) && cfg->min_success_count == 1;
-		if (op->type == PV_OP_CREATE_INSTANCES)
+		if (op->type == PV_OP_CREATE_INSTANCES) {
 			pv_composite_create(c, &cop, mem, n, out);
-		else if (!hot)
-			run_read(c, &cop, mem, n, NULL, out);
-		else if (!sequential_first(c, &cop, mem[0], &first, out))
-			run_read(c, &cop, mem, n, &first, out);
+			now = 0;
+		} else if (!hot) {
+			run_read(c, &cop, mem, n, NULL, out, &now);
+		} else if (!sequential_first(c, &cop, mem[0], &first, out, &now)) {
+			run_read(c, &cop, mem, n, &first, out, &now);
+		}
 		if (!hot || !out->success) /* one child's answer came with its latency */
-			out->latency_ns = pv_clock_now(c->clock) - start;
+			out->latency_ns = (now ? now : pv_clock_now(c->clock)) - start;
 	}
 done:
 	atomic_fetch_add_explicit(out->success ? &c->successes : &c->failures, 1,

@@ -98,10 +98,14 @@ typedef struct child_job {
  * all have finished, when `stop_after` successes are in (0 = wait for all),
  * or at the deadline, with the rest recorded as TIMEOUT. Sequentially,
  * stops after `stop_after` successes. Fills out[0..n) (each cleared by the
- * caller with child_outcomes_clear). Updates member counters.
+ * caller with child_outcomes_clear). Updates member counters. `now`, when
+ * not NULL, holds a time just read on the composite's clock: a sequential
+ * run starts its first child from it and leaves there the time its last
+ * child ended (one clock read a child: pv_strategy_execute_from); a
+ * parallel run leaves 0 (not known).
  */
 void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-		      bool parallel, size_t stop_after, child_outcome *out);
+		      bool parallel, size_t stop_after, child_outcome *out, uint64_t *now);
 
 void child_outcomes_clear(child_outcome *o, size_t n);
 

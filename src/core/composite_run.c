@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include "core/composite_internal.h"
+#include "core/strategy_internal.h"
 #include "provisio/error.h"
 #include "provisio/log.h"
 
@@ -122,9 +123,10 @@ uint64_t pv_composite_deadline(const composite *c, const pv_operation *op)
 /* ---- sequential --------------------------------------------------------- */
 
 static void run_sequential(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-			   size_t stop_after, child_outcome *out)
+			   size_t stop_after, child_outcome *out, uint64_t *now)
 {
 	size_t successes = 0;
+	uint64_t at = now ? *now : 0;
 	for (size_t i = 0; i < n; i++) {
 		out[i].m = jobs[i].m;
 		out[i].requested = jobs[i].requested;
@@ -134,7 +136,7 @@ static void run_sequential(composite *c, const pv_operation *op, child_job *jobs
 		}
 		pv_operation child_op = *op;
 		child_op.params = jobs[i].params;
-		pv_strategy_execute(jobs[i].m->s, &child_op, &out[i].res, c->clock);
+		at = pv_strategy_execute_from(jobs[i].m->s, &child_op, &out[i].res, c->clock, at);
 		pv_composite_count_member(jobs[i].m, &out[i].res);
 		out[i].seq = i + 1;
 		out[i].abstained = is_abstention(op->type, &out[i].res);
@@ -142,6 +144,8 @@ static void run_sequential(composite *c, const pv_operation *op, child_job *jobs
 	}
 	for (size_t i = 0; i < n; i++)
 		json_decref(jobs[i].params);
+	if (now)
+		*now = at;
 }
 
 /* ---- parallel ----------------------------------------------------------- */
@@ -416,11 +420,14 @@ static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, 
 }
 
 void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-		      bool parallel, size_t stop_after, child_outcome *out)
+		      bool parallel, size_t stop_after, child_outcome *out, uint64_t *now)
 {
 	memset(out, 0, n * sizeof *out);
-	if (parallel)
+	if (parallel) {
 		run_parallel(c, op, jobs, n, stop_after, out);
-	else
-		run_sequential(c, op, jobs, n, stop_after, out);
+		if (now)
+			*now = 0;
+	} else {
+		run_sequential(c, op, jobs, n, stop_after, out, now);
+	}
 }
