@@ -115,8 +115,8 @@ static bool may_stop_early(const pv_composite_config *cfg)
  * obtained by the sequential fast path; it is taken over. `now`: as for
  * pv_composite_run.
  */
-static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t n,
-		     pv_result *first, pv_result *out, uint64_t *now)
+static void run_read(composite *c, const croster *r, const pv_operation *op, cmember **mem,
+		     size_t n, pv_result *first, pv_result *out, uint64_t *now)
 {
 	child_job jstack[STACK_CHILDREN];
 	child_outcome ostack[STACK_CHILDREN];
@@ -142,7 +142,7 @@ static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t
 				 stop, o + done, now);
 	for (size_t i = done; i < n; i++)
 		o[i].seq += o[i].seq ? done : 0;
-	pv_composite_aggregate(c, op, o, n, out);
+	pv_composite_aggregate(c, r, op, o, n, out);
 	child_outcomes_clear(o, n);
 done:
 	if (jobs != jstack)
@@ -206,9 +206,9 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 			pv_composite_create(c, &cop, mem, n, out);
 			now = 0;
 		} else if (!hot) {
-			run_read(c, &cop, mem, n, NULL, out, &now);
+			run_read(c, r, &cop, mem, n, NULL, out, &now);
 		} else if (!sequential_first(c, &cop, mem[0], &first, out, &now)) {
-			run_read(c, &cop, mem, n, &first, out, &now);
+			run_read(c, r, &cop, mem, n, &first, out, &now);
 		}
 		if (!hot || !out->success) /* one child's answer came with its latency */
 			out->latency_ns = (now ? now : pv_clock_now(c->clock)) - start;
@@ -368,7 +368,7 @@ static void composite_destroy(pv_strategy *s)
 		next = r->retired;
 		free(r);
 	}
-	json_decref(atomic_load(&c->merged_spare));
+	pv_kept_merge_free(atomic_load(&c->kept));
 	pv_composite_config_clear(&c->cfg);
 	pthread_mutex_destroy(&c->lock);
 }

@@ -55,8 +55,11 @@ typedef struct composite {
 	atomic_uint_fast64_t late_results;    /* finished after the call gave up */
 	atomic_uint_fast64_t late_reaped;     /* machines of late creates terminated */
 	atomic_uint_fast64_t surplus_reaped;  /* hedge surplus machines terminated */
-	_Atomic(json_t *) merged_spare;       /* a merge_all answer to reuse (composite_agg.c) */
+	_Atomic(struct kept_merge *) kept;    /* a merge_all answer to reuse (composite_agg.c) */
 } composite;
+
+/* Frees a kept merge and lets go of what it holds (NULL: nothing). */
+void pv_kept_merge_free(struct kept_merge *k);
 
 void pv_croster_unref(croster *r);
 
@@ -117,9 +120,10 @@ uint64_t pv_composite_deadline(const composite *c, const pv_operation *op);
 /* The same from a time already read. */
 uint64_t pv_composite_deadline_at(const composite *c, const pv_operation *op, uint64_t now);
 
-/* Gate then policy over outcomes of a read (non-create) operation. */
-void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome *o, size_t n,
-			    pv_result *out);
+/* Gate then policy over outcomes of a read (non-create) operation, run
+ * with roster `r` (the call's). */
+void pv_composite_aggregate(composite *c, const croster *r, const pv_operation *op,
+			    child_outcome *o, size_t n, pv_result *out);
 
 /* create_instances in the configured mode, over the capable members. */
 void pv_composite_create(composite *c, const pv_operation *op, cmember **members, size_t n,

@@ -16,6 +16,7 @@
 #include "provisio/error.h"
 #include "provisio/sim.h"
 #include "util/counters.h"
+#include "util/frozen.h"
 #include "util/rng.h"
 
 typedef enum { DIST_FIXED, DIST_NORMAL, DIST_LOGNORMAL } latency_dist;
@@ -582,6 +583,10 @@ static void make_shared_answers(void)
 {
 	shared_answer[0] = pv_health_answer(false, "unhealthy", 0);
 	shared_answer[1] = pv_health_answer(true, "healthy", 0);
+	/* Readers may trust them not to change (frozen.h); two of PV_FROZEN_MAX,
+	 * and were it full they would only be read each time. */
+	(void)pv_json_freeze(shared_answer[0]);
+	(void)pv_json_freeze(shared_answer[1]);
 }
 
 /* The health the sim knows. Without latency the answer is a shared object
