@@ -441,6 +441,7 @@ int pv_composite_new(pv_strategy **out, const char *name, pv_strategy *const *ch
 	if (!c)
 		return pv_error_last_code();
 	pthread_mutex_init(&c->lock, NULL);
+	c->name_len = strlen(c->base.name);
 	c->clock = clock;
 	pv_composite_config_default(&c->cfg);
 	if ((rc = pv_composite_config_copy(&c->cfg, cfg)) == 0 &&

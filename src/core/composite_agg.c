@@ -134,14 +134,27 @@ static const char *listed_name(const meta_extra *x, const child_outcome *o, size
 	return NULL;
 }
 
-/* Appends `name` to the names block at *at; returns its offset. */
-static uint32_t put_name(char *names, size_t *at, const char *name)
+/* Appends `name` (`len` bytes with its NUL) to the names block at *at;
+ * returns its offset. */
+static uint32_t put_name_len(char *names, size_t *at, const char *name, size_t len)
 {
 	uint32_t offset = (uint32_t)*at;
-	size_t len = strlen(name) + 1;
 	memcpy(names + *at, name, len);
 	*at += len;
 	return offset;
+}
+
+static uint32_t put_name(char *names, size_t *at, const char *name)
+{
+	return put_name_len(names, at, name, strlen(name) + 1);
+}
+
+/* A listed name's room in the names block: a provider (a result's fixed
+ * buffer, NUL inside) is copied whole, a constant-size copy with nothing to
+ * measure; a child's name as long as it is. */
+static size_t listed_len(const meta_extra *x, const char *name)
+{
+	return x->kind == META_PROVIDERS ? PV_RESULT_NAME_MAX : strlen(name) + 1;
 }
 
 void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n,
@@ -153,11 +166,11 @@ void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *
 	for (size_t i = 0; o && i < n && !notable; i++)
 		notable = o[i].cancelled || o[i].abstained || !o[i].res.success || o[i].requested;
 	size_t n_children = notable ? n : 0, n_listed = 0;
-	size_t names_len = strlen(c->base.name) + 1;
+	size_t names_len = c->name_len + 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *name = listed_name(x, o, i);
 		n_listed += name != NULL;
-		names_len += name ? strlen(name) + 1 : 0;
+		names_len += name ? listed_len(x, name) : 0;
 		if (notable)
 			names_len += strlen(o[i].m->s->name) + strlen(o[i].res.provider) + 2;
 	}
@@ -175,11 +188,13 @@ void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *
 	cm->listed = (uint32_t *)((child_fact *)(cm + 1) + n_children);
 	cm->names = (char *)(cm->listed + n_listed);
 	size_t at = 0, k = 0;
-	put_name(cm->names, &at, c->base.name);
+	put_name_len(cm->names, &at, c->base.name, c->name_len + 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = listed_name(x, o, i);
 		if (name)
-			cm->listed[k++] = put_name(cm->names, &at, name);
+			cm->listed[k++] = x->kind == META_PROVIDERS
+						  ? put_name_len(cm->names, &at, name, PV_RESULT_NAME_MAX)
+						  : put_name(cm->names, &at, name);
 		if (!notable)
 			continue;
 		const pv_result *r = &o[i].res;

@@ -45,6 +45,7 @@ typedef struct croster {
 
 typedef struct composite {
 	pv_strategy base;
+	size_t name_len;         /* strlen(base.name), measured once */
 	pv_composite_config cfg; /* owns weights / volatile_fields */
 	const pv_clock *clock;
 	pv_pool *pool;
