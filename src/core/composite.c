@@ -198,10 +198,8 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 		uint64_t start = pv_clock_now(c->clock), now = start;
 		pv_operation cop = *op;
 		cop.deadline_ns = pv_composite_deadline_at(c, op, start);
-		const pv_composite_config *cfg = &c->cfg;
 		pv_result first;
-		bool hot = op->type != PV_OP_CREATE_INSTANCES && cfg->mode == PV_COMPOSITE_SEQUENTIAL &&
-			   may_stop_early(cfg) && cfg->min_success_count == 1;
+		bool hot = op->type != PV_OP_CREATE_INSTANCES && c->sequential_first;
 		if (op->type == PV_OP_CREATE_INSTANCES) {
 			pv_composite_create(c, &cop, mem, n, out);
 			now = 0;
@@ -444,7 +442,12 @@ int pv_composite_new(pv_strategy **out, const char *name, pv_strategy *const *ch
 	c->name_len = strlen(c->base.name);
 	c->clock = clock;
 	pv_composite_config_default(&c->cfg);
-	if ((rc = pv_composite_config_copy(&c->cfg, cfg)) == 0 &&
+	if ((rc = pv_composite_config_copy(&c->cfg, cfg)) == 0) {
+		c->timeout_ns = (uint64_t)(c->cfg.timeout_seconds * 1e9);
+		c->sequential_first = c->cfg.mode == PV_COMPOSITE_SEQUENTIAL &&
+				      may_stop_early(&c->cfg) && c->cfg.min_success_count == 1;
+	}
+	if (rc == 0 &&
 	    (rc = pv_pool_new(&c->pool, cfg->max_concurrent_operations)) == 0) {
 		c->roster = roster_new(n);
 		rc = c->roster ? fill_roster(c, children, weights, n)

@@ -46,7 +46,9 @@ typedef struct croster {
 typedef struct composite {
 	pv_strategy base;
 	size_t name_len;         /* strlen(base.name), measured once */
-	pv_composite_config cfg; /* owns weights / volatile_fields */
+	pv_composite_config cfg; /* owns weights / volatile_fields; fixed */
+	uint64_t timeout_ns;     /* cfg.timeout_seconds, converted once */
+	bool sequential_first;   /* reads: the first child's success is the answer */
 	const pv_clock *clock;
 	pv_pool *pool;
 	pthread_mutex_t lock;    /* serialises publishing a roster */

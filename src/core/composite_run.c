@@ -111,7 +111,7 @@ void child_outcomes_clear(child_outcome *o, size_t n)
 
 uint64_t pv_composite_deadline_at(const composite *c, const pv_operation *op, uint64_t now)
 {
-	uint64_t limit = now + (uint64_t)(c->cfg.timeout_seconds * 1e9);
+	uint64_t limit = now + c->timeout_ns;
 	return op->deadline_ns && op->deadline_ns < limit ? op->deadline_ns : limit;
 }
 
@@ -128,10 +128,15 @@ static void run_sequential(composite *c, const pv_operation *op, child_job *jobs
 	size_t successes = 0;
 	uint64_t at = now ? *now : 0;
 	for (size_t i = 0; i < n; i++) {
+		/* Each field set once, not the whole outcome zeroed first: the
+		 * result is most of its 300 bytes, and the call initializes it. */
 		out[i].m = jobs[i].m;
 		out[i].requested = jobs[i].requested;
-		if (stop_after && successes >= stop_after) {
-			out[i].cancelled = true;
+		out[i].seq = 0;
+		out[i].abstained = false;
+		out[i].cancelled = stop_after && successes >= stop_after;
+		if (out[i].cancelled) {
+			pv_result_init(&out[i].res);
 			continue;
 		}
 		pv_operation child_op = *op;
@@ -422,8 +427,8 @@ static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, 
 void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
 		      bool parallel, size_t stop_after, child_outcome *out, uint64_t *now)
 {
-	memset(out, 0, n * sizeof *out);
 	if (parallel) {
+		memset(out, 0, n * sizeof *out);
 		run_parallel(c, op, jobs, n, stop_after, out);
 		if (now)
 			*now = 0;
