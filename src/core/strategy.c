@@ -87,7 +87,7 @@ int pv_strategy_initialize(pv_strategy *s)
  * entries so that the plain one costs what it did. */
 static inline __attribute__((always_inline)) uint64_t
 execute(pv_strategy *s, const pv_operation *op, pv_result *out, const pv_clock *clock, bool timed,
-	uint64_t start)
+	uint64_t start, bool want_end)
 {
 	pv_result_init(out);
 	if (timed && !start)
@@ -106,10 +106,12 @@ execute(pv_strategy *s, const pv_operation *op, pv_result *out, const pv_clock *
 		pv_result_set_provider(out, s->name);
 	if (out->attempts == 0)
 		out->attempts = 1;
-	if (!timed)
+	/* A strategy may report its own latency (a wrapper: its leaf's); then
+	 * the end is read only for a caller that asked for it. */
+	if (!timed || (out->latency_ns && !want_end))
 		return 0;
 	uint64_t end = pv_clock_now(clock);
-	if (out->latency_ns == 0) /* a strategy may report its own (a wrapper: its leaf's) */
+	if (out->latency_ns == 0)
 		out->latency_ns = end - start;
 	return end;
 }
@@ -118,13 +120,13 @@ void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
 			 const pv_clock *clock)
 {
 	bool timed = !(s->methods->flags & PV_STRATEGY_TIMED_BY_CHILD) || op->deadline_ns;
-	execute(s, op, out, clock, timed, 0);
+	execute(s, op, out, clock, timed, 0, false);
 }
 
 uint64_t pv_strategy_execute_from(pv_strategy *s, const pv_operation *op, pv_result *out,
 				  const pv_clock *clock, uint64_t start)
 {
-	return execute(s, op, out, clock, true, start ? start : pv_clock_now(clock));
+	return execute(s, op, out, clock, true, start ? start : pv_clock_now(clock), true);
 }
 
 int pv_strategy_capabilities(pv_strategy *s, pv_capabilities *out)
