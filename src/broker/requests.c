@@ -618,6 +618,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	const json_t *tmpl = pv_broker_template(b, template_id);
 	if (!tmpl)
 		return pv_error_set(PV_EINVAL, "unknown template '%s'", template_id ? template_id : "");
+	const char *refused = pv_broker_template_refused(b, template_id);
+	if (refused)
+		return pv_error_set(PV_EINVAL, "template '%s' is refused by its provider: %s", template_id, refused);
 	if (count < 1 || count > PV_BROKER_MAX_MACHINE_COUNT)
 		return pv_error_set(PV_EINVAL, "machineCount must be from 1 to %d (got %lld)",
 				    PV_BROKER_MAX_MACHINE_COUNT, (long long)count);

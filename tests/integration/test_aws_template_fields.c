@@ -458,14 +458,13 @@ static void test_original_templates_are_checked_at_load(void **state)
 	json_decref(doc);
 }
 
-/* `provisio templates validate [--dry-run]`: each template on its
- * strategy, every problem with the template and the field; the dry run
- * asks EC2 (the emulator refuses an instance type it does not have). */
-static int cli(const emu_proc *e, const char *args, char *out, size_t size)
+/* Runs `provisio --config DIR/provisio.json ARGS` in the emulator's
+ * directory: its exit status, stdout in `out` (stderr in DIR/err). */
+static int run_cli(const emu_proc *e, const char *args, char *out, size_t size)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "cd %s && %s --config %s/provisio.json templates validate %s 2>/dev/null", e->dir,
-		 PV_CLI_BIN, e->dir, args);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "cd %s && HF_PROVIDER_LOGDIR=%s %s --config %s/provisio.json %s 2>%s/err", e->dir,
+		 e->dir, PV_CLI_BIN, e->dir, args, e->dir);
 	FILE *fp = popen(cmd, "r");
 	assert_non_null(fp);
 	size_t n = fread(out, 1, size - 1, fp);
@@ -474,20 +473,44 @@ static int cli(const emu_proc *e, const char *args, char *out, size_t size)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void test_templates_validate_command_lists_problems_and_dry_runs(void **state)
+static int cli(const emu_proc *e, const char *args, char *out, size_t size)
 {
-	(void)state;
-	emu_proc e = start();
+	char line[1024];
+	snprintf(line, sizeof line, "templates validate %s", args);
+	return run_cli(e, line, out, size);
+}
+
+/* The text of DIR/name (owned), "" when it does not exist. */
+static char *slurp(const emu_proc *e, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", e->dir, name);
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 65536);
+	assert_non_null(text);
+	if (f) {
+		size_t n = fread(text, 1, 65535, f);
+		text[n] = '\0';
+		fclose(f);
+	}
+	return text;
+}
+
+/* provisio.json (one aws provider on the emulator, templates in t.json)
+ * and t.json: a good template with an unknown field, one only a dry run
+ * refuses, one with two fields the provider refuses. */
+static void write_config(const emu_proc *e)
+{
 	char path[128];
-	snprintf(path, sizeof path, "%s/provisio.json", e.dir);
+	snprintf(path, sizeof path, "%s/provisio.json", e->dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
 		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
 		   " \"imds\": false}}], \"default_strategy\": \"aws\", \"store\": {\"path\": \"%s/p.db\"},"
-		   " \"broker\": {\"templates_file\": \"%s/t.json\"}}\n", e.url, e.dir, e.dir);
+		   " \"broker\": {\"templates_file\": \"%s/t.json\"}}\n", e->url, e->dir, e->dir);
 	fclose(f);
-	snprintf(path, sizeof path, "%s/t.json", e.dir);
+	snprintf(path, sizeof path, "%s/t.json", e->dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("{\"templates\": ["
@@ -499,6 +522,16 @@ static void test_templates_validate_command_lists_problems_and_dry_runs(void **s
 	fclose(f);
 	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
 	setenv("EMU_SK", EMU_SECRET, 1);
+}
+
+/* `provisio templates validate [--dry-run]`: each template on its
+ * strategy, every problem with the template and the field; the dry run
+ * asks EC2 (the emulator refuses an instance type it does not have). */
+static void test_templates_validate_command_lists_problems_and_dry_runs(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
 	char out[8192];
 	assert_int_equal(cli(&e, "", out, sizeof out), 1);
 	assert_non_null(strstr(out, "warning colour: not a field the aws provider knows"));
@@ -518,6 +551,103 @@ static void test_templates_validate_command_lists_problems_and_dry_runs(void **s
 	emu_stop(&e);
 }
 
+/* `config validate` checks the templates file too (issue 15, last gaps):
+ * the refused template is an error naming it and its field, the unknown
+ * field a warning; no provider is called. */
+static void test_config_validate_checks_the_templates_file(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
+	char out[16384];
+	assert_int_equal(run_cli(&e, "config validate", out, sizeof out), 1);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_true(json_is_false(json_object_get(doc, "valid")));
+	if (json_integer_value(json_object_get(doc, "errors")) != 2) /* tenancy, iops */
+		fail_msg("%s", out);
+	assert_non_null(strstr(sget(doc, "templates_file"), "/t.json"));
+	char *err = slurp(&e, "err");
+	assert_non_null(strstr(err, "template 'bad' field 'tenancy' (aws): not supported"));
+	assert_non_null(strstr(err, "template 'bad' field 'iops' (aws)"));
+	assert_non_null(strstr(err, "template 'good' field 'colour' (aws): not a field the aws provider knows"));
+	assert_null(strstr(err, "'badtype'")); /* its type is EC2's to refuse, in a dry run */
+	free(err);
+	json_decref(doc);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
+
+	/* fixed, the file is valid (the unknown field stays a warning) */
+	char path[128];
+	snprintf(path, sizeof path, "%s/t.json", e.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"templates\": [{\"templateId\": \"good\", \"provider\": \"aws\", \"imageId\": \"ami-12345678\","
+	      " \"vmType\": \"t3.micro\", \"colour\": \"blue\"}]}\n", f);
+	fclose(f);
+	assert_int_equal(run_cli(&e, "config validate", out, sizeof out), 0);
+	doc = json_loads(out, 0, NULL);
+	assert_true(json_is_true(json_object_get(doc, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(doc, "warnings")), 1);
+	json_decref(doc);
+	emu_stop(&e);
+}
+
+/* A template its provider refuses is never offered to Host Factory: left
+ * out of getAvailableTemplates with a warning in the Host Factory log naming
+ * it and its fields, refused by requestMachines with the same reason; the
+ * other templates keep working, and `templates list` shows why. */
+static void test_refused_template_is_not_offered_to_host_factory(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
+	char out[16384];
+	assert_int_equal(run_cli(&e, "hostfactory getAvailableTemplates -d '{}'", out, sizeof out), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *list = json_object_get(doc, "templates");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(sget(json_array_get(list, 0), "templateId"), "good");
+	assert_string_equal(sget(json_array_get(list, 1), "templateId"), "badtype");
+	json_decref(doc);
+	char *log = slurp(&e, "provisio.log");
+	assert_non_null(strstr(log, "'bad' is left out of getAvailableTemplates"));
+	assert_non_null(strstr(log, "tenancy: not supported"));
+	free(log);
+
+	assert_int_equal(run_cli(&e, "hostfactory requestMachines -d "
+				     "'{\"template\": {\"templateId\": \"bad\", \"machineCount\": 1}}'",
+				 out, sizeof out),
+			 1);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_non_null(strstr(sget(doc, "message"), "template 'bad' is refused by its provider: tenancy: not supported"));
+	json_decref(doc);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
+
+	assert_int_equal(run_cli(&e, "templates list --json", out, sizeof out), 0);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *t;
+	size_t i;
+	int refused = 0;
+	json_array_foreach(json_object_get(doc, "templates"), i, t) if (sget(t, "refused")) {
+		refused++;
+		assert_string_equal(sget(t, "templateId"), "bad");
+		assert_non_null(strstr(sget(t, "refused"), "iops: "));
+	}
+	assert_int_equal(refused, 1);
+	json_decref(doc);
+
+	/* the good one still runs */
+	assert_int_equal(run_cli(&e, "hostfactory requestMachines -d "
+				     "'{\"template\": {\"templateId\": \"good\", \"machineCount\": 1}}'",
+				 out, sizeof out),
+			 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 1);
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +661,8 @@ int main(void)
 		cmocka_unit_test(test_template_problems_are_all_listed_and_nothing_called),
 		cmocka_unit_test(test_original_templates_are_checked_at_load),
 		cmocka_unit_test(test_templates_validate_command_lists_problems_and_dry_runs),
+		cmocka_unit_test(test_config_validate_checks_the_templates_file),
+		cmocka_unit_test(test_refused_template_is_not_offered_to_host_factory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

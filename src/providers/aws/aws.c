@@ -686,8 +686,11 @@ static int aws_capabilities(pv_strategy *s, pv_capabilities *out)
 	aws *a = as_aws(s);
 	snprintf(out->type, sizeof out->type, "aws");
 	out->operations = PV_OP_SET_ALL;
-	out->features = json_pack("{s:b, s:b, s:b, s:b, s:b, s:b}", "instance_management", 1, "spot", 1,
-				  "fleet", 1, "idempotent_create", 1, "tagging", 1, "dry_run", 1);
+	/* template_field_checks: validate_template with check_only makes no
+	 * call, so the broker checks the templates file with it at every open */
+	out->features = json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "instance_management", 1, "spot", 1,
+				  "fleet", 1, "idempotent_create", 1, "tagging", 1, "dry_run", 1,
+				  "template_field_checks", 1);
 	out->limitations = json_pack("{s:i, s:i, s:s}", "max_instances_per_request", a->max_per_call,
 				     "max_terminate_batch", 1000, "region", a->region);
 	return 0;
