@@ -467,7 +467,14 @@ int pv_broker_new_like(pv_broker **out, pv_broker *model, pv_store *store)
 				 .providers = (const char *const *)model->providers,
 				 .n_providers = model->n_providers, .leaves = model->leaves,
 				 .disabled = (const char *const *)model->disabled, .n_disabled = model->n_disabled};
-	return pv_broker_new(out, &setup);
+	int rc = pv_broker_new(out, &setup);
+	/* the model's verdict on its templates, not checked (and logged) again */
+	if (rc == 0 && model->refused && !((*out)->refused = json_deep_copy(model->refused))) {
+		pv_broker_close(*out);
+		*out = NULL;
+		rc = pv_error_set(PV_ENOMEM, "out of memory");
+	}
+	return rc;
 }
 
 bool pv_broker_leaf_of(const pv_broker *b, const char *strategy, const char *provider)
