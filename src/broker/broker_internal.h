@@ -48,6 +48,11 @@ json_t *pv_broker_check_templates(pv_context *ctx, const json_t *leaves, const j
 /* Sets b->refused from the check above and logs each refused template. */
 void pv_broker_refuse_templates(pv_broker *b);
 
+/* A machine's message under a provider's interruption notice starts so
+ * (requests.c): "interruption notice: marked-for-termination: ...". */
+#define PV_NOTICE_PREFIX "interruption notice: "
+bool pv_machine_under_notice(const pv_machine_rec *m);
+
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
 void pv_broker_new_id(const char *prefix, char *buf, size_t size);
 

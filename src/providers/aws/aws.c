@@ -27,6 +27,7 @@ static const char *const action_names[ACT_COUNT] = {
 	"CancelSpotFleetRequests", "DescribeFleets", "DescribeFleetInstances", "ModifyFleet", "DeleteFleets",
 	"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "TerminateInstanceInAutoScalingGroup",
 	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DescribeImages", "GetParameter",
+	"DescribeSpotInstanceRequests",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
@@ -37,6 +38,7 @@ static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	BK_MUTATING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING,
 	BK_MUTATING,
 	BK_DESCRIBE, BK_DESCRIBE, /* SSM is metered apart; one describe token spares it a burst */
+	BK_DESCRIBE,
 };
 
 /* Auto Scaling is its own Query API: its endpoint, signed for its service. */

@@ -37,6 +37,7 @@ typedef enum aws_action {
 	ACT_DELETE_LAUNCH_TEMPLATE,
 	ACT_DESCRIBE_IMAGES,     /* images.c: an image's root device */
 	ACT_SSM_GET_PARAMETER,   /* ssm.c: SSM, JSON protocol */
+	ACT_DESCRIBE_SPOT_INSTANCE_REQUESTS, /* notices.c: interruption notices */
 	ACT_COUNT
 } aws_action;
 
@@ -109,6 +110,14 @@ const char *aws_action_name(aws_action a);
 /* Runs one action with retries inside `deadline_ns`. Always fills `c`
  * (free with aws_call_free); returns c->ok. */
 bool aws_do(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c);
+
+/* notices.c: marks each live spot instance of `list` (DescribeInstances'
+ * instances) that EC2 has given an interruption notice with
+ * "interruption_notice" (marked-for-termination / -stop / -hibernation),
+ * "interruption_notice_message" and "interruption_notice_time", from
+ * DescribeSpotInstanceRequests. Never fails the status it rides on: a
+ * failed call returns its "Code: message" (new string), else NULL. */
+char *aws_spot_notices(aws *a, const pv_operation *op, json_t *list, unsigned *calls);
 void aws_call_free(aws_call *c);
 
 /* The pieces of aws_do, shared with the multi driver (many.c) so both
