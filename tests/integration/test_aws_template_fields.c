@@ -434,13 +434,21 @@ static void test_original_templates_are_checked_at_load(void **state)
 	assert_non_null(strstr(msg, "ASGNativeSpec.provider_api_spec_file"));
 	assert_null(strstr(msg, "providerApi"));
 	assert_null(strstr(msg, " RunInstances."));
+	/* ORB's SpotFleet templates name no fleet role, which RequestSpotFleet
+	 * requires: refused at load by the field, not at the first request */
+	assert_non_null(strstr(msg, "SpotFleetMaintain.fleetRole"));
+	assert_non_null(strstr(msg, "SpotFleetRequest.fleetRole"));
 
 	json_t *keep = json_array();
 	size_t i;
 	json_t *t;
-	json_array_foreach(json_object_get(doc, "templates"), i, t)
-		if (!strstr(sget(t, "templateId"), "NativeSpec"))
-			json_array_append(keep, t);
+	json_array_foreach(json_object_get(doc, "templates"), i, t) {
+		if (strstr(sget(t, "templateId"), "NativeSpec"))
+			continue;
+		if (strcmp(sget(t, "providerApi"), "SpotFleet") == 0)
+			json_object_set_new(t, "fleetRole", json_string("arn:aws:iam::123456789012:role/fleet"));
+		json_array_append(keep, t);
+	}
 	assert_int_equal(json_array_size(keep), 9);
 	json_object_set_new(cfg, "templates", keep);
 	if (pv_aws_new(&s, "orb", cfg, NULL) != 0)
@@ -450,8 +458,9 @@ static void test_original_templates_are_checked_at_load(void **state)
 	/* a launch path the table marks unsupported is refused at load, by
 	 * name: a SpotFleet template without a fleet type it takes */
 	json_object_set_new(cfg, "templates",
-			    json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "templateId", "sf", "providerApi", "SpotFleet",
-				      "fleetType", "instant", "imageId", "ami-12345678", "vmType", "t3.micro"));
+			    json_pack("[{s:s, s:s, s:s, s:s, s:s, s:s}]", "templateId", "sf", "providerApi", "SpotFleet",
+				      "fleetType", "instant", "imageId", "ami-12345678", "vmType", "t3.micro", "fleetRole",
+				      "arn:aws:iam::123456789012:role/fleet"));
 	assert_int_equal(pv_aws_new(&s, "orb", cfg, NULL), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "template 'sf': field 'fleetType'"));
 	json_decref(cfg);
