@@ -10,6 +10,7 @@
  * refused, at load and in validate_template).
  */
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -657,6 +658,153 @@ static void test_refused_template_is_not_offered_to_host_factory(void **state)
 	emu_stop(&e);
 }
 
+/* ---- the original templates through the Host Factory scripts ------------------------ */
+
+#define ORB_AL2023_61 "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64"
+
+/* Runs scripts/hostfactory/SCRIPT.sh -f IN as Host Factory does (its
+ * environment: conf, work and log directories under the emulator's); the
+ * answer parsed (owned), and the exit status in *rc. */
+static json_t *hf_script(const emu_proc *e, const char *script, const char *in, int *rc)
+{
+	char path[128], cmd[1024];
+	snprintf(path, sizeof path, "%s/hf-in.json", e->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(in, f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd,
+		 "HF_PROVIDER_CONFDIR=%s/conf HF_PROVIDER_WORKDIR=%s HF_PROVIDER_LOGDIR=%s PROVISIO_BIN=%s "
+		 "%s/../../scripts/hostfactory/%s.sh -f %s 2>>%s/err",
+		 e->dir, e->dir, e->dir, PV_CLI_BIN, PV_TEST_DATA_DIR, script, path, e->dir);
+	FILE *fp = popen(cmd, "r");
+	assert_non_null(fp);
+	char *out = calloc(1, 1 << 20);
+	assert_non_null(out);
+	size_t n = fread(out, 1, (1 << 20) - 1, fp);
+	out[n] = '\0';
+	int st = pclose(fp);
+	*rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	json_t *doc = json_loads(out, 0, NULL);
+	if (!doc)
+		fail_msg("%s: not JSON: %s", script, out);
+	free(out);
+	return doc;
+}
+
+/* getRequestStatus of one request until it is no longer running (each
+ * call asks EC2 again; the emulator settles at its next answer). */
+static json_t *settled(const emu_proc *e, const char *request_id)
+{
+	char in[256];
+	snprintf(in, sizeof in, "{\"requests\": [{\"requestId\": \"%s\"}]}", request_id);
+	for (int round = 0; round < 20; round++) {
+		int rc;
+		json_t *doc = hf_script(e, "getRequestStatus", in, &rc);
+		assert_int_equal(rc, 0);
+		json_t *r = json_array_get(json_object_get(doc, "requests"), 0);
+		if (strcmp(sget(r, "status"), "running") != 0) {
+			json_t *out = json_incref(r);
+			json_decref(doc);
+			return out;
+		}
+		json_decref(doc);
+	}
+	fail_msg("request %s still running after 20 getRequestStatus calls", request_id);
+	return NULL;
+}
+
+/* The original project's templates file (issue 15, last gaps), as a new
+ * user runs it: copied into HF_PROVIDER_CONFDIR with the one field Spot
+ * Fleet requires added (fleetRole), a provider aimed at the emulator by
+ * endpoint_url alone, and every Host Factory call through the shipped
+ * scripts for each providerApi and fleet type. The native-spec templates
+ * are left out of getAvailableTemplates; every other one launches 2
+ * machines, returns them, and nothing is left running: no maintain fleet
+ * or Auto Scaling group replaces what Host Factory returned, although the
+ * returning process never launched them. */
+static void test_original_templates_through_host_factory_scripts(void **state)
+{
+	(void)state;
+	emu_proc e;
+	const char *args[] = {"--ssm-parameter", ORB_AL2023_61 "=" AL2023_AMI, NULL};
+	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, args), 0);
+	char path[256];
+	snprintf(path, sizeof path, "%s/conf", e.dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/conf/provisio.json", e.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
+		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
+		   " \"imds\": false}}], \"default_strategy\": \"aws\"}\n", e.url);
+	fclose(f);
+	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
+	setenv("EMU_SK", EMU_SECRET, 1);
+	json_t *doc = json_load_file(PV_TEST_DATA_DIR "/hostfactory/awsprov_templates.json", 0, NULL);
+	assert_non_null(doc);
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(doc, "templates"), i, t)
+		if (strcmp(sget(t, "providerApi"), "SpotFleet") == 0)
+			json_object_set_new(t, "fleetRole", json_string("arn:aws:iam::123456789012:role/fleet"));
+	snprintf(path, sizeof path, "%s/conf/awsprov_templates.json", e.dir);
+	assert_int_equal(json_dump_file(doc, path, JSON_INDENT(1)), 0);
+	json_decref(doc);
+
+	int rc;
+	doc = hf_script(&e, "getAvailableTemplates", "{}", &rc);
+	assert_int_equal(rc, 0);
+	json_t *offered = json_incref(json_object_get(doc, "templates"));
+	json_decref(doc);
+	assert_int_equal(json_array_size(offered), 9);
+	json_array_foreach(offered, i, t) assert_null(strstr(sget(t, "templateId"), "NativeSpec"));
+
+	json_array_foreach(offered, i, t) {
+		const char *id = sget(t, "templateId");
+		char in[512];
+		snprintf(in, sizeof in, "{\"template\": {\"templateId\": \"%s\", \"machineCount\": 2}}", id);
+		doc = hf_script(&e, "requestMachines", in, &rc);
+		if (rc != 0)
+			fail_msg("requestMachines %s: %s", id, sget(doc, "message"));
+		json_t *got = settled(&e, sget(doc, "requestId"));
+		json_decref(doc);
+		if (strcmp(sget(got, "status"), "complete") != 0 || json_array_size(json_object_get(got, "machines")) != 2)
+			fail_msg("%s: %s with %zu machines", id, sget(got, "status"),
+				 json_array_size(json_object_get(got, "machines")));
+		json_t *ret = json_pack("{s:[]}", "machines"), *m;
+		size_t k;
+		json_array_foreach(json_object_get(got, "machines"), k, m) {
+			assert_string_equal(sget(m, "status"), "running");
+			json_array_append_new(json_object_get(ret, "machines"),
+					      json_pack("{s:O, s:O}", "name", json_object_get(m, "name"), "machineId",
+							json_object_get(m, "machineId")));
+		}
+		json_decref(got);
+		char *ret_in = json_dumps(ret, JSON_COMPACT);
+		json_decref(ret);
+		doc = hf_script(&e, "requestReturnMachines", ret_in, &rc);
+		free(ret_in);
+		if (rc != 0)
+			fail_msg("requestReturnMachines %s: %s", id, sget(doc, "message"));
+		got = settled(&e, sget(doc, "requestId"));
+		json_decref(doc);
+		if (strcmp(sget(got, "status"), "complete") != 0)
+			fail_msg("return of %s: %s", id, sget(got, "status"));
+		json_decref(got);
+		/* nothing of this template left running: not replaced */
+		if (emu_stat(&e, "instances", "live") != 0)
+			fail_msg("after the return of %s, %lld instance(s) still live", id, emu_stat(&e, "instances", "live"));
+	}
+	json_decref(offered);
+	doc = hf_script(&e, "getReturnRequests", "{}", &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_array_size(json_object_get(doc, "requests")), 0);
+	json_decref(doc);
+	assert_true(emu_stat(&e, "calls", "CreateAutoScalingGroup") == 1); /* Auto Scaling at endpoint_url */
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -672,6 +820,7 @@ int main(void)
 		cmocka_unit_test(test_templates_validate_command_lists_problems_and_dry_runs),
 		cmocka_unit_test(test_config_validate_checks_the_templates_file),
 		cmocka_unit_test(test_refused_template_is_not_offered_to_host_factory),
+		cmocka_unit_test(test_original_templates_through_host_factory_scripts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

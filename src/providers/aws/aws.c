@@ -185,9 +185,11 @@ static int parse_endpoint(aws *a, const json_t *cfg)
 	    strncmp(a->autoscaling_url, "http://", 7) != 0)
 		return field_error(a->base.name, "autoscaling_endpoint_url", "must start with https:// or http://");
 	if (!a->autoscaling_url) {
+		/* as SSM's: a configured endpoint (the emulator, a proxy) answers
+		 * Auto Scaling too, rather than calls leaving for AWS's host */
 		char url[128];
 		snprintf(url, sizeof url, "https://autoscaling.%s.amazonaws.com/", a->region);
-		a->autoscaling_url = strdup(url);
+		a->autoscaling_url = strdup(json_object_get(cfg, "endpoint_url") ? a->endpoint_url : url);
 	}
 	return a->autoscaling_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
 }

@@ -63,7 +63,11 @@ typedef struct aws {
 	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
 	char *autoscaling_url;  /* Auto Scaling's endpoint (its own Query API) */
 	long group_fill_wait_ms; /* how long a new fleet / group is watched filling */
-	bool group_templates;   /* a configured template launches through a group */
+	/* a template this provider serves launches through a group: a
+	 * configured one, or one it was asked to check (the broker checks the
+	 * Host Factory templates at every open, so a process that returns
+	 * machines another process launched looks their groups up) */
+	atomic_bool group_templates;
 	/* groups.c, under lock: group id -> {kind, type, target, weights,
 	 * instances}, and instance id -> group id, for what this process
 	 * launched (after a restart the instances' aws: tags tell). */
