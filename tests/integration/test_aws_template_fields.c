@@ -727,7 +727,10 @@ static void test_original_templates_through_host_factory_scripts(void **state)
 {
 	(void)state;
 	emu_proc e;
-	const char *args[] = {"--ssm-parameter", ORB_AL2023_61 "=" AL2023_AMI, NULL};
+	/* instances up and gone at once, and every status call asking EC2:
+	 * the loops below wait for states, never for time */
+	const char *args[] = {"--ssm-parameter", ORB_AL2023_61 "=" AL2023_AMI, "--boot-ms", "0", "--shutdown-ms", "0",
+			      NULL};
 	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, args), 0);
 	char path[256];
 	snprintf(path, sizeof path, "%s/conf", e.dir);
@@ -737,7 +740,8 @@ static void test_original_templates_through_host_factory_scripts(void **state)
 	assert_non_null(f);
 	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
 		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
-		   " \"imds\": false}}], \"default_strategy\": \"aws\"}\n", e.url);
+		   " \"imds\": false}}], \"default_strategy\": \"aws\","
+		   " \"broker\": {\"status_max_age_seconds\": -1}}\n", e.url);
 	fclose(f);
 	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
 	setenv("EMU_SK", EMU_SECRET, 1);
