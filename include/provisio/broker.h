@@ -139,6 +139,20 @@ const json_t *pv_broker_template(pv_broker *b, const char *template_id);
 /* The strategy serving a template: its "provider" field, else the
  * context's current strategy. Copied into buf; 0 or PV_ENOTFOUND. */
 int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size);
+/* Why the template's provider refuses it ("field: reason; ..."), checked
+ * when the broker opened from files: such a template is left out of
+ * getAvailableTemplates and refused by requestMachines. NULL when it is not
+ * refused. Owned by the broker. */
+const char *pv_broker_template_refused(pv_broker *b, const char *template_id);
+
+/* `config validate`'s check of the templates file: found and read as
+ * pv_broker_open does (no store opened), each template checked, without any
+ * call, on the providers of ctx under its strategy (`graph`:
+ * pv_config_normalize's) that can: a refused field is an error in `diags`,
+ * an unknown one a warning. *path_out (caller frees) names the file.
+ * 0, or PV_E* when the file cannot be read (also in diags). */
+int pv_broker_validate_templates_file(const pv_config_options *cfg, pv_context *ctx, const json_t *graph,
+				      pv_diags *diags, char **path_out);
 /* How many more machines of the template may be requested now (INT64_MAX
  * when unlimited). */
 int pv_broker_available(pv_broker *b, const char *template_id, int64_t *out);

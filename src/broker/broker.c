@@ -453,6 +453,7 @@ void pv_broker_close(pv_broker *b)
 		free(b->disabled[i]);
 	free(b->disabled);
 	json_decref(b->templates);
+	json_decref(b->refused);
 	free(b->templates_path);
 	if (b->owns_store)
 		pv_store_close(b->store);
@@ -467,7 +468,14 @@ int pv_broker_new_like(pv_broker **out, pv_broker *model, pv_store *store)
 				 .providers = (const char *const *)model->providers,
 				 .n_providers = model->n_providers, .leaves = model->leaves,
 				 .disabled = (const char *const *)model->disabled, .n_disabled = model->n_disabled};
-	return pv_broker_new(out, &setup);
+	int rc = pv_broker_new(out, &setup);
+	/* the model's verdict on its templates, not checked (and logged) again */
+	if (rc == 0 && model->refused && !((*out)->refused = json_deep_copy(model->refused))) {
+		pv_broker_close(*out);
+		*out = NULL;
+		rc = pv_error_set(PV_ENOMEM, "out of memory");
+	}
+	return rc;
 }
 
 bool pv_broker_leaf_of(const pv_broker *b, const char *strategy, const char *provider)
@@ -707,9 +715,49 @@ int pv_broker_open(pv_broker **out, const pv_broker_open_options *opts, pv_diags
 	rc = assemble(out, g, st, templates, &set, opts->config.clock, limiter, leaves);
 	pv_limiter_unref(limiter); /* the broker and the strategies hold theirs */
 	json_decref(leaves);
-	if (rc == 0)
+	if (rc == 0) {
 		(*out)->templates_path = tpath;
-	else
+		pv_broker_refuse_templates(*out);
+	} else {
 		free(tpath);
+	}
+	return rc;
+}
+
+int pv_broker_validate_templates_file(const pv_config_options *cfg, pv_context *ctx, const json_t *graph,
+				      pv_diags *diags, char **path_out)
+{
+	pv_diags scratch; /* the configuration's own problems are the caller's */
+	pv_diags_init(&scratch);
+	json_t *doc = NULL, *templates = NULL;
+	pv_config_load_file(cfg, &doc, &scratch);
+	pv_diags_clear(&scratch);
+	const json_t *broker_cfg = json_object_get(doc, "broker");
+	bool named = json_object_get(broker_cfg, "templates_file") || getenv("PROVISIO_TEMPLATES");
+	char *path = find_templates(NULL, broker_cfg);
+	json_decref(doc);
+	*path_out = path;
+	if (!path)
+		return pv_error_set(PV_ENOMEM, "out of memory");
+	if (!named && access(path, F_OK) != 0) {
+		/* a configuration used without Host Factory has none */
+		pv_diags_add(diags, PV_DIAG_WARNING, "templates", "no templates file (looked for %s): not checked", path);
+		return 0;
+	}
+	int rc = load_json_file(path, "templates file", &templates);
+	if (rc == 0) {
+		/* the structure pv_broker_new checks, then the providers' checks */
+		pv_broker probe = {0};
+		rc = set_templates(&probe, templates);
+		if (rc == 0) {
+			json_t *leaves = pv_config_leaves(graph);
+			json_decref(pv_broker_check_templates(ctx, leaves, probe.templates, PV_DIAG_ERROR, diags));
+			json_decref(leaves);
+		}
+		json_decref(probe.templates);
+	}
+	if (rc < 0)
+		pv_diags_add(diags, PV_DIAG_ERROR, "templates", "%s", pv_error_last());
+	json_decref(templates);
 	return rc;
 }

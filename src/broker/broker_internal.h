@@ -22,6 +22,7 @@ struct pv_broker {
 	pv_graph *graph;  /* owned when opened from files */
 	bool owns_store;
 	json_t *templates; /* array, owned */
+	json_t *refused;   /* {templateId: "field: reason; ..."} its provider refuses (template_checks.c) */
 	char *templates_path;
 	persisted *state;
 	size_t n_state;
@@ -37,6 +38,20 @@ struct pv_broker {
 	pv_broker_mode mode;
 	pv_limiter *limiter; /* referenced; the strategies' shared buckets */
 };
+
+/* template_checks.c: each template checked on the providers under its
+ * strategy that check fields without a call; {templateId: "field: reason;
+ * ..."} of the refused ones (new reference). Every problem goes to `d`
+ * (when not NULL): refusals at `refused_level`, the rest as warnings. */
+json_t *pv_broker_check_templates(pv_context *ctx, const json_t *leaves, const json_t *templates,
+				  pv_diag_level refused_level, pv_diags *d);
+/* Sets b->refused from the check above and logs each refused template. */
+void pv_broker_refuse_templates(pv_broker *b);
+
+/* A machine's message under a provider's interruption notice starts so
+ * (requests.c): "interruption notice: marked-for-termination: ...". */
+#define PV_NOTICE_PREFIX "interruption notice: "
+bool pv_machine_under_notice(const pv_machine_rec *m);
 
 /* A new id "<prefix>-<uuid v4>" in buf (>= 41 bytes). */
 void pv_broker_new_id(const char *prefix, char *buf, size_t size);

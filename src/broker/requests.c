@@ -135,6 +135,25 @@ static void note_taken_back(pv_machine_rec *m, const json_t *inst)
 		 text ? text : "");
 }
 
+/* The provider's warning that it will take a running machine back (a spot
+ * interruption notice: marked-for-termination, -stop, -hibernation). The
+ * machine is recorded under notice (its message, kept in the store) and
+ * reported to Host Factory from now on, so it can drain it before it goes. */
+static void note_notice(pv_machine_rec *m, const json_t *inst)
+{
+	const char *code = json_string_value(json_object_get(inst, "interruption_notice"));
+	const char *text = json_string_value(json_object_get(inst, "interruption_notice_message"));
+	if (!code || m->return_id[0] || strcmp(m->result, "fail") == 0 || pv_machine_under_notice(m))
+		return;
+	snprintf(m->message, sizeof m->message, PV_NOTICE_PREFIX "%s%s%s", code, text ? ": " : "", text ? text : "");
+	pv_log(PV_LOG_WARN, "broker: %s (%s) is under an interruption notice: %s", m->machine_id, m->provider, code);
+}
+
+bool pv_machine_under_notice(const pv_machine_rec *m)
+{
+	return strncmp(m->message, PV_NOTICE_PREFIX, sizeof PV_NOTICE_PREFIX - 1) == 0;
+}
+
 static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider,
 			 const pv_result *res, void *user)
 {
@@ -160,6 +179,7 @@ static void apply_status(pv_broker *b, pv_machine_list *ms, const char *provider
 		if (fresh.public_ip[0])
 			set_msg(m->public_ip, sizeof m->public_ip, fresh.public_ip);
 		note_taken_back(m, inst);
+		note_notice(m, inst);
 		m->updated_ms = pv_broker_now_ms();
 	}
 	/* The provider no longer knows it: it is gone. */
@@ -618,6 +638,9 @@ int pv_broker_request_machines(pv_broker *b, const char *template_id, int64_t co
 	const json_t *tmpl = pv_broker_template(b, template_id);
 	if (!tmpl)
 		return pv_error_set(PV_EINVAL, "unknown template '%s'", template_id ? template_id : "");
+	const char *refused = pv_broker_template_refused(b, template_id);
+	if (refused)
+		return pv_error_set(PV_EINVAL, "template '%s' is refused by its provider: %s", template_id, refused);
 	if (count < 1 || count > PV_BROKER_MAX_MACHINE_COUNT)
 		return pv_error_set(PV_EINVAL, "machineCount must be from 1 to %d (got %lld)",
 				    PV_BROKER_MAX_MACHINE_COUNT, (long long)count);
@@ -905,9 +928,11 @@ int pv_broker_return_machines(pv_broker *b, const pv_machine_ref *refs, size_t n
 
 static bool reclaimed(const pv_machine_rec *m)
 {
-	/* machines the broker released itself were never Host Factory's to drain */
-	return !m->return_id[0] && strcmp(m->result, "fail") != 0 && strcmp(m->status, "running") != 0 &&
-	       strcmp(m->status, "pending") != 0;
+	/* machines the broker released itself were never Host Factory's to
+	 * drain; a running one under an interruption notice is, before it goes */
+	return !m->return_id[0] && strcmp(m->result, "fail") != 0 &&
+	       ((strcmp(m->status, "running") != 0 && strcmp(m->status, "pending") != 0) ||
+		pv_machine_under_notice(m));
 }
 
 /* Machines of filter `f` not listed yet: those on their way out that no

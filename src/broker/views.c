@@ -40,6 +40,9 @@ json_t *pv_broker_template_json(pv_broker *b, const json_t *t)
 	char strategy[PV_RESULT_NAME_MAX] = "";
 	if (pv_broker_template_strategy(b, t, strategy, sizeof strategy) == 0)
 		json_object_set_new(v, "provider", json_string(strategy));
+	const char *refused = pv_broker_template_refused(b, id);
+	if (refused)
+		json_object_set_new(v, "refused", json_string(refused));
 	return v;
 }
 

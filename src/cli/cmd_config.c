@@ -13,8 +13,11 @@ static void help(FILE *f)
 		"       provisio config show [--format table|json] [--json]\n"
 		"\n"
 		"validate  loads the file (with the --env overlay and ${VAR} expansion), checks every\n"
-		"          block and builds every strategy without contacting any provider; prints\n"
-		"          {\"valid\", \"errors\", \"warnings\", \"diagnostics\"}; exits 1 when invalid.\n"
+		"          block and builds every strategy without contacting any provider, then checks\n"
+		"          the Host Factory templates file (found as the Host Factory commands find it)\n"
+		"          as `templates validate` does: a field a provider refuses is an error naming the\n"
+		"          template and the field, an unknown field a warning; prints {\"valid\", \"file\",\n"
+		"          \"templates_file\", \"errors\", \"warnings\", \"diagnostics\"}; exits 1 when invalid.\n"
 		"show      prints the effective configuration and the strategy graph built from it,\n"
 		"          with secrets (api_key, secret_access_key, password, token, ...) redacted.\n"
 		"Both print JSON; --format table prints one \"path value\" line a setting.\n"
@@ -41,14 +44,22 @@ static int validate(const pv_cli *cli, const char *file, pv_cli_format format)
 			       .strict = cli->strict};
 	char *path = pv_config_find(o.path);
 	pv_context *ctx = NULL;
-	int rc = path ? pv_config_open(&o, &ctx, NULL, &d) : PV_ENOTFOUND;
+	json_t *graph = NULL;
+	char *templates = NULL;
+	int rc = path ? pv_config_open(&o, &ctx, &graph, &d) : PV_ENOTFOUND;
 	if (rc < 0 && !d.errors)
 		pv_diags_add(&d, PV_DIAG_ERROR, "", "%s", pv_error_last());
+	/* the templates Host Factory will be offered, checked by the providers
+	 * that serve them (a template that can never run is an error here) */
+	if (rc == 0 && (pv_broker_validate_templates_file(&o, ctx, graph, &d, &templates) < 0 || d.errors))
+		rc = PV_EINVAL;
+	json_decref(graph);
 	pv_context_free(ctx);
 	pv_cli_print_diags(&d);
-	pv_cli_output(json_pack("{s:b, s:s?, s:I, s:I, s:o}", "valid", rc == 0, "file", path,
-				"errors", (json_int_t)d.errors, "warnings", (json_int_t)(d.n - d.errors),
+	pv_cli_output(json_pack("{s:b, s:s?, s:s?, s:I, s:I, s:o}", "valid", rc == 0, "file", path, "templates_file",
+				templates, "errors", (json_int_t)d.errors, "warnings", (json_int_t)(d.n - d.errors),
 				"diagnostics", pv_diags_to_json(&d)), format, NULL);
+	free(templates);
 	free(path);
 	pv_diags_clear(&d);
 	return rc == 0 ? PV_EXIT_OK : PV_EXIT_FAIL;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "core/composite_internal.h"
+#include "core/strategy_internal.h"
 #include "provisio/error.h"
 
 /* ---- members and rosters ------------------------------------------------ */
@@ -111,10 +112,11 @@ static bool may_stop_early(const pv_composite_config *cfg)
 
 /*
  * Runs a read on `mem`. `first`, when not NULL, is mem[0]'s answer already
- * obtained by the sequential fast path; it is taken over.
+ * obtained by the sequential fast path; it is taken over. `now`: as for
+ * pv_composite_run.
  */
-static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t n,
-		     pv_result *first, pv_result *out)
+static void run_read(composite *c, const croster *r, const pv_operation *op, cmember **mem,
+		     size_t n, pv_result *first, pv_result *out, uint64_t *now)
 {
 	child_job jstack[STACK_CHILDREN];
 	child_outcome ostack[STACK_CHILDREN];
@@ -137,10 +139,10 @@ static void run_read(composite *c, const pv_operation *op, cmember **mem, size_t
 	}
 	if (n > done)
 		pv_composite_run(c, op, jobs + done, n - done, cfg->mode != PV_COMPOSITE_SEQUENTIAL,
-				 stop, o + done);
+				 stop, o + done, now);
 	for (size_t i = done; i < n; i++)
 		o[i].seq += o[i].seq ? done : 0;
-	pv_composite_aggregate(c, op, o, n, out);
+	pv_composite_aggregate(c, r, op, o, n, out);
 	child_outcomes_clear(o, n);
 done:
 	if (jobs != jstack)
@@ -153,12 +155,13 @@ done:
  * The hot path of sequential first_success: the first capable child
  * answers straight into `out`; no job list, no aggregation, no metadata.
  * Returns false (with that child's failure in `first`) when the general
- * path must go on with the other children.
+ * path must go on with the other children. `now`: the composite's start
+ * in, the child's end out (one clock read for both).
  */
 static bool sequential_first(composite *c, const pv_operation *op, cmember *m, pv_result *first,
-			     pv_result *out)
+			     pv_result *out, uint64_t *now)
 {
-	pv_strategy_execute(m->s, op, out, c->clock);
+	*now = pv_strategy_execute_from(m->s, op, out, c->clock, *now);
 	pv_composite_count_member(m, out);
 	if (out->success)
 		return true; /* its answer, its latency */
@@ -188,22 +191,25 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 		pv_result_fail(out, PV_ERR_OPERATION_NOT_SUPPORTED, PV_CLASS_PERMANENT,
 			       "no child of composite '%s' supports %s", s->name, pv_op_name(op->type));
 	} else {
-		/* One clock read starts the deadline and the composite's latency. */
-		uint64_t start = pv_clock_now(c->clock);
+		/* One clock read starts the deadline, the composite's latency and
+		 * its first child's call; each child's end starts the next one's,
+		 * and the last one's ends a sequential composite's latency (what
+		 * follows, aggregation, takes nanoseconds). */
+		uint64_t start = pv_clock_now(c->clock), now = start;
 		pv_operation cop = *op;
 		cop.deadline_ns = pv_composite_deadline_at(c, op, start);
-		const pv_composite_config *cfg = &c->cfg;
 		pv_result first;
-		bool hot = op->type != PV_OP_CREATE_INSTANCES && cfg->mode == PV_COMPOSITE_SEQUENTIAL &&
-			   may_stop_early(cfg) && cfg->min_success_count == 1;
-		if (op->type == PV_OP_CREATE_INSTANCES)
+		bool hot = op->type != PV_OP_CREATE_INSTANCES && c->sequential_first;
+		if (op->type == PV_OP_CREATE_INSTANCES) {
 			pv_composite_create(c, &cop, mem, n, out);
-		else if (!hot)
-			run_read(c, &cop, mem, n, NULL, out);
-		else if (!sequential_first(c, &cop, mem[0], &first, out))
-			run_read(c, &cop, mem, n, &first, out);
+			now = 0;
+		} else if (!hot) {
+			run_read(c, r, &cop, mem, n, NULL, out, &now);
+		} else if (!sequential_first(c, &cop, mem[0], &first, out, &now)) {
+			run_read(c, r, &cop, mem, n, &first, out, &now);
+		}
 		if (!hot || !out->success) /* one child's answer came with its latency */
-			out->latency_ns = pv_clock_now(c->clock) - start;
+			out->latency_ns = (now ? now : pv_clock_now(c->clock)) - start;
 	}
 done:
 	atomic_fetch_add_explicit(out->success ? &c->successes : &c->failures, 1,
@@ -360,7 +366,7 @@ static void composite_destroy(pv_strategy *s)
 		next = r->retired;
 		free(r);
 	}
-	json_decref(atomic_load(&c->merged_spare));
+	pv_kept_merge_free(atomic_load(&c->kept));
 	pv_composite_config_clear(&c->cfg);
 	pthread_mutex_destroy(&c->lock);
 }
@@ -433,9 +439,15 @@ int pv_composite_new(pv_strategy **out, const char *name, pv_strategy *const *ch
 	if (!c)
 		return pv_error_last_code();
 	pthread_mutex_init(&c->lock, NULL);
+	c->name_len = strlen(c->base.name);
 	c->clock = clock;
 	pv_composite_config_default(&c->cfg);
-	if ((rc = pv_composite_config_copy(&c->cfg, cfg)) == 0 &&
+	if ((rc = pv_composite_config_copy(&c->cfg, cfg)) == 0) {
+		c->timeout_ns = (uint64_t)(c->cfg.timeout_seconds * 1e9);
+		c->sequential_first = c->cfg.mode == PV_COMPOSITE_SEQUENTIAL &&
+				      may_stop_early(&c->cfg) && c->cfg.min_success_count == 1;
+	}
+	if (rc == 0 &&
 	    (rc = pv_pool_new(&c->pool, cfg->max_concurrent_operations)) == 0) {
 		c->roster = roster_new(n);
 		rc = c->roster ? fill_roster(c, children, weights, n)

@@ -15,6 +15,7 @@
 #include <string.h>
 #include "core/composite_internal.h"
 #include "provisio/error.h"
+#include "util/frozen.h"
 #include "util/spare.h"
 
 typedef struct tally {
@@ -133,14 +134,27 @@ static const char *listed_name(const meta_extra *x, const child_outcome *o, size
 	return NULL;
 }
 
-/* Appends `name` to the names block at *at; returns its offset. */
-static uint32_t put_name(char *names, size_t *at, const char *name)
+/* Appends `name` (`len` bytes with its NUL) to the names block at *at;
+ * returns its offset. */
+static uint32_t put_name_len(char *names, size_t *at, const char *name, size_t len)
 {
 	uint32_t offset = (uint32_t)*at;
-	size_t len = strlen(name) + 1;
 	memcpy(names + *at, name, len);
 	*at += len;
 	return offset;
+}
+
+static uint32_t put_name(char *names, size_t *at, const char *name)
+{
+	return put_name_len(names, at, name, strlen(name) + 1);
+}
+
+/* A listed name's room in the names block: a provider (a result's fixed
+ * buffer, NUL inside) is copied whole, a constant-size copy with nothing to
+ * measure; a child's name as long as it is. */
+static size_t listed_len(const meta_extra *x, const char *name)
+{
+	return x->kind == META_PROVIDERS ? PV_RESULT_NAME_MAX : strlen(name) + 1;
 }
 
 void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *o, size_t n,
@@ -152,11 +166,11 @@ void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *
 	for (size_t i = 0; o && i < n && !notable; i++)
 		notable = o[i].cancelled || o[i].abstained || !o[i].res.success || o[i].requested;
 	size_t n_children = notable ? n : 0, n_listed = 0;
-	size_t names_len = strlen(c->base.name) + 1;
+	size_t names_len = c->name_len + 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *name = listed_name(x, o, i);
 		n_listed += name != NULL;
-		names_len += name ? strlen(name) + 1 : 0;
+		names_len += name ? listed_len(x, name) : 0;
 		if (notable)
 			names_len += strlen(o[i].m->s->name) + strlen(o[i].res.provider) + 2;
 	}
@@ -174,11 +188,13 @@ void pv_composite_meta(const composite *c, pv_result *out, const child_outcome *
 	cm->listed = (uint32_t *)((child_fact *)(cm + 1) + n_children);
 	cm->names = (char *)(cm->listed + n_listed);
 	size_t at = 0, k = 0;
-	put_name(cm->names, &at, c->base.name);
+	put_name_len(cm->names, &at, c->base.name, c->name_len + 1);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = listed_name(x, o, i);
 		if (name)
-			cm->listed[k++] = put_name(cm->names, &at, name);
+			cm->listed[k++] = x->kind == META_PROVIDERS
+						  ? put_name_len(cm->names, &at, name, PV_RESULT_NAME_MAX)
+						  : put_name(cm->names, &at, name);
 		if (!notable)
 			continue;
 		const pv_result *r = &o[i].res;
@@ -536,38 +552,171 @@ static bool refill(json_t *merged, const child_outcome *o, size_t n, size_t answ
 }
 
 /*
- * The merge of answers of one shape (health checks, mostly): built once and
- * then refilled. The composite keeps a reference to the last one it handed
- * out; when the caller has let go of it, the next call refills it instead
- * of making two objects and a key per child and per answer key again.
- * Answers of other shapes are merged anew and nothing is kept: a merged
- * list of machines is not held past its use.
+ * The merge the composite keeps for the next call. When the answers it was
+ * made of are frozen (frozen.h: never changed, never freed) and agree, a
+ * call whose children answer with the very same objects gets the very same
+ * merge back after pointer comparisons, as long as the caller let go of it
+ * and left it as it was (what `vals`, `keys` and the answers say it holds):
+ * nothing in it would change. It holds no reference on what it compares:
+ * a roster's block lives as long as the composite (composite.c), so the
+ * same roster pointer is the same roster, whose members the calling one
+ * holds; frozen answers are never freed.
  */
-static json_t *merge_answers(composite *c, const child_outcome *o, size_t n, size_t answers)
+#define REUSE_MAX 16
+
+struct kept_merge {
+	json_t *merged;              /* one reference */
+	const croster *roster;       /* the call's it was made in */
+	size_t n;                    /* the outcomes it was made of; 0: not reusable */
+	uint32_t answered;           /* bit i: outcome i answered */
+	const cmember *m[REUSE_MAX];
+	const json_t *answers[REUSE_MAX]; /* frozen (NULL: no data) */
+	size_t n_keys;               /* its keys before by_child: the first answer's */
+	const char *keys[SHAPE_KEYS_MAX]; /* in the frozen first answer */
+	json_t *vals[SHAPE_KEYS_MAX];
+};
+
+typedef struct kept_merge kept_merge;
+
+void pv_kept_merge_free(kept_merge *k)
 {
+	if (!k)
+		return;
+	json_decref(k->merged);
+	free(k);
+}
+
+/* The children are the same members of the same roster and answered with
+ * the same objects. */
+static bool same_answers(const kept_merge *k, const croster *r, const child_outcome *o, size_t n)
+{
+	if (!k->n || k->n != n || k->roster != r)
+		return false;
+	uint32_t answered = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (o[i].m != k->m[i])
+			return false;
+		if (o[i].cancelled || !o[i].res.success)
+			continue;
+		if (o[i].res.data != k->answers[i])
+			return false;
+		answered |= (uint32_t)1 << i;
+	}
+	return answered == k->answered;
+}
+
+/* The caller let go of the merge and left it as it was made. */
+static bool kept_unchanged(const kept_merge *k)
+{
+	json_t *merged = k->merged;
+	if (!only_ours(merged) || json_object_size(merged) != k->n_keys + 1)
+		return false;
+	void *it = json_object_iter(merged);
+	for (size_t i = 0; i < k->n_keys; i++, it = json_object_iter_next(merged, it))
+		if (json_object_iter_value(it) != k->vals[i] || !at_key(it, k->keys[i]))
+			return false;
+	json_t *by_child = json_object_iter_value(it);
+	if (!at_key(it, BY_CHILD_KEY) || !json_is_object(by_child) || !only_ours(by_child) ||
+	    json_object_size(by_child) != (size_t)__builtin_popcount(k->answered))
+		return false;
+	void *child = json_object_iter(by_child);
+	for (size_t i = 0; i < k->n; i++) {
+		if (!(k->answered >> i & 1))
+			continue;
+		const json_t *want = k->answers[i] ? k->answers[i] : json_null();
+		if (json_object_iter_value(child) != want || !at_key(child, k->m[i]->s->name))
+			return false;
+		child = json_object_iter_next(by_child, child);
+	}
+	return true;
+}
+
+/* Records what `merged` (taken over) was made of; reusable when the answers
+ * are frozen and agree. */
+static void kept_record(kept_merge *k, json_t *merged, const croster *r, const child_outcome *o,
+			size_t n, const shape *sh)
+{
+	k->merged = merged;
+	k->roster = r;
+	k->n = 0;
+	if (n > REUSE_MAX || sh->n_conflicts)
+		return;
+	EACH_ANSWER(o, n, i)
+		if (!pv_json_frozen(o[i].res.data))
+			return;
+	k->answered = 0;
+	k->n_keys = 0;
+	for (void *it = json_object_iter(sh->first); it; it = json_object_iter_next(sh->first, it)) {
+		k->keys[k->n_keys] = json_object_iter_key(it);
+		k->vals[k->n_keys++] = json_object_iter_value(it);
+	}
+	for (size_t i = 0; i < n; i++) {
+		k->m[i] = o[i].m;
+		k->answers[i] = NULL;
+		if (o[i].cancelled || !o[i].res.success)
+			continue;
+		k->answers[i] = o[i].res.data;
+		k->answered |= (uint32_t)1 << i;
+	}
+	k->n = n;
+}
+
+/* Gives `k` back to the composite, or frees it when another call's is kept. */
+static void keep(composite *c, kept_merge *k)
+{
+	kept_merge *none = NULL;
+	if (!atomic_compare_exchange_strong(&c->kept, &none, k))
+		pv_kept_merge_free(k);
+}
+
+/*
+ * The merge of answers of one shape (health checks, mostly): built once and
+ * then handed out again (frozen answers, above) or refilled. The composite
+ * keeps a reference to the last one it handed out; when the caller has let
+ * go of it, the next call reuses or refills it instead of making two
+ * objects and a key per child and per answer key again. Answers of other
+ * shapes are merged anew and nothing is kept: a merged list of machines is
+ * not held past its use.
+ */
+static json_t *merge_answers(composite *c, const croster *r, const child_outcome *o, size_t n,
+			     size_t answers)
+{
+	kept_merge *k = atomic_exchange(&c->kept, NULL);
+	if (k && same_answers(k, r, o, n) && kept_unchanged(k)) {
+		json_t *merged = json_incref(k->merged);
+		keep(c, k);
+		return merged;
+	}
 	shape sh;
-	if (!one_shape(o, n, &sh))
+	if (!one_shape(o, n, &sh)) {
+		pv_kept_merge_free(k);
 		return merge_keys(o, n);
-	json_t *merged = atomic_exchange(&c->merged_spare, NULL);
+	}
+	json_t *merged = k ? k->merged : NULL;
+	if (k)
+		k->merged = NULL;
 	if (!merged || !refill(merged, o, n, answers, &sh)) {
 		json_decref(merged); /* a caller still holding it keeps it */
 		merged = merge_keys(o, n);
-		if (!all_taken_as_is(sh.first))
+		if (!merged || !all_taken_as_is(sh.first)) {
+			free(k);
 			return merged;
+		}
 	}
-	json_t *none = NULL;
-	if (merged && !atomic_compare_exchange_strong(&c->merged_spare, &none, json_incref(merged)))
-		json_decref(merged); /* another call's is kept */
+	if (!k && !(k = malloc(sizeof *k)))
+		return merged; /* not kept: the next call merges anew */
+	kept_record(k, json_incref(merged), r, o, n, &sh);
+	keep(c, k);
 	return merged;
 }
 
-static void merge_all(composite *c, child_outcome *o, size_t n, const tally *t, pv_result *out,
-		      meta_extra *x)
+static void merge_all(composite *c, const croster *r, child_outcome *o, size_t n,
+		      const tally *t, pv_result *out, meta_extra *x)
 {
 	long only = -1;
 	EACH_ANSWER(o, n, i)
 		only = only == -1 ? (long)i : -2;
-	pv_result_ok(out, merge_answers(c, o, n, t->ok));
+	pv_result_ok(out, merge_answers(c, r, o, n, t->ok));
 	/* One answer: its leaf answered. Several: the composite did. */
 	pv_result_set_provider(out, only >= 0 ? o[only].res.provider : c->base.name);
 	out->attempts = t->attempts;
@@ -701,8 +850,8 @@ static void majority_wins(const composite *c, child_outcome *o, size_t n, const 
 
 /* ---- entry ------------------------------------------------------------------ */
 
-void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome *o, size_t n,
-			    pv_result *out)
+void pv_composite_aggregate(composite *c, const croster *r, const pv_operation *op,
+			    child_outcome *o, size_t n, pv_result *out)
 {
 	(void)op;
 	tally t = count(o, n);
@@ -743,7 +892,7 @@ void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome 
 			break;
 		case PV_AGG_MERGE_ALL:
 		default:
-			merge_all(c, o, n, &t, out, &x);
+			merge_all(c, r, o, n, &t, out, &x);
 			break;
 		}
 	}

@@ -252,7 +252,7 @@ static void spill(composite *c, const pv_operation *op, cmember **mem, size_t n,
 			continue;
 		}
 		child_job job = {mem[i], params_with_count(op, left), left};
-		pv_composite_run(c, op, &job, 1, false, 0, o);
+		pv_composite_run(c, op, &job, 1, false, 0, o, NULL);
 		left -= pv_create_made(&o->res);
 	}
 }
@@ -283,7 +283,7 @@ static bool split_round(composite *c, const pv_operation *op, cmember **mem, spl
 			json_decref(st->jobs[j].params);
 		return false;
 	}
-	pv_composite_run(c, op, st->jobs, k, true, 0, o);
+	pv_composite_run(c, op, st->jobs, k, true, 0, o, NULL);
 	int64_t progress = 0;
 	for (size_t j = 0; j < k; j++) {
 		size_t i = 0;
@@ -390,7 +390,7 @@ static void hedge(composite *c, const pv_operation *op, cmember **mem, size_t n,
 	}
 	for (size_t i = 0; i < n; i++)
 		jobs[i] = (child_job){mem[i], params_with_count(op, want), want};
-	pv_composite_run(c, op, jobs, n, true, 0, o);
+	pv_composite_run(c, op, jobs, n, true, 0, o, NULL);
 	long win = hedge_winner(c, o, n, want);
 	json_t *surplus = json_array();
 	for (size_t i = 0; i < n; i++)

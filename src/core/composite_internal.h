@@ -45,7 +45,10 @@ typedef struct croster {
 
 typedef struct composite {
 	pv_strategy base;
-	pv_composite_config cfg; /* owns weights / volatile_fields */
+	size_t name_len;         /* strlen(base.name), measured once */
+	pv_composite_config cfg; /* owns weights / volatile_fields; fixed */
+	uint64_t timeout_ns;     /* cfg.timeout_seconds, converted once */
+	bool sequential_first;   /* reads: the first child's success is the answer */
 	const pv_clock *clock;
 	pv_pool *pool;
 	pthread_mutex_t lock;    /* serialises publishing a roster */
@@ -55,8 +58,11 @@ typedef struct composite {
 	atomic_uint_fast64_t late_results;    /* finished after the call gave up */
 	atomic_uint_fast64_t late_reaped;     /* machines of late creates terminated */
 	atomic_uint_fast64_t surplus_reaped;  /* hedge surplus machines terminated */
-	_Atomic(json_t *) merged_spare;       /* a merge_all answer to reuse (composite_agg.c) */
+	_Atomic(struct kept_merge *) kept;    /* a merge_all answer to reuse (composite_agg.c) */
 } composite;
+
+/* Frees a kept merge and lets go of what it holds (NULL: nothing). */
+void pv_kept_merge_free(struct kept_merge *k);
 
 void pv_croster_unref(croster *r);
 
@@ -98,10 +104,14 @@ typedef struct child_job {
  * all have finished, when `stop_after` successes are in (0 = wait for all),
  * or at the deadline, with the rest recorded as TIMEOUT. Sequentially,
  * stops after `stop_after` successes. Fills out[0..n) (each cleared by the
- * caller with child_outcomes_clear). Updates member counters.
+ * caller with child_outcomes_clear). Updates member counters. `now`, when
+ * not NULL, holds a time just read on the composite's clock: a sequential
+ * run starts its first child from it and leaves there the time its last
+ * child ended (one clock read a child: pv_strategy_execute_from); a
+ * parallel run leaves 0 (not known).
  */
 void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-		      bool parallel, size_t stop_after, child_outcome *out);
+		      bool parallel, size_t stop_after, child_outcome *out, uint64_t *now);
 
 void child_outcomes_clear(child_outcome *o, size_t n);
 
@@ -113,9 +123,10 @@ uint64_t pv_composite_deadline(const composite *c, const pv_operation *op);
 /* The same from a time already read. */
 uint64_t pv_composite_deadline_at(const composite *c, const pv_operation *op, uint64_t now);
 
-/* Gate then policy over outcomes of a read (non-create) operation. */
-void pv_composite_aggregate(composite *c, const pv_operation *op, child_outcome *o, size_t n,
-			    pv_result *out);
+/* Gate then policy over outcomes of a read (non-create) operation, run
+ * with roster `r` (the call's). */
+void pv_composite_aggregate(composite *c, const croster *r, const pv_operation *op,
+			    child_outcome *o, size_t n, pv_result *out);
 
 /* create_instances in the configured mode, over the capable members. */
 void pv_composite_create(composite *c, const pv_operation *op, cmember **members, size_t n,

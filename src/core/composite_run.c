@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 #include "core/composite_internal.h"
+#include "core/strategy_internal.h"
 #include "provisio/error.h"
 #include "provisio/log.h"
 
@@ -110,7 +111,7 @@ void child_outcomes_clear(child_outcome *o, size_t n)
 
 uint64_t pv_composite_deadline_at(const composite *c, const pv_operation *op, uint64_t now)
 {
-	uint64_t limit = now + (uint64_t)(c->cfg.timeout_seconds * 1e9);
+	uint64_t limit = now + c->timeout_ns;
 	return op->deadline_ns && op->deadline_ns < limit ? op->deadline_ns : limit;
 }
 
@@ -122,19 +123,25 @@ uint64_t pv_composite_deadline(const composite *c, const pv_operation *op)
 /* ---- sequential --------------------------------------------------------- */
 
 static void run_sequential(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-			   size_t stop_after, child_outcome *out)
+			   size_t stop_after, child_outcome *out, uint64_t *now)
 {
 	size_t successes = 0;
+	uint64_t at = now ? *now : 0;
 	for (size_t i = 0; i < n; i++) {
+		/* Each field set once, not the whole outcome zeroed first: the
+		 * result is most of its 300 bytes, and the call initializes it. */
 		out[i].m = jobs[i].m;
 		out[i].requested = jobs[i].requested;
-		if (stop_after && successes >= stop_after) {
-			out[i].cancelled = true;
+		out[i].seq = 0;
+		out[i].abstained = false;
+		out[i].cancelled = stop_after && successes >= stop_after;
+		if (out[i].cancelled) {
+			pv_result_init(&out[i].res);
 			continue;
 		}
 		pv_operation child_op = *op;
 		child_op.params = jobs[i].params;
-		pv_strategy_execute(jobs[i].m->s, &child_op, &out[i].res, c->clock);
+		at = pv_strategy_execute_from(jobs[i].m->s, &child_op, &out[i].res, c->clock, at);
 		pv_composite_count_member(jobs[i].m, &out[i].res);
 		out[i].seq = i + 1;
 		out[i].abstained = is_abstention(op->type, &out[i].res);
@@ -142,6 +149,8 @@ static void run_sequential(composite *c, const pv_operation *op, child_job *jobs
 	}
 	for (size_t i = 0; i < n; i++)
 		json_decref(jobs[i].params);
+	if (now)
+		*now = at;
 }
 
 /* ---- parallel ----------------------------------------------------------- */
@@ -416,11 +425,14 @@ static void run_parallel(composite *c, const pv_operation *op, child_job *jobs, 
 }
 
 void pv_composite_run(composite *c, const pv_operation *op, child_job *jobs, size_t n,
-		      bool parallel, size_t stop_after, child_outcome *out)
+		      bool parallel, size_t stop_after, child_outcome *out, uint64_t *now)
 {
-	memset(out, 0, n * sizeof *out);
-	if (parallel)
+	if (parallel) {
+		memset(out, 0, n * sizeof *out);
 		run_parallel(c, op, jobs, n, stop_after, out);
-	else
-		run_sequential(c, op, jobs, n, stop_after, out);
+		if (now)
+			*now = 0;
+	} else {
+		run_sequential(c, op, jobs, n, stop_after, out, now);
+	}
 }

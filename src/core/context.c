@@ -520,13 +520,24 @@ static inline void health_before_pick(pv_context *ctx)
 		learn_health(ctx, ctx_now(ctx));
 }
 
+/* A strategy not initialized (`config validate` builds without init, which
+ * may fetch credentials) still checks a template's fields when it says it
+ * can do so without a call (feature template_field_checks). */
+static bool checks_fields_uninitialized(const entry *e, const pv_operation *op)
+{
+	static const char feature[] = "template_field_checks";
+	return op->type == PV_OP_VALIDATE_TEMPLATE && json_is_true(json_object_get(op->params, "check_only")) &&
+	       json_is_true(e->caps.features ? json_object_get(e->caps.features, feature) : NULL);
+}
+
 /* Runs `op` on `e` (a reference held), records its metrics. */
 static void run_entry(pv_context *ctx, entry *e, const pv_operation *op, pv_result *out)
 {
 	pv_strategy *s = e->s;
 	bool timed = !atomic_load_explicit(&ctx->metrics_off, memory_order_relaxed);
 	uint64_t start = timed || op->deadline_ns ? ctx_now(ctx) : 0;
-	if (__builtin_expect(atomic_load_explicit(&e->init_state, memory_order_acquire) != INIT_OK, 0))
+	if (__builtin_expect(atomic_load_explicit(&e->init_state, memory_order_acquire) != INIT_OK, 0) &&
+	    !checks_fields_uninitialized(e, op))
 		pv_result_fail(out, PV_ERR_NOT_INITIALIZED, PV_CLASS_PERMANENT,
 			       "strategy '%s' is not initialized", s->name);
 	else if (__builtin_expect(!(e->caps.operations & PV_OP_BIT(op->type)), 0))

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "provisio/error.h"
+#include "core/strategy_internal.h"
 #include "provisio/strategy.h"
 
 int pv_strategy_setup(pv_strategy *s, const pv_strategy_methods *methods, const char *name,
@@ -81,12 +82,16 @@ int pv_strategy_initialize(pv_strategy *s)
 	return rc;
 }
 
-void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
-			 const pv_clock *clock)
+/* The checked call, from `start` (0: read here when the call is timed);
+ * returns the time it ended when it read one, else 0. Inlined into both
+ * entries so that the plain one costs what it did. */
+static inline __attribute__((always_inline)) uint64_t
+execute(pv_strategy *s, const pv_operation *op, pv_result *out, const pv_clock *clock, bool timed,
+	uint64_t start, bool want_end)
 {
 	pv_result_init(out);
-	bool timed = !(s->methods->flags & PV_STRATEGY_TIMED_BY_CHILD) || op->deadline_ns;
-	uint64_t start = timed ? pv_clock_now(clock) : 0;
+	if (timed && !start)
+		start = pv_clock_now(clock);
 	if (!pv_strategy_is_initialized(s)) {
 		pv_result_fail(out, PV_ERR_NOT_INITIALIZED, PV_CLASS_PERMANENT,
 			       "strategy '%s' is not initialized", s->name);
@@ -101,8 +106,27 @@ void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
 		pv_result_set_provider(out, s->name);
 	if (out->attempts == 0)
 		out->attempts = 1;
-	if (out->latency_ns == 0 && timed) /* a strategy may report its own (a wrapper: its leaf's) */
-		out->latency_ns = pv_clock_now(clock) - start;
+	/* A strategy may report its own latency (a wrapper: its leaf's); then
+	 * the end is read only for a caller that asked for it. */
+	if (!timed || (out->latency_ns && !want_end))
+		return 0;
+	uint64_t end = pv_clock_now(clock);
+	if (out->latency_ns == 0)
+		out->latency_ns = end - start;
+	return end;
+}
+
+void pv_strategy_execute(pv_strategy *s, const pv_operation *op, pv_result *out,
+			 const pv_clock *clock)
+{
+	bool timed = !(s->methods->flags & PV_STRATEGY_TIMED_BY_CHILD) || op->deadline_ns;
+	execute(s, op, out, clock, timed, 0, false);
+}
+
+uint64_t pv_strategy_execute_from(pv_strategy *s, const pv_operation *op, pv_result *out,
+				  const pv_clock *clock, uint64_t start)
+{
+	return execute(s, op, out, clock, true, start ? start : pv_clock_now(clock), true);
 }
 
 int pv_strategy_capabilities(pv_strategy *s, pv_capabilities *out)

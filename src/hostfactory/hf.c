@@ -102,7 +102,11 @@ static int get_templates(pv_broker *b, json_t **out)
 		*out = message(pv_error_last());
 		return rc;
 	}
-	json_array_foreach(pv_broker_templates(b), i, t) json_array_append_new(list, template_view(b, t));
+	/* a template its provider refuses is left out (logged at open, by id
+	 * and field): offered, it would fail at every requestMachines */
+	json_array_foreach(pv_broker_templates(b), i, t)
+		if (!pv_broker_template_refused(b, json_string_value(json_object_get(t, "templateId"))))
+			json_array_append_new(list, template_view(b, t));
 	pv_store_commit(pv_broker_store(b));
 	*out = json_pack("{s:s, s:o}", "message", "Get available templates success.", "templates", list);
 	return 0;

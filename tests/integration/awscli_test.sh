@@ -56,7 +56,7 @@ RUNNER_PID=$!
 
 FAILS=0
 # Set inside the cases' && chains: a failed case leaves them empty (set -u).
-TOKEN= RP= SFR= SF_IDS= NOW= SR= SR_IDS= FM= FM_IDS= FM_NOW= FR= AG= ST= MX= MXSPOT= MX2= LTI=
+SP_IDS= SP1= SP2= SIRS= TOKEN= RP= SFR= SF_IDS= NOW= SR= SR_IDS= FM= FM_IDS= FM_NOW= FR= AG= ST= MX= MXSPOT= MX2= LTI=
 ok() { echo "ok   - $1"; }
 bad() { echo "FAIL - $1"; FAILS=$((FAILS + 1)); }
 # runner ARGS...: one request to the runner; its stdout, stderr, exit code.
@@ -448,6 +448,38 @@ if admin /_emu/interrupt "{\"instance_ids\": [\"$GONE\"]}" >"$WORK/int.json" 2>"
 	NOW=$(sfi "$SFR") && [ "$(echo "$NOW" | wc -w)" -eq 3 ] && ! echo "$NOW" | grep -q "$GONE"; then
 	ok "a spot interruption (POST /_emu/interrupt): Server.SpotInstanceTermination, the maintain fleet replaces it"
 else bad "spot fleet interruption: $(cat "$WORK/err")"; fi
+# interruption notices: the spot request's status code a client polls for
+# EC2's two-minute warning (describe-spot-instance-requests), then the
+# interruption itself
+if ec2 run-instances --image-id ami-12345678 --count 2 --instance-type t3.micro \
+	--instance-market-options 'MarketType=spot' >"$WORK/spot.json" 2>"$WORK/err" &&
+	SP_IDS=$(jget "$WORK/spot.json" "' '.join(i['InstanceId'] for i in d['Instances'])") &&
+	SP1=$(echo "$SP_IDS" | cut -d' ' -f1) && SP2=$(echo "$SP_IDS" | cut -d' ' -f2) &&
+	# shellcheck disable=SC2086
+	ec2 describe-instances --instance-ids $SP_IDS >"$WORK/spi.json" 2>"$WORK/err" &&
+	SIRS=$(jget "$WORK/spi.json" "' '.join(i['SpotInstanceRequestId'] for r in d['Reservations'] for i in r['Instances'] if i['InstanceLifecycle'] == 'spot')") &&
+	[ "$(echo "$SIRS" | wc -w)" -eq 2 ] &&
+	# shellcheck disable=SC2086
+	ec2 describe-spot-instance-requests --spot-instance-request-ids $SIRS >"$WORK/sir.json" 2>"$WORK/err" &&
+	jcheck "$WORK/sir.json" "sorted((r['State'], r['Status']['Code'], r['Type']) for r in d['SpotInstanceRequests']) == [('active', 'fulfilled', 'one-time')] * 2 and sorted(r['InstanceId'] for r in d['SpotInstanceRequests']) == sorted('$SP_IDS'.split())" &&
+	admin /_emu/interrupt "{\"instance_ids\": [\"$SP1\"], \"notice\": true}" >"$WORK/not.json" 2>"$WORK/err" &&
+	jcheck "$WORK/not.json" "d['interrupted'] == ['$SP1']" &&
+	admin /_emu/interrupt "{\"instance_ids\": [\"$SP2\"], \"notice\": true, \"behavior\": \"stop\"}" >/dev/null 2>"$WORK/err" &&
+	ec2 describe-spot-instance-requests --filters Name=status-code,Values=marked-for-termination >"$WORK/sir2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/sir2.json" "[(r['InstanceId'], r['State'], r['InstanceInterruptionBehavior']) for r in d['SpotInstanceRequests']] == [('$SP1', 'closed', 'terminate')]" &&
+	ec2 describe-spot-instance-requests --filters Name=instance-id,Values="$SP2" >"$WORK/sir3.json" 2>"$WORK/err" &&
+	jcheck "$WORK/sir3.json" "[(r['Status']['Code'], r['State']) for r in d['SpotInstanceRequests']] == [('marked-for-stop', 'active')]" &&
+	# shellcheck disable=SC2086
+	ec2 describe-instances --instance-ids $SP_IDS >"$WORK/spi2.json" 2>"$WORK/err" &&
+	jcheck "$WORK/spi2.json" "all(i['State']['Name'] == 'running' for r in d['Reservations'] for i in r['Instances'])" &&
+	admin /_emu/interrupt "{\"instance_ids\": [\"$SP1\"]}" >/dev/null 2>"$WORK/err" &&
+	ec2 describe-spot-instance-requests --filters Name=instance-id,Values="$SP1" >"$WORK/sir4.json" 2>"$WORK/err" &&
+	jcheck "$WORK/sir4.json" "[(r['Status']['Code'], r['State']) for r in d['SpotInstanceRequests']] == [('instance-terminated-no-capacity', 'closed')]" &&
+	fails InvalidSpotInstanceRequestID.NotFound describe-spot-instance-requests --spot-instance-request-ids sir-00000000 &&
+	fails InvalidSpotInstanceRequestID.Malformed describe-spot-instance-requests --spot-instance-request-ids sir-X &&
+	fails InvalidParameterValue describe-spot-instance-requests --filters Name=tag:x,Values=y; then
+	ok "interruption notices (POST /_emu/interrupt notice): describe-spot-instance-requests fulfilled → marked-for-termination (closed) / marked-for-stop (active) with the instances running, then instance-terminated-no-capacity; status-code and instance-id filters; NotFound, Malformed, unknown filter"
+else bad "interruption notices: $(cat "$WORK/err")"; fi
 if ec2 modify-spot-fleet-request --spot-fleet-request-id "$SFR" --target-capacity 1 >/dev/null 2>"$WORK/err" &&
 	[ "$(sfi "$SFR" | wc -w)" -eq 1 ] &&
 	ec2 modify-spot-fleet-request --spot-fleet-request-id "$SFR" --target-capacity 2 \

@@ -507,6 +507,124 @@ static void test_spot_interruption_reaches_get_return_requests_until_returned(vo
 	down(w);
 }
 
+/* The store's record of one machine. */
+static pv_machine_rec machine_of(world *w, const char *request_id, const char *machine_id)
+{
+	pv_machine_list ms = {0};
+	pv_machine_rec out = {0};
+	machines_of(w, request_id, &ms);
+	for (size_t i = 0; i < ms.n; i++)
+		if (strcmp(ms.items[i].machine_id, machine_id) == 0)
+			out = ms.items[i];
+	pv_machine_list_clear(&ms);
+	assert_string_equal(out.machine_id, machine_id);
+	return out;
+}
+
+/* EC2's two-minute warning (the spot request's status code
+ * marked-for-termination, read with DescribeSpotInstanceRequests) reaches
+ * Host Factory while the machine still runs, at every getReturnRequests
+ * until Host Factory returns it, and once only when EC2 then takes it back.
+ * Machines without a spot request cost no such call. */
+static void test_interruption_notice_reaches_get_return_requests_before_the_machine_goes(void **state)
+{
+	(void)state;
+	world *w = up(NULL, NULL, NULL);
+	char od[PV_STORE_SHORT_MAX], id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(w->b, "od", 2, od), 0);
+	json_t *got = hf_return_requests(w, "{}");
+	assert_int_equal(json_object_size(got), 0);
+	json_decref(got);
+	assert_int_equal(emu_stat(&w->e, "calls", "DescribeSpotInstanceRequests"), 0); /* on-demand only */
+
+	assert_int_equal(pv_broker_request_machines(w->b, "spot", 3, id), 0);
+	pv_machine_list ms = {0};
+	assert_int_equal(machines_of(w, id, &ms), 3);
+	char victim[PV_STORE_ID_MAX], name[PV_STORE_NAME_MAX], body[PV_STORE_ID_MAX + 64];
+	snprintf(victim, sizeof victim, "%s", ms.items[1].machine_id);
+	snprintf(name, sizeof name, "%s", ms.items[1].name);
+	pv_machine_list_clear(&ms);
+	got = hf_return_requests(w, "{}");
+	assert_int_equal(json_object_size(got), 0); /* fulfilled requests: nothing to drain */
+	json_decref(got);
+	assert_true(emu_stat(&w->e, "calls", "DescribeSpotInstanceRequests") >= 1);
+
+	snprintf(body, sizeof body, "{\"instance_ids\": [\"%s\"], \"notice\": true}", victim);
+	json_t *ans = emu_admin(&w->e, "/_emu/interrupt", body);
+	assert_int_equal(json_array_size(json_object_get(ans, "interrupted")), 1);
+	json_decref(ans);
+	for (int round = 0; round < 2; round++) {
+		got = hf_return_requests(w, round ? "{\"machines\": []}" : "{}");
+		if (json_object_size(got) != 1 || !json_object_get(got, name))
+			fail_msg("round %d: getReturnRequests reported %zu machine(s), not %s under notice", round,
+				 json_object_size(got), name);
+		json_decref(got);
+		pv_machine_rec m = machine_of(w, id, victim);
+		assert_string_equal(m.status, "running"); /* still running: Host Factory can drain it */
+		assert_non_null(strstr(m.message, "interruption notice: marked-for-termination"));
+	}
+
+	/* EC2 takes it back: still the one machine, reported once */
+	snprintf(body, sizeof body, "{\"instance_ids\": [\"%s\"]}", victim);
+	json_decref(emu_admin(&w->e, "/_emu/interrupt", body));
+	got = hf_return_requests(w, "{}");
+	assert_int_equal(json_object_size(got), 1);
+	assert_non_null(json_object_get(got, name));
+	json_decref(got);
+	assert_string_not_equal(machine_of(w, id, victim).status, "running");
+
+	pv_machine_ref ref = {victim, name};
+	char rid[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_return_machines(w->b, &ref, 1, rid), 0);
+	got = hf_return_requests(w, "{}");
+	assert_int_equal(json_object_size(got), 0);
+	json_decref(got);
+	down(w);
+}
+
+/* The provider's side: get_instance_status marks the instance under notice
+ * (code, message, time), by the behaviour EC2 gives (stop: marked-for-stop);
+ * a failed DescribeSpotInstanceRequests never fails the status. */
+static void test_status_carries_the_notice_and_survives_its_failure(void **state)
+{
+	(void)state;
+	world *w = up(NULL, NULL, NULL);
+	char id[PV_STORE_SHORT_MAX];
+	assert_int_equal(pv_broker_request_machines(w->b, "spot", 2, id), 0);
+	pv_machine_list ms = {0};
+	assert_int_equal(machines_of(w, id, &ms), 2);
+	char body[PV_STORE_ID_MAX + 96];
+	snprintf(body, sizeof body, "{\"instance_ids\": [\"%s\"], \"notice\": true, \"behavior\": \"stop\"}",
+		 ms.items[0].machine_id);
+	json_decref(emu_admin(&w->e, "/_emu/interrupt", body));
+	json_t *ids = json_pack("[s, s]", ms.items[0].machine_id, ms.items[1].machine_id);
+	pv_operation op = {.type = PV_OP_GET_INSTANCE_STATUS, .params = json_pack("{s:O}", "instance_ids", ids)};
+	pv_result r = PV_RESULT_INIT;
+	pv_strategy_execute(w->aws, &op, &r, NULL);
+	assert_true(r.success);
+	json_t *first = json_array_get(json_object_get(r.data, "instances"), 0);
+	json_t *second = json_array_get(json_object_get(r.data, "instances"), 1);
+	assert_string_equal(json_string_value(json_object_get(first, "interruption_notice")), "marked-for-stop");
+	assert_non_null(json_object_get(first, "interruption_notice_time"));
+	assert_non_null(json_object_get(first, "interruption_notice_message"));
+	assert_null(json_object_get(second, "interruption_notice"));
+	pv_result_clear(&r);
+
+	/* the notices' call fails (an injected 500s): the status still answers */
+	json_decref(emu_admin(&w->e, "/_emu/config",
+			      "{\"faults_next\": {\"DescribeSpotInstanceRequests\": [\"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\", \"5xx\"]}}"));
+	pv_strategy_execute(w->aws, &op, &r, NULL);
+	assert_true(r.success);
+	assert_int_equal(json_array_size(json_object_get(r.data, "instances")), 2);
+	assert_null(json_object_get(json_array_get(json_object_get(r.data, "instances"), 0), "interruption_notice"));
+	assert_non_null(json_object_get(pv_result_meta(&r), "spot_notices_error"));
+	pv_result_clear(&r);
+	json_decref(op.params);
+	json_decref(ids);
+	pv_machine_list_clear(&ms);
+	down(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -519,6 +637,8 @@ int main(void)
 		cmocka_unit_test(test_hf_machine_fields_on_aws_follow_the_contract),
 		cmocka_unit_test(test_brokers_on_one_store_share_ec2_buckets),
 		cmocka_unit_test(test_spot_interruption_reaches_get_return_requests_until_returned),
+		cmocka_unit_test(test_interruption_notice_reaches_get_return_requests_before_the_machine_goes),
+		cmocka_unit_test(test_status_carries_the_notice_and_survives_its_failure),
 	};
 	return cmocka_run_group_tests(tests, bf_group_setup, bf_group_teardown);
 }

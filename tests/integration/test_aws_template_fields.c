@@ -10,6 +10,7 @@
  * refused, at load and in validate_template).
  */
 #include <stdarg.h>
+#include <sys/stat.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
@@ -434,13 +435,21 @@ static void test_original_templates_are_checked_at_load(void **state)
 	assert_non_null(strstr(msg, "ASGNativeSpec.provider_api_spec_file"));
 	assert_null(strstr(msg, "providerApi"));
 	assert_null(strstr(msg, " RunInstances."));
+	/* ORB's SpotFleet templates name no fleet role, which RequestSpotFleet
+	 * requires: refused at load by the field, not at the first request */
+	assert_non_null(strstr(msg, "SpotFleetMaintain.fleetRole"));
+	assert_non_null(strstr(msg, "SpotFleetRequest.fleetRole"));
 
 	json_t *keep = json_array();
 	size_t i;
 	json_t *t;
-	json_array_foreach(json_object_get(doc, "templates"), i, t)
-		if (!strstr(sget(t, "templateId"), "NativeSpec"))
-			json_array_append(keep, t);
+	json_array_foreach(json_object_get(doc, "templates"), i, t) {
+		if (strstr(sget(t, "templateId"), "NativeSpec"))
+			continue;
+		if (strcmp(sget(t, "providerApi"), "SpotFleet") == 0)
+			json_object_set_new(t, "fleetRole", json_string("arn:aws:iam::123456789012:role/fleet"));
+		json_array_append(keep, t);
+	}
 	assert_int_equal(json_array_size(keep), 9);
 	json_object_set_new(cfg, "templates", keep);
 	if (pv_aws_new(&s, "orb", cfg, NULL) != 0)
@@ -450,22 +459,22 @@ static void test_original_templates_are_checked_at_load(void **state)
 	/* a launch path the table marks unsupported is refused at load, by
 	 * name: a SpotFleet template without a fleet type it takes */
 	json_object_set_new(cfg, "templates",
-			    json_pack("[{s:s, s:s, s:s, s:s, s:s}]", "templateId", "sf", "providerApi", "SpotFleet",
-				      "fleetType", "instant", "imageId", "ami-12345678", "vmType", "t3.micro"));
+			    json_pack("[{s:s, s:s, s:s, s:s, s:s, s:s}]", "templateId", "sf", "providerApi", "SpotFleet",
+				      "fleetType", "instant", "imageId", "ami-12345678", "vmType", "t3.micro", "fleetRole",
+				      "arn:aws:iam::123456789012:role/fleet"));
 	assert_int_equal(pv_aws_new(&s, "orb", cfg, NULL), PV_EINVAL);
 	assert_non_null(strstr(pv_error_last(), "template 'sf': field 'fleetType'"));
 	json_decref(cfg);
 	json_decref(doc);
 }
 
-/* `provisio templates validate [--dry-run]`: each template on its
- * strategy, every problem with the template and the field; the dry run
- * asks EC2 (the emulator refuses an instance type it does not have). */
-static int cli(const emu_proc *e, const char *args, char *out, size_t size)
+/* Runs `provisio --config DIR/provisio.json ARGS` in the emulator's
+ * directory: its exit status, stdout in `out` (stderr in DIR/err). */
+static int run_cli(const emu_proc *e, const char *args, char *out, size_t size)
 {
-	char cmd[1024];
-	snprintf(cmd, sizeof cmd, "cd %s && %s --config %s/provisio.json templates validate %s 2>/dev/null", e->dir,
-		 PV_CLI_BIN, e->dir, args);
+	char cmd[2048];
+	snprintf(cmd, sizeof cmd, "cd %s && HF_PROVIDER_LOGDIR=%s %s --config %s/provisio.json %s 2>%s/err", e->dir,
+		 e->dir, PV_CLI_BIN, e->dir, args, e->dir);
 	FILE *fp = popen(cmd, "r");
 	assert_non_null(fp);
 	size_t n = fread(out, 1, size - 1, fp);
@@ -474,20 +483,44 @@ static int cli(const emu_proc *e, const char *args, char *out, size_t size)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static void test_templates_validate_command_lists_problems_and_dry_runs(void **state)
+static int cli(const emu_proc *e, const char *args, char *out, size_t size)
 {
-	(void)state;
-	emu_proc e = start();
+	char line[1024];
+	snprintf(line, sizeof line, "templates validate %s", args);
+	return run_cli(e, line, out, size);
+}
+
+/* The text of DIR/name (owned), "" when it does not exist. */
+static char *slurp(const emu_proc *e, const char *name)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", e->dir, name);
+	FILE *f = fopen(path, "r");
+	char *text = calloc(1, 65536);
+	assert_non_null(text);
+	if (f) {
+		size_t n = fread(text, 1, 65535, f);
+		text[n] = '\0';
+		fclose(f);
+	}
+	return text;
+}
+
+/* provisio.json (one aws provider on the emulator, templates in t.json)
+ * and t.json: a good template with an unknown field, one only a dry run
+ * refuses, one with two fields the provider refuses. */
+static void write_config(const emu_proc *e)
+{
 	char path[128];
-	snprintf(path, sizeof path, "%s/provisio.json", e.dir);
+	snprintf(path, sizeof path, "%s/provisio.json", e->dir);
 	FILE *f = fopen(path, "w");
 	assert_non_null(f);
 	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
 		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
 		   " \"imds\": false}}], \"default_strategy\": \"aws\", \"store\": {\"path\": \"%s/p.db\"},"
-		   " \"broker\": {\"templates_file\": \"%s/t.json\"}}\n", e.url, e.dir, e.dir);
+		   " \"broker\": {\"templates_file\": \"%s/t.json\"}}\n", e->url, e->dir, e->dir);
 	fclose(f);
-	snprintf(path, sizeof path, "%s/t.json", e.dir);
+	snprintf(path, sizeof path, "%s/t.json", e->dir);
 	f = fopen(path, "w");
 	assert_non_null(f);
 	fputs("{\"templates\": ["
@@ -499,6 +532,16 @@ static void test_templates_validate_command_lists_problems_and_dry_runs(void **s
 	fclose(f);
 	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
 	setenv("EMU_SK", EMU_SECRET, 1);
+}
+
+/* `provisio templates validate [--dry-run]`: each template on its
+ * strategy, every problem with the template and the field; the dry run
+ * asks EC2 (the emulator refuses an instance type it does not have). */
+static void test_templates_validate_command_lists_problems_and_dry_runs(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
 	char out[8192];
 	assert_int_equal(cli(&e, "", out, sizeof out), 1);
 	assert_non_null(strstr(out, "warning colour: not a field the aws provider knows"));
@@ -518,6 +561,254 @@ static void test_templates_validate_command_lists_problems_and_dry_runs(void **s
 	emu_stop(&e);
 }
 
+/* `config validate` checks the templates file too (issue 15, last gaps):
+ * the refused template is an error naming it and its field, the unknown
+ * field a warning; no provider is called. */
+static void test_config_validate_checks_the_templates_file(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
+	char out[16384];
+	assert_int_equal(run_cli(&e, "config validate", out, sizeof out), 1);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_true(json_is_false(json_object_get(doc, "valid")));
+	if (json_integer_value(json_object_get(doc, "errors")) != 2) /* tenancy, iops */
+		fail_msg("%s", out);
+	assert_non_null(strstr(sget(doc, "templates_file"), "/t.json"));
+	char *err = slurp(&e, "err");
+	assert_non_null(strstr(err, "template 'bad' field 'tenancy' (aws): not supported"));
+	assert_non_null(strstr(err, "template 'bad' field 'iops' (aws)"));
+	assert_non_null(strstr(err, "template 'good' field 'colour' (aws): not a field the aws provider knows"));
+	assert_null(strstr(err, "'badtype'")); /* its type is EC2's to refuse, in a dry run */
+	free(err);
+	json_decref(doc);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
+
+	/* fixed, the file is valid (the unknown field stays a warning) */
+	char path[128];
+	snprintf(path, sizeof path, "%s/t.json", e.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs("{\"templates\": [{\"templateId\": \"good\", \"provider\": \"aws\", \"imageId\": \"ami-12345678\","
+	      " \"vmType\": \"t3.micro\", \"colour\": \"blue\"}]}\n", f);
+	fclose(f);
+	assert_int_equal(run_cli(&e, "config validate", out, sizeof out), 0);
+	doc = json_loads(out, 0, NULL);
+	assert_true(json_is_true(json_object_get(doc, "valid")));
+	assert_int_equal(json_integer_value(json_object_get(doc, "warnings")), 1);
+	json_decref(doc);
+	emu_stop(&e);
+}
+
+/* A template its provider refuses is never offered to Host Factory: left
+ * out of getAvailableTemplates with a warning in the Host Factory log naming
+ * it and its fields, refused by requestMachines with the same reason; the
+ * other templates keep working, and `templates list` shows why. */
+static void test_refused_template_is_not_offered_to_host_factory(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	write_config(&e);
+	char out[16384];
+	assert_int_equal(run_cli(&e, "hostfactory getAvailableTemplates -d '{}'", out, sizeof out), 0);
+	json_t *doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *list = json_object_get(doc, "templates");
+	assert_int_equal(json_array_size(list), 2);
+	assert_string_equal(sget(json_array_get(list, 0), "templateId"), "good");
+	assert_string_equal(sget(json_array_get(list, 1), "templateId"), "badtype");
+	json_decref(doc);
+	char *log = slurp(&e, "provisio.log");
+	assert_non_null(strstr(log, "'bad' is left out of getAvailableTemplates"));
+	assert_non_null(strstr(log, "tenancy: not supported"));
+	free(log);
+
+	assert_int_equal(run_cli(&e, "hostfactory requestMachines -d "
+				     "'{\"template\": {\"templateId\": \"bad\", \"machineCount\": 1}}'",
+				 out, sizeof out),
+			 1);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	assert_non_null(strstr(sget(doc, "message"), "template 'bad' is refused by its provider: tenancy: not supported"));
+	json_decref(doc);
+	assert_int_equal(emu_stat(&e, "calls", "RunInstances"), 0);
+
+	assert_int_equal(run_cli(&e, "templates list --json", out, sizeof out), 0);
+	doc = json_loads(out, 0, NULL);
+	assert_non_null(doc);
+	json_t *t;
+	size_t i;
+	int refused = 0;
+	json_array_foreach(json_object_get(doc, "templates"), i, t) if (sget(t, "refused")) {
+		refused++;
+		assert_string_equal(sget(t, "templateId"), "bad");
+		assert_non_null(strstr(sget(t, "refused"), "iops: "));
+	}
+	assert_int_equal(refused, 1);
+	json_decref(doc);
+
+	/* the good one still runs */
+	assert_int_equal(run_cli(&e, "hostfactory requestMachines -d "
+				     "'{\"template\": {\"templateId\": \"good\", \"machineCount\": 1}}'",
+				 out, sizeof out),
+			 0);
+	assert_int_equal(emu_stat(&e, "instances", "total"), 1);
+	emu_stop(&e);
+}
+
+/* ---- the original templates through the Host Factory scripts ------------------------ */
+
+#define ORB_AL2023_61 "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-6.1-x86_64"
+
+/* Runs scripts/hostfactory/SCRIPT.sh -f IN as Host Factory does (its
+ * environment: conf, work and log directories under the emulator's); the
+ * answer parsed (owned), and the exit status in *rc. */
+static json_t *hf_script(const emu_proc *e, const char *script, const char *in, int *rc)
+{
+	char path[128], cmd[1024];
+	snprintf(path, sizeof path, "%s/hf-in.json", e->dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(in, f);
+	fclose(f);
+	snprintf(cmd, sizeof cmd,
+		 "HF_PROVIDER_CONFDIR=%s/conf HF_PROVIDER_WORKDIR=%s HF_PROVIDER_LOGDIR=%s PROVISIO_BIN=%s "
+		 "%s/../../scripts/hostfactory/%s.sh -f %s 2>>%s/err",
+		 e->dir, e->dir, e->dir, PV_CLI_BIN, PV_TEST_DATA_DIR, script, path, e->dir);
+	FILE *fp = popen(cmd, "r");
+	assert_non_null(fp);
+	char *out = calloc(1, 1 << 20);
+	assert_non_null(out);
+	size_t n = fread(out, 1, (1 << 20) - 1, fp);
+	out[n] = '\0';
+	int st = pclose(fp);
+	*rc = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	json_t *doc = json_loads(out, 0, NULL);
+	if (!doc)
+		fail_msg("%s: not JSON: %s", script, out);
+	free(out);
+	return doc;
+}
+
+/* getRequestStatus of one request until it is no longer running (each
+ * call asks EC2 again; the emulator settles at its next answer). */
+static json_t *settled(const emu_proc *e, const char *request_id)
+{
+	char in[256];
+	snprintf(in, sizeof in, "{\"requests\": [{\"requestId\": \"%s\"}]}", request_id);
+	for (int round = 0; round < 20; round++) {
+		int rc;
+		json_t *doc = hf_script(e, "getRequestStatus", in, &rc);
+		assert_int_equal(rc, 0);
+		json_t *r = json_array_get(json_object_get(doc, "requests"), 0);
+		if (strcmp(sget(r, "status"), "running") != 0) {
+			json_t *out = json_incref(r);
+			json_decref(doc);
+			return out;
+		}
+		json_decref(doc);
+	}
+	fail_msg("request %s still running after 20 getRequestStatus calls", request_id);
+	return NULL;
+}
+
+/* The original project's templates file (issue 15, last gaps), as a new
+ * user runs it: copied into HF_PROVIDER_CONFDIR with the one field Spot
+ * Fleet requires added (fleetRole), a provider aimed at the emulator by
+ * endpoint_url alone, and every Host Factory call through the shipped
+ * scripts for each providerApi and fleet type. The native-spec templates
+ * are left out of getAvailableTemplates; every other one launches 2
+ * machines, returns them, and nothing is left running: no maintain fleet
+ * or Auto Scaling group replaces what Host Factory returned, although the
+ * returning process never launched them. */
+static void test_original_templates_through_host_factory_scripts(void **state)
+{
+	(void)state;
+	emu_proc e;
+	/* instances up and gone at once, and every status call asking EC2:
+	 * the loops below wait for states, never for time */
+	const char *args[] = {"--ssm-parameter", ORB_AL2023_61 "=" AL2023_AMI, "--boot-ms", "0", "--shutdown-ms", "0",
+			      NULL};
+	assert_int_equal(emu_start(&e, PV_EC2_EMULATOR, args), 0);
+	char path[256];
+	snprintf(path, sizeof path, "%s/conf", e.dir);
+	assert_int_equal(mkdir(path, 0700), 0);
+	snprintf(path, sizeof path, "%s/conf/provisio.json", e.dir);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fprintf(f, "{\"providers\": [{\"name\": \"aws\", \"type\": \"aws\", \"config\": {\"region\": \"us-east-1\","
+		   " \"endpoint_url\": \"%s\", \"access_key_id\": \"${EMU_AK}\", \"secret_access_key\": \"${EMU_SK}\","
+		   " \"imds\": false}}], \"default_strategy\": \"aws\","
+		   " \"broker\": {\"status_max_age_seconds\": -1}}\n", e.url);
+	fclose(f);
+	setenv("EMU_AK", EMU_ACCESS_KEY, 1);
+	setenv("EMU_SK", EMU_SECRET, 1);
+	json_t *doc = json_load_file(PV_TEST_DATA_DIR "/hostfactory/awsprov_templates.json", 0, NULL);
+	assert_non_null(doc);
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(doc, "templates"), i, t)
+		if (strcmp(sget(t, "providerApi"), "SpotFleet") == 0)
+			json_object_set_new(t, "fleetRole", json_string("arn:aws:iam::123456789012:role/fleet"));
+	snprintf(path, sizeof path, "%s/conf/awsprov_templates.json", e.dir);
+	assert_int_equal(json_dump_file(doc, path, JSON_INDENT(1)), 0);
+	json_decref(doc);
+
+	int rc;
+	doc = hf_script(&e, "getAvailableTemplates", "{}", &rc);
+	assert_int_equal(rc, 0);
+	json_t *offered = json_incref(json_object_get(doc, "templates"));
+	json_decref(doc);
+	assert_int_equal(json_array_size(offered), 9);
+	json_array_foreach(offered, i, t) assert_null(strstr(sget(t, "templateId"), "NativeSpec"));
+
+	json_array_foreach(offered, i, t) {
+		const char *id = sget(t, "templateId");
+		char in[512];
+		snprintf(in, sizeof in, "{\"template\": {\"templateId\": \"%s\", \"machineCount\": 2}}", id);
+		doc = hf_script(&e, "requestMachines", in, &rc);
+		if (rc != 0)
+			fail_msg("requestMachines %s: %s", id, sget(doc, "message"));
+		json_t *got = settled(&e, sget(doc, "requestId"));
+		json_decref(doc);
+		if (strcmp(sget(got, "status"), "complete") != 0 || json_array_size(json_object_get(got, "machines")) != 2)
+			fail_msg("%s: %s with %zu machines", id, sget(got, "status"),
+				 json_array_size(json_object_get(got, "machines")));
+		json_t *ret = json_pack("{s:[]}", "machines"), *m;
+		size_t k;
+		json_array_foreach(json_object_get(got, "machines"), k, m) {
+			assert_string_equal(sget(m, "status"), "running");
+			json_array_append_new(json_object_get(ret, "machines"),
+					      json_pack("{s:O, s:O}", "name", json_object_get(m, "name"), "machineId",
+							json_object_get(m, "machineId")));
+		}
+		json_decref(got);
+		char *ret_in = json_dumps(ret, JSON_COMPACT);
+		json_decref(ret);
+		doc = hf_script(&e, "requestReturnMachines", ret_in, &rc);
+		free(ret_in);
+		if (rc != 0)
+			fail_msg("requestReturnMachines %s: %s", id, sget(doc, "message"));
+		got = settled(&e, sget(doc, "requestId"));
+		json_decref(doc);
+		if (strcmp(sget(got, "status"), "complete") != 0)
+			fail_msg("return of %s: %s", id, sget(got, "status"));
+		json_decref(got);
+		/* nothing of this template left running: not replaced */
+		if (emu_stat(&e, "instances", "live") != 0)
+			fail_msg("after the return of %s, %lld instance(s) still live", id, emu_stat(&e, "instances", "live"));
+	}
+	json_decref(offered);
+	doc = hf_script(&e, "getReturnRequests", "{}", &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(json_array_size(json_object_get(doc, "requests")), 0);
+	json_decref(doc);
+	assert_true(emu_stat(&e, "calls", "CreateAutoScalingGroup") == 1); /* Auto Scaling at endpoint_url */
+	emu_stop(&e);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -531,6 +822,9 @@ int main(void)
 		cmocka_unit_test(test_template_problems_are_all_listed_and_nothing_called),
 		cmocka_unit_test(test_original_templates_are_checked_at_load),
 		cmocka_unit_test(test_templates_validate_command_lists_problems_and_dry_runs),
+		cmocka_unit_test(test_config_validate_checks_the_templates_file),
+		cmocka_unit_test(test_refused_template_is_not_offered_to_host_factory),
+		cmocka_unit_test(test_original_templates_through_host_factory_scripts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

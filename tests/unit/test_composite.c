@@ -1003,6 +1003,54 @@ static void test_merge_of_equal_answers_is_refilled_only_when_given_back(void **
 	pv_strategy_unref(c);
 }
 
+/* Frozen answers (the sims' shared ones) that come back the same: the kept
+ * merge is handed out again as it is, unless the caller changed it before
+ * giving it back, even without changing its size: then it is put right. */
+static void set_unhealthy(json_t *merged) { json_object_set(merged, "healthy", json_false()); }
+
+static void rename_status(json_t *merged)
+{
+	json_t *v = json_incref(json_object_get(merged, "status"));
+	json_object_del(merged, "status");
+	json_object_set_new(merged, "statux", v);
+}
+
+static void swap_a_child_answer(json_t *merged)
+{
+	json_object_set_new(json_object_get(merged, "by_child"), "a", json_string("mine"));
+}
+
+static void test_merge_of_frozen_answers_is_reused_unless_changed(void **state)
+{
+	(void)state;
+	pv_strategy *k[] = {sim("a", NULL), sim("b", NULL), sim("c", NULL)};
+	pv_strategy *c = composite_of(k, 3, "{\"mode\": \"sequential\", \"aggregation_policy\": \"merge_all\"}");
+	const char *health = "{\"healthy\": true, \"status\": \"healthy\", \"message\": \"healthy\", "
+			     "\"latency_ms\": 0.0";
+	char want[512];
+	snprintf(want, sizeof want, "%s, \"by_child\": {\"a\": %s}, \"b\": %s}, \"c\": %s}}}", health,
+		 health, health, health);
+	void (*changes[])(json_t *) = {set_unhealthy, rename_status, swap_a_child_answer};
+	for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
+		assert_refilled_only_when_given_back(c, want, changes[i]);
+	pv_result r = PV_RESULT_INIT;
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	pv_result_clear(&r);
+	pv_sim_set_healthy(k[1], false); /* another answer: merged anew, not the kept one */
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_true(r.success);
+	assert_json(json_object_get(r.data, "by_child"), "{\"a\": {\"healthy\": true, \"status\": "
+			   "\"healthy\", \"message\": \"healthy\", \"latency_ms\": 0.0}, \"c\": "
+			   "{\"healthy\": true, \"status\": \"healthy\", \"message\": \"healthy\", "
+			   "\"latency_ms\": 0.0}}");
+	pv_result_clear(&r);
+	pv_sim_set_healthy(k[1], true);
+	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+	assert_json(r.data, want);
+	pv_result_clear(&r);
+	pv_strategy_unref(c);
+}
+
 /* Answers of one shape that disagree: the refilled merge carries this
  * call's values and conflicts, never the last call's. */
 static void test_merge_of_one_shape_refills_values_and_conflicts_of_this_call(void **state)
@@ -1082,6 +1130,7 @@ int main(void)
 		cmocka_unit_test(test_metadata_is_built_when_read_and_reads_as_before),
 		cmocka_unit_test(test_keyless_merge_is_refilled_only_when_given_back),
 		cmocka_unit_test(test_merge_of_equal_answers_is_refilled_only_when_given_back),
+		cmocka_unit_test(test_merge_of_frozen_answers_is_reused_unless_changed),
 		cmocka_unit_test(test_merge_of_one_shape_refills_values_and_conflicts_of_this_call),
 		cmocka_unit_test(test_children_list_shows_the_winner_as_it_answered),
 		cmocka_unit_test(test_latency_is_the_answering_childs_or_the_composites),

@@ -264,6 +264,8 @@ static void instance_xml(emu *e, emu_buf *b, json_t *in)
 	}
 	if (param(in, "lifecycle") && strcmp(param(in, "lifecycle"), "spot") == 0)
 		eb_elem(b, "instanceLifecycle", "spot");
+	if (param(in, "sir"))
+		eb_elem(b, "spotInstanceRequestId", param(in, "sir"));
 	if (param(in, "token"))
 		eb_elem(b, "clientToken", param(in, "token"));
 	json_t *reason = json_object_get(in, "state_reason");
@@ -416,6 +418,8 @@ json_t *emu_launch(emu *e, const emu_launch_spec *spec, const char *token, const
 			       "reservation", reservation, "weight", (json_int_t)(spec->weight > 0 ? spec->weight : 1));
 	if (!in)
 		abort(); /* a bug in the format above */
+	if (lifecycle && strcmp(lifecycle, "spot") == 0)
+		emu_spot_request_new(e, in);
 	json_object_set(e->by_id, id, in);
 	json_array_append_new(e->instances, in);
 	return in;
@@ -1279,6 +1283,7 @@ static const struct {
 	{"ec2", "DeleteTags", emu_delete_tags},
 	{"ec2", "DescribeTags", emu_describe_tags},
 	{"ec2", "DescribeInstanceStatus", emu_describe_instance_status},
+	{"ec2", "DescribeSpotInstanceRequests", emu_describe_spot_instance_requests},
 	{"ec2", "DescribeImages", emu_describe_images},
 	{"ec2", "DescribeFleets", emu_describe_fleets},
 	{"ec2", "DescribeFleetInstances", emu_describe_fleet_instances},

@@ -217,6 +217,13 @@ void emu_describe_tags(emu *e, json_t *p, const char *request_id, emu_reply *r);
 void emu_describe_images(emu *e, json_t *p, const char *request_id, emu_reply *r);
 int emu_image_put(emu *e, const char *id, const char *root_device, char *err, size_t size);
 void emu_describe_instance_status(emu *e, json_t *p, const char *request_id, emu_reply *r);
+/* spot_requests.c: every spot instance's request, and the two-minute
+ * interruption notice ("terminate", "stop" or "hibernate"; NULL =
+ * terminate) that marks it while the instance still runs. */
+void emu_describe_spot_instance_requests(emu *e, json_t *p, const char *request_id, emu_reply *r);
+void emu_spot_request_new(emu *e, json_t *in);
+bool emu_spot_notice_behaviour_ok(const char *behaviour);
+void emu_spot_notice(emu *e, json_t *in, const char *behaviour);
 
 /* groups.c: a set of instances kept at a target capacity (EC2 Fleet,
  * Spot Fleet, Auto Scaling group). See groups.c for the members. */
@@ -307,6 +314,6 @@ int emu_ssm_put(emu *e, const char *name, const char *value, bool seed, char *er
 /* interrupt.c: spot interruptions, as EC2 takes spot capacity back. */
 /* Interrupts up to `count` live spot instances (oldest first), or those
  * named in `ids`; the ids interrupted (new reference). */
-json_t *emu_interrupt_spot(emu *e, long count, json_t *ids);
+json_t *emu_interrupt_spot(emu *e, long count, json_t *ids, bool notice, const char *behaviour);
 
 #endif

@@ -22,7 +22,8 @@
  * Admin: GET /_emu/stats, POST /_emu/config (JSON, same names with
  * underscores, plus "faults_next" and "buckets"), POST /_emu/reset, POST
  * /_emu/launch_template (JSON id, name, image_id, instance_type), POST
- * /_emu/interrupt (JSON count or instance_ids: spot interruptions), POST
+ * /_emu/interrupt (JSON count or instance_ids, notice, behavior: spot
+ * interruptions, or their two-minute notices), POST
  * /_emu/ssm_parameter (JSON name, value), POST /_emu/image (JSON id,
  * root_device_name: DescribeImages' answer), GET /_emu/last_request/ACTION (the
  * parameters of that action's last call: what a client sent).
@@ -496,12 +497,22 @@ static void admin_launch_template(server *s, struct evhttp_request *req, const c
 }
 
 /* POST /_emu/interrupt: {"count": N} (the oldest live spot instances) or
- * {"instance_ids": [...]} (each must be a live spot instance). */
+ * {"instance_ids": [...]} (each must be a live spot instance); with
+ * "notice": true only the two-minute notice ("behavior": terminate, stop
+ * or hibernate: the request's marked-for-… code), the instance running. */
 static void admin_interrupt(server *s, struct evhttp_request *req, const char *body, size_t len)
 {
 	json_t *c = json_loadb(body ? body : "", len, 0, NULL);
 	json_t *ids = json_object_get(c, "instance_ids"), *count = json_object_get(c, "count");
+	json_t *notice = json_object_get(c, "notice"), *behaviour = json_object_get(c, "behavior");
 	const char *why = NULL;
+	if (notice && !json_is_boolean(notice))
+		why = "notice must be true (the two-minute warning only) or false";
+	else if (behaviour && (!json_is_string(behaviour) ||
+			       !emu_spot_notice_behaviour_ok(json_string_value(behaviour))))
+		why = "behavior must be terminate, stop or hibernate";
+	else if (behaviour && !json_is_true(notice))
+		why = "behavior goes with notice: true";
 	size_t i;
 	json_t *v;
 	if (!json_is_object(c) || (!json_is_array(ids) && !json_is_integer(count)))
@@ -516,7 +527,8 @@ static void admin_interrupt(server *s, struct evhttp_request *req, const char *b
 		json_decref(c);
 		return send_json(req, 400, json_pack("{s:s}", "error", why));
 	}
-	json_t *done = emu_interrupt_spot(&s->e, (long)json_integer_value(count), json_is_array(ids) ? ids : NULL);
+	json_t *done = emu_interrupt_spot(&s->e, (long)json_integer_value(count), json_is_array(ids) ? ids : NULL,
+					  json_is_true(notice), json_string_value(behaviour));
 	json_decref(c);
 	send_json(req, 200, json_pack("{s:o}", "interrupted", done));
 }

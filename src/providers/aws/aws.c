@@ -27,6 +27,7 @@ static const char *const action_names[ACT_COUNT] = {
 	"CancelSpotFleetRequests", "DescribeFleets", "DescribeFleetInstances", "ModifyFleet", "DeleteFleets",
 	"CreateAutoScalingGroup", "DescribeAutoScalingGroups", "TerminateInstanceInAutoScalingGroup",
 	"SetDesiredCapacity", "DeleteAutoScalingGroup", "DeleteLaunchTemplate", "DescribeImages", "GetParameter",
+	"DescribeSpotInstanceRequests",
 };
 
 static const aws_bucket_kind action_bucket[ACT_COUNT] = {
@@ -37,6 +38,7 @@ static const aws_bucket_kind action_bucket[ACT_COUNT] = {
 	BK_MUTATING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING, BK_AUTOSCALING,
 	BK_MUTATING,
 	BK_DESCRIBE, BK_DESCRIBE, /* SSM is metered apart; one describe token spares it a burst */
+	BK_DESCRIBE,
 };
 
 /* Auto Scaling is its own Query API: its endpoint, signed for its service. */
@@ -183,9 +185,11 @@ static int parse_endpoint(aws *a, const json_t *cfg)
 	    strncmp(a->autoscaling_url, "http://", 7) != 0)
 		return field_error(a->base.name, "autoscaling_endpoint_url", "must start with https:// or http://");
 	if (!a->autoscaling_url) {
+		/* as SSM's: a configured endpoint (the emulator, a proxy) answers
+		 * Auto Scaling too, rather than calls leaving for AWS's host */
 		char url[128];
 		snprintf(url, sizeof url, "https://autoscaling.%s.amazonaws.com/", a->region);
-		a->autoscaling_url = strdup(url);
+		a->autoscaling_url = strdup(json_object_get(cfg, "endpoint_url") ? a->endpoint_url : url);
 	}
 	return a->autoscaling_url ? 0 : pv_error_set(PV_ENOMEM, "out of memory");
 }
@@ -686,8 +690,11 @@ static int aws_capabilities(pv_strategy *s, pv_capabilities *out)
 	aws *a = as_aws(s);
 	snprintf(out->type, sizeof out->type, "aws");
 	out->operations = PV_OP_SET_ALL;
-	out->features = json_pack("{s:b, s:b, s:b, s:b, s:b, s:b}", "instance_management", 1, "spot", 1,
-				  "fleet", 1, "idempotent_create", 1, "tagging", 1, "dry_run", 1);
+	/* template_field_checks: validate_template with check_only makes no
+	 * call, so the broker checks the templates file with it at every open */
+	out->features = json_pack("{s:b, s:b, s:b, s:b, s:b, s:b, s:b}", "instance_management", 1, "spot", 1,
+				  "fleet", 1, "idempotent_create", 1, "tagging", 1, "dry_run", 1,
+				  "template_field_checks", 1);
 	out->limitations = json_pack("{s:i, s:i, s:s}", "max_instances_per_request", a->max_per_call,
 				     "max_terminate_batch", 1000, "region", a->region);
 	return 0;

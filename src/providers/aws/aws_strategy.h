@@ -37,6 +37,7 @@ typedef enum aws_action {
 	ACT_DELETE_LAUNCH_TEMPLATE,
 	ACT_DESCRIBE_IMAGES,     /* images.c: an image's root device */
 	ACT_SSM_GET_PARAMETER,   /* ssm.c: SSM, JSON protocol */
+	ACT_DESCRIBE_SPOT_INSTANCE_REQUESTS, /* notices.c: interruption notices */
 	ACT_COUNT
 } aws_action;
 
@@ -62,7 +63,11 @@ typedef struct aws {
 	json_t *lt_cache; /* launch template name -> id made or found (under lock) */
 	char *autoscaling_url;  /* Auto Scaling's endpoint (its own Query API) */
 	long group_fill_wait_ms; /* how long a new fleet / group is watched filling */
-	bool group_templates;   /* a configured template launches through a group */
+	/* a template this provider serves launches through a group: a
+	 * configured one, or one it was asked to check (the broker checks the
+	 * Host Factory templates at every open, so a process that returns
+	 * machines another process launched looks their groups up) */
+	atomic_bool group_templates;
 	/* groups.c, under lock: group id -> {kind, type, target, weights,
 	 * instances}, and instance id -> group id, for what this process
 	 * launched (after a restart the instances' aws: tags tell). */
@@ -109,6 +114,14 @@ const char *aws_action_name(aws_action a);
 /* Runs one action with retries inside `deadline_ns`. Always fills `c`
  * (free with aws_call_free); returns c->ok. */
 bool aws_do(aws *a, aws_action act, const char *form, uint64_t deadline_ns, aws_call *c);
+
+/* notices.c: marks each live spot instance of `list` (DescribeInstances'
+ * instances) that EC2 has given an interruption notice with
+ * "interruption_notice" (marked-for-termination / -stop / -hibernation),
+ * "interruption_notice_message" and "interruption_notice_time", from
+ * DescribeSpotInstanceRequests. Never fails the status it rides on: a
+ * failed call returns its "Code: message" (new string), else NULL. */
+char *aws_spot_notices(aws *a, const pv_operation *op, json_t *list, unsigned *calls);
 void aws_call_free(aws_call *c);
 
 /* The pieces of aws_do, shared with the multi driver (many.c) so both

@@ -1077,7 +1077,7 @@ json_t *aws_groups_release(aws *a, const pv_operation *op, json_t *ids, json_t *
 		json_array_append(json_object_get(e, "ids"), v);
 	}
 	pthread_mutex_unlock(&a->lock);
-	if (json_array_size(unknown) && a->group_templates)
+	if (json_array_size(unknown) && atomic_load(&a->group_templates))
 		groups_by_tag(a, op, unknown, groups, rest);
 	else
 		json_array_extend(rest, unknown);

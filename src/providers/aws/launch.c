@@ -1141,6 +1141,8 @@ void aws_op_validate(aws *a, const pv_operation *op, pv_result *out)
 	/* check_only: the fields alone, no call (templates validate without
 	 * --dry-run) */
 	bool call = !json_is_true(json_object_get(op->params, "check_only"));
+	if (aws_template_uses_group(l.tmpl))
+		atomic_store(&a->group_templates, true);
 	if (call && resolve_image(a, op, &l, out) < 0) {
 		launch_free(&l);
 		return;

@@ -363,9 +363,15 @@ void aws_op_status(aws *a, const pv_operation *op, pv_result *out, bool by_resou
 		json_decref(list);
 		return;
 	}
+	/* the two-minute warning of spot interruptions (notices.c): a status
+	 * pass only; the orphan sweep has no use for it */
+	char *notice_error = by_resource ? NULL : aws_spot_notices(a, op, list, &calls);
 	aws_annotate(a, list);
 	pv_result_ok(out, json_pack("{s:o, s:I}", "instances", list, "count", (json_int_t)json_array_size(list)));
 	pv_result_meta_set(out, "api_calls", json_integer(calls));
+	if (notice_error)
+		pv_result_meta_set(out, "spot_notices_error", json_string(notice_error));
+	free(notice_error);
 }
 
 /* ---- health ------------------------------------------------------------------ */

@@ -553,6 +553,12 @@ size_t aws_template_check(const json_t *tmpl, json_t *problems)
 		problem(&c, true, "imageId", "is required (or launchTemplateId)");
 	if (json_object_get(tmpl, "subnetId") && json_object_get(tmpl, "subnetIds"))
 		problem(&c, true, "subnetIds", "give subnetId or subnetIds (the same field), not both");
+	/* listed with the others (ORB's own SpotFleet templates have none) */
+	if (eq(str(tmpl, "providerApi"), "SpotFleet") && !json_object_get(tmpl, "fleetRole") &&
+	    !json_object_get(tmpl, "iamFleetRole"))
+		problem(&c, true, "fleetRole",
+			"is required for providerApi SpotFleet: the ARN of the IAM role Spot Fleet launches with "
+			"(e.g. arn:aws:iam::ACCOUNT:role/aws-ec2-spot-fleet-tagging-role)");
 	return c.errors;
 }
 

@@ -137,6 +137,7 @@ static json_t *instance_json(xmlNodePtr item, json_t *reservation_id)
 	set_text(o, "subnet_id", item, "subnetId");
 	set_text(o, "image_id", item, "imageId");
 	set_text(o, "client_token", item, "clientToken");
+	set_text(o, "spot_request_id", item, "spotInstanceRequestId"); /* notices.c asks it */
 	json_t *lc = text_json(item, "instanceLifecycle");
 	/* EC2 only says "spot" (or "scheduled"); no element means on-demand. */
 	json_object_set_new(o, "lifecycle", lc ? lc : json_string("on-demand"));

@@ -16,6 +16,7 @@
 #include "provisio/error.h"
 #include "provisio/sim.h"
 #include "util/counters.h"
+#include "util/frozen.h"
 #include "util/rng.h"
 
 typedef enum { DIST_FIXED, DIST_NORMAL, DIST_LOGNORMAL } latency_dist;
@@ -572,7 +573,7 @@ static void op_validate(sim *m, const pv_operation *op, pv_result *out)
 }
 
 /* health_check's answers without latency, [unhealthy, healthy]: the same
- * two objects for every sim of the process, immutable (the result's
+ * two objects for every sim of the process, frozen (the result's
  * provider names the sim). A composite over zero-latency sims then merges
  * or compares one answer with itself, as it would their equal contents. */
 static json_t *shared_answer[2];
@@ -582,6 +583,10 @@ static void make_shared_answers(void)
 {
 	shared_answer[0] = pv_health_answer(false, "unhealthy", 0);
 	shared_answer[1] = pv_health_answer(true, "healthy", 0);
+	/* Never changed, never freed (frozen.h): sharing them costs no
+	 * reference counting, and readers may trust them not to change. */
+	pv_json_freeze(shared_answer[0]);
+	pv_json_freeze(shared_answer[1]);
 }
 
 /* The health the sim knows. Without latency the answer is a shared object
