@@ -17,7 +17,7 @@ deb: deps
 PREFIX ?= /usr/local
 install: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_ARGS)
-	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli
+	cmake --build $(BUILD) -j $(JOBS) --target provisio-cli provisio-docs
 	DESTDIR=$(DESTDIR) cmake --install $(BUILD)
 
 .PHONY: all deps build run demo deb install test test-all test-sanitize test-valgrind fuzz bench clean

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
+#include "config/keys.h"
 #include "broker/broker_internal.h"
 #include "provisio/error.h"
 #include "provisio/log.h"
@@ -547,7 +548,6 @@ static char *find_templates(const char *explicit_path, const json_t *broker_cfg)
 int pv_broker_store_config(const char *location, const json_t *store_block, char *out, size_t size,
 			   pv_store_options *opts)
 {
-	static const char *const keys[] = {"url", "path", "busy_timeout_ms", NULL};
 	*opts = (pv_store_options){0};
 	if (store_block && !json_is_object(store_block))
 		return pv_error_set(PV_EINVAL, "store: must be an object");
@@ -555,9 +555,9 @@ int pv_broker_store_config(const char *location, const json_t *store_block, char
 	json_t *v;
 	json_object_foreach((json_t *)store_block, key, v) {
 		int k = 0;
-		while (keys[k] && strcmp(keys[k], key) != 0)
+		while (pv_config_keys_store[k] && strcmp(pv_config_keys_store[k], key) != 0)
 			k++;
-		if (!keys[k])
+		if (!pv_config_keys_store[k])
 			return pv_error_set(PV_EINVAL, "store.%s: unknown key (known: url, path, busy_timeout_ms)",
 					    key);
 	}
@@ -590,14 +590,11 @@ static double num(const json_t *o, const char *key)
 
 static int read_settings(const json_t *cfg, pv_broker_settings *s)
 {
-	static const char *const keys[] = {"status_max_age_seconds", "pending_timeout_seconds",
-					   "creating_timeout_seconds", "grace_period_seconds",
-					   "max_create_rounds", "call_timeout_ms", "templates_file", NULL};
 	const char *key;
 	json_t *v;
 	json_object_foreach((json_t *)cfg, key, v) {
 		bool known = false;
-		for (const char *const *k = keys; *k; k++)
+		for (const char *const *k = pv_config_keys_broker; *k; k++)
 			known |= strcmp(*k, key) == 0;
 		if (!known)
 			return pv_error_set(PV_EINVAL, "broker.%s: unknown key (valid: status_max_age_seconds, "

@@ -9,6 +9,7 @@
 #define PV_CLI_H
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <jansson.h>
 #include "provisio/provisio.h"
 #include "provisio/broker.h"
@@ -123,6 +124,77 @@ typedef struct pv_cli_table {
 /* Prints `doc` (taken) as JSON, or as `table`; a document with no table
  * is shown as one "path value" line per leaf. */
 void pv_cli_output(json_t *doc, pv_cli_format format, const pv_cli_table *table);
+
+/* ---- what each command takes (cli/manual.c, cli/completion.c) ---- */
+
+/* What the words of a subcommand name, for shell completion. */
+typedef enum pv_cli_words_kind {
+	PV_WORDS_NONE = 0,
+	PV_WORDS_TEMPLATE, /* template ids */
+	PV_WORDS_REQUEST,  /* request ids */
+	PV_WORDS_MACHINE,  /* machine ids */
+	PV_WORDS_FILE,     /* file names */
+	PV_WORDS_OPERATION, /* kernel operations (providers exec) */
+	PV_WORDS_COMMAND,   /* provisio's commands (help) */
+	PV_WORDS_SHELL      /* bash, zsh (completion) */
+} pv_cli_words_kind;
+
+/* One subcommand: its flags (the very table its parser reads) and whether
+ * it takes --format table|json and --json. A table ends with {NULL}. */
+typedef struct pv_cli_sub {
+	const char *name;
+	const pv_cli_flag *flags;
+	bool formats;
+	pv_cli_words_kind words;
+} pv_cli_sub;
+
+/*
+ * What a command is made of: its --help text and the subcommands and flags
+ * its parser accepts. The parser, `--help`, the man page and the shell
+ * completion all read this one descriptor, so they cannot drift apart. A
+ * command without subcommands has `subs` NULL and its own `flags`.
+ */
+typedef struct pv_cli_command_info {
+	void (*usage)(FILE *f);
+	const pv_cli_sub *subs;
+	const pv_cli_flag *flags;
+	bool formats;
+	pv_cli_words_kind words;
+} pv_cli_command_info;
+
+/* The subcommand `name` of `info`; NULL after an error naming the valid
+ * ones (`command` is the command's name, for the message). */
+const pv_cli_sub *pv_cli_sub_find(const pv_cli_command_info *info, const char *command, const char *name);
+
+/* The command table of main.c, for the man page and the completion. */
+typedef struct pv_cli_command_entry {
+	const char *name;
+	pv_cli_command run;                /* NULL: cmd_<name> in `module` */
+	const char *module;
+	const char *summary;
+	const pv_cli_command_info *info;   /* NULL: pv_cli_info_<name> in `module` */
+} pv_cli_command_entry;
+
+const pv_cli_command_entry *pv_cli_commands(size_t *n);
+/* The descriptor of a command, loading its module when it is in one;
+ * NULL after printing why. */
+const pv_cli_command_info *pv_cli_command_info_of(const pv_cli_command_entry *e);
+/* The global options (before the command), as a flag table. */
+extern const pv_cli_flag pv_cli_global_flags[];
+/* main.c's --help text. */
+void pv_cli_usage(FILE *f);
+
+extern const pv_cli_command_info pv_cli_info_config, pv_cli_info_providers, pv_cli_info_migrate,
+	pv_cli_info_hostfactory, pv_cli_info_templates, pv_cli_info_machines, pv_cli_info_requests,
+	pv_cli_info_help, pv_cli_info_completion;
+/* --- server --- */
+PV_MODULE_EXPORT extern const pv_cli_command_info pv_cli_info_serve, pv_cli_info_top;
+/* --- end server --- */
+
+/* `provisio help [COMMAND]`, `help --man 1|5` (cli/manual.c) and
+ * `provisio completion bash|zsh` (cli/completion.c). */
+int cmd_help(const pv_cli *cli, int argc, char **argv);
+int cmd_completion(const pv_cli *cli, int argc, char **argv);
 
 /* Puts the heap of a short-lived command in huge pages; call before the
  * first malloc. cli/heap.c. */

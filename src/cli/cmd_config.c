@@ -28,6 +28,14 @@ static void help(FILE *f)
 		"  PROVIDER1_API_KEY=... provisio --strict config validate\n");
 }
 
+static const pv_cli_sub subs[] = {
+	{"validate", NULL, true, PV_WORDS_FILE},
+	{"show", NULL, true, PV_WORDS_NONE},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+
+const pv_cli_command_info pv_cli_info_config = {.usage = help, .subs = subs};
+
 static int validate(const pv_cli *cli, const char *file, pv_cli_format format)
 {
 	pv_diags d;
@@ -92,13 +100,12 @@ int cmd_config(const pv_cli *cli, int argc, char **argv)
 		help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	bool is_validate = strcmp(argv[1], "validate") == 0;
-	if (!is_validate && strcmp(argv[1], "show") != 0) {
-		pv_cli_error("config: unknown subcommand '%s' (validate, show)", argv[1]);
+	const pv_cli_sub *sub = pv_cli_sub_find(&pv_cli_info_config, "config", argv[1]);
+	if (!sub)
 		return PV_EXIT_USAGE;
-	}
+	bool is_validate = strcmp(sub->name, "validate") == 0;
 	pv_cli_args a;
-	if (pv_cli_parse(&a, is_validate ? "config validate" : "config show", NULL, true, PV_FORMAT_JSON, argc,
+	if (pv_cli_parse(&a, is_validate ? "config validate" : "config show", sub->flags, sub->formats, PV_FORMAT_JSON, argc,
 			 argv, 2) < 0 ||
 	    pv_cli_words(&a, 0, is_validate, "") < 0) {
 		pv_cli_args_clear(&a);

@@ -40,6 +40,22 @@ static void hf_usage(FILE *f)
 		"  provisio hostfactory getRequestStatus -f /tmp/hf_in_1234\n");
 }
 
+/* Where the input comes from; the loop below reads these two. */
+static const pv_cli_flag input_flags[] = {{"-f", "FILE", NULL}, {"-d", "JSON", NULL}, {NULL, NULL, NULL}};
+
+/* In pv_hf_command order (the library's names, which the parser takes). */
+static const pv_cli_sub subs[] = {
+	{"getAvailableTemplates", input_flags, false, PV_WORDS_NONE},
+	{"requestMachines", input_flags, false, PV_WORDS_NONE},
+	{"getRequestStatus", input_flags, false, PV_WORDS_NONE},
+	{"requestReturnMachines", input_flags, false, PV_WORDS_NONE},
+	{"getReturnRequests", input_flags, false, PV_WORDS_NONE},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+_Static_assert(sizeof subs / sizeof subs[0] == PV_HF_COMMAND_COUNT + 1, "one subcommand a Host Factory call");
+
+const pv_cli_command_info pv_cli_info_hostfactory = {.usage = hf_usage, .subs = subs};
+
 static FILE *log_file;
 static const char *log_command;
 
@@ -203,9 +219,9 @@ int cmd_hostfactory(const pv_cli *cli, int argc, char **argv)
 		return fail("%s", pv_error_last());
 	const char *file = NULL, *data = NULL;
 	for (int i = 2; i < argc; i++) {
-		if (strcmp(argv[i], "-f") == 0 && i + 1 < argc)
+		if (strcmp(argv[i], input_flags[0].name) == 0 && i + 1 < argc)
 			file = argv[++i];
-		else if (strcmp(argv[i], "-d") == 0 && i + 1 < argc)
+		else if (strcmp(argv[i], input_flags[1].name) == 0 && i + 1 < argc)
 			data = argv[++i];
 		else
 			return fail("unexpected argument '%s' (use -f FILE or -d JSON)", argv[i]);

@@ -229,33 +229,32 @@ static int list(pv_broker *b, const pv_cli_args *a)
 	return PV_EXIT_OK;
 }
 
+static const pv_cli_sub subs[] = {
+	{"request", cycle_flags, true, PV_WORDS_TEMPLATE},
+	{"list", list_flags, true, PV_WORDS_NONE},
+	{"return", cycle_flags, true, PV_WORDS_MACHINE},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+
+const pv_cli_command_info pv_cli_info_machines = {.usage = usage, .subs = subs};
+
 int cmd_machines(const pv_cli *cli, int argc, char **argv)
 {
 	if (argc < 2 || pv_cli_wants_help(argc, argv)) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	static const struct {
-		const char *name;
-		int (*run)(pv_broker *, const pv_cli_args *);
-		const pv_cli_flag *flags;
-		pv_cli_format format;
-	} subs[] = {
-		{"request", request, cycle_flags, PV_FORMAT_JSON},
-		{"return", give_back, cycle_flags, PV_FORMAT_JSON},
-		{"list", list, list_flags, PV_FORMAT_TABLE},
-	};
-	size_t s = 0;
-	while (s < 3 && strcmp(argv[1], subs[s].name) != 0)
-		s++;
-	if (s == 3) {
-		pv_cli_error("machines: unknown subcommand '%s' (request, list, return)", argv[1]);
+	const pv_cli_sub *sub = pv_cli_sub_find(&pv_cli_info_machines, "machines", argv[1]);
+	if (!sub)
 		return PV_EXIT_USAGE;
-	}
+	bool is_list = strcmp(sub->name, "list") == 0;
+	int (*run)(pv_broker *, const pv_cli_args *) = is_list ? list
+						      : strcmp(sub->name, "request") == 0 ? request : give_back;
 	char command[32];
-	snprintf(command, sizeof command, "machines %s", subs[s].name);
+	snprintf(command, sizeof command, "machines %s", sub->name);
 	pv_cli_args a;
-	if (pv_cli_parse(&a, command, subs[s].flags, true, subs[s].format, argc, argv, 2) < 0) {
+	if (pv_cli_parse(&a, command, sub->flags, sub->formats, is_list ? PV_FORMAT_TABLE : PV_FORMAT_JSON, argc,
+			 argv, 2) < 0) {
 		pv_cli_args_clear(&a);
 		return PV_EXIT_USAGE;
 	}
@@ -264,7 +263,7 @@ int cmd_machines(const pv_cli *cli, int argc, char **argv)
 		pv_cli_args_clear(&a);
 		return PV_EXIT_FAIL;
 	}
-	int rc = subs[s].run(b, &a);
+	int rc = run(b, &a);
 	pv_broker_close(b);
 	pv_cli_args_clear(&a);
 	return rc;

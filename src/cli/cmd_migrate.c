@@ -41,6 +41,8 @@ static const pv_cli_flag flags[] = {
 	{NULL, NULL, NULL},
 };
 
+const pv_cli_command_info pv_cli_info_migrate = {.usage = usage, .flags = flags, .formats = true};
+
 /* The first of `names` present in `dir` (caller frees), or NULL. */
 static char *first_in(const char *dir, const char *const *names)
 {
@@ -205,7 +207,7 @@ int cmd_migrate(const pv_cli *cli, int argc, char **argv)
 		return PV_EXIT_OK;
 	}
 	pv_cli_args a;
-	if (pv_cli_parse(&a, "migrate", flags, true, PV_FORMAT_TABLE, argc, argv, 1) < 0 ||
+	if (pv_cli_parse(&a, "migrate", pv_cli_info_migrate.flags, pv_cli_info_migrate.formats, PV_FORMAT_TABLE, argc, argv, 1) < 0 ||
 	    pv_cli_words(&a, 0, 0, "") < 0) {
 		pv_cli_args_clear(&a);
 		return PV_EXIT_USAGE;

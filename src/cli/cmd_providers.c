@@ -84,6 +84,17 @@ static const pv_cli_flag exec_flags[] = {
 	{NULL, NULL, NULL},
 };
 
+static const pv_cli_sub subs[] = {
+	{"list", NULL, true, PV_WORDS_NONE},
+	{"health", one_flags, true, PV_WORDS_NONE},
+	{"metrics", one_flags, true, PV_WORDS_NONE},
+	{"capabilities", one_flags, true, PV_WORDS_NONE},
+	{"exec", exec_flags, true, PV_WORDS_OPERATION},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+
+const pv_cli_command_info pv_cli_info_providers = {.usage = help, .subs = subs};
+
 /* exec's options from the parsed command line; -1 after saying what is wrong. */
 static int exec_opts_of(const pv_cli_args *a, exec_opts *o)
 {
@@ -293,18 +304,16 @@ int cmd_providers(const pv_cli *cli, int argc, char **argv)
 		help(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	const char *verb = argv[1];
-	bool is_exec = strcmp(verb, "exec") == 0;
-	if (!is_exec && strcmp(verb, "list") && strcmp(verb, "health") && strcmp(verb, "metrics") &&
-	    strcmp(verb, "capabilities")) {
-		pv_cli_error("providers: unknown subcommand '%s' (see 'provisio providers --help')", verb);
+	const pv_cli_sub *sub = pv_cli_sub_find(&pv_cli_info_providers, "providers", argv[1]);
+	if (!sub)
 		return PV_EXIT_USAGE;
-	}
+	const char *verb = sub->name;
+	bool is_exec = strcmp(verb, "exec") == 0;
 	char command[48];
 	snprintf(command, sizeof command, "providers %s", verb);
 	pv_cli_args a;
 	exec_opts o = {0};
-	if (pv_cli_parse(&a, command, is_exec ? exec_flags : strcmp(verb, "list") ? one_flags : NULL, true,
+	if (pv_cli_parse(&a, command, sub->flags, sub->formats,
 			 strcmp(verb, "list") ? PV_FORMAT_JSON : PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
 	    pv_cli_words(&a, is_exec, is_exec, "OPERATION") < 0 || exec_opts_of(&a, &o) < 0) {
 		pv_cli_args_clear(&a);

@@ -34,6 +34,15 @@ static const pv_cli_flag list_flags[] = {
 	{NULL, NULL, NULL},
 };
 
+static const pv_cli_sub subs[] = {
+	{"list", list_flags, true, PV_WORDS_NONE},
+	{"show", NULL, true, PV_WORDS_REQUEST},
+	{"status", NULL, true, PV_WORDS_REQUEST},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+
+const pv_cli_command_info pv_cli_info_requests = {.usage = usage, .subs = subs};
+
 static const pv_cli_column columns[] = {
 	{"REQUEST", "request_id", PV_COL_TEXT}, {"KIND", "kind", PV_COL_TEXT},
 	{"STATE", "state", PV_COL_TEXT},        {"TEMPLATE", "template_id", PV_COL_TEXT},
@@ -87,16 +96,14 @@ int cmd_requests(const pv_cli *cli, int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	const char *sub = argv[1];
-	bool is_list = strcmp(sub, "list") == 0, is_status = strcmp(sub, "status") == 0;
-	if (!is_list && !is_status && strcmp(sub, "show")) {
-		pv_cli_error("requests: unknown subcommand '%s' (list, show, status)", sub);
+	const pv_cli_sub *sub = pv_cli_sub_find(&pv_cli_info_requests, "requests", argv[1]);
+	if (!sub)
 		return PV_EXIT_USAGE;
-	}
+	bool is_list = strcmp(sub->name, "list") == 0, is_status = strcmp(sub->name, "status") == 0;
 	char command[32];
-	snprintf(command, sizeof command, "requests %s", sub);
+	snprintf(command, sizeof command, "requests %s", sub->name);
 	pv_cli_args a;
-	if (pv_cli_parse(&a, command, is_list ? list_flags : NULL, true,
+	if (pv_cli_parse(&a, command, sub->flags, sub->formats,
 			 is_list || is_status ? PV_FORMAT_TABLE : PV_FORMAT_JSON, argc, argv, 2) < 0 ||
 	    pv_cli_words(&a, !is_list, !is_list, "REQUEST_ID") < 0) {
 		pv_cli_args_clear(&a);

@@ -4,7 +4,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +41,14 @@ static void help(FILE *f)
 		"  provisio --config config/provisio.json serve --listen 127.0.0.1:8080\n"
 		"  provisio serve --hash-token \"$(openssl rand -hex 24)\"\n");
 }
+
+static const pv_cli_flag flags[] = {
+	{"--listen", "HOST:PORT", NULL}, {"--threads", "N", NULL},  {"--templates", "FILE", NULL},
+	{"--store", "FILE|URL", NULL},   {"--url-file", "FILE", NULL}, {"--hash-token", "TOKEN", NULL},
+	{NULL, NULL, NULL},
+};
+
+PV_MODULE_EXPORT const pv_cli_command_info pv_cli_info_serve = {.usage = help, .flags = flags};
 
 /* The URL and the generated admin token: a secret, so the file is the
  * owner's alone (0600 even when it existed with other permissions). */
@@ -88,49 +95,39 @@ int cmd_serve(const pv_cli *cli, int argc, char **argv)
 		help(stdout);
 		return PV_EXIT_OK;
 	}
-	static const struct option opts[] = {
-		{"listen", required_argument, NULL, 'l'}, {"threads", required_argument, NULL, 't'},
-		{"templates", required_argument, NULL, 'T'}, {"store", required_argument, NULL, 's'},
-		{"url-file", required_argument, NULL, 'u'}, {"hash-token", required_argument, NULL, 'H'},
-		{NULL, 0, NULL, 0},
-	};
+	pv_cli_args a;
+	if (pv_cli_parse(&a, "serve", flags, false, PV_FORMAT_TABLE, argc, argv, 1) < 0 ||
+	    pv_cli_words(&a, 0, 0, "") < 0) {
+		pv_cli_args_clear(&a);
+		return PV_EXIT_USAGE;
+	}
+	const char *token = pv_cli_arg(&a, "--hash-token"), *threads = pv_cli_arg(&a, "--threads");
 	pv_server_options o = {0};
 	o.open.config.path = cli->config_path;
 	o.open.config.env_name = cli->env_name;
 	o.open.config.strict = cli->strict;
-	const char *url_file = NULL;
-	int c;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 'l': o.listen = optarg; break;
-		case 't': {
-			char *end;
-			long n = strtol(optarg, &end, 10);
-			if (*end || n < 1 || n > 256) {
-				pv_cli_error("--threads: '%s' is not an integer from 1 to 256", optarg);
-				return PV_EXIT_USAGE;
-			}
-			o.threads = (unsigned)n;
-			break;
+	o.listen = pv_cli_arg(&a, "--listen");
+	o.open.templates_path = pv_cli_arg(&a, "--templates");
+	o.open.store_path = pv_cli_arg(&a, "--store");
+	const char *url_file = pv_cli_arg(&a, "--url-file");
+	pv_cli_args_clear(&a); /* the values point into argv, not into `a` */
+	if (token) {
+		char hash[PV_SERVER_TOKEN_HASH_MAX];
+		if (pv_server_hash_token(token, 0, hash, sizeof hash) < 0) {
+			pv_cli_error("serve: --hash-token: %s", pv_error_last());
+			return PV_EXIT_FAIL;
 		}
-		case 'T': o.open.templates_path = optarg; break;
-		case 's': o.open.store_path = optarg; break;
-		case 'u': url_file = optarg; break;
-		case 'H': {
-			char hash[PV_SERVER_TOKEN_HASH_MAX];
-			if (pv_server_hash_token(optarg, 0, hash, sizeof hash) < 0) {
-				pv_cli_error("serve: --hash-token: %s", pv_error_last());
-				return PV_EXIT_FAIL;
-			}
-			printf("%s\n", hash);
-			return PV_EXIT_OK;
-		}
-		default: help(stderr); return PV_EXIT_USAGE;
-		}
+		printf("%s\n", hash);
+		return PV_EXIT_OK;
 	}
-	if (optind < argc) {
-		pv_cli_error("serve: unexpected argument '%s'", argv[optind]);
-		return PV_EXIT_USAGE;
+	if (threads) {
+		char *end;
+		long n = strtol(threads, &end, 10);
+		if (!*threads || *end || n < 1 || n > 256) {
+			pv_cli_error("--threads: '%s' is not an integer from 1 to 256", threads);
+			return PV_EXIT_USAGE;
+		}
+		o.threads = (unsigned)n;
 	}
 	pv_diags d;
 	pv_diags_init(&d);

@@ -42,6 +42,17 @@ static void usage(FILE *f)
 		   "  provisio templates validate --dry-run\n");
 }
 
+static const pv_cli_flag validate_flags[] = {{"--dry-run", NULL, NULL}, {NULL, NULL, NULL}};
+
+static const pv_cli_sub subs[] = {
+	{"list", NULL, true, PV_WORDS_NONE},
+	{"show", NULL, true, PV_WORDS_TEMPLATE},
+	{"validate", validate_flags, false, PV_WORDS_TEMPLATE},
+	{NULL, NULL, false, PV_WORDS_NONE},
+};
+
+const pv_cli_command_info pv_cli_info_templates = {.usage = usage, .subs = subs};
+
 static const pv_cli_column columns[] = {
 	{"TEMPLATE", "templateId", PV_COL_TEXT},  {"STRATEGY", "provider", PV_COL_TEXT},
 	{"MAX", "maxNumber", PV_COL_TEXT},        {"AVAILABLE", "availableNumber", PV_COL_UNLIMITED},
@@ -101,11 +112,13 @@ int cmd_templates(const pv_cli *cli, int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? PV_EXIT_USAGE : PV_EXIT_OK;
 	}
-	bool show = strcmp(argv[1], "show") == 0;
-	if (strcmp(argv[1], "validate") == 0) {
-		static const pv_cli_flag flags[] = {{"--dry-run", NULL, NULL}, {NULL, NULL, NULL}};
+	const pv_cli_sub *sub = pv_cli_sub_find(&pv_cli_info_templates, "templates", argv[1]);
+	if (!sub)
+		return PV_EXIT_USAGE;
+	bool show = strcmp(sub->name, "show") == 0;
+	if (strcmp(sub->name, "validate") == 0) {
 		pv_cli_args a;
-		if (pv_cli_parse(&a, "templates validate", flags, false, PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
+		if (pv_cli_parse(&a, "templates validate", sub->flags, sub->formats, PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
 		    pv_cli_words(&a, 0, 1, "TEMPLATE_ID") < 0) {
 			pv_cli_args_clear(&a);
 			return PV_EXIT_USAGE;
@@ -126,12 +139,8 @@ int cmd_templates(const pv_cli *cli, int argc, char **argv)
 		pv_cli_args_clear(&a);
 		return rc;
 	}
-	if (!show && strcmp(argv[1], "list") != 0) {
-		pv_cli_error("templates: unknown subcommand '%s' (list, show, validate)", argv[1]);
-		return PV_EXIT_USAGE;
-	}
 	pv_cli_args a;
-	if (pv_cli_parse(&a, show ? "templates show" : "templates list", NULL, true,
+	if (pv_cli_parse(&a, show ? "templates show" : "templates list", sub->flags, sub->formats,
 			 show ? PV_FORMAT_JSON : PV_FORMAT_TABLE, argc, argv, 2) < 0 ||
 	    pv_cli_words(&a, show, show, "TEMPLATE_ID") < 0) {
 		pv_cli_args_clear(&a);

@@ -8,7 +8,6 @@
  * otherwise (or with --once) it prints plain text once, for scripts and
  * logs. HTTP through libevent's client, which the library links already.
  */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,6 +40,14 @@ static void help(FILE *f)
 		"example:\n"
 		"  PROVISIO_TOKEN=... provisio top --url http://127.0.0.1:8080\n");
 }
+
+static const pv_cli_flag flags[] = {
+	{"--url", "URL", NULL},           {"--token", "TOKEN", NULL},
+	{"--interval", "SECONDS", NULL},  {"--once", NULL, NULL},
+	{NULL, NULL, NULL},
+};
+
+PV_MODULE_EXPORT const pv_cli_command_info pv_cli_info_top = {.usage = help, .flags = flags, .formats = true};
 
 typedef struct fetch {
 	int status;
@@ -210,44 +217,28 @@ int cmd_top(const pv_cli *cli, int argc, char **argv)
 		help(stdout);
 		return PV_EXIT_OK;
 	}
-	static const struct option opts[] = {
-		{"url", required_argument, NULL, 'u'}, {"token", required_argument, NULL, 't'},
-		{"interval", required_argument, NULL, 'i'}, {"once", no_argument, NULL, 'o'},
-		{"json", no_argument, NULL, 'j'}, {"format", required_argument, NULL, 'f'},
-		{NULL, 0, NULL, 0},
-	};
-	const char *url = getenv("PROVISIO_URL"), *token = getenv("PROVISIO_TOKEN");
-	double interval = 2;
-	bool once = false, json = false;
-	int c;
-	while ((c = getopt_long(argc, argv, "+", opts, NULL)) != -1) {
-		switch (c) {
-		case 'u': url = optarg; break;
-		case 't': token = optarg; break;
-		case 'i': {
-			char *end;
-			interval = strtod(optarg, &end);
-			if (*end || !(interval >= 0.2 && interval <= 3600)) {
-				pv_cli_error("--interval: '%s' is not a number from 0.2 to 3600", optarg);
-				return PV_EXIT_USAGE;
-			}
-			break;
-		}
-		case 'o': once = true; break;
-		case 'j': json = true; break;
-		case 'f':
-			if (strcmp(optarg, "json") && strcmp(optarg, "table")) {
-				pv_cli_error("top: --format '%s' is not one of table, json", optarg);
-				return PV_EXIT_USAGE;
-			}
-			json = strcmp(optarg, "json") == 0;
-			break;
-		default: help(stderr); return PV_EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		pv_cli_error("top: unexpected argument '%s' (see --help)", argv[optind]);
+	pv_cli_args a;
+	if (pv_cli_parse(&a, "top", flags, true, PV_FORMAT_TABLE, argc, argv, 1) < 0 ||
+	    pv_cli_words(&a, 0, 0, "") < 0) {
+		pv_cli_args_clear(&a);
 		return PV_EXIT_USAGE;
+	}
+	const char *url = pv_cli_arg(&a, "--url"), *token = pv_cli_arg(&a, "--token");
+	const char *every = pv_cli_arg(&a, "--interval");
+	bool once = pv_cli_flag_set(&a, "--once"), json = a.format == PV_FORMAT_JSON;
+	pv_cli_args_clear(&a); /* the values point into argv */
+	if (!url)
+		url = getenv("PROVISIO_URL");
+	if (!token)
+		token = getenv("PROVISIO_TOKEN");
+	double interval = 2;
+	if (every) {
+		char *end;
+		interval = strtod(every, &end);
+		if (!*every || *end || !(interval >= 0.2 && interval <= 3600)) {
+			pv_cli_error("--interval: '%s' is not a number from 0.2 to 3600", every);
+			return PV_EXIT_USAGE;
+		}
 	}
 	if (!url)
 		url = "http://127.0.0.1:8080";

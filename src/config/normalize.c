@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "config/config_internal.h"
+#include "config/keys.h"
 #include "provisio/config.h"
 #include "provisio/context.h"
 #include "provisio/error.h"
@@ -77,18 +78,6 @@ static void item_config_path(const json_t *item, const char *path, char *out, si
 		snprintf(out, size, "%s.config", path);
 }
 
-static const char *const provider_keys[] = {"name", "type", "enabled", "priority", "weight",
-					    "config", "selectable", "capabilities", "_at",
-					    "_config_at", NULL};
-static const char *const strategy_keys[] = {"name", "kind", "children", "primary", "fallbacks",
-					    "child", "config", "selectable", "_at",
-					    "_config_at", NULL};
-static const char *const context_keys[] = {"selection_policy", "selection_criteria",
-					   "health_check_interval_seconds",
-					   "metrics_collection_enabled", "failover_enabled", "_at", NULL};
-static const char *const criteria_keys[] = {"min_success_rate", "max_response_time_ms",
-					    "require_healthy", "min_samples", "required_operations",
-					    "required_features", "exclude", "prefer", NULL};
 
 /* Name -> index in a list (providers then strategies); -1 when absent. */
 static long lookup(const json_t *graph, const char *name, bool *is_strategy)
@@ -257,7 +246,7 @@ static void validate_criteria(norm *n, const json_t *c, const char *at)
 		pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 		return;
 	}
-	unknown_keys(n, c, path, criteria_keys);
+	unknown_keys(n, c, path, pv_config_keys_criteria);
 	json_t *v;
 #define CRITERION(key) (snprintf(sub, sizeof sub, "%s." key, path), sub)
 	if ((v = json_object_get(c, "min_success_rate")) &&
@@ -336,7 +325,7 @@ static void validate_context(norm *n, const json_t *ctx, bool in_file)
 	if (!at)
 		at = "context";
 	char sub[160];
-	unknown_keys(n, ctx, at, context_keys);
+	unknown_keys(n, ctx, at, pv_config_keys_context);
 	json_t *v = json_object_get(ctx, "selection_policy");
 	pv_policy p;
 	snprintf(sub, sizeof sub, "%s.selection_policy", at);
@@ -384,7 +373,7 @@ static void validate_providers(norm *n, const json_t *graph)
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 			continue;
 		}
-		unknown_keys(n, p, path, provider_keys);
+		unknown_keys(n, p, path, pv_config_keys_provider);
 		const char *name = json_string_value(json_object_get(p, "name"));
 		const char *type = json_string_value(json_object_get(p, "type"));
 		char sub[160];
@@ -436,7 +425,7 @@ static void validate_strategies(norm *n, const json_t *graph)
 			pv_diags_add(n->diags, PV_DIAG_ERROR, path, "must be an object");
 			continue;
 		}
-		unknown_keys(n, s, path, strategy_keys);
+		unknown_keys(n, s, path, pv_config_keys_strategy);
 		const char *name = json_string_value(json_object_get(s, "name"));
 		const char *kind = json_string_value(json_object_get(s, "kind"));
 		check_name(n, graph, name, path);
@@ -507,9 +496,7 @@ static void validate_strategies(norm *n, const json_t *graph)
 
 static void validate_graph(norm *n, json_t *graph)
 {
-	static const char *const top_keys[] = {"providers", "strategies", "default_strategy",
-					       "context", "plugins", NULL};
-	unknown_keys(n, graph, "", top_keys);
+	unknown_keys(n, graph, "", pv_config_keys_graph);
 	validate_providers(n, graph);
 	validate_strategies(n, graph);
 	validate_context(n, json_object_get(graph, "context"), true);
@@ -533,12 +520,10 @@ static void validate_graph(norm *n, json_t *graph)
 
 /* ---- spec format ------------------------------------------------------------------ */
 
-static const char *const spec_reserved[] = {"type", "strategy", "load_balancing", "fallback",
-					    "composite", "default_strategy", "plugins", NULL};
 
 static bool is_reserved(const char *key)
 {
-	for (const char *const *r = spec_reserved; *r; r++)
+	for (const char *const *r = pv_config_keys_spec; *r; r++)
 		if (strcmp(*r, key) == 0)
 			return true;
 	return false;
@@ -570,7 +555,6 @@ static json_t *from_spec(norm *n, const json_t *prov)
 	const char *key;
 	json_t *v;
 	char path[160];
-	static const char *const meta_keys[] = {"type", "enabled", "weight", "priority", NULL};
 	json_object_foreach((json_t *)prov, key, v) {
 		if (is_reserved(key))
 			continue;
@@ -588,7 +572,7 @@ static json_t *from_spec(norm *n, const json_t *prov)
 			continue;
 		}
 		json_t *item = json_pack("{s:s, s:s, s:o, s:s, s:s}", "name", key, "type", type, "config",
-					 strip_keys(v, meta_keys), "_at", path, "_config_at", path);
+					 strip_keys(v, pv_config_keys_spec_provider), "_at", path, "_config_at", path);
 		const char *copy_keys[] = {"enabled", "weight", "priority"};
 		for (int k = 0; k < 3; k++)
 			if (json_object_get(v, copy_keys[k]))
@@ -710,9 +694,6 @@ static json_t *from_spec(norm *n, const json_t *prov)
 
 /* ---- legacy format (the Python original's provider.providers[]) -------------------- */
 
-static const char *const legacy_keys[] = {"providers", "selection_policy", "health_check_interval",
-					  "circuit_breaker", "default_provider_type", "default_provider_instance",
-					  "provider_defaults", "active_provider", "plugins", NULL};
 
 /* The original's circuit_breaker keys and the fallback fields they set. */
 static const char *const breaker_keys[][2] = {
@@ -737,9 +718,7 @@ static const char *field_reason(const char *msg, const char *field)
  * user's words; only valid values are passed on. */
 static json_t *legacy_breaker_config(norm *n, const json_t *cb)
 {
-	static const char *const known[] = {"enabled", "failure_threshold", "recovery_timeout",
-					    "half_open_max_calls", NULL};
-	unknown_keys(n, cb, "provider.circuit_breaker", known);
+	unknown_keys(n, cb, "provider.circuit_breaker", pv_config_keys_breaker);
 	json_t *cfg = json_pack("{s:s}", "mode", "circuit_breaker");
 	for (size_t i = 0; i < N_BREAKER_KEYS; i++) {
 		json_t *v = json_object_get(cb, breaker_keys[i][0]);
@@ -868,7 +847,7 @@ static void unused_beside_active(norm *n, const char *path, const char *active)
 
 static json_t *from_legacy(norm *n, const json_t *prov)
 {
-	unknown_keys(n, prov, "provider", legacy_keys);
+	unknown_keys(n, prov, "provider", pv_config_keys_legacy);
 	json_t *graph = json_object(), *providers = legacy_providers(n, prov);
 	json_object_set_new(graph, "providers", providers);
 	json_t *ctx = json_pack("{s:s}", "_at", "provider");
@@ -965,9 +944,6 @@ static json_t *from_legacy(norm *n, const json_t *prov)
 
 /* ---- entry point ------------------------------------------------------------------------ */
 
-static const char *const top_known[] = {"version", "provider", "providers", "strategies",
-					"default_strategy", "context", "plugins", "broker", "store",
-					"server", "templates", "logging", "hostfactory", NULL};
 
 json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 {
@@ -979,10 +955,8 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 	json_t *graph;
 	json_t *prov = json_object_get(doc, "provider");
 	if (json_object_get(doc, "providers") || json_object_get(doc, "strategies")) {
-		static const char *const graph_keys[] = {"providers", "strategies", "default_strategy",
-							 "context", "plugins", NULL};
 		graph = json_object();
-		for (const char *const *k = graph_keys; *k; k++)
+		for (const char *const *k = pv_config_keys_graph; *k; k++)
 			if (json_object_get(doc, *k))
 				json_object_set(graph, *k, json_object_get(doc, *k));
 		json_t *list = json_object_get(graph, "providers");
@@ -1010,7 +984,7 @@ json_t *pv_config_normalize(const json_t *doc, bool strict, pv_diags *diags)
 	json_t *v;
 	json_object_foreach((json_t *)doc, key, v) {
 		bool known = false;
-		for (const char *const *k = top_known; *k && !known; k++)
+		for (const char *const *k = pv_config_keys_top; *k && !known; k++)
 			known = strcmp(*k, key) == 0;
 		if (!known && strlen(list) + strlen(key) + 3 < sizeof list)
 			snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", *list ? ", " : "", key);

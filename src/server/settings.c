@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "server/server_internal.h"
 #include "util/names.h"
+#include "config/keys.h"
 
 static const char *const role_names[] = {"none", "read", "admin"};
 
@@ -176,12 +177,11 @@ static void read_tokens(reader *rd, const json_t *auth, srv_settings *s)
 	json_array_foreach(list, i, t) {
 		char path[64];
 		snprintf(path, sizeof path, "server.auth.tokens[%zu]", i);
-		static const char *const keys[] = {"name", "hash", "role", "sha256", NULL};
 		if (!json_is_object(t)) {
 			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "must be an object");
 			continue;
 		}
-		unknown_keys(rd, t, path, keys);
+		unknown_keys(rd, t, path, pv_config_keys_server_token);
 		srv_token *tk = &s->tokens[s->n_tokens];
 		get_str(rd, t, path, "name", tk->name, sizeof tk->name);
 		if (json_object_get(t, "sha256")) {
@@ -217,12 +217,11 @@ static void read_rules(reader *rd, const json_t *alerts, srv_settings *s)
 	json_array_foreach(list, i, o) {
 		char path[64];
 		snprintf(path, sizeof path, "server.alerts.rules[%zu]", i);
-		static const char *const keys[] = {"name", "kind", "strategy", "threshold", "min_samples", NULL};
 		if (!json_is_object(o)) {
 			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "must be an object");
 			continue;
 		}
-		unknown_keys(rd, o, path, keys);
+		unknown_keys(rd, o, path, pv_config_keys_server_rule);
 		srv_alert_rule *ru = &s->rules[s->n_rules];
 		if (srv_alert_kind_parse(json_string_value(json_object_get(o, "kind")), &ru->kind) < 0) {
 			pv_diags_add(rd->d, PV_DIAG_ERROR, path, "kind: %s", pv_error_last());
@@ -245,12 +244,11 @@ static void read_alerts(reader *rd, const json_t *a, srv_settings *s)
 {
 	if (!a)
 		return;
-	static const char *const keys[] = {"interval_seconds", "command", "webhook", "rules", NULL};
 	if (!json_is_object(a)) {
 		pv_diags_add(rd->d, PV_DIAG_ERROR, "server.alerts", "must be an object");
 		return;
 	}
-	unknown_keys(rd, a, "server.alerts", keys);
+	unknown_keys(rd, a, "server.alerts", pv_config_keys_server_alerts);
 	s->alert_interval_s = get_num(rd, a, "server.alerts", "interval_seconds", 15, 0.01, 86400);
 	get_str(rd, a, "server.alerts", "command", s->alert_command, sizeof s->alert_command);
 	get_str(rd, a, "server.alerts", "webhook", s->alert_webhook, sizeof s->alert_webhook);
@@ -263,12 +261,11 @@ static void read_logging(reader *rd, const json_t *l, srv_settings *s)
 {
 	if (!l)
 		return;
-	static const char *const keys[] = {"level", "components", NULL};
 	if (!json_is_object(l)) {
 		pv_diags_add(rd->d, PV_DIAG_ERROR, "server.logging", "must be an object");
 		return;
 	}
-	unknown_keys(rd, l, "server.logging", keys);
+	unknown_keys(rd, l, "server.logging", pv_config_keys_server_logging);
 	static const char *const levels[] = {"debug", "info", "warn", "error", "off"};
 	const char *lv = json_string_value(json_object_get(l, "level"));
 	if (json_object_get(l, "level")) {
@@ -340,13 +337,7 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 		pv_diags_add(diags, PV_DIAG_ERROR, "server", "must be an object");
 		return PV_EINVAL;
 	}
-	static const char *const keys[] = {"listen", "reuse_port", "threads", "max_body_bytes", "max_header_bytes",
-					   "max_connections", "max_connections_per_client",
-					   "header_timeout_seconds", "body_timeout_seconds", "idle_timeout_seconds",
-					   "shutdown_timeout_seconds", "access_log", "tls", "auth",
-					   "reconcile_interval_seconds", "queue_poll_seconds", "terminate_orphans",
-					   "allow_exec", "alerts", "logging", NULL};
-	unknown_keys(&rd, b, "server", keys);
+	unknown_keys(&rd, b, "server", pv_config_keys_server);
 	json_t *l = json_object_get(b, "listen");
 	if (l && (!json_is_string(l) || split_listen(json_string_value(l), s->host, sizeof s->host, &s->port) < 0))
 		pv_diags_add(diags, PV_DIAG_ERROR, "server.listen", "must be \"HOST:PORT\" with PORT 0..65535");
@@ -368,8 +359,7 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 	s->terminate_orphans = get_bool(&rd, b, "server", "terminate_orphans", false);
 	json_t *tls = json_object_get(b, "tls");
 	if (tls) {
-		static const char *const tkeys[] = {"cert_file", "key_file", NULL};
-		unknown_keys(&rd, tls, "server.tls", tkeys);
+		unknown_keys(&rd, tls, "server.tls", pv_config_keys_server_tls);
 		get_str(&rd, tls, "server.tls", "cert_file", s->tls_cert, sizeof s->tls_cert);
 		get_str(&rd, tls, "server.tls", "key_file", s->tls_key, sizeof s->tls_key);
 		if (!s->tls_cert[0] != !s->tls_key[0])
@@ -377,9 +367,7 @@ int srv_settings_read(const json_t *b, srv_settings *s, pv_diags *diags)
 	}
 	json_t *auth = json_object_get(b, "auth");
 	if (auth) {
-		static const char *const akeys[] = {"enabled", "tokens", "max_failures", "failure_window_seconds",
-						    NULL};
-		unknown_keys(&rd, auth, "server.auth", akeys);
+		unknown_keys(&rd, auth, "server.auth", pv_config_keys_server_auth);
 		s->auth_enabled = get_bool(&rd, auth, "server.auth", "enabled", true);
 		s->auth_max_failures = (unsigned)get_num(&rd, auth, "server.auth", "max_failures", 10, 1, 1e6);
 		s->auth_failure_window_s = get_num(&rd, auth, "server.auth", "failure_window_seconds", 60, 1,

@@ -46,3 +46,5 @@ const char *pv_paths_state_dir(void)
 }
 
 const char *pv_paths_config_dir(void) { return PV_INSTALL_CONFDIR; }
+
+const char *pv_paths_installed_state_dir(void) { return PV_INSTALL_STATEDIR; }

@@ -18,6 +18,10 @@ bool pv_paths_installed(const char *program);
  * when this program is installed, else "./var". Static string. */
 const char *pv_paths_state_dir(void);
 
+/* The state folder of an installation, installed or not: PV_INSTALL_STATEDIR
+ * (what the manual page names). Static string. */
+const char *pv_paths_installed_state_dir(void);
+
 /* The configuration folder of an installation: PV_INSTALL_CONFDIR
  * ("/etc/provisio"). Static string. */
 const char *pv_paths_config_dir(void);

@@ -58,9 +58,16 @@ fi
 status=$(dpkg-query --admindir="$R/var/lib/dpkg" -W -f='${Status}' provisio 2>&1)
 [ "$status" = "install ok installed" ] && ok "dpkg says: $status" || fail "dpkg status: $status"
 for f in usr/bin/provisio usr/share/provisio/hostfactory/requestMachines.sh etc/provisio/provisio.json \
-	lib/systemd/system/provisio.service usr/include/provisio/provisio.h; do
+	lib/systemd/system/provisio.service usr/include/provisio/provisio.h usr/share/man/man1/provisio.1.gz \
+	usr/share/man/man5/provisio.json.5.gz usr/share/bash-completion/completions/provisio \
+	usr/share/zsh/vendor-completions/_provisio; do
 	[ -e "$R/$f" ] && ok "installed /$f" || fail "not installed: /$f"
 done
+# the package's pages name the package's paths
+zcat "$R/usr/share/man/man1/provisio.1.gz" 2>/dev/null | grep -q '^\.I /etc/provisio/provisio.json' &&
+	zcat "$R/usr/share/man/man1/provisio.1.gz" | grep -q '^\.I /var/lib/provisio/provisio.db' &&
+	ok "provisio(1) names /etc/provisio/provisio.json and /var/lib/provisio" ||
+	fail "provisio(1) of the package does not name /etc/provisio and /var/lib/provisio"
 ls "$R"/usr/lib/*/provisio/modules/provisio-serve.so >/dev/null 2>&1 && ok "modules installed" || fail "no modules"
 grep -qx /etc/provisio/provisio.json "$R/var/lib/dpkg/info/provisio.conffiles" &&
 	ok "/etc/provisio/provisio.json is a conffile" || fail "provisio.json is not a conffile"

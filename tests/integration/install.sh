@@ -26,7 +26,8 @@ unit=$(find "$T/root" -name provisio.service)
 conf=$(find "$T/root" -path '*/provisio/provisio.json')
 for f in bin/provisio lib/provisio/modules/provisio-serve.so lib/provisio/modules/provisio-aws.so \
 	lib/libprovisio.a lib/pkgconfig/provisio.pc include/provisio/provisio.h include/provisio/broker.h \
-	share/provisio/hostfactory/requestMachines.sh; do
+	share/provisio/hostfactory/requestMachines.sh share/man/man1/provisio.1 share/man/man5/provisio.json.5 \
+	share/bash-completion/completions/provisio share/zsh/vendor-completions/_provisio; do
 	# GNUInstallDirs may say lib64 or lib/<triplet>: look in any of them
 	found=$(cd "$R" && ls -d ${f/#lib\//lib*/} ${f/#lib\//lib/*/} 2>/dev/null | head -1)
 	[ -n "$found" ] && ok "installed $found" || fail "not installed: $f under $R"
