@@ -14,26 +14,6 @@
 #include "provisio/hostfactory.h"
 #include <openssl/evp.h>
 
-static int setup(void **state)
-{
-	ts_env *e = calloc(1, sizeof *e);
-	ts_env_init(e);
-	ts_config(e, NULL, NULL, NULL);
-	if (ts_start(e) < 0) {
-		fprintf(stderr, "server: %s\n", pv_error_last());
-		return -1;
-	}
-	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	ts_env_clear(*state);
-	free(*state);
-	return 0;
-}
-
 static const char *err_field(const ts_resp *r)
 {
 	return json_string_value(json_object_get(json_object_get(r->body, "error"), "field"));
@@ -990,7 +970,7 @@ static void hash_token_is_salted_pbkdf2(void **state)
 	assert_int_equal(pv_server_hash_token("abc", 10, a, sizeof a), PV_EINVAL); /* too few iterations */
 }
 
-#define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define T(f) cmocka_unit_test_setup_teardown(f, ts_setup_default, ts_teardown)
 
 static void breaker_transitions_are_counted_in_metrics(void **state)
 {

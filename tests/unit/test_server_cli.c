@@ -13,24 +13,6 @@
 #include "test_server_support.h"
 #include "wait.h"
 
-static int setup(void **state)
-{
-	ts_env *e = calloc(1, sizeof *e);
-	ts_env_init(e);
-	ts_config(e, NULL, NULL, NULL);
-	if (ts_start(e) < 0)
-		return -1;
-	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	ts_env_clear(*state);
-	free(*state);
-	return 0;
-}
-
 static json_t *rest(ts_env *e, const char *path)
 {
 	ts_resp r = ts_call(e, "GET", path, READ_TOKEN, NULL, NULL);
@@ -229,12 +211,12 @@ static void deprecated_state_flag_warns_and_filters_like_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(templates_json_is_the_rest_document, setup, teardown),
-		cmocka_unit_test_setup_teardown(requests_and_machines_json_are_the_rest_documents, setup, teardown),
-		cmocka_unit_test_setup_teardown(providers_json_has_the_rest_fields, setup, teardown),
-		cmocka_unit_test_setup_teardown(top_json_is_the_rest_documents, setup, teardown),
-		cmocka_unit_test_setup_teardown(unknown_flags_exit_2_naming_flag_and_command, setup, teardown),
-		cmocka_unit_test_setup_teardown(deprecated_state_flag_warns_and_filters_like_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(templates_json_is_the_rest_document, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(requests_and_machines_json_are_the_rest_documents, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(providers_json_has_the_rest_fields, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(top_json_is_the_rest_documents, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(unknown_flags_exit_2_naming_flag_and_command, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(deprecated_state_flag_warns_and_filters_like_status, ts_setup_default, ts_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

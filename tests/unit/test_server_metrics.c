@@ -15,24 +15,6 @@
 #include "test_server_support.h"
 #include "wait.h"
 
-static int setup(void **state)
-{
-	ts_env *e = calloc(1, sizeof *e);
-	ts_env_init(e);
-	ts_config(e, NULL, NULL, NULL);
-	if (ts_start(e) < 0)
-		return -1;
-	*state = e;
-	return 0;
-}
-
-static int teardown(void **state)
-{
-	ts_env_clear(*state);
-	free(*state);
-	return 0;
-}
-
 static void openapi_json_is_the_docs_document(void **state)
 {
 	ts_env *e = *state;
@@ -229,8 +211,8 @@ static void metrics_follow_the_exposition_format_and_conventions(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(openapi_json_is_the_docs_document, setup, teardown),
-		cmocka_unit_test_setup_teardown(metrics_follow_the_exposition_format_and_conventions, setup, teardown),
+		cmocka_unit_test_setup_teardown(openapi_json_is_the_docs_document, ts_setup_default, ts_teardown),
+		cmocka_unit_test_setup_teardown(metrics_follow_the_exposition_format_and_conventions, ts_setup_default, ts_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -218,4 +218,30 @@ static inline void ts_env_clear(ts_env *e)
 		fprintf(stderr, "cannot remove %s\n", e->dir);
 }
 
+/* cmocka setup / teardown of a test that runs its own server on the default
+ * configuration (*state: its ts_env). */
+static inline int ts_setup_default(void **state)
+{
+	ts_env *e = calloc(1, sizeof *e);
+	if (!e)
+		return -1;
+	ts_env_init(e);
+	ts_config(e, NULL, NULL, NULL);
+	if (ts_start(e) < 0) {
+		fprintf(stderr, "server: %s\n", pv_error_last());
+		ts_env_clear(e);
+		free(e);
+		return -1;
+	}
+	*state = e;
+	return 0;
+}
+
+static inline int ts_teardown(void **state)
+{
+	ts_env_clear(*state);
+	free(*state);
+	return 0;
+}
+
 #endif
