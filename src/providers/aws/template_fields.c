@@ -17,6 +17,7 @@
 #include <string.h>
 #include <strings.h>
 #include "providers/aws/template_fields.h"
+#include "util/utf8.h"
 
 typedef enum field_use {
 	FIELD_SENT,    /* reaches EC2 (checked by its function) */
@@ -48,7 +49,7 @@ static void problem(check_ctx *c, bool error, const char *field, const char *fmt
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	pv_utf8_vformat(msg, sizeof msg, fmt, ap); /* a cut never splits a character */
 	va_end(ap);
 	json_array_append_new(c->problems, json_pack("{s:s, s:s, s:s, s:s}", "template_id", c->id, "field", field,
 						     "level", error ? "error" : "warning", "message", msg));
