@@ -131,14 +131,19 @@ const json_t *pv_broker_template(pv_broker *b, const char *template_id)
 	return NULL;
 }
 
-int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size)
+int pv_template_strategy(pv_context *ctx, const json_t *tmpl, char *buf, size_t size)
 {
 	const char *p = json_string_value(json_object_get(tmpl, "provider"));
 	if (p && *p) {
 		snprintf(buf, size, "%s", p);
 		return 0;
 	}
-	return pv_context_current(b->ctx, buf, size);
+	return pv_context_current(ctx, buf, size);
+}
+
+int pv_broker_template_strategy(pv_broker *b, const json_t *tmpl, char *buf, size_t size)
+{
+	return pv_template_strategy(b->ctx, tmpl, buf, size);
 }
 
 static bool is_disabled(const pv_broker *b, const char *name)

@@ -39,6 +39,10 @@ struct pv_broker {
 	pv_limiter *limiter; /* referenced; the strategies' shared buckets */
 };
 
+/* pv_broker_template_strategy for a context without a broker (`config
+ * validate`): the template's "provider", else the current strategy. */
+int pv_template_strategy(pv_context *ctx, const json_t *tmpl, char *buf, size_t size);
+
 /* template_checks.c: each template checked on the providers under its
  * strategy that check fields without a call; {templateId: "field: reason;
  * ..."} of the refused ones (new reference). Every problem goes to `d`

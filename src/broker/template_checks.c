@@ -93,10 +93,7 @@ json_t *pv_broker_check_templates(pv_context *ctx, const json_t *leaves, const j
 	json_array_foreach(templates, i, t) {
 		const char *id = json_string_value(json_object_get(t, "templateId"));
 		char strategy[PV_RESULT_NAME_MAX];
-		const char *named = json_string_value(json_object_get(t, "provider"));
-		if (named && *named)
-			snprintf(strategy, sizeof strategy, "%s", named);
-		else if (pv_context_current(ctx, strategy, sizeof strategy) < 0)
+		if (pv_template_strategy(ctx, t, strategy, sizeof strategy) < 0)
 			continue; /* no strategy to check against: requestMachines says so */
 		json_t *under = leaves ? json_object_get(leaves, strategy) : NULL;
 		json_t *own = under ? NULL : json_pack("[s]", strategy);
