@@ -26,6 +26,8 @@
 #include "util/names.h"
 
 #define RELAXED memory_order_relaxed
+/* last_success_time's resolution: a success writes it at most once a grain */
+#define LAST_SUCCESS_GRAIN_NS PV_NS_PER_MS
 
 enum { SLOT_EMPTY = 0, SLOT_SUCCESS = 1, SLOT_FAILURE = 2 };
 
@@ -191,9 +193,8 @@ static pv_breaker_permit reject(pv_breaker *b, uint64_t gen)
 	return (pv_breaker_permit){PV_PERMIT_REJECTED, gen};
 }
 
-static pv_breaker_permit admit_slow(pv_breaker *b, const pv_clock *clock, uint64_t sg)
+static pv_breaker_permit admit_slow(pv_breaker *b, uint64_t now, uint64_t sg)
 {
-	uint64_t now = pv_clock_now(clock);
 	if ((sg & 3) == PV_BREAKER_OPEN && now < atomic_load_explicit(&b->next_attempt_ns, RELAXED))
 		return reject(b, sg >> 2);
 	pthread_mutex_lock(&b->lock);
@@ -232,7 +233,17 @@ pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock)
 	    pv_clock_now_coarse(clock) + pv_clock_coarse_lag(clock) <
 		    atomic_load_explicit(&b->next_attempt_ns, RELAXED))
 		return reject(b, sg >> 2);
-	return admit_slow(b, clock, sg);
+	return admit_slow(b, pv_clock_now(clock), sg);
+}
+
+pv_breaker_permit pv_breaker_admit_at(pv_breaker *b, const pv_clock *clock, uint64_t *now)
+{
+	uint64_t sg = atomic_load_explicit(&b->state_gen, memory_order_acquire);
+	if ((sg & 3) == PV_BREAKER_CLOSED)
+		return (pv_breaker_permit){PV_PERMIT_NORMAL, sg >> 2};
+	if (!*now)
+		*now = pv_clock_now(clock);
+	return admit_slow(b, *now, sg);
 }
 
 /* ---- outcomes ---------------------------------------------------------- */
@@ -322,8 +333,9 @@ static void count_outcome(pv_breaker *b, pv_breaker_outcome o, const pv_result *
 {
 	if (o == PV_OUTCOME_SUCCESS) {
 		count(b, PV_BC_SUCCESSES);
-		/* coarse time moves once a tick: most successes need not write it */
-		if (atomic_load_explicit(&b->last_success_ns, RELAXED) != now)
+		/* stamped once a grain: most successes need not write the line
+		 * every caller reads (nor go back in time for a slower thread) */
+		if (now >= atomic_load_explicit(&b->last_success_ns, RELAXED) + LAST_SUCCESS_GRAIN_NS)
 			atomic_store_explicit(&b->last_success_ns, now, RELAXED);
 	} else if (o == PV_OUTCOME_FAILURE) {
 		count(b, PV_BC_FAILURES);
@@ -338,9 +350,16 @@ static void count_outcome(pv_breaker *b, pv_breaker_outcome o, const pv_result *
 void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
 		       uint64_t latency_ns, const pv_clock *clock)
 {
+	bool fast = pv_breaker_classify(b, r, latency_ns) == PV_OUTCOME_SUCCESS &&
+		    permit.kind == PV_PERMIT_NORMAL;
+	pv_breaker_record_at(b, permit, r, latency_ns,
+			     fast ? pv_clock_now_coarse(clock) : pv_clock_now(clock));
+}
+
+void pv_breaker_record_at(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
+			  uint64_t latency_ns, uint64_t now)
+{
 	pv_breaker_outcome o = pv_breaker_classify(b, r, latency_ns);
-	bool fast = o == PV_OUTCOME_SUCCESS && permit.kind == PV_PERMIT_NORMAL;
-	uint64_t now = fast ? pv_clock_now_coarse(clock) : pv_clock_now(clock);
 	count_outcome(b, o, r, now);
 	if (permit.kind == PV_PERMIT_PROBE) {
 		record_probe(b, permit.generation, o, now);

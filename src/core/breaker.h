@@ -134,6 +134,10 @@ uint64_t pv_breaker_count(const pv_breaker *b, pv_breaker_counter which);
  * ticks: a few ms on a busy VM). A rejected permit is counted in the
  * metrics. */
 pv_breaker_permit pv_breaker_admit(pv_breaker *b, const pv_clock *clock);
+/* The same at `*now`, a precise time the caller has just read (the start
+ * of the call it asks to make); when 0 and the breaker is not closed, the
+ * time is read into it, for the caller's next use. */
+pv_breaker_permit pv_breaker_admit_at(pv_breaker *b, const pv_clock *clock, uint64_t *now);
 
 /* How the breaker classifies a result that took `latency_ns`. */
 pv_breaker_outcome pv_breaker_classify(const pv_breaker *b, const pv_result *r,
@@ -144,6 +148,10 @@ pv_breaker_outcome pv_breaker_classify(const pv_breaker *b, const pv_result *r,
  * outcome can change the state; a success is stamped with the coarse clock. */
 void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
 		       uint64_t latency_ns, const pv_clock *clock);
+/* The same for a call that ended at `now` (precise: the caller read it as
+ * the call's end), with no clock read of its own. */
+void pv_breaker_record_at(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
+			  uint64_t latency_ns, uint64_t now);
 
 /* circuit_metrics of this breaker at monotonic `now_ns`. New reference. */
 json_t *pv_breaker_metrics(pv_breaker *b, uint64_t now_ns);

@@ -26,6 +26,7 @@
 #include "core/breaker.h"
 #include "core/coarse_clock.h"
 #include "core/retry.h"
+#include "core/strategy_internal.h"
 #include "util/counters.h"
 #include "util/spare.h"
 #include "provisio/error.h"
@@ -257,18 +258,33 @@ static bool should_retry(fallback *f, const pv_operation *op, const pv_result *r
 	return true;
 }
 
+/* Calls `c` from `start` (0: none read yet); returns when it ended, or 0
+ * when nothing read it: a wrapper that reports its leaf's latency is not
+ * timed again unless a start is already paid for. */
+static uint64_t call(fallback *f, child *c, const pv_operation *op, pv_result *out, uint64_t start)
+{
+	if (start || !(c->s->methods->flags & PV_STRATEGY_TIMED_BY_CHILD))
+		return pv_strategy_execute_from(c->s, op, out, f->clock, start);
+	pv_strategy_execute(c->s, op, out, f->clock);
+	return 0;
+}
+
 /*
  * Runs child `i` (with retries when it is the primary of
  * retry_then_fallback) into `out`. true on success; on failure the error is
- * noted in `rs` and `out` is left cleared.
+ * noted in `rs` and `out` is left cleared. `*now` is a time just read (0:
+ * none yet) and becomes the time the last call ended: one clock read a
+ * call, which the breaker's admission and record share (a read is a third
+ * of a zero-latency call).
  */
-static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *out, run_state *rs)
+static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *out, run_state *rs,
+		      uint64_t *now)
 {
 	child *c = &f->children[i];
 	pv_breaker_permit permit = {PV_PERMIT_NORMAL, 0};
 	bool breakers = f->cfg.mode == PV_FALLBACK_CIRCUIT_BREAKER;
 	if (breakers) {
-		permit = pv_breaker_admit(&c->breaker, f->clock);
+		permit = pv_breaker_admit_at(&c->breaker, f->clock, now);
 		if (permit.kind == PV_PERMIT_REJECTED) { /* counted by the breaker */
 			skip(f, rs, i, MISS_CIRCUIT_OPEN);
 			return false;
@@ -283,14 +299,17 @@ static bool try_child(fallback *f, size_t i, const pv_operation *op, pv_result *
 		pv_retry_budget_deposit(&f->budget, pv_clock_now_coarse(f->clock));
 	uint32_t attempts = 0;
 	for (unsigned retry = 0;; retry++) {
-		pv_strategy_execute(c->s, op, out, f->clock);
+		*now = call(f, c, op, out, *now);
 		attempts += out->attempts;
 		rs->spent_ns += out->latency_ns;
-		if (breakers)
+		if (breakers && *now)
+			pv_breaker_record_at(&c->breaker, permit, out, out->latency_ns, *now);
+		else if (breakers)
 			pv_breaker_record(&c->breaker, permit, out, out->latency_ns, f->clock);
 		if (out->success || !may_retry || !should_retry(f, op, out, retry, rs))
 			break;
 		pv_result_clear(out);
+		*now = 0; /* it slept */
 	}
 	rs->attempts += attempts;
 	if (out->success)
@@ -476,12 +495,13 @@ static int fb_execute(pv_strategy *s, const pv_operation *op, pv_result *out)
 {
 	fallback *f = as_fb(s);
 	run_state rs = {.meta = NULL, .last = -1};
+	uint64_t now = 0;
 	for (size_t i = 0; i < f->n; i++) {
-		if (op->deadline_ns && pv_clock_now(f->clock) >= op->deadline_ns) {
+		if (op->deadline_ns && (now ? now : (now = pv_clock_now(f->clock))) >= op->deadline_ns) {
 			skip(f, &rs, i, MISS_DEADLINE);
 			break;
 		}
-		if (try_child(f, i, op, out, &rs)) {
+		if (try_child(f, i, op, out, &rs, &now)) {
 			finish_success(f, i, op, out, &rs);
 			run_state_clear(&rs);
 			return 0;
