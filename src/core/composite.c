@@ -22,8 +22,10 @@
 static cmember *member_new(pv_strategy *s, double weight)
 {
 	cmember *m = calloc(1, sizeof *m);
-	if (!m)
+	if (!m || pv_counters_init(&m->counts) < 0) {
+		free(m);
 		return NULL;
+	}
 	atomic_init(&m->refs, 1);
 	m->s = pv_strategy_ref(s);
 	atomic_init(&m->weight, weight);
@@ -39,6 +41,7 @@ void pv_cmember_unref(cmember *m)
 	if (!m || atomic_fetch_sub_explicit(&m->refs, 1, memory_order_acq_rel) != 1)
 		return;
 	pv_strategy_unref(m->s);
+	pv_counters_destroy(&m->counts);
 	free(m);
 }
 
@@ -212,8 +215,7 @@ static int composite_execute(pv_strategy *s, const pv_operation *op, pv_result *
 			out->latency_ns = (now ? now : pv_clock_now(c->clock)) - start;
 	}
 done:
-	atomic_fetch_add_explicit(out->success ? &c->successes : &c->failures, 1,
-				  memory_order_relaxed);
+	pv_counters_add(&c->counts, out->success ? CC_SUCCESSES : CC_FAILURES, 1);
 	if (mem != stack)
 		free(mem);
 	pv_croster_unref(r);
@@ -328,11 +330,11 @@ static int composite_health(pv_strategy *s, pv_health *out)
 
 static json_t *member_stats(const cmember *m)
 {
+	json_int_t ok = (json_int_t)pv_counters_get(&m->counts, MC_SUCCESSES);
+	json_int_t failed = (json_int_t)pv_counters_get(&m->counts, MC_FAILURES);
 	return json_pack("{s:s, s:f, s:I, s:I, s:I, s:I}", "name", m->s->name, "weight",
-			 atomic_load(&m->weight), "calls", (json_int_t)(atomic_load(&m->successes) + atomic_load(&m->failures)),
-			 "successes", (json_int_t)atomic_load(&m->successes), "failures",
-			 (json_int_t)atomic_load(&m->failures), "timeouts",
-			 (json_int_t)atomic_load(&m->timeouts));
+			 atomic_load(&m->weight), "calls", ok + failed, "successes", ok, "failures",
+			 failed, "timeouts", (json_int_t)pv_counters_get(&m->counts, MC_TIMEOUTS));
 }
 
 static json_t *composite_stats(pv_strategy *s)
@@ -343,15 +345,18 @@ static json_t *composite_stats(pv_strategy *s)
 	for (size_t i = 0; i < r->n; i++)
 		json_array_append_new(children, member_stats(r->m[i]));
 	pv_croster_unref(r);
-	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:o}", "mode",
+	json_int_t ok = (json_int_t)pv_counters_get(&c->counts, CC_SUCCESSES);
+	json_int_t failed = (json_int_t)pv_counters_get(&c->counts, CC_FAILURES);
+	return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:i, s:o}", "mode",
 			 pv_composite_mode_name(c->cfg.mode), "aggregation_policy",
-			 pv_aggregation_name(c->cfg.aggregation_policy), "calls",
-			 (json_int_t)(atomic_load(&c->successes) + atomic_load(&c->failures)), "successes",
-			 (json_int_t)atomic_load(&c->successes), "failures",
-			 (json_int_t)atomic_load(&c->failures), "late_results",
-			 (json_int_t)atomic_load(&c->late_results), "late_machines_terminated",
-			 (json_int_t)atomic_load(&c->late_reaped), "surplus_machines_terminated",
-			 (json_int_t)atomic_load(&c->surplus_reaped), "pool_threads",
+			 pv_aggregation_name(c->cfg.aggregation_policy), "calls", ok + failed,
+			 "successes", ok, "failures", failed, "late_results",
+			 (json_int_t)pv_counters_get(&c->counts, CC_LATE_RESULTS),
+			 "late_machines_terminated",
+			 (json_int_t)pv_counters_get(&c->counts, CC_LATE_REAPED),
+			 "surplus_machines_terminated",
+			 (json_int_t)pv_counters_get(&c->counts, CC_SURPLUS_REAPED), "merges_reused",
+			 (json_int_t)pv_counters_get(&c->counts, CC_MERGES_REUSED), "pool_threads",
 			 (int)pv_pool_threads(c->pool), "children", children);
 }
 
@@ -368,6 +373,7 @@ static void composite_destroy(pv_strategy *s)
 	}
 	pv_kept_merge_free(atomic_load(&c->kept));
 	pv_composite_config_clear(&c->cfg);
+	pv_counters_destroy(&c->counts);
 	pthread_mutex_destroy(&c->lock);
 }
 
@@ -447,7 +453,7 @@ int pv_composite_new(pv_strategy **out, const char *name, pv_strategy *const *ch
 		c->sequential_first = c->cfg.mode == PV_COMPOSITE_SEQUENTIAL &&
 				      may_stop_early(&c->cfg) && c->cfg.min_success_count == 1;
 	}
-	if (rc == 0 &&
+	if (rc == 0 && (rc = pv_counters_init(&c->counts)) == 0 &&
 	    (rc = pv_pool_new(&c->pool, cfg->max_concurrent_operations)) == 0) {
 		c->roster = roster_new(n);
 		rc = c->roster ? fill_roster(c, children, weights, n)

@@ -364,8 +364,7 @@ static json_t *terminate_surplus(composite *c, const pv_operation *op, const chi
 	pv_strategy_execute(o->m->s, &top, &tr, c->clock);
 	json_decref(top.params);
 	if (tr.success)
-		atomic_fetch_add_explicit(&c->surplus_reaped, json_array_size(ids),
-					  memory_order_relaxed);
+		pv_counters_add(&c->counts, CC_SURPLUS_REAPED, json_array_size(ids));
 	else
 		pv_log(PV_LOG_ERROR, "composite '%s': terminating %zu surplus machine(s) on '%s' failed: %s",
 		       c->base.name, json_array_size(ids), o->m->s->name, tr.error_code);

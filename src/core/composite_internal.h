@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include "provisio/composite.h"
 #include "provisio/strategy.h"
+#include "util/counters.h"
 #include "util/pool.h"
 
 typedef struct cmember {
@@ -31,7 +32,7 @@ typedef struct cmember {
 	pv_strategy *s;        /* one reference */
 	_Atomic double weight; /* > 0 */
 	pv_op_set ops;         /* cached at add time */
-	atomic_uint_fast64_t successes, failures, timeouts; /* calls = successes + failures */
+	pv_counters counts;    /* MC_*: calls = successes + failures */
 	_Atomic uint64_t last_ns; /* about how long its last call took; UINT64_MAX: unknown */
 } cmember;
 
@@ -54,12 +55,21 @@ typedef struct composite {
 	pthread_mutex_t lock;    /* serialises publishing a roster */
 	_Atomic(croster *) roster; /* the current one; read without the lock */
 	croster *retired;        /* replaced rosters' blocks, freed at destroy (lock) */
-	atomic_uint_fast64_t successes, failures; /* calls = successes + failures */
-	atomic_uint_fast64_t late_results;    /* finished after the call gave up */
-	atomic_uint_fast64_t late_reaped;     /* machines of late creates terminated */
-	atomic_uint_fast64_t surplus_reaped;  /* hedge surplus machines terminated */
+	pv_counters counts;      /* CC_*: calls = successes + failures */
 	_Atomic(struct kept_merge *) kept;    /* a merge_all answer to reuse (composite_agg.c) */
 } composite;
+
+/* A member's counters; a thread bumps its own row (util/counters.h). */
+enum { MC_SUCCESSES, MC_FAILURES, MC_TIMEOUTS };
+/* The composite's. */
+enum {
+	CC_SUCCESSES,
+	CC_FAILURES,
+	CC_LATE_RESULTS,    /* finished after the call gave up */
+	CC_LATE_REAPED,     /* machines of late creates terminated */
+	CC_SURPLUS_REAPED,  /* hedge surplus machines terminated */
+	CC_MERGES_REUSED,   /* merge_all answers handed out again (composite_agg.c) */
+};
 
 /* Frees a kept merge and lets go of what it holds (NULL: nothing). */
 void pv_kept_merge_free(struct kept_merge *k);

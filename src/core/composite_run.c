@@ -96,10 +96,10 @@ static void note_latency(cmember *m, uint64_t ns)
 
 void pv_composite_count_member(cmember *m, const pv_result *r)
 {
-	atomic_fetch_add_explicit(r->success ? &m->successes : &m->failures, 1, memory_order_relaxed);
+	pv_counters_add(&m->counts, r->success ? MC_SUCCESSES : MC_FAILURES, 1);
 	bool timeout = !r->success && strcmp(r->error_code, PV_ERR_TIMEOUT) == 0;
 	if (timeout)
-		atomic_fetch_add_explicit(&m->timeouts, 1, memory_order_relaxed);
+		pv_counters_add(&m->counts, MC_TIMEOUTS, 1);
 	note_latency(m, timeout || !r->latency_ns ? UINT64_MAX : r->latency_ns);
 }
 
@@ -183,7 +183,7 @@ static void reap_late_create(call *cl, slot *sl, pv_result *res)
 			   .deadline_ns = pv_composite_deadline(cl->c, &(pv_operation){0})};
 	pv_result tr;
 	pv_strategy_execute(sl->m->s, &op, &tr, cl->c->clock);
-	atomic_fetch_add_explicit(&cl->c->late_reaped, json_array_size(ids), memory_order_relaxed);
+	pv_counters_add(&cl->c->counts, CC_LATE_REAPED, json_array_size(ids));
 	pv_log(tr.success ? PV_LOG_WARN : PV_LOG_ERROR,
 	       "composite '%s': child '%s' created %zu machine(s) after the call timed out; "
 	       "terminating them %s%s",
@@ -231,7 +231,7 @@ static void slot_run(pv_pool_task *task)
 		return;
 	}
 	if (!slot_call(cl, sl)) { /* late: the result is ours to drop */
-		atomic_fetch_add_explicit(&cl->c->late_results, 1, memory_order_relaxed);
+		pv_counters_add(&cl->c->counts, CC_LATE_RESULTS, 1);
 		if (cl->type == PV_OP_CREATE_INSTANCES)
 			reap_late_create(cl, sl, &sl->res);
 		pv_result_clear(&sl->res);
@@ -398,7 +398,7 @@ static void collect(call *cl, const pv_operation *op, size_t stop_after, child_o
 				       cl->c->base.name, sl->m->s->name);
 			pv_result_set_provider(&o->res, sl->m->s->name);
 			o->res.attempts = 1;
-			atomic_fetch_add_explicit(&sl->m->timeouts, 1, memory_order_relaxed);
+			pv_counters_add(&sl->m->counts, MC_TIMEOUTS, 1);
 			note_latency(sl->m, UINT64_MAX); /* not one for the caller to run */
 		}
 	}
