@@ -22,6 +22,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "bench_util.h"
 #include "provisio/composite.h"
 #include "provisio/error.h"
@@ -102,6 +103,23 @@ static result measure(const row *r, double secs)
 	return (result){wall[REPS / 2], wall[0], cpu[REPS / 2]};
 }
 
+/* How often a merge_all row handed out its kept merge again: the frozen
+ * sim answers make every call after the first reusable, so a low share
+ * means the row measured merging anew (as a miscompiled release build did). */
+static char reuse_notes[1024];
+
+static void note_reuse(const row *r)
+{
+	json_t *st = pv_strategy_stats(r->s);
+	long long calls = json_integer_value(json_object_get(st, "calls"));
+	long long reused = json_integer_value(json_object_get(st, "merges_reused"));
+	size_t len = strlen(reuse_notes);
+	snprintf(reuse_notes + len, sizeof reuse_notes - len,
+		 "%s: merge handed out again in %lld of %lld calls (%.1f %%)\n", r->label, reused,
+		 calls, calls ? 100.0 * (double)reused / (double)calls : 0.0);
+	json_decref(st);
+}
+
 static pv_strategy *make(pv_strategy **children, pv_composite_mode mode, pv_aggregation policy)
 {
 	pv_composite_config cfg;
@@ -170,8 +188,11 @@ int main(int argc, char **argv)
 			printf("| %d. %-33s | %10.1f | %10.1f | %10.1f | %-13s | %-13s |\n", i + 1,
 			       r->label, res[i].median, res[i].best, res[i].cpu, wall, cpu);
 		}
+		if (r->s && r->policy == PV_AGG_MERGE_ALL)
+			note_reuse(r);
 		pv_strategy_unref(r->s);
 	}
+	printf("\n%s", reuse_notes);
 	for (int i = 0; i < CHILDREN; i++) {
 		pv_strategy_unref(kids[i]);
 		pv_strategy_unref(slow_kids[i]);

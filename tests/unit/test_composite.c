@@ -1022,6 +1022,14 @@ static void swap_a_child_answer(json_t *merged)
 	json_object_set_new(json_object_get(merged, "by_child"), "a", json_string("mine"));
 }
 
+static json_int_t merges_reused(pv_strategy *c)
+{
+	json_t *st = pv_strategy_stats(c);
+	json_int_t n = json_integer_value(json_object_get(st, "merges_reused"));
+	json_decref(st);
+	return n;
+}
+
 static void test_merge_of_frozen_answers_is_reused_unless_changed(void **state)
 {
 	(void)state;
@@ -1035,7 +1043,15 @@ static void test_merge_of_frozen_answers_is_reused_unless_changed(void **state)
 	void (*changes[])(json_t *) = {set_unhealthy, rename_status, swap_a_child_answer};
 	for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
 		assert_refilled_only_when_given_back(c, want, changes[i]);
+	/* handed out again, not refilled: counted (a refill looks the same) */
 	pv_result r = PV_RESULT_INIT;
+	json_int_t reused = merges_reused(c);
+	for (int i = 0; i < 3; i++) {
+		run(c, PV_OP_HEALTH_CHECK, NULL, &r);
+		assert_json(r.data, want);
+		pv_result_clear(&r);
+	}
+	assert_int_equal(merges_reused(c), reused + 3);
 	run(c, PV_OP_HEALTH_CHECK, NULL, &r);
 	pv_result_clear(&r);
 	pv_sim_set_healthy(k[1], false); /* another answer: merged anew, not the kept one */
