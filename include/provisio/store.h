@@ -187,6 +187,11 @@ typedef struct pv_store_options {
 	int busy_timeout_ms; /* how long to wait for another writer; 0 = 10000 */
 } pv_store_options;
 
+/* The WAL a SQLite store keeps between processes: a connection that closes
+ * with more than this checkpoints it and empties it (when nobody else is
+ * busy with the store). */
+#define PV_SQLITE_WAL_KEEP_BYTES (1024 * 1024)
+
 /*
  * Opens (creating when missing, with its parent directory) the SQLite store
  * at `path`: WAL journal, busy timeout, schema migrated to the newest

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <cmocka.h>
 #include "provisio/broker.h"
 #include <libpq-fe.h>
@@ -436,6 +437,46 @@ static void test_reopen_keeps_data_and_schema_version(void **state)
 	assert_true(pv_store_schema_version() >= 1);
 }
 
+/* Processes that each open the store, write and close (Host Factory calls)
+ * leave a WAL that stays near PV_SQLITE_WAL_KEEP_BYTES: it used to grow by
+ * every one of them (the WAL was never emptied), 25 KiB a call. */
+static void test_wal_of_short_lived_connections_stays_bounded(void **state)
+{
+	(void)state;
+	char path[400], wal[420];
+	snprintf(path, sizeof path, "%s/wal.db", dir);
+	snprintf(wal, sizeof wal, "%s-wal", path);
+	char value[2048];
+	memset(value, 'x', sizeof value - 1);
+	value[sizeof value - 1] = '\0';
+	off_t largest = 0;
+	int emptied = 0;
+	for (int i = 0; i < 400; i++) {
+		pv_store *st = NULL;
+		assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+		char key[32];
+		snprintf(key, sizeof key, "k%d", i % 50);
+		assert_int_equal(pv_store_begin(st, true), 0);
+		assert_int_equal(pv_store_kv_put(st, key, value), 0);
+		assert_int_equal(pv_store_commit(st), 0);
+		pv_store_close(st);
+		struct stat sb;
+		assert_int_equal(stat(wal, &sb), 0);
+		largest = sb.st_size > largest ? sb.st_size : largest;
+		emptied += sb.st_size == 0;
+	}
+	assert_true(emptied > 0);
+	/* one connection's own writes past the bound, not 400 of them */
+	assert_true(largest <= PV_SQLITE_WAL_KEEP_BYTES + 64 * 1024);
+	pv_store *st = NULL;
+	assert_int_equal(pv_store_open_sqlite(&st, path, NULL), 0);
+	char *got = NULL;
+	assert_int_equal(pv_store_kv_get(st, "k49", &got), 0);
+	assert_string_equal(got, value); /* nothing lost by the emptying */
+	free(got);
+	pv_store_close(st);
+}
+
 /* A file written by schema version 1 (as a release with only that version
  * left it) is migrated in place and keeps its rows. */
 static void test_version_1_file_is_migrated_keeping_rows(void **state)
@@ -768,6 +809,7 @@ int main(void)
 		cmocka_unit_test(test_state_machine_allows_only_forward_moves),
 		cmocka_unit_test(test_store_refuses_illegal_transition),
 		cmocka_unit_test(test_version_1_file_is_migrated_keeping_rows),
+		cmocka_unit_test(test_wal_of_short_lived_connections_stays_bounded),
 		cmocka_unit_test(test_capacity_count_reads_only_live_machines),
 		cmocka_unit_test(test_newer_schema_is_refused),
 		cmocka_unit_test(test_bad_path_is_an_error),
