@@ -470,13 +470,21 @@ int pv_store_open_sqlite(pv_store **out, const char *path, const pv_store_option
 	 * connection: by default its close would checkpoint (three fsyncs),
 	 * truncate and delete the WAL, and the next process would create it
 	 * again. Keep the WAL and leave checkpoints to the automatic ones made
-	 * by commits; the data is as durable either way. */
+	 * by commits, and to a close that finds it grown (trim_wal); the data
+	 * is as durable either way. */
 	int persist = 1;
 	sqlite3_file_control(s->db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
 	sqlite3_db_config(s->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
 	rc = exec_sql(s, "PRAGMA journal_mode = WAL", "set WAL journal");
 	if (rc == 0)
 		rc = exec_sql(s, "PRAGMA synchronous = NORMAL", "set synchronous");
+	/* a WAL started again from the top (by a checkpoint that found no
+	 * reader behind it) is cut back to the size trim_wal keeps, so its size
+	 * says how much was written since */
+	char limit[64];
+	snprintf(limit, sizeof limit, "PRAGMA journal_size_limit = %d", PV_SQLITE_WAL_KEEP_BYTES);
+	if (rc == 0)
+		rc = exec_sql(s, limit, "set the WAL size limit");
 	if (rc == 0)
 		rc = migrate(s);
 	if (rc < 0) {
