@@ -752,6 +752,41 @@ static void test_each_group_launches_from_its_own_launch_template(void **state)
 	}
 }
 
+/* One long-lived process: a maintained group replaced an interrupted
+ * instance, which this process never saw launch. Returning every live
+ * instance still ends the group (and its launch template goes): the
+ * group's state is read from EC2 when the process's own is stale. Before,
+ * the stale one lowered the target to 0 and the group and its template
+ * stayed. */
+static void test_a_replacement_the_process_never_saw_still_ends_the_group(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N_MAINTAINED; c++) {
+		emu_proc e = start();
+		json_t *t = tmpl("t-rep", maintained[c].api, maintained[c].fleet_type);
+		json_object_set_new(t, "priceType", json_string("spot"));
+		pv_strategy *s = provider_with(&e, t);
+		pv_result r = PV_RESULT_INIT;
+		json_t *ids = create(s, json_deep_copy(t), 2, "req-rep", "req-rep-r0", &r);
+		pv_result_clear(&r);
+		interrupt(&e, json_array_get(ids, 0));
+		poke(s, ids);
+		assert_int_equal(emu_stat(&e, "instances", "total"), 3); /* replaced */
+		json_t *left = live_of(s, "req-rep");
+		assert_int_equal(json_array_size(left), 2);
+		give_back(s, left, 0, 2);
+		if (calls(&e, maintained[c].end) != 1 || emu_stat(&e, "launch_templates", NULL) != 0)
+			fail_msg("%s: the group or its launch template outlived its last instance", maintained[c].api);
+		poke(s, left);
+		assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+		json_decref(left);
+		json_decref(ids);
+		json_decref(t);
+		pv_strategy_unref(s);
+		emu_stop(&e);
+	}
+}
+
 /* Creates `count` units through the configured template `id`: the ids. */
 static json_t *create_by_id(pv_strategy *s, const char *id, int count, const char *request)
 {
@@ -867,6 +902,7 @@ int main(void)
 		cmocka_unit_test(test_auto_scaling_has_its_own_client_bucket),
 		cmocka_unit_test(test_original_fleet_and_group_templates_run_for_real),
 		cmocka_unit_test(test_each_group_launches_from_its_own_launch_template),
+		cmocka_unit_test(test_a_replacement_the_process_never_saw_still_ends_the_group),
 		cmocka_unit_test(test_after_a_restart_weights_count_and_the_launch_template_goes),
 		cmocka_unit_test(test_a_launch_template_given_by_id_is_never_deleted),
 	};

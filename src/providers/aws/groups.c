@@ -1085,12 +1085,29 @@ static void mark_done(json_t *done, const json_t *ids)
 									    "shutting-down"));
 }
 
+/* Whether every one of `ids` is among the group's `live` instances. */
+static bool knows_all(const json_t *live, const json_t *ids)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v) if (!json_object_get(live, json_string_value(v))) return false;
+	return true;
+}
+
 /* Gives `ids` back through their group `gid`. */
 static bool release_group(aws *a, const pv_operation *op, group_kind k, const char *gid, json_t *ids, json_t *done,
 			  group_acc *acc)
 {
 	group_state s = {0};
-	if (!state_cached(a, gid, &s) && !state_described(a, op, k, gid, &s, acc)) {
+	bool cached = state_cached(a, gid, &s);
+	if (cached && !knows_all(s.live, ids)) {
+		/* an instance the group launched after this process looked (a
+		 * replacement): the cache is stale, EC2 knows */
+		state_free(&s);
+		memset(&s, 0, sizeof s);
+		cached = false;
+	}
+	if (!cached && !state_described(a, op, k, gid, &s, acc)) {
 		state_free(&s);
 		return false;
 	}
