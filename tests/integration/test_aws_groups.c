@@ -688,6 +688,50 @@ static void interrupt(const emu_proc *e, const json_t *id)
 	json_decref(req);
 }
 
+/* A create that surely made no group (EC2 refused it: throttled until the
+ * deadline) deletes the launch template made for it, which nothing will
+ * launch from; one whose answer was lost keeps it (the group may exist). */
+static void test_a_group_never_made_leaves_no_launch_template(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	assert_int_equal(emu_config(&e, "{\"throttle_rate\": 1.0, \"fault_actions\": [\"RequestSpotFleet\"]}"), 0);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
+			   .params = json_pack("{s:i, s:o, s:s, s:s}", "count", 2, "template",
+					       tmpl("t-never", "SpotFleet", "maintain"), "request_id", "req-never",
+					       "client_token", "req-never-r0"),
+			   .deadline_ns = pv_now_ns() + 2 * PV_NS_PER_S};
+	pv_strategy_execute(s, &op, &r, NULL);
+	json_decref(op.params);
+	if (r.success || !strstr(pv_result_message(&r), "RequestSpotFleet"))
+		fail_msg("a throttled RequestSpotFleet: %s", r.success ? "succeeded" : pv_result_message(&r));
+	assert_false(r.success);
+	assert_false(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CreateLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 0);
+	assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+	/* every answer lost: the group may exist, its template stays */
+	assert_int_equal(emu_config(&e, "{\"throttle_rate\": 0, \"lose_rate\": 1.0, \"fault_actions\": "
+					"[\"RequestSpotFleet\", \"DescribeSpotFleetRequests\"]}"), 0);
+	pv_strategy_unref(s);
+	s = provider(&e, "\"timeout_ms\": 200, \"max_retries\": 1");
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", 2, "template", tmpl("t-never", "SpotFleet", "maintain"),
+		      "request_id", "req-never", "client_token", "req-never-r1"),
+	    &r);
+	assert_false(r.success);
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
 /* A provider configured with the one template `t` (which it keeps): a
  * provider of a later Host Factory call reads its groups from EC2. */
 static pv_strategy *provider_with(const emu_proc *e, const json_t *t)
@@ -903,6 +947,7 @@ int main(void)
 		cmocka_unit_test(test_original_fleet_and_group_templates_run_for_real),
 		cmocka_unit_test(test_each_group_launches_from_its_own_launch_template),
 		cmocka_unit_test(test_a_replacement_the_process_never_saw_still_ends_the_group),
+		cmocka_unit_test(test_a_group_never_made_leaves_no_launch_template),
 		cmocka_unit_test(test_after_a_restart_weights_count_and_the_launch_template_goes),
 		cmocka_unit_test(test_a_launch_template_given_by_id_is_never_deleted),
 	};

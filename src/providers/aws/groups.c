@@ -671,9 +671,12 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 	aws_group_token(a, g->api, g->fleet_type, g->basis, token);
 	json_t *instances = NULL, *weights = weights_of(g->types);
 	if (!create_group(a, op, g, k, token, gid, sizeof gid, &acc)) {
-		/* No group was made (else the lookup found it): nothing will
-		 * launch from its template. Kept when that is not known. */
-		if (!acc.unknown && !(acc.failed && acc.fail.maybe_ran))
+		/* No group was made: nothing will launch from its template.
+		 * Kept when that is not sure (an answer lost, a group of this
+		 * name that exists but was not found). */
+		bool surely_none = !acc.unknown && !(acc.failed && (acc.fail.maybe_ran ||
+								   eq(acc.fail.ec2_code, "AlreadyExists")));
+		if (surely_none)
 			drop_launch_template(a, op, owned_lt(g), g->lt_name);
 		goto failed;
 	}
