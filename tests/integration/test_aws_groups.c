@@ -5,7 +5,9 @@
  * from a launch template, their instances given back without the fleet or
  * group replacing them, the fleet / group ended with its last instance,
  * ClientToken retries, lost answers looked up, and the return of a fleet's
- * instances by a provider that did not launch them (a restart).
+ * instances by a provider that did not launch them (a restart): its
+ * weights and its own launch template read from EC2. Each group launches
+ * from a launch template of its own, deleted with it; the user's never.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -641,6 +643,287 @@ static void test_original_fleet_and_group_templates_run_for_real(void **state)
 	emu_stop(&e);
 }
 
+/* ---- whose launch template ------------------------------------------------------ */
+
+/* The maintained kinds, each with the call that ends one. */
+static const struct group_kind_case {
+	const char *api, *fleet_type, *end;
+} maintained[] = {
+	{"SpotFleet", "maintain", "CancelSpotFleetRequests"},
+	{"EC2Fleet", "maintain", "DeleteFleets"},
+	{"ASG", NULL, "DeleteAutoScalingGroup"},
+};
+
+#define N_MAINTAINED (sizeof maintained / sizeof maintained[0])
+
+/* The live instances of `request` (new array of ids): a group's
+ * replacements included, which the caller has not seen. */
+static json_t *live_of(pv_strategy *s, const char *request)
+{
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_GET_INSTANCE_STATUS, json_pack("{s:s}", "request_id", request), &r);
+	assert_true(r.success);
+	json_t *ids = json_array();
+	size_t i;
+	json_t *in;
+	json_array_foreach(json_object_get(r.data, "instances"), i, in) {
+		const char *st = json_string_value(json_object_get(in, "state"));
+		if (st && (strcmp(st, "running") == 0 || strcmp(st, "pending") == 0))
+			json_array_append(ids, json_object_get(in, "instance_id"));
+	}
+	pv_result_clear(&r);
+	return ids;
+}
+
+/* Takes spot instance `id` back (an interruption): a maintained group
+ * replaces it from its launch template. */
+static void interrupt(const emu_proc *e, const json_t *id)
+{
+	json_t *req = json_pack("{s:[O]}", "instance_ids", id);
+	char *body = json_dumps(req, JSON_COMPACT);
+	json_t *ans = emu_admin(e, "/_emu/interrupt", body);
+	assert_int_equal(json_array_size(json_object_get(ans, "interrupted")), 1);
+	json_decref(ans);
+	free(body);
+	json_decref(req);
+}
+
+/* A create that surely made no group (EC2 refused it: throttled until the
+ * deadline) deletes the launch template made for it, which nothing will
+ * launch from; one whose answer was lost keeps it (the group may exist). */
+static void test_a_group_never_made_leaves_no_launch_template(void **state)
+{
+	(void)state;
+	emu_proc e = start();
+	assert_int_equal(emu_config(&e, "{\"throttle_rate\": 1.0, \"fault_actions\": [\"RequestSpotFleet\"]}"), 0);
+	pv_strategy *s = provider(&e, NULL);
+	pv_result r = PV_RESULT_INIT;
+	pv_operation op = {.type = PV_OP_CREATE_INSTANCES,
+			   .params = json_pack("{s:i, s:o, s:s, s:s}", "count", 2, "template",
+					       tmpl("t-never", "SpotFleet", "maintain"), "request_id", "req-never",
+					       "client_token", "req-never-r0"),
+			   .deadline_ns = pv_now_ns() + 2 * PV_NS_PER_S};
+	pv_strategy_execute(s, &op, &r, NULL);
+	json_decref(op.params);
+	if (r.success || !strstr(pv_result_message(&r), "RequestSpotFleet"))
+		fail_msg("a throttled RequestSpotFleet: %s", r.success ? "succeeded" : pv_result_message(&r));
+	assert_false(r.success);
+	assert_false(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "CreateLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "instances", "groups"), 0);
+	assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+	/* every answer lost: the group may exist, its template stays */
+	assert_int_equal(emu_config(&e, "{\"throttle_rate\": 0, \"lose_rate\": 1.0, \"fault_actions\": "
+					"[\"RequestSpotFleet\", \"DescribeSpotFleetRequests\"]}"), 0);
+	pv_strategy_unref(s);
+	s = provider(&e, "\"timeout_ms\": 200, \"max_retries\": 1");
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:o, s:s, s:s}", "count", 2, "template", tmpl("t-never", "SpotFleet", "maintain"),
+		      "request_id", "req-never", "client_token", "req-never-r1"),
+	    &r);
+	assert_false(r.success);
+	assert_true(json_is_true(json_object_get(pv_result_meta(&r), "outcome_unknown")));
+	pv_result_clear(&r);
+	assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+	assert_int_equal(emu_stat(&e, "launch_templates", NULL), 1);
+	pv_strategy_unref(s);
+	emu_stop(&e);
+}
+
+/* A provider configured with the one template `t` (which it keeps): a
+ * provider of a later Host Factory call reads its groups from EC2. */
+static pv_strategy *provider_with(const emu_proc *e, const json_t *t)
+{
+	char *text = json_dumps(t, JSON_COMPACT);
+	char extra[2048];
+	snprintf(extra, sizeof extra, "\"templates\": [%s]", text);
+	free(text);
+	return provider(e, extra);
+}
+
+/* Two launches of the same launch data (two rounds of one request, the
+ * broker's next round after a partial one): each group launches from a
+ * launch template of its own, so the first one ending (its template
+ * deleted with it) leaves the second able to replace what it loses; once
+ * both ended, no template of theirs is left. Before, they shared one, and
+ * the first group's end deleted it under the second. */
+static void test_each_group_launches_from_its_own_launch_template(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N_MAINTAINED; c++) {
+		emu_proc e = start();
+		json_t *t = tmpl("t-own", maintained[c].api, maintained[c].fleet_type);
+		json_object_set_new(t, "priceType", json_string("spot"));
+		pv_strategy *s = provider_with(&e, t);
+		pv_result r = PV_RESULT_INIT;
+		json_t *a = create(s, json_deep_copy(t), 2, "req-own", "req-own-r0", &r);
+		pv_result_clear(&r);
+		json_t *b = create(s, json_deep_copy(t), 2, "req-own", "req-own-r1", &r);
+		pv_result_clear(&r);
+		assert_int_equal(emu_stat(&e, "instances", "groups"), 2);
+		give_back(s, a, 0, 2);
+		assert_int_equal(calls(&e, maintained[c].end), 1);
+		assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+		if (emu_stat(&e, "launch_templates", NULL) != 1)
+			fail_msg("%s: the second group's launch template went with the first group",
+				 maintained[c].api);
+		/* the second group still replaces what it loses */
+		long long total = emu_stat(&e, "instances", "total");
+		interrupt(&e, json_array_get(b, 0));
+		poke(s, b);
+		if (emu_stat(&e, "instances", "total") != total + 1)
+			fail_msg("%s: the second group did not replace an interrupted instance", maintained[c].api);
+		/* and is returned cleanly (by a later Host Factory call, which
+		 * reads the group from EC2), its template with it */
+		pv_strategy_unref(s);
+		s = provider_with(&e, t);
+		json_t *left = live_of(s, "req-own");
+		assert_int_equal(json_array_size(left), 2);
+		give_back(s, left, 0, 2);
+		assert_int_equal(calls(&e, maintained[c].end), 2);
+		assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 2);
+		assert_int_equal(emu_stat(&e, "launch_templates", NULL), 0);
+		poke(s, b);
+		assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+		json_decref(left);
+		json_decref(a);
+		json_decref(b);
+		json_decref(t);
+		pv_strategy_unref(s);
+		emu_stop(&e);
+	}
+}
+
+/* One long-lived process: a maintained group replaced an interrupted
+ * instance, which this process never saw launch. Returning every live
+ * instance still ends the group (and its launch template goes): the
+ * group's state is read from EC2 when the process's own is stale. Before,
+ * the stale one lowered the target to 0 and the group and its template
+ * stayed. */
+static void test_a_replacement_the_process_never_saw_still_ends_the_group(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N_MAINTAINED; c++) {
+		emu_proc e = start();
+		json_t *t = tmpl("t-rep", maintained[c].api, maintained[c].fleet_type);
+		json_object_set_new(t, "priceType", json_string("spot"));
+		pv_strategy *s = provider_with(&e, t);
+		pv_result r = PV_RESULT_INIT;
+		json_t *ids = create(s, json_deep_copy(t), 2, "req-rep", "req-rep-r0", &r);
+		pv_result_clear(&r);
+		interrupt(&e, json_array_get(ids, 0));
+		poke(s, ids);
+		assert_int_equal(emu_stat(&e, "instances", "total"), 3); /* replaced */
+		json_t *left = live_of(s, "req-rep");
+		assert_int_equal(json_array_size(left), 2);
+		give_back(s, left, 0, 2);
+		if (calls(&e, maintained[c].end) != 1 || emu_stat(&e, "launch_templates", NULL) != 0)
+			fail_msg("%s: the group or its launch template outlived its last instance", maintained[c].api);
+		poke(s, left);
+		assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+		json_decref(left);
+		json_decref(ids);
+		json_decref(t);
+		pv_strategy_unref(s);
+		emu_stop(&e);
+	}
+}
+
+/* Creates `count` units through the configured template `id`: the ids. */
+static json_t *create_by_id(pv_strategy *s, const char *id, int count, const char *request)
+{
+	char token[80];
+	snprintf(token, sizeof token, "%s-r0", request);
+	pv_result r = PV_RESULT_INIT;
+	run(s, PV_OP_CREATE_INSTANCES,
+	    json_pack("{s:i, s:s, s:s, s:s}", "count", count, "template_id", id, "request_id", request,
+		      "client_token", token),
+	    &r);
+	if (!r.success)
+		fail_msg("create through %s: %s", id, pv_result_message(&r));
+	json_t *ids = json_incref(json_object_get(r.data, "instance_ids"));
+	pv_result_clear(&r);
+	return ids;
+}
+
+/* Every Host Factory call is a new process: the machines of a weighted
+ * group are returned by a provider that did not launch them. It reads the
+ * group's instance weights from EC2 (an instance of weight 2 lowers the
+ * target by 2, so nothing replaces it) and its launch template, deleted
+ * when the group ends. Before, each instance counted 1 and the template
+ * was left behind. */
+static void test_after_a_restart_weights_count_and_the_launch_template_goes(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N_MAINTAINED; c++) {
+		emu_proc e = start();
+		json_t *t = tmpl("t-rw", maintained[c].api, maintained[c].fleet_type);
+		json_object_del(t, "vmType");
+		json_object_set_new(t, "vmTypes", json_pack("{s:i}", "t3.small", 2));
+		pv_strategy *s = provider_with(&e, t);
+		json_t *ids = create_by_id(s, "t-rw", 4, "req-rw");
+		assert_int_equal(json_array_size(ids), 2);
+		pv_strategy_unref(s);
+		s = provider_with(&e, t); /* a new process: empty caches */
+		give_back(s, ids, 0, 1);
+		poke(s, ids);
+		if (emu_stat(&e, "instances", "total") != 2)
+			fail_msg("%s: the returned instance of weight 2 was replaced", maintained[c].api);
+		assert_int_equal(emu_stat(&e, "instances", "live"), 1);
+		pv_strategy_unref(s);
+		s = provider_with(&e, t); /* and another */
+		give_back(s, ids, 1, 2);
+		assert_int_equal(calls(&e, maintained[c].end), 1);
+		assert_int_equal(calls(&e, "DeleteLaunchTemplate"), 1);
+		if (emu_stat(&e, "launch_templates", NULL) != 0)
+			fail_msg("%s: the group's launch template was left behind", maintained[c].api);
+		poke(s, ids);
+		assert_int_equal(emu_stat(&e, "instances", "live"), 0);
+		json_decref(ids);
+		json_decref(t);
+		pv_strategy_unref(s);
+		emu_stop(&e);
+	}
+}
+
+/* A launch template the Host Factory template names (launchTemplateId) is
+ * the user's: never deleted, neither by the process that launched the
+ * group nor after a restart, even when its name looks like one provisio
+ * makes (only the mark of the group's own request counts). */
+static void test_a_launch_template_given_by_id_is_never_deleted(void **state)
+{
+	(void)state;
+	for (size_t c = 0; c < N_MAINTAINED; c++) {
+		for (int restart = 0; restart < 2; restart++) {
+			emu_proc e = start();
+			assert_int_equal(emu_launch_template(&e, "lt-0a1b2c3d4e5f60718", "provisio-t-user-0123456789abcdef",
+							     "ami-12345678", "t3.micro"),
+					 0);
+			json_t *t = tmpl("t-user", maintained[c].api, maintained[c].fleet_type);
+			json_object_del(t, "imageId");
+			json_object_set_new(t, "launchTemplateId", json_string("lt-0a1b2c3d4e5f60718"));
+			pv_strategy *s = provider_with(&e, t);
+			json_t *ids = create_by_id(s, "t-user", 2, "req-user");
+			assert_int_equal(calls(&e, "CreateLaunchTemplate"), 0);
+			if (restart) {
+				pv_strategy_unref(s);
+				s = provider_with(&e, t);
+			}
+			give_back(s, ids, 0, 2);
+			assert_int_equal(calls(&e, maintained[c].end), 1);
+			if (calls(&e, "DeleteLaunchTemplate") != 0 || emu_stat(&e, "launch_templates", NULL) != 1)
+				fail_msg("%s%s: the user's launch template was deleted", maintained[c].api,
+					 restart ? " after a restart" : "");
+			json_decref(ids);
+			json_decref(t);
+			pv_strategy_unref(s);
+			emu_stop(&e);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -662,6 +945,11 @@ int main(void)
 		cmocka_unit_test(test_one_return_across_fleets_and_plain_instances),
 		cmocka_unit_test(test_auto_scaling_has_its_own_client_bucket),
 		cmocka_unit_test(test_original_fleet_and_group_templates_run_for_real),
+		cmocka_unit_test(test_each_group_launches_from_its_own_launch_template),
+		cmocka_unit_test(test_a_replacement_the_process_never_saw_still_ends_the_group),
+		cmocka_unit_test(test_a_group_never_made_leaves_no_launch_template),
+		cmocka_unit_test(test_after_a_restart_weights_count_and_the_launch_template_goes),
+		cmocka_unit_test(test_a_launch_template_given_by_id_is_never_deleted),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,7 @@
 #include "provisio/provisio.h"
 #include "provisio/aws.h"
 #include "providers/aws/aws_internal.h"
+#include "providers/aws/groups.h"
 
 #ifndef PV_TEST_DATA_DIR
 #define PV_TEST_DATA_DIR "tests/data"
@@ -208,6 +209,86 @@ static void test_xml_launch_template_ids(void **state)
 	const char *none = "<DescribeLaunchTemplatesResponse><launchTemplates/></DescribeLaunchTemplatesResponse>";
 	aws_xml_launch_template_id(none, strlen(none), id, sizeof id);
 	assert_string_equal(id, "");
+}
+
+/* A group's launch template and weights, from the three Describe answers
+ * in the shapes of the EC2 / Auto Scaling models (botocore ec2 2016-11-15
+ * SpotFleetRequestConfigData / FleetData.LaunchTemplateConfigs, Double
+ * weightedCapacity; autoscaling 2011-01-01 AutoScalingGroup.LaunchTemplate,
+ * MixedInstancesPolicy.LaunchTemplate.Overrides, string WeightedCapacity). */
+static void test_xml_group_launch_template_and_weights(void **state)
+{
+	(void)state;
+	const char *spot = "<DescribeSpotFleetRequestsResponse><spotFleetRequestConfigSet><item>"
+			   "<spotFleetRequestConfig><clientToken>tok</clientToken><launchTemplateConfigs><item>"
+			   "<launchTemplateSpecification><launchTemplateId>lt-01</launchTemplateId>"
+			   "<version>$Default</version></launchTemplateSpecification><overrides>"
+			   "<item><instanceType>m5.large</instanceType><weightedCapacity>2.0</weightedCapacity></item>"
+			   "<item><instanceType>m5.xlarge</instanceType><weightedCapacity>0.5</weightedCapacity></item>"
+			   "<item><instanceType>t3.micro</instanceType></item>"
+			   "</overrides></item></launchTemplateConfigs></spotFleetRequestConfig>"
+			   "</item></spotFleetRequestConfigSet></DescribeSpotFleetRequestsResponse>";
+	json_t *g = aws_xml_group_launch(spot, strlen(spot), "spotFleetRequestConfigSet");
+	json_t *lt = json_array_get(json_object_get(g, "launch_templates"), 0);
+	assert_string_equal(str(lt, "id"), "lt-01");
+	assert_null(json_object_get(lt, "name"));
+	json_t *w = json_object_get(g, "weights");
+	assert_int_equal(json_integer_value(json_object_get(w, "m5.large")), 2);
+	assert_int_equal(json_object_size(w), 1); /* 0.5 said, t3.micro weightless */
+	json_t *problems = json_object_get(g, "problems");
+	assert_int_equal(json_array_size(problems), 1);
+	assert_non_null(strstr(json_string_value(json_array_get(problems, 0)), "WeightedCapacity '0.5' of m5.xlarge"));
+	json_decref(g);
+
+	const char *fleet = "<DescribeFleetsResponse><fleetSet><item><fleetId>fleet-1</fleetId><launchTemplateConfigs>"
+			    "<item><launchTemplateSpecification><launchTemplateName>provisio-t-1-2</launchTemplateName>"
+			    "</launchTemplateSpecification><overrides><item><instanceType>c5.large</instanceType>"
+			    "<weightedCapacity>4.0</weightedCapacity></item></overrides></item></launchTemplateConfigs>"
+			    "</item></fleetSet></DescribeFleetsResponse>";
+	g = aws_xml_group_launch(fleet, strlen(fleet), "fleetSet");
+	assert_string_equal(str(json_array_get(json_object_get(g, "launch_templates"), 0), "name"), "provisio-t-1-2");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "weights"), "c5.large")), 4);
+	json_decref(g);
+
+	const char *asg = "<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult><AutoScalingGroups>"
+			  "<member><AutoScalingGroupName>provisio-x</AutoScalingGroupName><MixedInstancesPolicy>"
+			  "<LaunchTemplate><LaunchTemplateSpecification><LaunchTemplateId>lt-02</LaunchTemplateId>"
+			  "<LaunchTemplateName>n2</LaunchTemplateName></LaunchTemplateSpecification><Overrides>"
+			  "<member><InstanceType>r5.large</InstanceType><WeightedCapacity>3</WeightedCapacity></member>"
+			  "</Overrides></LaunchTemplate></MixedInstancesPolicy><Instances><member>"
+			  "<InstanceId>i-1</InstanceId><LaunchTemplate><LaunchTemplateId>lt-99</LaunchTemplateId>"
+			  "</LaunchTemplate><WeightedCapacity>3</WeightedCapacity></member></Instances></member>"
+			  "</AutoScalingGroups></DescribeAutoScalingGroupsResult></DescribeAutoScalingGroupsResponse>";
+	g = aws_xml_group_launch(asg, strlen(asg), "AutoScalingGroups");
+	json_t *lts = json_object_get(g, "launch_templates");
+	assert_int_equal(json_array_size(lts), 1); /* the group's, not an instance's */
+	assert_string_equal(str(json_array_get(lts, 0), "id"), "lt-02");
+	assert_string_equal(str(json_array_get(lts, 0), "name"), "n2");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(g, "weights"), "r5.large")), 3);
+	json_decref(g);
+	const char *plain = "<DescribeAutoScalingGroupsResponse><DescribeAutoScalingGroupsResult><AutoScalingGroups>"
+			    "<member><LaunchTemplate><LaunchTemplateId>lt-03</LaunchTemplateId></LaunchTemplate>"
+			    "</member></AutoScalingGroups></DescribeAutoScalingGroupsResult>"
+			    "</DescribeAutoScalingGroupsResponse>";
+	g = aws_xml_group_launch(plain, strlen(plain), "AutoScalingGroups");
+	assert_string_equal(str(json_array_get(json_object_get(g, "launch_templates"), 0), "id"), "lt-03");
+	assert_int_equal(json_object_size(json_object_get(g, "weights")), 0);
+	json_decref(g);
+	assert_null(aws_xml_group_launch("", 0, "fleetSet"));
+}
+
+/* The mark of a group's launch template: deterministic, one per token. */
+static void test_group_launch_template_mark(void **state)
+{
+	(void)state;
+	char a[AWS_LT_MARK_SIZE], b[AWS_LT_MARK_SIZE], c[AWS_LT_MARK_SIZE];
+	aws_group_lt_mark("req-1-r0-0123", a);
+	aws_group_lt_mark("req-1-r0-0123", b);
+	aws_group_lt_mark("req-1-r1-0123", c);
+	assert_string_equal(a, b);
+	assert_string_not_equal(a, c);
+	assert_int_equal(strlen(a), AWS_LT_MARK_SIZE - 1);
+	assert_int_equal(a[0], '-');
 }
 
 /* ---- errors ---------------------------------------------------------------------- */
@@ -611,6 +692,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_xml_run_instances),
+		cmocka_unit_test(test_xml_group_launch_template_and_weights),
+		cmocka_unit_test(test_group_launch_template_mark),
 		cmocka_unit_test(test_xml_describe_instances_with_tags_and_next_token),
 		cmocka_unit_test(test_xml_spot_lifecycle_and_addresses),
 		cmocka_unit_test(test_xml_terminate_instances),

@@ -185,10 +185,11 @@ static bool read_launch(emu *e, json_t *p, json_t *g, const char *rid, emu_reply
 	size_t i, j;
 	json_t *ty, *sub;
 	json_array_foreach(subnets, j, sub) json_array_foreach(types, i, ty)
-		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O}", "image", param(ltd, "ImageId"),
-						       "type", param(ty, "type"), "subnet", json_string_value(sub),
-						       "key", param(ltd, "KeyName"), "weight",
-						       (json_int_t)geti(ty, "weight"), "tags", json_object_get(ltd, "tags")));
+		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O, s:s}", "image",
+						       param(ltd, "ImageId"), "type", param(ty, "type"), "subnet",
+						       json_string_value(sub), "key", param(ltd, "KeyName"), "weight",
+						       (json_int_t)geti(ty, "weight"), "tags", json_object_get(ltd, "tags"),
+						       "lt_id", param(t, "id")));
 	json_object_set_new(g, "subnets", subnets);
 	return true;
 }
@@ -263,21 +264,24 @@ void emu_terminate_instance_in_asg(emu *e, json_t *p, const char *rid, emu_reply
 		return invalid(r, rid, "Instance Id not found - No managed instance found for instance ID: %.40s",
 			       id ? id : "null");
 	bool decrement = strcmp(dec, "true") == 0;
-	long desired = geti(g, "target");
+	/* the desired capacity is in units: an instance takes its weight away */
+	long desired = geti(g, "target"), after = desired - (geti(in, "weight") > 0 ? geti(in, "weight") : 1);
+	if (after < 0)
+		after = 0;
 	if (decrement && desired <= geti(g, "min"))
 		return invalid(r, rid, "Currently, desiredCapacity (%ld) is not greater than minSize (%ld): %s cannot be "
 				       "terminated with ShouldDecrementDesiredCapacity", desired, geti(g, "min"), id);
 	emu_terminate(e, in, EMU_USER_SHUTDOWN);
 	if (decrement) {
-		json_object_set_new(g, "target", json_integer(desired - 1));
-		json_object_set_new(g, "on_demand", json_integer(on_demand_of(g, desired - 1)));
+		json_object_set_new(g, "target", json_integer(after));
+		json_object_set_new(g, "on_demand", json_integer(on_demand_of(g, after)));
 	}
 	char when[32], activity[64], cause[400];
 	emu_time_now(when, sizeof when);
 	emu_uuid(e, "", activity, sizeof activity);
 	if (decrement)
 		snprintf(cause, sizeof cause, "At %s instance %s was taken out of service in response to a user "
-					      "request, shrinking the capacity from %ld to %ld.", when, id, desired, desired - 1);
+					      "request, shrinking the capacity from %ld to %ld.", when, id, desired, after);
 	else
 		snprintf(cause, sizeof cause, "At %s instance %s was taken out of service in response to a user request.",
 			 when, id);

@@ -717,13 +717,19 @@ static json_t *fleet_group(emu *e, json_t *p, const char *fleet_id, const char *
 	json_t *g = emu_group_new(e, "fleet", fleet_id, type);
 	json_t *specs = json_object_get(g, "specs");
 	for (int k = 0; k < nov; k++)
-		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I}", "image", ov[k].image, "type",
+		json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:s}", "image", ov[k].image, "type",
 						       ov[k].type, "subnet",
 						       ov[k].subnet ? ov[k].subnet : param(ltd, "SubnetId"), "key",
 						       param(ltd, "KeyName"), "weight",
-						       (json_int_t)(ov[k].weight > 0 ? ov[k].weight : 1)));
+						       (json_int_t)(ov[k].weight > 0 ? ov[k].weight : 1), "lt_id",
+						       param(tmpl, "id")));
 	const char *dflt = param(p, "TargetCapacitySpecification.DefaultTargetCapacityType");
 	const char *excess = param(p, "ExcessCapacityTerminationPolicy");
+	/* DescribeFleets gives the template back as the request named it */
+	json_object_set_new(g, "lt_spec", json_pack("{s:s?, s:s?}", "id",
+						    param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId"),
+						    "name",
+						    param(p, "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateName")));
 	json_object_update_new(g, json_pack("{s:I, s:I, s:O, s:s?, s:s, s:s, s:s, s:s}", "target", (json_int_t)total,
 					"on_demand", (json_int_t)od, "tags", tags, "token", param(p, "ClientToken"),
 					"lt_id", param(tmpl, "id"), "lt_version",
@@ -809,20 +815,21 @@ static void create_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 
 /* A launch spec from a launch template, with an override's type, subnet and
  * weight (NULL: the template's own). */
-static bool template_spec(json_t *specs, json_t *ltd, const char *type, const char *subnet, const char *weight,
+static bool template_spec(json_t *specs, json_t *tmpl, const char *type, const char *subnet, const char *weight,
 			  const char *rid, emu_reply *r)
 {
+	json_t *ltd = json_object_get(tmpl, "data");
 	type = type ? type : param(ltd, "InstanceType");
 	if (!type || !param(ltd, "ImageId")) {
 		emu_error(r, 400, "MissingParameter",
 			  "A launch template without an ImageId or InstanceType needs them in Overrides", rid);
 		return false;
 	}
-	json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O}", "image", param(ltd, "ImageId"),
+	json_array_append_new(specs, json_pack("{s:s, s:s, s:s?, s:s?, s:I, s:O, s:s}", "image", param(ltd, "ImageId"),
 					       "type", type, "subnet", subnet ? subnet : param(ltd, "SubnetId"), "key",
 					       param(ltd, "KeyName"), "weight",
 					       (json_int_t)(weight && atof(weight) >= 1 ? atof(weight) : 1), "tags",
-					       json_object_get(ltd, "tags")));
+					       json_object_get(ltd, "tags"), "lt_id", param(tmpl, "id")));
 	return true;
 }
 
@@ -838,11 +845,10 @@ bool emu_template_configs(emu *e, json_t *p, const char *prefix, json_t *specs, 
 			return false;
 		if (!tmpl)
 			return true;
-		json_t *ltd = json_object_get(tmpl, "data");
-		if (!paramf(p, "%sOverrides.1.InstanceType", pre) && !template_spec(specs, ltd, NULL, NULL, NULL, rid, r))
+		if (!paramf(p, "%sOverrides.1.InstanceType", pre) && !template_spec(specs, tmpl, NULL, NULL, NULL, rid, r))
 			return false;
 		for (int k = 1; paramf(p, "%sOverrides.%d.InstanceType", pre, k); k++)
-			if (!template_spec(specs, ltd, paramf(p, "%sOverrides.%d.InstanceType", pre, k),
+			if (!template_spec(specs, tmpl, paramf(p, "%sOverrides.%d.InstanceType", pre, k),
 					   paramf(p, "%sOverrides.%d.SubnetId", pre, k),
 					   paramf(p, "%sOverrides.%d.WeightedCapacity", pre, k), rid, r))
 				return false;

@@ -56,8 +56,12 @@ static void fleet_xml(emu *e, emu_buf *b, json_t *g)
 	eb_elem(b, "excessCapacityTerminationPolicy", param(g, "excess"));
 	eb_printf(b, "<fulfilledCapacity>%ld.0</fulfilledCapacity><fulfilledOnDemandCapacity>%ld.0</fulfilledOnDemandCapacity>",
 		  od + spot, od);
+	json_t *spec = json_object_get(g, "lt_spec");
 	eb_add(b, "<launchTemplateConfigs><item><launchTemplateSpecification>");
-	eb_elem(b, "launchTemplateId", param(g, "lt_id"));
+	if (param(spec, "id"))
+		eb_elem(b, "launchTemplateId", param(spec, "id"));
+	if (param(spec, "name"))
+		eb_elem(b, "launchTemplateName", param(spec, "name"));
 	eb_elem(b, "version", param(g, "lt_version"));
 	eb_add(b, "</launchTemplateSpecification><overrides>");
 	size_t i;

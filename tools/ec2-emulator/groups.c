@@ -9,7 +9,8 @@
  *   state      "active", or the kind's word for deleted / cancelled
  *   target     capacity units wanted; on_demand: how many of them on-demand,
  *              the rest spot
- *   specs      [{image, type, subnet, key, weight, tags}] to launch from
+ *   specs      [{image, type, subnet, key, weight, tags, lt_id}] to launch from
+ *              (lt_id: the launch template each launch, replacements too, needs)
  *   spread     true: take the specs in turn (Auto Scaling spreads over its
  *              subnets), false: the first that has capacity (a fleet's order)
  *   tags       instance tags (the kind's aws: tag among them)
@@ -70,7 +71,23 @@ void emu_group_fulfilled(emu *e, json_t *g, long *on_demand, long *spot)
 	json_decref(live);
 }
 
-/* Launches `need` units of one lifecycle; stops when no spec has capacity. */
+/* Whether the spec's launch template still exists. EC2 launches every
+ * instance, replacements too, from the template itself: one deleted under
+ * the group fails the launch (InvalidLaunchTemplateId.NotFound in the
+ * group's history) and the group stays short. */
+static bool template_there(emu *e, json_t *g, json_t *spec)
+{
+	const char *lt = param(spec, "lt_id");
+	if (!lt || emu_template_find(e, lt, NULL))
+		return true;
+	char why[200];
+	snprintf(why, sizeof why, "InvalidLaunchTemplateId.NotFound: the launch template %s does not exist", lt);
+	json_object_set_new(g, "launch_error", json_string(why));
+	return false;
+}
+
+/* Launches `need` units of one lifecycle; stops when no spec has capacity
+ * (or its launch template). */
 static void fill_part(emu *e, json_t *g, long need, const char *lifecycle, json_t *launched)
 {
 	json_t *specs = json_object_get(g, "specs");
@@ -81,7 +98,7 @@ static void fill_part(emu *e, json_t *g, long need, const char *lifecycle, json_
 		json_t *s = NULL;
 		for (k = 0; k < n; k++) {
 			json_t *c = json_array_get(specs, (first + k) % n);
-			if (emu_can_launch(e, param(c, "type"), param(c, "subnet"))) {
+			if (template_there(e, g, c) && emu_can_launch(e, param(c, "type"), param(c, "subnet"))) {
 				s = c;
 				break;
 			}
@@ -160,7 +177,9 @@ const char *emu_group_activity(emu *e, json_t *g)
 	emu_group_fulfilled(e, g, &od, &spot);
 	if (strcmp(param(g, "state"), "active") != 0)
 		return od + spot > 0 ? "pending_termination" : "fulfilled";
-	return od + spot >= geti(g, "target") ? "fulfilled" : "pending_fulfillment";
+	if (od + spot >= geti(g, "target"))
+		return "fulfilled";
+	return param(g, "launch_error") ? "error" : "pending_fulfillment";
 }
 
 void emu_group_resize(emu *e, json_t *g, long target, long on_demand, bool terminate_excess)

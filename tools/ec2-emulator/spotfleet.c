@@ -88,6 +88,31 @@ static bool launch_specs(json_t *p, json_t *specs, const char *rid, emu_reply *r
 	}
 }
 
+/* LaunchTemplateConfigs.N as the request gave them, for
+ * DescribeSpotFleetRequests: [{id, name, version, overrides: [{type,
+ * subnet, weight}]}] (what was not given is left out). */
+static json_t *lt_configs_given(json_t *p)
+{
+	json_t *all = json_array();
+	char pre[100];
+	for (int c = 1;; c++) {
+		snprintf(pre, sizeof pre, CFG "LaunchTemplateConfigs.%d.", c);
+		const char *id = paramf(p, "%sLaunchTemplateSpecification.LaunchTemplateId", pre);
+		const char *name = paramf(p, "%sLaunchTemplateSpecification.LaunchTemplateName", pre);
+		if (!id && !name)
+			return all;
+		json_t *ov = json_array();
+		for (int k = 1; paramf(p, "%sOverrides.%d.InstanceType", pre, k); k++)
+			json_array_append_new(ov, json_pack("{s:s, s:s?, s:s?}", "type",
+							    paramf(p, "%sOverrides.%d.InstanceType", pre, k), "subnet",
+							    paramf(p, "%sOverrides.%d.SubnetId", pre, k), "weight",
+							    paramf(p, "%sOverrides.%d.WeightedCapacity", pre, k)));
+		json_array_append_new(all, json_pack("{s:s?, s:s?, s:s?, s:o}", "id", id, "name", name, "version",
+						     paramf(p, "%sLaunchTemplateSpecification.Version", pre),
+						     "overrides", ov));
+	}
+}
+
 void emu_request_spot_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 {
 	const char *type = param(p, CFG "Type") ? param(p, CFG "Type") : "maintain";
@@ -124,13 +149,13 @@ void emu_request_spot_fleet(emu *e, json_t *p, const char *rid, emu_reply *r)
 	emu_uuid(e, "sfr-", id, sizeof id);
 	json_t *g = emu_group_new(e, "spot-fleet", id, type);
 	const char *strategy = param(p, CFG "AllocationStrategy") ? param(p, CFG "AllocationStrategy") : "lowestPrice";
-	json_object_update_new(g, json_pack("{s:I, s:I, s:o, s:b, s:{s:s}, s:s?, s:s, s:s, s:s, s:o, s:s?}", "target",
+	json_object_update_new(g, json_pack("{s:I, s:I, s:o, s:b, s:{s:s}, s:s?, s:s, s:s, s:s, s:o, s:o}", "target",
 					    (json_int_t)atol(target), "on_demand", (json_int_t)(od ? atol(od) : 0),
 					    "specs", specs, "spread", strcmp(strategy, "diversified") == 0, "tags",
 					    "aws:ec2spot:fleet-request-id", id, "token", param(p, CFG "ClientToken"),
 					    "excess", excess ? excess : "default", "role", param(p, CFG "IamFleetRole"),
-					    "strategy", strategy, "fleet_tags", fleet_tags, "lt_id",
-					    param(p, CFG "LaunchTemplateConfigs.1.LaunchTemplateSpecification.LaunchTemplateId")));
+					    "strategy", strategy, "fleet_tags", fleet_tags, "lt_configs",
+					    lt_configs_given(p)));
 	emu_group_fill(e, g, NULL);
 	emu_head(&r->body, "RequestSpotFleet", rid);
 	eb_elem(&r->body, "spotFleetRequestId", id);
@@ -151,6 +176,39 @@ static const char *spot_fleet_state(emu *e, json_t *g)
 	return emu_group_state(e, g, "cancelled_terminating", "cancelled");
 }
 
+/* <launchTemplateConfigs>: each template as the request named it, with its
+ * overrides (SpotFleetRequestConfigData.LaunchTemplateConfigs). */
+static void lt_configs_xml(emu_buf *b, json_t *configs)
+{
+	eb_add(b, "<launchTemplateConfigs>");
+	size_t i, k;
+	json_t *c, *o;
+	json_array_foreach(configs, i, c) {
+		eb_add(b, "<item><launchTemplateSpecification>");
+		if (param(c, "id"))
+			eb_elem(b, "launchTemplateId", param(c, "id"));
+		if (param(c, "name"))
+			eb_elem(b, "launchTemplateName", param(c, "name"));
+		eb_elem(b, "version", param(c, "version") ? param(c, "version") : "$Default");
+		eb_add(b, "</launchTemplateSpecification>");
+		if (json_array_size(json_object_get(c, "overrides")))
+			eb_add(b, "<overrides>");
+		json_array_foreach(json_object_get(c, "overrides"), k, o) {
+			eb_add(b, "<item>");
+			eb_elem(b, "instanceType", param(o, "type"));
+			if (param(o, "subnet"))
+				eb_elem(b, "subnetId", param(o, "subnet"));
+			if (param(o, "weight"))
+				eb_printf(b, "<weightedCapacity>%.1f</weightedCapacity>", atof(param(o, "weight")));
+			eb_add(b, "</item>");
+		}
+		if (json_array_size(json_object_get(c, "overrides")))
+			eb_add(b, "</overrides>");
+		eb_add(b, "</item>");
+	}
+	eb_add(b, "</launchTemplateConfigs>");
+}
+
 static void spot_fleet_xml(emu *e, emu_buf *b, json_t *g)
 {
 	long od, spot;
@@ -166,7 +224,8 @@ static void spot_fleet_xml(emu *e, emu_buf *b, json_t *g)
 	eb_elem(b, "iamFleetRole", param(g, "role"));
 	if (param(g, "token"))
 		eb_elem(b, "clientToken", param(g, "token"));
-	if (!param(g, "lt_id")) {
+	json_t *configs = json_object_get(g, "lt_configs");
+	if (!json_array_size(configs)) {
 		eb_add(b, "<launchSpecifications>");
 		size_t i;
 		json_t *s;
@@ -183,9 +242,7 @@ static void spot_fleet_xml(emu *e, emu_buf *b, json_t *g)
 		}
 		eb_add(b, "</launchSpecifications>");
 	} else {
-		eb_add(b, "<launchTemplateConfigs><item><launchTemplateSpecification>");
-		eb_elem(b, "launchTemplateId", param(g, "lt_id"));
-		eb_add(b, "</launchTemplateSpecification></item></launchTemplateConfigs>");
+		lt_configs_xml(b, configs);
 	}
 	eb_printf(b, "<targetCapacity>%lld</targetCapacity><onDemandTargetCapacity>%lld</onDemandTargetCapacity>",
 		  (long long)json_integer_value(json_object_get(g, "target")),

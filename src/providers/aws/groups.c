@@ -20,10 +20,18 @@
  * (the fleet with that clientToken, the group of that name) before the
  * call is said to have failed.
  *
+ * Launch templates: one made from the template's data belongs to the one
+ * group it was made for (its name ends with the group's mark,
+ * aws_group_lt_mark) and is deleted when that group ends or its create
+ * surely failed; a launchTemplateId the template names is the user's and
+ * never deleted.
+ *
  * Return: an instance's group is known from this process's launches or,
  * after a restart, from the tag EC2 / Auto Scaling put on it
  * (aws:ec2spot:fleet-request-id, aws:ec2:fleet-id,
- * aws:autoscaling:groupName). A group left with nothing is ended with its
+ * aws:autoscaling:groupName), its weights and launch template then read
+ * from the group's Describe answer (the template is the group's own when
+ * its name carries the mark of the group's token). A group left with nothing is ended with its
  * instances (CancelSpotFleetRequests / DeleteFleets with
  * TerminateInstances, DeleteAutoScalingGroup with ForceDelete); else a
  * maintain fleet's target is lowered first (no-termination) and the
@@ -89,6 +97,32 @@ bool aws_groups_configured(const json_t *templates)
 static group_kind kind_of_api(const char *api)
 {
 	return eq(api, "SpotFleet") ? GK_SPOT_FLEET : eq(api, "ASG") ? GK_ASG : GK_EC2_FLEET;
+}
+
+void aws_group_token(const aws *a, const char *api, const char *fleet_type, const char *basis, char *out)
+{
+	char group[64];
+	snprintf(group, sizeof group, "%s:%s:0", kinds[kind_of_api(api)].api, fleet_type);
+	aws_client_token(out, basis, a->base.name, group);
+}
+
+void aws_group_lt_mark(const char *token, char out[AWS_LT_MARK_SIZE])
+{
+	uint64_t h = pv_fnv1a64(PV_FNV64_OFFSET, token, strlen(token));
+	snprintf(out, AWS_LT_MARK_SIZE, "-%016llx", (unsigned long long)h);
+}
+
+/* Whether the launch template `name` was made for the group of `token`:
+ * provisio's prefix and the group's mark at the end. A template the user
+ * named (launchTemplateId), or one another group launches from, has not. */
+static bool lt_made_for(const char *name, const char *token)
+{
+	char mark[AWS_LT_MARK_SIZE];
+	if (!name || !token || !*token || strncmp(name, "provisio-", 9) != 0)
+		return false;
+	aws_group_lt_mark(token, mark);
+	size_t n = strlen(name), m = strlen(mark);
+	return n > m + 9 && strcmp(name + n - m, mark) == 0;
 }
 
 /* ---- calls ------------------------------------------------------------------ */
@@ -264,6 +298,14 @@ static void ec2_fleet_form(const aws_group_launch *g, const char *token, aws_for
 /* The Auto Scaling group's name: one launch, one name (it takes no token). */
 static void asg_name(char *out, size_t size, const char *token) { snprintf(out, size, "provisio-%s", token); }
 
+static bool weighted(const json_t *types)
+{
+	size_t i;
+	json_t *t;
+	json_array_foreach(types, i, t) if (json_integer_value(json_object_get(t, "weight")) != 1) return true;
+	return false;
+}
+
 static void asg_form(const aws_group_launch *g, const char *name, aws_form *f)
 {
 	form_asg(f, "CreateAutoScalingGroup");
@@ -273,7 +315,9 @@ static void asg_form(const aws_group_launch *g, const char *name, aws_form *f)
 	add_int(f, "DesiredCapacity", g->count);
 	const char *ver = g->lt_version ? g->lt_version : "$Default";
 	int64_t od = on_demand_units(g);
-	if (json_array_size(g->types) > 1 || od < g->count) {
+	/* weights, several types or spot take the mixed policy: a plain
+	 * LaunchTemplate counts every instance 1 */
+	if (json_array_size(g->types) > 1 || od < g->count || weighted(g->types)) {
 #define M "MixedInstancesPolicy."
 		aws_form_add(f, M "LaunchTemplate.LaunchTemplateSpecification.LaunchTemplateId", g->lt_id);
 		aws_form_add(f, M "LaunchTemplate.LaunchTemplateSpecification.Version", ver);
@@ -361,11 +405,30 @@ static aws_form selector(const char *key, const char *value, const char *max_key
 	return s;
 }
 
+/* {instance_id, instance_type, state} of the live ones among a group's
+ * listed instances (fleets' activeInstanceSet, a group's Instances). */
+static json_t *live_instances(const json_t *raw)
+{
+	json_t *out = json_array();
+	size_t i;
+	json_t *v;
+	json_array_foreach(raw, i, v) {
+		const char *id = str(v, "instanceId") ? str(v, "instanceId") : str(v, "InstanceId");
+		const char *type = str(v, "instanceType") ? str(v, "instanceType") : str(v, "InstanceType");
+		const char *life = str(v, "LifecycleState");
+		if (!id || (life && (strncmp(life, "Terminat", 8) == 0 || strncmp(life, "Detach", 6) == 0)))
+			continue;
+		json_array_append_new(out, json_pack("{s:s, s:s?, s:s}", "instance_id", id, "instance_type", type,
+						     "state", life && eq(life, "InService") ? "running" : "pending"));
+	}
+	return out;
+}
+
 /* The group's live instances: a new array of {instance_id, instance_type,
  * state}. NULL with the failure in acc. */
 static json_t *group_instances(aws *a, const pv_operation *op, group_kind k, const char *gid, group_acc *acc)
 {
-	json_t *raw = json_array(), *out = json_array();
+	json_t *raw = json_array();
 	bool ok;
 	if (k == GK_ASG) {
 		static const char *const f[] = {"InstanceId", "InstanceType", "LifecycleState", NULL};
@@ -380,22 +443,8 @@ static json_t *group_instances(aws *a, const pv_operation *op, group_kind k, con
 				  false, "activeInstanceSet", f, raw, acc);
 		aws_form_free(&s);
 	}
-	size_t i;
-	json_t *v;
-	json_array_foreach(raw, i, v) {
-		const char *id = str(v, "instanceId") ? str(v, "instanceId") : str(v, "InstanceId");
-		const char *type = str(v, "instanceType") ? str(v, "instanceType") : str(v, "InstanceType");
-		const char *life = str(v, "LifecycleState");
-		if (!id || (life && (strncmp(life, "Terminat", 8) == 0 || strncmp(life, "Detach", 6) == 0)))
-			continue;
-		json_array_append_new(out, json_pack("{s:s, s:s?, s:s}", "instance_id", id, "instance_type", type,
-						     "state", life && eq(life, "InService") ? "running" : "pending"));
-	}
+	json_t *out = ok ? live_instances(raw) : NULL;
 	json_decref(raw);
-	if (!ok) {
-		json_decref(out);
-		return NULL;
-	}
 	return out;
 }
 
@@ -618,12 +667,19 @@ void aws_group_create(aws *a, const pv_operation *op, const aws_group_launch *g,
 {
 	group_kind k = kind_of_api(g->api);
 	group_acc acc = {0};
-	char token[AWS_CLIENT_TOKEN_MAX + 1], group[64], gid[160];
-	snprintf(group, sizeof group, "%s:%s:0", kinds[k].api, g->fleet_type);
-	aws_client_token(token, g->basis, a->base.name, group);
+	char token[AWS_CLIENT_TOKEN_MAX + 1], gid[160];
+	aws_group_token(a, g->api, g->fleet_type, g->basis, token);
 	json_t *instances = NULL, *weights = weights_of(g->types);
-	if (!create_group(a, op, g, k, token, gid, sizeof gid, &acc))
+	if (!create_group(a, op, g, k, token, gid, sizeof gid, &acc)) {
+		/* No group was made: nothing will launch from its template.
+		 * Kept when that is not sure (an answer lost, a group of this
+		 * name that exists but was not found). */
+		bool surely_none = !acc.unknown && !(acc.failed && (acc.fail.maybe_ran ||
+								   eq(acc.fail.ec2_code, "AlreadyExists")));
+		if (surely_none)
+			drop_launch_template(a, op, owned_lt(g), g->lt_name);
 		goto failed;
+	}
 	json_object_set_new(data, "group_id", json_string(gid));
 	json_object_set_new(data, "fleet_type", json_string(g->fleet_type));
 	if (k != GK_ASG)
@@ -819,7 +875,12 @@ typedef struct group_state {
 	bool active;      /* still launching / maintaining */
 	int64_t target, on_demand;
 	json_t *weights;  /* owned */
-	char lt_id[64], lt_name[160]; /* the launch template made for it, when known */
+	/* The launch template it launches from (id, and name when known) and
+	 * whether it is the group's own: known when this process made it,
+	 * else judged by its name (lt_made_for) against the group's token. */
+	char lt_id[64], lt_name[160];
+	bool lt_known_own;
+	char token[AWS_CLIENT_TOKEN_MAX + 1];
 	json_t *live;     /* owned: live instance id -> instance type */
 } group_state;
 
@@ -845,9 +906,48 @@ static bool state_cached(aws *a, const char *gid, group_state *s)
 		json_t *lt = json_object_get(g, "launch_template");
 		snprintf(s->lt_id, sizeof s->lt_id, "%s", str(lt, "id") ? str(lt, "id") : "");
 		snprintf(s->lt_name, sizeof s->lt_name, "%s", str(lt, "name") ? str(lt, "name") : "");
+		s->lt_known_own = lt != NULL; /* remembered only when made for it */
 	}
 	pthread_mutex_unlock(&a->lock);
 	return g != NULL;
+}
+
+/* The launch template and weights a Describe answer gives of the group
+ * (its first launch template: provisio makes one a group). */
+static void state_launch(aws *a, const char *gid, const aws_call *c, const char *set, group_state *s)
+{
+	json_t *got = aws_xml_group_launch(c->reply.body, c->reply.len, set);
+	json_t *lt = json_array_get(json_object_get(got, "launch_templates"), 0);
+	snprintf(s->lt_id, sizeof s->lt_id, "%s", str(lt, "id") ? str(lt, "id") : "");
+	snprintf(s->lt_name, sizeof s->lt_name, "%s", str(lt, "name") ? str(lt, "name") : "");
+	json_object_update(s->weights, json_object_get(got, "weights"));
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(got, "problems"), i, p)
+		pv_log(PV_LOG_WARN, "aws '%s': group %s: %s (that type counts 1 unit on a return)", a->base.name, gid,
+		       json_string_value(p));
+	json_decref(got);
+}
+
+/* An Auto Scaling group from one DescribeAutoScalingGroups: its launch
+ * template, weights and instances (one group's instances come whole). */
+static json_t *describe_asg(aws *a, const pv_operation *op, const char *gid, group_state *s, group_acc *acc)
+{
+	static const char *const f[] = {"InstanceId", "InstanceType", "LifecycleState", NULL};
+	aws_form form;
+	form_asg(&form, "DescribeAutoScalingGroups");
+	aws_form_add(&form, "AutoScalingGroupNames.member.1", gid);
+	aws_call c;
+	if (!call(a, op, ACT_DESCRIBE_AUTO_SCALING_GROUPS, &form, acc, &c)) {
+		acc_fail(acc, ACT_DESCRIBE_AUTO_SCALING_GROUPS, &c);
+		return NULL;
+	}
+	state_launch(a, gid, &c, "AutoScalingGroups", s);
+	json_t *raw = aws_xml_list(c.reply.body, c.reply.len, "Instances", f, NULL);
+	json_t *in = live_instances(raw);
+	json_decref(raw);
+	aws_call_free(&c);
+	return in;
 }
 
 /* Asked of EC2 / Auto Scaling (after a restart). false with acc failed. */
@@ -857,8 +957,12 @@ static bool state_described(aws *a, const pv_operation *op, group_kind k, const 
 	s->kind = k;
 	s->weights = json_object();
 	char text[64];
+	json_t *in;
 	if (k == GK_ASG) {
 		snprintf(s->type, sizeof s->type, "maintain");
+		/* its name is provisio-<token> (asg_name) */
+		snprintf(s->token, sizeof s->token, "%s", strncmp(gid, "provisio-", 9) == 0 ? gid + 9 : "");
+		in = describe_asg(a, op, gid, s, acc);
 	} else {
 		bool spot = k == GK_SPOT_FLEET;
 		aws_form f;
@@ -885,9 +989,11 @@ static bool state_described(aws *a, const pv_operation *op, group_kind k, const 
 		aws_xml_find_text(c.reply.body, c.reply.len, "onDemandTargetCapacity",
 				  text, sizeof text);
 		s->on_demand = atoll(text);
+		aws_xml_find_text(c.reply.body, c.reply.len, "clientToken", s->token, sizeof s->token);
+		state_launch(a, gid, &c, spot ? "spotFleetRequestConfigSet" : "fleetSet", s);
 		aws_call_free(&c);
+		in = group_instances(a, op, k, gid, acc);
 	}
-	json_t *in = group_instances(a, op, k, gid, acc);
 	if (!in)
 		return false;
 	if (k == GK_ASG) {
@@ -901,6 +1007,47 @@ static bool state_described(aws *a, const pv_operation *op, group_kind k, const 
 							 json_string(str(v, "instance_type") ? str(v, "instance_type") : ""));
 	json_decref(in);
 	return true;
+}
+
+/* The name of launch template `id` (DescribeLaunchTemplates), when the
+ * group's answer gave only its id. false when it is gone or unknown. */
+static bool lt_name_by_id(aws *a, const pv_operation *op, const char *id, char *name, size_t size)
+{
+	static const char *const f[] = {"launchTemplateId", "launchTemplateName", NULL};
+	group_acc acc = {0};
+	aws_form form;
+	aws_form_init(&form, "DescribeLaunchTemplates");
+	aws_form_add(&form, "LaunchTemplateId.1", id);
+	aws_call c;
+	bool ok = call(a, op, ACT_DESCRIBE_LAUNCH_TEMPLATES, &form, &acc, &c);
+	if (ok) {
+		json_t *list = aws_xml_list(c.reply.body, c.reply.len, "launchTemplates", f, NULL);
+		const char *n = str(json_array_get(list, 0), "launchTemplateName");
+		snprintf(name, size, "%s", n ? n : "");
+		json_decref(list);
+	} else if (!strstr(c.ec2_code, "NotFound")) {
+		pv_log(PV_LOG_WARN, "aws '%s': the name of launch template %s could not be read (%s): it is kept",
+		       a->base.name, id, c.ec2_code[0] ? c.ec2_code : c.reply.error);
+	}
+	aws_call_free(&c);
+	if (acc.failed)
+		aws_call_free(&acc.fail);
+	return ok && name[0];
+}
+
+/* The group has ended: its own launch template goes with it, and only
+ * that one (a user's, named by launchTemplateId, never). */
+static void drop_own_launch_template(aws *a, const pv_operation *op, group_state *s)
+{
+	if (!s->lt_id[0])
+		return;
+	if (!s->lt_known_own) {
+		if (!s->lt_name[0] && !lt_name_by_id(a, op, s->lt_id, s->lt_name, sizeof s->lt_name))
+			return;
+		if (!lt_made_for(s->lt_name, s->token))
+			return;
+	}
+	drop_launch_template(a, op, s->lt_id, s->lt_name[0] ? s->lt_name : NULL);
 }
 
 static bool has(const json_t *ids, const char *id)
@@ -941,12 +1088,29 @@ static void mark_done(json_t *done, const json_t *ids)
 									    "shutting-down"));
 }
 
+/* Whether every one of `ids` is among the group's `live` instances. */
+static bool knows_all(const json_t *live, const json_t *ids)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(ids, i, v) if (!json_object_get(live, json_string_value(v))) return false;
+	return true;
+}
+
 /* Gives `ids` back through their group `gid`. */
 static bool release_group(aws *a, const pv_operation *op, group_kind k, const char *gid, json_t *ids, json_t *done,
 			  group_acc *acc)
 {
 	group_state s = {0};
-	if (!state_cached(a, gid, &s) && !state_described(a, op, k, gid, &s, acc)) {
+	bool cached = state_cached(a, gid, &s);
+	if (cached && !knows_all(s.live, ids)) {
+		/* an instance the group launched after this process looked (a
+		 * replacement): the cache is stale, EC2 knows */
+		state_free(&s);
+		memset(&s, 0, sizeof s);
+		cached = false;
+	}
+	if (!cached && !state_described(a, op, k, gid, &s, acc)) {
 		state_free(&s);
 		return false;
 	}
@@ -958,6 +1122,8 @@ static bool release_group(aws *a, const pv_operation *op, group_kind k, const ch
 	json_object_foreach(s.live, id, v) all = all && has(ids, id);
 	if (!s.active || eq(s.type, "instant")) {
 		ok = terminate(a, op, ids, done, acc);
+		if (ok && all && !eq(s.type, "instant"))
+			drop_own_launch_template(a, op, &s); /* ended before: its last instances gone now */
 	} else if (all) {
 		ok = end_group(a, op, k, gid, true, acc);
 		if (!ok && acc->failed && (strstr(acc->fail.ec2_code, "NotIn") || strstr(acc->fail.ec2_code, "NotExist") ||
@@ -970,7 +1136,7 @@ static bool release_group(aws *a, const pv_operation *op, group_kind k, const ch
 			mark_done(done, ids);
 		}
 		if (ok)
-			drop_launch_template(a, op, s.lt_id, s.lt_name[0] ? s.lt_name : NULL);
+			drop_own_launch_template(a, op, &s);
 		if (ok) {
 			pthread_mutex_lock(&a->lock);
 			json_object_del(a->group_cache, gid);

@@ -25,8 +25,9 @@ typedef struct aws_group_launch {
 	const char *price_type, *max_price;
 	int64_t count;          /* capacity units */
 	bool all_or_nothing;
-	bool lt_owned;          /* the launch template was made for this request
-				   (lt_name): deleted with the group */
+	bool lt_owned;          /* the launch template was made for this group
+				   (lt_name ends with its aws_group_lt_mark):
+				   deleted with the group */
 	const char *lt_name;
 } aws_group_launch;
 
@@ -67,5 +68,29 @@ void aws_xml_find_text(const char *body, size_t len, const char *name, char *out
  * NULL when the body is not XML. */
 json_t *aws_xml_list(const char *body, size_t len, const char *list, const char *const *fields,
 		     char **next_token);
+
+/* The launch templates and instance weights of the first fleet / group of a
+ * DescribeSpotFleetRequests, DescribeFleets or DescribeAutoScalingGroups
+ * answer, whose list is `set` (spotFleetRequestConfigSet, fleetSet,
+ * AutoScalingGroups): a new {"launch_templates": [{"id", "name"}, as the
+ * answer gives them], "weights": {instance type: units}, "problems":
+ * [weights that are not whole units from 1, said]}. NULL when the body is
+ * not XML. */
+json_t *aws_xml_group_launch(const char *body, size_t len, const char *set);
+
+/* ---- whose launch template ------------------------------------------------------ */
+
+/* The ClientToken of the group one launch (`basis`) makes through `api` /
+ * `fleet_type` (an Auto Scaling group is named after it); `out` holds
+ * AWS_CLIENT_TOKEN_MAX + 1 bytes. */
+void aws_group_token(const aws *a, const char *api, const char *fleet_type, const char *basis, char *out);
+
+/* What ends the name of a launch template made for one group: "-" and 16
+ * hex digits of the group's token. Deterministic (a retried launch names
+ * the same template, a lost answer is found by the name) and checkable
+ * from the group alone after a restart (its token is in DescribeFleets /
+ * DescribeSpotFleetRequests, in an Auto Scaling group's name). */
+#define AWS_LT_MARK_SIZE 18
+void aws_group_lt_mark(const char *token, char out[AWS_LT_MARK_SIZE]);
 
 #endif

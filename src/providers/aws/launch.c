@@ -648,7 +648,8 @@ static const char lt_model_text[] =
 /* LaunchTemplateData from the template: what does not change between
  * requests (the request id tag goes on CreateFleet itself). A fleet or
  * group that is not instant can tag its instances only from the launch
- * template: its data carries the request's tag, one template a request. */
+ * template: its data carries the request's tag (and its name the group's
+ * mark: one template a group, lt_name_of). */
 static json_t *lt_data(const launch *l)
 {
 	json_t *d = json_pack("{s:s, s:s}", "ImageId", l->image_id, "InstanceType",
@@ -692,8 +693,13 @@ static json_t *lt_data(const launch *l)
 
 /* provisio-<template id>-<hash of the data>: the same template with the
  * same parameters names the same launch template, in any process; other
- * parameters make another one instead of silently changing the first. */
-static void lt_name_of(launch *l, const json_t *data)
+ * parameters make another one instead of silently changing the first.
+ * A group's launch template is its alone (deleted when the group ends,
+ * while another group of the same data may still launch from its own):
+ * `mark` (aws_group_lt_mark of the group's token) ends its name; NULL for
+ * EC2Fleet instant, which shares one and never deletes it. At most
+ * 9 + 64 + 17 + 17 = 107 characters (EC2 takes 128). */
+static void lt_name_of(launch *l, const json_t *data, const char *mark)
 {
 	char *text = json_dumps(data, JSON_SORT_KEYS | JSON_COMPACT);
 	uint64_t h = pv_fnv1a64(PV_FNV64_OFFSET, text ? text : "", text ? strlen(text) : 0);
@@ -707,7 +713,7 @@ static void lt_name_of(launch *l, const json_t *data)
 		id[n++] = ok ? c : '_';
 	}
 	id[n] = '\0';
-	snprintf(l->lt_name, sizeof l->lt_name, "provisio-%s-%016llx", id, (unsigned long long)h);
+	snprintf(l->lt_name, sizeof l->lt_name, "provisio-%s-%016llx%s", id, (unsigned long long)h, mark ? mark : "");
 }
 
 /* The CreateLaunchTemplate body. NULL-free: f.oom tells. */
@@ -750,11 +756,12 @@ static bool lt_lookup(aws *a, launch *l, const pv_operation *op, launch_acc *acc
 /* Sets l->lt_id to a launch template with the template's parameters:
  * known to this provider, made now, or made before (AlreadyExists) and
  * looked up. The ClientToken makes a retried CreateLaunchTemplate
- * idempotent; the name makes the next request reuse it. */
-static bool ensure_launch_template(aws *a, launch *l, const pv_operation *op, launch_acc *acc)
+ * idempotent; the name makes the next request reuse it (instant), or the
+ * retried launch of one group find its own (`mark`, see lt_name_of). */
+static bool ensure_launch_template(aws *a, launch *l, const pv_operation *op, launch_acc *acc, const char *mark)
 {
 	json_t *data = lt_data(l);
-	lt_name_of(l, data);
+	lt_name_of(l, data, mark);
 	pthread_mutex_lock(&a->lock);
 	const char *known = json_string_value(json_object_get(a->lt_cache, l->lt_name));
 	snprintf(l->lt_made, sizeof l->lt_made, "%s", known ? known : "");
@@ -882,7 +889,7 @@ static void fleet_launch(aws *a, launch *l, const pv_operation *op, launch_acc *
 			json_object_del(a->lt_cache, l->lt_name);
 			pthread_mutex_unlock(&a->lock);
 			acc_forget_failure(acc);
-			if (!ensure_launch_template(a, l, op, acc))
+			if (!ensure_launch_template(a, l, op, acc, NULL))
 				return;
 			note_launch_template(data, l);
 			continue;
@@ -1016,13 +1023,24 @@ static void note_warnings(const launch *l, pv_result *out)
 		pv_result_meta_set(out, "template_warnings", json_incref(l->warnings));
 }
 
+/* The mark of the group this launch makes (aws_group_lt_mark). */
+static void group_mark(const aws *a, const launch *l, char mark[AWS_LT_MARK_SIZE])
+{
+	char token[AWS_CLIENT_TOKEN_MAX + 1];
+	aws_group_token(a, l->api, aws_template_fleet_type(l->tmpl), l->basis, token);
+	aws_group_lt_mark(token, mark);
+}
+
 /* SpotFleet, ASG, EC2Fleet request / maintain: the launch template (the
- * template's, or one made from its data as for EC2Fleet), then groups.c. */
+ * template's, or one made from its data for this group alone), then
+ * groups.c. */
 static void create_in_group(aws *a, launch *l, const pv_operation *op, pv_result *out)
 {
 	launch_acc acc = {.instances = json_array(), .errors = json_array(), .last_act = ACT_CREATE_LAUNCH_TEMPLATE};
 	json_t *data = json_pack("{s:s}", "api", l->api);
-	if (!l->lt_id && ensure_launch_template(a, l, op, &acc))
+	char mark[AWS_LT_MARK_SIZE];
+	group_mark(a, l, mark);
+	if (!l->lt_id && ensure_launch_template(a, l, op, &acc, mark))
 		note_launch_template(data, l);
 	if (!l->lt_id) {
 		finish_create(a, l, op, &acc, data, out); /* the launch template's failure */
@@ -1069,7 +1087,7 @@ void aws_op_create(aws *a, const pv_operation *op, pv_result *out)
 			  .last_act = fleet ? ACT_CREATE_FLEET : ACT_RUN_INSTANCES};
 	json_t *data = json_object();
 	json_object_set_new(data, "api", json_string(fleet ? "EC2Fleet" : "RunInstances"));
-	if (fleet && !l.lt_id && ensure_launch_template(a, &l, op, &acc))
+	if (fleet && !l.lt_id && ensure_launch_template(a, &l, op, &acc, NULL))
 		note_launch_template(data, &l);
 	if (fleet && l.lt_id)
 		fleet_launch(a, &l, op, &acc, data);
@@ -1097,7 +1115,11 @@ static bool dry_run_call(aws *a, const launch *l, const pv_operation *op, pv_res
 		/* No launch template yet: ask whether we could make one. */
 		json_t *data = lt_data(l);
 		launch named = *l;
-		lt_name_of(&named, data);
+		char mark[AWS_LT_MARK_SIZE];
+		bool group = aws_template_uses_group(l->tmpl);
+		if (group)
+			group_mark(a, l, mark);
+		lt_name_of(&named, data, group ? mark : NULL);
 		lt_form(&named, data, NULL, true, &f);
 		json_decref(data);
 		act = ACT_CREATE_LAUNCH_TEMPLATE;
