@@ -347,19 +347,10 @@ static void count_outcome(pv_breaker *b, pv_breaker_outcome o, const pv_result *
 	}
 }
 
-void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
-		       uint64_t latency_ns, const pv_clock *clock)
+/* Records outcome `o` of a call made with `permit` that ended at `now`. */
+static void record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
+		   pv_breaker_outcome o, uint64_t now)
 {
-	bool fast = pv_breaker_classify(b, r, latency_ns) == PV_OUTCOME_SUCCESS &&
-		    permit.kind == PV_PERMIT_NORMAL;
-	pv_breaker_record_at(b, permit, r, latency_ns,
-			     fast ? pv_clock_now_coarse(clock) : pv_clock_now(clock));
-}
-
-void pv_breaker_record_at(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
-			  uint64_t latency_ns, uint64_t now)
-{
-	pv_breaker_outcome o = pv_breaker_classify(b, r, latency_ns);
 	count_outcome(b, o, r, now);
 	if (permit.kind == PV_PERMIT_PROBE) {
 		record_probe(b, permit.generation, o, now);
@@ -379,6 +370,20 @@ void pv_breaker_record_at(pv_breaker *b, pv_breaker_permit permit, const pv_resu
 	unsigned c = atomic_fetch_add_explicit(&b->consecutive, 1, RELAXED) + 1;
 	if (c >= b->cfg.threshold || rate_tripped(b))
 		trip(b, permit.generation, now);
+}
+
+void pv_breaker_record(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
+		       uint64_t latency_ns, const pv_clock *clock)
+{
+	pv_breaker_outcome o = pv_breaker_classify(b, r, latency_ns);
+	bool fast = o == PV_OUTCOME_SUCCESS && permit.kind == PV_PERMIT_NORMAL;
+	record(b, permit, r, o, fast ? pv_clock_now_coarse(clock) : pv_clock_now(clock));
+}
+
+void pv_breaker_record_at(pv_breaker *b, pv_breaker_permit permit, const pv_result *r,
+			  uint64_t latency_ns, uint64_t now)
+{
+	record(b, permit, r, pv_breaker_classify(b, r, latency_ns), now);
 }
 
 /* ---- metrics and persistence -------------------------------------------- */
